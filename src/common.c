@@ -1,0 +1,146 @@
+/* common.c: status codes, error messages, checked allocation, atomic file output. */
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+pe_status pe_fail(pe_err *err, pe_status code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+const char *pe_status_str(pe_status s) {
+    switch (s) {
+    case PE_OK: return "ok";
+    case PE_ERR_USAGE: return "usage error";
+    case PE_ERR_INPUT: return "bad input";
+    case PE_ERR_INTERNAL: return "internal error";
+    case PE_ERR_CHECKPOINT: return "checkpointed after a signal, rerun to resume";
+    }
+    return "unknown status";
+}
+
+void *pe_malloc(size_t n, pe_err *err, const char *what) {
+    void *p = malloc(n ? n : 1);
+    if (!p) pe_fail(err, PE_ERR_INTERNAL, "out of memory allocating %zu bytes for %s", n, what);
+    return p;
+}
+
+void *pe_calloc(size_t n, size_t size, pe_err *err, const char *what) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) pe_fail(err, PE_ERR_INTERNAL, "out of memory allocating %zu x %zu bytes for %s", n, size, what);
+    return p;
+}
+
+pe_status pe_write_file_atomic(const char *path, const void *data, size_t len, pe_err *err) {
+    size_t plen = strlen(path);
+    char *tmp = pe_malloc(plen + 32, err, "temporary file name");
+    if (!tmp) return PE_ERR_INTERNAL;
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        pe_fail(err, PE_ERR_INPUT, "%s: cannot create (%s); check that the output folder exists and is writable",
+                tmp, strerror(errno));
+        free(tmp);
+        return PE_ERR_INPUT;
+    }
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            pe_fail(err, PE_ERR_INTERNAL, "%s: write failed (%s); is the disk full?", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return PE_ERR_INTERNAL;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        pe_fail(err, PE_ERR_INTERNAL, "%s: fsync/close failed (%s)", tmp, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return PE_ERR_INTERNAL;
+    }
+    if (rename(tmp, path) != 0) {
+        pe_fail(err, PE_ERR_INTERNAL, "cannot rename %s to %s (%s)", tmp, path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return PE_ERR_INTERNAL;
+    }
+    free(tmp);
+    return PE_OK;
+}
+
+pe_status pe_read_file(const char *path, char **out, size_t *len, pe_err *err) {
+    *out = NULL;
+    if (len) *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pe_fail(err, PE_ERR_INPUT, "%s: cannot open (%s); check the path", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return pe_fail(err, PE_ERR_INPUT, "%s: cannot seek (%s); is it a regular file?", path, strerror(errno));
+    }
+    long n = ftell(f);
+    if (n < 0) {
+        fclose(f);
+        return pe_fail(err, PE_ERR_INPUT, "%s: cannot tell size; is it a regular file?", path);
+    }
+    rewind(f);
+    char *buf = pe_malloc((size_t)n + 1, err, path);
+    if (!buf) {
+        fclose(f);
+        return PE_ERR_INTERNAL;
+    }
+    if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        free(buf);
+        return pe_fail(err, PE_ERR_INPUT, "%s: short read", path);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    if (len) *len = (size_t)n;
+    return PE_OK;
+}
+
+pe_status pe_mkdir_p(const char *path, pe_err *err) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return pe_fail(err, PE_ERR_INPUT, "output folder name '%s' is empty or too long", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return pe_fail(err, PE_ERR_INPUT, "%s: cannot create folder (%s); check permissions", buf, strerror(errno));
+            buf[i] = c;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pe_fail(err, PE_ERR_INPUT, "%s: exists but is not a folder; choose another run.out", path);
+    return PE_OK;
+}
+
+double pe_time_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

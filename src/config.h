@@ -1,0 +1,51 @@
+/* config.h: run configuration from an INI file (parsed by inih) plus --set overrides.
+ *
+ * Table-driven: every key is declared once in config.c (section, key, type, default, help);
+ * an unknown section or key is an error that names the file, line and the known keys.
+ * Paths in the INI file are resolved relative to the INI file's folder; paths given with
+ * --set are relative to the current directory. The resolved config (every key, defaults
+ * included) is echoed into results.json by cfg_to_json.
+ *
+ * Sections and keys (docs/config.md lists them all):
+ *   [model] path, format (auto|llama2c|safetensors), tokenizer (path | bytes | none | auto), config
+ *   [data]  path, format (auto|text|idx), mode (documents|windows|images), labels, limit,
+ *           context (0 = model seq_len), stride (0 = context)
+ *   [run]   out, batch
+ */
+#pragma once
+#include "common.h"
+
+#define CFG_PATH_MAX 4096
+
+typedef struct {
+    /* [model] */
+    char model_path[CFG_PATH_MAX];
+    char model_format[32];          /* auto | llama2c | safetensors */
+    char model_tokenizer[CFG_PATH_MAX]; /* path | "bytes" | "none" | "" (auto: none) */
+    char model_config[CFG_PATH_MAX];    /* safetensors config.json; "" = <model dir>/config.json */
+    /* [data] */
+    char data_path[CFG_PATH_MAX];
+    char data_format[32];           /* auto | text | idx */
+    char data_mode[32];             /* documents | windows | images ("" = auto: images for idx, documents for text) */
+    char data_labels[CFG_PATH_MAX]; /* idx labels file; "" = derived from path (images-idx3 -> labels-idx1) */
+    long data_limit;                /* 0 = all */
+    int  data_context;              /* 0 = model seq_len */
+    int  data_stride;               /* 0 = context */
+    /* [run] */
+    char run_out[CFG_PATH_MAX];
+    int  run_batch;                 /* sequences (or images) per forward pass */
+} pe_config;
+
+/* Set every key to its default. */
+void cfg_init_defaults(pe_config *c);
+/* Parse an INI file into c (on top of the defaults already there). */
+pe_status cfg_load_ini(pe_config *c, const char *path, pe_err *err);
+/* Apply one "section.key=value" override (value paths relative to the cwd). */
+pe_status cfg_apply_set(pe_config *c, const char *assignment, pe_err *err);
+/* Check ranges and enums after everything is applied (e.g. batch >= 1, mode known). */
+pe_status cfg_validate(const pe_config *c, pe_err *err);
+/* The resolved config as a cJSON object { "model": {...}, "data": {...}, "run": {...} }.
+ * Returned as void* (a cJSON*) so this header does not need cJSON.h. */
+void *cfg_to_json(const pe_config *c);
+/* Print the key table (section, key, default, help) for --help. */
+void cfg_print_keys(FILE *f);

@@ -1,0 +1,64 @@
+/* dataset.h: evaluation data.
+ *
+ * Text (tokenised once, then cut into sequences):
+ *   documents: the file is split on blank lines (a line of only whitespace); each document is
+ *              BOS + encode(text), truncated to `context` tokens; every position predicts the next.
+ *   windows:   the whole file is one token stream (BOS + encode(file)); windows of `context`
+ *              tokens start every `stride` tokens; window 0 scores all its targets, window w > 0
+ *              scores only the targets not scored by an earlier window (HF-style strided PPL).
+ *   Model convention: position p of a sequence predicts the token at position p+1. A sequence
+ *   scores targets at positions [score_begin + 1, len), i.e. predictions made at positions
+ *   [score_begin, len - 1).
+ * Images: IDX files (optionally gzip-compressed, read through zlib), as installed by Debian's
+ *   dataset-fashion-mnist: images idx3 (uint8, n x rows x cols) + labels idx1 (uint8, n).
+ * `limit` (> 0) keeps the first N documents / windows / images.
+ */
+#pragma once
+#include "common.h"
+#include "tokenizer.h"
+
+typedef enum {
+    DATA_MODE_DOCUMENTS = 0,
+    DATA_MODE_WINDOWS   = 1,
+} data_text_mode;
+
+typedef struct {
+    int64_t start;       /* index of the sequence's first token in text_dataset.tokens */
+    int     len;         /* number of tokens (<= context) */
+    int     score_begin; /* first prediction position that is scored (see above) */
+    int64_t doc_id;      /* document index (documents) or window index (windows): the unit for stderr */
+} text_seq;
+
+typedef struct {
+    data_text_mode mode;
+    int       context;     /* max tokens per sequence */
+    int       stride;      /* windows only */
+    int64_t   n_tokens;    /* total tokens stored */
+    int      *tokens;      /* (n_tokens) token ids */
+    uint16_t *tok_bytes;   /* (n_tokens) bytes each token contributes when decoded after its predecessor */
+    int       n_seqs;
+    text_seq *seqs;        /* (n_seqs) */
+    int64_t   n_scored;    /* total scored targets over all sequences */
+    int64_t   n_scored_bytes; /* total bytes of the scored targets */
+} text_dataset;
+
+/* Load a UTF-8 text file and cut it into sequences. context > 0, stride in [1, context] for
+ * windows (ignored for documents), limit <= 0 means all. */
+pe_status data_load_text(text_dataset *d, const char *path, const tokenizer *t, data_text_mode mode,
+                         int context, int stride, long limit, pe_err *err);
+void data_free_text(text_dataset *d);
+
+typedef struct {
+    int      n;        /* number of images */
+    int      rows;
+    int      cols;
+    uint8_t *pixels;   /* (n, rows, cols) */
+    uint8_t *labels;   /* (n) */
+    int      n_classes; /* max label + 1 */
+} image_dataset;
+
+/* Load IDX images + labels (gzip or raw, detected by magic); checks magic numbers, dimensions,
+ * that counts agree and that the files hold exactly the bytes their headers promise. */
+pe_status data_load_idx(image_dataset *d, const char *images_path, const char *labels_path, long limit,
+                        pe_err *err);
+void data_free_idx(image_dataset *d);

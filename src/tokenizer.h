@@ -1,0 +1,54 @@
+/* tokenizer.h: llama2.c tokenizer files (SentencePiece BPE as llama2.c runs it) and a
+ * byte-level tokenizer (vocab 256) for character models.
+ *
+ * llama2.c file: int32 max_token_length, then vocab_size records of
+ *   {float32 score, int32 len, len bytes}   (see docs/formats.md)
+ * Encoding reproduces llama2.c run.c `encode` exactly: optional BOS (1), a dummy " " prefix token
+ * for non-empty text, UTF-8 codepoints to tokens with byte fallback (id = byte + 3), then repeated
+ * merges of the adjacent pair with the highest score (leftmost on ties) until none merges.
+ * tok_encode is O(n log n) (heap of candidate pairs) so whole files can be encoded;
+ * tok_encode_ref is the naive O(n^2) twin, line for line llama2.c's loop, used by the tests.
+ */
+#pragma once
+#include "common.h"
+
+typedef enum {
+    TOK_KIND_LLAMA2C = 0, /* llama2.c tokenizer.bin */
+    TOK_KIND_BYTES   = 1, /* byte-level: token id = byte value, vocab 256, no BOS/EOS */
+} tok_kind;
+
+typedef struct {
+    tok_kind kind;
+    int      vocab_size;
+    int      max_token_length;
+    char   **vocab;       /* (vocab_size) NUL-terminated token strings */
+    int     *vocab_len;   /* (vocab_size) byte length of each token string */
+    float   *scores;      /* (vocab_size) merge scores */
+    int     *sorted_ids;  /* (vocab_size) ids sorted by token string, for lookup */
+    int      bos_id;      /* 1 for llama2.c, -1 for bytes */
+    int      eos_id;      /* 2 for llama2.c, -1 for bytes */
+    int      space_id;    /* id of " " (the dummy prefix), -1 if absent */
+    char     byte_pieces[256][2]; /* single-byte strings for byte-fallback decoding */
+} tokenizer;
+
+/* Load a llama2.c tokenizer file. vocab_size comes from the model (the file does not store it);
+ * the loader checks every record and that the file ends exactly after vocab_size records. */
+pe_status tok_init_llama2c(tokenizer *t, const char *path, int vocab_size, pe_err *err);
+/* Byte-level tokenizer, vocab 256. */
+void tok_init_bytes(tokenizer *t);
+void tok_free(tokenizer *t);
+
+/* Encode len bytes of text (need not be NUL-terminated). *out is malloc'ed (caller frees),
+ * *n_out tokens. bos/eos: prepend BOS / append EOS (ignored by the byte tokenizer). */
+pe_status tok_encode(const tokenizer *t, const char *text, size_t len, int bos, int eos,
+                     int **out, int *n_out, pe_err *err);
+/* naive reference twin of tok_encode (llama2.c's own O(n^2) loop) */
+pe_status tok_encode_ref(const tokenizer *t, const char *text, size_t len, int bos, int eos,
+                         int **out, int *n_out, pe_err *err);
+
+/* The text token `cur` decodes to when it follows `prev` (llama2.c decode rules: a leading space
+ * is stripped right after BOS; "<0xXX>" pieces decode to that one raw byte). Returns the piece
+ * and its byte length in *len. */
+const char *tok_decode_piece(const tokenizer *t, int prev, int cur, int *len);
+/* number of bytes token `cur` contributes to the decoded text after `prev` (for bits/byte) */
+int tok_count_bytes(const tokenizer *t, int prev, int cur);
