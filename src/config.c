@@ -1,0 +1,333 @@
+/* config.c: run configuration, driven by one table of keys (cfg_keys below).
+ *
+ * Defaults, INI parsing (inih), --set overrides, validation, the JSON echo and the --help
+ * listing all iterate cfg_keys: adding a key (or a whole new section) is one row there plus
+ * the field in pe_config.
+ */
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum {
+    CFG_STRING, /* free text */
+    CFG_PATH,   /* file name; from an INI file, relative names are joined to the INI's folder */
+    CFG_INT,    /* int, in [min, max] */
+    CFG_LONG,   /* long, in [min, max] */
+    CFG_ENUM,   /* one of `choices` ("a|b|c"); "" is allowed too when the default is "" (auto) */
+} cfg_type;
+
+typedef struct {
+    const char *section;
+    const char *key;
+    cfg_type    type;
+    size_t      offset;   /* where the value lives in pe_config */
+    size_t      size;     /* its size (buffer size for strings) */
+    const char *def;      /* default, as the text one would write in the INI file */
+    const char *choices;  /* CFG_ENUM: allowed values, '|'-separated */
+    long        min, max; /* CFG_INT/CFG_LONG range; max 0 = the type's maximum */
+    int         required; /* cfg_validate fails while the value is "" */
+    const char *help;     /* one line for --help and docs/config.md */
+} cfg_key;
+
+#define CFG_AT(field) .offset = offsetof(pe_config, field), .size = sizeof(((pe_config *)0)->field)
+
+static const cfg_key cfg_keys[] = {
+    {"model", "path", CFG_PATH, CFG_AT(model_path), .def = "", .required = 1,
+     .help = "model checkpoint: llama2.c .bin or .safetensors"},
+    {"model", "format", CFG_ENUM, CFG_AT(model_format), .def = "auto", .choices = "auto|llama2c|safetensors",
+     .help = "checkpoint format; auto = detect from the file"},
+    {"model", "tokenizer", CFG_PATH, CFG_AT(model_tokenizer), .def = "",
+     .help = "tokenizer file, 'bytes', 'none', or empty = auto (none)"},
+    {"model", "config", CFG_PATH, CFG_AT(model_config), .def = "",
+     .help = "safetensors config.json; empty = config.json next to the model"},
+    {"data", "path", CFG_PATH, CFG_AT(data_path), .def = "", .required = 1,
+     .help = "evaluation data: text file or idx images file"},
+    {"data", "format", CFG_ENUM, CFG_AT(data_format), .def = "auto", .choices = "auto|text|idx",
+     .help = "data format; auto = detect from the file"},
+    {"data", "mode", CFG_ENUM, CFG_AT(data_mode), .def = "", .choices = "documents|windows|images",
+     .help = "how items are formed; empty = auto (images for idx, documents for text)"},
+    {"data", "labels", CFG_PATH, CFG_AT(data_labels), .def = "",
+     .help = "idx labels file; empty = derived from data.path (images-idx3 -> labels-idx1)"},
+    {"data", "limit", CFG_LONG, CFG_AT(data_limit), .def = "0", .min = 0,
+     .help = "evaluate only the first N documents / windows / images; 0 = all"},
+    {"data", "context", CFG_INT, CFG_AT(data_context), .def = "0", .min = 0,
+     .help = "max tokens per sequence; 0 = the model's seq_len"},
+    {"data", "stride", CFG_INT, CFG_AT(data_stride), .def = "0", .min = 0,
+     .help = "windows mode: tokens between window starts; 0 = context"},
+    {"run", "out", CFG_PATH, CFG_AT(run_out), .def = "runs/default",
+     .help = "output folder (results.json, checkpoints)"},
+    {"run", "batch", CFG_INT, CFG_AT(run_batch), .def = "8", .min = 1,
+     .help = "sequences (or images) per forward pass"},
+};
+#define CFG_N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
+
+/* ---- table helpers ------------------------------------------------------------------------ */
+
+static void *cfg_field_ptr(pe_config *c, const cfg_key *k) { return (char *)c + k->offset; }
+static const void *cfg_field_cptr(const pe_config *c, const cfg_key *k) { return (const char *)c + k->offset; }
+
+static long cfg_max_value(const cfg_key *k) {
+    if (k->max) return k->max;
+    return k->type == CFG_INT ? INT_MAX : LONG_MAX;
+}
+
+/* first row of `section` (NULL if the section is unknown) */
+static const cfg_key *cfg_find_section(const char *section) {
+    for (size_t i = 0; i < CFG_N_KEYS; i++)
+        if (strcmp(cfg_keys[i].section, section) == 0) return &cfg_keys[i];
+    return NULL;
+}
+
+static const cfg_key *cfg_find_key(const char *section, const char *key) {
+    for (size_t i = 0; i < CFG_N_KEYS; i++)
+        if (strcmp(cfg_keys[i].section, section) == 0 && strcmp(cfg_keys[i].key, key) == 0) return &cfg_keys[i];
+    return NULL;
+}
+
+/* "path, format, ..." (the keys of one section) or "[model], [data], ..." (section == NULL) */
+static const char *cfg_list_names(const char *section, char *buf, size_t n) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < CFG_N_KEYS; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        if (section ? strcmp(k->section, section) != 0 : cfg_find_section(k->section) != k) continue;
+        int w = section ? snprintf(buf + used, n - used, "%s%s", used ? ", " : "", k->key)
+                        : snprintf(buf + used, n - used, "%s[%s]", used ? ", " : "", k->section);
+        if (w < 0 || (size_t)w >= n - used) break;
+        used += (size_t)w;
+    }
+    return buf;
+}
+
+static int cfg_has_choice(const cfg_key *k, const char *value) {
+    if (value[0] == '\0') return k->def[0] == '\0';
+    size_t len = strlen(value);
+    for (const char *p = k->choices; *p;) {
+        size_t tok = strcspn(p, "|");
+        if (tok == len && strncmp(p, value, len) == 0) return 1;
+        p += tok + (p[tok] == '|');
+    }
+    return 0;
+}
+
+static pe_status cfg_fail_enum(const cfg_key *k, const char *value, const char *ctx, pe_err *err) {
+    return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = '%s' is not allowed; choose one of: %s%s", ctx, k->section,
+                   k->key, value, k->choices, k->def[0] ? "" : " (or leave it empty for auto)");
+}
+
+static pe_status cfg_fail_range(const cfg_key *k, long v, const char *ctx, pe_err *err) {
+    if (k->max == 0)
+        return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = %ld is out of range; it must be >= %ld", ctx, k->section,
+                       k->key, v, k->min);
+    return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = %ld is out of range; it must be between %ld and %ld", ctx,
+                   k->section, k->key, v, k->min, k->max);
+}
+
+/* Check `value` for row k and store it. base_dir (may be NULL) is the folder that relative
+ * paths are joined to; ctx ("file:line" or "--set") starts every error message. */
+static pe_status cfg_store_value(pe_config *c, const cfg_key *k, const char *value, const char *base_dir,
+                                 const char *ctx, pe_err *err) {
+    void *dst = cfg_field_ptr(c, k);
+    if (k->type == CFG_INT || k->type == CFG_LONG) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (value[0] == '\0' || *end != '\0' || errno == ERANGE || (k->type == CFG_INT && (v < INT_MIN || v > INT_MAX)))
+            return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = '%s' is not an integer", ctx, k->section, k->key, value);
+        if (v < k->min || v > cfg_max_value(k)) return cfg_fail_range(k, v, ctx, err);
+        if (k->type == CFG_INT) *(int *)dst = (int)v;
+        else *(long *)dst = v;
+        return PE_OK;
+    }
+    if (k->type == CFG_ENUM && !cfg_has_choice(k, value)) return cfg_fail_enum(k, value, ctx, err);
+    const char *slash = base_dir ? strrchr(base_dir, '/') : NULL;
+    int join = k->type == CFG_PATH && slash && value[0] != '\0' && value[0] != '/' &&
+               strcmp(value, "bytes") != 0 && strcmp(value, "none") != 0;
+    int dir_len = join ? (int)(slash - base_dir) : 0;
+    size_t need = strlen(value) + (join ? (size_t)dir_len + 1 : 0);
+    if (need >= k->size)
+        return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s value is too long (%zu characters%s, at most %zu)", ctx,
+                       k->section, k->key, need, join ? " after joining the INI file's folder" : "", k->size - 1);
+    if (join) snprintf(dst, k->size, "%.*s/%s", dir_len, base_dir, value);
+    else memcpy(dst, value, strlen(value) + 1);
+    return PE_OK;
+}
+
+/* Look up section.key and store value (see cfg_store_value). */
+static pe_status cfg_set_value(pe_config *c, const char *section, const char *key, const char *value,
+                               const char *base_dir, const char *ctx, pe_err *err) {
+    char names[512];
+    if (!cfg_find_section(section)) {
+        if (section[0] == '\0')
+            return pe_fail(err, PE_ERR_INPUT, "%s: key '%s' is outside any section; put it under one of %s", ctx,
+                           key, cfg_list_names(NULL, names, sizeof names));
+        return pe_fail(err, PE_ERR_INPUT, "%s: unknown section [%s]; known sections: %s", ctx, section,
+                       cfg_list_names(NULL, names, sizeof names));
+    }
+    const cfg_key *k = cfg_find_key(section, key);
+    if (!k)
+        return pe_fail(err, PE_ERR_INPUT, "%s: unknown key '%s' in section [%s]; known keys: %s", ctx, key, section,
+                       cfg_list_names(section, names, sizeof names));
+    return cfg_store_value(c, k, value, base_dir, ctx, err);
+}
+
+/* ---- public API --------------------------------------------------------------------------- */
+
+void cfg_init_defaults(pe_config *c) {
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < CFG_N_KEYS; i++) cfg_store_value(c, &cfg_keys[i], cfg_keys[i].def, NULL, "default", NULL);
+}
+
+typedef struct {
+    pe_config  *cfg;
+    const char *path;
+    FILE       *fp;
+    int         line;     /* physical line last handed to inih */
+    int         err_line; /* line of the first error we recorded (0 = none) */
+    pe_status   status;
+    pe_err     *err;
+} cfg_ini_state;
+
+/* fgets-style reader for ini_parse_stream: counts lines (this inih has no line numbers in the
+ * handler), rejects lines too long for inih's buffer instead of letting it split them, and
+ * strips leading blanks so an indented line is a plain key, never a multi-line continuation. */
+static char *cfg_read_line(char *str, int num, void *stream) {
+    cfg_ini_state *s = stream;
+    if (!fgets(str, num, s->fp)) return NULL;
+    s->line++;
+    size_t n = strlen(str);
+    if (n > 0 && str[n - 1] != '\n' && n == (size_t)num - 1) {
+        int ch = fgetc(s->fp);
+        if (ch != EOF && ch != '\n') {
+            while (ch != EOF && ch != '\n') ch = fgetc(s->fp);
+            if (s->status == PE_OK) {
+                s->status = pe_fail(s->err, PE_ERR_INPUT,
+                                    "%s:%d: line is too long (at most %d characters); shorten it (paths may be "
+                                    "relative to the INI file) or give the value with --set",
+                                    s->path, s->line, num - 3);
+                s->err_line = s->line;
+            }
+            str[0] = '\0';
+            return str;
+        }
+    }
+    size_t lead = strspn(str, " \t");
+    memmove(str, str + lead, n - lead + 1);
+    return str;
+}
+
+static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value) {
+    cfg_ini_state *s = user;
+    if (s->status != PE_OK) return 1; /* report only the first error */
+    char ctx[CFG_PATH_MAX + 32];
+    snprintf(ctx, sizeof ctx, "%s:%d", s->path, s->line);
+    s->status = cfg_set_value(s->cfg, section, name, value, s->path, ctx, s->err);
+    if (s->status != PE_OK) s->err_line = s->line;
+    return s->status == PE_OK;
+}
+
+pe_status cfg_load_ini(pe_config *c, const char *path, pe_err *err) {
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return pe_fail(err, PE_ERR_INPUT, "%s: cannot open config file (%s); check the path", path, strerror(errno));
+    pe_config *tmp = pe_malloc(sizeof *tmp, err, "config");
+    if (!tmp) {
+        fclose(fp);
+        return PE_ERR_INTERNAL;
+    }
+    *tmp = *c; /* parse into a copy: c is left untouched on error */
+    cfg_ini_state s = {.cfg = tmp, .path = path, .fp = fp, .status = PE_OK, .err = err};
+    int rc = ini_parse_stream(cfg_read_line, &s, cfg_ini_handler, &s);
+    if (ferror(fp) && s.status == PE_OK)
+        s.status = pe_fail(err, PE_ERR_INPUT, "%s: cannot read config file; is it a regular file?", path);
+    else if (rc < 0 && s.status == PE_OK)
+        s.status = pe_fail(err, PE_ERR_INTERNAL, "%s: out of memory while parsing", path);
+    else if (rc > 0 && (s.status == PE_OK || rc < s.err_line))
+        s.status = pe_fail(err, PE_ERR_INPUT, "%s:%d: syntax error; expected [section], key = value, or a comment "
+                           "starting with ; or #", path, rc);
+    fclose(fp);
+    if (s.status == PE_OK) *c = *tmp;
+    free(tmp);
+    return s.status;
+}
+
+pe_status cfg_apply_set(pe_config *c, const char *assignment, pe_err *err) {
+    const char *eq = strchr(assignment, '=');
+    const char *dot = eq ? memchr(assignment, '.', (size_t)(eq - assignment)) : NULL;
+    if (!dot || dot == assignment || dot + 1 == eq)
+        return pe_fail(err, PE_ERR_INPUT, "--set '%s': expected section.key=value, e.g. --set model.path=model.bin",
+                       assignment);
+    char section[64], key[64];
+    size_t sec_len = (size_t)(dot - assignment), key_len = (size_t)(eq - dot - 1);
+    if (sec_len >= sizeof section || key_len >= sizeof key)
+        return pe_fail(err, PE_ERR_INPUT, "--set '%s': unknown key; run with --help to list the keys", assignment);
+    memcpy(section, assignment, sec_len);
+    section[sec_len] = '\0';
+    memcpy(key, dot + 1, key_len);
+    key[key_len] = '\0';
+    return cfg_set_value(c, section, key, eq + 1, NULL, "--set", err);
+}
+
+pe_status cfg_validate(const pe_config *c, pe_err *err) {
+    for (size_t i = 0; i < CFG_N_KEYS; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        const void *p = cfg_field_cptr(c, k);
+        if (k->type == CFG_INT || k->type == CFG_LONG) {
+            long v = k->type == CFG_INT ? *(const int *)p : *(const long *)p;
+            if (v < k->min || v > cfg_max_value(k)) return cfg_fail_range(k, v, "config", err);
+        } else if (memchr(p, '\0', k->size) == NULL) {
+            return pe_fail(err, PE_ERR_INTERNAL, "config: %s.%s is not NUL-terminated", k->section, k->key);
+        } else if (k->required && ((const char *)p)[0] == '\0') {
+            return pe_fail(err, PE_ERR_INPUT, "config: %s.%s is not set; set it in the INI file ([%s] %s = ...) "
+                           "or with --set %s.%s=...", k->section, k->key, k->section, k->key, k->section, k->key);
+        } else if (k->type == CFG_ENUM && !cfg_has_choice(k, p)) {
+            return cfg_fail_enum(k, p, "config", err);
+        }
+    }
+    return PE_OK;
+}
+
+void *cfg_to_json(const pe_config *c) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    for (size_t i = 0; i < CFG_N_KEYS; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        const void *p = cfg_field_cptr(c, k);
+        cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, k->section);
+        if (!sec) sec = cJSON_AddObjectToObject(root, k->section);
+        cJSON *item = NULL;
+        if (sec && k->type == CFG_INT) item = cJSON_AddNumberToObject(sec, k->key, *(const int *)p);
+        else if (sec && k->type == CFG_LONG) item = cJSON_AddNumberToObject(sec, k->key, (double)*(const long *)p);
+        else if (sec) item = cJSON_AddStringToObject(sec, k->key, p);
+        if (!item) {
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    return root;
+}
+
+void cfg_print_keys(FILE *f) {
+    int w_name = 3, w_def = 7;
+    for (size_t i = 0; i < CFG_N_KEYS; i++) {
+        int n = (int)(strlen(cfg_keys[i].section) + 1 + strlen(cfg_keys[i].key));
+        int d = cfg_keys[i].required ? 10 : cfg_keys[i].def[0] ? (int)strlen(cfg_keys[i].def) : 2;
+        if (n > w_name) w_name = n;
+        if (d > w_def) w_def = d;
+    }
+    fprintf(f, "%-*s  %-*s  %s\n", w_name, "key", w_def, "default", "meaning");
+    for (size_t i = 0; i < CFG_N_KEYS; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        char name[128];
+        snprintf(name, sizeof name, "%s.%s", k->section, k->key);
+        const char *def = k->required ? "(required)" : k->def[0] ? k->def : "\"\"";
+        fprintf(f, "%-*s  %-*s  %s", w_name, name, w_def, def, k->help);
+        if (k->type == CFG_ENUM) fprintf(f, " [%s]", k->choices);
+        fputc('\n', f);
+    }
+}

@@ -1,0 +1,34 @@
+/* kernels.h: the compute kernels of the forward pass. Each fast kernel has a naive reference
+ * twin (suffix _ref) with the same signature, used by the tests (and model_forward's use_ref).
+ * Outputs first, then inputs, then weights, then sizes. N = number of rows (B*T). */
+#pragma once
+#include "model.h"
+
+/* out (N, OC) = inp (N, C) . W^T + b ; W per model_linear (either layout) */
+void kern_matmul(float *out, const float *inp, const model_linear *w, int N, int C, int OC);
+void kern_matmul_ref(float *out, const float *inp, const model_linear *w, int N, int C, int OC);
+
+/* out (N, C) = norm(inp (N, C)) * w + b  (LayerNorm, or RMSNorm ignoring b) */
+void kern_norm(float *out, const float *inp, const float *w, const float *b, int N, int C,
+               model_norm_kind kind, float eps);
+void kern_norm_ref(float *out, const float *inp, const float *w, const float *b, int N, int C,
+                   model_norm_kind kind, float eps);
+
+/* rotate adjacent pairs (x[2i], x[2i+1]) of each head of x (B, T, nh*hs) in place by angle
+ * pos * theta^(-2i/hs), pos = t (the position inside the sequence) */
+void kern_rope(float *x, int B, int T, int nh, int hs, float theta);
+void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta);
+
+/* Scaled dot-product attention, per (sequence, head).
+ * out (B, T, NH*HS); q (B, T, NH*HS); k, v (B, T, NKV*HS); scratch (T, T);
+ * lens (B) valid lengths or NULL; causal: query i sees keys j <= i; keys j >= lens[b] are never seen.
+ * Query head h reads KV head h / (NH / NKV). */
+void kern_attention(float *out, float *scratch, const float *q, const float *k, const float *v,
+                    const int *lens, int B, int T, int NH, int NKV, int HS, int causal);
+void kern_attention_ref(float *out, float *scratch, const float *q, const float *k, const float *v,
+                        const int *lens, int B, int T, int NH, int NKV, int HS, int causal);
+
+/* in place activations over n floats */
+void kern_gelu(float *x, size_t n, int tanh_approx);           /* erf GELU or the tanh approximation */
+void kern_swiglu(float *h1, const float *h3, size_t n);        /* h1 = silu(h1) * h3 */
+void kern_add(float *x, const float *y, size_t n);             /* x += y */

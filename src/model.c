@@ -1,0 +1,649 @@
+/* model.c: config checks, the tensor size table, weight binding (views into the checkpoint's
+ * mmap), the batched forward pass and the token-by-token reference loop. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "kernels.h"
+
+/* ---- config ------------------------------------------------------------------------------ */
+
+int model_image_seq_len(const model_config *c) {
+    if (c->input != MODEL_INPUT_PATCHES || c->patch_size <= 0) return 0;
+    int per = c->image_size / c->patch_size;
+    return per * per + (c->head == MODEL_HEAD_CLS_TOKEN ? 1 : 0);
+}
+
+pe_status model_check_config(const model_config *c, const char *where, pe_err *err) {
+#define REQUIRE(cond, ...)                                       \
+    do {                                                         \
+        if (!(cond)) {                                           \
+            char _m[512];                                        \
+            snprintf(_m, sizeof _m, __VA_ARGS__);                \
+            return pe_fail(err, PE_ERR_INPUT, "%s: %s", where, _m); \
+        }                                                        \
+    } while (0)
+    REQUIRE(c->dim > 0 && c->n_layers > 0 && c->n_heads > 0 && c->hidden_dim > 0 && c->seq_len > 0,
+            "dim (%d), hidden_dim (%d), n_layers (%d), n_heads (%d) and seq_len (%d) must be positive", c->dim,
+            c->hidden_dim, c->n_layers, c->n_heads, c->seq_len);
+    REQUIRE(c->dim % c->n_heads == 0, "dim %d is not a multiple of n_heads %d", c->dim, c->n_heads);
+    REQUIRE(c->n_kv_heads > 0 && c->n_heads % c->n_kv_heads == 0, "n_heads %d is not a multiple of n_kv_heads %d",
+            c->n_heads, c->n_kv_heads);
+    REQUIRE(c->dim <= (1 << 16) && c->hidden_dim <= (1 << 18) && c->n_layers <= 1000 && c->seq_len <= (1 << 20),
+            "implausibly large dims (dim %d, hidden_dim %d, n_layers %d, seq_len %d)", c->dim, c->hidden_dim,
+            c->n_layers, c->seq_len);
+    REQUIRE(c->norm_eps > 0.0f, "norm_eps must be > 0");
+    REQUIRE(c->pos != MODEL_POS_ROPE || (c->dim / c->n_heads) % 2 == 0, "RoPE needs an even head size (dim/n_heads = %d)",
+            c->dim / c->n_heads);
+    REQUIRE(c->pos != MODEL_POS_ROPE || c->rope_theta > 0.0f, "rope_theta must be > 0");
+    if (c->input == MODEL_INPUT_TOKENS) {
+        REQUIRE(c->vocab_size > 0 && c->vocab_size <= (1 << 24), "token input needs vocab_size in [1, 2^24] (got %d)",
+                c->vocab_size);
+    } else {
+        REQUIRE(c->image_size > 0 && c->patch_size > 0 && c->image_size % c->patch_size == 0,
+                "image_size %d must be a positive multiple of patch_size %d", c->image_size, c->patch_size);
+        REQUIRE(c->channels > 0 && c->channels <= 16, "channels must be in [1, 16] (got %d)", c->channels);
+        REQUIRE(c->pixel_std > 0.0f, "pixel_std must be > 0");
+        REQUIRE(c->head == MODEL_HEAD_CLS_TOKEN || c->head == MODEL_HEAD_CLS_MEAN,
+                "patch input needs a classifier head (cls_token or cls_mean)");
+        REQUIRE(model_image_seq_len(c) <= c->seq_len, "seq_len %d is less than the %d patch tokens (+CLS)", c->seq_len,
+                model_image_seq_len(c));
+    }
+    if (c->head == MODEL_HEAD_LM || c->head == MODEL_HEAD_LM_TIED)
+        REQUIRE(c->input == MODEL_INPUT_TOKENS, "an LM head needs token input");
+    else
+        REQUIRE(c->n_classes > 0, "a classifier head needs n_classes > 0");
+#undef REQUIRE
+    return PE_OK;
+}
+
+/* ---- the size table ---------------------------------------------------------------------- */
+
+static void spec_add(model_tensor_spec *out, int max, int *n, const char *name, int ndim, int64_t d0, int64_t d1) {
+    if (out && *n < max) {
+        snprintf(out[*n].name, sizeof out[*n].name, "%s", name);
+        out[*n].ndim     = ndim;
+        out[*n].shape[0] = d0;
+        out[*n].shape[1] = ndim > 1 ? d1 : 0;
+    }
+    (*n)++;
+}
+
+int model_list_tensors(const model_config *c, model_tensor_spec *out, int max) {
+    int     n = 0, C = c->dim, HID = c->hidden_dim, KVC = c->n_kv_heads * (c->dim / c->n_heads);
+    int     lnb = c->norm == MODEL_NORM_LAYERNORM && c->bias;
+    char    nm[96];
+    if (c->input == MODEL_INPUT_TOKENS) {
+        spec_add(out, max, &n, "tok_emb.weight", 2, c->vocab_size, C);
+    } else {
+        spec_add(out, max, &n, "patch_emb.weight", 2, C, (int64_t)c->channels * c->patch_size * c->patch_size);
+        if (c->bias) spec_add(out, max, &n, "patch_emb.bias", 1, C, 0);
+        if (c->head == MODEL_HEAD_CLS_TOKEN) spec_add(out, max, &n, "cls_token", 1, C, 0);
+    }
+    if (c->pos == MODEL_POS_LEARNED) spec_add(out, max, &n, "pos_emb.weight", 2, c->seq_len, C);
+    for (int l = 0; l < c->n_layers; l++) {
+#define LAYER(suffix, nd, a, b)                                    \
+    do {                                                           \
+        snprintf(nm, sizeof nm, "layers.%d.%s", l, suffix);        \
+        spec_add(out, max, &n, nm, nd, a, b);                      \
+    } while (0)
+        LAYER("attn_norm.weight", 1, C, 0);
+        if (lnb) LAYER("attn_norm.bias", 1, C, 0);
+        LAYER("attn.wq.weight", 2, C, C);
+        if (c->bias) LAYER("attn.wq.bias", 1, C, 0);
+        LAYER("attn.wk.weight", 2, KVC, C);
+        if (c->bias) LAYER("attn.wk.bias", 1, KVC, 0);
+        LAYER("attn.wv.weight", 2, KVC, C);
+        if (c->bias) LAYER("attn.wv.bias", 1, KVC, 0);
+        LAYER("attn.wo.weight", 2, C, C);
+        if (c->bias) LAYER("attn.wo.bias", 1, C, 0);
+        LAYER("mlp_norm.weight", 1, C, 0);
+        if (lnb) LAYER("mlp_norm.bias", 1, C, 0);
+        LAYER("mlp.w1.weight", 2, HID, C);
+        if (c->bias) LAYER("mlp.w1.bias", 1, HID, 0);
+        LAYER("mlp.w2.weight", 2, C, HID);
+        if (c->bias) LAYER("mlp.w2.bias", 1, C, 0);
+        if (c->mlp == MODEL_MLP_SWIGLU) {
+            LAYER("mlp.w3.weight", 2, HID, C);
+            if (c->bias) LAYER("mlp.w3.bias", 1, HID, 0);
+        }
+#undef LAYER
+    }
+    spec_add(out, max, &n, "final_norm.weight", 1, C, 0);
+    if (lnb) spec_add(out, max, &n, "final_norm.bias", 1, C, 0);
+    if (c->head == MODEL_HEAD_LM) {
+        spec_add(out, max, &n, "lm_head.weight", 2, c->vocab_size, C);
+    } else if (c->head == MODEL_HEAD_CLS_TOKEN || c->head == MODEL_HEAD_CLS_MEAN) {
+        spec_add(out, max, &n, "cls_head.weight", 2, c->n_classes, C);
+        if (c->bias) spec_add(out, max, &n, "cls_head.bias", 1, c->n_classes, 0);
+    }
+    return n;
+}
+
+/* ---- binding ----------------------------------------------------------------------------- */
+
+typedef struct {
+    const ckpt_tensor *t;
+    const float      **dst;
+    size_t             offset; /* floats into the tensor (column offset for sub-views) */
+} bind_rec;
+
+typedef struct {
+    ckpt_file *ck;
+    bind_rec  *recs;
+    int        n, cap;
+} binder;
+
+static pe_status bind_tensor(binder *bd, const char *name, int ndim, int64_t d0, int64_t d1, const float **dst,
+                             size_t offset, pe_err *err) {
+    const ckpt_tensor *t = ckpt_find(bd->ck, name);
+    if (!t)
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s: tensor \"%s\" is missing (expected shape [%lld%s%lld]); the checkpoint does not match its "
+                       "config", bd->ck->path, name, (long long)d0, ndim > 1 ? ", " : "", ndim > 1 ? (long long)d1 : 0LL);
+    /* a trailing dimension of 1 is the only tolerated difference ([C] vs [1, C] for cls_token) */
+    int64_t got0 = t->shape[0], got1 = t->ndim > 1 ? t->shape[1] : 0;
+    int     gotn = t->ndim;
+    if (gotn == 2 && ndim == 1 && got0 == 1) { got0 = got1; got1 = 0; gotn = 1; }
+    if (gotn == 3 && ndim == 1 && t->shape[0] == 1 && t->shape[1] == 1) { got0 = t->shape[2]; got1 = 0; gotn = 1; }
+    if (gotn != ndim || got0 != d0 || (ndim > 1 && got1 != d1)) {
+        char got[96] = "";
+        for (int i = 0; i < t->ndim; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s: tensor \"%s\" has shape [%s] but the config needs [%lld%s%lld]; the checkpoint and its config "
+                       "disagree", bd->ck->path, name, got, (long long)d0, ndim > 1 ? ", " : "", ndim > 1 ? (long long)d1 : 0LL);
+    }
+    if (bd->n == bd->cap) {
+        int       nc = bd->cap ? bd->cap * 2 : 256;
+        bind_rec *r  = realloc(bd->recs, (size_t)nc * sizeof *r);
+        if (!r) return pe_fail(err, PE_ERR_INTERNAL, "out of memory binding tensors");
+        bd->recs = r;
+        bd->cap  = nc;
+    }
+    ((ckpt_tensor *)t)->used = 1;
+    bd->recs[bd->n++] = (bind_rec){t, dst, offset};
+    return PE_OK;
+}
+
+static pe_status bind_linear(binder *bd, const char *wname, const char *bname, int64_t out, int64_t in,
+                             model_linear *lin, pe_err *err) {
+    lin->ld     = (int)in;
+    lin->kmajor = 0;
+    lin->b      = NULL;
+    pe_status st = bind_tensor(bd, wname, 2, out, in, &lin->w, 0, err);
+    if (!st && bname) st = bind_tensor(bd, bname, 1, out, 0, &lin->b, 0, err);
+    return st;
+}
+
+static pe_status bind_native(binder *bd, model *m, pe_err *err) {
+    const model_config *c = &m->cfg;
+    model_weights      *w = &m->w;
+    int C = c->dim, HID = c->hidden_dim, KVC = c->n_kv_heads * (c->dim / c->n_heads), bias = c->bias;
+    int lnb = c->norm == MODEL_NORM_LAYERNORM && c->bias;
+    pe_status st = PE_OK;
+    char a[96], b[96];
+#define TRY(x) do { if ((st = (x)) != PE_OK) return st; } while (0)
+    if (c->input == MODEL_INPUT_TOKENS) {
+        TRY(bind_tensor(bd, "tok_emb.weight", 2, c->vocab_size, C, &w->tok_emb, 0, err));
+    } else {
+        int pp = c->channels * c->patch_size * c->patch_size;
+        TRY(bind_linear(bd, "patch_emb.weight", bias ? "patch_emb.bias" : NULL, C, pp, &w->patch, err));
+        if (c->head == MODEL_HEAD_CLS_TOKEN) TRY(bind_tensor(bd, "cls_token", 1, C, 0, &w->cls_token, 0, err));
+    }
+    if (c->pos == MODEL_POS_LEARNED) TRY(bind_tensor(bd, "pos_emb.weight", 2, c->seq_len, C, &w->pos_emb, 0, err));
+    for (int l = 0; l < c->n_layers; l++) {
+        model_layer_weights *lw = &w->layers[l];
+#define NM(buf, s) (snprintf(buf, sizeof buf, "layers.%d.%s", l, s), buf)
+        TRY(bind_tensor(bd, NM(a, "attn_norm.weight"), 1, C, 0, &lw->attn_norm_w, 0, err));
+        if (lnb) TRY(bind_tensor(bd, NM(a, "attn_norm.bias"), 1, C, 0, &lw->attn_norm_b, 0, err));
+        TRY(bind_linear(bd, NM(a, "attn.wq.weight"), bias ? NM(b, "attn.wq.bias") : NULL, C, C, &lw->wq, err));
+        TRY(bind_linear(bd, NM(a, "attn.wk.weight"), bias ? NM(b, "attn.wk.bias") : NULL, KVC, C, &lw->wk, err));
+        TRY(bind_linear(bd, NM(a, "attn.wv.weight"), bias ? NM(b, "attn.wv.bias") : NULL, KVC, C, &lw->wv, err));
+        TRY(bind_linear(bd, NM(a, "attn.wo.weight"), bias ? NM(b, "attn.wo.bias") : NULL, C, C, &lw->wo, err));
+        TRY(bind_tensor(bd, NM(a, "mlp_norm.weight"), 1, C, 0, &lw->mlp_norm_w, 0, err));
+        if (lnb) TRY(bind_tensor(bd, NM(a, "mlp_norm.bias"), 1, C, 0, &lw->mlp_norm_b, 0, err));
+        TRY(bind_linear(bd, NM(a, "mlp.w1.weight"), bias ? NM(b, "mlp.w1.bias") : NULL, HID, C, &lw->w1, err));
+        TRY(bind_linear(bd, NM(a, "mlp.w2.weight"), bias ? NM(b, "mlp.w2.bias") : NULL, C, HID, &lw->w2, err));
+        if (c->mlp == MODEL_MLP_SWIGLU)
+            TRY(bind_linear(bd, NM(a, "mlp.w3.weight"), bias ? NM(b, "mlp.w3.bias") : NULL, HID, C, &lw->w3, err));
+#undef NM
+    }
+    TRY(bind_tensor(bd, "final_norm.weight", 1, C, 0, &w->final_norm_w, 0, err));
+    if (lnb) TRY(bind_tensor(bd, "final_norm.bias", 1, C, 0, &w->final_norm_b, 0, err));
+    if (c->head == MODEL_HEAD_LM) {
+        TRY(bind_linear(bd, "lm_head.weight", NULL, c->vocab_size, C, &w->head, err));
+    } else if (c->head == MODEL_HEAD_CLS_TOKEN || c->head == MODEL_HEAD_CLS_MEAN) {
+        TRY(bind_linear(bd, "cls_head.weight", bias ? "cls_head.bias" : NULL, c->n_classes, C, &w->head, err));
+    }
+    return PE_OK;
+}
+
+/* Hugging Face GPT-2: Conv1D weights are stored (in, out) and used k-major without copying;
+ * c_attn holds Q|K|V side by side, so wq/wk/wv are column views into it. */
+static pe_status bind_hf_gpt2(binder *bd, model *m, pe_err *err) {
+    const model_config *c = &m->cfg;
+    model_weights      *w = &m->w;
+    int C = c->dim, HID = c->hidden_dim;
+    pe_status st = PE_OK;
+    const char *pre = ckpt_find(bd->ck, "wte.weight") ? "" : "transformer.";
+    char a[128], b[128];
+#define HF(buf, s) (snprintf(buf, sizeof buf, "%s%s", pre, s), buf)
+#define HFL(buf, s) (snprintf(buf, sizeof buf, "%sh.%d.%s", pre, l, s), buf)
+    TRY(bind_tensor(bd, HF(a, "wte.weight"), 2, c->vocab_size, C, &w->tok_emb, 0, err));
+    TRY(bind_tensor(bd, HF(a, "wpe.weight"), 2, c->seq_len, C, &w->pos_emb, 0, err));
+    for (int l = 0; l < c->n_layers; l++) {
+        model_layer_weights *lw = &w->layers[l];
+        TRY(bind_tensor(bd, HFL(a, "ln_1.weight"), 1, C, 0, &lw->attn_norm_w, 0, err));
+        TRY(bind_tensor(bd, HFL(a, "ln_1.bias"), 1, C, 0, &lw->attn_norm_b, 0, err));
+        model_linear *qkv[3] = {&lw->wq, &lw->wk, &lw->wv};
+        for (int i = 0; i < 3; i++) {
+            qkv[i]->ld = 3 * C;
+            qkv[i]->kmajor = 1;
+            TRY(bind_tensor(bd, HFL(a, "attn.c_attn.weight"), 2, C, 3 * C, &qkv[i]->w, (size_t)i * C, err));
+            TRY(bind_tensor(bd, HFL(b, "attn.c_attn.bias"), 1, 3 * C, 0, &qkv[i]->b, (size_t)i * C, err));
+        }
+        lw->wo.ld = C; lw->wo.kmajor = 1;
+        TRY(bind_tensor(bd, HFL(a, "attn.c_proj.weight"), 2, C, C, &lw->wo.w, 0, err));
+        TRY(bind_tensor(bd, HFL(b, "attn.c_proj.bias"), 1, C, 0, &lw->wo.b, 0, err));
+        TRY(bind_tensor(bd, HFL(a, "ln_2.weight"), 1, C, 0, &lw->mlp_norm_w, 0, err));
+        TRY(bind_tensor(bd, HFL(a, "ln_2.bias"), 1, C, 0, &lw->mlp_norm_b, 0, err));
+        lw->w1.ld = HID; lw->w1.kmajor = 1;
+        TRY(bind_tensor(bd, HFL(a, "mlp.c_fc.weight"), 2, C, HID, &lw->w1.w, 0, err));
+        TRY(bind_tensor(bd, HFL(b, "mlp.c_fc.bias"), 1, HID, 0, &lw->w1.b, 0, err));
+        lw->w2.ld = C; lw->w2.kmajor = 1;
+        TRY(bind_tensor(bd, HFL(a, "mlp.c_proj.weight"), 2, HID, C, &lw->w2.w, 0, err));
+        TRY(bind_tensor(bd, HFL(b, "mlp.c_proj.bias"), 1, C, 0, &lw->w2.b, 0, err));
+        /* causal-mask buffers some exports carry: not weights */
+        for (int i = 0; i < bd->ck->n_tensors; i++) {
+            ckpt_tensor *t = &bd->ck->tensors[i];
+            if (!strcmp(t->name, HFL(a, "attn.bias")) || !strcmp(t->name, HFL(a, "attn.masked_bias"))) t->used = 1;
+        }
+    }
+    TRY(bind_tensor(bd, HF(a, "ln_f.weight"), 1, C, 0, &w->final_norm_w, 0, err));
+    TRY(bind_tensor(bd, HF(a, "ln_f.bias"), 1, C, 0, &w->final_norm_b, 0, err));
+    if (ckpt_find(bd->ck, "lm_head.weight")) {
+        m->cfg.head = MODEL_HEAD_LM;
+        TRY(bind_linear(bd, "lm_head.weight", NULL, c->vocab_size, C, &w->head, err));
+    }
+#undef HF
+#undef HFL
+#undef TRY
+    return PE_OK;
+}
+
+static int ptr_aligned(const void *p) { return ((uintptr_t)p & 3u) == 0; }
+
+pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
+    memset(m, 0, sizeof *m);
+    m->cfg = ck->cfg;
+    pe_status st = model_check_config(&m->cfg, ck->path, err);
+    if (st) return st;
+    snprintf(m->source, sizeof m->source, "%s%s", ck->format, ck->hf_gpt2 ? "-hf-gpt2" : "");
+    m->w.layers = pe_calloc((size_t)m->cfg.n_layers, sizeof *m->w.layers, err, "layer weights");
+    if (!m->w.layers) return PE_ERR_INTERNAL;
+    for (int i = 0; i < ck->n_tensors; i++) ck->tensors[i].used = 0;
+    binder bd = {ck, NULL, 0, 0};
+    st = ck->hf_gpt2 ? bind_hf_gpt2(&bd, m, err) : bind_native(&bd, m, err);
+    for (int i = 0; !st && i < ck->n_tensors; i++)
+        if (!ck->tensors[i].used)
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s: unexpected tensor \"%s\" (not part of the architecture in the config); the checkpoint and "
+                         "its config disagree", ck->path, ck->tensors[i].name);
+    /* size table of the owned block: every tensor that is not float32 or not aligned */
+    size_t *conv = NULL;
+    if (!st) conv = pe_malloc((size_t)ck->n_tensors * sizeof *conv, err, "conversion table");
+    if (!st && !conv) st = PE_ERR_INTERNAL;
+    size_t total = 0;
+    for (int i = 0; !st && i < ck->n_tensors; i++) {
+        const ckpt_tensor *t = &ck->tensors[i];
+        size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
+        conv[i] = (size_t)-1;
+        if (!t->used || strstr(t->name, "attn.bias") == t->name + strlen(t->name) - 9) continue;
+        if (t->dtype != CKPT_DTYPE_F32 || !ptr_aligned(t->data)) {
+            conv[i] = total;
+            total += numel;
+        }
+    }
+    if (!st && total) {
+        m->owned = pe_malloc(total * sizeof(float), err, "converted weights");
+        if (!m->owned) st = PE_ERR_INTERNAL;
+        m->owned_floats = total;
+    }
+    for (int i = 0; !st && i < ck->n_tensors; i++) {
+        const ckpt_tensor *t = &ck->tensors[i];
+        if (conv[i] == (size_t)-1) continue;
+        float         *dst = m->owned + conv[i];
+        const uint8_t *src = t->data;
+        size_t         numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
+        for (size_t k = 0; k < numel; k++) {
+            uint16_t h;
+            if (t->dtype == CKPT_DTYPE_F32) memcpy(&dst[k], src + 4 * k, 4);
+            else {
+                memcpy(&h, src + 2 * k, 2);
+                dst[k] = t->dtype == CKPT_DTYPE_F16 ? ckpt_f16_to_f32(h) : ckpt_bf16_to_f32(h);
+            }
+        }
+    }
+    /* point every view, check every value is finite, count parameters once per tensor */
+    for (int r = 0; !st && r < bd.n; r++) {
+        const ckpt_tensor *t   = bd.recs[r].t;
+        size_t             idx = (size_t)(t - ck->tensors);
+        const float       *base = conv[idx] == (size_t)-1 ? (const float *)t->data : m->owned + conv[idx];
+        *bd.recs[r].dst = base + bd.recs[r].offset;
+    }
+    for (int i = 0; !st && i < ck->n_tensors; i++) {
+        const ckpt_tensor *t = &ck->tensors[i];
+        if (!t->used) continue;
+        const float *base = conv[i] == (size_t)-1 ? (const float *)t->data : m->owned + conv[i];
+        size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
+        if (t->dtype == CKPT_DTYPE_F32 && conv[i] == (size_t)-1 && !ptr_aligned(t->data)) continue;
+        int is_buffer = strlen(t->name) >= 9 && (!strcmp(t->name + strlen(t->name) - 9, "attn.bias") ||
+                                                 strstr(t->name, "masked_bias") != NULL);
+        if (ck->hf_gpt2 && is_buffer) continue;
+        for (size_t k = 0; k < numel; k++)
+            if (!isfinite(base[k])) {
+                st = pe_fail(err, PE_ERR_INPUT,
+                             "%s: tensor \"%s\" element %zu is %s; the checkpoint is corrupt or training diverged",
+                             ck->path, t->name, k, isnan(base[k]) ? "NaN" : "Inf");
+                break;
+            }
+        m->n_params += (int64_t)numel;
+    }
+    free(conv);
+    free(bd.recs);
+    if (st) model_free(m);
+    return st;
+}
+
+void model_free(model *m) {
+    free(m->w.layers);
+    free(m->owned);
+    memset(m, 0, sizeof *m);
+}
+
+void model_describe(const model *m, char *buf, size_t n) {
+    static const char *norms[] = {"LayerNorm", "RMSNorm"}, *poss[] = {"no-pos", "learned-pos", "RoPE"},
+                      *mlps[] = {"GELU", "GELU-tanh", "SwiGLU"}, *heads[] = {"tied-LM", "LM", "CLS", "mean-pool"};
+    const model_config *c = &m->cfg;
+    snprintf(buf, n, "%s: %d layers, dim %d, hidden %d, %d heads (%d kv), %s, %s, %s, %s, %s, %s%s, seq_len %d, %lld params",
+             m->source, c->n_layers, c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, norms[c->norm], poss[c->pos],
+             mlps[c->mlp], c->causal ? "causal" : "bidirectional", heads[c->head],
+             c->input == MODEL_INPUT_TOKENS ? "vocab " : "patches", "", c->seq_len, (long long)m->n_params);
+    if (c->input == MODEL_INPUT_TOKENS) {
+        char tail[64];
+        snprintf(tail, sizeof tail, " (vocab %d)", c->vocab_size);
+        strncat(buf, tail, n - strlen(buf) - 1);
+    } else {
+        char tail[96];
+        snprintf(tail, sizeof tail, " (%dx%dx%d images, %dx%d patches, %d classes)", c->channels, c->image_size,
+                 c->image_size, c->patch_size, c->patch_size, c->n_classes);
+        strncat(buf, tail, n - strlen(buf) - 1);
+    }
+}
+
+/* ---- activations ------------------------------------------------------------------------- */
+
+pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *err) {
+    memset(a, 0, sizeof *a);
+    const model_config *c = &m->cfg;
+    if (B <= 0 || T <= 0 || T > c->seq_len)
+        return pe_fail(err, PE_ERR_INPUT, "batch %d x length %d is not valid for a model with seq_len %d", B, T, c->seq_len);
+    size_t BT = (size_t)B * T, C = (size_t)c->dim, KVC = (size_t)c->n_kv_heads * (c->dim / c->n_heads),
+           HID = (size_t)c->hidden_dim, PP = (size_t)c->channels * c->patch_size * c->patch_size;
+    /* the size table: one allocation carved into the named buffers */
+    size_t sizes[11] = {BT * C, BT * C, BT * C, BT * KVC, BT * KVC, BT * C, BT * HID,
+                        c->mlp == MODEL_MLP_SWIGLU ? BT * HID : 0, (size_t)T * T,
+                        c->input == MODEL_INPUT_PATCHES ? BT * PP : 0, (size_t)B * C};
+    float **ptrs[11] = {&a->x, &a->xn, &a->q, &a->k, &a->v, &a->att, &a->h1, &a->h3, &a->scores, &a->patches, &a->pooled};
+    size_t total = 0;
+    for (int i = 0; i < 11; i++) total += sizes[i];
+    a->block = pe_calloc(total, sizeof(float), err, "activations");
+    if (!a->block) return PE_ERR_INTERNAL;
+    float *p = a->block;
+    for (int i = 0; i < 11; i++) {
+        *ptrs[i] = sizes[i] ? p : NULL;
+        p += sizes[i];
+    }
+    a->B = B;
+    a->T = T;
+    return PE_OK;
+}
+
+void model_acts_free(model_acts *a) {
+    free(a->block);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- forward ----------------------------------------------------------------------------- */
+
+typedef struct {
+    void (*matmul)(float *, const float *, const model_linear *, int, int, int);
+    void (*norm)(float *, const float *, const float *, const float *, int, int, model_norm_kind, float);
+    void (*rope)(float *, int, int, int, int, float);
+    void (*attention)(float *, float *, const float *, const float *, const float *, const int *, int, int, int, int,
+                      int, int);
+} kernel_set;
+
+static const kernel_set KERNELS_FAST = {kern_matmul, kern_norm, kern_rope, kern_attention};
+static const kernel_set KERNELS_REF  = {kern_matmul_ref, kern_norm_ref, kern_rope_ref, kern_attention_ref};
+
+/* transformer blocks + final norm over x (B, T, C); leaves the normalised output in a->xn */
+static void model_forward_blocks(model_acts *a, const model *m, const int *lens, int B, int T, const kernel_set *K) {
+    const model_config *c = &m->cfg;
+    int    C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = C / NH, KVC = NKV * HS, HID = c->hidden_dim;
+    int    N = B * T;
+    for (int l = 0; l < c->n_layers; l++) {
+        const model_layer_weights *lw = &m->w.layers[l];
+        /* attention sub-layer: x += wo(attn(norm(x))) */
+        K->norm(a->xn, a->x, lw->attn_norm_w, lw->attn_norm_b, N, C, c->norm, c->norm_eps);
+        K->matmul(a->q, a->xn, &lw->wq, N, C, C);   /* (B, T, C) */
+        K->matmul(a->k, a->xn, &lw->wk, N, C, KVC); /* (B, T, KVC) */
+        K->matmul(a->v, a->xn, &lw->wv, N, C, KVC); /* (B, T, KVC) */
+        if (c->pos == MODEL_POS_ROPE) {
+            K->rope(a->q, B, T, NH, HS, c->rope_theta);
+            K->rope(a->k, B, T, NKV, HS, c->rope_theta);
+        }
+        K->attention(a->att, a->scores, a->q, a->k, a->v, lens, B, T, NH, NKV, HS, c->causal);
+        K->matmul(a->xn, a->att, &lw->wo, N, C, C);
+        kern_add(a->x, a->xn, (size_t)N * C);
+        /* MLP sub-layer: x += w2(act(w1(norm(x))) [* w3(norm(x))]) */
+        K->norm(a->xn, a->x, lw->mlp_norm_w, lw->mlp_norm_b, N, C, c->norm, c->norm_eps);
+        K->matmul(a->h1, a->xn, &lw->w1, N, C, HID); /* (B, T, HID) */
+        if (c->mlp == MODEL_MLP_SWIGLU) {
+            K->matmul(a->h3, a->xn, &lw->w3, N, C, HID);
+            kern_swiglu(a->h1, a->h3, (size_t)N * HID);
+        } else {
+            kern_gelu(a->h1, (size_t)N * HID, c->mlp == MODEL_MLP_GELU_TANH);
+        }
+        K->matmul(a->xn, a->h1, &lw->w2, N, HID, C);
+        kern_add(a->x, a->xn, (size_t)N * C);
+    }
+    K->norm(a->xn, a->x, m->w.final_norm_w, m->w.final_norm_b, N, C, c->norm, c->norm_eps);
+}
+
+pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, const int *tokens, const int *lens, int B,
+                               int T, int use_ref, pe_err *err) {
+    const model_config *c = &m->cfg;
+    if (c->input != MODEL_INPUT_TOKENS || (c->head != MODEL_HEAD_LM && c->head != MODEL_HEAD_LM_TIED))
+        return pe_fail(err, PE_ERR_INPUT, "model_forward_tokens needs a token-input LM; this model is an image classifier");
+    if (B > a->B || T > a->T || B * T > a->B * a->T)
+        return pe_fail(err, PE_ERR_INTERNAL, "forward of %d x %d exceeds the %d x %d activations", B, T, a->B, a->T);
+    int C = c->dim;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int tok = tokens[(size_t)b * T + t];
+            if (tok < 0 || tok >= c->vocab_size)
+                return pe_fail(err, PE_ERR_INPUT, "token id %d at sequence %d position %d is outside the vocabulary [0, %d); "
+                               "tokenizer and model disagree", tok, b, t, c->vocab_size);
+            float *x = a->x + ((size_t)b * T + t) * C;
+            memcpy(x, m->w.tok_emb + (size_t)tok * C, (size_t)C * sizeof(float));
+            if (c->pos == MODEL_POS_LEARNED) kern_add(x, m->w.pos_emb + (size_t)t * C, (size_t)C);
+        }
+    const kernel_set *K = use_ref ? &KERNELS_REF : &KERNELS_FAST;
+    model_forward_blocks(a, m, lens, B, T, K);
+    model_linear head = m->w.head;
+    if (c->head == MODEL_HEAD_LM_TIED) head = (model_linear){m->w.tok_emb, C, 0, NULL};
+    K->matmul(logits, a->xn, &head, B * T, C, c->vocab_size); /* (B, T, V) */
+    return PE_OK;
+}
+
+pe_status model_forward_images(float *logits, model_acts *a, const model *m, const uint8_t *pixels, int B, int use_ref,
+                               pe_err *err) {
+    const model_config *c = &m->cfg;
+    if (c->input != MODEL_INPUT_PATCHES)
+        return pe_fail(err, PE_ERR_INPUT, "model_forward_images needs a patch-input model; this one takes tokens");
+    int T = model_image_seq_len(c), C = c->dim, P = c->patch_size, S = c->image_size, CH = c->channels;
+    int per = S / P, NP = per * per, PP = CH * P * P, off = c->head == MODEL_HEAD_CLS_TOKEN ? 1 : 0;
+    if (B > a->B || T > a->T || B * T > a->B * a->T)
+        return pe_fail(err, PE_ERR_INTERNAL, "forward of %d images exceeds the %d x %d activations", B, a->B, a->T);
+    const kernel_set *K = use_ref ? &KERNELS_REF : &KERNELS_FAST;
+    /* patches (B, NP, CH*P*P), each in (channel, row, col) order like a conv weight */
+    for (int b = 0; b < B; b++)
+        for (int py = 0; py < per; py++)
+            for (int px = 0; px < per; px++) {
+                float *dst = a->patches + ((size_t)b * NP + (size_t)py * per + px) * PP;
+                for (int ch = 0; ch < CH; ch++)
+                    for (int y = 0; y < P; y++)
+                        for (int x = 0; x < P; x++) {
+                            uint8_t v = pixels[(((size_t)b * CH + ch) * S + (size_t)py * P + y) * S + (size_t)px * P + x];
+                            *dst++ = ((float)v / 255.0f - c->pixel_mean) / c->pixel_std;
+                        }
+            }
+    K->matmul(a->xn, a->patches, &m->w.patch, B * NP, PP, C); /* (B, NP, C) */
+    for (int b = 0; b < B; b++) {
+        if (off) memcpy(a->x + (size_t)b * T * C, m->w.cls_token, (size_t)C * sizeof(float));
+        memcpy(a->x + ((size_t)b * T + off) * C, a->xn + (size_t)b * NP * C, (size_t)NP * C * sizeof(float));
+        if (c->pos == MODEL_POS_LEARNED)
+            for (int t = 0; t < T; t++) kern_add(a->x + ((size_t)b * T + t) * C, m->w.pos_emb + (size_t)t * C, (size_t)C);
+    }
+    model_forward_blocks(a, m, NULL, B, T, K);
+    for (int b = 0; b < B; b++) {
+        float *pb = a->pooled + (size_t)b * C;
+        if (c->head == MODEL_HEAD_CLS_TOKEN) {
+            memcpy(pb, a->xn + (size_t)b * T * C, (size_t)C * sizeof(float));
+        } else {
+            for (int i = 0; i < C; i++) {
+                double s = 0.0;
+                for (int t = 0; t < T; t++) s += a->xn[((size_t)b * T + t) * C + i];
+                pb[i] = (float)(s / T);
+            }
+        }
+    }
+    K->matmul(logits, a->pooled, &m->w.head, B, C, c->n_classes); /* (B, NC) */
+    return PE_OK;
+}
+
+/* ---- token-by-token reference: llama2.c run.c's loop, generalised to the switches ---------- */
+
+pe_status model_seq_init(model_seq_state *s, const model *m, pe_err *err) {
+    memset(s, 0, sizeof *s);
+    const model_config *c = &m->cfg;
+    if (c->input != MODEL_INPUT_TOKENS || !c->causal)
+        return pe_fail(err, PE_ERR_INPUT, "the token-by-token reference needs a causal token model");
+    size_t C = (size_t)c->dim, HID = (size_t)c->hidden_dim, KVC = (size_t)c->n_kv_heads * (c->dim / c->n_heads),
+           L = (size_t)c->n_layers, T = (size_t)c->seq_len, NH = (size_t)c->n_heads;
+    size_t sizes[9] = {C, C, C, HID, HID, C, NH * T, L * T * KVC, L * T * KVC};
+    float **ptrs[9] = {&s->x, &s->xb, &s->xb2, &s->hb, &s->hb2, &s->q, &s->att, &s->key_cache, &s->value_cache};
+    size_t total = 0;
+    for (int i = 0; i < 9; i++) total += sizes[i];
+    s->block = pe_calloc(total, sizeof(float), err, "token-by-token state");
+    if (!s->block) return PE_ERR_INTERNAL;
+    float *p = s->block;
+    for (int i = 0; i < 9; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    return PE_OK;
+}
+
+void model_seq_free(model_seq_state *s) {
+    free(s->block);
+    memset(s, 0, sizeof *s);
+}
+
+/* out (n_out) = W x + b, naive loop as run.c's matmul */
+static void seq_matvec(float *out, const float *x, const model_linear *w, int n_in, int n_out) {
+    for (int i = 0; i < n_out; i++) {
+        float val = 0.0f;
+        if (w->kmajor)
+            for (int j = 0; j < n_in; j++) val += w->w[(size_t)j * w->ld + i] * x[j];
+        else
+            for (int j = 0; j < n_in; j++) val += w->w[(size_t)i * w->ld + j] * x[j];
+        out[i] = val + (w->b ? w->b[i] : 0.0f);
+    }
+}
+
+void model_forward_token_seq(float *logits, model_seq_state *s, const model *m, int token, int pos) {
+    const model_config *c = &m->cfg;
+    int C = c->dim, NH = c->n_heads, HS = C / NH, KVC = c->n_kv_heads * HS, group = NH / c->n_kv_heads;
+    int HID = c->hidden_dim, T = c->seq_len;
+    float *x = s->x;
+    memcpy(x, m->w.tok_emb + (size_t)token * C, (size_t)C * sizeof(float));
+    if (c->pos == MODEL_POS_LEARNED)
+        for (int i = 0; i < C; i++) x[i] += m->w.pos_emb[(size_t)pos * C + i];
+    for (int l = 0; l < c->n_layers; l++) {
+        const model_layer_weights *lw = &m->w.layers[l];
+        kern_norm(s->xb, x, lw->attn_norm_w, lw->attn_norm_b, 1, C, c->norm, c->norm_eps);
+        float *kc = s->key_cache + ((size_t)l * T + pos) * KVC, *vc = s->value_cache + ((size_t)l * T + pos) * KVC;
+        seq_matvec(s->q, s->xb, &lw->wq, C, C);
+        seq_matvec(kc, s->xb, &lw->wk, C, KVC);
+        seq_matvec(vc, s->xb, &lw->wv, C, KVC);
+        if (c->pos == MODEL_POS_ROPE) {
+            for (int i = 0; i < C; i += 2) {
+                int   hd   = i % HS;
+                float freq = 1.0f / powf(c->rope_theta, (float)hd / (float)HS);
+                float val  = (float)pos * freq, fcr = cosf(val), fci = sinf(val);
+                int   rotn = i < KVC ? 2 : 1;
+                for (int v = 0; v < rotn; v++) {
+                    float *vec = v == 0 ? s->q : kc;
+                    float  v0 = vec[i], v1 = vec[i + 1];
+                    vec[i]     = v0 * fcr - v1 * fci;
+                    vec[i + 1] = v0 * fci + v1 * fcr;
+                }
+            }
+        }
+        for (int h = 0; h < NH; h++) {
+            const float *q   = s->q + (size_t)h * HS;
+            float       *att = s->att + (size_t)h * T;
+            for (int t = 0; t <= pos; t++) {
+                const float *k = s->key_cache + ((size_t)l * T + t) * KVC + (size_t)(h / group) * HS;
+                float score = 0.0f;
+                for (int i = 0; i < HS; i++) score += q[i] * k[i];
+                att[t] = score / sqrtf((float)HS);
+            }
+            float mx = att[0], sum = 0.0f;
+            for (int t = 1; t <= pos; t++) mx = att[t] > mx ? att[t] : mx;
+            for (int t = 0; t <= pos; t++) {
+                att[t] = expf(att[t] - mx);
+                sum += att[t];
+            }
+            for (int t = 0; t <= pos; t++) att[t] /= sum;
+            float *xb = s->xb + (size_t)h * HS;
+            memset(xb, 0, (size_t)HS * sizeof(float));
+            for (int t = 0; t <= pos; t++) {
+                const float *v = s->value_cache + ((size_t)l * T + t) * KVC + (size_t)(h / group) * HS;
+                for (int i = 0; i < HS; i++) xb[i] += att[t] * v[i];
+            }
+        }
+        seq_matvec(s->xb2, s->xb, &lw->wo, C, C);
+        for (int i = 0; i < C; i++) x[i] += s->xb2[i];
+        kern_norm(s->xb, x, lw->mlp_norm_w, lw->mlp_norm_b, 1, C, c->norm, c->norm_eps);
+        seq_matvec(s->hb, s->xb, &lw->w1, C, HID);
+        if (c->mlp == MODEL_MLP_SWIGLU) {
+            seq_matvec(s->hb2, s->xb, &lw->w3, C, HID);
+            kern_swiglu(s->hb, s->hb2, (size_t)HID);
+        } else {
+            kern_gelu(s->hb, (size_t)HID, c->mlp == MODEL_MLP_GELU_TANH);
+        }
+        seq_matvec(s->xb, s->hb, &lw->w2, HID, C);
+        for (int i = 0; i < C; i++) x[i] += s->xb[i];
+    }
+    kern_norm(s->xb, x, m->w.final_norm_w, m->w.final_norm_b, 1, C, c->norm, c->norm_eps);
+    model_linear head = m->w.head;
+    if (c->head == MODEL_HEAD_LM_TIED) head = (model_linear){m->w.tok_emb, C, 0, NULL};
+    seq_matvec(logits, s->xb, &head, C, c->vocab_size);
+}

@@ -1,0 +1,157 @@
+/* model.h: one transformer, many architectures as switches (not copies).
+ *
+ * Legend: B batch (sequences or images), T tokens per sequence, C model width (dim),
+ *         NH query heads, NKV key/value heads, HS head size (C / NH), KVC = NKV * HS,
+ *         HID MLP hidden width, V vocabulary size, NC classes, L layers.
+ *
+ * Switches: LayerNorm | RMSNorm; learned positions | RoPE | none; GELU (erf or tanh) | SwiGLU MLP;
+ * multi-head or grouped-query attention (NKV < NH); causal | bidirectional; tied or separate
+ * LM head, or a classifier head (CLS token or mean pooling); token or patch (ViT) input.
+ *
+ * Weights are views: into the checkpoint's read-only mmap when the stored layout is float32 and
+ * aligned, otherwise into one owned block (F16/BF16 converted) carved by a size table.
+ * A linear layer is y = x W^T + b with W either [out][in] (nn.Linear, llama2.c) or [in][out]
+ * (HF GPT-2 Conv1D, "k-major"): the sgemm transposes as needed, nothing is copied.
+ */
+#pragma once
+#include "common.h"
+
+typedef enum { MODEL_NORM_LAYERNORM = 0, MODEL_NORM_RMSNORM = 1 } model_norm_kind;
+typedef enum { MODEL_POS_NONE = 0, MODEL_POS_LEARNED = 1, MODEL_POS_ROPE = 2 } model_pos_kind;
+typedef enum { MODEL_MLP_GELU = 0, MODEL_MLP_GELU_TANH = 1, MODEL_MLP_SWIGLU = 2 } model_mlp_kind;
+typedef enum {
+    MODEL_HEAD_LM_TIED = 0, /* logits = final hidden . tok_emb^T */
+    MODEL_HEAD_LM      = 1, /* separate lm_head.weight (V, C) */
+    MODEL_HEAD_CLS_TOKEN = 2, /* classifier on the CLS token (position 0) */
+    MODEL_HEAD_CLS_MEAN  = 3, /* classifier on the mean of all positions */
+} model_head_kind;
+typedef enum { MODEL_INPUT_TOKENS = 0, MODEL_INPUT_PATCHES = 1 } model_input_kind;
+
+typedef struct {
+    int   dim;          /* C */
+    int   hidden_dim;   /* HID */
+    int   n_layers;     /* L */
+    int   n_heads;      /* NH */
+    int   n_kv_heads;   /* NKV (divides NH) */
+    int   vocab_size;   /* V (token input / LM head); 0 for image models */
+    int   seq_len;      /* max positions (tokens incl. CLS for images) */
+    model_norm_kind  norm;
+    float norm_eps;
+    model_pos_kind   pos;
+    float rope_theta;
+    model_mlp_kind   mlp;
+    int   causal;       /* 1: query i sees keys j <= i */
+    int   bias;         /* linear layers and norms carry biases (GPT-2, ViT); 0 for llama */
+    model_head_kind  head;
+    int   n_classes;    /* NC for classifier heads */
+    model_input_kind input;
+    int   image_size;   /* square images, pixels per side */
+    int   patch_size;
+    int   channels;
+    float pixel_mean;   /* input pixel x in [0,255] becomes (x/255 - mean) / std */
+    float pixel_std;
+} model_config;
+
+/* linear layer view: y(N, out) = x(N, in) . W^T + b */
+typedef struct {
+    const float *w;     /* kmajor == 0: (out, in) row-major with leading dim ld; kmajor == 1: (in, out) */
+    int          ld;    /* leading dimension of w */
+    int          kmajor;
+    const float *b;     /* (out) or NULL */
+} model_linear;
+
+typedef struct {
+    const float *attn_norm_w, *attn_norm_b; /* (C), bias (C) or NULL */
+    model_linear wq;   /* (NH*HS, C) */
+    model_linear wk;   /* (KVC, C) */
+    model_linear wv;   /* (KVC, C) */
+    model_linear wo;   /* (C, C) */
+    const float *mlp_norm_w, *mlp_norm_b;   /* (C) */
+    model_linear w1;   /* (HID, C): GELU up-projection, or SwiGLU gate */
+    model_linear w2;   /* (C, HID): down-projection */
+    model_linear w3;   /* (HID, C): SwiGLU up-projection; unused for GELU */
+} model_layer_weights;
+
+typedef struct {
+    const float *tok_emb;    /* (V, C) token input */
+    const float *pos_emb;    /* (seq_len, C) learned positions */
+    model_linear patch;      /* (C, channels*patch*patch) patch input */
+    const float *cls_token;  /* (C) for MODEL_HEAD_CLS_TOKEN */
+    model_layer_weights *layers; /* (L) */
+    const float *final_norm_w, *final_norm_b; /* (C) */
+    model_linear head;       /* (V, C) LM head (tied: tok_emb) or (NC, C) classifier */
+} model_weights;
+
+/* one named tensor the architecture needs (the size table that drives loading and writing) */
+typedef struct {
+    char    name[96];
+    int     ndim;
+    int64_t shape[2];
+} model_tensor_spec;
+
+struct ckpt_file;
+
+typedef struct {
+    model_config   cfg;
+    model_weights  w;
+    float         *owned;        /* one block for converted / re-aligned tensors, or NULL */
+    size_t         owned_floats;
+    int64_t        n_params;
+    char           source[64];   /* "llama2c-v0", "llama2c-v1", "safetensors", "safetensors-hf-gpt2" */
+} model;
+
+/* Check a config's numbers and switches; message names the bad key. */
+pe_status model_check_config(const model_config *c, const char *where, pe_err *err);
+/* The native tensors this architecture needs, in canonical order. Returns the count
+ * (<= max; call with out = NULL to count). */
+int model_list_tensors(const model_config *c, model_tensor_spec *out, int max);
+/* Bind weights from an opened checkpoint; checks every tensor's presence, dtype, shape and that
+ * every weight is finite; reports expected vs got. The checkpoint must outlive the model. */
+pe_status model_init(model *m, struct ckpt_file *ck, pe_err *err);
+void model_free(model *m);
+/* human-readable one-line summary */
+void model_describe(const model *m, char *buf, size_t n);
+
+/* ---- batched forward ------------------------------------------------------------------- */
+typedef struct {
+    int    B, T;               /* shape these buffers were allocated for (max) */
+    float *block;              /* the one allocation */
+    float *x;      /* (B, T, C) residual stream */
+    float *xn;     /* (B, T, C) normalised input of a sub-layer */
+    float *q;      /* (B, T, C) queries (NH*HS == C) */
+    float *k;      /* (B, T, KVC) */
+    float *v;      /* (B, T, KVC) */
+    float *att;    /* (B, T, C) attention output before wo */
+    float *h1;     /* (B, T, HID) */
+    float *h3;     /* (B, T, HID) */
+    float *scores; /* (T, T) attention scratch for one (sequence, head) */
+    float *patches;/* (B, T, channels*patch*patch) image input only */
+    float *pooled; /* (B, C) classifier input */
+} model_acts;
+
+pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *err);
+void model_acts_free(model_acts *a);
+
+/* Forward a batch of token sequences. tokens (B, T) row-major; lens (B) valid lengths (NULL: all
+ * T; positions past a sequence's length are computed but never attended to by valid queries);
+ * logits (B, T, V) out. use_ref = 1 routes every kernel to its naive reference twin. */
+pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, const int *tokens,
+                               const int *lens, int B, int T, int use_ref, pe_err *err);
+/* Forward a batch of images: pixels (B, channels, H, W) uint8; logits (B, NC) out. */
+pe_status model_forward_images(float *logits, model_acts *a, const model *m, const uint8_t *pixels,
+                               int B, int use_ref, pe_err *err);
+/* tokens per image sequence (patches, plus one for a CLS token) */
+int model_image_seq_len(const model_config *c);
+
+/* ---- token-by-token reference (llama2.c run.c style, KV cache, naive matvec) ------------ */
+typedef struct {
+    float *block;
+    float *x, *xb, *xb2, *hb, *hb2, *q, *att; /* (C) (C) (C) (HID) (HID) (C) (NH, seq_len) */
+    float *key_cache;   /* (L, seq_len, KVC) */
+    float *value_cache; /* (L, seq_len, KVC) */
+} model_seq_state;
+
+pe_status model_seq_init(model_seq_state *s, const model *m, pe_err *err);
+void model_seq_free(model_seq_state *s);
+/* logits (V) for `token` at position `pos`, given the cache filled for positions < pos */
+void model_forward_token_seq(float *logits, model_seq_state *s, const model *m, int token, int pos);

@@ -1,0 +1,312 @@
+/* test_config.c: defaults, INI parsing, path resolution, --set, errors, JSON echo, validation. */
+#include "testutil.h"
+
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* write `text` to <tmp>/config/<name>; returns the path (static buffer) */
+static const char *write_ini(const char *name, const char *text) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", tu_tmp_dir("config"), name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void assert_contains(const char *haystack, const char *needle) {
+    if (!strstr(haystack, needle)) fail_msg("'%s' does not contain '%s'", haystack, needle);
+}
+
+static void test_defaults(void **state) {
+    pe_config c;
+    cfg_init_defaults(&c);
+    assert_string_equal(c.model_path, "");
+    assert_string_equal(c.model_format, "auto");
+    assert_string_equal(c.model_tokenizer, "");
+    assert_string_equal(c.model_config, "");
+    assert_string_equal(c.data_path, "");
+    assert_string_equal(c.data_format, "auto");
+    assert_string_equal(c.data_mode, "");
+    assert_string_equal(c.data_labels, "");
+    assert_int_equal(c.data_limit, 0);
+    assert_int_equal(c.data_context, 0);
+    assert_int_equal(c.data_stride, 0);
+    assert_string_equal(c.run_out, "runs/default");
+    assert_int_equal(c.run_batch, 8);
+}
+
+static void test_parse_good_ini(void **state) {
+    const char *path = write_ini("good.ini",
+                                 "; a comment\n"
+                                 "# another\n"
+                                 "[model]\n"
+                                 "path = /abs/model.bin\n"
+                                 "format = llama2c\n"
+                                 "tokenizer = bytes\n"
+                                 "\n"
+                                 "[data]\n"
+                                 "  path = /abs/tiny.txt   ; inline comment\n"
+                                 "  mode = windows\n"
+                                 "limit = 100\n"
+                                 "context = 64\n"
+                                 "stride = 32\n"
+                                 "format = text\n"
+                                 "[run]\n"
+                                 "batch = 4\n"
+                                 "batch = 2\n"
+                                 "out = /abs/out\n");
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_OK);
+    assert_string_equal(c.model_path, "/abs/model.bin");
+    assert_string_equal(c.model_format, "llama2c");
+    assert_string_equal(c.model_tokenizer, "bytes");
+    assert_string_equal(c.model_config, "");
+    assert_string_equal(c.data_path, "/abs/tiny.txt");
+    assert_string_equal(c.data_mode, "windows");
+    assert_string_equal(c.data_format, "text");
+    assert_int_equal(c.data_limit, 100);
+    assert_int_equal(c.data_context, 64);
+    assert_int_equal(c.data_stride, 32);
+    assert_int_equal(c.run_batch, 2); /* a repeated key overrides */
+    assert_string_equal(c.run_out, "/abs/out");
+    assert_int_equal(cfg_validate(&c, &err), PE_OK);
+}
+
+static void test_relative_paths(void **state) {
+    const char *path = write_ini("rel.ini",
+                                 "[model]\npath = m/model.bin\ntokenizer = none\nconfig = ../cfg.json\n"
+                                 "[data]\npath = tiny.txt\nlabels = /abs/labels\n"
+                                 "[run]\nout = runs/x\n");
+    char dir[4096], want[4200];
+    snprintf(dir, sizeof dir, "%s", tu_tmp_dir("config"));
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_OK);
+    snprintf(want, sizeof want, "%s/m/model.bin", dir);
+    assert_string_equal(c.model_path, want);
+    assert_string_equal(c.model_tokenizer, "none"); /* special word: not a path */
+    snprintf(want, sizeof want, "%s/../cfg.json", dir);
+    assert_string_equal(c.model_config, want);
+    snprintf(want, sizeof want, "%s/tiny.txt", dir);
+    assert_string_equal(c.data_path, want);
+    assert_string_equal(c.data_labels, "/abs/labels"); /* absolute: unchanged */
+    snprintf(want, sizeof want, "%s/runs/x", dir);
+    assert_string_equal(c.run_out, want);
+    assert_string_equal(c.model_format, "auto"); /* untouched keys keep their defaults */
+}
+
+static void test_set_overrides(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    assert_int_equal(cfg_apply_set(&c, "model.path=rel/model.bin", &err), PE_OK);
+    assert_string_equal(c.model_path, "rel/model.bin"); /* --set paths are taken as given */
+    assert_int_equal(cfg_apply_set(&c, "data.path=a=b.txt", &err), PE_OK);
+    assert_string_equal(c.data_path, "a=b.txt");
+    assert_int_equal(cfg_apply_set(&c, "run.batch=16", &err), PE_OK);
+    assert_int_equal(c.run_batch, 16);
+    assert_int_equal(cfg_apply_set(&c, "data.limit=123456789012", &err), PE_OK);
+    assert_true(c.data_limit == 123456789012L);
+    assert_int_equal(cfg_apply_set(&c, "data.mode=images", &err), PE_OK);
+    assert_int_equal(cfg_apply_set(&c, "data.mode=", &err), PE_OK); /* empty = auto */
+    assert_string_equal(c.data_mode, "");
+    assert_int_equal(cfg_apply_set(&c, "model.tokenizer=", &err), PE_OK);
+
+    const char *bad[] = {"model.path", "modelpath=x", ".path=x", "model.=x", "=x", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(cfg_apply_set(&c, bad[i], &err), PE_ERR_INPUT);
+        assert_contains(err.msg, "section.key=value");
+    }
+    assert_int_equal(cfg_apply_set(&c, "model.nope=1", &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "unknown key 'nope' in section [model]");
+    assert_int_equal(cfg_apply_set(&c, "run.batch=0", &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "run.batch = 0 is out of range; it must be >= 1");
+    assert_int_equal(cfg_apply_set(&c, "data.stride=-1", &err), PE_ERR_INPUT);
+    assert_int_equal(cfg_apply_set(&c, "data.context=99999999999", &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "is not an integer");
+    assert_int_equal(cfg_apply_set(&c, "run.batch=", &err), PE_ERR_INPUT);
+    assert_int_equal(c.run_batch, 16); /* failed sets change nothing */
+    assert_int_equal(c.data_stride, 0);
+}
+
+static void test_unknown_key_and_section(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    const char *path = write_ini("unknown_key.ini", "[model]\npath = m.bin\n\nfromat = auto\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    char want[4400];
+    snprintf(want, sizeof want, "%s:4: unknown key 'fromat' in section [model]; known keys: path, format, "
+             "tokenizer, config", path);
+    assert_string_equal(err.msg, want);
+    assert_string_equal(c.model_path, ""); /* nothing applied from a bad file */
+
+    path = write_ini("unknown_section.ini", "[model]\npath = m.bin\n[modle]\npath = x\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    snprintf(want, sizeof want, "%s:4: unknown section [modle]; known sections: [model], [data], [run]", path);
+    assert_string_equal(err.msg, want);
+
+    path = write_ini("no_section.ini", "path = m.bin\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":1: key 'path' is outside any section");
+
+    path = write_ini("syntax.ini", "[model]\npath = m.bin\nthis line has no equals sign\n[data]\nlimt = 1\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":3: syntax error");
+
+    char longline[400];
+    memset(longline, 'a', sizeof longline);
+    memcpy(longline, "[model]\npath = ", 15);
+    strcpy(longline + sizeof longline - 2, "\n");
+    path = write_ini("long.ini", longline);
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":2: line is too long");
+}
+
+static void test_bad_int(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    const char *path = write_ini("bad_int.ini", "[data]\nlimit = abc\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    char want[4400];
+    snprintf(want, sizeof want, "%s:2: data.limit = 'abc' is not an integer", path);
+    assert_string_equal(err.msg, want);
+
+    path = write_ini("bad_int2.ini", "[run]\nbatch = 4x\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":2: run.batch = '4x' is not an integer");
+
+    path = write_ini("bad_range.ini", "[data]\ncontext = -5\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":2: data.context = -5 is out of range; it must be >= 0");
+}
+
+static void test_bad_enum(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    const char *path = write_ini("bad_enum.ini", "[model]\nformat = gguf\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":2: model.format = 'gguf' is not allowed; choose one of: auto|llama2c|safetensors");
+    assert_int_equal(cfg_apply_set(&c, "data.mode=sentences", &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "documents|windows|images (or leave it empty for auto)");
+    assert_int_equal(cfg_apply_set(&c, "data.format=", &err), PE_ERR_INPUT); /* no empty: default is auto */
+    assert_int_equal(cfg_apply_set(&c, "model.format=llama2", &err), PE_ERR_INPUT); /* prefix is no match */
+    /* too long for the field */
+    assert_int_equal(cfg_apply_set(&c, "model.format=safetensors_safetensors_safetensors", &err), PE_ERR_INPUT);
+    assert_string_equal(c.model_format, "auto");
+}
+
+static void test_missing_file(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/does-not-exist.ini", tu_tmp_dir("config"));
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, path);
+    assert_contains(err.msg, "check the path");
+    /* a folder is not a config file */
+    assert_int_equal(cfg_load_ini(&c, tu_tmp_dir("config"), &err), PE_ERR_INPUT);
+}
+
+static void test_json_echo(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    assert_int_equal(cfg_apply_set(&c, "model.path=m.bin", &err), PE_OK);
+    assert_int_equal(cfg_apply_set(&c, "data.path=d \"q\".txt", &err), PE_OK);
+    assert_int_equal(cfg_apply_set(&c, "data.limit=5000000000", &err), PE_OK);
+    cJSON *j = cfg_to_json(&c);
+    assert_non_null(j);
+    char *s = cJSON_PrintUnformatted(j);
+    assert_non_null(s);
+    assert_string_equal(s,
+        "{\"model\":{\"path\":\"m.bin\",\"format\":\"auto\",\"tokenizer\":\"\",\"config\":\"\"},"
+        "\"data\":{\"path\":\"d \\\"q\\\".txt\",\"format\":\"auto\",\"mode\":\"\",\"labels\":\"\","
+        "\"limit\":5000000000,\"context\":0,\"stride\":0},"
+        "\"run\":{\"out\":\"runs/default\",\"batch\":8}}");
+    /* round trip: parse it back and compare values */
+    cJSON *back = cJSON_Parse(s);
+    assert_non_null(back);
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(back, "data");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "path")), c.data_path);
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(data, "limit")) == 5000000000.0);
+    cJSON *run = cJSON_GetObjectItemCaseSensitive(back, "run");
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(run, "batch")), 8);
+    assert_true(cJSON_Compare(j, back, 1));
+    cJSON_Delete(back);
+    cJSON_free(s);
+    cJSON_Delete(j);
+}
+
+static void test_validate(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    assert_int_equal(cfg_validate(&c, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "model.path is not set");
+    assert_contains(err.msg, "--set model.path=");
+    assert_int_equal(cfg_apply_set(&c, "model.path=m.bin", &err), PE_OK);
+    assert_int_equal(cfg_validate(&c, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "data.path is not set");
+    assert_int_equal(cfg_apply_set(&c, "data.path=d.txt", &err), PE_OK);
+    assert_int_equal(cfg_validate(&c, &err), PE_OK);
+    /* values set directly in the struct are checked too */
+    c.run_batch = 0;
+    assert_int_equal(cfg_validate(&c, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "run.batch = 0 is out of range");
+    c.run_batch = 1;
+    strcpy(c.data_mode, "bogus");
+    assert_int_equal(cfg_validate(&c, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "data.mode = 'bogus'");
+}
+
+static void test_print_keys(void **state) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cfg_print_keys(f);
+    fclose(f);
+    assert_contains(buf, "model.path ");
+    assert_contains(buf, "(required)");
+    assert_contains(buf, "[auto|llama2c|safetensors]");
+    assert_contains(buf, "run.batch ");
+    assert_contains(buf, "runs/default");
+    /* aligned: every help column starts at the same offset as in the header */
+    const char *hdr_help = strstr(buf, "meaning");
+    assert_non_null(hdr_help);
+    size_t col = (size_t)(hdr_help - buf);
+    const char *batch = strstr(buf, "\nrun.batch");
+    assert_non_null(batch);
+    assert_int_equal(strncmp(batch + 1 + col, "sequences", 9), 0);
+    free(buf);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_parse_good_ini),
+        cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_set_overrides),
+        cmocka_unit_test(test_unknown_key_and_section),
+        cmocka_unit_test(test_bad_int),
+        cmocka_unit_test(test_bad_enum),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_json_echo),
+        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_print_keys),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
