@@ -6,6 +6,8 @@
  *   windows:   the whole file is one token stream (BOS + encode(file)); windows of `context`
  *              tokens start every `stride` tokens; window 0 scores all its targets, window w > 0
  *              scores only the targets not scored by an earlier window (HF-style strided PPL).
+ *              Every stream target is scored exactly once: a window's first token is never a
+ *              target, so stride == context steps context - 1 (windows overlap by one token).
  *   Model convention: position p of a sequence predicts the token at position p+1. A sequence
  *   scores targets at positions [score_begin + 1, len), i.e. predictions made at positions
  *   [score_begin, len - 1).

@@ -369,10 +369,10 @@ void model_describe(const model *m, char *buf, size_t n) {
     static const char *norms[] = {"LayerNorm", "RMSNorm"}, *poss[] = {"no-pos", "learned-pos", "RoPE"},
                       *mlps[] = {"GELU", "GELU-tanh", "SwiGLU"}, *heads[] = {"tied-LM", "LM", "CLS", "mean-pool"};
     const model_config *c = &m->cfg;
-    snprintf(buf, n, "%s: %d layers, dim %d, hidden %d, %d heads (%d kv), %s, %s, %s, %s, %s, %s%s, seq_len %d, %lld params",
+    snprintf(buf, n, "%s: %d layers, dim %d, hidden %d, %d heads (%d kv), %s, %s, %s, %s, %s, %s input%s, seq_len %d, %lld params",
              m->source, c->n_layers, c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, norms[c->norm], poss[c->pos],
              mlps[c->mlp], c->causal ? "causal" : "bidirectional", heads[c->head],
-             c->input == MODEL_INPUT_TOKENS ? "vocab " : "patches", "", c->seq_len, (long long)m->n_params);
+             c->input == MODEL_INPUT_TOKENS ? "tokens" : "patches", "", c->seq_len, (long long)m->n_params);
     if (c->input == MODEL_INPUT_TOKENS) {
         char tail[64];
         snprintf(tail, sizeof tail, " (vocab %d)", c->vocab_size);
@@ -431,6 +431,20 @@ typedef struct {
 static const kernel_set KERNELS_FAST = {kern_matmul, kern_norm, kern_rope, kern_attention};
 static const kernel_set KERNELS_REF  = {kern_matmul_ref, kern_norm_ref, kern_rope_ref, kern_attention_ref};
 
+/* Projections run as one sgemm per sequence over its [len, C] rows (B sequences per forward
+ * call, never token by token). Not one [B*T, C] call: measured on OpenBLAS 0.3.21, the bits of a
+ * row's result depend on the row's position inside the block (Haswell kernel: period 12) and on
+ * the block's row count (tail kernels), so a batched call would make a sequence's numbers depend
+ * on its batch-mates, the batch size and the rank count. Per-sequence calls make every number a
+ * function of the sequence alone (docs/performance.md has the cost). */
+static void seq_matmul(const kernel_set *K, float *out, const float *inp, const model_linear *w, const int *lens, int B,
+                       int T, int C, int OC) {
+    for (int b = 0; b < B; b++) {
+        int len = lens ? lens[b] : T;
+        if (len > 0) K->matmul(out + (size_t)b * T * OC, inp + (size_t)b * T * C, w, len, C, OC);
+    }
+}
+
 /* transformer blocks + final norm over x (B, T, C); leaves the normalised output in a->xn */
 static void model_forward_blocks(model_acts *a, const model *m, const int *lens, int B, int T, const kernel_set *K) {
     const model_config *c = &m->cfg;
@@ -440,26 +454,26 @@ static void model_forward_blocks(model_acts *a, const model *m, const int *lens,
         const model_layer_weights *lw = &m->w.layers[l];
         /* attention sub-layer: x += wo(attn(norm(x))) */
         K->norm(a->xn, a->x, lw->attn_norm_w, lw->attn_norm_b, N, C, c->norm, c->norm_eps);
-        K->matmul(a->q, a->xn, &lw->wq, N, C, C);   /* (B, T, C) */
-        K->matmul(a->k, a->xn, &lw->wk, N, C, KVC); /* (B, T, KVC) */
-        K->matmul(a->v, a->xn, &lw->wv, N, C, KVC); /* (B, T, KVC) */
+        seq_matmul(K, a->q, a->xn, &lw->wq, lens, B, T, C, C);   /* (B, T, C) */
+        seq_matmul(K, a->k, a->xn, &lw->wk, lens, B, T, C, KVC); /* (B, T, KVC) */
+        seq_matmul(K, a->v, a->xn, &lw->wv, lens, B, T, C, KVC); /* (B, T, KVC) */
         if (c->pos == MODEL_POS_ROPE) {
             K->rope(a->q, B, T, NH, HS, c->rope_theta);
             K->rope(a->k, B, T, NKV, HS, c->rope_theta);
         }
         K->attention(a->att, a->scores, a->q, a->k, a->v, lens, B, T, NH, NKV, HS, c->causal);
-        K->matmul(a->xn, a->att, &lw->wo, N, C, C);
+        seq_matmul(K, a->xn, a->att, &lw->wo, lens, B, T, C, C);
         kern_add(a->x, a->xn, (size_t)N * C);
         /* MLP sub-layer: x += w2(act(w1(norm(x))) [* w3(norm(x))]) */
         K->norm(a->xn, a->x, lw->mlp_norm_w, lw->mlp_norm_b, N, C, c->norm, c->norm_eps);
-        K->matmul(a->h1, a->xn, &lw->w1, N, C, HID); /* (B, T, HID) */
+        seq_matmul(K, a->h1, a->xn, &lw->w1, lens, B, T, C, HID); /* (B, T, HID) */
         if (c->mlp == MODEL_MLP_SWIGLU) {
-            K->matmul(a->h3, a->xn, &lw->w3, N, C, HID);
+            seq_matmul(K, a->h3, a->xn, &lw->w3, lens, B, T, C, HID);
             kern_swiglu(a->h1, a->h3, (size_t)N * HID);
         } else {
             kern_gelu(a->h1, (size_t)N * HID, c->mlp == MODEL_MLP_GELU_TANH);
         }
-        K->matmul(a->xn, a->h1, &lw->w2, N, HID, C);
+        seq_matmul(K, a->xn, a->h1, &lw->w2, lens, B, T, HID, C);
         kern_add(a->x, a->xn, (size_t)N * C);
     }
     K->norm(a->xn, a->x, m->w.final_norm_w, m->w.final_norm_b, N, C, c->norm, c->norm_eps);
@@ -487,7 +501,7 @@ pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, con
     model_forward_blocks(a, m, lens, B, T, K);
     model_linear head = m->w.head;
     if (c->head == MODEL_HEAD_LM_TIED) head = (model_linear){m->w.tok_emb, C, 0, NULL};
-    K->matmul(logits, a->xn, &head, B * T, C, c->vocab_size); /* (B, T, V) */
+    seq_matmul(K, logits, a->xn, &head, lens, B, T, C, c->vocab_size); /* (B, T, V) */
     return PE_OK;
 }
 
@@ -513,7 +527,7 @@ pe_status model_forward_images(float *logits, model_acts *a, const model *m, con
                             *dst++ = ((float)v / 255.0f - c->pixel_mean) / c->pixel_std;
                         }
             }
-    K->matmul(a->xn, a->patches, &m->w.patch, B * NP, PP, C); /* (B, NP, C) */
+    seq_matmul(K, a->xn, a->patches, &m->w.patch, NULL, B, NP, PP, C); /* (B, NP, C) */
     for (int b = 0; b < B; b++) {
         if (off) memcpy(a->x + (size_t)b * T * C, m->w.cls_token, (size_t)C * sizeof(float));
         memcpy(a->x + ((size_t)b * T + off) * C, a->xn + (size_t)b * NP * C, (size_t)NP * C * sizeof(float));
@@ -533,7 +547,7 @@ pe_status model_forward_images(float *logits, model_acts *a, const model *m, con
             }
         }
     }
-    K->matmul(logits, a->pooled, &m->w.head, B, C, c->n_classes); /* (B, NC) */
+    seq_matmul(K, logits, a->pooled, &m->w.head, NULL, B, 1, C, c->n_classes); /* (B, NC), one row per image */
     return PE_OK;
 }
 

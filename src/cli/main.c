@@ -1,0 +1,401 @@
+/* main.c: the pathens command line.
+ *
+ *   pathens inspect MODEL [--format F] [--config CONFIG.json]
+ *   pathens eval CONFIG.ini [--set section.key=value ...] [--threads N] [--quiet]
+ *
+ * Exit codes (README): 0 ok, 1 usage, 2 bad input, 3 internal error, 75 checkpointed.
+ * Outputs are written to a temporary name and renamed; results.json holds no timings. */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "common.h"
+#include "config.h"
+#include "dataset.h"
+#include "eval.h"
+#include "model.h"
+#include "tokenizer.h"
+#include "version.h"
+
+static int die(const pe_err *err) {
+    fprintf(stderr, "pathens: error: %s\n", err->msg);
+    return err->code ? (int)err->code : PE_ERR_INTERNAL;
+}
+
+static int usage_error(const char *cmd, const char *msg) {
+    fprintf(stderr, "pathens%s%s: %s\nRun 'pathens%s%s --help' for usage.\n", cmd ? " " : "", cmd ? cmd : "", msg,
+            cmd ? " " : "", cmd ? cmd : "");
+    return PE_ERR_USAGE;
+}
+
+/* ---- inspect ------------------------------------------------------------------------------ */
+
+static void help_inspect(FILE *f) {
+    fprintf(f,
+            "usage: pathens inspect MODEL [--format auto|llama2c|safetensors] [--config CONFIG.json]\n\n"
+            "Prints the architecture, the parameter count and every tensor (name, dtype, shape) of a\n"
+            "checkpoint, after checking every tensor against the architecture (shapes, dtypes, finiteness).\n"
+            "Formats: llama2.c v0/v1 .bin, safetensors + config.json (native or Hugging Face GPT-2);\n"
+            "see docs/formats.md.\n");
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    const char *path = NULL, *format = "auto", *config = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help_inspect(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
+            format = argv[++i];
+        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config = argv[++i];
+        } else if (argv[i][0] == '-') {
+            return usage_error("inspect", "unknown option or missing value");
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            return usage_error("inspect", "one MODEL at a time");
+        }
+    }
+    if (!path) return usage_error("inspect", "missing MODEL");
+    pe_err    err = {0};
+    ckpt_file ck;
+    model     m;
+    if (ckpt_open(&ck, path, format, config, &err) || model_init(&m, &ck, &err)) {
+        if (ck.map) ckpt_close(&ck);
+        return die(&err);
+    }
+    char desc[512];
+    model_describe(&m, desc, sizeof desc);
+    printf("model: %s\n", path);
+    printf("format: %s\n", m.source);
+    printf("architecture: %s\n", desc);
+    const model_config *c = &m.cfg;
+    printf("  dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, head_size %d\n", c->dim, c->hidden_dim,
+           c->n_layers, c->n_heads, c->n_kv_heads, c->dim / c->n_heads);
+    printf("parameters: %lld\n", (long long)m.n_params);
+    printf("tensors: %d\n", ck.n_tensors);
+    for (int i = 0; i < ck.n_tensors; i++) {
+        const ckpt_tensor *t = &ck.tensors[i];
+        char shape[96] = "";
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        printf("  %-40s %-5s [%s]\n", t->name, ckpt_dtype_name(t->dtype), shape);
+    }
+    model_free(&m);
+    ckpt_close(&ck);
+    return 0;
+}
+
+/* ---- eval --------------------------------------------------------------------------------- */
+
+static void help_eval(FILE *f) {
+    fprintf(f,
+            "usage: pathens eval CONFIG.ini [--set section.key=value ...] [--threads N] [--quiet]\n\n"
+            "Dense evaluation of [model] on [data]; writes <run.out>/results.json (the resolved config, the\n"
+            "pathens version and git commit, and a \"dense\" object: nll_per_token, perplexity, bits_per_token,\n"
+            "bits_per_byte, tokens, bytes for language models; accuracy, nll, examples for classifiers).\n\n"
+            "options:\n"
+            "  --set section.key=value  override one config key (repeatable; paths relative to the cwd)\n"
+            "  --threads N              OpenBLAS threads (default: $OPENBLAS_NUM_THREADS, else 1)\n"
+            "  --quiet                  no start-up line or summary on stderr\n\n"
+            "config keys:\n");
+    cfg_print_keys(f);
+}
+
+static int detect_idx(const char *path) {
+    size_t n = strlen(path);
+    return (n > 8 && strstr(path, "-ubyte") != NULL) || (n > 4 && !strcmp(path + n - 4, ".idx"));
+}
+
+/* labels file from an images file: t10k-images-idx3-ubyte.gz -> t10k-labels-idx1-ubyte.gz */
+static void derive_labels(char *out, size_t n, const char *images) {
+    const char *p = strstr(images, "images-idx3");
+    if (!p) {
+        snprintf(out, n, "%s", images);
+        return;
+    }
+    snprintf(out, n, "%.*slabels-idx1%s", (int)(p - images), images, p + strlen("images-idx3"));
+}
+
+static cJSON *json_num(double x) { return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull(); }
+
+static int cmd_eval(int argc, char **argv) {
+    const char *ini = NULL;
+    int         threads = 0, quiet = 0;
+    pe_err      err = {0};
+    pe_config   cfg;
+    cfg_init_defaults(&cfg);
+    /* options first pass: help, ini */
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help_eval(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--threads")) {
+            if (i + 1 >= argc) return usage_error("eval", "option needs a value");
+            i++;
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "pathens eval: unknown option '%s'\n", argv[i]);
+            return usage_error("eval", "unknown option");
+        } else if (!ini) {
+            ini = argv[i];
+        } else {
+            return usage_error("eval", "one CONFIG.ini at a time");
+        }
+    }
+    if (!ini) return usage_error("eval", "missing CONFIG.ini");
+    if (cfg_load_ini(&cfg, ini, &err)) return die(&err);
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--set")) {
+            if (cfg_apply_set(&cfg, argv[++i], &err)) return die(&err);
+        } else if (!strcmp(argv[i], "--threads")) {
+            char *e;
+            long  t = strtol(argv[++i], &e, 10);
+            if (*e || t < 1 || t > 1024) return usage_error("eval", "--threads needs an integer in [1, 1024]");
+            threads = (int)t;
+        }
+    }
+    if (cfg_validate(&cfg, &err)) return die(&err);
+    if (threads == 0) {
+        const char *env = getenv("OPENBLAS_NUM_THREADS");
+        threads = env && atoi(env) > 0 ? atoi(env) : 1;
+    }
+    openblas_set_num_threads(threads);
+
+    /* model */
+    double    t0 = pe_time_now();
+    ckpt_file ck;
+    model     m;
+    if (ckpt_open(&ck, cfg.model_path, cfg.model_format, cfg.model_config, &err)) return die(&err);
+    if (model_init(&m, &ck, &err)) {
+        ckpt_close(&ck);
+        return die(&err);
+    }
+    int is_lm = m.cfg.input == MODEL_INPUT_TOKENS;
+    /* data kind */
+    int use_idx = !strcmp(cfg.data_format, "idx") || (!strcmp(cfg.data_format, "auto") && detect_idx(cfg.data_path));
+    const char *mode = cfg.data_mode[0] ? cfg.data_mode : (use_idx ? "images" : "documents");
+    int rc = 0;
+    if (use_idx != !is_lm || (use_idx && strcmp(mode, "images")) || (!use_idx && !strcmp(mode, "images"))) {
+        pe_fail(&err, PE_ERR_INPUT, "data %s (%s, mode %s) does not fit the model (%s); check [data] path/format/mode",
+                cfg.data_path, use_idx ? "IDX images" : "text", mode, is_lm ? "a language model" : "an image classifier");
+        rc = die(&err);
+        goto done_model;
+    }
+    tokenizer     tok;
+    text_dataset  td;
+    image_dataset id;
+    int           have_tok = 0, have_td = 0, have_id = 0;
+    memset(&td, 0, sizeof td);
+    memset(&id, 0, sizeof id);
+    char data_desc[512];
+    if (is_lm) {
+        const char *tk = cfg.model_tokenizer;
+        if (!strcmp(tk, "bytes") || (!tk[0] && m.cfg.vocab_size == 256)) {
+            tok_init_bytes(&tok);
+        } else if (!tk[0] || !strcmp(tk, "none")) {
+            pe_fail(&err, PE_ERR_INPUT, "a language model needs a tokenizer: set [model] tokenizer = PATH (llama2.c "
+                    "tokenizer.bin) or bytes");
+            rc = die(&err);
+            goto done_model;
+        } else if (tok_init_llama2c(&tok, tk, m.cfg.vocab_size, &err)) {
+            rc = die(&err);
+            goto done_model;
+        }
+        have_tok = 1;
+        if (tok.vocab_size > m.cfg.vocab_size) {
+            pe_fail(&err, PE_ERR_INPUT, "tokenizer has %d tokens but the model's vocabulary is %d", tok.vocab_size,
+                    m.cfg.vocab_size);
+            rc = die(&err);
+            goto done_data;
+        }
+        int context = cfg.data_context ? cfg.data_context : m.cfg.seq_len;
+        if (context > m.cfg.seq_len) {
+            pe_fail(&err, PE_ERR_INPUT, "data.context = %d exceeds the model's seq_len %d", context, m.cfg.seq_len);
+            rc = die(&err);
+            goto done_data;
+        }
+        int stride = cfg.data_stride ? cfg.data_stride : context;
+        data_text_mode tm = !strcmp(mode, "windows") ? DATA_MODE_WINDOWS : DATA_MODE_DOCUMENTS;
+        if (data_load_text(&td, cfg.data_path, &tok, tm, context, stride, cfg.data_limit, &err)) {
+            rc = die(&err);
+            goto done_data;
+        }
+        have_td = 1;
+        snprintf(data_desc, sizeof data_desc, "%s: %s mode, %d sequences, %lld scored tokens, %lld bytes, context %d%s",
+                 cfg.data_path, mode, td.n_seqs, (long long)td.n_scored, (long long)td.n_scored_bytes, context,
+                 tm == DATA_MODE_WINDOWS ? "" : "");
+    } else {
+        char labels[CFG_PATH_MAX];
+        if (cfg.data_labels[0]) snprintf(labels, sizeof labels, "%s", cfg.data_labels);
+        else derive_labels(labels, sizeof labels, cfg.data_path);
+        if (data_load_idx(&id, cfg.data_path, labels, cfg.data_limit, &err)) {
+            rc = die(&err);
+            goto done_data;
+        }
+        have_id = 1;
+        snprintf(data_desc, sizeof data_desc, "%s: %d images %dx%d, %d classes", cfg.data_path, id.n, id.rows, id.cols,
+                 id.n_classes);
+    }
+    if (!quiet) {
+        char desc[512];
+        model_describe(&m, desc, sizeof desc);
+        fprintf(stderr, "pathens %s (%.12s): 1 rank x %d BLAS thread%s (OpenBLAS %s)\n", PATHENS_VERSION,
+                PATHENS_GIT_COMMIT, threads, threads == 1 ? "" : "s", openblas_get_corename());
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        if (ncpu > 0 && threads > ncpu)
+            fprintf(stderr, "pathens: warning: %d BLAS threads on %ld cores oversubscribes the machine\n", threads, ncpu);
+        fprintf(stderr, "model %s\n  %s\n", cfg.model_path, desc);
+        fprintf(stderr, "data  %s\n", data_desc);
+        fprintf(stderr, "plan  dense pass, batch %d\n", cfg.run_batch);
+    }
+
+    /* evaluate */
+    cJSON *root = cJSON_CreateObject();
+    cJSON *pj   = cJSON_AddObjectToObject(root, "pathens");
+    cJSON_AddStringToObject(pj, "version", PATHENS_VERSION);
+    cJSON_AddStringToObject(pj, "git_commit", PATHENS_GIT_COMMIT);
+    cJSON_AddItemToObject(root, "config", (cJSON *)cfg_to_json(&cfg));
+    cJSON *mj = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(mj, "format", m.source);
+    cJSON_AddNumberToObject(mj, "parameters", (double)m.n_params);
+    char *arch = ckpt_config_to_json(&m.cfg);
+    cJSON_AddItemToObject(mj, "architecture", cJSON_Parse(arch));
+    free(arch);
+    cJSON *dj = cJSON_AddObjectToObject(root, "data");
+    double t1 = pe_time_now();
+    if (is_lm) {
+        eval_lm_acc acc;
+        if (eval_dense_text(&acc, &m, &td, cfg.run_batch, &err)) {
+            cJSON_Delete(root);
+            rc = die(&err);
+            goto done_data;
+        }
+        cJSON_AddStringToObject(dj, "kind", "text");
+        cJSON_AddStringToObject(dj, "mode", mode);
+        cJSON_AddNumberToObject(dj, "sequences", td.n_seqs);
+        cJSON_AddNumberToObject(dj, "context", td.context);
+        if (td.mode == DATA_MODE_WINDOWS) cJSON_AddNumberToObject(dj, "stride", td.stride);
+        double nll = eval_lm_nll(&acc), se = eval_lm_nll_stderr(&acc);
+        cJSON *dn = cJSON_AddObjectToObject(root, "dense");
+        cJSON_AddItemToObject(dn, "nll_per_token", json_num(nll));
+        cJSON_AddItemToObject(dn, "nll_per_token_stderr", json_num(se));
+        cJSON_AddItemToObject(dn, "perplexity", json_num(exp(nll)));
+        cJSON_AddItemToObject(dn, "bits_per_token", json_num(nll / log(2.0)));
+        cJSON_AddItemToObject(dn, "bits_per_byte", json_num(acc.bytes ? acc.sum_nll / (double)acc.bytes / log(2.0) : NAN));
+        cJSON_AddNumberToObject(dn, "tokens", (double)acc.tokens);
+        cJSON_AddNumberToObject(dn, "bytes", (double)acc.bytes);
+        cJSON_AddNumberToObject(dn, "units", (double)acc.units);
+        if (!quiet)
+            fprintf(stderr, "dense: nll/token %.6f ± %.6f, perplexity %.4f, bits/byte %.5f over %lld tokens (%lld %s)\n",
+                    nll, se, exp(nll), acc.sum_nll / (double)acc.bytes / log(2.0), (long long)acc.tokens,
+                    (long long)acc.units, td.mode == DATA_MODE_WINDOWS ? "windows" : "documents");
+    } else {
+        eval_cls_acc acc;
+        if (eval_dense_images(&acc, &m, &id, cfg.run_batch, &err)) {
+            cJSON_Delete(root);
+            rc = die(&err);
+            goto done_data;
+        }
+        cJSON_AddStringToObject(dj, "kind", "images");
+        cJSON_AddNumberToObject(dj, "images", id.n);
+        cJSON_AddNumberToObject(dj, "classes", id.n_classes);
+        double n = (double)acc.examples, p = acc.correct / n, nll = acc.sum_nll / n;
+        double nll_var = n > 1 ? (acc.sum_nll2 - n * nll * nll) / (n - 1) : NAN;
+        cJSON *dn = cJSON_AddObjectToObject(root, "dense");
+        cJSON_AddItemToObject(dn, "accuracy", json_num(p));
+        cJSON_AddItemToObject(dn, "accuracy_stderr", json_num(n > 1 ? sqrt(p * (1 - p) / (n - 1)) : NAN));
+        cJSON_AddItemToObject(dn, "nll", json_num(nll));
+        cJSON_AddItemToObject(dn, "nll_stderr", json_num(n > 1 && nll_var >= 0 ? sqrt(nll_var / n) : NAN));
+        cJSON_AddNumberToObject(dn, "examples", n);
+        if (!quiet)
+            fprintf(stderr, "dense: accuracy %.4f ± %.4f, nll %.5f over %lld images\n", p,
+                    n > 1 ? sqrt(p * (1 - p) / (n - 1)) : 0.0, nll, (long long)acc.examples);
+    }
+    double t2 = pe_time_now();
+    /* outputs */
+    if (pe_mkdir_p(cfg.run_out, &err)) {
+        cJSON_Delete(root);
+        rc = die(&err);
+        goto done_data;
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    char path[CFG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/results.json", cfg.run_out);
+    size_t tl = strlen(text);
+    text = realloc(text, tl + 2);
+    text[tl] = '\n';
+    text[tl + 1] = 0;
+    if (pe_write_file_atomic(path, text, tl + 1, &err)) {
+        free(text);
+        rc = die(&err);
+        goto done_data;
+    }
+    free(text);
+    cJSON *tj = cJSON_CreateObject();
+    cJSON_AddNumberToObject(tj, "ranks", 1);
+    cJSON_AddNumberToObject(tj, "blas_threads", threads);
+    cJSON_AddStringToObject(tj, "openblas_core", openblas_get_corename());
+    cJSON_AddNumberToObject(tj, "load_seconds", t1 - t0);
+    cJSON_AddNumberToObject(tj, "eval_seconds", t2 - t1);
+    if (is_lm) cJSON_AddNumberToObject(tj, "tokens_per_second", (double)td.n_scored / (t2 - t1));
+    char *tt = cJSON_Print(tj);
+    cJSON_Delete(tj);
+    snprintf(path, sizeof path, "%s/timing.json", cfg.run_out);
+    if (pe_write_file_atomic(path, tt, strlen(tt), &err)) rc = die(&err);
+    free(tt);
+    if (!rc && !quiet) fprintf(stderr, "wrote %s/results.json (%.2f s)\n", cfg.run_out, t2 - t1);
+done_data:
+    if (have_td) data_free_text(&td);
+    if (have_id) data_free_idx(&id);
+    if (have_tok) tok_free(&tok);
+done_model:
+    model_free(&m);
+    ckpt_close(&ck);
+    return rc;
+}
+
+/* ---- main --------------------------------------------------------------------------------- */
+
+static void help_main(FILE *f) {
+    fprintf(f,
+            "pathens %s: transformers as dynamic self-ensembles of information pathways\n\n"
+            "usage: pathens COMMAND [ARGS]   (pathens COMMAND --help for each)\n\n"
+            "commands:\n"
+            "  inspect MODEL         architecture, parameter count, tensors of a checkpoint\n"
+            "  eval CONFIG.ini       evaluate a model on a dataset, write results.json\n"
+            "  version               print version and git commit\n\n"
+            "exit codes: 0 ok, 1 usage error, 2 bad input (file, config, data), 3 internal error,\n"
+            "            75 checkpointed after a signal (rerun to resume)\n",
+            PATHENS_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        help_main(stderr);
+        return PE_ERR_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        help_main(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("pathens %s (git %s)\n", PATHENS_VERSION, PATHENS_GIT_COMMIT);
+        return 0;
+    }
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    fprintf(stderr, "pathens: unknown command '%s'\n", cmd);
+    help_main(stderr);
+    return PE_ERR_USAGE;
+}
