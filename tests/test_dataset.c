@@ -1,0 +1,376 @@
+/* test_dataset.c: text datasets (documents, windows: every target scored exactly once, limit,
+ * errors) and IDX image sets (Fashion-MNIST, corrupted files). */
+#include "testutil.h"
+
+#include "dataset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#ifndef PATHENS_FASHION_DIR
+#define PATHENS_FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#endif
+
+static void assert_contains(const char *haystack, const char *needle) {
+    if (!strstr(haystack, needle)) fail_msg("'%s' does not contain '%s'", haystack, needle);
+}
+
+static void load_tok512(tokenizer *t) {
+    pe_err err = {0};
+    if (tok_init_llama2c(t, tu_data_path("tok512.bin"), 512, &err) != PE_OK) fail_msg("%s", err.msg);
+}
+
+/* write data to <tmp>/dataset/<name>; the path goes to out (4096 bytes) and is returned */
+static const char *write_tmp(char *out, const char *name, const void *data, size_t len) {
+    snprintf(out, 4096, "%s/%s", tu_tmp_dir("dataset"), name);
+    FILE *f = fopen(out, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+    return out;
+}
+
+static text_dataset load_text_ok(const char *path, const tokenizer *t, data_text_mode mode, int context, int stride,
+                                 long limit) {
+    text_dataset d;
+    pe_err err = {0};
+    if (data_load_text(&d, path, t, mode, context, stride, limit, &err) != PE_OK) fail_msg("%s", err.msg);
+    return d;
+}
+
+/* structural invariants shared by both modes */
+static void check_seqs(const text_dataset *d) {
+    int64_t scored = 0, bytes = 0;
+    for (int i = 0; i < d->n_seqs; i++) {
+        const text_seq *s = &d->seqs[i];
+        assert_true(s->len >= 2 && s->len <= d->context);
+        assert_true(s->start >= 0 && s->start + s->len <= d->n_tokens);
+        assert_true(s->score_begin >= 0 && s->score_begin < s->len - 1);
+        scored += s->len - 1 - s->score_begin;
+        for (int p = s->score_begin + 1; p < s->len; p++) bytes += d->tok_bytes[s->start + p];
+    }
+    assert_int_equal(scored, d->n_scored);
+    assert_int_equal(bytes, d->n_scored_bytes);
+}
+
+/* ---- documents ------------------------------------------------------------------------------- */
+
+static void test_documents_tinystories(void **state) {
+    tokenizer t;
+    load_tok512(&t);
+    const char *path = tu_data_path("tinystories_val.txt");
+    /* 4300 paragraphs separated by empty lines; two of them are split again by a line holding a
+     * single space (lines 6285 and 6338), which is blank too: 4302 documents */
+    text_dataset d = load_text_ok(path, &t, DATA_MODE_DOCUMENTS, 512, 0, 0);
+    assert_int_equal(d.n_seqs, 4302);
+    assert_int_equal(d.seqs[d.n_seqs - 1].doc_id, 4301);
+    check_seqs(&d);
+    for (int i = 0; i < d.n_seqs; i++) {
+        assert_int_equal(d.seqs[i].doc_id, i);
+        assert_int_equal(d.seqs[i].score_begin, 0);
+        assert_int_equal(d.tokens[d.seqs[i].start], 1); /* BOS */
+        assert_int_equal(d.tok_bytes[d.seqs[i].start], 0);
+    }
+
+    /* the first document is the file's first paragraph, encoded with BOS */
+    char *text;
+    size_t len;
+    pe_err err = {0};
+    assert_int_equal(pe_read_file(path, &text, &len, &err), PE_OK);
+    size_t doc0_len = (size_t)(strstr(text, "\n\n") - text);
+    int *toks, n;
+    assert_int_equal(tok_encode(&t, text, doc0_len, 1, 0, &toks, &n, &err), PE_OK);
+    assert_true(n <= 512);
+    assert_int_equal(d.seqs[0].len, n);
+    assert_memory_equal(d.tokens + d.seqs[0].start, toks, (size_t)n * sizeof *toks);
+    long bytes = 0;
+    for (int p = 1; p < n; p++) bytes += d.tok_bytes[d.seqs[0].start + p];
+    assert_int_equal(bytes, (long)doc0_len); /* the targets decode to the whole text */
+    free(toks);
+    free(text);
+    data_free_text(&d);
+
+    /* a context longer than any document: the targets decode to every document's whole text
+     * (785,768 bytes: the file less its separators, computed independently) */
+    d = load_text_ok(path, &t, DATA_MODE_DOCUMENTS, 1 << 20, 0, 0);
+    assert_int_equal(d.n_seqs, 4302);
+    assert_int_equal(d.n_scored_bytes, 785768);
+    text_dataset s = load_text_ok(path, &t, DATA_MODE_DOCUMENTS, 16, 0, 0);
+    assert_int_equal(s.n_seqs, 4302); /* short context: documents truncated, none lost */
+    check_seqs(&s);
+    for (int i = 0; i < s.n_seqs; i++) {
+        assert_int_equal(s.seqs[i].len, d.seqs[i].len < 16 ? d.seqs[i].len : 16);
+        assert_memory_equal(s.tokens + s.seqs[i].start, d.tokens + d.seqs[i].start,
+                            (size_t)s.seqs[i].len * sizeof *s.tokens);
+    }
+    data_free_text(&s);
+    data_free_text(&d);
+
+    /* limit keeps the first N documents */
+    d = load_text_ok(path, &t, DATA_MODE_DOCUMENTS, 512, 0, 10);
+    assert_int_equal(d.n_seqs, 10);
+    assert_int_equal(d.seqs[9].doc_id, 9);
+    data_free_text(&d);
+    tok_free(&t);
+}
+
+static void test_documents_splitting(void **state) {
+    tokenizer t;
+    tok_init_bytes(&t); /* tokens = bytes: the document texts are visible as tokens */
+    const char text[] = "\n \t\r\n  hello\r\nworld \r\n \t \r\n\r\nsecond\n\n\nx\n\nlast one";
+    char path[4096];
+    write_tmp(path, "docs.txt", text, sizeof text - 1);
+    text_dataset d = load_text_ok(path, &t, DATA_MODE_DOCUMENTS, 100, 0, 0);
+    const char *want[] = {"  hello\r\nworld ", "second", "last one"};
+    const int want_id[] = {0, 1, 3}; /* "x" (document 2) has one token and is dropped */
+    assert_int_equal(d.n_seqs, 3);
+    check_seqs(&d);
+    for (int i = 0; i < 3; i++) {
+        const text_seq *s = &d.seqs[i];
+        assert_int_equal(s->doc_id, want_id[i]);
+        assert_int_equal(s->len, (int)strlen(want[i]));
+        for (int p = 0; p < s->len; p++) {
+            assert_int_equal(d.tokens[s->start + p], (unsigned char)want[i][p]);
+            assert_int_equal(d.tok_bytes[s->start + p], p == 0 ? 0 : 1);
+        }
+    }
+    assert_int_equal(d.n_scored, 14 + 5 + 7);
+    assert_int_equal(d.n_scored_bytes, 14 + 5 + 7);
+    data_free_text(&d);
+    tok_free(&t);
+}
+
+/* ---- windows --------------------------------------------------------------------------------- */
+
+/* every stream target (index >= 1) is scored by exactly one window */
+static void check_coverage(const text_dataset *d, int context, int stride) {
+    int *count = calloc((size_t)d->n_tokens, sizeof *count);
+    assert_non_null(count);
+    int64_t prev_start = -1;
+    for (int w = 0; w < d->n_seqs; w++) {
+        const text_seq *s = &d->seqs[w];
+        assert_int_equal(s->doc_id, w);
+        assert_true(s->start > prev_start);
+        assert_true(s->start - prev_start <= stride || w == 0);
+        prev_start = s->start;
+        assert_true(s->len == context || s->start + s->len == d->n_tokens);
+        for (int p = s->score_begin + 1; p < s->len; p++) count[s->start + p]++;
+    }
+    assert_int_equal(d->seqs[0].start, 0);
+    assert_int_equal(d->seqs[0].score_begin, 0);
+    assert_int_equal(d->seqs[d->n_seqs - 1].start + d->seqs[d->n_seqs - 1].len, d->n_tokens);
+    assert_int_equal(count[0], 0);
+    for (int64_t i = 1; i < d->n_tokens; i++)
+        if (count[i] != 1)
+            fail_msg("context %d stride %d: stream target %lld scored %d times", context, stride, (long long)i,
+                     count[i]);
+    assert_int_equal(d->n_scored, d->n_tokens - 1);
+    free(count);
+}
+
+static void test_windows_tinystories(void **state) {
+    tokenizer t;
+    load_tok512(&t);
+    const char *path = tu_data_path("tinystories_val.txt");
+    char *text;
+    size_t len;
+    pe_err err = {0};
+    assert_int_equal(pe_read_file(path, &text, &len, &err), PE_OK);
+    int *toks, n;
+    assert_int_equal(tok_encode(&t, text, len, 1, 0, &toks, &n, &err), PE_OK);
+
+    const int cs[][2] = {{512, 512}, {512, 128}, {512, 511}, {64, 64}, {64, 17}, {64, 1}, {2, 2}, {2, 1}};
+    for (size_t k = 0; k < sizeof cs / sizeof *cs; k++) {
+        text_dataset d = load_text_ok(path, &t, DATA_MODE_WINDOWS, cs[k][0], cs[k][1], 0);
+        assert_int_equal(d.n_tokens, n);
+        assert_memory_equal(d.tokens, toks, (size_t)n * sizeof *toks); /* BOS + encode(file) */
+        check_seqs(&d);
+        check_coverage(&d, cs[k][0], cs[k][1]);
+        assert_int_equal(d.n_scored_bytes, (int64_t)len); /* the targets decode to the whole file */
+        if (k == 0) print_message("windows 512/512: %d windows over %lld tokens\n", d.n_seqs, (long long)n);
+        data_free_text(&d);
+    }
+    /* limit keeps the first N windows */
+    text_dataset d = load_text_ok(path, &t, DATA_MODE_WINDOWS, 256, 128, 3);
+    assert_int_equal(d.n_seqs, 3);
+    assert_int_equal(d.seqs[2].start, 256);
+    assert_int_equal(d.seqs[2].score_begin, 127);
+    assert_int_equal(d.n_scored, 255 + 128 + 128);
+    check_seqs(&d);
+    data_free_text(&d);
+    free(toks);
+    free(text);
+    tok_free(&t);
+}
+
+static void test_windows_bytes_shakespeare(void **state) {
+    tokenizer t;
+    tok_init_bytes(&t);
+    const char *path = tu_data_path("tinyshakespeare.txt");
+    const int cs[][2] = {{256, 256}, {256, 100}, {1024, 1}};
+    for (size_t k = 0; k < sizeof cs / sizeof *cs; k++) {
+        text_dataset d = load_text_ok(path, &t, DATA_MODE_WINDOWS, cs[k][0], cs[k][1], 0);
+        assert_int_equal(d.n_tokens, 1115394); /* one token per byte, no BOS */
+        check_seqs(&d);
+        check_coverage(&d, cs[k][0], cs[k][1]);
+        assert_int_equal(d.n_scored_bytes, 1115394 - 1);
+        data_free_text(&d);
+    }
+    tok_free(&t);
+}
+
+/* ---- text errors ----------------------------------------------------------------------------- */
+
+static void expect_text_error(const char *path, const tokenizer *t, data_text_mode mode, int context, int stride,
+                              const char *what) {
+    text_dataset d;
+    pe_err err = {0};
+    pe_status st = data_load_text(&d, path, t, mode, context, stride, 0, &err);
+    if (st != PE_ERR_INPUT) fail_msg("%s: expected PE_ERR_INPUT, got %d (%s)", path, st, err.msg);
+    assert_contains(err.msg, path);
+    assert_contains(err.msg, what);
+    print_message("  %s\n", err.msg);
+    assert_null(d.seqs);
+    assert_null(d.tokens);
+}
+
+static void test_text_errors(void **state) {
+    tokenizer t;
+    load_tok512(&t);
+    const char *good = tu_data_path("tinystories_val.txt");
+    expect_text_error("/nonexistent/data.txt", &t, DATA_MODE_DOCUMENTS, 64, 0, "[data] path");
+    expect_text_error(good, &t, DATA_MODE_DOCUMENTS, 1, 0, "context is 1");
+    expect_text_error(good, &t, DATA_MODE_WINDOWS, 64, 0, "stride is 0");
+    expect_text_error(good, &t, DATA_MODE_WINDOWS, 64, 65, "stride is 65");
+    char empty[4096], blank[4096];
+    write_tmp(empty, "empty.txt", "", 0);
+    expect_text_error(empty, &t, DATA_MODE_DOCUMENTS, 64, 0, "empty dataset");
+    expect_text_error(empty, &t, DATA_MODE_WINDOWS, 64, 64, "empty dataset");
+    write_tmp(blank, "blank.txt", "\n  \n\t\n\n", 6);
+    expect_text_error(blank, &t, DATA_MODE_DOCUMENTS, 64, 0, "empty dataset");
+    tok_free(&t);
+}
+
+/* ---- IDX ------------------------------------------------------------------------------------- */
+
+static void test_fashion_mnist(void **state) {
+    char images[4096], labels[4096];
+    snprintf(images, sizeof images, "%s/t10k-images-idx3-ubyte.gz", PATHENS_FASHION_DIR);
+    snprintf(labels, sizeof labels, "%s/t10k-labels-idx1-ubyte.gz", PATHENS_FASHION_DIR);
+    if (access(images, R_OK) != 0 || access(labels, R_OK) != 0)
+        fail_msg("Fashion-MNIST is missing under %s: apt-get install dataset-fashion-mnist", PATHENS_FASHION_DIR);
+    image_dataset d;
+    pe_err err = {0};
+    if (data_load_idx(&d, images, labels, 0, &err) != PE_OK) fail_msg("%s", err.msg);
+    assert_int_equal(d.n, 10000);
+    assert_int_equal(d.rows, 28);
+    assert_int_equal(d.cols, 28);
+    assert_int_equal(d.n_classes, 10);
+    assert_int_equal(d.labels[0], 9);
+    long sum = 0;
+    for (int i = 0; i < 28 * 28; i++) sum += d.pixels[i];
+    assert_true(sum > 0);
+    data_free_idx(&d);
+
+    assert_int_equal(data_load_idx(&d, images, labels, 100, &err), PE_OK);
+    assert_int_equal(d.n, 100);
+    assert_int_equal(d.n_classes, 10);
+    assert_int_equal(d.labels[0], 9);
+    data_free_idx(&d);
+}
+
+/* a tiny IDX pair: 3 images of 2x2 and 3 labels, optionally damaged */
+static size_t make_idx(unsigned char *b, int images, uint32_t magic, uint32_t n) {
+    size_t k = 0;
+    uint32_t hdr[4] = {magic, n, 2, 2};
+    for (int i = 0; i < (images ? 4 : 2); i++)
+        for (int s = 24; s >= 0; s -= 8) b[k++] = (unsigned char)(hdr[i] >> s);
+    for (uint32_t i = 0; i < n * (images ? 4u : 1u); i++) b[k++] = (unsigned char)(images ? 10 * i : i % 3);
+    return k;
+}
+
+static void expect_idx_error(const char *images, const char *labels, const char *name, const char *what) {
+    image_dataset d;
+    pe_err err = {0};
+    pe_status st = data_load_idx(&d, images, labels, 0, &err);
+    if (st != PE_ERR_INPUT) fail_msg("%s: expected PE_ERR_INPUT, got %d (%s)", name, st, err.msg);
+    assert_contains(err.msg, name);
+    assert_contains(err.msg, what);
+    print_message("  %s\n", err.msg);
+    assert_null(d.pixels);
+    assert_null(d.labels);
+}
+
+static void test_idx_files(void **state) {
+    unsigned char img[64], lab[64], bad[64];
+    size_t ni = make_idx(img, 1, 0x803, 3), nl = make_idx(lab, 0, 0x801, 3);
+    char images[4096], labels[4096], p[4096];
+    write_tmp(images, "img.idx", img, ni);
+    write_tmp(labels, "lab.idx", lab, nl);
+
+    /* raw files load; a gzip-compressed copy loads the same */
+    image_dataset d;
+    pe_err err = {0};
+    if (data_load_idx(&d, images, labels, 0, &err) != PE_OK) fail_msg("%s", err.msg);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.rows, 2);
+    assert_int_equal(d.n_classes, 3);
+    assert_int_equal(d.pixels[5], 50);
+    assert_int_equal(d.labels[2], 2);
+    data_free_idx(&d);
+    char gz_path[4096];
+    snprintf(gz_path, sizeof gz_path, "%s/img.idx.gz", tu_tmp_dir("dataset"));
+    gzFile gz = gzopen(gz_path, "wb");
+    assert_non_null(gz);
+    assert_int_equal(gzwrite(gz, img, (unsigned)ni), (int)ni);
+    gzclose(gz);
+    if (data_load_idx(&d, gz_path, labels, 2, &err) != PE_OK) fail_msg("%s", err.msg);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.pixels[5], 50);
+    data_free_idx(&d);
+
+    /* a gzip stream cut short */
+    char *gz_bytes;
+    size_t gz_len;
+    assert_int_equal(pe_read_file(gz_path, &gz_bytes, &gz_len, &err), PE_OK);
+    write_tmp(p, "cut.idx.gz", gz_bytes, gz_len - 10);
+    free(gz_bytes);
+    expect_idx_error(p, labels, p, "truncated");
+
+    /* damaged files */
+    size_t nb = make_idx(bad, 1, 0x801, 3);
+    write_tmp(p, "magic.idx", bad, nb);
+    expect_idx_error(p, labels, p, "bad magic 0x00000801: expected 0x00000803");
+    write_tmp(p, "short_hdr.idx", img, 10);
+    expect_idx_error(p, labels, p, "truncated header");
+    write_tmp(p, "truncated.idx", img, ni - 1);
+    expect_idx_error(p, labels, p, "promises 12 data bytes, the file holds 11");
+    memcpy(bad, img, ni);
+    memcpy(bad + ni, "xyz", 3);
+    write_tmp(p, "trailing.idx", bad, ni + 3);
+    expect_idx_error(p, labels, p, "3 trailing bytes");
+    nb = make_idx(bad, 0, 0x801, 4);
+    write_tmp(p, "lab4.idx", bad, nb);
+    expect_idx_error(images, p, p, "3 images");
+    nb = make_idx(bad, 0, 0x803, 3);
+    write_tmp(p, "labmagic.idx", bad, nb);
+    expect_idx_error(images, p, p, "expected 0x00000801");
+    expect_idx_error("/nonexistent/img.idx", labels, "/nonexistent/img.idx", "cannot open");
+    expect_idx_error(images, "/nonexistent/lab.idx", "/nonexistent/lab.idx", "[data] labels");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_documents_tinystories),
+        cmocka_unit_test(test_documents_splitting),
+        cmocka_unit_test(test_windows_tinystories),
+        cmocka_unit_test(test_windows_bytes_shakespeare),
+        cmocka_unit_test(test_text_errors),
+        cmocka_unit_test(test_fashion_mnist),
+        cmocka_unit_test(test_idx_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
