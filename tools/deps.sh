@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# deps.sh: install every Debian package pathens needs to build, test and run (Debian 12).
+# Uses sudo when not root. The list is the single source for the README and CI.
+set -euo pipefail
+pkgs=(
+  build-essential cmake pkg-config git       # toolchain
+  libopenblas-dev                            # cblas_sgemm (pthread OpenBLAS)
+  libmsgpack-dev libcjson-dev libinih-dev    # wire format / journals, JSON, INI configs
+  zlib1g-dev libcmocka-dev                   # gzip'd IDX data, unit tests
+  libopenmpi-dev openmpi-bin                 # MPI (mpirun); PATHENS_WITH_MPI=OFF builds without
+  dataset-fashion-mnist                      # image data, /usr/share/datasets/fashion-mnist
+  python3                                    # tests parse JSON outputs with the standard library
+)
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
