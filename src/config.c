@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ typedef enum {
     CFG_INT,    /* int, in [min, max] */
     CFG_LONG,   /* long, in [min, max] */
     CFG_ENUM,   /* one of `choices` ("a|b|c"); "" is allowed too when the default is "" (auto) */
+    CFG_DOUBLE, /* double in [dmin, dmax] ("inf" allowed when dmax is INFINITY) */
 } cfg_type;
 
 typedef struct {
@@ -30,6 +32,7 @@ typedef struct {
     const char *def;      /* default, as the text one would write in the INI file */
     const char *choices;  /* CFG_ENUM: allowed values, '|'-separated */
     long        min, max; /* CFG_INT/CFG_LONG range; max 0 = the type's maximum */
+    double      dmin, dmax; /* CFG_DOUBLE range */
     int         required; /* cfg_validate fails while the value is "" */
     const char *help;     /* one line for --help and docs/config.md */
 } cfg_key;
@@ -63,6 +66,27 @@ static const cfg_key cfg_keys[] = {
      .help = "output folder (results.json, checkpoints)"},
     {"run", "batch", CFG_INT, CFG_AT(run_batch), .def = "8", .min = 1,
      .help = "sequences (or images) per forward pass"},
+    {"run", "per_example", CFG_INT, CFG_AT(run_per_example), .def = "0", .min = 0, .max = 1,
+     .help = "1 = also write per_example.msgpack (per document/image: dense, members, ensemble)"},
+    {"pathways", "scheme", CFG_ENUM, CFG_AT(pw_scheme), .def = "unbiased",
+     .choices = "dense|unbiased|local|random-k|window|head-drop",
+     .help = "how each member samples attention connections (docs/pathways.md)"},
+    {"pathways", "ratio", CFG_DOUBLE, CFG_AT(pw_ratio), .def = "4", .dmin = 1.0, .dmax = 1e9,
+     .help = "subsampling ratio rho >= 1: a member keeps about 1/rho of the connections"},
+    {"pathways", "sigma", CFG_DOUBLE, CFG_AT(pw_sigma), .def = "4", .dmin = 0.0, .dmax = 1e9,
+     .help = "local: locality width of the source shuffle, in positions"},
+    {"pathways", "lambda", CFG_DOUBLE, CFG_AT(pw_lambda), .def = "inf", .dmin = 1e-9, .dmax = INFINITY,
+     .help = "random-k: distance decay, p ~ exp(-|i-j|/lambda); inf = uniform"},
+    {"pathways", "keep", CFG_DOUBLE, CFG_AT(pw_keep), .def = "0", .dmin = 0.0, .dmax = 1.0,
+     .help = "head-drop: probability a head is kept; 0 = 1/ratio"},
+    {"pathways", "members", CFG_INT, CFG_AT(pw_members), .def = "0", .min = 0, .max = 100000,
+     .help = "ensemble size K (sampled sub-models, besides the dense pass); 0 = dense only"},
+    {"pathways", "seed", CFG_LONG, CFG_AT(pw_seed), .def = "1234", .min = 0,
+     .help = "seed of the counter-based sampler"},
+    {"pathways", "granularity", CFG_ENUM, CFG_AT(pw_granularity), .def = "head", .choices = "head|layer|sequence",
+     .help = "independent draws per head (default), shared across a layer's heads, or across all layers"},
+    {"pathways", "combine", CFG_ENUM, CFG_AT(pw_combine), .def = "prob", .choices = "prob|logit",
+     .help = "ensemble rule: prob = mean of probabilities (mixture), logit = softmax of mean logits"},
 };
 #define CFG_N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -142,6 +166,18 @@ static pe_status cfg_store_value(pe_config *c, const cfg_key *k, const char *val
         if (v < k->min || v > cfg_max_value(k)) return cfg_fail_range(k, v, ctx, err);
         if (k->type == CFG_INT) *(int *)dst = (int)v;
         else *(long *)dst = v;
+        return PE_OK;
+    }
+    if (k->type == CFG_DOUBLE) {
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (value[0] == '\0' || *end != '\0' || errno == ERANGE || v != v)
+            return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = '%s' is not a number", ctx, k->section, k->key, value);
+        if (v < k->dmin || v > k->dmax)
+            return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = %s is out of range; it must be between %g and %g", ctx,
+                           k->section, k->key, value, k->dmin, k->dmax);
+        *(double *)dst = v;
         return PE_OK;
     }
     if (k->type == CFG_ENUM && !cfg_has_choice(k, value)) return cfg_fail_enum(k, value, ctx, err);
@@ -280,6 +316,11 @@ pe_status cfg_validate(const pe_config *c, pe_err *err) {
         if (k->type == CFG_INT || k->type == CFG_LONG) {
             long v = k->type == CFG_INT ? *(const int *)p : *(const long *)p;
             if (v < k->min || v > cfg_max_value(k)) return cfg_fail_range(k, v, "config", err);
+        } else if (k->type == CFG_DOUBLE) {
+            double v = *(const double *)p;
+            if (!(v >= k->dmin && v <= k->dmax))
+                return pe_fail(err, PE_ERR_INPUT, "config: %s.%s = %g is out of range; it must be between %g and %g",
+                               k->section, k->key, v, k->dmin, k->dmax);
         } else if (memchr(p, '\0', k->size) == NULL) {
             return pe_fail(err, PE_ERR_INTERNAL, "config: %s.%s is not NUL-terminated", k->section, k->key);
         } else if (k->required && ((const char *)p)[0] == '\0') {
@@ -303,6 +344,9 @@ void *cfg_to_json(const pe_config *c) {
         cJSON *item = NULL;
         if (sec && k->type == CFG_INT) item = cJSON_AddNumberToObject(sec, k->key, *(const int *)p);
         else if (sec && k->type == CFG_LONG) item = cJSON_AddNumberToObject(sec, k->key, (double)*(const long *)p);
+        else if (sec && k->type == CFG_DOUBLE && isinf(*(const double *)p))
+            item = cJSON_AddStringToObject(sec, k->key, "inf"); /* JSON has no infinity */
+        else if (sec && k->type == CFG_DOUBLE) item = cJSON_AddNumberToObject(sec, k->key, *(const double *)p);
         else if (sec) item = cJSON_AddStringToObject(sec, k->key, p);
         if (!item) {
             cJSON_Delete(root);

@@ -10,7 +10,8 @@
  *   [model] path, format (auto|llama2c|safetensors), tokenizer (path | bytes | none | auto), config
  *   [data]  path, format (auto|text|idx), mode (documents|windows|images), labels, limit,
  *           context (0 = model seq_len), stride (0 = context)
- *   [run]   out, batch
+ *   [run]   out, batch, per_example
+ *   [pathways] scheme, ratio, sigma, lambda, keep, members, seed, granularity, combine
  */
 #pragma once
 #include "common.h"
@@ -34,6 +35,17 @@ typedef struct {
     /* [run] */
     char run_out[CFG_PATH_MAX];
     int  run_batch;                 /* sequences (or images) per forward pass */
+    int  run_per_example;           /* 1 = write per_example.msgpack */
+    /* [pathways] */
+    char   pw_scheme[16];           /* dense | unbiased | local | random-k | window | head-drop */
+    double pw_ratio;                /* rho >= 1 */
+    double pw_sigma;                /* local: width */
+    double pw_lambda;               /* random-k: decay (inf = uniform) */
+    double pw_keep;                 /* head-drop: keep probability (0 = 1/rho) */
+    int    pw_members;              /* K, 0 = dense only */
+    long   pw_seed;
+    char   pw_granularity[16];      /* head | layer | sequence */
+    char   pw_combine[16];          /* prob | logit */
 } pe_config;
 
 /* Set every key to its default. */
