@@ -277,6 +277,13 @@ static pe_status bind_hf_gpt2(binder *bd, model *m, pe_err *err) {
 
 static int ptr_aligned(const void *p) { return ((uintptr_t)p & 3u) == 0; }
 
+/* HF GPT-2 causal-mask buffers h.N.attn.bias / h.N.attn.masked_bias: marked used, never bound,
+ * converted or checked. Not h.N.attn.c_attn.bias, which is a weight (hence the leading dot). */
+static int is_hf_mask_buffer(const char *name) {
+    size_t n = strlen(name);
+    return (n >= 10 && !strcmp(name + n - 10, ".attn.bias")) || (n >= 17 && !strcmp(name + n - 17, ".attn.masked_bias"));
+}
+
 pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = ck->cfg;
@@ -302,7 +309,7 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
         const ckpt_tensor *t = &ck->tensors[i];
         size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
         conv[i] = (size_t)-1;
-        if (!t->used || strstr(t->name, "attn.bias") == t->name + strlen(t->name) - 9) continue;
+        if (!t->used || (ck->hf_gpt2 && is_hf_mask_buffer(t->name))) continue;
         if (t->dtype != CKPT_DTYPE_F32 || !ptr_aligned(t->data)) {
             conv[i] = total;
             total += numel;
@@ -341,8 +348,7 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
         const float *base = conv[i] == (size_t)-1 ? (const float *)t->data : m->owned + conv[i];
         size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
         if (t->dtype == CKPT_DTYPE_F32 && conv[i] == (size_t)-1 && !ptr_aligned(t->data)) continue;
-        int is_buffer = strlen(t->name) >= 9 && (!strcmp(t->name + strlen(t->name) - 9, "attn.bias") ||
-                                                 strstr(t->name, "masked_bias") != NULL);
+        int is_buffer = is_hf_mask_buffer(t->name);
         if (ck->hf_gpt2 && is_buffer) continue;
         for (size_t k = 0; k < numel; k++)
             if (!isfinite(base[k])) {

@@ -57,3 +57,104 @@ float tu_max_abs_diff(const float *a, const float *b, size_t n) {
     }
     return m;
 }
+
+/* ---- tiny random native models ----------------------------------------------------------- */
+#include "ckpt.h"
+
+size_t tu_spec_numel(const model_tensor_spec *s) {
+    return (size_t)s->shape[0] * (s->ndim > 1 ? (size_t)s->shape[1] : 1);
+}
+
+static int tu_ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+pe_status tu_random_tensors(tu_tensors *t, const model_config *c, uint64_t seed, pe_err *err) {
+    memset(t, 0, sizeof *t);
+    int n = model_list_tensors(c, NULL, 0);
+    t->specs = pe_calloc((size_t)n, sizeof *t->specs, err, "tensor specs");
+    t->data  = pe_calloc((size_t)n, sizeof *t->data, err, "tensor pointers");
+    if (!t->specs || !t->data) {
+        tu_free_tensors(t);
+        return PE_ERR_INTERNAL;
+    }
+    t->n = model_list_tensors(c, t->specs, n);
+    for (int i = 0; i < t->n; i++) {
+        const model_tensor_spec *s = &t->specs[i];
+        size_t numel = tu_spec_numel(s);
+        t->data[i] = pe_malloc(numel * sizeof(float), err, s->name);
+        if (!t->data[i]) {
+            tu_free_tensors(t);
+            return PE_ERR_INTERNAL;
+        }
+        uint64_t ts = seed * 1000003ULL + (uint64_t)i * 7919ULL + 17ULL;
+        if (tu_ends_with(s->name, "norm.weight")) {
+            tu_fill_random(t->data[i], numel, ts, 0.1f);
+            for (size_t k = 0; k < numel; k++) t->data[i][k] += 1.0f;
+        } else if (tu_ends_with(s->name, ".bias")) {
+            tu_fill_random(t->data[i], numel, ts, 0.1f);
+        } else if (!strcmp(s->name, "tok_emb.weight") || !strcmp(s->name, "pos_emb.weight") ||
+                   !strcmp(s->name, "cls_token")) {
+            tu_fill_random(t->data[i], numel, ts, 0.5f);
+        } else {
+            float in = s->ndim > 1 ? (float)s->shape[1] : 1.0f;
+            tu_fill_random(t->data[i], numel, ts, 1.0f / sqrtf(in));
+        }
+    }
+    return PE_OK;
+}
+
+void tu_free_tensors(tu_tensors *t) {
+    if (t->data)
+        for (int i = 0; i < t->n; i++) free(t->data[i]);
+    free(t->data);
+    free(t->specs);
+    memset(t, 0, sizeof *t);
+}
+
+int tu_tensors_find(const tu_tensors *t, const char *name) {
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->specs[i].name, name)) return i;
+    return -1;
+}
+
+pe_status tu_write_model_dir(const model_config *c, const char *dir, const tu_tensors *t, pe_err *err) {
+    pe_status st = pe_mkdir_p(dir, err);
+    if (st) return st;
+    char path[4096];
+    char *json = ckpt_config_to_json(c);
+    if (!json) return pe_fail(err, PE_ERR_INTERNAL, "out of memory for config.json");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    st = pe_write_file_atomic(path, json, strlen(json), err);
+    free(json);
+    if (st) return st;
+    const char **names  = pe_calloc((size_t)t->n + 1, sizeof *names, err, "names");
+    int         *ndims  = pe_calloc((size_t)t->n + 1, sizeof *ndims, err, "ndims");
+    int64_t    (*shapes)[4] = pe_calloc((size_t)t->n + 1, sizeof *shapes, err, "shapes");
+    if (!names || !ndims || !shapes) st = PE_ERR_INTERNAL;
+    for (int i = 0; !st && i < t->n; i++) {
+        names[i] = t->specs[i].name;
+        ndims[i] = t->specs[i].ndim;
+        shapes[i][0] = t->specs[i].shape[0];
+        shapes[i][1] = t->specs[i].shape[1];
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (!st)
+        st = ckpt_write_safetensors(path, t->n, names, ndims, (const int64_t (*)[4])shapes,
+                                    (const float *const *)t->data, err);
+    free(names);
+    free(ndims);
+    free(shapes);
+    return st;
+}
+
+pe_status tu_write_random_model(const model_config *c, const char *dir, uint64_t seed) {
+    pe_err     err = {0};
+    tu_tensors t;
+    pe_status  st = tu_random_tensors(&t, c, seed, &err);
+    if (!st) st = tu_write_model_dir(c, dir, &t, &err);
+    tu_free_tensors(&t);
+    if (st) fprintf(stderr, "tu_write_random_model(%s): %s\n", dir, err.msg);
+    return st;
+}

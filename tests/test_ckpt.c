@@ -1,0 +1,1324 @@
+/* test_ckpt.c: checkpoints end to end.
+ *   - safetensors round trip of random native models for every architecture switch: every tensor is
+ *     bound to the right view, the sgemm path equals the naive path, causal models equal the
+ *     token-by-token loop, padded sequences equal the same sequence alone;
+ *   - a Hugging Face GPT-2 file (Conv1D weights, fused c_attn, attn.bias buffers, HF config.json)
+ *     gives the same logits as the same weights written as a native model;
+ *   - F16 / BF16 conversion (exhaustive), mixed-dtype and misaligned files;
+ *   - bad input: every broken file is refused with PE_ERR_INPUT and a message naming the file
+ *     and the problem, never a crash (run under ASan + UBSan with -DPATHENS_SANITIZE=ON). */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "model.h"
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static void assert_contains(const char *haystack, const char *needle) {
+    if (!strstr(haystack, needle)) fail_msg("message '%s' does not contain '%s'", haystack, needle);
+}
+
+static uint64_t lcg_next(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *s >> 33;
+}
+
+/* a fresh folder PATHENS_TEST_TMP/ckpt-<tag> (copied out of tu_tmp_dir's rotating buffers) */
+static void tmp_dir(char *out, size_t n, const char *tag) {
+    char t[128];
+    snprintf(t, sizeof t, "ckpt-%s", tag);
+    snprintf(out, n, "%s", tu_tmp_dir(t));
+    char p[4200];
+    snprintf(p, sizeof p, "%s/model.safetensors", out);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/config.json", out);
+    unlink(p);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write %s", path);
+    if (n) assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void *read_bytes(const char *path, size_t *n) {
+    char  *buf = NULL;
+    pe_err err = {0};
+    if (pe_read_file(path, &buf, n, &err) != PE_OK) fail_msg("%s", err.msg);
+    return buf;
+}
+
+static void write_text(const char *path, const char *text) { write_bytes(path, text, strlen(text)); }
+
+static void write_config(const char *dir, const model_config *c) {
+    char  path[4200];
+    char *json = ckpt_config_to_json(c);
+    assert_non_null(json);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_text(path, json);
+    free(json);
+}
+
+static float max_abs(const float *x, size_t n) {
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (!(a <= m)) m = a;
+    }
+    return m;
+}
+
+/* |a - b| <= rel * max(1, max|b|) */
+static void check_logits(const float *a, const float *b, size_t n, float rel, const char *what) {
+    float scale = max_abs(b, n);
+    if (scale < 1.0f) scale = 1.0f;
+    float d = tu_max_abs_diff(a, b, n);
+    if (!(d <= rel * scale)) fail_msg("%s: max |diff| = %g > %g (logit scale %g)", what, (double)d, (double)(rel * scale), (double)scale);
+}
+
+/* the same over the valid positions [0, lens[b]) of each sequence of (B, T, V) logits only: the
+ * forward leaves positions past a sequence's length unwritten */
+static void check_valid_logits(const float *a, const float *b, const int *lens, int B, int T, int V, float rel,
+                               const char *what) {
+    for (int s = 0; s < B; s++) {
+        char w[200];
+        snprintf(w, sizeof w, "%s (sequence %d, len %d)", what, s, lens[s]);
+        check_logits(a + (size_t)s * T * V, b + (size_t)s * T * V, (size_t)lens[s] * V, rel, w);
+    }
+}
+
+/* ---- a hand-rolled safetensors writer: any dtype string, misaligned data, forged offsets ---- */
+
+typedef struct {
+    char        name[96];
+    const char *dtype;      /* written as is: "F32", "F16", "BF16", "I8", ... */
+    int         ndim;
+    int64_t     shape[6];
+    const void *data;
+    size_t      nbytes;
+    int         forge;      /* write forged_offsets instead of the real ones */
+    double      forged_offsets[2];
+} raw_tensor;
+
+/* misalign: 0 pads the header so the data starts 8-aligned; 1 makes (8 + header length) % 4 == 1.
+ * hlen_override != 0 is written as the header length instead of the real one. */
+static void write_raw_safetensors(const char *path, const raw_tensor *t, int n, int misalign, uint64_t hlen_override) {
+    size_t cap = 4096 + (size_t)n * 256, len = 0;
+    char  *h   = malloc(cap);
+    assert_non_null(h);
+    len += (size_t)snprintf(h + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        len += (size_t)snprintf(h + len, cap - len, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t[i].name, t[i].dtype);
+        for (int d = 0; d < t[i].ndim; d++) len += (size_t)snprintf(h + len, cap - len, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
+        if (t[i].forge)
+            len += (size_t)snprintf(h + len, cap - len, "],\"data_offsets\":[%.0f,%.0f]}", t[i].forged_offsets[0],
+                                    t[i].forged_offsets[1]);
+        else
+            len += (size_t)snprintf(h + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off, off + t[i].nbytes);
+        off += t[i].nbytes;
+        assert_true(len + 512 < cap);
+    }
+    len += (size_t)snprintf(h + len, cap - len, "}");
+    while (misalign ? (8 + len) % 4 != 1 : (8 + len) % 8 != 0) h[len++] = ' ';
+    size_t         total = 8 + len + off;
+    unsigned char *buf   = malloc(total);
+    assert_non_null(buf);
+    uint64_t hl = hlen_override ? hlen_override : (uint64_t)len;
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(buf + 8, h, len);
+    size_t at = 8 + len;
+    for (int i = 0; i < n; i++) {
+        if (t[i].nbytes) memcpy(buf + at, t[i].data, t[i].nbytes);
+        at += t[i].nbytes;
+    }
+    write_bytes(path, buf, total);
+    free(buf);
+    free(h);
+}
+
+/* float <-> half / bfloat16 for building test files (values are pre-rounded so this is exact) */
+static uint16_t f32_to_bf16_rne(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return (uint16_t)(b >> 16);
+}
+
+static float round_to_bf16(float x) { return ckpt_bf16_to_f32(f32_to_bf16_rne(x)); }
+
+/* truncating float -> half for |x| in the normal half range; tiny values flush to (signed) zero */
+static uint16_t f32_to_f16_trunc(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    uint16_t sign = (uint16_t)((b >> 16) & 0x8000u);
+    int      e    = (int)((b >> 23) & 0xff) - 127 + 15;
+    if (e <= 0) return sign;
+    assert_true(e < 31);
+    return (uint16_t)(sign | (uint16_t)(e << 10) | (uint16_t)((b >> 13) & 0x3ffu));
+}
+
+/* raw_tensor entries for tensors t, each encoded as dtypes[i] ("F32", "F16", "BF16"); the F16/BF16
+ * values of t are first replaced by their rounded values (so t holds exactly what the file holds).
+ * *blobs receives the encoded buffers (free with free_blobs). */
+static raw_tensor *encode_tensors(tu_tensors *t, const char *const *dtypes, void ***blobs) {
+    raw_tensor *r = calloc((size_t)t->n, sizeof *r);
+    *blobs        = calloc((size_t)t->n, sizeof **blobs);
+    assert_non_null(r);
+    assert_non_null(*blobs);
+    for (int i = 0; i < t->n; i++) {
+        size_t numel = tu_spec_numel(&t->specs[i]);
+        snprintf(r[i].name, sizeof r[i].name, "%s", t->specs[i].name);
+        r[i].dtype = dtypes[i];
+        r[i].ndim  = t->specs[i].ndim;
+        for (int d = 0; d < r[i].ndim; d++) r[i].shape[d] = t->specs[i].shape[d];
+        if (!strcmp(dtypes[i], "F32")) {
+            r[i].data   = t->data[i];
+            r[i].nbytes = 4 * numel;
+            continue;
+        }
+        uint16_t *h = malloc(2 * numel);
+        assert_non_null(h);
+        for (size_t k = 0; k < numel; k++) {
+            if (!strcmp(dtypes[i], "F16")) {
+                h[k]          = f32_to_f16_trunc(t->data[i][k]);
+                t->data[i][k] = ckpt_f16_to_f32(h[k]);
+            } else {
+                h[k]          = f32_to_bf16_rne(t->data[i][k]);
+                t->data[i][k] = ckpt_bf16_to_f32(h[k]);
+            }
+        }
+        (*blobs)[i] = h;
+        r[i].data   = h;
+        r[i].nbytes = 2 * numel;
+    }
+    return r;
+}
+
+static void free_blobs(void **blobs, int n) {
+    for (int i = 0; i < n; i++) free(blobs[i]);
+    free(blobs);
+}
+
+/* ---- architectures ------------------------------------------------------------------------- */
+
+static model_config cfg_base(void) {
+    model_config c;
+    memset(&c, 0, sizeof c);
+    c.norm_eps   = 1e-5f;
+    c.rope_theta = 10000.0f;
+    c.pixel_std  = 1.0f;
+    c.channels   = 1;
+    c.causal     = 1;
+    return c;
+}
+
+/* (a) GPT-2 style */
+static model_config cfg_gpt(void) {
+    model_config c = cfg_base();
+    c.dim = 16, c.hidden_dim = 48, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 4, c.vocab_size = 40, c.seq_len = 24;
+    c.norm = MODEL_NORM_LAYERNORM, c.pos = MODEL_POS_LEARNED, c.mlp = MODEL_MLP_GELU_TANH, c.bias = 1;
+    c.head = MODEL_HEAD_LM_TIED, c.input = MODEL_INPUT_TOKENS;
+    return c;
+}
+
+/* (b) llama style: RMSNorm, RoPE, SwiGLU, GQA, separate head; seq_len > 64 crosses the attention row block */
+static model_config cfg_llama(void) {
+    model_config c = cfg_base();
+    c.dim = 32, c.hidden_dim = 80, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.vocab_size = 64, c.seq_len = 80;
+    c.norm = MODEL_NORM_RMSNORM, c.pos = MODEL_POS_ROPE, c.mlp = MODEL_MLP_SWIGLU, c.bias = 0;
+    c.head = MODEL_HEAD_LM, c.input = MODEL_INPUT_TOKENS;
+    return c;
+}
+
+/* (c) ViT with a CLS token */
+static model_config cfg_vit_cls(void) {
+    model_config c = cfg_base();
+    c.dim = 16, c.hidden_dim = 32, c.n_layers = 2, c.n_heads = 2, c.n_kv_heads = 2, c.seq_len = 5;
+    c.norm = MODEL_NORM_LAYERNORM, c.pos = MODEL_POS_LEARNED, c.mlp = MODEL_MLP_GELU, c.bias = 1, c.causal = 0;
+    c.head = MODEL_HEAD_CLS_TOKEN, c.n_classes = 3, c.input = MODEL_INPUT_PATCHES;
+    c.image_size = 8, c.patch_size = 4, c.channels = 1, c.pixel_mean = 0.5f, c.pixel_std = 0.25f;
+    return c;
+}
+
+/* (d) ViT with mean pooling, 3 channels, seq_len larger than the 16 patches */
+static model_config cfg_vit_mean(void) {
+    model_config c = cfg_base();
+    c.dim = 24, c.hidden_dim = 48, c.n_layers = 2, c.n_heads = 3, c.n_kv_heads = 3, c.seq_len = 20;
+    c.norm = MODEL_NORM_LAYERNORM, c.pos = MODEL_POS_LEARNED, c.mlp = MODEL_MLP_GELU_TANH, c.bias = 1, c.causal = 0;
+    c.head = MODEL_HEAD_CLS_MEAN, c.n_classes = 4, c.input = MODEL_INPUT_PATCHES;
+    c.image_size = 8, c.patch_size = 2, c.channels = 3, c.pixel_mean = 0.4f, c.pixel_std = 0.3f;
+    return c;
+}
+
+/* (e) ViT with RMSNorm, RoPE, SwiGLU, GQA and no biases */
+static model_config cfg_vit_rope(void) {
+    model_config c = cfg_base();
+    c.dim = 32, c.hidden_dim = 40, c.n_layers = 1, c.n_heads = 4, c.n_kv_heads = 2, c.seq_len = 17;
+    c.norm = MODEL_NORM_RMSNORM, c.pos = MODEL_POS_ROPE, c.mlp = MODEL_MLP_SWIGLU, c.bias = 0, c.causal = 0;
+    c.head = MODEL_HEAD_CLS_TOKEN, c.n_classes = 5, c.input = MODEL_INPUT_PATCHES;
+    c.image_size = 12, c.patch_size = 3, c.channels = 2, c.pixel_mean = 0.0f, c.pixel_std = 1.0f;
+    return c;
+}
+
+/* (f) bidirectional token LM: LayerNorm without bias, no positions, erf GELU, separate head */
+static model_config cfg_bidir(void) {
+    model_config c = cfg_base();
+    c.dim = 16, c.hidden_dim = 32, c.n_layers = 3, c.n_heads = 2, c.n_kv_heads = 1, c.vocab_size = 30, c.seq_len = 70;
+    c.norm = MODEL_NORM_LAYERNORM, c.pos = MODEL_POS_NONE, c.mlp = MODEL_MLP_GELU, c.bias = 0, c.causal = 0;
+    c.head = MODEL_HEAD_LM, c.input = MODEL_INPUT_TOKENS;
+    return c;
+}
+
+/* ---- binding: the view model_init gave each native tensor ---------------------------------- */
+
+static const model_linear *native_linear(const model *m, const char *name, int *is_bias) {
+    const model_weights *w = &m->w;
+    *is_bias = strstr(name, ".bias") != NULL;
+    if (!strncmp(name, "patch_emb.", 10)) return &w->patch;
+    if (!strncmp(name, "lm_head.", 8) || !strncmp(name, "cls_head.", 9)) return &w->head;
+    int  l;
+    char rest[64];
+    if (sscanf(name, "layers.%d.%63s", &l, rest) != 2 || l < 0 || l >= m->cfg.n_layers) return NULL;
+    const model_layer_weights *lw = &w->layers[l];
+    static const char *names[] = {"attn.wq.", "attn.wk.", "attn.wv.", "attn.wo.", "mlp.w1.", "mlp.w2.", "mlp.w3."};
+    const model_linear *lins[] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w1, &lw->w2, &lw->w3};
+    for (int i = 0; i < 7; i++)
+        if (!strncmp(rest, names[i], strlen(names[i]))) return lins[i];
+    return NULL;
+}
+
+static const float *native_ptr(const model *m, const char *name) {
+    const model_weights *w = &m->w;
+    if (!strcmp(name, "tok_emb.weight")) return w->tok_emb;
+    if (!strcmp(name, "pos_emb.weight")) return w->pos_emb;
+    if (!strcmp(name, "cls_token")) return w->cls_token;
+    if (!strcmp(name, "final_norm.weight")) return w->final_norm_w;
+    if (!strcmp(name, "final_norm.bias")) return w->final_norm_b;
+    int  l;
+    char rest[64];
+    if (sscanf(name, "layers.%d.%63s", &l, rest) == 2 && l >= 0 && l < m->cfg.n_layers) {
+        const model_layer_weights *lw = &w->layers[l];
+        if (!strcmp(rest, "attn_norm.weight")) return lw->attn_norm_w;
+        if (!strcmp(rest, "attn_norm.bias")) return lw->attn_norm_b;
+        if (!strcmp(rest, "mlp_norm.weight")) return lw->mlp_norm_w;
+        if (!strcmp(rest, "mlp_norm.bias")) return lw->mlp_norm_b;
+    }
+    int is_bias;
+    const model_linear *lin = native_linear(m, name, &is_bias);
+    if (!lin) return NULL;
+    return is_bias ? lin->b : lin->w;
+}
+
+/* every tensor of t is bound, holds exactly t's values, linear layers are dense [out][in] */
+static void check_bound_exactly(const model *m, const tu_tensors *t) {
+    int64_t total = 0;
+    for (int i = 0; i < t->n; i++) {
+        const model_tensor_spec *s = &t->specs[i];
+        const float *p = native_ptr(m, s->name);
+        if (!p) fail_msg("tensor %s is not bound", s->name);
+        size_t numel = tu_spec_numel(s);
+        if (memcmp(p, t->data[i], numel * sizeof(float)) != 0) fail_msg("tensor %s: bound values differ from the file", s->name);
+        int is_bias;
+        const model_linear *lin = native_linear(m, s->name, &is_bias);
+        if (lin && !is_bias) {
+            assert_int_equal(lin->kmajor, 0);
+            assert_int_equal(lin->ld, (int)s->shape[1]);
+        }
+        total += (int64_t)numel;
+    }
+    assert_int_equal(m->n_params, total);
+}
+
+/* ---- forward checks ------------------------------------------------------------------------ */
+
+static void check_token_model(const model *m, uint64_t seed, const char *tag) {
+    const model_config *c = &m->cfg;
+    int    B = 3, T = c->seq_len < 72 ? c->seq_len : 72, V = c->vocab_size;
+    int    lens[3] = {T, T - 5, 1};
+    int   *tok = malloc((size_t)B * T * sizeof *tok);
+    float *lf = malloc((size_t)B * T * V * sizeof *lf), *lr = malloc((size_t)B * T * V * sizeof *lr);
+    float *l1 = malloc((size_t)T * V * sizeof *l1);
+    assert_true(tok && lf && lr && l1);
+    uint64_t s = seed;
+    for (int i = 0; i < B * T; i++) tok[i] = (int)(lcg_next(&s) % (uint64_t)V);
+    for (int t = 0; t < lens[1]; t++) tok[T + t] = tok[t]; /* sequence 1: a padded prefix of sequence 0 */
+    pe_err     err = {0};
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, m, B, T, &err), PE_OK);
+    char what[160];
+    assert_int_equal(model_forward_tokens(lf, &a, m, tok, lens, B, T, 0, &err), PE_OK);
+    assert_int_equal(model_forward_tokens(lr, &a, m, tok, lens, B, T, 1, &err), PE_OK);
+    snprintf(what, sizeof what, "%s: sgemm vs naive twins", tag);
+    check_valid_logits(lf, lr, lens, B, T, V, 1e-4f, what);
+    for (int b = 0; b < B; b++)
+        for (size_t i = 0; i < (size_t)lens[b] * V; i++) assert_true(isfinite(lf[(size_t)b * T * V + i]));
+    /* each padded sequence equals, bit for bit, the same sequence run alone with T = len
+     * (results never depend on batch composition) */
+    for (int use_ref = 0; use_ref <= 1; use_ref++)
+        for (int b = 0; b < B; b++) {
+            assert_int_equal(model_forward_tokens(l1, &a, m, tok + (size_t)b * T, NULL, 1, lens[b], use_ref, &err), PE_OK);
+            if (memcmp(l1, (use_ref ? lr : lf) + (size_t)b * T * V, (size_t)lens[b] * V * sizeof(float)) != 0)
+                fail_msg("%s: sequence %d (len %d) differs in the batch and alone (%s)", tag, b, lens[b],
+                         use_ref ? "naive" : "sgemm");
+        }
+    if (c->causal) {
+        /* causal: the padded prefix agrees with the full sequence */
+        snprintf(what, sizeof what, "%s: padded prefix vs full sequence", tag);
+        check_logits(lf + (size_t)T * V, lf, (size_t)lens[1] * V, 1e-5f, what);
+        /* and the token-by-token loop (KV cache, naive matvec) agrees with the batch */
+        model_seq_state ss;
+        assert_int_equal(model_seq_init(&ss, m, &err), PE_OK);
+        for (int p = 0; p < T; p++) model_forward_token_seq(l1 + (size_t)p * V, &ss, m, tok[p], p);
+        model_seq_free(&ss);
+        snprintf(what, sizeof what, "%s: token-by-token loop vs batch", tag);
+        check_logits(l1, lf, (size_t)T * V, 1e-4f, what);
+    } else {
+        model_seq_state ss;
+        assert_int_equal(model_seq_init(&ss, m, &err), PE_ERR_INPUT);
+    }
+    model_acts_free(&a);
+    free(tok);
+    free(lf);
+    free(lr);
+    free(l1);
+}
+
+static void check_image_model(const model *m, uint64_t seed, const char *tag) {
+    const model_config *c = &m->cfg;
+    int     B = 3, NC = c->n_classes, T = model_image_seq_len(c);
+    size_t  per = (size_t)c->channels * c->image_size * c->image_size;
+    uint8_t *px = malloc((size_t)B * per);
+    float   *lf = malloc((size_t)B * NC * sizeof *lf), *lr = malloc((size_t)B * NC * sizeof *lr), l1[64];
+    assert_true(px && lf && lr && NC <= 64);
+    uint64_t s = seed;
+    for (size_t i = 0; i < (size_t)B * per; i++) px[i] = (uint8_t)lcg_next(&s);
+    pe_err     err = {0};
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, m, B, T, &err), PE_OK);
+    assert_int_equal(model_forward_images(lf, &a, m, px, B, 0, &err), PE_OK);
+    assert_int_equal(model_forward_images(lr, &a, m, px, B, 1, &err), PE_OK);
+    char what[160];
+    snprintf(what, sizeof what, "%s: sgemm vs naive twins", tag);
+    check_logits(lf, lr, (size_t)B * NC, 1e-4f, what);
+    for (int b = 0; b < B; b++) {
+        assert_int_equal(model_forward_images(l1, &a, m, px + (size_t)b * per, 1, 0, &err), PE_OK);
+        if (memcmp(lf + (size_t)b * NC, l1, (size_t)NC * sizeof(float)) != 0)
+            fail_msg("%s: image %d differs in the batch and alone", tag, b);
+    }
+    /* the logits depend on the image (a wrong patch gather that read only zeros would not) */
+    assert_true(tu_max_abs_diff(lf, lf + NC, (size_t)NC) > 1e-4f);
+    float *tl = malloc((size_t)4 * sizeof *tl);
+    int    tk = 0;
+    assert_int_equal(model_forward_tokens(tl, &a, m, &tk, NULL, 1, 1, 0, &err), PE_ERR_INPUT);
+    free(tl);
+    model_acts_free(&a);
+    free(px);
+    free(lf);
+    free(lr);
+}
+
+/* open dir/model.safetensors (auto format, config.json beside it) */
+static void open_model(ckpt_file *ck, model *m, const char *dir, const char *format) {
+    char   path[4200];
+    pe_err err = {0};
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (ckpt_open(ck, path, format, NULL, &err) != PE_OK) fail_msg("ckpt_open: %s", err.msg);
+    if (model_init(m, ck, &err) != PE_OK) fail_msg("model_init: %s", err.msg);
+}
+
+static void roundtrip(const model_config *c, const char *tag, uint64_t seed) {
+    char dir[4096];
+    tmp_dir(dir, sizeof dir, tag);
+    tu_tensors t;
+    pe_err     err = {0};
+    assert_int_equal(tu_random_tensors(&t, c, seed, &err), PE_OK);
+    assert_int_equal(tu_write_model_dir(c, dir, &t, &err), PE_OK);
+    for (int pass = 0; pass < 2; pass++) { /* auto-detected, then the format named */
+        ckpt_file ck;
+        model     m;
+        open_model(&ck, &m, dir, pass ? "safetensors" : "auto");
+        assert_string_equal(ck.format, "safetensors");
+        assert_int_equal(ck.hf_gpt2, 0);
+        assert_string_equal(m.source, "safetensors");
+        assert_memory_equal(&m.cfg, c, sizeof *c); /* config.json round trip (all fields 4 bytes: no padding) */
+        assert_null(m.owned);                      /* aligned F32: views into the mapping, nothing copied */
+        check_bound_exactly(&m, &t);
+        char desc[512];
+        model_describe(&m, desc, sizeof desc);
+        assert_true(strlen(desc) > 20);
+        if (pass == 0) {
+            if (c->input == MODEL_INPUT_TOKENS) check_token_model(&m, seed + 1, tag);
+            else check_image_model(&m, seed + 1, tag);
+        }
+        model_free(&m);
+        ckpt_close(&ck);
+    }
+    tu_free_tensors(&t);
+}
+
+static void test_roundtrip_gpt(void **state) { (void)state; model_config c = cfg_gpt(); roundtrip(&c, "gpt", 11); }
+static void test_roundtrip_llama(void **state) { (void)state; model_config c = cfg_llama(); roundtrip(&c, "llama", 12); }
+static void test_roundtrip_vit_cls(void **state) { (void)state; model_config c = cfg_vit_cls(); roundtrip(&c, "vit-cls", 13); }
+static void test_roundtrip_vit_mean(void **state) { (void)state; model_config c = cfg_vit_mean(); roundtrip(&c, "vit-mean", 14); }
+static void test_roundtrip_vit_rope(void **state) { (void)state; model_config c = cfg_vit_rope(); roundtrip(&c, "vit-rope", 15); }
+static void test_roundtrip_bidir(void **state) { (void)state; model_config c = cfg_bidir(); roundtrip(&c, "bidir", 16); }
+
+/* config.json: parse(to_json(c)) == c for every architecture; n_kv_heads defaults to n_heads */
+static void test_config_json(void **state) {
+    (void)state;
+    model_config cs[] = {cfg_gpt(), cfg_llama(), cfg_vit_cls(), cfg_vit_mean(), cfg_vit_rope(), cfg_bidir()};
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        char *json = ckpt_config_to_json(&cs[i]);
+        model_config back;
+        int hf = 1;
+        pe_err err = {0};
+        assert_int_equal(ckpt_parse_config_json(&back, &hf, json, "mem", &err), PE_OK);
+        assert_int_equal(hf, 0);
+        assert_memory_equal(&back, &cs[i], sizeof back);
+        free(json);
+    }
+    model_config c;
+    int hf;
+    pe_err err = {0};
+    assert_int_equal(ckpt_parse_config_json(&c, &hf,
+                                            "{\"format\":\"pathens\",\"version\":1,\"dim\":8,\"hidden_dim\":16,"
+                                            "\"n_layers\":1,\"n_heads\":2,\"vocab_size\":10,\"seq_len\":4}",
+                                            "mem", &err), PE_OK);
+    assert_int_equal(c.n_kv_heads, 2);
+    assert_int_equal(c.causal, 1);
+    assert_int_equal(c.norm, MODEL_NORM_LAYERNORM);
+    assert_int_equal(c.pos, MODEL_POS_NONE);
+    assert_int_equal(c.mlp, MODEL_MLP_GELU);
+    assert_int_equal(c.head, MODEL_HEAD_LM_TIED);
+    assert_true(c.norm_eps == 1e-5f && c.rope_theta == 10000.0f && c.pixel_std == 1.0f && c.channels == 1);
+    /* bad values name the key */
+    static const struct { const char *json, *needle; } bad[] = {
+        {"{\"format\":\"pathens\",\"dim\":8,\"hidden_dim\":16,\"n_layers\":1,\"n_heads\":2,\"vocab_size\":10,\"seq_len\":4,\"norm\":\"batchnorm\"}", "batchnorm"},
+        {"{\"format\":\"pathens\",\"dim\":8,\"hidden_dim\":16,\"n_layers\":1,\"n_heads\":3,\"vocab_size\":10,\"seq_len\":4}", "n_heads"},
+        {"{\"format\":\"pathens\",\"dim\":8.5,\"hidden_dim\":16,\"n_layers\":1,\"n_heads\":2,\"vocab_size\":10,\"seq_len\":4}", "\"dim\" must be an integer"},
+        {"{\"format\":\"pathens\",\"version\":2,\"dim\":8}", "version 2"},
+        {"{\"format\":\"other\"}", "\"format\""},
+        {"{\"dim\":8,\"hidden_dim\":16,\"n_layers\":1,\"n_heads\":2,\"vocab_size\":10,\"seq_len\":4}", "no \"format\""},
+        {"{\"format\":\"pathens\",\"causal\":1}", "\"causal\" must be true or false"},
+        {"{\"model_type\":\"llama\"}", "llama"},
+        {"[1, 2]", "not a JSON object"},
+        {"{\"format\":", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&err, 0, sizeof err);
+        assert_int_equal(ckpt_parse_config_json(&c, &hf, bad[i].json, "where.json", &err), PE_ERR_INPUT);
+        assert_contains(err.msg, "where.json");
+        assert_contains(err.msg, bad[i].needle);
+    }
+}
+
+/* ---- Hugging Face GPT-2 ---------------------------------------------------------------------- */
+
+#define HF_C 16
+#define HF_L 2
+#define HF_NH 2
+#define HF_P 24
+#define HF_V 50
+#define HF_HID (4 * HF_C)
+
+typedef struct {
+    float wte[HF_V * HF_C], wpe[HF_P * HF_C];
+    struct {
+        float ln1_w[HF_C], ln1_b[HF_C], attn_w[HF_C * 3 * HF_C], attn_b[3 * HF_C], proj_w[HF_C * HF_C], proj_b[HF_C];
+        float ln2_w[HF_C], ln2_b[HF_C], fc_w[HF_C * HF_HID], fc_b[HF_HID], mproj_w[HF_HID * HF_C], mproj_b[HF_C];
+    } h[HF_L];
+    float lnf_w[HF_C], lnf_b[HF_C];
+    float mask[HF_P * HF_P]; /* the attn.bias buffer: lower-triangular ones */
+} hf_weights;
+
+static void hf_fill(hf_weights *w, uint64_t seed) {
+    float *all = (float *)w;
+    size_t n   = sizeof *w / sizeof(float);
+    tu_fill_random(all, n, seed, 1.0f);
+    for (size_t i = 0; i < HF_V * HF_C; i++) w->wte[i] *= 0.5f;
+    for (size_t i = 0; i < HF_P * HF_C; i++) w->wpe[i] *= 0.5f;
+    for (int l = 0; l < HF_L; l++) {
+        for (int i = 0; i < HF_C; i++) {
+            w->h[l].ln1_w[i] = 1.0f + 0.1f * w->h[l].ln1_w[i];
+            w->h[l].ln2_w[i] = 1.0f + 0.1f * w->h[l].ln2_w[i];
+            w->h[l].ln1_b[i] *= 0.1f, w->h[l].ln2_b[i] *= 0.1f, w->h[l].proj_b[i] *= 0.1f, w->h[l].mproj_b[i] *= 0.1f;
+        }
+        for (int i = 0; i < HF_C * 3 * HF_C; i++) w->h[l].attn_w[i] *= 0.25f;
+        for (int i = 0; i < HF_C * HF_C; i++) w->h[l].proj_w[i] *= 0.25f;
+        for (int i = 0; i < HF_C * HF_HID; i++) w->h[l].fc_w[i] *= 0.25f;
+        for (int i = 0; i < HF_HID * HF_C; i++) w->h[l].mproj_w[i] *= 0.125f;
+        for (int i = 0; i < 3 * HF_C; i++) w->h[l].attn_b[i] *= 0.1f;
+        for (int i = 0; i < HF_HID; i++) w->h[l].fc_b[i] *= 0.1f;
+    }
+    for (int i = 0; i < HF_C; i++) w->lnf_w[i] = 1.0f + 0.1f * w->lnf_w[i], w->lnf_b[i] *= 0.1f;
+    for (int i = 0; i < HF_P; i++)
+        for (int j = 0; j < HF_P; j++) w->mask[i * HF_P + j] = j <= i ? 1.0f : 0.0f;
+    /* every value representable in bfloat16, so F32 and BF16 files hold the same numbers */
+    for (size_t i = 0; i < n; i++) all[i] = round_to_bf16(all[i]);
+}
+
+/* raw_tensor list of an HF GPT-2 file; prefix "" or "transformer."; with_head adds lm_head.weight = wte */
+static int hf_tensors(raw_tensor *r, const hf_weights *w, const char *prefix, int with_head, int with_mask) {
+    int n = 0;
+#define ADD(nm, ptr, nd, d0, d1, d2, d3)                                                         \
+    do {                                                                                          \
+        raw_tensor *t = &r[n++];                                                                  \
+        memset(t, 0, sizeof *t);                                                                  \
+        snprintf(t->name, sizeof t->name, "%s", nm);                                              \
+        t->dtype = "F32", t->ndim = nd, t->shape[0] = d0, t->shape[1] = d1, t->shape[2] = d2, t->shape[3] = d3; \
+        t->data = ptr;                                                                            \
+        size_t numel = 1;                                                                         \
+        for (int d = 0; d < nd; d++) numel *= (size_t)t->shape[d];                                \
+        t->nbytes = 4 * numel;                                                                    \
+    } while (0)
+    char nm[96];
+#define P(s) (snprintf(nm, sizeof nm, "%s%s", prefix, s), nm)
+#define PL(s) (snprintf(nm, sizeof nm, "%sh.%d.%s", prefix, l, s), nm)
+    ADD(P("wte.weight"), w->wte, 2, HF_V, HF_C, 0, 0);
+    ADD(P("wpe.weight"), w->wpe, 2, HF_P, HF_C, 0, 0);
+    for (int l = 0; l < HF_L; l++) {
+        ADD(PL("ln_1.weight"), w->h[l].ln1_w, 1, HF_C, 0, 0, 0);
+        ADD(PL("ln_1.bias"), w->h[l].ln1_b, 1, HF_C, 0, 0, 0);
+        if (with_mask) ADD(PL("attn.bias"), w->mask, 4, 1, 1, HF_P, HF_P);
+        if (with_mask && l == 0) ADD(PL("attn.masked_bias"), w->mask, 0, 0, 0, 0, 0); /* a scalar */
+        ADD(PL("attn.c_attn.weight"), w->h[l].attn_w, 2, HF_C, 3 * HF_C, 0, 0);
+        ADD(PL("attn.c_attn.bias"), w->h[l].attn_b, 1, 3 * HF_C, 0, 0, 0);
+        ADD(PL("attn.c_proj.weight"), w->h[l].proj_w, 2, HF_C, HF_C, 0, 0);
+        ADD(PL("attn.c_proj.bias"), w->h[l].proj_b, 1, HF_C, 0, 0, 0);
+        ADD(PL("ln_2.weight"), w->h[l].ln2_w, 1, HF_C, 0, 0, 0);
+        ADD(PL("ln_2.bias"), w->h[l].ln2_b, 1, HF_C, 0, 0, 0);
+        ADD(PL("mlp.c_fc.weight"), w->h[l].fc_w, 2, HF_C, HF_HID, 0, 0);
+        ADD(PL("mlp.c_fc.bias"), w->h[l].fc_b, 1, HF_HID, 0, 0, 0);
+        ADD(PL("mlp.c_proj.weight"), w->h[l].mproj_w, 2, HF_HID, HF_C, 0, 0);
+        ADD(PL("mlp.c_proj.bias"), w->h[l].mproj_b, 1, HF_C, 0, 0, 0);
+    }
+    ADD(P("ln_f.weight"), w->lnf_w, 1, HF_C, 0, 0, 0);
+    ADD(P("ln_f.bias"), w->lnf_b, 1, HF_C, 0, 0, 0);
+    if (with_head) ADD("lm_head.weight", w->wte, 2, HF_V, HF_C, 0, 0);
+#undef P
+#undef PL
+#undef ADD
+    return n;
+}
+
+static const char *HF_CONFIG =
+    "{\n  \"_name_or_path\": \"tiny-gpt2\",\n  \"activation_function\": \"gelu_new\",\n"
+    "  \"architectures\": [\"GPT2LMHeadModel\"],\n  \"attn_pdrop\": 0.1,\n  \"bos_token_id\": 49,\n"
+    "  \"embd_pdrop\": 0.1,\n  \"eos_token_id\": 49,\n  \"initializer_range\": 0.02,\n"
+    "  \"layer_norm_epsilon\": 1e-05,\n  \"model_type\": \"gpt2\",\n  \"n_ctx\": 24,\n  \"n_embd\": 16,\n"
+    "  \"n_head\": 2,\n  \"n_inner\": null,\n  \"n_layer\": 2,\n  \"n_positions\": 24,\n"
+    "  \"reorder_and_upcast_attn\": false,\n  \"resid_pdrop\": 0.1,\n  \"scale_attn_by_inverse_layer_idx\": false,\n"
+    "  \"scale_attn_weights\": true,\n  \"summary_activation\": null,\n  \"summary_first_dropout\": 0.1,\n"
+    "  \"summary_proj_to_labels\": true,\n  \"summary_type\": \"cls_index\",\n  \"summary_use_proj\": true,\n"
+    "  \"task_specific_params\": {\"text-generation\": {\"do_sample\": true, \"max_length\": 50}},\n"
+    "  \"torch_dtype\": \"float32\",\n  \"transformers_version\": \"4.40.0\",\n  \"use_cache\": true,\n"
+    "  \"vocab_size\": 50\n}\n";
+
+/* the same weights as a native model: Conv1D (in, out) transposed to (out, in), c_attn split */
+static void hf_to_native(tu_tensors *t, model_config *c, const hf_weights *w) {
+    *c = cfg_base();
+    c->dim = HF_C, c->hidden_dim = HF_HID, c->n_layers = HF_L, c->n_heads = HF_NH, c->n_kv_heads = HF_NH;
+    c->vocab_size = HF_V, c->seq_len = HF_P, c->norm = MODEL_NORM_LAYERNORM, c->pos = MODEL_POS_LEARNED;
+    c->mlp = MODEL_MLP_GELU_TANH, c->bias = 1, c->head = MODEL_HEAD_LM_TIED, c->input = MODEL_INPUT_TOKENS;
+    pe_err err = {0};
+    assert_int_equal(tu_random_tensors(t, c, 1, &err), PE_OK);
+#define DST(nm) (assert_true(tu_tensors_find(t, nm) >= 0), t->data[tu_tensors_find(t, nm)])
+#define COPY(nm, src, n) memcpy(DST(nm), src, (size_t)(n) * sizeof(float))
+    char nm[96];
+    COPY("tok_emb.weight", w->wte, HF_V * HF_C);
+    COPY("pos_emb.weight", w->wpe, HF_P * HF_C);
+    for (int l = 0; l < HF_L; l++) {
+#define NL(s) (snprintf(nm, sizeof nm, "layers.%d.%s", l, s), nm)
+        COPY(NL("attn_norm.weight"), w->h[l].ln1_w, HF_C);
+        COPY(NL("attn_norm.bias"), w->h[l].ln1_b, HF_C);
+        COPY(NL("mlp_norm.weight"), w->h[l].ln2_w, HF_C);
+        COPY(NL("mlp_norm.bias"), w->h[l].ln2_b, HF_C);
+        static const char *qkv[3] = {"attn.wq", "attn.wk", "attn.wv"};
+        for (int part = 0; part < 3; part++) {
+            char wn[64], bn[64];
+            snprintf(wn, sizeof wn, "%s.weight", qkv[part]);
+            snprintf(bn, sizeof bn, "%s.bias", qkv[part]);
+            float *dw = DST(NL(wn)), *db = DST(NL(bn));
+            for (int o = 0; o < HF_C; o++) {
+                db[o] = w->h[l].attn_b[part * HF_C + o];
+                for (int i = 0; i < HF_C; i++) dw[o * HF_C + i] = w->h[l].attn_w[i * 3 * HF_C + part * HF_C + o];
+            }
+        }
+        float *wo = DST(NL("attn.wo.weight")), *w1 = DST(NL("mlp.w1.weight")), *w2 = DST(NL("mlp.w2.weight"));
+        for (int o = 0; o < HF_C; o++)
+            for (int i = 0; i < HF_C; i++) wo[o * HF_C + i] = w->h[l].proj_w[i * HF_C + o];
+        for (int o = 0; o < HF_HID; o++)
+            for (int i = 0; i < HF_C; i++) w1[o * HF_C + i] = w->h[l].fc_w[i * HF_HID + o];
+        for (int o = 0; o < HF_C; o++)
+            for (int i = 0; i < HF_HID; i++) w2[o * HF_HID + i] = w->h[l].mproj_w[i * HF_C + o];
+        COPY(NL("attn.wo.bias"), w->h[l].proj_b, HF_C);
+        COPY(NL("mlp.w1.bias"), w->h[l].fc_b, HF_HID);
+        COPY(NL("mlp.w2.bias"), w->h[l].mproj_b, HF_C);
+#undef NL
+    }
+    COPY("final_norm.weight", w->lnf_w, HF_C);
+    COPY("final_norm.bias", w->lnf_b, HF_C);
+#undef COPY
+#undef DST
+}
+
+static const int hf_lens[2] = {HF_P, HF_P - 7};
+
+/* logits (B=2, T=HF_P) of a model dir, fast or naive, and the token-by-token loop of sequence 0 */
+static void model_dir_logits(const char *dir, const int *tok, float *out, float *out_ref, float *out_seq, model *info) {
+    ckpt_file ck;
+    model     m;
+    pe_err    err = {0};
+    open_model(&ck, &m, dir, "auto");
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, &m, 2, HF_P, &err), PE_OK);
+    assert_int_equal(model_forward_tokens(out, &a, &m, tok, hf_lens, 2, HF_P, 0, &err), PE_OK);
+    assert_int_equal(model_forward_tokens(out_ref, &a, &m, tok, hf_lens, 2, HF_P, 1, &err), PE_OK);
+    model_acts_free(&a);
+    model_seq_state s;
+    assert_int_equal(model_seq_init(&s, &m, &err), PE_OK);
+    for (int p = 0; p < HF_P; p++) model_forward_token_seq(out_seq + (size_t)p * HF_V, &s, &m, tok[p], p);
+    model_seq_free(&s);
+    *info = m;
+    info->w.layers = NULL, info->owned = NULL; /* keep cfg, n_params, source */
+    model_free(&m);
+    ckpt_close(&ck);
+}
+
+static void test_hf_gpt2(void **state) {
+    (void)state;
+    hf_weights *w = malloc(sizeof *w);
+    assert_non_null(w);
+    hf_fill(w, 42);
+    size_t NL = (size_t)2 * HF_P * HF_V;
+    int    tok[2 * HF_P];
+    uint64_t s = 99;
+    for (int i = 0; i < 2 * HF_P; i++) tok[i] = (int)(lcg_next(&s) % HF_V);
+
+    /* the native reference */
+    char         ndir[4096];
+    tu_tensors   nt;
+    model_config nc;
+    pe_err       err = {0};
+    tmp_dir(ndir, sizeof ndir, "hf-native");
+    hf_to_native(&nt, &nc, w);
+    assert_int_equal(tu_write_model_dir(&nc, ndir, &nt, &err), PE_OK);
+    float *nl = malloc(NL * sizeof *nl), *nlr = malloc(NL * sizeof *nl), *nls = malloc(NL * sizeof *nl);
+    float *hl = malloc(NL * sizeof *hl), *hlr = malloc(NL * sizeof *hl), *hls = malloc(NL * sizeof *hl);
+    model  ninfo, hinfo;
+    model_dir_logits(ndir, tok, nl, nlr, nls, &ninfo);
+    int64_t native_params = 0;
+    for (int i = 0; i < nt.n; i++) native_params += (int64_t)tu_spec_numel(&nt.specs[i]);
+    assert_int_equal(ninfo.n_params, native_params);
+
+    /* HF variants: plain F32 via ckpt_write_safetensors; "transformer." prefix in BF16 with a
+     * misaligned header; F32 misaligned with an explicit lm_head.weight */
+    raw_tensor *r = calloc(64, sizeof *r);
+    assert_non_null(r);
+    for (int variant = 0; variant < 3; variant++) {
+        char dir[4096], path[4200], tag[32];
+        snprintf(tag, sizeof tag, "hf-%d", variant);
+        tmp_dir(dir, sizeof dir, tag);
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        write_text(path, HF_CONFIG);
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        int n = hf_tensors(r, w, variant == 1 ? "transformer." : "", variant == 2, 1);
+        assert_true(n <= 64);
+        void **blobs = calloc((size_t)n, sizeof *blobs);
+        if (variant == 0) {
+            const char    *names[64];
+            int            ndims[64];
+            int64_t        shapes[64][4];
+            const float   *data[64];
+            for (int i = 0; i < n; i++) {
+                names[i] = r[i].name, ndims[i] = r[i].ndim, data[i] = r[i].data;
+                memcpy(shapes[i], r[i].shape, sizeof shapes[i]);
+            }
+            assert_int_equal(ckpt_write_safetensors(path, n, names, ndims, (const int64_t (*)[4])shapes, data, &err), PE_OK);
+        } else {
+            if (variant == 1)
+                for (int i = 0; i < n; i++) {
+                    size_t    numel = r[i].nbytes / 4;
+                    uint16_t *h     = malloc(2 * numel + 2);
+                    for (size_t k = 0; k < numel; k++) h[k] = f32_to_bf16_rne(((const float *)r[i].data)[k]);
+                    blobs[i] = h, r[i].data = h, r[i].nbytes = 2 * numel, r[i].dtype = "BF16";
+                }
+            write_raw_safetensors(path, r, n, 1, 0);
+        }
+        model_dir_logits(dir, tok, hl, hlr, hls, &hinfo);
+        free_blobs(blobs, n);
+        assert_string_equal(hinfo.source, "safetensors-hf-gpt2");
+        assert_int_equal(hinfo.cfg.head, variant == 2 ? MODEL_HEAD_LM : MODEL_HEAD_LM_TIED);
+        /* same architecture as the native config (the head aside) and the same parameter count
+         * (buffers are not parameters; an explicit lm_head adds V*C) */
+        model_config hc = hinfo.cfg;
+        hc.head = MODEL_HEAD_LM_TIED;
+        assert_int_equal(hc.dim, nc.dim);
+        assert_int_equal(hc.hidden_dim, nc.hidden_dim);
+        assert_int_equal(hc.n_layers, nc.n_layers);
+        assert_int_equal(hc.n_heads, nc.n_heads);
+        assert_int_equal(hc.n_kv_heads, nc.n_kv_heads);
+        assert_int_equal(hc.vocab_size, nc.vocab_size);
+        assert_int_equal(hc.seq_len, nc.seq_len);
+        assert_true(hc.norm == nc.norm && hc.pos == nc.pos && hc.mlp == nc.mlp && hc.causal == nc.causal &&
+                    hc.bias == nc.bias && hc.norm_eps == nc.norm_eps && hc.input == nc.input);
+        assert_int_equal(hinfo.n_params, native_params + (variant == 2 ? HF_V * HF_C : 0));
+        char what[64];
+        snprintf(what, sizeof what, "HF GPT-2 variant %d vs native (sgemm)", variant);
+        check_valid_logits(hl, nl, hf_lens, 2, HF_P, HF_V, 1e-5f, what);
+        snprintf(what, sizeof what, "HF GPT-2 variant %d vs native (naive)", variant);
+        check_valid_logits(hlr, nlr, hf_lens, 2, HF_P, HF_V, 1e-5f, what);
+        snprintf(what, sizeof what, "HF GPT-2 variant %d vs native (token by token)", variant);
+        check_logits(hls, nls, (size_t)HF_P * HF_V, 1e-5f, what);
+        snprintf(what, sizeof what, "HF GPT-2 variant %d: token by token vs batch", variant);
+        check_logits(hls, hl, (size_t)HF_P * HF_V, 1e-4f, what);
+    }
+
+    /* broken HF files: a NaN in c_attn.bias (a weight, not a buffer), a missing c_attn, an
+     * unsupported activation, a wrong Conv1D orientation */
+    {
+        char dir[4096], path[4200];
+        tmp_dir(dir, sizeof dir, "hf-bad");
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        write_text(path, HF_CONFIG);
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        int   n    = hf_tensors(r, w, "", 0, 1);
+        float *bad = malloc(3 * HF_C * sizeof *bad);
+        memcpy(bad, w->h[1].attn_b, 3 * HF_C * sizeof *bad);
+        bad[2 * HF_C + 3] = NAN;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(r[i].name, "h.1.attn.c_attn.bias")) r[i].data = bad;
+        write_raw_safetensors(path, r, n, 0, 0);
+        ckpt_file ck;
+        model     m;
+        assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_OK);
+        assert_int_equal(model_init(&m, &ck, &err), PE_ERR_INPUT);
+        assert_contains(err.msg, path);
+        assert_contains(err.msg, "h.1.attn.c_attn.bias");
+        assert_contains(err.msg, "NaN");
+        ckpt_close(&ck);
+        free(bad);
+
+        n = hf_tensors(r, w, "", 0, 0);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(r[i].name, "h.0.attn.c_attn.weight")) { /* stored (out, in) instead of Conv1D (in, out) */
+                r[i].shape[0] = 3 * HF_C, r[i].shape[1] = HF_C;
+            }
+        write_raw_safetensors(path, r, n, 0, 0);
+        assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_OK);
+        assert_int_equal(model_init(&m, &ck, &err), PE_ERR_INPUT);
+        assert_contains(err.msg, "h.0.attn.c_attn.weight");
+        assert_contains(err.msg, "[48, 16]");
+        ckpt_close(&ck);
+
+        n = hf_tensors(r, w, "", 0, 0);
+        assert_string_equal(r[5].name, "h.0.attn.c_attn.bias");
+        memmove(&r[5], &r[6], (size_t)(n - 6) * sizeof *r); /* drop h.0.attn.c_attn.bias */
+        write_raw_safetensors(path, r, n - 1, 0, 0);
+        assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_OK);
+        assert_int_equal(model_init(&m, &ck, &err), PE_ERR_INPUT);
+        assert_contains(err.msg, "h.0.attn.c_attn.bias");
+        assert_contains(err.msg, "missing");
+        ckpt_close(&ck);
+
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        char cfg[4096];
+        const char *p = strstr(HF_CONFIG, "gelu_new");
+        snprintf(cfg, sizeof cfg, "%.*srelu%s", (int)(p - HF_CONFIG), HF_CONFIG, p + 8);
+        write_text(path, cfg);
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_ERR_INPUT);
+        assert_contains(err.msg, "config.json");
+        assert_contains(err.msg, "relu");
+    }
+    free(r);
+    free(nl), free(nlr), free(nls), free(hl), free(hlr), free(hls);
+    tu_free_tensors(&nt);
+    free(w);
+}
+
+/* ---- F16 / BF16 / alignment --------------------------------------------------------------- */
+
+static void test_half_conversions_exhaustive(void **state) {
+    (void)state;
+    for (uint32_t h = 0; h < 65536; h++) {
+        int    sign = (h >> 15) & 1;
+        /* IEEE half: 5-bit exponent (bias 15), 10-bit mantissa */
+        int    e = (h >> 10) & 0x1f, mant = h & 0x3ff;
+        float  f = ckpt_f16_to_f32((uint16_t)h);
+        if (e == 31) {
+            assert_true(mant ? isnan(f) : isinf(f));
+        } else {
+            double v = e == 0 ? ldexp(mant, -24) : ldexp(1024 + mant, e - 25);
+            if (sign) v = -v;
+            if ((double)f != v) fail_msg("f16 0x%04x -> %.10g, expected %.10g", h, (double)f, v);
+        }
+        if (!isnan(f)) assert_int_equal(!!signbit(f), sign);
+        /* bfloat16: 8-bit exponent (bias 127), 7-bit mantissa */
+        e = (h >> 7) & 0xff, mant = h & 0x7f;
+        f = ckpt_bf16_to_f32((uint16_t)h);
+        if (e == 255) {
+            assert_true(mant ? isnan(f) : isinf(f));
+        } else {
+            double v = e == 0 ? ldexp(mant, -133) : ldexp(128 + mant, e - 134);
+            if (sign) v = -v;
+            if ((double)f != v) fail_msg("bf16 0x%04x -> %.10g, expected %.10g", h, (double)f, v);
+        }
+        if (!isnan(f)) assert_int_equal(!!signbit(f), sign);
+    }
+    assert_true(ckpt_f16_to_f32(0x3c00) == 1.0f && ckpt_f16_to_f32(0xc000) == -2.0f);
+    assert_true(ckpt_f16_to_f32(0x7bff) == 65504.0f && ckpt_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
+    assert_true(ckpt_bf16_to_f32(0x3f80) == 1.0f && ckpt_bf16_to_f32(0x4049) == 3.140625f);
+    assert_string_equal(ckpt_dtype_name(CKPT_DTYPE_F32), "F32");
+    assert_string_equal(ckpt_dtype_name(CKPT_DTYPE_F16), "F16");
+    assert_string_equal(ckpt_dtype_name(CKPT_DTYPE_BF16), "BF16");
+}
+
+/* a llama-style model whose tensors are F32, F16 and BF16 in turn: loads converted exactly */
+static void test_mixed_dtypes(void **state) {
+    (void)state;
+    model_config c = cfg_llama();
+    char         dir[4096], path[4200];
+    tmp_dir(dir, sizeof dir, "mixed");
+    tu_tensors t;
+    pe_err     err = {0};
+    assert_int_equal(tu_random_tensors(&t, &c, 21, &err), PE_OK);
+    const char **dt = malloc((size_t)t.n * sizeof *dt);
+    static const char *kinds[3] = {"F16", "BF16", "F32"};
+    size_t converted = 0;
+    for (int i = 0; i < t.n; i++) {
+        dt[i] = kinds[i % 3];
+        if (i % 3 != 2) converted += tu_spec_numel(&t.specs[i]);
+    }
+    void      **blobs;
+    raw_tensor *r = encode_tensors(&t, dt, &blobs);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    write_config(dir, &c);
+    ckpt_file ck;
+    model     m;
+    open_model(&ck, &m, dir, "auto");
+    for (int i = 0; i < t.n; i++) {
+        const ckpt_tensor *ct = ckpt_find(&ck, t.specs[i].name);
+        assert_non_null(ct);
+        assert_string_equal(ckpt_dtype_name(ct->dtype), dt[i]);
+    }
+    assert_non_null(m.owned);
+    assert_int_equal(m.owned_floats, converted); /* only F16/BF16 tensors are copied */
+    check_bound_exactly(&m, &t);
+    check_token_model(&m, 22, "mixed dtypes");
+    model_free(&m);
+    ckpt_close(&ck);
+    /* F16 NaN and Inf bit patterns are caught after conversion */
+    for (int inf = 0; inf <= 1; inf++) {
+        uint16_t *h = blobs[0]; /* tensor 0 (tok_emb.weight) is F16 */
+        uint16_t  keep = h[7];
+        h[7] = inf ? 0xfc00 : 0x7e00;
+        write_raw_safetensors(path, r, t.n, 0, 0);
+        assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_OK);
+        assert_int_equal(model_init(&m, &ck, &err), PE_ERR_INPUT);
+        assert_contains(err.msg, path);
+        assert_contains(err.msg, "tok_emb.weight");
+        assert_contains(err.msg, "element 7");
+        assert_contains(err.msg, inf ? "Inf" : "NaN");
+        ckpt_close(&ck);
+        h[7] = keep;
+    }
+    free(r);
+    free_blobs(blobs, t.n);
+    free(dt);
+    tu_free_tensors(&t);
+}
+
+/* F32 data after a header whose length is not a multiple of 4: copied (aligned), same values,
+ * same logits as the aligned file; a [1, 1, C] cls_token is accepted for [C] */
+static void test_misaligned_f32(void **state) {
+    (void)state;
+    model_config c = cfg_vit_cls();
+    char         adir[4096], mdir[4096], path[4200];
+    tmp_dir(adir, sizeof adir, "aligned");
+    tmp_dir(mdir, sizeof mdir, "misaligned");
+    tu_tensors t;
+    pe_err     err = {0};
+    assert_int_equal(tu_random_tensors(&t, &c, 31, &err), PE_OK);
+    assert_int_equal(tu_write_model_dir(&c, adir, &t, &err), PE_OK);
+    const char **dt = malloc((size_t)t.n * sizeof *dt);
+    size_t total = 0;
+    for (int i = 0; i < t.n; i++) dt[i] = "F32", total += tu_spec_numel(&t.specs[i]);
+    void      **blobs;
+    raw_tensor *r = encode_tensors(&t, dt, &blobs);
+    int ic = tu_tensors_find(&t, "cls_token");
+    assert_true(ic >= 0);
+    r[ic].ndim = 3, r[ic].shape[0] = 1, r[ic].shape[1] = 1, r[ic].shape[2] = c.dim;
+    snprintf(path, sizeof path, "%s/model.safetensors", mdir);
+    write_raw_safetensors(path, r, t.n, 1, 0);
+    write_config(mdir, &c);
+    ckpt_file cka, ckm;
+    model     ma, mm;
+    open_model(&cka, &ma, adir, "auto");
+    open_model(&ckm, &mm, mdir, "auto");
+    assert_null(ma.owned);
+    assert_non_null(mm.owned);
+    assert_int_equal(mm.owned_floats, total);
+    assert_int_not_equal((uintptr_t)ckpt_find(&ckm, "patch_emb.weight")->data & 3u, 0);
+    check_bound_exactly(&mm, &t);
+    float la[3 * 3], lm[3 * 3];
+    uint8_t px[3 * 64];
+    for (int i = 0; i < 3 * 64; i++) px[i] = (uint8_t)(i * 37 + 11);
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, &ma, 3, model_image_seq_len(&c), &err), PE_OK);
+    assert_int_equal(model_forward_images(la, &a, &ma, px, 3, 0, &err), PE_OK);
+    assert_int_equal(model_forward_images(lm, &a, &mm, px, 3, 0, &err), PE_OK);
+    check_logits(lm, la, 9, 1e-6f, "misaligned vs aligned");
+    model_acts_free(&a);
+    model_free(&ma), model_free(&mm);
+    ckpt_close(&cka), ckpt_close(&ckm);
+    free(r);
+    free_blobs(blobs, t.n);
+    free(dt);
+    tu_free_tensors(&t);
+}
+
+/* ---- bad input ------------------------------------------------------------------------------- */
+
+/* open (+ init); must fail with PE_ERR_INPUT and a message holding every needle */
+static void expect_bad(const char *path, const char *format, const char *config_path, const char *const *needles) {
+    pe_err    err = {0};
+    ckpt_file ck;
+    model     m;
+    pe_status st = ckpt_open(&ck, path, format, config_path, &err);
+    if (st == PE_OK) {
+        st = model_init(&m, &ck, &err);
+        if (st == PE_OK) model_free(&m);
+        ckpt_close(&ck);
+        if (st == PE_OK) fail_msg("%s loaded; expected an error containing '%s'", path, needles[0]);
+    }
+    if (st != PE_ERR_INPUT) fail_msg("%s: status %d (%s), expected PE_ERR_INPUT", path, (int)st, err.msg);
+    for (int i = 0; needles[i]; i++) assert_contains(err.msg, needles[i]);
+}
+
+#define EXPECT_BAD(path, config, ...)                                  \
+    do {                                                               \
+        const char *needles_[] = {__VA_ARGS__, NULL};                  \
+        expect_bad(path, "auto", config, needles_);                    \
+    } while (0)
+
+static void copy_prefix(const char *src, const char *dst, size_t n) {
+    size_t len;
+    char  *buf = read_bytes(src, &len);
+    assert_true(n <= len);
+    write_bytes(dst, buf, n);
+    free(buf);
+}
+
+static void test_bad_llama2c(void **state) {
+    (void)state;
+    char dir[4096], path[4200];
+    tmp_dir(dir, sizeof dir, "bad-llama2c");
+    snprintf(path, sizeof path, "%s/trunc.bin", dir);
+    static const size_t cuts[] = {1000, 1056539, 28, 20};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        copy_prefix(tu_data_path("stories260K.bin"), path, cuts[i]);
+        EXPECT_BAD(path, NULL, path, "truncated");
+    }
+    copy_prefix(tu_data_path("stories260K.bin"), path, 0);
+    EXPECT_BAD(path, NULL, path, "empty");
+    copy_prefix(tu_data_path("stories260K_v1.bin"), path, 100); /* inside the 256-byte header */
+    EXPECT_BAD(path, NULL, path, "256 bytes", "truncated");
+    copy_prefix(tu_data_path("stories260K_v1.bin"), path, 4096);
+    EXPECT_BAD(path, NULL, path, "llama2c-v1", "truncated");
+    /* one byte too many */
+    size_t len;
+    char  *buf = read_bytes(tu_data_path("stories260K.bin"), &len);
+    char  *big = malloc(len + 4);
+    memcpy(big, buf, len);
+    memset(big + len, 0, 4);
+    write_bytes(path, big, len + 4);
+    EXPECT_BAD(path, NULL, path, "too long");
+    /* a version-2 (int8) v1-style header, and a header with a negative dimension */
+    free(buf);
+    buf = read_bytes(tu_data_path("stories260K_v1.bin"), &len);
+    int32_t two = 2;
+    memcpy(buf + 4, &two, 4);
+    write_bytes(path, buf, len);
+    EXPECT_BAD(path, NULL, path, "version 2");
+    free(buf);
+    buf = read_bytes(tu_data_path("stories260K.bin"), &len);
+    int32_t neg = -3;
+    memcpy(buf + 8, &neg, 4); /* n_layers */
+    write_bytes(path, buf, len);
+    EXPECT_BAD(path, NULL, path, "non-positive");
+    /* and the good files still load with format named */
+    free(buf);
+    free(big);
+    pe_err err = {0};
+    ckpt_file ck;
+    assert_int_equal(ckpt_open(&ck, tu_data_path("stories260K.bin"), "llama2c", NULL, &err), PE_OK);
+    assert_string_equal(ck.format, "llama2c-v0");
+    ckpt_close(&ck);
+    assert_int_equal(ckpt_open(&ck, tu_data_path("stories260K_v1.bin"), "auto", NULL, &err), PE_OK);
+    assert_string_equal(ck.format, "llama2c-v1");
+    ckpt_close(&ck);
+    const char *needles[] = {"[model] format", "gguf", NULL};
+    expect_bad(tu_data_path("stories260K.bin"), "gguf", NULL, needles);
+}
+
+/* a valid gpt model in dir; returns its tensors in *t */
+static void write_good(const char *dir, tu_tensors *t, model_config *c) {
+    pe_err err = {0};
+    *c = cfg_gpt();
+    assert_int_equal(tu_random_tensors(t, c, 51, &err), PE_OK);
+    assert_int_equal(tu_write_model_dir(c, dir, t, &err), PE_OK);
+}
+
+static void test_bad_safetensors(void **state) {
+    (void)state;
+    char dir[4096], path[4200], cpath[4200];
+    tmp_dir(dir, sizeof dir, "bad-st");
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(cpath, sizeof cpath, "%s/config.json", dir);
+    tu_tensors   t;
+    model_config c;
+    write_good(dir, &t, &c);
+    size_t len;
+    unsigned char *good = read_bytes(path, &len);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | good[i];
+
+    /* truncated: in the data, inside the header, inside the length */
+    write_bytes(path, good, len / 2);
+    EXPECT_BAD(path, NULL, path, "out of range", "truncated");
+    write_bytes(path, good, len - 1);
+    EXPECT_BAD(path, NULL, path, "out of range");
+    write_bytes(path, good, 8 + hlen / 2);
+    EXPECT_BAD(path, NULL, path, "header length", "past the end");
+    write_bytes(path, good, 5);
+    EXPECT_BAD(path, NULL, path, "8-byte", "truncated");
+    /* header length past EOF (and absurdly large) */
+    unsigned char *bad = malloc(len);
+    memcpy(bad, good, len);
+    bad[5] = 1; /* + 2^40 */
+    write_bytes(path, bad, len);
+    EXPECT_BAD(path, NULL, path, "header length", "past the end");
+    memset(bad, 0xff, 8);
+    write_bytes(path, bad, len);
+    EXPECT_BAD(path, NULL, path, "header length", "past the end");
+    /* header not JSON */
+    memcpy(bad, good, len);
+    bad[8] = '#';
+    write_bytes(path, bad, len);
+    EXPECT_BAD(path, NULL, path, "not a JSON object");
+    free(bad);
+
+    /* hand-written headers */
+    const char **dt = malloc((size_t)t.n * sizeof *dt);
+    for (int i = 0; i < t.n; i++) dt[i] = "F32";
+    void      **blobs;
+    raw_tensor *r = encode_tensors(&t, dt, &blobs);
+    /* data_offsets out of range, reversed, and not matching the shape */
+    raw_tensor keep = r[3];
+    r[3].forge = 1, r[3].forged_offsets[0] = 16, r[3].forged_offsets[1] = 1e9;
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    EXPECT_BAD(path, NULL, path, r[3].name, "data_offsets", "out of range");
+    r[3].forged_offsets[0] = 64, r[3].forged_offsets[1] = 32;
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    EXPECT_BAD(path, NULL, path, r[3].name, "data_offsets");
+    r[3].forged_offsets[0] = 0, r[3].forged_offsets[1] = 4;
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    EXPECT_BAD(path, NULL, path, r[3].name, "need", "bytes");
+    r[3] = keep;
+    /* unknown dtype */
+    r[3].dtype = "I8", r[3].nbytes /= 4;
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    EXPECT_BAD(path, NULL, path, r[3].name, "dtype I8");
+    r[3] = keep;
+    /* too many dims, a negative and a fractional dimension */
+    r[3].ndim = 5, r[3].shape[0] = 1, r[3].shape[1] = 1, r[3].shape[2] = 1, r[3].shape[3] = 1;
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    EXPECT_BAD(path, NULL, path, r[3].name, "dims");
+    r[3] = keep;
+    r[3].shape[0] = -r[3].shape[0];
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    EXPECT_BAD(path, NULL, path, r[3].name, "shape");
+    r[3] = keep;
+    /* shape disagreeing with the config (same bytes, transposed) */
+    int ie = tu_tensors_find(&t, "tok_emb.weight");
+    keep = r[ie];
+    r[ie].shape[0] = keep.shape[1], r[ie].shape[1] = keep.shape[0];
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    EXPECT_BAD(path, NULL, path, "tok_emb.weight", "[16, 40]", "[40, 16]");
+    r[ie] = keep;
+    /* missing tensor, extra tensor */
+    int im = tu_tensors_find(&t, "layers.1.mlp.w2.weight");
+    raw_tensor *r2 = calloc((size_t)t.n + 1, sizeof *r2);
+    memcpy(r2, r, (size_t)t.n * sizeof *r);
+    memmove(&r2[im], &r2[im + 1], (size_t)(t.n - im - 1) * sizeof *r2);
+    write_raw_safetensors(path, r2, t.n - 1, 0, 0);
+    EXPECT_BAD(path, NULL, path, "layers.1.mlp.w2.weight", "missing");
+    memcpy(r2, r, (size_t)t.n * sizeof *r);
+    r2[t.n] = r[0];
+    snprintf(r2[t.n].name, sizeof r2[t.n].name, "layers.7.attn.wq.weight");
+    write_raw_safetensors(path, r2, t.n + 1, 0, 0);
+    EXPECT_BAD(path, NULL, path, "unexpected tensor", "layers.7.attn.wq.weight");
+    free(r2);
+    /* NaN and Inf in a weight */
+    int iw = tu_tensors_find(&t, "layers.0.attn.wv.weight");
+    for (int inf = 0; inf <= 1; inf++) {
+        float keepv = t.data[iw][5];
+        t.data[iw][5] = inf ? -INFINITY : NAN;
+        write_raw_safetensors(path, r, t.n, 0, 0);
+        EXPECT_BAD(path, NULL, path, "layers.0.attn.wv.weight", "element 5", inf ? "Inf" : "NaN");
+        t.data[iw][5] = keepv;
+    }
+    /* the unbroken hand-written file loads: the cases above failed for their own reason */
+    write_raw_safetensors(path, r, t.n, 0, 0);
+    {
+        ckpt_file ck;
+        model     m;
+        open_model(&ck, &m, dir, "auto");
+        model_free(&m);
+        ckpt_close(&ck);
+    }
+    /* config.json: unknown key, missing, explicit path, shape disagreeing via the config */
+    char *json = ckpt_config_to_json(&c), *bogus = malloc(strlen(json) + 64);
+    snprintf(bogus, strlen(json) + 64, "{\"n_kv_head\": 4, %s", json + 1);
+    write_text(cpath, bogus);
+    EXPECT_BAD(path, NULL, cpath, "unknown config key", "n_kv_head");
+    unlink(cpath);
+    EXPECT_BAD(path, NULL, path, "config.json", "cannot read");
+    char other[4200];
+    snprintf(other, sizeof other, "%s/other.json", dir);
+    write_text(other, json);
+    {
+        pe_err    err = {0};
+        ckpt_file ck;
+        model     m;
+        assert_int_equal(ckpt_open(&ck, path, "safetensors", other, &err), PE_OK);
+        assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+        model_free(&m);
+        ckpt_close(&ck);
+    }
+    model_config c2 = c;
+    c2.hidden_dim = 44;
+    write_config(dir, &c2);
+    EXPECT_BAD(path, NULL, path, "layers.0.mlp.w1.weight", "[44, 16]");
+    c2 = c;
+    c2.n_layers = 3;
+    write_config(dir, &c2);
+    EXPECT_BAD(path, NULL, path, "layers.2.", "missing");
+    c2 = c;
+    c2.head = MODEL_HEAD_LM;
+    write_config(dir, &c2);
+    EXPECT_BAD(path, NULL, path, "lm_head.weight", "missing");
+    write_text(cpath, json);
+    /* missing model file; a folder instead of a file */
+    char missing[4200];
+    snprintf(missing, sizeof missing, "%s/nope.safetensors", dir);
+    EXPECT_BAD(missing, NULL, missing, "cannot open model");
+    EXPECT_BAD(dir, NULL, dir, "not a regular file");
+    {
+        const char *needles[] = {"format", "gguf", NULL};
+        expect_bad(path, "gguf", NULL, needles);
+    }
+    free(json);
+    free(bogus);
+    free(r);
+    free_blobs(blobs, t.n);
+    free(dt);
+    free(good);
+    tu_free_tensors(&t);
+}
+
+/* no input crashes the reader: every truncation length of a small file, and random byte changes
+ * in the header; each is either refused with PE_ERR_INPUT or loads and runs */
+static void test_fuzz_safetensors(void **state) {
+    (void)state;
+    char dir[4096], path[4200];
+    tmp_dir(dir, sizeof dir, "fuzz");
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    model_config c = cfg_gpt();
+    c.n_layers = 1, c.dim = 8, c.hidden_dim = 8, c.n_heads = 2, c.n_kv_heads = 1, c.vocab_size = 5, c.seq_len = 4;
+    tu_tensors t;
+    pe_err     err = {0};
+    assert_int_equal(tu_random_tensors(&t, &c, 61, &err), PE_OK);
+    assert_int_equal(tu_write_model_dir(&c, dir, &t, &err), PE_OK);
+    size_t         len;
+    unsigned char *good = read_bytes(path, &len);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | good[i];
+    unsigned char *bad = malloc(len);
+    uint64_t s = 7;
+    int n_ok = 0, n_bad = 0;
+    for (int iter = 0; iter < 600; iter++) {
+        size_t n = len;
+        memcpy(bad, good, len);
+        if (iter < 200) {
+            n = (size_t)iter * len / 200; /* truncations */
+        } else {
+            int flips = 1 + (int)(lcg_next(&s) % 3);
+            for (int f = 0; f < flips; f++) {
+                size_t at = (size_t)(lcg_next(&s) % (8 + hlen));
+                static const char pool[] = "0123456789[]{},:\"-.eE F";
+                bad[at] = (lcg_next(&s) & 1) ? (unsigned char)pool[lcg_next(&s) % (sizeof pool - 1)]
+                                             : (unsigned char)lcg_next(&s);
+            }
+        }
+        write_bytes(path, bad, n);
+        ckpt_file ck;
+        model     m;
+        memset(&err, 0, sizeof err);
+        pe_status st = ckpt_open(&ck, path, "safetensors", NULL, &err);
+        if (st == PE_OK) {
+            st = model_init(&m, &ck, &err);
+            if (st == PE_OK) {
+                float      logits[4 * 5];
+                int        tok[4] = {0, 1, 2, 3};
+                model_acts a;
+                assert_int_equal(model_acts_init(&a, &m, 1, 4, &err), PE_OK);
+                assert_int_equal(model_forward_tokens(logits, &a, &m, tok, NULL, 1, 4, 0, &err), PE_OK);
+                model_acts_free(&a);
+                model_free(&m);
+            }
+            ckpt_close(&ck);
+        }
+        if (st != PE_OK && st != PE_ERR_INPUT) fail_msg("iteration %d: status %d: %s", iter, (int)st, err.msg);
+        if (st == PE_OK) n_ok++;
+        else {
+            n_bad++;
+            assert_true(strlen(err.msg) > 0);
+        }
+    }
+    assert_true(n_bad > 200);
+    printf("  fuzz: %d loaded, %d refused\n", n_ok, n_bad);
+    free(bad);
+    free(good);
+    tu_free_tensors(&t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_json),
+        cmocka_unit_test(test_roundtrip_gpt),
+        cmocka_unit_test(test_roundtrip_llama),
+        cmocka_unit_test(test_roundtrip_vit_cls),
+        cmocka_unit_test(test_roundtrip_vit_mean),
+        cmocka_unit_test(test_roundtrip_vit_rope),
+        cmocka_unit_test(test_roundtrip_bidir),
+        cmocka_unit_test(test_hf_gpt2),
+        cmocka_unit_test(test_half_conversions_exhaustive),
+        cmocka_unit_test(test_mixed_dtypes),
+        cmocka_unit_test(test_misaligned_f32),
+        cmocka_unit_test(test_bad_llama2c),
+        cmocka_unit_test(test_bad_safetensors),
+        cmocka_unit_test(test_fuzz_safetensors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
