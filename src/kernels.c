@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- matmul ------------------------------------------------------------------------------ */
@@ -115,89 +116,212 @@ void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta) {
 
 #define ATT_ROW_BLOCK 64 /* causal: queries in blocks of 64 rows only touch keys < block end */
 
-void kern_attention(float *out, float *scratch, const float *q, const float *k, const float *v,
-                    const int *lens, int B, int T, int NH, int NKV, int HS, int causal) {
+/* ---- attention over sampled pathways ------------------------------------------------------ */
+
+/* number of entries of the sorted list L (m) that are <= x */
+static int upper_bound_int(const int *L, int m, int x) {
+    int lo = 0, hi = m;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        if (L[mid] <= x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* One query window [r0, r1) of one (sequence, head) against the sorted key list L (m):
+ * gather K[L], V[L] into contiguous buffers, then per block of 64 queries two sgemms over the
+ * causal prefix of L. Causal queries whose own position is not in L get it as an extra key
+ * (scored and added outside the sgemms). Dense attention is the window [0, n) with L = 0..n-1,
+ * so a sample that keeps everything runs exactly the dense arithmetic. */
+static int64_t att_window(float *ob, float *scratch, float *kg, float *vg, const float *qb, const float *kb,
+                          const float *vb, int C, int KVC, int HS, float scale, int r0, int r1, const int *L, int m,
+                          int causal) {
+    int64_t kept = 0;
+    for (int s = 0; s < m; s++) { /* gather: kg, vg (m, HS) */
+        memcpy(kg + (size_t)s * HS, kb + (size_t)L[s] * KVC, (size_t)HS * sizeof(float));
+        memcpy(vg + (size_t)s * HS, vb + (size_t)L[s] * KVC, (size_t)HS * sizeof(float));
+    }
+    for (int i0 = r0; i0 < r1; i0 += ATT_ROW_BLOCK) {
+        int rows = r1 - i0 < ATT_ROW_BLOCK ? r1 - i0 : ATT_ROW_BLOCK;
+        int nk   = causal ? upper_bound_int(L, m, i0 + rows - 1) : m; /* keys usable by this block: L[0, nk) */
+        float self_p[ATT_ROW_BLOCK]; /* probability of the extra self key per row, 0 if none */
+        if (nk > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, HS, scale, qb + (size_t)i0 * C, C, kg, HS,
+                        0.0f, scratch, nk);
+        for (int r = 0; r < rows; r++) {
+            int    i   = i0 + r;
+            float *s   = scratch + (size_t)r * nk;
+            int    lim = causal ? upper_bound_int(L, nk, i) : nk; /* L[0, lim) are <= i */
+            int    has_self = causal && !(lim > 0 && L[lim - 1] == i);
+            float  s_self = 0.0f;
+            if (has_self) {
+                const float *qi = qb + (size_t)i * C, *ki = kb + (size_t)i * KVC;
+                float d = 0.0f;
+                for (int t = 0; t < HS; t++) d += qi[t] * ki[t];
+                s_self = d * scale;
+            }
+            float mx = has_self ? s_self : s[0];
+            for (int j = 0; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
+            float sum = 0.0f;
+            for (int j = 0; j < lim; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            float e_self = has_self ? expf(s_self - mx) : 0.0f;
+            sum += e_self;
+            float inv = 1.0f / sum;
+            for (int j = 0; j < lim; j++) s[j] *= inv;
+            for (int j = lim; j < nk; j++) s[j] = 0.0f;
+            self_p[r] = e_self * inv;
+            kept += lim + has_self;
+        }
+        if (nk > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, nk, 1.0f, scratch, nk, vg, HS, 0.0f,
+                        ob + (size_t)i0 * C, C);
+        else
+            for (int r = 0; r < rows; r++) memset(ob + (size_t)(i0 + r) * C, 0, (size_t)HS * sizeof(float));
+        for (int r = 0; r < rows; r++)
+            if (self_p[r] != 0.0f) {
+                const float *vi = vb + (size_t)(i0 + r) * KVC;
+                float       *o  = ob + (size_t)(i0 + r) * C;
+                for (int t = 0; t < HS; t++) o[t] += self_p[r] * vi[t];
+            }
+    }
+    return kept;
+}
+
+/* per-query key lists (random-k, window): gathered dot products, proportional to kept keys */
+static int64_t att_per_query(float *ob, float *scores, const float *qb, const float *kb, const float *vb, int C, int KVC,
+                             int HS, float scale, int n, const pw_sample *ps, int causal) {
+    int64_t kept = 0;
+    for (int i = 0; i < n; i++) {
+        const int   *L   = ps->keys + ps->key_start[i];
+        int          m   = ps->key_start[i + 1] - ps->key_start[i];
+        int          lim = causal ? upper_bound_int(L, m, i) : m;
+        int          has_self = causal && !(lim > 0 && L[lim - 1] == i);
+        const float *qi  = qb + (size_t)i * C;
+        float        mx  = -INFINITY;
+        for (int j = 0; j < lim + has_self; j++) {
+            const float *kj = kb + (size_t)(j < lim ? L[j] : i) * KVC;
+            float d = 0.0f;
+            for (int t = 0; t < HS; t++) d += qi[t] * kj[t];
+            scores[j] = d * scale;
+            mx = scores[j] > mx ? scores[j] : mx;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < lim + has_self; j++) {
+            scores[j] = expf(scores[j] - mx);
+            sum += scores[j];
+        }
+        float *o = ob + (size_t)i * C;
+        memset(o, 0, (size_t)HS * sizeof(float));
+        for (int j = 0; j < lim + has_self; j++) {
+            const float *vj = vb + (size_t)(j < lim ? L[j] : i) * KVC;
+            float p = scores[j] / sum;
+            for (int t = 0; t < HS; t++) o[t] += p * vj[t];
+        }
+        kept += lim + has_self;
+    }
+    return kept;
+}
+
+void kern_attention(float *out, float *scratch, float *gather, int *iscratch, const float *q, const float *k,
+                    const float *v, const int *lens, int B, int T, int NH, int NKV, int HS, int causal,
+                    const kern_pathways *pw) {
     int   C = NH * HS, KVC = NKV * HS, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)HS);
+    float *kg = gather, *vg = gather + (size_t)T * HS; /* (T, HS) each */
+    pw_sample *ps = pw && pw->cfg ? pw->sample : NULL;
     for (int b = 0; b < B; b++) {
-        int len = lens ? lens[b] : T;
+        int n = lens ? lens[b] : T;
         for (int h = 0; h < NH; h++) {
-            const float *qb = q + (size_t)b * T * C + (size_t)h * HS;           /* (T, HS) stride C */
+            const float *qb = q + (size_t)b * T * C + (size_t)h * HS;             /* (T, HS) stride C */
             const float *kb = k + (size_t)b * T * KVC + (size_t)(h / group) * HS; /* (T, HS) stride KVC */
             const float *vb = v + (size_t)b * T * KVC + (size_t)(h / group) * HS;
             float       *ob = out + (size_t)b * T * C + (size_t)h * HS;
-            for (int i0 = 0; i0 < T; i0 += ATT_ROW_BLOCK) {
-                int rows = T - i0 < ATT_ROW_BLOCK ? T - i0 : ATT_ROW_BLOCK;
-                if (i0 >= len) { /* queries past the sequence end: output 0, never read */
-                    for (int r = 0; r < rows; r++) memset(ob + (size_t)(i0 + r) * C, 0, (size_t)HS * sizeof(float));
-                    continue;
-                }
-                int nk   = causal ? (i0 + rows < len ? i0 + rows : len) : len; /* keys [0, nk) */
-                /* S (rows, nk) = Q_blk . K^T * scale */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, HS, scale, qb + (size_t)i0 * C, C, kb, KVC,
-                            0.0f, scratch, nk);
-                for (int r = 0; r < rows; r++) {
-                    int    i   = i0 + r;
-                    float *s   = scratch + (size_t)r * nk;
-                    if (i >= len) { /* past the sequence end: zero output row */
-                        memset(s, 0, (size_t)nk * sizeof(float));
-                        continue;
-                    }
-                    int    lim = causal ? (i + 1 < nk ? i + 1 : nk) : nk; /* valid keys [0, lim) */
-                    float  mx  = s[0];
-                    for (int j = 1; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
-                    float sum = 0.0f;
-                    for (int j = 0; j < lim; j++) {
-                        s[j] = expf(s[j] - mx);
-                        sum += s[j];
-                    }
-                    float inv = 1.0f / sum;
-                    for (int j = 0; j < lim; j++) s[j] *= inv;
-                    for (int j = lim; j < nk; j++) s[j] = 0.0f;
-                }
-                /* O_blk (rows, HS) = P (rows, nk) . V (nk, HS) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, nk, 1.0f, scratch, nk, vb, KVC, 0.0f,
-                            ob + (size_t)i0 * C, C);
+            for (int i = n; i < T; i++) memset(ob + (size_t)i * C, 0, (size_t)HS * sizeof(float)); /* padding */
+            if (n <= 0) continue;
+            int64_t kept = 0;
+            if (ps) pw_draw(ps, pw->cfg, pw->member, pw->layer, h, pw->seq_ids[b], n, causal);
+            pw_sample_kind kind = ps ? ps->kind : PW_SAMPLE_ALL;
+            if (kind == PW_SAMPLE_NONE) {
+                for (int i = 0; i < n; i++) memset(ob + (size_t)i * C, 0, (size_t)HS * sizeof(float));
+            } else if (kind == PW_SAMPLE_PER_QUERY) {
+                kept = att_per_query(ob, scratch, qb, kb, vb, C, KVC, HS, scale, n, ps, causal);
+            } else if (kind == PW_SAMPLE_WINDOWS) {
+                for (int w = 0; w < ps->n_windows; w++)
+                    kept += att_window(ob, scratch, kg, vg, qb, kb, vb, C, KVC, HS, scale, ps->win_start[w],
+                                       ps->win_start[w + 1], ps->keys + ps->key_start[w],
+                                       ps->key_start[w + 1] - ps->key_start[w], causal);
+            } else { /* ALL: one window over every key */
+                for (int j = 0; j < n; j++) iscratch[j] = j;
+                kept = att_window(ob, scratch, kg, vg, qb, kb, vb, C, KVC, HS, scale, 0, n, iscratch, n, causal);
+            }
+            if (pw && pw->kept) {
+                pw->kept[h] += kept;
+                pw->allowed[h] += causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;
             }
         }
     }
 }
 
-void kern_attention_ref(float *out, float *scratch, const float *q, const float *k, const float *v,
-                        const int *lens, int B, int T, int NH, int NKV, int HS, int causal) {
-    int C = NH * HS, KVC = NKV * HS, group = NH / NKV;
+void kern_attention_ref(float *out, float *scratch, float *gather, int *iscratch, const float *q, const float *k,
+                        const float *v, const int *lens, int B, int T, int NH, int NKV, int HS, int causal,
+                        const kern_pathways *pw) {
+    (void)scratch; (void)gather; (void)iscratch;
+    int      C = NH * HS, KVC = NKV * HS, group = NH / NKV;
+    uint8_t *mask = malloc((size_t)T * T); /* (T, T) 0/1: query i attends to key j */
+    double  *sc   = malloc((size_t)T * sizeof(double));
+    if (!mask || !sc) abort(); /* test-only twin */
+    pw_sample *ps = pw && pw->cfg ? pw->sample : NULL;
     for (int b = 0; b < B; b++) {
-        int len = lens ? lens[b] : T;
+        int n = lens ? lens[b] : T;
         for (int h = 0; h < NH; h++) {
             int kvh = h / group;
-            for (int i = 0; i < T; i++) {
-                const float *qi  = q + ((size_t)b * T + i) * C + (size_t)h * HS;
-                float       *oi  = out + ((size_t)b * T + i) * C + (size_t)h * HS;
-                if (i >= len) { /* queries past the sequence end: output 0 */
-                    memset(oi, 0, (size_t)HS * sizeof(float));
-                    continue;
-                }
-                int lim = causal ? i + 1 : len;
-                double mx = -INFINITY;
-                for (int j = 0; j < lim; j++) {
+            for (int i = 0; i < T; i++) memset(out + ((size_t)b * T + i) * C + (size_t)h * HS, 0, (size_t)HS * sizeof(float));
+            if (n <= 0) continue;
+            if (ps) {
+                pw_draw(ps, pw->cfg, pw->member, pw->layer, h, pw->seq_ids[b], n, causal);
+                pw_mask_dense(ps, mask);
+            } else {
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < n; j++) mask[(size_t)i * n + j] = !causal || j <= i;
+            }
+            int64_t kept = 0;
+            for (int i = 0; i < n; i++) {
+                const float *qi = q + ((size_t)b * T + i) * C + (size_t)h * HS;
+                double       mx = -INFINITY;
+                for (int j = 0; j < n; j++) {
+                    if (!mask[(size_t)i * n + j]) continue;
                     const float *kj = k + ((size_t)b * T + j) * KVC + (size_t)kvh * HS;
                     double       s  = 0.0;
                     for (int d = 0; d < HS; d++) s += (double)qi[d] * kj[d];
-                    s /= sqrt((double)HS);
-                    scratch[j] = (float)s;
-                    if (s > mx) mx = s;
+                    sc[j] = s / sqrt((double)HS);
+                    if (sc[j] > mx) mx = sc[j];
+                    kept++;
                 }
+                if (mx == -INFINITY) continue; /* no key (dropped head): output 0 */
                 double sum = 0.0;
-                for (int j = 0; j < lim; j++) sum += exp(scratch[j] - mx);
+                for (int j = 0; j < n; j++)
+                    if (mask[(size_t)i * n + j]) sum += exp(sc[j] - mx);
+                float *oi = out + ((size_t)b * T + i) * C + (size_t)h * HS;
                 for (int d = 0; d < HS; d++) {
                     double acc = 0.0;
-                    for (int j = 0; j < lim; j++)
-                        acc += exp(scratch[j] - mx) / sum * v[((size_t)b * T + j) * KVC + (size_t)kvh * HS + d];
+                    for (int j = 0; j < n; j++)
+                        if (mask[(size_t)i * n + j])
+                            acc += exp(sc[j] - mx) / sum * v[((size_t)b * T + j) * KVC + (size_t)kvh * HS + d];
                     oi[d] = (float)acc;
                 }
             }
+            if (pw && pw->kept) {
+                pw->kept[h] += kept;
+                pw->allowed[h] += causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;
+            }
         }
     }
+    free(mask);
+    free(sc);
 }
 
 /* ---- activations ------------------------------------------------------------------------- */

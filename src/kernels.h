@@ -3,6 +3,7 @@
  * Outputs first, then inputs, then weights, then sizes. N = number of rows (B*T). */
 #pragma once
 #include "model.h"
+#include "pathways.h"
 
 /* out (N, OC) = inp (N, C) . W^T + b ; W per model_linear (either layout) */
 void kern_matmul(float *out, const float *inp, const model_linear *w, int N, int C, int OC);
@@ -19,14 +20,33 @@ void kern_norm_ref(float *out, const float *inp, const float *w, const float *b,
 void kern_rope(float *x, int B, int T, int nh, int hs, float theta);
 void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta);
 
-/* Scaled dot-product attention, per (sequence, head).
- * out (B, T, NH*HS); q (B, T, NH*HS); k, v (B, T, NKV*HS); scratch (T, T);
- * lens (B) valid lengths or NULL; causal: query i sees keys j <= i; keys j >= lens[b] are never seen.
- * Query head h reads KV head h / (NH / NKV). */
-void kern_attention(float *out, float *scratch, const float *q, const float *k, const float *v,
-                    const int *lens, int B, int T, int NH, int NKV, int HS, int causal);
-void kern_attention_ref(float *out, float *scratch, const float *q, const float *k, const float *v,
-                        const int *lens, int B, int T, int NH, int NKV, int HS, int causal);
+/* Which pathways an attention call uses: cfg NULL = dense. Per (sequence, head) the kernel draws
+ * the sample of (member, layer, head, seq_ids[b]) (pathways.h) and attends over the kept keys
+ * only: cost proportional to the kept connections, never masked dense attention. */
+typedef struct {
+    const pw_config *cfg;     /* NULL: dense */
+    pw_sample       *sample;  /* scratch with cap >= T */
+    int              member;
+    int              layer;
+    const int64_t   *seq_ids; /* (B) sequence ids for the counter-based sampler */
+    int64_t         *kept;    /* (NH) connections kept, accumulated; or NULL */
+    int64_t         *allowed; /* (NH) connections allowed, accumulated; or NULL */
+} kern_pathways;
+
+/* Scaled dot-product attention, per (sequence, head), over sampled pathways.
+ * out (B, T, NH*HS); q (B, T, NH*HS); k, v (B, T, NKV*HS);
+ * scratch (T, T) floats; gather (2, T, HS) floats; iscratch (T) ints;
+ * lens (B) valid lengths or NULL; causal: query i sees keys j <= i (and always itself);
+ * outputs at positions >= lens[b] are 0. Query head h reads KV head h / (NH / NKV).
+ * Dense attention is the sample "every key", run through the same code, so a sample that keeps
+ * every connection gives bit-identical results. The _ref twin materialises the sample as a
+ * dense 0/1 mask (pw_mask_dense) and computes in double. */
+void kern_attention(float *out, float *scratch, float *gather, int *iscratch, const float *q, const float *k,
+                    const float *v, const int *lens, int B, int T, int NH, int NKV, int HS, int causal,
+                    const kern_pathways *pw);
+void kern_attention_ref(float *out, float *scratch, float *gather, int *iscratch, const float *q, const float *k,
+                        const float *v, const int *lens, int B, int T, int NH, int NKV, int HS, int causal,
+                        const kern_pathways *pw);
 
 /* in place activations over n floats */
 void kern_gelu(float *x, size_t n, int tanh_approx);           /* erf GELU or the tanh approximation */

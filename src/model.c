@@ -401,18 +401,25 @@ pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *e
     size_t BT = (size_t)B * T, C = (size_t)c->dim, KVC = (size_t)c->n_kv_heads * (c->dim / c->n_heads),
            HID = (size_t)c->hidden_dim, PP = (size_t)c->channels * c->patch_size * c->patch_size;
     /* the size table: one allocation carved into the named buffers */
-    size_t sizes[11] = {BT * C, BT * C, BT * C, BT * KVC, BT * KVC, BT * C, BT * HID,
-                        c->mlp == MODEL_MLP_SWIGLU ? BT * HID : 0, (size_t)T * T,
-                        c->input == MODEL_INPUT_PATCHES ? BT * PP : 0, (size_t)B * C};
-    float **ptrs[11] = {&a->x, &a->xn, &a->q, &a->k, &a->v, &a->att, &a->h1, &a->h3, &a->scores, &a->patches, &a->pooled};
+    size_t HS = (size_t)(c->dim / c->n_heads);
+    size_t sizes[12] = {BT * C, BT * C, BT * C, BT * KVC, BT * KVC, BT * C, BT * HID,
+                        c->mlp == MODEL_MLP_SWIGLU ? BT * HID : 0, (size_t)T * T + T + 1,
+                        c->input == MODEL_INPUT_PATCHES ? BT * PP : 0, (size_t)B * C, 2 * (size_t)T * HS};
+    float **ptrs[12] = {&a->x, &a->xn, &a->q, &a->k, &a->v, &a->att, &a->h1, &a->h3, &a->scores, &a->patches,
+                        &a->pooled, &a->gather};
     size_t total = 0;
-    for (int i = 0; i < 11; i++) total += sizes[i];
+    for (int i = 0; i < 12; i++) total += sizes[i];
     a->block = pe_calloc(total, sizeof(float), err, "activations");
     if (!a->block) return PE_ERR_INTERNAL;
     float *p = a->block;
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 12; i++) {
         *ptrs[i] = sizes[i] ? p : NULL;
         p += sizes[i];
+    }
+    a->iscratch = pe_malloc((size_t)T * sizeof(int), err, "attention index scratch");
+    if (!a->iscratch || pw_sample_init(&a->sample, T, err) != PE_OK) {
+        model_acts_free(a);
+        return PE_ERR_INTERNAL;
     }
     a->B = B;
     a->T = T;
@@ -421,6 +428,8 @@ pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *e
 
 void model_acts_free(model_acts *a) {
     free(a->block);
+    free(a->iscratch);
+    pw_sample_free(&a->sample);
     memset(a, 0, sizeof *a);
 }
 
@@ -430,8 +439,8 @@ typedef struct {
     void (*matmul)(float *, const float *, const model_linear *, int, int, int);
     void (*norm)(float *, const float *, const float *, const float *, int, int, model_norm_kind, float);
     void (*rope)(float *, int, int, int, int, float);
-    void (*attention)(float *, float *, const float *, const float *, const float *, const int *, int, int, int, int,
-                      int, int);
+    void (*attention)(float *, float *, float *, int *, const float *, const float *, const float *, const int *, int,
+                      int, int, int, int, int, const kern_pathways *);
 } kernel_set;
 
 static const kernel_set KERNELS_FAST = {kern_matmul, kern_norm, kern_rope, kern_attention};
@@ -452,7 +461,8 @@ static void seq_matmul(const kernel_set *K, float *out, const float *inp, const 
 }
 
 /* transformer blocks + final norm over x (B, T, C); leaves the normalised output in a->xn */
-static void model_forward_blocks(model_acts *a, const model *m, const int *lens, int B, int T, const kernel_set *K) {
+static void model_forward_blocks(model_acts *a, const model *m, const int *lens, int B, int T, const kernel_set *K,
+                                 const model_pathways *pw) {
     const model_config *c = &m->cfg;
     int    C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = C / NH, KVC = NKV * HS, HID = c->hidden_dim;
     int    N = B * T;
@@ -467,7 +477,17 @@ static void model_forward_blocks(model_acts *a, const model *m, const int *lens,
             K->rope(a->q, B, T, NH, HS, c->rope_theta);
             K->rope(a->k, B, T, NKV, HS, c->rope_theta);
         }
-        K->attention(a->att, a->scores, a->q, a->k, a->v, lens, B, T, NH, NKV, HS, c->causal);
+        kern_pathways kp = {NULL, &a->sample, 0, l, NULL, NULL, NULL};
+        if (pw && pw->cfg && pw->cfg->scheme != PW_SCHEME_DENSE) {
+            kp.cfg     = pw->cfg;
+            kp.member  = pw->member;
+            kp.seq_ids = pw->seq_ids;
+        }
+        if (pw && pw->kept) {
+            kp.kept    = pw->kept + (size_t)l * NH;
+            kp.allowed = pw->allowed + (size_t)l * NH;
+        }
+        K->attention(a->att, a->scores, a->gather, a->iscratch, a->q, a->k, a->v, lens, B, T, NH, NKV, HS, c->causal, &kp);
         seq_matmul(K, a->xn, a->att, &lw->wo, lens, B, T, C, C);
         kern_add(a->x, a->xn, (size_t)N * C);
         /* MLP sub-layer: x += w2(act(w1(norm(x))) [* w3(norm(x))]) */
@@ -487,6 +507,11 @@ static void model_forward_blocks(model_acts *a, const model *m, const int *lens,
 
 pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, const int *tokens, const int *lens, int B,
                                int T, int use_ref, pe_err *err) {
+    return model_forward_tokens_pw(logits, a, m, tokens, lens, B, T, NULL, use_ref, err);
+}
+
+pe_status model_forward_tokens_pw(float *logits, model_acts *a, const model *m, const int *tokens, const int *lens,
+                                  int B, int T, const model_pathways *pw, int use_ref, pe_err *err) {
     const model_config *c = &m->cfg;
     if (c->input != MODEL_INPUT_TOKENS || (c->head != MODEL_HEAD_LM && c->head != MODEL_HEAD_LM_TIED))
         return pe_fail(err, PE_ERR_INPUT, "model_forward_tokens needs a token-input LM; this model is an image classifier");
@@ -504,7 +529,7 @@ pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, con
             if (c->pos == MODEL_POS_LEARNED) kern_add(x, m->w.pos_emb + (size_t)t * C, (size_t)C);
         }
     const kernel_set *K = use_ref ? &KERNELS_REF : &KERNELS_FAST;
-    model_forward_blocks(a, m, lens, B, T, K);
+    model_forward_blocks(a, m, lens, B, T, K, pw);
     model_linear head = m->w.head;
     if (c->head == MODEL_HEAD_LM_TIED) head = (model_linear){m->w.tok_emb, C, 0, NULL};
     seq_matmul(K, logits, a->xn, &head, lens, B, T, C, c->vocab_size); /* (B, T, V) */
@@ -513,6 +538,11 @@ pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, con
 
 pe_status model_forward_images(float *logits, model_acts *a, const model *m, const uint8_t *pixels, int B, int use_ref,
                                pe_err *err) {
+    return model_forward_images_pw(logits, a, m, pixels, B, NULL, use_ref, err);
+}
+
+pe_status model_forward_images_pw(float *logits, model_acts *a, const model *m, const uint8_t *pixels, int B,
+                                  const model_pathways *pw, int use_ref, pe_err *err) {
     const model_config *c = &m->cfg;
     if (c->input != MODEL_INPUT_PATCHES)
         return pe_fail(err, PE_ERR_INPUT, "model_forward_images needs a patch-input model; this one takes tokens");
@@ -540,7 +570,7 @@ pe_status model_forward_images(float *logits, model_acts *a, const model *m, con
         if (c->pos == MODEL_POS_LEARNED)
             for (int t = 0; t < T; t++) kern_add(a->x + ((size_t)b * T + t) * C, m->w.pos_emb + (size_t)t * C, (size_t)C);
     }
-    model_forward_blocks(a, m, NULL, B, T, K);
+    model_forward_blocks(a, m, NULL, B, T, K, pw);
     for (int b = 0; b < B; b++) {
         float *pb = a->pooled + (size_t)b * C;
         if (c->head == MODEL_HEAD_CLS_TOKEN) {

@@ -15,6 +15,7 @@
  */
 #pragma once
 #include "common.h"
+#include "pathways.h"
 
 typedef enum { MODEL_NORM_LAYERNORM = 0, MODEL_NORM_RMSNORM = 1 } model_norm_kind;
 typedef enum { MODEL_POS_NONE = 0, MODEL_POS_LEARNED = 1, MODEL_POS_ROPE = 2 } model_pos_kind;
@@ -127,17 +128,35 @@ typedef struct {
     float *scores; /* (T, T) attention scratch for one (sequence, head) */
     float *patches;/* (B, T, channels*patch*patch) image input only */
     float *pooled; /* (B, C) classifier input */
+    float *gather; /* (2, T, HS) gathered keys and values of one (sequence, head) */
+    int   *iscratch; /* (T) */
+    pw_sample sample; /* pathway sample scratch, cap T */
 } model_acts;
+
+/* Which sub-model a forward pass runs: cfg NULL (or the whole struct NULL) = dense. */
+typedef struct {
+    const pw_config *cfg;
+    int              member;   /* member index k: part of the sampler's counter key */
+    const int64_t   *seq_ids;  /* (B) sequence ids (document / window / image index) */
+    int64_t         *kept;     /* (L, NH) connections kept, accumulated; or NULL */
+    int64_t         *allowed;  /* (L, NH) connections allowed, accumulated; or NULL */
+} model_pathways;
 
 pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *err);
 void model_acts_free(model_acts *a);
 
 /* Forward a batch of token sequences. tokens (B, T) row-major; lens (B) valid lengths (NULL: all
- * T; positions past a sequence's length are computed but never attended to by valid queries);
- * logits (B, T, V) out. use_ref = 1 routes every kernel to its naive reference twin. */
+ * T); logits (B, T, V) out, written for positions < lens[b] only (the rest are not computed).
+ * use_ref = 1 routes every kernel to its naive reference twin. pw: the sub-model (NULL = dense).
+ * Every number of a sequence depends on that sequence alone, never on its batch-mates. */
+pe_status model_forward_tokens_pw(float *logits, model_acts *a, const model *m, const int *tokens,
+                                  const int *lens, int B, int T, const model_pathways *pw, int use_ref,
+                                  pe_err *err);
 pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, const int *tokens,
                                const int *lens, int B, int T, int use_ref, pe_err *err);
 /* Forward a batch of images: pixels (B, channels, H, W) uint8; logits (B, NC) out. */
+pe_status model_forward_images_pw(float *logits, model_acts *a, const model *m, const uint8_t *pixels,
+                                  int B, const model_pathways *pw, int use_ref, pe_err *err);
 pe_status model_forward_images(float *logits, model_acts *a, const model *m, const uint8_t *pixels,
                                int B, int use_ref, pe_err *err);
 /* tokens per image sequence (patches, plus one for a CLS token) */

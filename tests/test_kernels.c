@@ -267,10 +267,14 @@ static void att_inputs_free(att_inputs *a) {
 static float *att_run(const att_inputs *a, const int *lens, int causal, int use_ref) {
     size_t n = (size_t)a->B * a->T * a->NH * a->HS;
     float *out = alloc_out(n, -777.0f);
-    float *scratch = alloc_floats((size_t)a->T * a->T);
-    (use_ref ? kern_attention_ref : kern_attention)(out, scratch, a->q, a->k, a->v, lens, a->B, a->T, a->NH, a->NKV,
-                                                    a->HS, causal);
+    float *scratch = alloc_floats((size_t)a->T * a->T + a->T + 1);
+    float *gather  = alloc_floats(2 * (size_t)a->T * a->HS);
+    int   *iscr    = malloc((size_t)a->T * sizeof(int));
+    (use_ref ? kern_attention_ref : kern_attention)(out, scratch, gather, iscr, a->q, a->k, a->v, lens, a->B, a->T,
+                                                    a->NH, a->NKV, a->HS, causal, NULL);
     free(scratch);
+    free(gather);
+    free(iscr);
     check_canaries(out, n, use_ref ? "kern_attention_ref" : "kern_attention");
     return out;
 }

@@ -17,7 +17,10 @@
 #include "common.h"
 #include "config.h"
 #include "dataset.h"
+#include "ensemble.h"
 #include "eval.h"
+#include "pathways.h"
+#include "results.h"
 #include "model.h"
 #include "tokenizer.h"
 #include "version.h"
@@ -97,9 +100,11 @@ static int cmd_inspect(int argc, char **argv) {
 static void help_eval(FILE *f) {
     fprintf(f,
             "usage: pathens eval CONFIG.ini [--set section.key=value ...] [--threads N] [--quiet]\n\n"
-            "Dense evaluation of [model] on [data]; writes <run.out>/results.json (the resolved config, the\n"
-            "pathens version and git commit, and a \"dense\" object: nll_per_token, perplexity, bits_per_token,\n"
-            "bits_per_byte, tokens, bytes for language models; accuracy, nll, examples for classifiers).\n\n"
+            "Evaluates [model] on [data] densely and, with pathways.members = K > 0, as K sub-models that\n"
+            "each sample their own attention pathways ([pathways] scheme, ratio, ...), combined into a\n"
+            "self-ensemble. Writes <run.out>/results.json (resolved config, version, git commit, \"dense\",\n"
+            "\"ensemble\", \"member_mean\", \"members\", \"curve\"), members.csv, curve.csv, timing.json, and\n"
+            "with run.per_example = 1 per_example.msgpack. Metrics: docs/metrics.md.\n\n"
             "options:\n"
             "  --set section.key=value  override one config key (repeatable; paths relative to the cwd)\n"
             "  --threads N              OpenBLAS threads (default: $OPENBLAS_NUM_THREADS, else 1)\n"
@@ -122,8 +127,6 @@ static void derive_labels(char *out, size_t n, const char *images) {
     }
     snprintf(out, n, "%.*slabels-idx1%s", (int)(p - images), images, p + strlen("images-idx3"));
 }
-
-static cJSON *json_num(double x) { return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull(); }
 
 static int cmd_eval(int argc, char **argv) {
     const char *ini = NULL;
@@ -190,6 +193,13 @@ static int cmd_eval(int argc, char **argv) {
         rc = die(&err);
         goto done_model;
     }
+    char          *members_csv = NULL, *curve_csv = NULL;
+    const void    *pex = NULL;
+    size_t         pex_len = 0;
+    ens_lm_result  lr;
+    ens_cls_result cr;
+    memset(&lr, 0, sizeof lr);
+    memset(&cr, 0, sizeof cr);
     tokenizer     tok;
     text_dataset  td;
     image_dataset id;
@@ -255,7 +265,11 @@ static int cmd_eval(int argc, char **argv) {
             fprintf(stderr, "pathens: warning: %d BLAS threads on %ld cores oversubscribes the machine\n", threads, ncpu);
         fprintf(stderr, "model %s\n  %s\n", cfg.model_path, desc);
         fprintf(stderr, "data  %s\n", data_desc);
-        fprintf(stderr, "plan  dense pass, batch %d\n", cfg.run_batch);
+        if (cfg.pw_members > 0)
+            fprintf(stderr, "plan  dense pass + %d members (%s, ratio %g, %s draws, %s combination), batch %d\n",
+                    cfg.pw_members, cfg.pw_scheme, cfg.pw_ratio, cfg.pw_granularity, cfg.pw_combine, cfg.run_batch);
+        else
+            fprintf(stderr, "plan  dense pass, batch %d\n", cfg.run_batch);
     }
 
     /* evaluate */
@@ -271,10 +285,24 @@ static int cmd_eval(int argc, char **argv) {
     cJSON_AddItemToObject(mj, "architecture", cJSON_Parse(arch));
     free(arch);
     cJSON *dj = cJSON_AddObjectToObject(root, "data");
+    pw_config pc = {0};
+    pc.scheme      = (pw_scheme)pw_scheme_parse(cfg.pw_scheme);
+    pc.ratio       = cfg.pw_ratio;
+    pc.sigma       = cfg.pw_sigma;
+    pc.lambda      = cfg.pw_lambda;
+    pc.keep        = cfg.pw_keep;
+    pc.members     = cfg.pw_members;
+    pc.seed        = (uint64_t)cfg.pw_seed;
+    pc.granularity = (pw_granularity)pw_granularity_parse(cfg.pw_granularity);
+    ens_combine combine = !strcmp(cfg.pw_combine, "logit") ? ENS_COMBINE_LOGIT : ENS_COMBINE_PROB;
+    if (pc.members > 0 && pw_config_check(&pc, &err)) {
+        cJSON_Delete(root);
+        rc = die(&err);
+        goto done_data;
+    }
     double t1 = pe_time_now();
     if (is_lm) {
-        eval_lm_acc acc;
-        if (eval_dense_text(&acc, &m, &td, cfg.run_batch, &err)) {
+        if (ens_eval_text(&lr, &m, &td, &pc, combine, cfg.run_batch, cfg.run_per_example, &err)) {
             cJSON_Delete(root);
             rc = die(&err);
             goto done_data;
@@ -284,23 +312,29 @@ static int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(dj, "sequences", td.n_seqs);
         cJSON_AddNumberToObject(dj, "context", td.context);
         if (td.mode == DATA_MODE_WINDOWS) cJSON_AddNumberToObject(dj, "stride", td.stride);
-        double nll = eval_lm_nll(&acc), se = eval_lm_nll_stderr(&acc);
-        cJSON *dn = cJSON_AddObjectToObject(root, "dense");
-        cJSON_AddItemToObject(dn, "nll_per_token", json_num(nll));
-        cJSON_AddItemToObject(dn, "nll_per_token_stderr", json_num(se));
-        cJSON_AddItemToObject(dn, "perplexity", json_num(exp(nll)));
-        cJSON_AddItemToObject(dn, "bits_per_token", json_num(nll / log(2.0)));
-        cJSON_AddItemToObject(dn, "bits_per_byte", json_num(acc.bytes ? acc.sum_nll / (double)acc.bytes / log(2.0) : NAN));
-        cJSON_AddNumberToObject(dn, "tokens", (double)acc.tokens);
-        cJSON_AddNumberToObject(dn, "bytes", (double)acc.bytes);
-        cJSON_AddNumberToObject(dn, "units", (double)acc.units);
-        if (!quiet)
-            fprintf(stderr, "dense: nll/token %.6f ± %.6f, perplexity %.4f, bits/byte %.5f over %lld tokens (%lld %s)\n",
-                    nll, se, exp(nll), acc.sum_nll / (double)acc.bytes / log(2.0), (long long)acc.tokens,
-                    (long long)acc.units, td.mode == DATA_MODE_WINDOWS ? "windows" : "documents");
+        results_add_lm(root, &lr);
+        if (lr.K > 0) {
+            members_csv = results_members_csv_lm(&lr);
+            curve_csv   = results_curve_csv_lm(&lr);
+        }
+        pex = ens_per_example_data(lr.per_example, &pex_len);
+        if (!quiet) {
+            double nll = eval_lm_nll(&lr.dense), se = eval_lm_nll_stderr(&lr.dense);
+            fprintf(stderr, "dense:    nll/token %.5f ± %.5f, perplexity %.4f, bits/byte %.5f over %lld tokens (%lld %s)\n",
+                    nll, se, exp(nll), lr.dense.sum_nll / (double)lr.dense.bytes / log(2.0), (long long)lr.dense.tokens,
+                    (long long)lr.dense.units, td.mode == DATA_MODE_WINDOWS ? "windows" : "documents");
+            if (lr.K > 0) {
+                double en = eval_lm_nll(&lr.ensemble), es = eval_lm_nll_stderr(&lr.ensemble);
+                double mm = eval_lm_nll(&lr.member_mean), ms = eval_lm_nll_stderr(&lr.member_mean);
+                double dm = ens_paired_mean(&lr.diff), ds = ens_paired_stderr(&lr.diff);
+                fprintf(stderr, "members:  mean nll/token %.5f ± %.5f (%d members, %s, ratio %g)\n", mm, ms, lr.K,
+                        cfg.pw_scheme, cfg.pw_ratio);
+                fprintf(stderr, "ensemble: nll/token %.5f ± %.5f; minus dense %+.5f, 95%% CI [%+.5f, %+.5f]\n", en, es, dm,
+                        dm - 1.96 * ds, dm + 1.96 * ds);
+            }
+        }
     } else {
-        eval_cls_acc acc;
-        if (eval_dense_images(&acc, &m, &id, cfg.run_batch, &err)) {
+        if (ens_eval_images(&cr, &m, &id, &pc, combine, cfg.run_batch, cfg.run_per_example, &err)) {
             cJSON_Delete(root);
             rc = die(&err);
             goto done_data;
@@ -308,17 +342,23 @@ static int cmd_eval(int argc, char **argv) {
         cJSON_AddStringToObject(dj, "kind", "images");
         cJSON_AddNumberToObject(dj, "images", id.n);
         cJSON_AddNumberToObject(dj, "classes", id.n_classes);
-        double n = (double)acc.examples, p = acc.correct / n, nll = acc.sum_nll / n;
-        double nll_var = n > 1 ? (acc.sum_nll2 - n * nll * nll) / (n - 1) : NAN;
-        cJSON *dn = cJSON_AddObjectToObject(root, "dense");
-        cJSON_AddItemToObject(dn, "accuracy", json_num(p));
-        cJSON_AddItemToObject(dn, "accuracy_stderr", json_num(n > 1 ? sqrt(p * (1 - p) / (n - 1)) : NAN));
-        cJSON_AddItemToObject(dn, "nll", json_num(nll));
-        cJSON_AddItemToObject(dn, "nll_stderr", json_num(n > 1 && nll_var >= 0 ? sqrt(nll_var / n) : NAN));
-        cJSON_AddNumberToObject(dn, "examples", n);
-        if (!quiet)
-            fprintf(stderr, "dense: accuracy %.4f ± %.4f, nll %.5f over %lld images\n", p,
-                    n > 1 ? sqrt(p * (1 - p) / (n - 1)) : 0.0, nll, (long long)acc.examples);
+        results_add_cls(root, &cr);
+        if (cr.K > 0) {
+            members_csv = results_members_csv_cls(&cr);
+            curve_csv   = results_curve_csv_cls(&cr);
+        }
+        pex = ens_per_example_data(cr.per_example, &pex_len);
+        if (!quiet) {
+            double n = (double)cr.dense.examples, p = cr.dense.correct / n;
+            fprintf(stderr, "dense:    accuracy %.4f ± %.4f, nll %.5f over %lld images\n", p, sqrt(p * (1 - p) / (n - 1)),
+                    cr.dense.sum_nll / n, (long long)cr.dense.examples);
+            if (cr.K > 0) {
+                double pe = cr.ensemble.correct / n, dm = ens_paired_mean(&cr.diff_acc), ds = ens_paired_stderr(&cr.diff_acc);
+                fprintf(stderr, "ensemble: accuracy %.4f ± %.4f, nll %.5f (%d members, %s, ratio %g); minus dense %+.4f, "
+                        "95%% CI [%+.4f, %+.4f]\n", pe, sqrt(pe * (1 - pe) / (n - 1)), cr.ensemble.sum_nll / n, cr.K,
+                        cfg.pw_scheme, cfg.pw_ratio, dm, dm - 1.96 * ds, dm + 1.96 * ds);
+            }
+        }
     }
     double t2 = pe_time_now();
     /* outputs */
@@ -341,13 +381,24 @@ static int cmd_eval(int argc, char **argv) {
         goto done_data;
     }
     free(text);
+    struct { const char *name; const void *data; size_t len; } extra[3] = {
+        {"members.csv", members_csv, members_csv ? strlen(members_csv) : 0},
+        {"curve.csv", curve_csv, curve_csv ? strlen(curve_csv) : 0},
+        {"per_example.msgpack", pex, pex_len}};
+    for (int i = 0; i < 3 && !rc; i++) {
+        if (!extra[i].data) continue;
+        snprintf(path, sizeof path, "%s/%s", cfg.run_out, extra[i].name);
+        if (pe_write_file_atomic(path, extra[i].data, extra[i].len, &err)) rc = die(&err);
+    }
+    if (rc) goto done_data;
     cJSON *tj = cJSON_CreateObject();
     cJSON_AddNumberToObject(tj, "ranks", 1);
     cJSON_AddNumberToObject(tj, "blas_threads", threads);
     cJSON_AddStringToObject(tj, "openblas_core", openblas_get_corename());
     cJSON_AddNumberToObject(tj, "load_seconds", t1 - t0);
     cJSON_AddNumberToObject(tj, "eval_seconds", t2 - t1);
-    if (is_lm) cJSON_AddNumberToObject(tj, "tokens_per_second", (double)td.n_scored / (t2 - t1));
+    if (is_lm) cJSON_AddNumberToObject(tj, "scored_tokens_per_second", (double)td.n_scored * (1 + pc.members) / (t2 - t1));
+    else cJSON_AddNumberToObject(tj, "images_per_second", (double)id.n * (1 + pc.members) / (t2 - t1));
     char *tt = cJSON_Print(tj);
     cJSON_Delete(tj);
     snprintf(path, sizeof path, "%s/timing.json", cfg.run_out);
@@ -355,6 +406,10 @@ static int cmd_eval(int argc, char **argv) {
     free(tt);
     if (!rc && !quiet) fprintf(stderr, "wrote %s/results.json (%.2f s)\n", cfg.run_out, t2 - t1);
 done_data:
+    free(members_csv);
+    free(curve_csv);
+    ens_free_lm(&lr);
+    ens_free_cls(&cr);
     if (have_td) data_free_text(&td);
     if (have_id) data_free_idx(&id);
     if (have_tok) tok_free(&tok);

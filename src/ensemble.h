@@ -1,0 +1,78 @@
+/* ensemble.h: self-ensemble evaluation. One model, K sub-models ("members") that each sample
+ * their own pathways (pathways.h), evaluated beside the dense model and combined.
+ *
+ * Combination (docs/metrics.md): prob  = mixture p̄ = (1/K) Σ_k p_k per token / image (default);
+ *                                 logit = softmax of the mean logits.
+ * Every sum is kept per unit (document, window or image) and reduced in the dataset's order,
+ * so no number depends on batch composition or on the order in which work finished.
+ */
+#pragma once
+#include "common.h"
+#include "dataset.h"
+#include "eval.h"
+#include "model.h"
+#include "pathways.h"
+
+typedef enum { ENS_COMBINE_PROB = 0, ENS_COMBINE_LOGIT = 1 } ens_combine;
+
+/* paired difference accumulator over units: d_u = a_u - b_u with weight w_u (tokens, or 1) */
+typedef struct {
+    double  sum_d, sum_d2, sum_dw, sum_w, sum_w2;
+    int64_t units;
+} ens_paired;
+
+/* calibration bins (15 equal-width confidence bins) for expected calibration error */
+#define ENS_ECE_BINS 15
+typedef struct {
+    int64_t count[ENS_ECE_BINS];
+    double  conf[ENS_ECE_BINS];
+    double  correct[ENS_ECE_BINS];
+} ens_calib;
+
+typedef struct {
+    int          K, L, NH;
+    eval_lm_acc  dense;
+    eval_lm_acc  ensemble;
+    eval_lm_acc  member_mean; /* unit value: mean over members of the member's unit NLL */
+    ens_paired   diff;        /* ensemble minus dense, per unit, weighted by tokens */
+    eval_lm_acc *member;      /* (K) */
+    eval_lm_acc *curve;       /* (K) curve[k] = ensemble of members 0..k */
+    double      *kl;          /* (K) Σ over scored targets of KL(dense || member), nats */
+    int64_t     *agree;       /* (K) scored positions where member and dense argmax agree */
+    int64_t     *kept;        /* (K, L, NH) attention connections kept */
+    int64_t     *allowed;     /* (K, L, NH) connections allowed (causal / bidirectional) */
+    int64_t      queries;     /* attention queries per (layer, head) per member: Σ sequence lengths */
+    void        *per_example; /* msgpack_sbuffer* when requested, else NULL */
+} ens_lm_result;
+
+typedef struct {
+    int          K, L, NH;
+    eval_cls_acc dense, ensemble;
+    eval_cls_acc *member;     /* (K) */
+    eval_cls_acc *curve;      /* (K) */
+    ens_calib    dense_cal, ensemble_cal;
+    ens_calib   *member_cal;  /* (K) */
+    ens_paired   diff_nll;    /* ensemble minus dense NLL per image */
+    ens_paired   diff_acc;    /* ensemble minus dense correctness per image */
+    double      *kl;          /* (K) */
+    int64_t     *agree;       /* (K) */
+    int64_t     *kept, *allowed; /* (K, L, NH) */
+    int64_t      queries;     /* attention queries per (layer, head) per member */
+    void        *per_example;
+} ens_cls_result;
+
+/* Evaluate dense + c->members members. c may have members == 0 (dense only). per_example: 1 =
+ * collect per-unit values as MessagePack in r->per_example. */
+pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
+                        ens_combine combine, int batch, int per_example, pe_err *err);
+pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset *d, const pw_config *c,
+                          ens_combine combine, int batch, int per_example, pe_err *err);
+void ens_free_lm(ens_lm_result *r);
+void ens_free_cls(ens_cls_result *r);
+
+/* derived numbers */
+double ens_paired_mean(const ens_paired *p);   /* Σd / Σw */
+double ens_paired_stderr(const ens_paired *p); /* cluster (delta-method) standard error */
+double ens_calib_ece(const ens_calib *c);
+/* per_example buffer as bytes (NULL/0 if none) */
+const void *ens_per_example_data(const void *per_example, size_t *len);

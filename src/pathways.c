@@ -1,0 +1,602 @@
+/* pathways.c: sampling information pathways (subsets of attention connections), counter-based.
+ *
+ * Formulas, the causal rule, the key derivation of the random streams and the expected kept
+ * fractions are in docs/pathways.md; the API contract is in pathways.h. Every draw is a pure
+ * function of (seed, member, layer', head', sequence id, scheme) where (layer', head') follow the
+ * granularity, and, for random-k, of the query index (one sub-stream per query). Nothing here
+ * uses rand() or any global state, so draws do not depend on call order, batch composition,
+ * thread count or rank.
+ */
+#include "pathways.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- counter-based randomness ----------------------------------------------------------- */
+
+#define PW_GAMMA 0x9e3779b97f4a7c15ULL /* golden-ratio increment of SplitMix64 */
+
+/* SplitMix64 / Stafford "Mix13" finalizer: a bijection on 64 bits with full avalanche */
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* one odd multiplier and one offset per input slot, so (a, b) and (b, a) give different keys */
+static const uint64_t PW_SLOT_MUL[6] = {0xd6e8feb86659fd93ULL, 0xa0761d6478bd642fULL, 0xe7037ed1a0b428dbULL,
+                                        0x8ebc6af09c88c6e3ULL, 0x589965cc75374cc3ULL, 0x1d8e4e27c47d124fULL};
+static const uint64_t PW_SLOT_ADD[6] = {0x2545f4914f6cdd1dULL, 0x9fb21c651e98df25ULL, 0xc2b2ae3d27d4eb4fULL,
+                                        0x165667b19e3779f9ULL, 0x27d4eb2f165667c5ULL, 0xff51afd7ed558ccdULL};
+
+void pw_rng_init(pw_rng *r, uint64_t seed, uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e) {
+    const uint64_t in[6] = {seed, a, b, c, d, e};
+    uint64_t       h = 0x6a09e667f3bcc909ULL; /* sqrt(2) fraction: any fixed start */
+    for (int t = 0; t < 6; t++) h = mix64(h ^ mix64(in[t] * PW_SLOT_MUL[t] + PW_SLOT_ADD[t]));
+    r->key = h;
+    r->counter = 0;
+}
+
+uint64_t pw_rng_u64(pw_rng *r) {
+    /* SplitMix64 evaluated at position `counter` of the sequence seeded with `key` */
+    uint64_t x = mix64(r->key + (r->counter + 1) * PW_GAMMA);
+    r->counter++;
+    return x;
+}
+
+double pw_rng_uniform(pw_rng *r) {
+    uint64_t m;
+    do m = pw_rng_u64(r) >> 11; /* top 53 bits */
+    while (m == 0);              /* probability 2^-53: keeps the result > 0 */
+    return (double)m * 0x1p-53;  /* in [2^-53, 1 - 2^-53] */
+}
+
+double pw_rng_normal(pw_rng *r) {
+    /* Box-Muller, cosine branch only: no cached state, two uniforms per normal */
+    double u1 = pw_rng_uniform(r), u2 = pw_rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
+}
+
+/* unbiased integer in [0, m), 1 <= m <= 2^32 (Lemire's multiply-shift with rejection) */
+static uint32_t rng_below(pw_rng *r, uint32_t m) {
+    uint64_t x = (pw_rng_u64(r) >> 32) * (uint64_t)m;
+    uint32_t l = (uint32_t)x;
+    if (l < m) {
+        uint32_t thresh = (uint32_t)(-m) % m; /* 2^32 mod m */
+        while (l < thresh) {
+            x = (pw_rng_u64(r) >> 32) * (uint64_t)m;
+            l = (uint32_t)x;
+        }
+    }
+    return (uint32_t)(x >> 32);
+}
+
+/* independent sub-stream number `idx` of a stream (random-k: one per query) */
+static void rng_substream(pw_rng *sub, const pw_rng *base, uint64_t idx) {
+    sub->key = mix64(base->key ^ mix64(idx * 0xc2b2ae3d27d4eb4fULL + 0x165667b19e3779f9ULL));
+    sub->counter = 0;
+}
+
+/* ---- names, config ---------------------------------------------------------------------- */
+
+static const char *const SCHEME_NAMES[] = {"dense", "unbiased", "local", "random-k", "window", "head-drop"};
+static const char *const GRAN_NAMES[] = {"head", "layer", "sequence"};
+
+int pw_scheme_parse(const char *s) {
+    if (!s) return -1;
+    for (int i = 0; i < (int)(sizeof SCHEME_NAMES / sizeof SCHEME_NAMES[0]); i++)
+        if (!strcmp(s, SCHEME_NAMES[i])) return i;
+    return -1;
+}
+
+const char *pw_scheme_name(pw_scheme s) {
+    if ((int)s < 0 || (int)s >= (int)(sizeof SCHEME_NAMES / sizeof SCHEME_NAMES[0])) return "unknown";
+    return SCHEME_NAMES[s];
+}
+
+int pw_granularity_parse(const char *s) {
+    if (!s) return -1;
+    for (int i = 0; i < (int)(sizeof GRAN_NAMES / sizeof GRAN_NAMES[0]); i++)
+        if (!strcmp(s, GRAN_NAMES[i])) return i;
+    return -1;
+}
+
+const char *pw_granularity_name(pw_granularity g) {
+    if ((int)g < 0 || (int)g >= (int)(sizeof GRAN_NAMES / sizeof GRAN_NAMES[0])) return "unknown";
+    return GRAN_NAMES[g];
+}
+
+pe_status pw_config_check(const pw_config *c, pe_err *err) {
+    if ((int)c->scheme < PW_SCHEME_DENSE || (int)c->scheme > PW_SCHEME_HEAD_DROP)
+        return pe_fail(err, PE_ERR_INPUT,
+                       "pathways.scheme: unknown scheme %d; use dense, unbiased, local, random-k, window or head-drop",
+                       (int)c->scheme);
+    if ((int)c->granularity < PW_GRAN_HEAD || (int)c->granularity > PW_GRAN_SEQUENCE)
+        return pe_fail(err, PE_ERR_INPUT, "pathways.granularity: unknown granularity %d; use head, layer or sequence",
+                       (int)c->granularity);
+    if (!(c->ratio >= 1.0) || !isfinite(c->ratio))
+        return pe_fail(err, PE_ERR_INPUT,
+                       "pathways.ratio = %g: the subsampling ratio must be a finite number >= 1 (1 = dense)", c->ratio);
+    if (!(c->sigma >= 0.0) || !isfinite(c->sigma))
+        return pe_fail(err, PE_ERR_INPUT,
+                       "pathways.sigma = %g: the locality width must be a finite number >= 0 (0 = block-diagonal)",
+                       c->sigma);
+    if (!(c->lambda > 0.0)) /* INFINITY allowed (uniform), NaN rejected */
+        return pe_fail(err, PE_ERR_INPUT, "pathways.lambda = %g: the distance decay must be > 0 (inf = uniform)",
+                       c->lambda);
+    if (!(c->keep >= 0.0 && c->keep <= 1.0))
+        return pe_fail(err, PE_ERR_INPUT,
+                       "pathways.keep = %g: the head keep probability must be in [0, 1] (0 = 1/ratio)", c->keep);
+    if (c->members < 1)
+        return pe_fail(err, PE_ERR_INPUT, "pathways.members = %d: an ensemble needs at least 1 member", c->members);
+    return PE_OK;
+}
+
+/* ---- sample storage --------------------------------------------------------------------- */
+
+#define PW_MAX_N 46340 /* n*n must fit in an int (key offsets) */
+
+pe_status pw_sample_init(pw_sample *s, int max_n, pe_err *err) {
+    memset(s, 0, sizeof *s);
+    if (max_n < 1 || max_n > PW_MAX_N)
+        return pe_fail(err, PE_ERR_INPUT, "pathways: sequence length %d out of range [1, %d] for a sample", max_n,
+                       PW_MAX_N);
+    size_t n = (size_t)max_n;
+    s->cap = max_n;
+    s->win_start = pe_malloc((n + 1) * sizeof(int), err, "pathways window starts");
+    s->key_start = pe_malloc((n + 1) * sizeof(int), err, "pathways key offsets");
+    s->keys = pe_malloc(n * n * sizeof(int), err, "pathways keys");
+    s->work = pe_malloc((3 * n + 2) * sizeof(double), err, "pathways scratch"); /* n + two (n+1) tables */
+    s->perm = pe_malloc(n * sizeof(int), err, "pathways permutation");
+    if (!s->win_start || !s->key_start || !s->keys || !s->work || !s->perm) {
+        pw_sample_free(s);
+        return PE_ERR_INTERNAL;
+    }
+    s->kind = PW_SAMPLE_ALL;
+    return PE_OK;
+}
+
+void pw_sample_free(pw_sample *s) {
+    if (!s) return;
+    free(s->win_start);
+    free(s->key_start);
+    free(s->keys);
+    free(s->work);
+    free(s->perm);
+    memset(s, 0, sizeof *s);
+}
+
+/* A sample that is too small for n is a bug in the caller; writing past the buffers would be
+ * worse than stopping. */
+static void check_cap(const pw_sample *s, int n, const char *fn) {
+    if (n > s->cap || !s->keys) {
+        fprintf(stderr, "pathens: internal error: %s with n = %d on a sample allocated for %d positions\n", fn, n,
+                s->cap);
+        abort();
+    }
+}
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+/* keys per query: ceil(nv / ρ) in [1, nv] (the 1e-9 absorbs the rounding of nv/ρ when the exact
+ * quotient is an integer, e.g. 11 / 1.1) */
+static int keys_for(int nv, double ratio) {
+    if (nv <= 0) return 0;
+    double q = ceil((double)nv / ratio - 1e-9);
+    int    k = q < 1.0 ? 1 : (q > nv ? nv : (int)q);
+    return k;
+}
+
+/* local: number of windows W = ceil(ρ) (ρ rounded up, so never more than n^2/ρ connections),
+ * clamped to [1, n] */
+static int local_windows(int n, double ratio) {
+    double w = ceil(ratio - 1e-9);
+    int    W = w < 1.0 ? 1 : (w > n ? n : (int)w);
+    return W;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* total order on indices by (val[index], index): stable argsort semantics */
+static int key_less(const double *val, int a, int b) { return val[a] < val[b] || (val[a] == val[b] && a < b); }
+
+static void sift_down(int *idx, int root, int end, const double *val) {
+    for (;;) {
+        int child = 2 * root + 1;
+        if (child >= end) return;
+        if (child + 1 < end && key_less(val, idx[child], idx[child + 1])) child++;
+        if (!key_less(val, idx[root], idx[child])) return;
+        int t = idx[root];
+        idx[root] = idx[child];
+        idx[child] = t;
+        root = child;
+    }
+}
+
+/* in-place heapsort of idx[0..m) by key_less (deterministic, O(m log m), no extra memory) */
+static void argsort_heap(int *idx, int m, const double *val) {
+    for (int start = m / 2 - 1; start >= 0; start--) sift_down(idx, start, m, val);
+    for (int end = m - 1; end > 0; end--) {
+        int t = idx[0];
+        idx[0] = idx[end];
+        idx[end] = t;
+        sift_down(idx, 0, end, val);
+    }
+}
+
+/* rearrange idx[0..m) so that idx[0..t) are the t smallest by key_less (quickselect, median of 3) */
+static void select_smallest(int *idx, int m, int t, const double *val) {
+    int lo = 0, hi = m - 1;
+    if (t <= 0 || t >= m) return;
+    while (hi > lo) {
+        int mid = lo + (hi - lo) / 2;
+        /* median of three to idx[mid] */
+        if (key_less(val, idx[mid], idx[lo])) { int x = idx[mid]; idx[mid] = idx[lo]; idx[lo] = x; }
+        if (key_less(val, idx[hi], idx[lo])) { int x = idx[hi]; idx[hi] = idx[lo]; idx[lo] = x; }
+        if (key_less(val, idx[hi], idx[mid])) { int x = idx[hi]; idx[hi] = idx[mid]; idx[mid] = x; }
+        int pivot = idx[mid];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (key_less(val, idx[i], pivot)) i++;
+            while (key_less(val, pivot, idx[j])) j--;
+            if (i <= j) { int x = idx[i]; idx[i] = idx[j]; idx[j] = x; i++; j--; }
+        }
+        /* now [lo, j] <= pivot <= [i, hi] */
+        if (t - 1 <= j) hi = j;
+        else if (t - 1 >= i) lo = i;
+        else break;
+    }
+}
+
+/* ---- unbiased and local from an explicit permutation (Fig. 3) --------------------------- */
+
+void pw_draw_unbiased_from_perm(pw_sample *s, const int *perm, int n, double ratio, int causal) {
+    check_cap(s, n, "pw_draw_unbiased_from_perm");
+    int k = keys_for(n, ratio);
+    s->kind = PW_SAMPLE_WINDOWS;
+    s->n = n;
+    s->causal = causal;
+    s->n_windows = 1;
+    s->win_start[0] = 0;
+    s->win_start[1] = n;
+    s->key_start[0] = 0;
+    s->key_start[1] = k;
+    if (s->keys != perm) memmove(s->keys, perm, (size_t)k * sizeof(int));
+    qsort(s->keys, (size_t)k, sizeof(int), cmp_int);
+}
+
+void pw_draw_local_from_perm(pw_sample *s, const int *perm, int n, double ratio, int causal) {
+    check_cap(s, n, "pw_draw_local_from_perm");
+    int W = n > 0 ? local_windows(n, ratio) : 0;
+    s->kind = PW_SAMPLE_WINDOWS;
+    s->n = n;
+    s->causal = causal;
+    s->n_windows = W;
+    for (int w = 0; w <= W; w++) {
+        int b = (int)((int64_t)w * n / W); /* b_w = floor(w n / W) */
+        s->win_start[w] = b;
+        s->key_start[w] = b; /* window w keeps |chunk w| = b_{w+1} - b_w keys */
+    }
+    if (s->keys != perm) memmove(s->keys, perm, (size_t)n * sizeof(int));
+    for (int w = 0; w < W; w++)
+        qsort(s->keys + s->key_start[w], (size_t)(s->key_start[w + 1] - s->key_start[w]), sizeof(int), cmp_int);
+}
+
+/* ---- random-k ----------------------------------------------------------------------------- */
+
+/* Sort out[0..cnt) ascending; mark[] holds `stamp` exactly at the picked positions, all inside
+ * [lo, hi]. Scans the marks when that is cheaper than sorting. */
+static void finish_sorted(int *out, int cnt, const int *mark, int stamp, int lo, int hi) {
+    if (cnt <= 1) return;
+    if ((int64_t)(hi - lo + 1) <= 16 * (int64_t)cnt) {
+        int c = 0;
+        for (int j = lo; j <= hi; j++)
+            if (mark[j] == stamp) out[c++] = j;
+    } else {
+        qsort(out, (size_t)cnt, sizeof(int), cmp_int);
+    }
+}
+
+/* truncated geometric by inversion: offset o in [0, len) with P(o) ∝ exp(-o/λ), from a uniform
+ * v in [0, 1) and g = expm1(-len/λ) */
+static int trunc_geom(double v, int len, double g, double lambda) {
+    if (v > 0.99999999999999989) v = 0.99999999999999989; /* a rescaled uniform may round up to 1 */
+    double y = -lambda * log(1.0 + v * g); /* log, not log1p: 3x faster, error ~1e-16 λ */
+    int    o = !(y > 0.0) ? 0 : (y >= len ? len - 1 : (int)y);
+    return o;
+}
+
+/* One random-k query i. Candidates: causal [0, i-1] (the self key i is always kept and counts
+ * toward k), bidirectional [0, n-1]. Draws t keys without replacement, each pick ∝ exp(-|i-j|/λ)
+ * among the keys not yet picked (successive sampling). Writes the sorted list to out and returns
+ * its length. mark[j] == i means "picked for query i" (mark must not hold i elsewhere). */
+static int random_k_query(int *out, int *mark, double *work, const double *A, const double *G, const pw_rng *base,
+                          int i, int n, int causal, double ratio, double lambda) {
+    int nv = causal ? i + 1 : n;
+    int k = keys_for(nv, ratio);
+    int m = causal ? i : n;      /* candidates, all in [0, m) */
+    int t = causal ? k - 1 : k;  /* picks among the candidates */
+    pw_rng r;
+    rng_substream(&r, base, (uint64_t)i);
+    int cnt = 0;
+    if (t <= 0) {
+        out[0] = i; /* causal, k == 1 */
+        return 1;
+    }
+    if (t >= m) { /* everything (ρ close to 1 for this query) */
+        for (int j = 0; j < m; j++) out[j] = j;
+        if (causal) out[m] = i;
+        return causal ? m + 1 : m;
+    }
+    if (isinf(lambda)) {
+        /* Floyd's algorithm: a uniform t-subset of [0, m) in O(t) */
+        int lo = m, hi = -1;
+        for (int v = m - t; v < m; v++) {
+            int x = (int)rng_below(&r, (uint32_t)v + 1);
+            if (mark[x] == i) x = v;
+            mark[x] = i;
+            out[cnt++] = x;
+            if (x < lo) lo = x;
+            if (x > hi) hi = x;
+        }
+        finish_sorted(out, cnt, mark, i, lo, hi);
+    } else if (4 * (int64_t)t > m) {
+        /* Efraimidis-Spirakis with exponential keys: the t smallest E_j exp(|i-j|/λ), E ~ Exp(1),
+         * in log form; same law as successive sampling; O(m) */
+        for (int j = 0; j < m; j++) {
+            work[j] = log(-log(pw_rng_uniform(&r))) + fabs((double)(i - j)) / lambda;
+            out[j] = j;
+        }
+        select_smallest(out, m, t, work);
+        cnt = t;
+        for (int c = 0; c < t; c++) mark[out[c]] = i;
+        finish_sorted(out, cnt, mark, i, 0, m - 1);
+    } else {
+        /* O(t) expected: successive sampling by rejection. The picked keys contiguous with the
+         * query form a core that is excluded exactly: proposals come from the two truncated
+         * geometric tails outside it (left: distances [eL, DL], right: [eR, DR]) plus, if still
+         * free, the query itself (bidirectional). Scattered earlier picks are rejected; after 64
+         * rejections in a row, one exact O(m) inversion over the free keys makes the pick (the law
+         * of every pick is the same either way). */
+        int    center = !causal;                 /* d = 0 still available */
+        int    eL = 1, DL = i;                   /* left tail: j = i - d, d in [eL, DL] */
+        int    eR = 1, DR = causal ? 0 : n - 1 - i; /* right tail: j = i + d, d in [eR, DR] */
+        int    lo = m, hi = -1;
+        double den = G[1];                       /* Σ_{o<len} e^{-o/λ} = G[len] / G[1] */
+        int    lenL = -1, lenR = -1, e0 = 0;
+        double gL = 0, gR = 0, mC = 0, mL = 0, mR = 0, tot = 0, iL = 0, iR = 0;
+        int    dirty = 1;
+        for (int c = 0; c < t; c++) {
+            int x = -1;
+            if (dirty) {
+                /* masses relative to the nearest free distance e0, so they never all underflow */
+                int nL = DL - eL + 1, nR = DR - eR + 1;
+                lenL = nL, gL = nL > 0 ? -G[nL] : 0.0; /* expm1(-len/λ) */
+                lenR = nR, gR = nR > 0 ? -G[nR] : 0.0;
+                e0 = center ? 0 : (lenL > 0 && lenR > 0 ? (eL < eR ? eL : eR) : (lenL > 0 ? eL : eR));
+                mC = center ? 1.0 : 0.0;
+                mL = lenL > 0 ? A[eL - e0] * (-gL / den) : 0.0;
+                mR = lenR > 0 ? A[eR - e0] * (-gR / den) : 0.0;
+                tot = mC + mL + mR;
+                iL = mL > 0 ? 1.0 / mL : 0.0;
+                iR = mR > 0 ? 1.0 / mR : 0.0;
+                dirty = 0;
+            }
+            for (int tries = 0; tries < 64; tries++) {
+                /* one uniform picks the part (centre, left, right) and, rescaled, the offset */
+                double u = pw_rng_uniform(&r) * tot;
+                int    j;
+                if (u < mC) j = i;
+                else if (lenL > 0 && (u < mC + mL || lenR <= 0))
+                    j = i - (eL + trunc_geom((u - mC) * iL, lenL, gL, lambda));
+                else
+                    j = i + (eR + trunc_geom((u - mC - mL) * iR, lenR, gR, lambda));
+                if (mark[j] != i) {
+                    x = j;
+                    break;
+                }
+            }
+            if (x < 0) {
+                /* exact inversion over the free keys of [0, m) */
+                double total = 0.0;
+                for (int j = 0; j < m; j++)
+                    if (mark[j] != i) total += A[abs(i - j) - e0];
+                double u = pw_rng_uniform(&r) * total, acc = 0.0;
+                for (int j = 0; j < m; j++) {
+                    if (mark[j] == i) continue;
+                    x = j;
+                    acc += A[abs(i - j) - e0];
+                    if (u < acc) break;
+                }
+            }
+            mark[x] = i;
+            out[cnt++] = x;
+            if (x < lo) lo = x;
+            if (x > hi) hi = x;
+            /* grow the core */
+            if (x == i) center = 0, dirty = 1;
+            while (eL <= DL && mark[i - eL] == i) eL++, dirty = 1;
+            while (eR <= DR && mark[i + eR] == i) eR++, dirty = 1;
+        }
+        finish_sorted(out, cnt, mark, i, lo, hi);
+    }
+    if (causal) out[cnt++] = i; /* larger than every candidate: stays sorted */
+    return cnt;
+}
+
+/* ---- the draw ------------------------------------------------------------------------------ */
+
+#define PW_SHARED_INDEX 0xffffffffffffffffULL /* layer'/head' when the granularity shares the draw */
+
+void pw_draw(pw_sample *s, const pw_config *c, int member, int layer, int head, int64_t seq_id, int n, int causal) {
+    check_cap(s, n, "pw_draw");
+    if (n < 0) n = 0;
+    s->n = n;
+    s->causal = causal;
+    s->n_windows = 0;
+    s->kind = PW_SAMPLE_ALL;
+    if (n == 0 || c->scheme == PW_SCHEME_DENSE) return;
+
+    uint64_t L = (uint64_t)(int64_t)layer, H = (uint64_t)(int64_t)head;
+    if (c->granularity == PW_GRAN_LAYER) H = PW_SHARED_INDEX;
+    if (c->granularity == PW_GRAN_SEQUENCE) L = H = PW_SHARED_INDEX;
+    pw_rng r;
+    pw_rng_init(&r, c->seed, (uint64_t)(int64_t)member, L, H, (uint64_t)seq_id, 0x5057000000000000ULL + (uint64_t)c->scheme);
+
+    switch (c->scheme) {
+    case PW_SCHEME_DENSE: return;
+    case PW_SCHEME_UNBIASED: {
+        int k = keys_for(n, c->ratio);
+        int *p = s->perm;
+        for (int j = 0; j < n; j++) p[j] = j;
+        /* forward Fisher-Yates; its first k entries are final after k steps */
+        for (int a = 0; a < k && a < n - 1; a++) {
+            int b = a + (int)rng_below(&r, (uint32_t)(n - a));
+            int x = p[a]; p[a] = p[b]; p[b] = x;
+        }
+        pw_draw_unbiased_from_perm(s, p, n, c->ratio, causal);
+        return;
+    }
+    case PW_SCHEME_LOCAL: {
+        int *p = s->perm;
+        for (int j = 0; j < n; j++) p[j] = j;
+        if (c->sigma > 0.0 && local_windows(n, c->ratio) > 1) {
+            for (int j = 0; j < n; j++) s->work[j] = (double)j + c->sigma * pw_rng_normal(&r);
+            argsort_heap(p, n, s->work); /* π = argsort(key), ties by j */
+        }
+        pw_draw_local_from_perm(s, p, n, c->ratio, causal);
+        return;
+    }
+    case PW_SCHEME_RANDOM_K: {
+        if (c->ratio <= 1.0) return; /* ALL */
+        s->kind = PW_SAMPLE_PER_QUERY;
+        for (int j = 0; j < n; j++) s->perm[j] = -1;
+        /* tables after the n scratch doubles: A[d] = e^{-d/λ}, G[len] = -expm1(-len/λ), d, len <= n */
+        double *A = s->work + n, *G = A + n + 1;
+        if (!isinf(c->lambda))
+            for (int d = 0; d <= n; d++) {
+                A[d] = exp(-(double)d / c->lambda);
+                G[d] = -expm1(-(double)d / c->lambda);
+            }
+        int off = 0;
+        for (int i = 0; i < n; i++) {
+            s->key_start[i] = off;
+            off += random_k_query(s->keys + off, s->perm, s->work, A, G, &r, i, n, causal, c->ratio, c->lambda);
+        }
+        s->key_start[n] = off;
+        return;
+    }
+    case PW_SCHEME_WINDOW: {
+        if (c->ratio <= 1.0) return; /* ALL */
+        s->kind = PW_SAMPLE_PER_QUERY;
+        int off = 0;
+        int kb = keys_for(n, c->ratio);
+        for (int i = 0; i < n; i++) {
+            s->key_start[i] = off;
+            int k = causal ? keys_for(i + 1, c->ratio) : kb;
+            int st = causal ? i - k + 1 : i - k / 2;
+            if (st < 0) st = 0;
+            if (st > n - k) st = n - k;
+            for (int j = 0; j < k; j++) s->keys[off++] = st + j;
+        }
+        s->key_start[n] = off;
+        return;
+    }
+    case PW_SCHEME_HEAD_DROP: {
+        double q = c->keep > 0.0 ? c->keep : 1.0 / c->ratio;
+        if (q >= 1.0) return; /* ALL */
+        if (!(pw_rng_uniform(&r) < q)) s->kind = PW_SAMPLE_NONE;
+        return;
+    }
+    }
+}
+
+/* ---- applying the causal rule --------------------------------------------------------------- */
+
+/* Calls visit(ctx, i, j) for every kept connection of s, in row order, j ascending. */
+typedef void (*pw_visit_fn)(void *ctx, int i, int j);
+
+static void visit_kept(const pw_sample *s, pw_visit_fn visit, void *ctx) {
+    int n = s->n;
+    switch (s->kind) {
+    case PW_SAMPLE_NONE: return;
+    case PW_SAMPLE_ALL:
+        for (int i = 0; i < n; i++)
+            for (int j = 0, je = s->causal ? i : n - 1; j <= je; j++) visit(ctx, i, j);
+        return;
+    case PW_SAMPLE_WINDOWS:
+    case PW_SAMPLE_PER_QUERY: {
+        int nl = s->kind == PW_SAMPLE_WINDOWS ? s->n_windows : n;
+        for (int w = 0; w < nl; w++) {
+            int qa = s->kind == PW_SAMPLE_WINDOWS ? s->win_start[w] : w;
+            int qb = s->kind == PW_SAMPLE_WINDOWS ? s->win_start[w + 1] : w + 1;
+            const int *L = s->keys + s->key_start[w];
+            int        len = s->key_start[w + 1] - s->key_start[w];
+            for (int i = qa; i < qb; i++) {
+                if (!s->causal) {
+                    for (int p = 0; p < len; p++) visit(ctx, i, L[p]);
+                    continue;
+                }
+                /* keys before the query, then the query itself (kept whether sampled or not) */
+                for (int p = 0; p < len && L[p] < i; p++) visit(ctx, i, L[p]);
+                visit(ctx, i, i);
+            }
+        }
+        return;
+    }
+    }
+}
+
+void pw_count_kept(const pw_sample *s, int64_t *kept, int64_t *allowed) {
+    int64_t n = s->n;
+    int64_t al = s->causal ? n * (n + 1) / 2 : n * n;
+    int64_t k = 0;
+    switch (s->kind) {
+    case PW_SAMPLE_NONE: k = 0; break;
+    case PW_SAMPLE_ALL: k = al; break;
+    case PW_SAMPLE_WINDOWS:
+    case PW_SAMPLE_PER_QUERY: {
+        int nl = s->kind == PW_SAMPLE_WINDOWS ? s->n_windows : s->n;
+        for (int w = 0; w < nl; w++) {
+            int qa = s->kind == PW_SAMPLE_WINDOWS ? s->win_start[w] : w;
+            int qb = s->kind == PW_SAMPLE_WINDOWS ? s->win_start[w + 1] : w + 1;
+            const int *L = s->keys + s->key_start[w];
+            int        len = s->key_start[w + 1] - s->key_start[w];
+            if (!s->causal) {
+                k += (int64_t)len * (qb - qa);
+                continue;
+            }
+            /* queries ascend, so one pointer walks the sorted key list once */
+            int p = 0;
+            for (int i = qa; i < qb; i++) {
+                while (p < len && L[p] <= i) p++;
+                int self = p > 0 && L[p - 1] == i;
+                k += p + (self ? 0 : 1);
+            }
+        }
+        break;
+    }
+    }
+    if (kept) *kept = k;
+    if (allowed) *allowed = al;
+}
+
+typedef struct {
+    int      n;
+    uint8_t *mask;
+} mask_ctx;
+
+static void set_mask(void *ctx, int i, int j) {
+    mask_ctx *m = ctx;
+    m->mask[(size_t)i * m->n + j] = 1;
+}
+
+void pw_mask_dense(const pw_sample *s, uint8_t *mask) {
+    memset(mask, 0, (size_t)s->n * s->n);
+    mask_ctx m = {s->n, mask};
+    visit_kept(s, set_mask, &m);
+}

@@ -1,0 +1,203 @@
+/* results.c: results.json objects and CSV tables from the ensemble results. */
+#include "results.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define Z95 1.959963984540054 /* two-sided 95% normal quantile */
+
+static cJSON *num(double x) { return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull(); }
+
+static void add_ci(cJSON *o, const char *name, double mean, double se) {
+    cJSON *a = cJSON_AddArrayToObject(o, name);
+    cJSON_AddItemToArray(a, num(mean - Z95 * se));
+    cJSON_AddItemToArray(a, num(mean + Z95 * se));
+}
+
+static int64_t sum_i64(const int64_t *x, size_t n) {
+    int64_t s = 0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+/* the LM metric block of one accumulator */
+static cJSON *lm_block(const eval_lm_acc *a) {
+    cJSON *o   = cJSON_CreateObject();
+    double nll = eval_lm_nll(a), se = eval_lm_nll_stderr(a);
+    cJSON_AddItemToObject(o, "nll_per_token", num(nll));
+    cJSON_AddItemToObject(o, "nll_per_token_stderr", num(se));
+    add_ci(o, "nll_per_token_ci95", nll, se);
+    cJSON_AddItemToObject(o, "perplexity", num(exp(nll)));
+    cJSON_AddItemToObject(o, "bits_per_token", num(nll / log(2.0)));
+    cJSON_AddItemToObject(o, "bits_per_byte", num(a->bytes ? a->sum_nll / (double)a->bytes / log(2.0) : NAN));
+    cJSON_AddNumberToObject(o, "tokens", (double)a->tokens);
+    cJSON_AddNumberToObject(o, "bytes", (double)a->bytes);
+    cJSON_AddNumberToObject(o, "units", (double)a->units);
+    return o;
+}
+
+static void add_paired(cJSON *o, const char *name, const ens_paired *p) {
+    cJSON *d  = cJSON_AddObjectToObject(o, name);
+    double m = ens_paired_mean(p), se = ens_paired_stderr(p);
+    cJSON_AddItemToObject(d, "mean", num(m));
+    cJSON_AddItemToObject(d, "stderr", num(se));
+    add_ci(d, "ci95", m, se);
+}
+
+void results_add_lm(void *root_, const ens_lm_result *r) {
+    cJSON *root = root_;
+    cJSON_AddItemToObject(root, "dense", lm_block(&r->dense));
+    if (r->K == 0) return;
+    size_t LH = (size_t)r->L * r->NH;
+    cJSON *e = lm_block(&r->ensemble);
+    add_paired(e, "minus_dense", &r->diff);
+    cJSON_AddItemToObject(root, "ensemble", e);
+    cJSON_AddItemToObject(root, "member_mean", lm_block(&r->member_mean));
+    cJSON *ms = cJSON_AddArrayToObject(root, "members");
+    for (int k = 0; k < r->K; k++) {
+        cJSON  *o    = lm_block(&r->member[k]);
+        int64_t kept = sum_i64(r->kept + k * LH, LH), all = sum_i64(r->allowed + k * LH, LH);
+        cJSON_AddNumberToObject(o, "member", k);
+        cJSON_AddItemToObject(o, "kl_from_dense", num(r->dense.tokens ? r->kl[k] / (double)r->dense.tokens : NAN));
+        cJSON_AddItemToObject(o, "top1_agreement", num(r->dense.tokens ? (double)r->agree[k] / (double)r->dense.tokens : NAN));
+        cJSON_AddItemToObject(o, "kept_fraction", num(all ? (double)kept / (double)all : NAN));
+        cJSON_AddItemToObject(o, "mean_kept_keys", num(r->queries ? (double)kept / (double)LH / (double)r->queries : NAN));
+        cJSON_AddItemToObject(o, "mean_allowed_keys", num(r->queries ? (double)all / (double)LH / (double)r->queries : NAN));
+        cJSON_AddItemToArray(ms, o);
+    }
+    cJSON *cv = cJSON_AddArrayToObject(root, "curve");
+    for (int k = 0; k < r->K; k++) {
+        cJSON *o = lm_block(&r->curve[k]);
+        cJSON_AddNumberToObject(o, "k", k + 1);
+        cJSON_AddItemToArray(cv, o);
+    }
+}
+
+static cJSON *cls_block(const eval_cls_acc *a, const ens_calib *cal) {
+    cJSON *o = cJSON_CreateObject();
+    double n = (double)a->examples, p = n > 0 ? (double)a->correct / n : NAN, nll = n > 0 ? a->sum_nll / n : NAN;
+    double var = n > 1 ? (a->sum_nll2 - n * nll * nll) / (n - 1) : NAN;
+    double pse = n > 1 ? sqrt(p * (1 - p) / (n - 1)) : NAN, nse = n > 1 && var >= 0 ? sqrt(var / n) : NAN;
+    cJSON_AddItemToObject(o, "accuracy", num(p));
+    cJSON_AddItemToObject(o, "accuracy_stderr", num(pse));
+    add_ci(o, "accuracy_ci95", p, pse);
+    cJSON_AddItemToObject(o, "nll", num(nll));
+    cJSON_AddItemToObject(o, "nll_stderr", num(nse));
+    add_ci(o, "nll_ci95", nll, nse);
+    if (cal) cJSON_AddItemToObject(o, "ece", num(ens_calib_ece(cal)));
+    cJSON_AddNumberToObject(o, "examples", n);
+    return o;
+}
+
+void results_add_cls(void *root_, const ens_cls_result *r) {
+    cJSON *root = root_;
+    cJSON_AddItemToObject(root, "dense", cls_block(&r->dense, &r->dense_cal));
+    if (r->K == 0) return;
+    size_t LH = (size_t)r->L * r->NH;
+    cJSON *e = cls_block(&r->ensemble, &r->ensemble_cal);
+    add_paired(e, "nll_minus_dense", &r->diff_nll);
+    add_paired(e, "accuracy_minus_dense", &r->diff_acc);
+    cJSON_AddItemToObject(root, "ensemble", e);
+    cJSON *ms = cJSON_AddArrayToObject(root, "members");
+    double n = (double)r->dense.examples;
+    for (int k = 0; k < r->K; k++) {
+        cJSON  *o    = cls_block(&r->member[k], &r->member_cal[k]);
+        int64_t kept = sum_i64(r->kept + k * LH, LH), all = sum_i64(r->allowed + k * LH, LH);
+        cJSON_AddNumberToObject(o, "member", k);
+        cJSON_AddItemToObject(o, "kl_from_dense", num(n > 0 ? r->kl[k] / n : NAN));
+        cJSON_AddItemToObject(o, "top1_agreement", num(n > 0 ? (double)r->agree[k] / n : NAN));
+        cJSON_AddItemToObject(o, "kept_fraction", num(all ? (double)kept / (double)all : NAN));
+        cJSON_AddItemToObject(o, "mean_kept_keys", num(r->queries ? (double)kept / (double)LH / (double)r->queries : NAN));
+        cJSON_AddItemToArray(ms, o);
+    }
+    cJSON *cv = cJSON_AddArrayToObject(root, "curve");
+    for (int k = 0; k < r->K; k++) {
+        cJSON *o = cls_block(&r->curve[k], NULL);
+        cJSON_AddNumberToObject(o, "k", k + 1);
+        cJSON_AddItemToArray(cv, o);
+    }
+}
+
+/* ---- CSV ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    char  *s;
+    size_t len, cap;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(strbuf *b, const char *fmt, ...) {
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) return;
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t nc = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char  *p  = realloc(b->s, nc);
+        if (!p) return;
+        b->s   = p;
+        b->cap = nc;
+    }
+}
+
+char *results_members_csv_lm(const ens_lm_result *r) {
+    strbuf b = {0};
+    size_t LH = (size_t)r->L * r->NH;
+    sb_printf(&b, "member,nll_per_token,nll_per_token_stderr,perplexity,bits_per_byte,kl_from_dense,top1_agreement,"
+                  "kept_fraction,mean_kept_keys\n");
+    for (int k = 0; k < r->K; k++) {
+        const eval_lm_acc *a = &r->member[k];
+        double nll = eval_lm_nll(a);
+        int64_t kept = sum_i64(r->kept + k * LH, LH), all = sum_i64(r->allowed + k * LH, LH);
+        sb_printf(&b, "%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", k, nll, eval_lm_nll_stderr(a), exp(nll),
+                  a->sum_nll / (double)a->bytes / log(2.0), r->kl[k] / (double)r->dense.tokens,
+                  (double)r->agree[k] / (double)r->dense.tokens, all ? (double)kept / (double)all : NAN,
+                  (double)kept / (double)LH / (double)r->queries);
+    }
+    if (!b.s) sb_printf(&b, "%s", "");
+    return b.s;
+}
+
+char *results_curve_csv_lm(const ens_lm_result *r) {
+    strbuf b = {0};
+    sb_printf(&b, "k,nll_per_token,nll_per_token_stderr,ci95_low,ci95_high,perplexity\n");
+    for (int k = 0; k < r->K; k++) {
+        double nll = eval_lm_nll(&r->curve[k]), se = eval_lm_nll_stderr(&r->curve[k]);
+        sb_printf(&b, "%d,%.17g,%.17g,%.17g,%.17g,%.17g\n", k + 1, nll, se, nll - Z95 * se, nll + Z95 * se, exp(nll));
+    }
+    return b.s;
+}
+
+char *results_members_csv_cls(const ens_cls_result *r) {
+    strbuf b = {0};
+    size_t LH = (size_t)r->L * r->NH;
+    double n = (double)r->dense.examples;
+    sb_printf(&b, "member,accuracy,nll,ece,kl_from_dense,top1_agreement,kept_fraction\n");
+    for (int k = 0; k < r->K; k++) {
+        const eval_cls_acc *a = &r->member[k];
+        int64_t kept = sum_i64(r->kept + k * LH, LH), all = sum_i64(r->allowed + k * LH, LH);
+        sb_printf(&b, "%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", k, (double)a->correct / (double)a->examples,
+                  a->sum_nll / (double)a->examples, ens_calib_ece(&r->member_cal[k]), r->kl[k] / n,
+                  (double)r->agree[k] / n, all ? (double)kept / (double)all : NAN);
+    }
+    return b.s;
+}
+
+char *results_curve_csv_cls(const ens_cls_result *r) {
+    strbuf b = {0};
+    sb_printf(&b, "k,accuracy,nll\n");
+    for (int k = 0; k < r->K; k++) {
+        const eval_cls_acc *a = &r->curve[k];
+        sb_printf(&b, "%d,%.17g,%.17g\n", k + 1, (double)a->correct / (double)a->examples, a->sum_nll / (double)a->examples);
+    }
+    return b.s;
+}

@@ -1,0 +1,253 @@
+/* test_ensemble.c: invariants of pathway-sampled sub-models and their self-ensemble.
+ *   - the gathered pathway attention equals its masked-dense naive twin, for every scheme;
+ *   - ratio 1 equals dense bit for bit, for every scheme (text and image models);
+ *   - a one-member ensemble equals that member;
+ *   - the mixture NLL is at most the mean member NLL (Jensen) on real data;
+ *   - the numbers do not depend on the batch size;
+ *   - every causal query keeps at least one key (its own). */
+#include "testutil.h"
+
+#include <math.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "dataset.h"
+#include "ensemble.h"
+#include "kernels.h"
+#include "model.h"
+#include "tokenizer.h"
+
+static const pw_scheme SCHEMES[] = {PW_SCHEME_DENSE, PW_SCHEME_UNBIASED, PW_SCHEME_LOCAL, PW_SCHEME_RANDOM_K,
+                                    PW_SCHEME_WINDOW, PW_SCHEME_HEAD_DROP};
+#define N_SCHEMES 6
+
+static pw_config cfg_of(pw_scheme s, double ratio, int members) {
+    pw_config c = {0};
+    c.scheme = s;
+    c.ratio = ratio;
+    c.sigma = 3.0;
+    c.lambda = s == PW_SCHEME_RANDOM_K ? 8.0 : INFINITY;
+    c.keep = 0.0;
+    c.members = members;
+    c.seed = 99;
+    c.granularity = PW_GRAN_HEAD;
+    return c;
+}
+
+/* ---- kernel: gathered pathway attention vs the masked dense twin --------------------------- */
+
+static void test_attention_matches_masked_twin(void **state) {
+    (void)state;
+    int B = 3, T = 150, NH = 4, NKV = 2, HS = 8, C = NH * HS, KVC = NKV * HS;
+    int lens[3] = {150, 97, 1};
+    int64_t ids[3] = {5, 17, 23};
+    float *q = malloc((size_t)B * T * C * 4), *k = malloc((size_t)B * T * KVC * 4), *v = malloc((size_t)B * T * KVC * 4);
+    tu_fill_random(q, (size_t)B * T * C, 1, 1.5f);
+    tu_fill_random(k, (size_t)B * T * KVC, 2, 1.5f);
+    tu_fill_random(v, (size_t)B * T * KVC, 3, 1.0f);
+    float *o1 = malloc((size_t)B * T * C * 4), *o2 = malloc((size_t)B * T * C * 4);
+    float *scratch = malloc(((size_t)T * T + T + 1) * 4), *gather = malloc(2 * (size_t)T * HS * 4);
+    int   *iscr = malloc((size_t)T * sizeof(int));
+    pw_sample ps;
+    pe_err err = {0};
+    assert_int_equal(pw_sample_init(&ps, T, &err), PE_OK);
+    double ratios[3] = {1.0, 2.0, 5.0};
+    for (int si = 0; si < N_SCHEMES; si++)
+        for (int ri = 0; ri < 3; ri++)
+            for (int causal = 0; causal <= 1; causal++) {
+                pw_config c = cfg_of(SCHEMES[si], ratios[ri], 1);
+                int64_t kept1[4] = {0}, all1[4] = {0}, kept2[4] = {0}, all2[4] = {0};
+                kern_pathways p1 = {&c, &ps, 0, 3, ids, kept1, all1}, p2 = {&c, &ps, 0, 3, ids, kept2, all2};
+                kern_attention(o1, scratch, gather, iscr, q, k, v, lens, B, T, NH, NKV, HS, causal, &p1);
+                kern_attention_ref(o2, scratch, gather, iscr, q, k, v, lens, B, T, NH, NKV, HS, causal, &p2);
+                float d = tu_max_abs_diff(o1, o2, (size_t)B * T * C);
+                if (!(d <= 2e-5f))
+                    fail_msg("%s ratio %g %s: fast vs masked twin max diff %g", pw_scheme_name(SCHEMES[si]), ratios[ri],
+                             causal ? "causal" : "bidirectional", (double)d);
+                assert_memory_equal(kept1, kept2, sizeof kept1);
+                assert_memory_equal(all1, all2, sizeof all1);
+                if (causal && SCHEMES[si] != PW_SCHEME_HEAD_DROP) /* >= 1 key per query: its own */
+                    for (int h = 0; h < NH; h++) assert_true(kept1[h] >= 150 + 97 + 1);
+            }
+    pw_sample_free(&ps);
+    free(q); free(k); free(v); free(o1); free(o2); free(scratch); free(gather); free(iscr);
+}
+
+/* ---- real model fixtures -------------------------------------------------------------------- */
+
+typedef struct {
+    ckpt_file    ck;
+    model        m;
+    tokenizer    tok;
+    text_dataset d;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    pe_err   err = {0};
+    assert_int_equal(ckpt_open(&f->ck, tu_data_path("stories260K.bin"), "auto", NULL, &err), PE_OK);
+    assert_int_equal(model_init(&f->m, &f->ck, &err), PE_OK);
+    assert_int_equal(tok_init_llama2c(&f->tok, tu_data_path("tok512.bin"), 512, &err), PE_OK);
+    assert_int_equal(data_load_text(&f->d, tu_data_path("tinystories_val.txt"), &f->tok, DATA_MODE_DOCUMENTS, 512, 512,
+                                    24, &err), PE_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    data_free_text(&f->d);
+    tok_free(&f->tok);
+    model_free(&f->m);
+    ckpt_close(&f->ck);
+    free(f);
+    return 0;
+}
+
+static void test_ratio_one_is_dense_bitwise(void **state) {
+    fixture *f = *state;
+    pe_err   err = {0};
+    int B = 4, T = 0, lens[4];
+    int64_t ids[4];
+    for (int b = 0; b < B; b++) {
+        lens[b] = f->d.seqs[b].len;
+        ids[b] = f->d.seqs[b].doc_id;
+        T = lens[b] > T ? lens[b] : T;
+    }
+    int *tok = calloc((size_t)B * T, sizeof(int));
+    for (int b = 0; b < B; b++) memcpy(tok + (size_t)b * T, f->d.tokens + f->d.seqs[b].start, (size_t)lens[b] * sizeof(int));
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, &f->m, B, T, &err), PE_OK);
+    size_t n = (size_t)B * T * 512;
+    float *dense = calloc(n, 4), *sub = calloc(n, 4);
+    assert_int_equal(model_forward_tokens_pw(dense, &a, &f->m, tok, lens, B, T, NULL, 0, &err), PE_OK);
+    for (int si = 0; si < N_SCHEMES; si++)
+        for (int g = 0; g < 3; g++) {
+            pw_config c = cfg_of(SCHEMES[si], 1.0, 1);
+            c.granularity = (pw_granularity)g;
+            model_pathways pw = {&c, 0, ids, NULL, NULL};
+            memset(sub, 0, n * 4);
+            assert_int_equal(model_forward_tokens_pw(sub, &a, &f->m, tok, lens, B, T, &pw, 0, &err), PE_OK);
+            for (int b = 0; b < B; b++) /* valid positions, bit for bit */
+                if (memcmp(dense + (size_t)b * T * 512, sub + (size_t)b * T * 512, (size_t)lens[b] * 512 * 4) != 0)
+                    fail_msg("scheme %s granularity %d: ratio 1 logits differ from dense", pw_scheme_name(SCHEMES[si]), g);
+        }
+    free(dense); free(sub); free(tok);
+    model_acts_free(&a);
+}
+
+static void test_image_ratio_one_is_dense(void **state) {
+    (void)state;
+    model_config c = {0};
+    c.dim = 16; c.hidden_dim = 32; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 4; c.seq_len = 17;
+    c.norm = MODEL_NORM_LAYERNORM; c.norm_eps = 1e-5f; c.pos = MODEL_POS_LEARNED; c.mlp = MODEL_MLP_GELU;
+    c.causal = 0; c.bias = 1; c.head = MODEL_HEAD_CLS_TOKEN; c.n_classes = 10; c.input = MODEL_INPUT_PATCHES;
+    c.image_size = 28; c.patch_size = 7; c.channels = 1; c.pixel_mean = 0.28f; c.pixel_std = 0.35f;
+    const char *dir = tu_tmp_dir("ens_vit");
+    assert_int_equal(tu_write_random_model(&c, dir, 7), 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    pe_err err = {0};
+    ckpt_file ck;
+    model m;
+    assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_OK);
+    assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+    uint8_t px[3 * 28 * 28];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)((i * 37u + i / 28) & 0xff);
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, &m, 3, 17, &err), PE_OK);
+    float dense[30], sub[30];
+    int64_t ids[3] = {0, 1, 2};
+    assert_int_equal(model_forward_images_pw(dense, &a, &m, px, 3, NULL, 0, &err), PE_OK);
+    for (int si = 0; si < N_SCHEMES; si++) {
+        pw_config pc = cfg_of(SCHEMES[si], 1.0, 1);
+        model_pathways pw = {&pc, 0, ids, NULL, NULL};
+        assert_int_equal(model_forward_images_pw(sub, &a, &m, px, 3, &pw, 0, &err), PE_OK);
+        assert_memory_equal(dense, sub, sizeof dense);
+        pc.ratio = 4.0; /* and a real sample differs */
+        assert_int_equal(model_forward_images_pw(sub, &a, &m, px, 3, &pw, 0, &err), PE_OK);
+        if (SCHEMES[si] != PW_SCHEME_DENSE) assert_true(memcmp(dense, sub, sizeof dense) != 0);
+    }
+    model_acts_free(&a);
+    model_free(&m);
+    ckpt_close(&ck);
+}
+
+static void test_one_member_is_member(void **state) {
+    fixture *f = *state;
+    pe_err   err = {0};
+    for (int comb = 0; comb <= 1; comb++) {
+        pw_config c = cfg_of(PW_SCHEME_LOCAL, 4.0, 1);
+        ens_lm_result r;
+        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, (ens_combine)comb, 8, 0, &err), PE_OK);
+        assert_true(r.ensemble.sum_nll == r.member[0].sum_nll);
+        assert_true(r.ensemble.sum_a2 == r.member[0].sum_a2);
+        assert_true(r.curve[0].sum_nll == r.member[0].sum_nll);
+        assert_true(r.member[0].sum_nll != r.dense.sum_nll);
+        ens_free_lm(&r);
+    }
+}
+
+static void test_mixture_beats_mean_member(void **state) {
+    fixture *f = *state;
+    pe_err   err = {0};
+    pw_scheme sch[3] = {PW_SCHEME_UNBIASED, PW_SCHEME_LOCAL, PW_SCHEME_HEAD_DROP};
+    for (int i = 0; i < 3; i++) {
+        pw_config c = cfg_of(sch[i], 4.0, 4);
+        ens_lm_result r;
+        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, ENS_COMBINE_PROB, 8, 0, &err), PE_OK);
+        double mean = 0.0;
+        for (int k = 0; k < 4; k++) mean += r.member[k].sum_nll / 4.0;
+        printf("  %-10s ratio 4: dense %.4f, mean member %.4f, mixture of 4 %.4f nats/token\n", pw_scheme_name(sch[i]),
+               eval_lm_nll(&r.dense), mean / (double)r.dense.tokens, eval_lm_nll(&r.ensemble));
+        assert_true(r.ensemble.sum_nll <= mean + 1e-9 * fabs(mean));          /* Jensen, per token, summed */
+        assert_true(fabs(r.member_mean.sum_nll - mean) <= 1e-9 * fabs(mean)); /* member_mean is that mean */
+        ens_free_lm(&r);
+    }
+}
+
+static void test_batch_size_invariance(void **state) {
+    fixture *f = *state;
+    pe_err   err = {0};
+    pw_scheme sch[3] = {PW_SCHEME_UNBIASED, PW_SCHEME_RANDOM_K, PW_SCHEME_LOCAL};
+    for (int i = 0; i < 3; i++) {
+        pw_config c = cfg_of(sch[i], 3.0, 3);
+        ens_lm_result r1, r7;
+        assert_int_equal(ens_eval_text(&r1, &f->m, &f->d, &c, ENS_COMBINE_PROB, 1, 1, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r7, &f->m, &f->d, &c, ENS_COMBINE_PROB, 7, 1, &err), PE_OK);
+        assert_memory_equal(&r1.dense, &r7.dense, sizeof r1.dense);
+        assert_memory_equal(&r1.ensemble, &r7.ensemble, sizeof r1.ensemble);
+        assert_memory_equal(r1.member, r7.member, 3 * sizeof *r1.member);
+        assert_memory_equal(r1.kl, r7.kl, 3 * sizeof *r1.kl);
+        size_t LH = (size_t)r1.L * r1.NH;
+        assert_memory_equal(r1.kept, r7.kept, 3 * LH * sizeof *r1.kept); /* same masks */
+        size_t n1, n7;
+        const void *b1 = ens_per_example_data(r1.per_example, &n1), *b7 = ens_per_example_data(r7.per_example, &n7);
+        assert_int_equal(n1, n7);
+        assert_memory_equal(b1, b7, n1);
+        /* the per-example MessagePack parses and holds one record per document */
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        size_t off = 0;
+        assert_int_equal(msgpack_unpack_next(&up, b1, n1, &off), MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(up.data.type, MSGPACK_OBJECT_ARRAY);
+        assert_int_equal(up.data.via.array.size, (uint32_t)f->d.n_seqs);
+        msgpack_unpacked_destroy(&up);
+        ens_free_lm(&r1);
+        ens_free_lm(&r7);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attention_matches_masked_twin),
+        cmocka_unit_test(test_image_ratio_one_is_dense),
+        cmocka_unit_test_setup_teardown(test_ratio_one_is_dense_bitwise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_member_is_member, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixture_beats_mean_member, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_size_invariance, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
