@@ -8,9 +8,9 @@
  * Schemes (ratio ρ >= 1):
  *   dense      every allowed connection
  *   unbiased   one uniformly random subset S of ceil(n/ρ) sources shared by all queries (Fig. 3a)
- *   local      π = argsort_j(j + σ ε_j), ε ~ N(0,1); queries in natural order cut into ρ windows,
- *              window w attends to source chunk w = {π[b_w] .. π[b_{w+1}-1]}, b_w = floor(w n / ρ)
- *              (Fig. 3b)
+ *   local      π = argsort_j(j + σ ε_j), ε ~ N(0,1); queries in natural order cut into W windows,
+ *              window w attends to source chunk w = {π[b_w] .. π[b_{w+1}-1]}, b_w = floor(w n / W),
+ *              W = ceil(ρ) clamped to [1, n] (non-integer ρ rounds up) (Fig. 3b)
  *   random-k   each query keeps k = ceil(n_valid/ρ) of its n_valid allowed keys, drawn without
  *              replacement with probability ∝ exp(-|i-j|/λ) (λ = inf: uniform)
  *   window     static: query i keeps its k = ceil(n_valid/ρ) nearest allowed keys (causal: the last
@@ -67,7 +67,7 @@ typedef struct {
     int  *keys;       /* (n * n) worst case; sorted ascending within each list */
     /* scratch for the samplers */
     int    cap;       /* max n this sample was allocated for */
-    double *work;     /* (n) */
+    double *work;     /* (3 cap + 2) sampler scratch */
     int    *perm;     /* (n) */
 } pw_sample;
 
