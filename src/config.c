@@ -69,7 +69,7 @@ static const cfg_key cfg_keys[] = {
     {"run", "per_example", CFG_INT, CFG_AT(run_per_example), .def = "0", .min = 0, .max = 1,
      .help = "1 = also write per_example.msgpack (per document/image: dense, members, ensemble)"},
     {"pathways", "scheme", CFG_ENUM, CFG_AT(pw_scheme), .def = "unbiased",
-     .choices = "dense|unbiased|local|random-k|window|head-drop",
+     .choices = "dense|unbiased|local|random-k|window|head-drop|plan",
      .help = "how each member samples attention connections (docs/pathways.md)"},
     {"pathways", "ratio", CFG_DOUBLE, CFG_AT(pw_ratio), .def = "4", .dmin = 1.0, .dmax = 1e9,
      .help = "subsampling ratio rho >= 1: a member keeps about 1/rho of the connections"},
@@ -85,8 +85,14 @@ static const cfg_key cfg_keys[] = {
      .help = "seed of the counter-based sampler"},
     {"pathways", "granularity", CFG_ENUM, CFG_AT(pw_granularity), .def = "head", .choices = "head|layer|sequence",
      .help = "independent draws per head (default), shared across a layer's heads, or across all layers"},
+    {"pathways", "plan", CFG_PATH, CFG_AT(pw_plan), .def = "",
+     .help = "scheme = plan: the plan JSON written by pathens prune"},
     {"pathways", "combine", CFG_ENUM, CFG_AT(pw_combine), .def = "prob", .choices = "prob|logit",
      .help = "ensemble rule: prob = mean of probabilities (mixture), logit = softmax of mean logits"},
+    {"importance", "statistics", CFG_INT, CFG_AT(imp_statistics), .def = "1", .min = 0, .max = 1,
+     .help = "1 = importance from the sampled members and dense attention statistics (docs/importance.md)"},
+    {"importance", "ablation", CFG_INT, CFG_AT(imp_ablation), .def = "0", .min = 0, .max = 1,
+     .help = "1 = also drop each head, then each layer, alone: L*H + L extra passes over the data"},
 };
 #define CFG_N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 

@@ -11,7 +11,8 @@
  *   [data]  path, format (auto|text|idx), mode (documents|windows|images), labels, limit,
  *           context (0 = model seq_len), stride (0 = context)
  *   [run]   out, batch, per_example
- *   [pathways] scheme, ratio, sigma, lambda, keep, members, seed, granularity, combine
+ *   [pathways] scheme, ratio, sigma, lambda, keep, members, seed, granularity, plan, combine
+ *   [importance] statistics, ablation
  */
 #pragma once
 #include "common.h"
@@ -46,6 +47,10 @@ typedef struct {
     long   pw_seed;
     char   pw_granularity[16];      /* head | layer | sequence */
     char   pw_combine[16];          /* prob | logit */
+    char   pw_plan[CFG_PATH_MAX];   /* scheme = plan: plan JSON */
+    /* [importance] */
+    int    imp_statistics;          /* sampled importance + dense attention statistics */
+    int    imp_ablation;            /* explicit head / layer ablations */
 } pe_config;
 
 /* Set every key to its default. */

@@ -94,9 +94,180 @@ static int *order_by_length(const text_dataset *d, pe_err *err) {
     return order;
 }
 
+
+/* ---- importance collection ---------------------------------------------------------------- */
+
+/* per-unit importance inputs, reduced in dataset order at the end */
+typedef struct {
+    int      on, abl, K, L, NH, NB, S, A; /* S = 3 + NB attention stats, A = L*NH + L ablations */
+    double  *u_att;     /* (N, L, NH, S) dense attention statistics per unit */
+    double  *u_xh;      /* (N, K, L, NH) kept fraction of each head */
+    double  *u_xb;      /* (N, K, L, NB) kept fraction of each layer's band (NaN: band not allowed) */
+    double  *u_abl;     /* (N, A) unit loss with one head, then one layer, dropped */
+    int64_t *kept_bh;   /* (L, B, NH) batch buffer */
+    int64_t *band_kept; /* (L, B, NH, NB) batch buffer */
+    double  *att_stats; /* (L, B, NH, S) batch buffer */
+    uint8_t *mask;      /* (L, NH) head_keep for ablations */
+    double  *xs;        /* (K) scratch */
+    double  *u_y;       /* (N, K) member loss per token (per image) of each unit */
+} imp_collect;
+
+static pe_status imp_collect_init(imp_collect *ic, const ens_options *o, int K, int L, int NH, int NB, int N, int batch,
+                                  pe_err *err) {
+    memset(ic, 0, sizeof *ic);
+    ic->on  = o->importance;
+    ic->abl = o->ablation;
+    ic->K = K, ic->L = L, ic->NH = NH, ic->NB = NB, ic->S = 3 + NB, ic->A = L * NH + L;
+    size_t Kc = K > 0 ? (size_t)K : 1, LBH = (size_t)L * batch * NH;
+    ic->xs = pe_malloc(Kc * sizeof(double), err, "member scratch");
+    if (!ic->xs) return PE_ERR_INTERNAL;
+    if (ic->on) {
+        ic->u_att     = pe_calloc((size_t)N * L * NH * ic->S, sizeof(double), err, "attention statistics");
+        ic->u_xh      = pe_calloc((size_t)N * Kc * L * NH, sizeof(double), err, "head features");
+        ic->u_xb      = pe_calloc((size_t)N * Kc * L * NB, sizeof(double), err, "band features");
+        ic->kept_bh   = pe_calloc(LBH, sizeof(int64_t), err, "kept per head");
+        ic->band_kept = pe_calloc(LBH * NB, sizeof(int64_t), err, "kept per band");
+        ic->att_stats = pe_calloc(LBH * ic->S, sizeof(double), err, "attention statistics batch");
+        ic->u_y       = pe_calloc((size_t)N * Kc, sizeof(double), err, "member losses");
+        if (!ic->u_y || !ic->u_att || !ic->u_xh || !ic->u_xb || !ic->kept_bh || !ic->band_kept || !ic->att_stats)
+            return PE_ERR_INTERNAL;
+    }
+    if (ic->abl) {
+        ic->u_abl = pe_calloc((size_t)N * ic->A, sizeof(double), err, "ablation losses");
+        ic->mask  = pe_malloc((size_t)L * NH, err, "ablation mask");
+        if (!ic->u_abl || !ic->mask) return PE_ERR_INTERNAL;
+    }
+    return PE_OK;
+}
+
+static void imp_collect_free(imp_collect *ic) {
+    free(ic->u_att);
+    free(ic->u_xh);
+    free(ic->u_xb);
+    free(ic->u_abl);
+    free(ic->kept_bh);
+    free(ic->band_kept);
+    free(ic->att_stats);
+    free(ic->mask);
+    free(ic->xs);
+    free(ic->u_y);
+    memset(ic, 0, sizeof *ic);
+}
+
+/* after the dense pass of a batch: units[b] is the dataset index of batch row b */
+static void imp_collect_dense(imp_collect *ic, int B, const int *units) {
+    if (!ic->on) return;
+    size_t per = (size_t)ic->NH * ic->S;
+    for (int l = 0; l < ic->L; l++)
+        for (int b = 0; b < B; b++)
+            memcpy(ic->u_att + ((size_t)units[b] * ic->L + l) * per, ic->att_stats + ((size_t)l * B + b) * per,
+                   per * sizeof(double));
+}
+
+/* after member k's pass of a batch: kept fractions per head and per (layer, band), over the
+ * queries stat_rows[b] whose output reaches a scored prediction */
+static void imp_collect_member(imp_collect *ic, int k, int B, const int *units, const int *rows, int causal) {
+    if (!ic->on) return;
+    int L = ic->L, NH = ic->NH, NB = ic->NB;
+    size_t Kc = ic->K > 0 ? (size_t)ic->K : 1;
+    for (int b = 0; b < B; b++) {
+        int     n   = rows[b];
+        double  all = causal ? (double)n * (n + 1) / 2.0 : (double)n * n;
+        double *xh  = ic->u_xh + ((size_t)units[b] * Kc + k) * L * NH;
+        double *xb  = ic->u_xb + ((size_t)units[b] * Kc + k) * L * NB;
+        for (int l = 0; l < L; l++) {
+            for (int h = 0; h < NH; h++) xh[l * NH + h] = (double)ic->kept_bh[((size_t)l * B + b) * NH + h] / all;
+            for (int band = 0; band < NB; band++) {
+                int64_t allowed = imp_band_allowed(n, band, causal), kept = 0;
+                for (int h = 0; h < NH; h++) kept += ic->band_kept[(((size_t)l * B + b) * NH + h) * NB + band];
+                xb[l * NB + band] = allowed > 0 ? (double)kept / ((double)allowed * NH) : NAN;
+            }
+        }
+    }
+}
+
+/* the ablation config of index a: heads 0 .. L*NH-1 one at a time, then layers */
+static pw_config imp_ablation_config(imp_collect *ic, int a) {
+    memset(ic->mask, 1, (size_t)ic->L * ic->NH);
+    if (a < ic->L * ic->NH) ic->mask[a] = 0;
+    else memset(ic->mask + (size_t)(a - ic->L * ic->NH) * ic->NH, 0, (size_t)ic->NH);
+    pw_config c = {0};
+    c.scheme = PW_SCHEME_DENSE;
+    c.ratio = 1.0;
+    c.lambda = INFINITY;
+    c.members = 1;
+    c.n_heads = ic->NH;
+    c.head_keep = ic->mask;
+    return c;
+}
+
+static pe_status imp_result_init(ens_importance *imp, const imp_collect *ic, pe_err *err) {
+    memset(imp, 0, sizeof *imp);
+    imp->L = ic->L, imp->NH = ic->NH, imp->NB = ic->NB;
+    imp->has_sampled = ic->on && ic->K > 1;
+    imp->has_attention = ic->on;
+    imp->has_ablation = ic->abl;
+    size_t LH = (size_t)ic->L * ic->NH;
+    imp->head      = pe_calloc(LH, sizeof(imp_slope), err, "importance");
+    imp->band_delta = pe_calloc((size_t)ic->L * ic->NB, sizeof(double), err, "importance");
+    imp->band_se    = pe_calloc((size_t)ic->L * ic->NB, sizeof(double), err, "importance");
+    imp->band_units = pe_calloc((size_t)ic->L * ic->NB, sizeof(int64_t), err, "importance");
+    imp->abl_head  = pe_calloc(LH, sizeof(ens_paired), err, "importance");
+    imp->abl_layer = pe_calloc((size_t)ic->L, sizeof(ens_paired), err, "importance");
+    imp->att       = pe_calloc(LH * ic->S, sizeof(double), err, "importance");
+    return imp->head && imp->band_delta && imp->band_se && imp->band_units && imp->abl_head && imp->abl_layer && imp->att ? PE_OK : PE_ERR_INTERNAL;
+}
+
+static void imp_result_free(ens_importance *imp) {
+    free(imp->head);
+    free(imp->band_delta);
+    free(imp->band_se);
+    free(imp->band_units);
+    free(imp->abl_head);
+    free(imp->abl_layer);
+    free(imp->att);
+    memset(imp, 0, sizeof *imp);
+}
+
+/* after every unit: the bands of each layer, fitted jointly (their kept fractions are correlated) */
+static pe_status imp_finish(ens_importance *imp, const imp_collect *ic, int N, pe_err *err) {
+    if (!(ic->on && ic->K > 1)) return PE_OK;
+    int L = ic->L, NB = ic->NB, K = ic->K;
+    for (int l = 0; l < L; l++)
+        if (imp_joint_fit(imp->band_delta + (size_t)l * NB, imp->band_se + (size_t)l * NB, imp->band_units + (size_t)l * NB,
+                          NB, N, K, ic->u_xb + (size_t)l * NB, (size_t)K * L * NB, (size_t)L * NB, ic->u_y))
+            return pe_fail(err, PE_ERR_INTERNAL, "out of memory fitting band importance");
+    return PE_OK;
+}
+
+/* unit u, in dataset order: y (K) member losses per token (image), dense loss y_dense, weight w */
+static void imp_reduce_unit(ens_importance *imp, imp_collect *ic, int u, const double *y, double dense_total,
+                            double w) {
+    int    L = ic->L, NH = ic->NH, K = ic->K;
+    size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)L * NH;
+    if (ic->on) {
+        const double *a = ic->u_att + (size_t)u * LH * ic->S;
+        for (size_t i = 0; i < LH * (size_t)ic->S; i++) imp->att[i] += a[i];
+    }
+    if (ic->on && K > 1) {
+        double *xs = ic->xs;
+        for (size_t c = 0; c < LH; c++) {
+            for (int k = 0; k < K; k++) xs[k] = ic->u_xh[((size_t)u * Kc + k) * LH + c];
+            imp_slope_add_unit(&imp->head[c], xs, y, K);
+        }
+        memcpy(ic->u_y + (size_t)u * Kc, y, (size_t)K * sizeof(double));
+    }
+    if (ic->abl) {
+        const double *ab = ic->u_abl + (size_t)u * ic->A;
+        for (size_t c = 0; c < LH; c++) paired_add(&imp->abl_head[c], ab[c] - dense_total, w);
+        for (int l = 0; l < L; l++) paired_add(&imp->abl_layer[l], ab[LH + l] - dense_total, w);
+    }
+}
+
 /* ---- language models ---------------------------------------------------------------------- */
 
 void ens_free_lm(ens_lm_result *r) {
+    imp_result_free(&r->imp);
     free(r->member);
     free(r->curve);
     free(r->kl);
@@ -108,8 +279,10 @@ void ens_free_lm(ens_lm_result *r) {
 }
 
 pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
-                        ens_combine combine, int batch, int per_example, pe_err *err) {
+                        const ens_options *o, pe_err *err) {
     memset(r, 0, sizeof *r);
+    ens_combine combine = o->combine;
+    int batch = o->batch, per_example = o->per_example;
     const model_config *mc = &m->cfg;
     int K = c ? c->members : 0, V = mc->vocab_size, L = mc->n_layers, NH = mc->n_heads, Tmax = 0, N = d->n_seqs;
     for (int s = 0; s < N; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
@@ -125,6 +298,18 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
     model_acts a;
     pe_status  st = model_acts_init(&a, m, batch, Tmax, err);
     if (st) return st;
+    imp_collect ic;
+    int NB = imp_n_bands(Tmax);
+    if ((st = imp_collect_init(&ic, o, K, L, NH, NB, N, batch, err)) != PE_OK ||
+        (st = imp_result_init(&r->imp, &ic, err)) != PE_OK) {
+        imp_collect_free(&ic);
+        model_acts_free(&a);
+        ens_free_lm(r);
+        return st;
+    }
+    int *units = pe_malloc((size_t)batch * sizeof(int), err, "batch units"); /* (batch) */
+    int *srows = pe_malloc((size_t)batch * sizeof(int), err, "batch rows");  /* (batch) */
+    if (!units || !srows) st = PE_ERR_INTERNAL;
     /* batch buffers */
     int     *tokens  = pe_malloc(BT * sizeof(int), err, "tokens");           /* (batch, T) */
     int     *lens    = pe_malloc((size_t)batch * sizeof(int), err, "lens");  /* (batch) */
@@ -160,13 +345,17 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
         for (int b = 0; b < B; b++) T = d->seqs[order[s0 + b]].len > T ? d->seqs[order[s0 + b]].len : T;
         for (int b = 0; b < B; b++) {
             const text_seq *sq = &d->seqs[order[s0 + b]];
+            units[b] = order[s0 + b];
             lens[b] = sq->len;
+            srows[b] = mc->causal ? sq->len - 1 : sq->len; /* the last causal query predicts nothing scored */
             ids[b]  = sq->doc_id;
             memcpy(tokens + (size_t)b * T, d->tokens + sq->start, (size_t)sq->len * sizeof(int));
             for (int t = sq->len; t < T; t++) tokens[(size_t)b * T + t] = 0;
         }
         /* dense */
-        st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, NULL, 0, err);
+        model_pathways dpw = {.cfg = NULL, .n_bands = NB, .att_stats = ic.on ? ic.att_stats : NULL};
+        st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &dpw, 0, err);
+        if (!st) imp_collect_dense(&ic, B, units);
         for (int b = 0; !st && b < B; b++) {
             const text_seq *sq = &d->seqs[order[s0 + b]];
             double nll = 0.0;
@@ -182,8 +371,12 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
         if (lsum) memset(lsum, 0, (size_t)B * T * V * sizeof(float));
         /* members */
         for (int k = 0; !st && k < K; k++) {
-            model_pathways pw = {c, k, ids, r->kept + (size_t)k * LH, r->allowed + (size_t)k * LH};
+            model_pathways pw = {.cfg = c, .member = k, .seq_ids = ids, .kept = r->kept + (size_t)k * LH,
+                                 .allowed = r->allowed + (size_t)k * LH, .n_bands = NB,
+                                 .kept_bh = ic.on ? ic.kept_bh : NULL, .band_kept = ic.on ? ic.band_kept : NULL,
+                                 .stat_rows = srows};
             st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &pw, 0, err);
+            if (!st) imp_collect_member(&ic, k, B, units, srows, mc->causal);
             for (int b = 0; !st && b < B; b++) {
                 const text_seq *sq = &d->seqs[order[s0 + b]];
                 size_t          u  = (size_t)order[s0 + b];
@@ -211,6 +404,21 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
                         lpc[((size_t)k * B + b) * T + p] = (double)lrow[tgt] - row_lse(lrow, V, NULL);
                     }
                 }
+            }
+        }
+        /* explicit ablations: each head, then each layer, dropped alone */
+        for (int ai = 0; !st && ic.abl && ai < ic.A; ai++) {
+            pw_config      ac  = imp_ablation_config(&ic, ai);
+            model_pathways apw = {.cfg = &ac, .seq_ids = ids};
+            st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &apw, 0, err);
+            for (int b = 0; !st && b < B; b++) {
+                const text_seq *sq  = &d->seqs[order[s0 + b]];
+                double          nll = 0.0;
+                for (int p = sq->score_begin; p < sq->len - 1; p++) {
+                    const float *x = logits + ((size_t)b * T + p) * V;
+                    nll -= (double)x[d->tokens[sq->start + p + 1]] - row_lse(x, V, NULL);
+                }
+                ic.u_abl[(size_t)units[b] * ic.A + ai] = nll;
             }
         }
         /* per unit: members and the ensemble-size curve */
@@ -262,6 +470,10 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
             eval_lm_add_unit(&r->member_mean, mean_m / K, nt, nb);
             if (nt > 0) paired_add(&r->diff, ens - u_dense[u], (double)nt);
         }
+        if (nt > 0) {
+            for (int k = 0; k < K; k++) kbuf[k] = u_mem[(size_t)u * Kc + k] / (double)nt; /* y: nats per token */
+            imp_reduce_unit(&r->imp, &ic, u, kbuf, u_dense[u], (double)nt);
+        }
         if (sb) {
             msgpack_pack_map(&pk, 6);
             msgpack_pack_str_with_body(&pk, "unit", 4);
@@ -280,8 +492,12 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
             else msgpack_pack_nil(&pk);
         }
     }
+    if (!st) st = imp_finish(&r->imp, &ic, N, err);
     free(tokens); free(lens); free(ids); free(logits); free(lp_d); free(lsum); free(am_d); free(lpt); free(lpc);
     free(u_dense); free(u_mem); free(u_curve); free(u_kl); free(u_agree); free(kbuf); free(lrow); free(order);
+    free(units);
+    free(srows);
+    imp_collect_free(&ic);
     model_acts_free(&a);
     if (st) ens_free_lm(r);
     return st;
@@ -290,6 +506,7 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
 /* ---- image classifiers ------------------------------------------------------------------- */
 
 void ens_free_cls(ens_cls_result *r) {
+    imp_result_free(&r->imp);
     free(r->member);
     free(r->curve);
     free(r->member_cal);
@@ -318,8 +535,10 @@ static int argmax_d(const double *p, int n) {
 }
 
 pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset *d, const pw_config *c,
-                          ens_combine combine, int batch, int per_example, pe_err *err) {
+                          const ens_options *o, pe_err *err) {
     memset(r, 0, sizeof *r);
+    ens_combine combine = o->combine;
+    int batch = o->batch, per_example = o->per_example;
     const model_config *mc = &m->cfg;
     int K = c ? c->members : 0, NC = mc->n_classes, L = mc->n_layers, NH = mc->n_heads, N = d->n;
     if (d->rows != mc->image_size || d->cols != mc->image_size || mc->channels != 1)
@@ -333,9 +552,23 @@ pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset
     r->L = L;
     r->NH = NH;
     size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)L * NH, img = (size_t)d->rows * d->cols;
+    int TI = model_image_seq_len(mc), NB = imp_n_bands(TI);
     model_acts a;
-    pe_status  st = model_acts_init(&a, m, batch, model_image_seq_len(mc), err);
+    pe_status  st = model_acts_init(&a, m, batch, TI, err);
     if (st) return st;
+    imp_collect ic;
+    if ((st = imp_collect_init(&ic, o, K, L, NH, NB, N, batch, err)) != PE_OK ||
+        (st = imp_result_init(&r->imp, &ic, err)) != PE_OK) {
+        imp_collect_free(&ic);
+        model_acts_free(&a);
+        ens_free_cls(r);
+        return st;
+    }
+    int *units = pe_malloc((size_t)batch * sizeof(int), err, "batch units"); /* (batch) */
+    int *lens  = pe_malloc((size_t)batch * sizeof(int), err, "batch lengths"); /* (batch) */
+    double *u_dense = pe_malloc((size_t)N * sizeof(double), err, "dense losses");          /* (N) */
+    double *u_mem   = pe_malloc((size_t)N * (K > 0 ? K : 1) * sizeof(double), err, "member losses"); /* (N, K) */
+    if (!units || !lens || !u_dense || !u_mem) st = PE_ERR_INTERNAL;
     int64_t *ids    = pe_malloc((size_t)batch * sizeof(int64_t), err, "ids");
     float   *logits = pe_malloc((size_t)batch * NC * sizeof(float), err, "logits");        /* (batch, NC) */
     double  *pd     = pe_malloc((size_t)batch * NC * sizeof(double), err, "dense probs");  /* (batch, NC) */
@@ -358,14 +591,23 @@ pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset
     /* images are processed in dataset order, so accumulating directly is the canonical order */
     for (int i0 = 0; !st && i0 < N; i0 += batch) {
         int B = N - i0 < batch ? N - i0 : batch;
-        for (int b = 0; b < B; b++) ids[b] = i0 + b;
+        for (int b = 0; b < B; b++) {
+            ids[b]   = i0 + b;
+            units[b] = i0 + b;
+            lens[b]  = TI;
+        }
         r->queries += (int64_t)B * model_image_seq_len(mc);
         const uint8_t *px = d->pixels + (size_t)i0 * img;
-        st = model_forward_images_pw(logits, &a, m, px, B, NULL, 0, err);
+        model_pathways dpw = {.cfg = NULL, .n_bands = NB, .att_stats = ic.on ? ic.att_stats : NULL};
+        st = model_forward_images_pw(logits, &a, m, px, B, &dpw, 0, err);
+        if (!st) imp_collect_dense(&ic, B, units);
         for (int b = 0; !st && b < B; b++) softmax_d(pd + (size_t)b * NC, logits + (size_t)b * NC, NC);
         for (int k = 0; !st && k < K; k++) {
-            model_pathways pw = {c, k, ids, r->kept + (size_t)k * LH, r->allowed + (size_t)k * LH};
+            model_pathways pw = {.cfg = c, .member = k, .seq_ids = ids, .kept = r->kept + (size_t)k * LH,
+                                 .allowed = r->allowed + (size_t)k * LH, .n_bands = NB,
+                                 .kept_bh = ic.on ? ic.kept_bh : NULL, .band_kept = ic.on ? ic.band_kept : NULL};
             st = model_forward_images_pw(logits, &a, m, px, B, &pw, 0, err);
+            if (!st) imp_collect_member(&ic, k, B, units, lens, mc->causal);
             for (int b = 0; !st && b < B; b++) softmax_d(pm + ((size_t)k * batch + b) * NC, logits + (size_t)b * NC, NC);
             if (combine == ENS_COMBINE_LOGIT)
                 for (int b = 0; b < B; b++)
@@ -395,10 +637,20 @@ pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset
                 }
             }
         }
+        for (int ai = 0; !st && ic.abl && ai < ic.A; ai++) {
+            pw_config      ac  = imp_ablation_config(&ic, ai);
+            model_pathways apw = {.cfg = &ac, .seq_ids = ids};
+            st = model_forward_images_pw(logits, &a, m, px, B, &apw, 0, err);
+            for (int b = 0; !st && b < B; b++) {
+                softmax_d(pe, logits + (size_t)b * NC, NC);
+                ic.u_abl[(size_t)(i0 + b) * ic.A + ai] = -log(pe[d->labels[i0 + b]]);
+            }
+        }
         for (int b = 0; !st && b < B; b++) {
             int           y = d->labels[i0 + b];
             const double *q = pd + (size_t)b * NC;
             int           ad = argmax_d(q, NC);
+            u_dense[i0 + b] = -log(q[y]);
             eval_cls_add(&r->dense, -log(q[y]), ad == y);
             calib_add(&r->dense_cal, q[ad], ad == y);
             double *uv = u_vals + (size_t)(i0 + b) * (3 + 2 * Kc);
@@ -415,10 +667,14 @@ pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset
                 r->kl[k] += kl;
                 r->agree[k] += am == ad;
                 uv[3 + k] = -log(p[y]);
+                u_mem[(size_t)(i0 + b) * (K > 0 ? K : 1) + k] = -log(p[y]);
                 uv[3 + Kc + k] = am;
             }
         }
     }
+    for (int u = 0; !st && u < N; u++) /* importance, in dataset order */
+        imp_reduce_unit(&r->imp, &ic, u, u_mem + (size_t)u * (K > 0 ? K : 1), u_dense[u], 1.0);
+    if (!st) st = imp_finish(&r->imp, &ic, N, err);
     if (!st && per_example) {
         msgpack_sbuffer *sb = msgpack_sbuffer_new();
         msgpack_packer   pk;
@@ -442,7 +698,8 @@ pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset
         }
         r->per_example = sb;
     }
-    free(pe); free(tmp); free(ids); free(logits); free(pd); free(pm); free(lsum); free(u_vals);
+    free(pe); free(tmp); free(units); free(lens); free(u_dense); free(u_mem);
+    imp_collect_free(&ic); free(ids); free(logits); free(pd); free(pm); free(lsum); free(u_vals);
     model_acts_free(&a);
     if (st) ens_free_cls(r);
     return st;

@@ -11,6 +11,7 @@
 #include "dataset.h"
 #include "eval.h"
 #include "model.h"
+#include "importance.h"
 #include "pathways.h"
 
 typedef enum { ENS_COMBINE_PROB = 0, ENS_COMBINE_LOGIT = 1 } ens_combine;
@@ -30,6 +31,27 @@ typedef struct {
 } ens_calib;
 
 typedef struct {
+    ens_combine combine;
+    int         batch;       /* sequences (images) per forward pass */
+    int         per_example; /* 1: collect per-unit values as MessagePack */
+    int         importance;  /* 1: sampled importance (needs members) + dense attention statistics */
+    int         ablation;    /* 1: explicit ablations, every head and then every layer dropped alone */
+} ens_options;
+
+/* importance of (layer, head) and (layer, distance band); docs/importance.md */
+typedef struct {
+    int         L, NH, NB;
+    int         has_sampled, has_attention, has_ablation;
+    imp_slope  *head;      /* (L, NH) sampled: loss vs the head's kept fraction */
+    double     *band_delta; /* (L, NB) sampled, joint over the bands of a layer: loss increase with the band dropped */
+    double     *band_se;    /* (L, NB) its cluster-robust standard error */
+    int64_t    *band_units; /* (L, NB) units where the band's kept fraction varied */
+    ens_paired *abl_head;  /* (L, NH) loss with the head dropped minus dense, per unit */
+    ens_paired *abl_layer; /* (L) loss with every head of the layer dropped minus dense */
+    double     *att;       /* (L, NH, 3 + NB) dense attention: rows, Σ p|i-j|, Σ entropy, mass per band */
+} ens_importance;
+
+typedef struct {
     int          K, L, NH;
     eval_lm_acc  dense;
     eval_lm_acc  ensemble;
@@ -43,6 +65,7 @@ typedef struct {
     int64_t     *allowed;     /* (K, L, NH) connections allowed (causal / bidirectional) */
     int64_t      queries;     /* attention queries per (layer, head) per member: Σ sequence lengths */
     void        *per_example; /* msgpack_sbuffer* when requested, else NULL */
+    ens_importance imp;
 } ens_lm_result;
 
 typedef struct {
@@ -59,14 +82,14 @@ typedef struct {
     int64_t     *kept, *allowed; /* (K, L, NH) */
     int64_t      queries;     /* attention queries per (layer, head) per member */
     void        *per_example;
+    ens_importance imp;
 } ens_cls_result;
 
-/* Evaluate dense + c->members members. c may have members == 0 (dense only). per_example: 1 =
- * collect per-unit values as MessagePack in r->per_example. */
+/* Evaluate dense + c->members members (c may have members == 0: dense only). */
 pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
-                        ens_combine combine, int batch, int per_example, pe_err *err);
+                        const ens_options *o, pe_err *err);
 pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset *d, const pw_config *c,
-                          ens_combine combine, int batch, int per_example, pe_err *err);
+                          const ens_options *o, pe_err *err);
 void ens_free_lm(ens_lm_result *r);
 void ens_free_cls(ens_cls_result *r);
 

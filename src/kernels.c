@@ -118,6 +118,46 @@ void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta) {
 
 /* ---- attention over sampled pathways ------------------------------------------------------ */
 
+/* distance band: 0 for d = 0, else 1 + floor(log2 d) (importance.h) */
+static inline int kern_band(int d) { return d <= 0 ? 0 : 32 - __builtin_clz((unsigned)d); }
+
+/* statistics of one softmax row: probabilities p[0..m) over keys L[0..m), plus p_self for key i */
+typedef struct {
+    int      nb;
+    int64_t *band_kept; /* (nb) or NULL */
+    double  *att;       /* (3 + nb) or NULL */
+    int      rows;      /* queries i < rows enter band_kept and kept */
+    int64_t  kept;      /* kept connections of those queries */
+} row_stats;
+
+static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, int m, float p_self) {
+    if (i < rs->rows) rs->kept += m + (p_self != 0.0f);
+    if (rs->band_kept && i < rs->rows) {
+        for (int j = 0; j < m; j++) {
+            int b = kern_band(abs(i - L[j]));
+            rs->band_kept[b < rs->nb ? b : rs->nb - 1]++;
+        }
+        if (p_self != 0.0f) rs->band_kept[0]++;
+    }
+    if (rs->att) {
+        double dist = 0.0, ent = 0.0;
+        for (int j = 0; j < m; j++) {
+            double pj = p[j];
+            int    d  = abs(i - L[j]), b = kern_band(d);
+            if (pj > 0.0) ent -= pj * log(pj);
+            dist += pj * d;
+            rs->att[3 + (b < rs->nb ? b : rs->nb - 1)] += pj;
+        }
+        if (p_self > 0.0f) {
+            ent -= (double)p_self * log((double)p_self);
+            rs->att[3] += p_self;
+        }
+        rs->att[0] += 1.0;
+        rs->att[1] += dist;
+        rs->att[2] += ent;
+    }
+}
+
 /* number of entries of the sorted list L (m) that are <= x */
 static int upper_bound_int(const int *L, int m, int x) {
     int lo = 0, hi = m;
@@ -136,7 +176,7 @@ static int upper_bound_int(const int *L, int m, int x) {
  * so a sample that keeps everything runs exactly the dense arithmetic. */
 static int64_t att_window(float *ob, float *scratch, float *kg, float *vg, const float *qb, const float *kb,
                           const float *vb, int C, int KVC, int HS, float scale, int r0, int r1, const int *L, int m,
-                          int causal) {
+                          int causal, row_stats *rs) {
     int64_t kept = 0;
     for (int s = 0; s < m; s++) { /* gather: kg, vg (m, HS) */
         memcpy(kg + (size_t)s * HS, kb + (size_t)L[s] * KVC, (size_t)HS * sizeof(float));
@@ -175,6 +215,7 @@ static int64_t att_window(float *ob, float *scratch, float *kg, float *vg, const
             for (int j = lim; j < nk; j++) s[j] = 0.0f;
             self_p[r] = e_self * inv;
             kept += lim + has_self;
+            if (rs) row_stats_add(rs, i, L, s, lim, self_p[r]);
         }
         if (nk > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, nk, 1.0f, scratch, nk, vg, HS, 0.0f,
@@ -193,7 +234,7 @@ static int64_t att_window(float *ob, float *scratch, float *kg, float *vg, const
 
 /* per-query key lists (random-k, window): gathered dot products, proportional to kept keys */
 static int64_t att_per_query(float *ob, float *scores, const float *qb, const float *kb, const float *vb, int C, int KVC,
-                             int HS, float scale, int n, const pw_sample *ps, int causal) {
+                             int HS, float scale, int n, const pw_sample *ps, int causal, row_stats *rs) {
     int64_t kept = 0;
     for (int i = 0; i < n; i++) {
         const int   *L   = ps->keys + ps->key_start[i];
@@ -220,8 +261,10 @@ static int64_t att_per_query(float *ob, float *scores, const float *qb, const fl
             const float *vj = vb + (size_t)(j < lim ? L[j] : i) * KVC;
             float p = scores[j] / sum;
             for (int t = 0; t < HS; t++) o[t] += p * vj[t];
+            scores[j] = p;
         }
         kept += lim + has_self;
+        if (rs) row_stats_add(rs, i, L, scores, lim, has_self ? scores[lim] : 0.0f);
     }
     return kept;
 }
@@ -241,23 +284,38 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
             const float *vb = v + (size_t)b * T * KVC + (size_t)(h / group) * HS;
             float       *ob = out + (size_t)b * T * C + (size_t)h * HS;
             for (int i = n; i < T; i++) memset(ob + (size_t)i * C, 0, (size_t)HS * sizeof(float)); /* padding */
+            if (pw && pw->kept_bh) pw->kept_bh[(size_t)b * NH + h] = 0;
             if (n <= 0) continue;
             int64_t kept = 0;
             if (ps) pw_draw(ps, pw->cfg, pw->member, pw->layer, h, pw->seq_ids[b], n, causal);
             pw_sample_kind kind = ps ? ps->kind : PW_SAMPLE_ALL;
+            row_stats rsv = {pw ? pw->n_bands : 0, NULL, NULL, n, 0}, *rs = NULL;
+            if (pw && pw->stat_rows) rsv.rows = pw->stat_rows[b] < n ? pw->stat_rows[b] : n;
+            if (pw && pw->kept_bh) rs = &rsv;
+            if (pw && pw->band_kept) {
+                rsv.band_kept = pw->band_kept + ((size_t)b * NH + h) * pw->n_bands;
+                memset(rsv.band_kept, 0, (size_t)pw->n_bands * sizeof(int64_t));
+                rs = &rsv;
+            }
+            if (pw && pw->att_stats) {
+                rsv.att = pw->att_stats + ((size_t)b * NH + h) * (3 + (size_t)pw->n_bands);
+                memset(rsv.att, 0, (3 + (size_t)pw->n_bands) * sizeof(double));
+                rs = &rsv;
+            }
             if (kind == PW_SAMPLE_NONE) {
                 for (int i = 0; i < n; i++) memset(ob + (size_t)i * C, 0, (size_t)HS * sizeof(float));
             } else if (kind == PW_SAMPLE_PER_QUERY) {
-                kept = att_per_query(ob, scratch, qb, kb, vb, C, KVC, HS, scale, n, ps, causal);
+                kept = att_per_query(ob, scratch, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
             } else if (kind == PW_SAMPLE_WINDOWS) {
                 for (int w = 0; w < ps->n_windows; w++)
                     kept += att_window(ob, scratch, kg, vg, qb, kb, vb, C, KVC, HS, scale, ps->win_start[w],
                                        ps->win_start[w + 1], ps->keys + ps->key_start[w],
-                                       ps->key_start[w + 1] - ps->key_start[w], causal);
+                                       ps->key_start[w + 1] - ps->key_start[w], causal, rs);
             } else { /* ALL: one window over every key */
                 for (int j = 0; j < n; j++) iscratch[j] = j;
-                kept = att_window(ob, scratch, kg, vg, qb, kb, vb, C, KVC, HS, scale, 0, n, iscratch, n, causal);
+                kept = att_window(ob, scratch, kg, vg, qb, kb, vb, C, KVC, HS, scale, 0, n, iscratch, n, causal, rs);
             }
+            if (pw && pw->kept_bh) pw->kept_bh[(size_t)b * NH + h] = rsv.kept;
             if (pw && pw->kept) {
                 pw->kept[h] += kept;
                 pw->allowed[h] += causal ? (int64_t)n * (n + 1) / 2 : (int64_t)n * n;

@@ -31,6 +31,12 @@ typedef struct {
     const int64_t   *seq_ids; /* (B) sequence ids for the counter-based sampler */
     int64_t         *kept;    /* (NH) connections kept, accumulated; or NULL */
     int64_t         *allowed; /* (NH) connections allowed, accumulated; or NULL */
+    /* per-(sequence, head) statistics of this call, overwritten; each NULL when not wanted */
+    int              n_bands;   /* distance bands (importance.h: 0, 1, 2-3, 4-7, ...) */
+    int64_t         *kept_bh;   /* (B, NH) connections kept */
+    int64_t         *band_kept; /* (B, NH, n_bands) connections kept per distance band */
+    double          *att_stats; /* (B, NH, 3 + n_bands): rows, Σ p|i-j|, Σ -p ln p, attention mass per band */
+    const int       *stat_rows; /* (B) only queries i < stat_rows[b] enter kept_bh / band_kept; NULL = all */
 } kern_pathways;
 
 /* Scaled dot-product attention, per (sequence, head), over sampled pathways.

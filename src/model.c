@@ -477,8 +477,8 @@ static void model_forward_blocks(model_acts *a, const model *m, const int *lens,
             K->rope(a->q, B, T, NH, HS, c->rope_theta);
             K->rope(a->k, B, T, NKV, HS, c->rope_theta);
         }
-        kern_pathways kp = {NULL, &a->sample, 0, l, NULL, NULL, NULL};
-        if (pw && pw->cfg && pw->cfg->scheme != PW_SCHEME_DENSE) {
+        kern_pathways kp = {.cfg = NULL, .sample = &a->sample, .layer = l};
+        if (pw && pw->cfg && (pw->cfg->scheme != PW_SCHEME_DENSE || pw->cfg->head_keep)) {
             kp.cfg     = pw->cfg;
             kp.member  = pw->member;
             kp.seq_ids = pw->seq_ids;
@@ -486,6 +486,14 @@ static void model_forward_blocks(model_acts *a, const model *m, const int *lens,
         if (pw && pw->kept) {
             kp.kept    = pw->kept + (size_t)l * NH;
             kp.allowed = pw->allowed + (size_t)l * NH;
+        }
+        if (pw) {
+            size_t BH  = (size_t)B * NH;
+            kp.n_bands   = pw->n_bands;
+            kp.stat_rows = pw->stat_rows;
+            if (pw->kept_bh) kp.kept_bh = pw->kept_bh + (size_t)l * BH;
+            if (pw->band_kept) kp.band_kept = pw->band_kept + (size_t)l * BH * pw->n_bands;
+            if (pw->att_stats) kp.att_stats = pw->att_stats + (size_t)l * BH * (3 + (size_t)pw->n_bands);
         }
         K->attention(a->att, a->scores, a->gather, a->iscratch, a->q, a->k, a->v, lens, B, T, NH, NKV, HS, c->causal, &kp);
         seq_matmul(K, a->xn, a->att, &lw->wo, lens, B, T, C, C);

@@ -140,6 +140,12 @@ typedef struct {
     const int64_t   *seq_ids;  /* (B) sequence ids (document / window / image index) */
     int64_t         *kept;     /* (L, NH) connections kept, accumulated; or NULL */
     int64_t         *allowed;  /* (L, NH) connections allowed, accumulated; or NULL */
+    /* per-(layer, sequence, head) statistics for importance (importance.h); each NULL when not wanted */
+    int              n_bands;
+    int64_t         *kept_bh;   /* (L, B, NH) connections kept */
+    int64_t         *band_kept; /* (L, B, NH, n_bands) connections kept per distance band */
+    double          *att_stats; /* (L, B, NH, 3 + n_bands): rows, Σ p|i-j|, Σ -p ln p, mass per band */
+    const int       *stat_rows; /* (B) queries counted in kept_bh / band_kept (those whose output is scored) */
 } model_pathways;
 
 pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *err);

@@ -80,7 +80,7 @@ static void rng_substream(pw_rng *sub, const pw_rng *base, uint64_t idx) {
 
 /* ---- names, config ---------------------------------------------------------------------- */
 
-static const char *const SCHEME_NAMES[] = {"dense", "unbiased", "local", "random-k", "window", "head-drop"};
+static const char *const SCHEME_NAMES[] = {"dense", "unbiased", "local", "random-k", "window", "head-drop", "plan"};
 static const char *const GRAN_NAMES[] = {"head", "layer", "sequence"};
 
 int pw_scheme_parse(const char *s) {
@@ -108,10 +108,13 @@ const char *pw_granularity_name(pw_granularity g) {
 }
 
 pe_status pw_config_check(const pw_config *c, pe_err *err) {
-    if ((int)c->scheme < PW_SCHEME_DENSE || (int)c->scheme > PW_SCHEME_HEAD_DROP)
+    if ((int)c->scheme < PW_SCHEME_DENSE || (int)c->scheme > PW_SCHEME_PLAN)
         return pe_fail(err, PE_ERR_INPUT,
-                       "pathways.scheme: unknown scheme %d; use dense, unbiased, local, random-k, window or head-drop",
-                       (int)c->scheme);
+                       "pathways.scheme: unknown scheme %d; use dense, unbiased, local, random-k, window, head-drop "
+                       "or plan", (int)c->scheme);
+    if (c->scheme == PW_SCHEME_PLAN && (!c->head_keep || !c->head_window || c->n_heads < 1))
+        return pe_fail(err, PE_ERR_INPUT, "pathways.scheme = plan needs a plan file: set pathways.plan = FILE "
+                       "(written by pathens prune)");
     if ((int)c->granularity < PW_GRAN_HEAD || (int)c->granularity > PW_GRAN_SEQUENCE)
         return pe_fail(err, PE_ERR_INPUT, "pathways.granularity: unknown granularity %d; use head, layer or sequence",
                        (int)c->granularity);
@@ -439,6 +442,26 @@ void pw_draw(pw_sample *s, const pw_config *c, int member, int layer, int head, 
     s->causal = causal;
     s->n_windows = 0;
     s->kind = PW_SAMPLE_ALL;
+    if (n > 0 && c->head_keep && !c->head_keep[layer * c->n_heads + head]) {
+        s->kind = PW_SAMPLE_NONE; /* statically dropped head (ablation, plan) */
+        return;
+    }
+    if (c->scheme == PW_SCHEME_PLAN) {
+        int w = c->head_window ? c->head_window[layer * c->n_heads + head] : 0;
+        if (n == 0 || w <= 0 || w >= n) return; /* every key */
+        s->kind = PW_SAMPLE_PER_QUERY;
+        int off = 0;
+        for (int i = 0; i < n; i++) {
+            s->key_start[i] = off;
+            int k  = causal ? (w < i + 1 ? w : i + 1) : w;
+            int st = causal ? i - k + 1 : i - k / 2;
+            if (st < 0) st = 0;
+            if (st > n - k) st = n - k;
+            for (int j = 0; j < k; j++) s->keys[off++] = st + j;
+        }
+        s->key_start[n] = off;
+        return;
+    }
     if (n == 0 || c->scheme == PW_SCHEME_DENSE) return;
 
     uint64_t L = (uint64_t)(int64_t)layer, H = (uint64_t)(int64_t)head;
@@ -448,7 +471,8 @@ void pw_draw(pw_sample *s, const pw_config *c, int member, int layer, int head, 
     pw_rng_init(&r, c->seed, (uint64_t)(int64_t)member, L, H, (uint64_t)seq_id, 0x5057000000000000ULL + (uint64_t)c->scheme);
 
     switch (c->scheme) {
-    case PW_SCHEME_DENSE: return;
+    case PW_SCHEME_DENSE:
+    case PW_SCHEME_PLAN: return;
     case PW_SCHEME_UNBIASED: {
         int k = keys_for(n, c->ratio);
         int *p = s->perm;

@@ -17,6 +17,8 @@
  *              k positions up to i; bidirectional: a centred window, shifted inside [0, n))
  *   head-drop  the whole head is kept with probability q (keep; default 1/ρ); a dropped head
  *              contributes nothing (its attention output is 0)
+ *   plan       static: per (layer, head) kept or dropped, and a window of w nearest keys
+ *              (head_keep, head_window; written by `pathens prune`)
  * Causal rule, every scheme: a query i keeps only keys j <= i of its sample, and always keeps
  * j = i, so no query is ever left without a key. (Bidirectional: the sample as drawn.)
  */
@@ -30,6 +32,7 @@ typedef enum {
     PW_SCHEME_RANDOM_K  = 3,
     PW_SCHEME_WINDOW    = 4,
     PW_SCHEME_HEAD_DROP = 5,
+    PW_SCHEME_PLAN      = 6, /* static plan: head_keep and head_window below (pathens prune) */
 } pw_scheme;
 
 typedef enum {
@@ -47,6 +50,13 @@ typedef struct {
     int            members;     /* K */
     uint64_t       seed;
     pw_granularity granularity;
+    /* static structure, applied on top of any scheme (NULL = none); indexed [layer * n_heads + head]:
+     * head_keep 0 drops the head (its output is 0: ablations and plans);
+     * head_window w > 0 (scheme plan) keeps, per query, the w nearest allowed keys (the window
+     * scheme's rule with k = min(w, n_valid)); 0 = every key */
+    int            n_heads;
+    const uint8_t *head_keep;
+    const int     *head_window;
 } pw_config;
 
 typedef enum {

@@ -1,6 +1,8 @@
 /* results.c: results.json objects and CSV tables from the ensemble results. */
 #include "results.h"
 
+#include "importance.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -199,5 +201,131 @@ char *results_curve_csv_cls(const ens_cls_result *r) {
         const eval_cls_acc *a = &r->curve[k];
         sb_printf(&b, "%d,%.17g,%.17g\n", k + 1, (double)a->correct / (double)a->examples, a->sum_nll / (double)a->examples);
     }
+    return b.s;
+}
+
+/* ---- importance ------------------------------------------------------------------------------ */
+
+static cJSON *slope_obj(const imp_slope *s) {
+    if (s->units == 0) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    double d = imp_slope_delta(s), se = imp_slope_stderr(s);
+    cJSON_AddItemToObject(o, "delta", num(d));
+    cJSON_AddItemToObject(o, "stderr", num(se));
+    add_ci(o, "ci95", d, se);
+    cJSON_AddNumberToObject(o, "units", (double)s->units);
+    return o;
+}
+
+static cJSON *band_obj(const ens_importance *imp, int i) {
+    if (imp->band_units[i] == 0 || isnan(imp->band_delta[i])) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "delta", num(imp->band_delta[i]));
+    cJSON_AddItemToObject(o, "stderr", num(imp->band_se[i]));
+    add_ci(o, "ci95", imp->band_delta[i], imp->band_se[i]);
+    cJSON_AddNumberToObject(o, "units", (double)imp->band_units[i]);
+    return o;
+}
+
+static cJSON *paired_obj(const ens_paired *p) {
+    if (p->units == 0) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    double d = ens_paired_mean(p), se = ens_paired_stderr(p);
+    cJSON_AddItemToObject(o, "delta", num(d));
+    cJSON_AddItemToObject(o, "stderr", num(se));
+    add_ci(o, "ci95", d, se);
+    return o;
+}
+
+void results_add_importance(void *root_, const ens_importance *imp, const char *metric) {
+    if (!imp->has_sampled && !imp->has_attention && !imp->has_ablation) return;
+    cJSON *o = cJSON_AddObjectToObject(root_, "importance");
+    int L = imp->L, NH = imp->NH, NB = imp->NB, S = 3 + NB;
+    cJSON_AddNumberToObject(o, "n_layers", L);
+    cJSON_AddNumberToObject(o, "n_heads", NH);
+    cJSON_AddStringToObject(o, "metric", metric);
+    cJSON *bands = cJSON_AddArrayToObject(o, "bands");
+    for (int b = 0; b < NB; b++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "band", b);
+        cJSON_AddNumberToObject(e, "lo", imp_band_lo(b));
+        cJSON_AddNumberToObject(e, "hi", imp_band_hi(b));
+        cJSON_AddItemToArray(bands, e);
+    }
+    cJSON *heads = cJSON_AddArrayToObject(o, "heads");
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < NH; h++) {
+            int    c = l * NH + h;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "layer", l);
+            cJSON_AddNumberToObject(e, "head", h);
+            cJSON_AddItemToObject(e, "sampled", imp->has_sampled ? slope_obj(&imp->head[c]) : cJSON_CreateNull());
+            cJSON_AddItemToObject(e, "ablation", imp->has_ablation ? paired_obj(&imp->abl_head[c]) : cJSON_CreateNull());
+            const double *a = imp->att + (size_t)c * S;
+            if (imp->has_attention && a[0] > 0) {
+                cJSON *at = cJSON_AddObjectToObject(e, "attention");
+                cJSON_AddItemToObject(at, "mean_distance", num(a[1] / a[0]));
+                cJSON_AddItemToObject(at, "entropy", num(a[2] / a[0]));
+                cJSON *mb = cJSON_AddArrayToObject(at, "mass_by_band");
+                for (int b = 0; b < NB; b++) cJSON_AddItemToArray(mb, num(a[3 + b] / a[0]));
+            } else {
+                cJSON_AddNullToObject(e, "attention");
+            }
+            cJSON_AddItemToArray(heads, e);
+        }
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int l = 0; l < L; l++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "layer", l);
+        cJSON_AddItemToObject(e, "ablation", imp->has_ablation ? paired_obj(&imp->abl_layer[l]) : cJSON_CreateNull());
+        cJSON_AddItemToArray(layers, e);
+    }
+    cJSON *bl = cJSON_AddArrayToObject(o, "bands_by_layer");
+    for (int l = 0; l < L; l++)
+        for (int b = 0; b < NB; b++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "layer", l);
+            cJSON_AddNumberToObject(e, "band", b);
+            cJSON_AddItemToObject(e, "sampled", imp->has_sampled ? band_obj(imp, l * NB + b) : cJSON_CreateNull());
+            double rows = 0.0, mass = 0.0;
+            for (int h = 0; h < NH; h++) {
+                rows += imp->att[((size_t)l * NH + h) * S];
+                mass += imp->att[((size_t)l * NH + h) * S + 3 + b];
+            }
+            cJSON_AddItemToObject(e, "attention_mass", imp->has_attention && rows > 0 ? num(mass / rows) : cJSON_CreateNull());
+            cJSON_AddItemToArray(bl, e);
+        }
+}
+
+char *results_importance_csv(const ens_importance *imp) {
+    strbuf b = {0};
+    int L = imp->L, NH = imp->NH, NB = imp->NB, S = 3 + NB;
+    sb_printf(&b, "kind,layer,head,band,band_lo,band_hi,sampled_delta,sampled_stderr,ablation_delta,ablation_stderr,"
+                  "mean_distance,entropy,attention_mass\n");
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < NH; h++) {
+            int c = l * NH + h;
+            const double *a = imp->att + (size_t)c * S;
+            sb_printf(&b, "head,%d,%d,,,,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,\n", l, h,
+                      imp->has_sampled ? imp_slope_delta(&imp->head[c]) : NAN,
+                      imp->has_sampled ? imp_slope_stderr(&imp->head[c]) : NAN,
+                      imp->has_ablation ? ens_paired_mean(&imp->abl_head[c]) : NAN,
+                      imp->has_ablation ? ens_paired_stderr(&imp->abl_head[c]) : NAN,
+                      a[0] > 0 ? a[1] / a[0] : NAN, a[0] > 0 ? a[2] / a[0] : NAN);
+        }
+    for (int l = 0; l < L; l++)
+        for (int bd = 0; bd < NB; bd++) {
+            double rows = 0.0, mass = 0.0;
+            for (int h = 0; h < NH; h++) {
+                rows += imp->att[((size_t)l * NH + h) * S];
+                mass += imp->att[((size_t)l * NH + h) * S + 3 + bd];
+            }
+            sb_printf(&b, "band,%d,,%d,%d,%d,%.17g,%.17g,,,,,%.17g\n", l, bd, imp_band_lo(bd), imp_band_hi(bd),
+                      imp->has_sampled ? imp->band_delta[l * NB + bd] : NAN,
+                      imp->has_sampled ? imp->band_se[l * NB + bd] : NAN, rows > 0 ? mass / rows : NAN);
+        }
+    for (int l = 0; l < L; l++)
+        sb_printf(&b, "layer,%d,,,,,,,%.17g,%.17g,,,\n", l, imp->has_ablation ? ens_paired_mean(&imp->abl_layer[l]) : NAN,
+                  imp->has_ablation ? ens_paired_stderr(&imp->abl_layer[l]) : NAN);
     return b.s;
 }

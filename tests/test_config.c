@@ -152,7 +152,7 @@ static void test_unknown_key_and_section(void **state) {
 
     path = write_ini("unknown_section.ini", "[model]\npath = m.bin\n[modle]\npath = x\n");
     assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
-    snprintf(want, sizeof want, "%s:4: unknown section [modle]; known sections: [model], [data], [run], [pathways]", path);
+    snprintf(want, sizeof want, "%s:4: unknown section [modle]; known sections: [model], [data], [run], [pathways], [importance]", path);
     assert_string_equal(err.msg, want);
 
     path = write_ini("no_section.ini", "path = m.bin\n");
@@ -237,7 +237,8 @@ static void test_json_echo(void **state) {
         "\"limit\":5000000000,\"context\":0,\"stride\":0},"
         "\"run\":{\"out\":\"runs/default\",\"batch\":8,\"per_example\":0},"
         "\"pathways\":{\"scheme\":\"unbiased\",\"ratio\":4,\"sigma\":4,\"lambda\":\"inf\",\"keep\":0,"
-        "\"members\":0,\"seed\":1234,\"granularity\":\"head\",\"combine\":\"prob\"}}");
+        "\"members\":0,\"seed\":1234,\"granularity\":\"head\",\"plan\":\"\",\"combine\":\"prob\"},"
+        "\"importance\":{\"statistics\":1,\"ablation\":0}}");
     /* round trip: parse it back and compare values */
     cJSON *back = cJSON_Parse(s);
     assert_non_null(back);

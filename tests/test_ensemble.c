@@ -59,7 +59,8 @@ static void test_attention_matches_masked_twin(void **state) {
             for (int causal = 0; causal <= 1; causal++) {
                 pw_config c = cfg_of(SCHEMES[si], ratios[ri], 1);
                 int64_t kept1[4] = {0}, all1[4] = {0}, kept2[4] = {0}, all2[4] = {0};
-                kern_pathways p1 = {&c, &ps, 0, 3, ids, kept1, all1}, p2 = {&c, &ps, 0, 3, ids, kept2, all2};
+                kern_pathways p1 = {.cfg = &c, .sample = &ps, .layer = 3, .seq_ids = ids, .kept = kept1, .allowed = all1};
+                kern_pathways p2 = {.cfg = &c, .sample = &ps, .layer = 3, .seq_ids = ids, .kept = kept2, .allowed = all2};
                 kern_attention(o1, scratch, gather, iscr, q, k, v, lens, B, T, NH, NKV, HS, causal, &p1);
                 kern_attention_ref(o2, scratch, gather, iscr, q, k, v, lens, B, T, NH, NKV, HS, causal, &p2);
                 float d = tu_max_abs_diff(o1, o2, (size_t)B * T * C);
@@ -127,7 +128,7 @@ static void test_ratio_one_is_dense_bitwise(void **state) {
         for (int g = 0; g < 3; g++) {
             pw_config c = cfg_of(SCHEMES[si], 1.0, 1);
             c.granularity = (pw_granularity)g;
-            model_pathways pw = {&c, 0, ids, NULL, NULL};
+            model_pathways pw = {.cfg = &c, .member = 0, .seq_ids = ids};
             memset(sub, 0, n * 4);
             assert_int_equal(model_forward_tokens_pw(sub, &a, &f->m, tok, lens, B, T, &pw, 0, &err), PE_OK);
             for (int b = 0; b < B; b++) /* valid positions, bit for bit */
@@ -163,7 +164,7 @@ static void test_image_ratio_one_is_dense(void **state) {
     assert_int_equal(model_forward_images_pw(dense, &a, &m, px, 3, NULL, 0, &err), PE_OK);
     for (int si = 0; si < N_SCHEMES; si++) {
         pw_config pc = cfg_of(SCHEMES[si], 1.0, 1);
-        model_pathways pw = {&pc, 0, ids, NULL, NULL};
+        model_pathways pw = {.cfg = &pc, .member = 0, .seq_ids = ids};
         assert_int_equal(model_forward_images_pw(sub, &a, &m, px, 3, &pw, 0, &err), PE_OK);
         assert_memory_equal(dense, sub, sizeof dense);
         pc.ratio = 4.0; /* and a real sample differs */
@@ -181,7 +182,7 @@ static void test_one_member_is_member(void **state) {
     for (int comb = 0; comb <= 1; comb++) {
         pw_config c = cfg_of(PW_SCHEME_LOCAL, 4.0, 1);
         ens_lm_result r;
-        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, (ens_combine)comb, 8, 0, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, &(ens_options){(ens_combine)comb, 8, 0, 0, 0}, &err), PE_OK);
         assert_true(r.ensemble.sum_nll == r.member[0].sum_nll);
         assert_true(r.ensemble.sum_a2 == r.member[0].sum_a2);
         assert_true(r.curve[0].sum_nll == r.member[0].sum_nll);
@@ -197,7 +198,7 @@ static void test_mixture_beats_mean_member(void **state) {
     for (int i = 0; i < 3; i++) {
         pw_config c = cfg_of(sch[i], 4.0, 4);
         ens_lm_result r;
-        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, ENS_COMBINE_PROB, 8, 0, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 8, 0, 1, 0}, &err), PE_OK);
         double mean = 0.0;
         for (int k = 0; k < 4; k++) mean += r.member[k].sum_nll / 4.0;
         printf("  %-10s ratio 4: dense %.4f, mean member %.4f, mixture of 4 %.4f nats/token\n", pw_scheme_name(sch[i]),
@@ -215,14 +216,16 @@ static void test_batch_size_invariance(void **state) {
     for (int i = 0; i < 3; i++) {
         pw_config c = cfg_of(sch[i], 3.0, 3);
         ens_lm_result r1, r7;
-        assert_int_equal(ens_eval_text(&r1, &f->m, &f->d, &c, ENS_COMBINE_PROB, 1, 1, &err), PE_OK);
-        assert_int_equal(ens_eval_text(&r7, &f->m, &f->d, &c, ENS_COMBINE_PROB, 7, 1, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r1, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 1, 1, 1, 0}, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r7, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 7, 1, 1, 0}, &err), PE_OK);
         assert_memory_equal(&r1.dense, &r7.dense, sizeof r1.dense);
         assert_memory_equal(&r1.ensemble, &r7.ensemble, sizeof r1.ensemble);
         assert_memory_equal(r1.member, r7.member, 3 * sizeof *r1.member);
         assert_memory_equal(r1.kl, r7.kl, 3 * sizeof *r1.kl);
         size_t LH = (size_t)r1.L * r1.NH;
         assert_memory_equal(r1.kept, r7.kept, 3 * LH * sizeof *r1.kept); /* same masks */
+        assert_memory_equal(r1.imp.head, r7.imp.head, LH * sizeof *r1.imp.head); /* same importance sums */
+        assert_memory_equal(r1.imp.att, r7.imp.att, LH * (3 + (size_t)r1.imp.NB) * sizeof *r1.imp.att);
         size_t n1, n7;
         const void *b1 = ens_per_example_data(r1.per_example, &n1), *b7 = ens_per_example_data(r7.per_example, &n7);
         assert_int_equal(n1, n7);

@@ -20,6 +20,8 @@
 #include "ensemble.h"
 #include "eval.h"
 #include "pathways.h"
+#include "report.h"
+#include "plan.h"
 #include "results.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -196,10 +198,13 @@ static int cmd_eval(int argc, char **argv) {
     char          *members_csv = NULL, *curve_csv = NULL;
     const void    *pex = NULL;
     size_t         pex_len = 0;
+    char          *imp_csv = NULL;
     ens_lm_result  lr;
     ens_cls_result cr;
+    plan           pl;
     memset(&lr, 0, sizeof lr);
     memset(&cr, 0, sizeof cr);
+    memset(&pl, 0, sizeof pl);
     tokenizer     tok;
     text_dataset  td;
     image_dataset id;
@@ -294,7 +299,23 @@ static int cmd_eval(int argc, char **argv) {
     pc.members     = cfg.pw_members;
     pc.seed        = (uint64_t)cfg.pw_seed;
     pc.granularity = (pw_granularity)pw_granularity_parse(cfg.pw_granularity);
-    ens_combine combine = !strcmp(cfg.pw_combine, "logit") ? ENS_COMBINE_LOGIT : ENS_COMBINE_PROB;
+    ens_options eo = {!strcmp(cfg.pw_combine, "logit") ? ENS_COMBINE_LOGIT : ENS_COMBINE_PROB, cfg.run_batch,
+                      cfg.run_per_example, cfg.imp_statistics, cfg.imp_ablation};
+    if (pc.scheme == PW_SCHEME_PLAN) {
+        if (!cfg.pw_plan[0]) {
+            pe_fail(&err, PE_ERR_INPUT, "pathways.scheme = plan needs pathways.plan = FILE (written by pathens prune)");
+        } else if (plan_load(&pl, cfg.pw_plan, m.cfg.n_layers, m.cfg.n_heads, &err) == PE_OK) {
+            pc.n_heads     = m.cfg.n_heads;
+            pc.head_keep   = pl.keep;
+            pc.head_window = pl.window;
+            if (pc.members == 0) pc.members = 1; /* a static plan is one deterministic sub-model */
+        }
+        if (err.code) {
+            cJSON_Delete(root);
+            rc = die(&err);
+            goto done_data;
+        }
+    }
     if (pc.members > 0 && pw_config_check(&pc, &err)) {
         cJSON_Delete(root);
         rc = die(&err);
@@ -302,7 +323,7 @@ static int cmd_eval(int argc, char **argv) {
     }
     double t1 = pe_time_now();
     if (is_lm) {
-        if (ens_eval_text(&lr, &m, &td, &pc, combine, cfg.run_batch, cfg.run_per_example, &err)) {
+        if (ens_eval_text(&lr, &m, &td, &pc, &eo, &err)) {
             cJSON_Delete(root);
             rc = die(&err);
             goto done_data;
@@ -313,6 +334,8 @@ static int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(dj, "context", td.context);
         if (td.mode == DATA_MODE_WINDOWS) cJSON_AddNumberToObject(dj, "stride", td.stride);
         results_add_lm(root, &lr);
+        results_add_importance(root, &lr.imp, "nll_per_token");
+        if (lr.imp.has_attention || lr.imp.has_ablation) imp_csv = results_importance_csv(&lr.imp);
         if (lr.K > 0) {
             members_csv = results_members_csv_lm(&lr);
             curve_csv   = results_curve_csv_lm(&lr);
@@ -334,7 +357,7 @@ static int cmd_eval(int argc, char **argv) {
             }
         }
     } else {
-        if (ens_eval_images(&cr, &m, &id, &pc, combine, cfg.run_batch, cfg.run_per_example, &err)) {
+        if (ens_eval_images(&cr, &m, &id, &pc, &eo, &err)) {
             cJSON_Delete(root);
             rc = die(&err);
             goto done_data;
@@ -343,6 +366,8 @@ static int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(dj, "images", id.n);
         cJSON_AddNumberToObject(dj, "classes", id.n_classes);
         results_add_cls(root, &cr);
+        results_add_importance(root, &cr.imp, "nll");
+        if (cr.imp.has_attention || cr.imp.has_ablation) imp_csv = results_importance_csv(&cr.imp);
         if (cr.K > 0) {
             members_csv = results_members_csv_cls(&cr);
             curve_csv   = results_curve_csv_cls(&cr);
@@ -381,11 +406,12 @@ static int cmd_eval(int argc, char **argv) {
         goto done_data;
     }
     free(text);
-    struct { const char *name; const void *data; size_t len; } extra[3] = {
+    struct { const char *name; const void *data; size_t len; } extra[4] = {
         {"members.csv", members_csv, members_csv ? strlen(members_csv) : 0},
         {"curve.csv", curve_csv, curve_csv ? strlen(curve_csv) : 0},
+        {"importance.csv", imp_csv, imp_csv ? strlen(imp_csv) : 0},
         {"per_example.msgpack", pex, pex_len}};
-    for (int i = 0; i < 3 && !rc; i++) {
+    for (int i = 0; i < 4 && !rc; i++) {
         if (!extra[i].data) continue;
         snprintf(path, sizeof path, "%s/%s", cfg.run_out, extra[i].name);
         if (pe_write_file_atomic(path, extra[i].data, extra[i].len, &err)) rc = die(&err);
@@ -408,6 +434,8 @@ static int cmd_eval(int argc, char **argv) {
 done_data:
     free(members_csv);
     free(curve_csv);
+    free(imp_csv);
+    plan_free(&pl);
     ens_free_lm(&lr);
     ens_free_cls(&cr);
     if (have_td) data_free_text(&td);
@@ -419,6 +447,48 @@ done_model:
     return rc;
 }
 
+/* ---- report ------------------------------------------------------------------------------- */
+
+static void help_report(FILE *f) {
+    fprintf(f,
+            "usage: pathens report RUN_DIR [--out FILE] [--quiet]\n\n"
+            "Writes RUN_DIR/report.html (or FILE): one self-contained page (inline SVG and CSS, no scripts,\n"
+            "no external resources) from RUN_DIR/results.json and, if present, RUN_DIR/frontier.json:\n"
+            "model/data/pathways header, a summary table with 95%% intervals, the ensemble-size curve,\n"
+            "the member-loss histogram, the layer x head importance heatmap, attention-distance profiles\n"
+            "and the quality vs attention-FLOPs frontier. How to read each plot: docs/report.md.\n\n"
+            "options:\n"
+            "  --out FILE  write the page to FILE instead of RUN_DIR/report.html\n"
+            "  --quiet     no 'wrote ...' line on stderr\n");
+}
+
+static int cmd_report(int argc, char **argv) {
+    const char *dir = NULL, *out = NULL;
+    int         quiet = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help_report(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = 1;
+        } else if (argv[i][0] == '-') {
+            return usage_error("report", "unknown option or missing value");
+        } else if (!dir) {
+            dir = argv[i];
+        } else {
+            return usage_error("report", "one RUN_DIR at a time");
+        }
+    }
+    if (!dir) return usage_error("report", "missing RUN_DIR");
+    pe_err err = {0};
+    char   written[4096];
+    if (report_write(dir, out, written, sizeof written, &err)) return die(&err);
+    if (!quiet) fprintf(stderr, "wrote %s\n", written);
+    return 0;
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 static void help_main(FILE *f) {
@@ -428,6 +498,7 @@ static void help_main(FILE *f) {
             "commands:\n"
             "  inspect MODEL         architecture, parameter count, tensors of a checkpoint\n"
             "  eval CONFIG.ini       evaluate a model on a dataset, write results.json\n"
+            "  report RUN_DIR        write RUN_DIR/report.html (plots of results.json, no scripts)\n"
             "  version               print version and git commit\n\n"
             "exit codes: 0 ok, 1 usage error, 2 bad input (file, config, data), 3 internal error,\n"
             "            75 checkpointed after a signal (rerun to resume)\n",
@@ -450,6 +521,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     fprintf(stderr, "pathens: unknown command '%s'\n", cmd);
     help_main(stderr);
     return PE_ERR_USAGE;

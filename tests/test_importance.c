@@ -1,0 +1,210 @@
+/* test_importance.c: importance statistics against a planted ground truth.
+ *
+ * A one-layer model is built by hand so that exactly one head carries the signal: on sequences
+ * with x_t = x_{t-2} + 1 (mod V) the next token is the token one position back plus one, and
+ * head 2 is a "previous token" head (its query at i matches the key at i-1 through one-hot
+ * positions) that copies that token into a subspace the LM head reads (and shifts by one). No
+ * other distance predicts the target (x_{t-3} + 1 is off by one, even distances are independent). The other heads attend with random
+ * weights and write random vectors the LM head ignores. Importance must rank head 2 first, with
+ * every other head within two standard errors of zero; the distance band of the signal
+ * (distance 1) must rank first among the bands; the explicit ablation must agree. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "dataset.h"
+#include "ensemble.h"
+#include "importance.h"
+#include "model.h"
+
+#define V 8      /* symbols */
+#define TT 16    /* positions */
+#define NH 4
+#define HS 16
+#define C (NH * HS)
+#define PLANT 2  /* the signal head */
+#define NDOC 240
+
+static float *tensor(tu_tensors *t, const char *name) {
+    int i = tu_tensors_find(t, name);
+    assert_true(i >= 0);
+    return t->data[i];
+}
+
+static void build_planted_model(const char *dir) {
+    model_config c = {0};
+    c.dim = C; c.hidden_dim = 32; c.n_layers = 1; c.n_heads = NH; c.n_kv_heads = NH; c.vocab_size = V; c.seq_len = TT;
+    c.norm = MODEL_NORM_RMSNORM; c.norm_eps = 1e-5f; c.pos = MODEL_POS_LEARNED; c.mlp = MODEL_MLP_SWIGLU;
+    c.causal = 1; c.bias = 0; c.head = MODEL_HEAD_LM; c.input = MODEL_INPUT_TOKENS; c.pixel_std = 1.0f;
+    tu_tensors t;
+    pe_err     err = {0};
+    assert_int_equal(tu_random_tensors(&t, &c, 11, &err), PE_OK); /* random everywhere, then planted */
+    /* residual layout: [0,V) token one-hot, [V,V+TT) position one-hot, [32,32+V) copy subspace,
+     * [40,64) where the noise heads write */
+    float *emb = tensor(&t, "tok_emb.weight"), *pos = tensor(&t, "pos_emb.weight");
+    memset(emb, 0, sizeof(float) * V * C);
+    memset(pos, 0, sizeof(float) * TT * C);
+    for (int v = 0; v < V; v++) emb[v * C + v] = 1.0f;
+    for (int p = 0; p < TT; p++) pos[p * C + V + p] = 1.0f;
+    for (int i = 0; i < C; i++) {
+        tensor(&t, "layers.0.attn_norm.weight")[i] = 1.0f;
+        tensor(&t, "layers.0.mlp_norm.weight")[i] = 1.0f;
+        tensor(&t, "final_norm.weight")[i] = 1.0f;
+    }
+    float *wq = tensor(&t, "layers.0.attn.wq.weight"), *wk = tensor(&t, "layers.0.attn.wk.weight");
+    float *wv = tensor(&t, "layers.0.attn.wv.weight"), *wo = tensor(&t, "layers.0.attn.wo.weight");
+    for (int h = 0; h < NH; h++)
+        for (int r = 0; r < HS; r++) {
+            int row = h * HS + r;
+            for (int col = 0; col < C; col++) {
+                float *q = &wq[row * C + col], *k = &wk[row * C + col], *v = &wv[row * C + col];
+                if (h == PLANT) {
+                    *q = (col == V + r) ? 2.0f : 0.0f;          /* q_i = e_i (position i) */
+                    *k = (col == V + r - 1) ? 1.0f : 0.0f;      /* k_j = e_{j+1}: matches q_{j+1} */
+                    *v = (r < V && col == r) ? 1.0f : 0.0f;     /* v_j = token one-hot of x_j */
+                } else {
+                    *q *= 0.5f; *k *= 0.5f; *v *= 0.5f;         /* diffuse random attention */
+                }
+            }
+        }
+    for (int out = 0; out < C; out++) /* wo: head PLANT -> copy subspace; noise heads -> [40, 64) */
+        for (int in = 0; in < C; in++) {
+            int h = in / HS, r = in % HS;
+            float w = wo[out * C + in];
+            if (h == PLANT) wo[out * C + in] = (r < V && out == 32 + r) ? 1.0f : 0.0f;
+            else wo[out * C + in] = out >= 40 ? 0.3f * w : 0.0f;
+        }
+    memset(tensor(&t, "layers.0.mlp.w2.weight"), 0, sizeof(float) * C * 32); /* the MLP adds nothing */
+    float *lm = tensor(&t, "lm_head.weight");
+    memset(lm, 0, sizeof(float) * V * C);
+    for (int v = 0; v < V; v++) lm[((v + 1) % V) * C + 32 + v] = 2.0f; /* copied v predicts v + 1 */
+    assert_int_equal(tu_write_model_dir(&c, dir, &t, &err), PE_OK);
+    tu_free_tensors(&t);
+}
+
+/* NDOC documents a, b, a+1, b+1, a+2, ... (x_t = x_{t-2} + 1 mod V) of TT tokens, in memory */
+static void build_dataset(text_dataset *d) {
+    memset(d, 0, sizeof *d);
+    d->mode = DATA_MODE_DOCUMENTS;
+    d->context = TT;
+    d->stride = TT;
+    d->n_seqs = NDOC;
+    d->n_tokens = (int64_t)NDOC * TT;
+    d->tokens = malloc(sizeof(int) * d->n_tokens);
+    d->tok_bytes = malloc(sizeof(uint16_t) * d->n_tokens);
+    d->seqs = calloc(NDOC, sizeof(text_seq));
+    uint64_t s = 12345;
+    for (int u = 0; u < NDOC; u++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        int a = (int)((s >> 33) % V), b = (int)((s >> 45) % V);
+        for (int p = 0; p < TT; p++) {
+            d->tokens[u * TT + p] = ((p % 2 ? b : a) + p / 2) % V;
+            d->tok_bytes[u * TT + p] = 1;
+        }
+        d->seqs[u] = (text_seq){.start = (int64_t)u * TT, .len = TT, .score_begin = 1, .doc_id = u};
+    }
+    d->n_scored = (int64_t)NDOC * (TT - 2);
+    d->n_scored_bytes = d->n_scored;
+}
+
+static void test_planted_head(void **state) {
+    (void)state;
+    const char *dir = tu_tmp_dir("planted");
+    build_planted_model(dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    pe_err    err = {0};
+    ckpt_file ck;
+    model     m;
+    assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_OK);
+    assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+    text_dataset d;
+    build_dataset(&d);
+
+    pw_config pc = {0};
+    pc.scheme = PW_SCHEME_HEAD_DROP; pc.ratio = 2.0; pc.keep = 0.5; pc.lambda = INFINITY; pc.members = 16;
+    pc.seed = 7; pc.granularity = PW_GRAN_HEAD;
+    ens_options   o = {ENS_COMBINE_PROB, 16, 0, 1, 1};
+    ens_lm_result r;
+    assert_int_equal(ens_eval_text(&r, &m, &d, &pc, &o, &err), PE_OK);
+    double dense = eval_lm_nll(&r.dense);
+    printf("  dense NLL %.4f nats/token (log V = %.4f)\n", dense, log(V));
+    assert_true(dense < 0.1); /* the planted circuit solves the task */
+    for (int h = 0; h < NH; h++) {
+        double dl = imp_slope_delta(&r.imp.head[h]), se = imp_slope_stderr(&r.imp.head[h]);
+        double ab = ens_paired_mean(&r.imp.abl_head[h]), abse = ens_paired_stderr(&r.imp.abl_head[h]);
+        printf("  head %d: sampled delta %+.4f ± %.4f (%lld units), ablation delta %+.4f ± %.4f\n", h, dl, se,
+               (long long)r.imp.head[h].units, ab, abse);
+        if (h == PLANT) {
+            assert_true(dl > 1.0 && dl > 10.0 * se);
+            assert_true(ab > 1.0);
+        } else {
+            assert_true(fabs(dl) <= 2.0 * se); /* noise heads: within two standard errors of zero */
+            assert_true(fabs(ab) < 0.05 * ens_paired_mean(&r.imp.abl_head[PLANT]));
+        }
+    }
+    /* the layer ablation contains the planted head */
+    assert_true(ens_paired_mean(&r.imp.abl_layer[0]) > 1.0);
+    /* attention statistics: the planted head looks one position back */
+    const double *a = r.imp.att + (size_t)PLANT * (3 + r.imp.NB);
+    printf("  head %d mean attention distance %.3f, mass at distance 1: %.3f\n", PLANT, a[1] / a[0], a[3 + 1] / a[0]);
+    assert_true(a[3 + 1] / a[0] > 0.9);
+    ens_free_lm(&r);
+
+    /* bands: unbiased subsampling varies which distances survive; distance 1 must matter most */
+    pc.scheme = PW_SCHEME_UNBIASED;
+    pc.ratio = 2.0;
+    o.ablation = 0;
+    assert_int_equal(ens_eval_text(&r, &m, &d, &pc, &o, &err), PE_OK);
+    int best = -1;
+    for (int b = 0; b < r.imp.NB; b++) {
+        if (!r.imp.band_units[b] || isnan(r.imp.band_delta[b])) continue;
+        printf("  band %d [%d,%d]: sampled delta %+.4f ± %.4f (joint fit)\n", b, imp_band_lo(b), imp_band_hi(b),
+               r.imp.band_delta[b], r.imp.band_se[b]);
+        if (best < 0 || r.imp.band_delta[b] > r.imp.band_delta[best]) best = b;
+    }
+    assert_int_equal(best, 1);
+    assert_true(r.imp.band_delta[1] > 4.0 * r.imp.band_se[1]);
+    for (int b = 2; b < r.imp.NB; b++) /* no other distance carries the signal */
+        if (r.imp.band_units[b]) assert_true(r.imp.band_delta[b] < 0.5 * r.imp.band_delta[1]);
+    ens_free_lm(&r);
+    data_free_text(&d);
+    model_free(&m);
+    ckpt_close(&ck);
+}
+
+static void test_bands_and_slope(void **state) {
+    (void)state;
+    assert_int_equal(imp_band_of(0), 0);
+    assert_int_equal(imp_band_of(1), 1);
+    assert_int_equal(imp_band_of(3), 2);
+    assert_int_equal(imp_band_of(4), 3);
+    assert_int_equal(imp_n_bands(512), 10); /* distances up to 511: bands 0..9 */
+    for (int causal = 0; causal <= 1; causal++) { /* bands partition the allowed connections */
+        int64_t tot = 0;
+        for (int b = 0; b < imp_n_bands(37); b++) tot += imp_band_allowed(37, b, causal);
+        assert_int_equal(tot, causal ? 37 * 38 / 2 : 37 * 37);
+    }
+    /* binary x: delta is the within-unit mean difference dropped minus kept */
+    imp_slope s = {0};
+    double x1[4] = {1, 0, 1, 0}, y1[4] = {1.0, 3.0, 1.2, 2.8};
+    double x2[4] = {0, 1, 1, 1}, y2[4] = {5.0, 3.0, 3.1, 2.9};
+    imp_slope_add_unit(&s, x1, y1, 4);
+    imp_slope_add_unit(&s, x2, y2, 4);
+    /* unit 1: S_xx = 1, S_xy = -1.8; unit 2: S_xx = 0.75, S_xy = -1.5 -> beta = -3.3 / 1.75 */
+    assert_true(fabs(imp_slope_delta(&s) - 3.3 / 1.75) < 1e-12);
+    double x3[3] = {1, 1, 1}, y3[3] = {1, 2, 3};
+    imp_slope_add_unit(&s, x3, y3, 3); /* no variation: no information */
+    assert_int_equal(s.units, 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bands_and_slope),
+        cmocka_unit_test(test_planted_head),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
