@@ -26,6 +26,7 @@
 #include "model.h"
 #include "tokenizer.h"
 #include "version.h"
+#include "cli.h"
 
 static int die(const pe_err *err) {
     fprintf(stderr, "pathens: error: %s\n", err->msg);
@@ -130,7 +131,7 @@ static void derive_labels(char *out, size_t n, const char *images) {
     snprintf(out, n, "%.*slabels-idx1%s", (int)(p - images), images, p + strlen("images-idx3"));
 }
 
-static int cmd_eval(int argc, char **argv) {
+int cmd_eval(int argc, char **argv) {
     const char *ini = NULL;
     int         threads = 0, quiet = 0;
     pe_err      err = {0};
@@ -498,6 +499,7 @@ static void help_main(FILE *f) {
             "commands:\n"
             "  inspect MODEL         architecture, parameter count, tensors of a checkpoint\n"
             "  eval CONFIG.ini       evaluate a model on a dataset, write results.json\n"
+            "  prune RUN_DIR         static pathway plans for FLOPs budgets from a run's importance\n"
             "  report RUN_DIR        write RUN_DIR/report.html (plots of results.json, no scripts)\n"
             "  version               print version and git commit\n\n"
             "exit codes: 0 ok, 1 usage error, 2 bad input (file, config, data), 3 internal error,\n"
@@ -522,6 +524,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
+    if (!strcmp(cmd, "prune")) return cmd_prune(argc - 2, argv + 2);
     fprintf(stderr, "pathens: unknown command '%s'\n", cmd);
     help_main(stderr);
     return PE_ERR_USAGE;
