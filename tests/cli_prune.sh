@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# cli_prune.sh: importance in results.json and importance.csv, `pathens prune` plans within their
+# budgets, `scheme = plan` evaluation, frontier.json; bad plans refused.
+set -u
+: "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
+for f in stories260K.bin tok512.bin tinystories_val.txt; do
+    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
+done
+T="$PATHENS_TEST_TMP/cli_prune"; rm -rf "$T"; mkdir -p "$T"
+fails=0
+ok()  { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+cfg="$PATHENS_SRC/configs/stories260k.ini"
+
+"$PATHENS" eval "$cfg" --quiet --set data.limit=24 --set pathways.scheme=head-drop --set pathways.ratio=2 \
+    --set pathways.members=8 --set importance.ablation=1 --set run.out="$T/run"; rc=$?
+[ $rc = 0 ] && ok "eval with importance and ablation" || bad "eval exit $rc"
+v=$(json "$T/run/results.json" "(lambda i: i['n_layers'] == 5 and i['n_heads'] == 8 and len(i['heads']) == 40 and len(i['layers']) == 5 and all(h['sampled'] is not None and h['ablation'] is not None and abs(sum(h['attention']['mass_by_band']) - 1) < 1e-6 for h in i['heads']))(d['importance'])")
+[ "$v" = True ] && ok "importance: 40 heads with sampled, ablation and attention mass summing to 1" || bad "importance object"
+[ "$(grep -c '^head,' "$T/run/importance.csv")" = 40 ] && [ "$(grep -c '^layer,' "$T/run/importance.csv")" = 5 ] && ok "importance.csv rows" || bad "importance.csv"
+
+"$PATHENS" prune "$T/run" --budget 0.3 --budget 0.6 --evaluate --quiet; rc=$?
+[ $rc = 0 ] && ok "prune --evaluate" || bad "prune exit $rc"
+for b in 0.3 0.6; do
+    v=$(json "$T/run/plan_$b.json" "d['format'] == 'pathens-plan' and d['flops_fraction'] <= $b + 1e-12 and len(d['heads']) == 40")
+    [ "$v" = True ] && ok "plan_$b.json within its budget" || bad "plan_$b.json"
+done
+v=$(json "$T/run/frontier.json" "len(d['plans']) == 2 and d['dense']['flops_fraction'] == 1 and len(d['samples']) == 8 and all(p['flops_fraction'] <= 1 for p in d['plans'])")
+[ "$v" = True ] && ok "frontier.json: 2 plans, dense, 8 samples" || bad "frontier.json"
+v=$(json "$T/run/plan_0.6/results.json" "d['config']['pathways']['scheme'] == 'plan' and len(d['members']) == 1 and d['members'][0]['kept_fraction'] < 0.7")
+[ "$v" = True ] && ok "plan evaluated as one static member" || bad "plan run"
+
+# bad plans
+"$PATHENS" eval "$cfg" --quiet --set data.limit=5 --set pathways.scheme=plan --set run.out="$T/bad1" 2>"$T/err"; rc=$?
+[ $rc = 2 ] && grep -q "pathways.plan" "$T/err" && ok "scheme = plan without a plan: exit 2" || bad "missing plan: $rc $(cat "$T/err")"
+printf '{"format": "pathens-plan", "version": 1, "n_layers": 2, "n_heads": 8, "heads": []}' >"$T/wrong.json"
+"$PATHENS" eval "$cfg" --quiet --set data.limit=5 --set pathways.scheme=plan --set pathways.plan="$T/wrong.json" \
+    --set run.out="$T/bad2" 2>"$T/err"; rc=$?
+[ $rc = 2 ] && grep -q "5 x 8" "$T/err" && ok "plan for another model: exit 2" || bad "wrong plan: $rc $(cat "$T/err")"
+"$PATHENS" prune "$T/nope" --budget 0.5 2>/dev/null; rc=$?
+[ $rc = 2 ] && ok "prune on a missing run: exit 2" || bad "prune missing run exit $rc"
+"$PATHENS" prune "$T/run" --budget 2 2>/dev/null; rc=$?
+[ $rc = 1 ] && ok "prune --budget 2: usage error" || bad "budget 2 exit $rc"
+
+echo "$fails failure(s)"
+[ "$fails" = 0 ]
