@@ -76,30 +76,12 @@ static double log_mean_exp(const double *lp, int k) {
     return mx + log(s / k);
 }
 
-static int *order_by_length(const text_dataset *d, pe_err *err) {
-    int *order = pe_malloc((size_t)d->n_seqs * sizeof(int), err, "sequence order");
-    if (!order) return NULL;
-    int maxlen = 0;
-    for (int s = 0; s < d->n_seqs; s++) maxlen = d->seqs[s].len > maxlen ? d->seqs[s].len : maxlen;
-    int *count = calloc((size_t)maxlen + 2, sizeof(int));
-    if (!count) {
-        free(order);
-        pe_fail(err, PE_ERR_INTERNAL, "out of memory sorting sequences");
-        return NULL;
-    }
-    for (int s = 0; s < d->n_seqs; s++) count[d->seqs[s].len + 1]++;
-    for (int l = 1; l <= maxlen + 1; l++) count[l] += count[l - 1];
-    for (int s = 0; s < d->n_seqs; s++) order[count[d->seqs[s].len]++] = s;
-    free(count);
-    return order;
-}
-
-
 /* ---- importance collection ---------------------------------------------------------------- */
 
 /* per-unit importance inputs, reduced in dataset order at the end */
 typedef struct {
     int      on, abl, K, L, NH, NB, S, A; /* S = 3 + NB attention stats, A = L*NH + L ablations */
+    int      u0;        /* per-unit arrays hold units [u0, u0 + N) */
     double  *u_att;     /* (N, L, NH, S) dense attention statistics per unit */
     double  *u_xh;      /* (N, K, L, NH) kept fraction of each head */
     double  *u_xb;      /* (N, K, L, NB) kept fraction of each layer's band (NaN: band not allowed) */
@@ -160,7 +142,7 @@ static void imp_collect_dense(imp_collect *ic, int B, const int *units) {
     size_t per = (size_t)ic->NH * ic->S;
     for (int l = 0; l < ic->L; l++)
         for (int b = 0; b < B; b++)
-            memcpy(ic->u_att + ((size_t)units[b] * ic->L + l) * per, ic->att_stats + ((size_t)l * B + b) * per,
+            memcpy(ic->u_att + ((size_t)(units[b] - ic->u0) * ic->L + l) * per, ic->att_stats + ((size_t)l * B + b) * per,
                    per * sizeof(double));
 }
 
@@ -173,8 +155,8 @@ static void imp_collect_member(imp_collect *ic, int k, int B, const int *units, 
     for (int b = 0; b < B; b++) {
         int     n   = rows[b];
         double  all = causal ? (double)n * (n + 1) / 2.0 : (double)n * n;
-        double *xh  = ic->u_xh + ((size_t)units[b] * Kc + k) * L * NH;
-        double *xb  = ic->u_xb + ((size_t)units[b] * Kc + k) * L * NB;
+        double *xh  = ic->u_xh + ((size_t)(units[b] - ic->u0) * Kc + k) * L * NH;
+        double *xb  = ic->u_xb + ((size_t)(units[b] - ic->u0) * Kc + k) * L * NB;
         for (int l = 0; l < L; l++) {
             for (int h = 0; h < NH; h++) xh[l * NH + h] = (double)ic->kept_bh[((size_t)l * B + b) * NH + h] / all;
             for (int band = 0; band < NB; band++) {
@@ -278,123 +260,162 @@ void ens_free_lm(ens_lm_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
-                        const ens_options *o, pe_err *err) {
-    memset(r, 0, sizeof *r);
-    ens_combine combine = o->combine;
-    int batch = o->batch, per_example = o->per_example;
+/* per-unit results of the units [u0, u0 + n) of a text dataset: what a worker computes for one
+ * task, what the coordinator merges, journals and finally reduces in dataset order */
+struct ens_rows {
+    int         u0, n, N, K, L, NH, NB, Tmax;
+    double     *dense;   /* (n) dense NLL of the unit (nats, summed over its scored targets) */
+    double     *mem;     /* (n, K) member NLL */
+    double     *curve;   /* (n, K) NLL of the ensemble of members 0..k */
+    double     *kl;      /* (n, K) Σ KL(dense || member) over the unit's scored targets */
+    int64_t    *agree;   /* (n, K) scored positions where member and dense argmax agree */
+    int64_t    *kept;    /* (K, L, NH) connections kept, summed over the units */
+    int64_t    *allowed; /* (K, L, NH) */
+    imp_collect ic;      /* importance inputs of the same units */
+};
+
+ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0, int n,
+                       pe_err *err) {
     const model_config *mc = &m->cfg;
-    int K = c ? c->members : 0, V = mc->vocab_size, L = mc->n_layers, NH = mc->n_heads, Tmax = 0, N = d->n_seqs;
-    for (int s = 0; s < N; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
-    if (Tmax > mc->seq_len)
+    int Tmax = 0;
+    for (int s = 0; s < d->n_seqs; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
+    if (u0 < 0 || n < 0 || u0 + n > d->n_seqs) {
+        pe_fail(err, PE_ERR_INTERNAL, "unit range [%d, %d) outside the dataset's %d units", u0, u0 + n, d->n_seqs);
+        return NULL;
+    }
+    ens_rows *rw = pe_calloc(1, sizeof *rw, err, "rows");
+    if (!rw) return NULL;
+    int K = c ? c->members : 0;
+    rw->u0 = u0, rw->n = n, rw->N = d->n_seqs, rw->K = K, rw->L = mc->n_layers, rw->NH = mc->n_heads, rw->Tmax = Tmax;
+    rw->NB = imp_n_bands(Tmax);
+    size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)rw->L * rw->NH;
+    rw->dense   = pe_calloc((size_t)n + 1, sizeof(double), err, "dense rows");
+    rw->mem     = pe_calloc((size_t)n * Kc + 1, sizeof(double), err, "member rows");
+    rw->curve   = pe_calloc((size_t)n * Kc + 1, sizeof(double), err, "curve rows");
+    rw->kl      = pe_calloc((size_t)n * Kc + 1, sizeof(double), err, "KL rows");
+    rw->agree   = pe_calloc((size_t)n * Kc + 1, sizeof(int64_t), err, "agreement rows");
+    rw->kept    = pe_calloc(Kc * LH, sizeof(int64_t), err, "kept");
+    rw->allowed = pe_calloc(Kc * LH, sizeof(int64_t), err, "allowed");
+    int batch = o->batch < (n > 0 ? n : 1) ? o->batch : (n > 0 ? n : 1);
+    if (!rw->dense || !rw->mem || !rw->curve || !rw->kl || !rw->agree || !rw->kept || !rw->allowed ||
+        imp_collect_init(&rw->ic, o, K, rw->L, rw->NH, rw->NB, n, batch, err) != PE_OK) {
+        ens_rows_free(rw);
+        return NULL;
+    }
+    rw->ic.u0 = u0;
+    return rw;
+}
+
+void ens_rows_free(ens_rows *rw) {
+    if (!rw) return;
+    free(rw->dense); free(rw->mem); free(rw->curve); free(rw->kl); free(rw->agree); free(rw->kept); free(rw->allowed);
+    imp_collect_free(&rw->ic);
+    free(rw);
+}
+
+int ens_rows_first(const ens_rows *rw) { return rw->u0; }
+int ens_rows_count(const ens_rows *rw) { return rw->n; }
+
+pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d, const pw_config *c,
+                            const ens_options *o, pe_err *err) {
+    const model_config *mc = &m->cfg;
+    ens_combine combine = o->combine;
+    int K = rw->K, V = mc->vocab_size, L = rw->L, NH = rw->NH, NB = rw->NB, n = rw->n, u0 = rw->u0, Tmax = 0;
+    if (n == 0) return PE_OK;
+    for (int s = u0; s < u0 + n; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
+    if (rw->Tmax > mc->seq_len)
         return pe_fail(err, PE_ERR_INPUT, "data has sequences of %d tokens but the model's context is %d; set data.context",
-                       Tmax, mc->seq_len);
-    if (N == 0 || Tmax < 2) return pe_fail(err, PE_ERR_INPUT, "the dataset has no sequence with a target to score");
-    if (batch > N) batch = N;
-    r->K = K;
-    r->L = L;
-    r->NH = NH;
+                       rw->Tmax, mc->seq_len);
+    int batch = o->batch < n ? o->batch : n;
     size_t Kc = K > 0 ? (size_t)K : 1, BT = (size_t)batch * Tmax, LH = (size_t)L * NH;
+    imp_collect *ic = &rw->ic;
     model_acts a;
     pe_status  st = model_acts_init(&a, m, batch, Tmax, err);
     if (st) return st;
-    imp_collect ic;
-    int NB = imp_n_bands(Tmax);
-    if ((st = imp_collect_init(&ic, o, K, L, NH, NB, N, batch, err)) != PE_OK ||
-        (st = imp_result_init(&r->imp, &ic, err)) != PE_OK) {
-        imp_collect_free(&ic);
-        model_acts_free(&a);
-        ens_free_lm(r);
-        return st;
-    }
-    int *units = pe_malloc((size_t)batch * sizeof(int), err, "batch units"); /* (batch) */
-    int *srows = pe_malloc((size_t)batch * sizeof(int), err, "batch rows");  /* (batch) */
-    if (!units || !srows) st = PE_ERR_INTERNAL;
-    /* batch buffers */
-    int     *tokens  = pe_malloc(BT * sizeof(int), err, "tokens");           /* (batch, T) */
-    int     *lens    = pe_malloc((size_t)batch * sizeof(int), err, "lens");  /* (batch) */
-    int64_t *ids     = pe_malloc((size_t)batch * sizeof(int64_t), err, "ids"); /* (batch) */
-    float   *logits  = pe_malloc(BT * V * sizeof(float), err, "logits");     /* (batch, T, V) member */
-    double  *lp_d    = pe_malloc(BT * V * sizeof(double), err, "dense log-probs"); /* (batch, T, V) */
+    int     *units   = pe_malloc((size_t)batch * sizeof(int), err, "batch units");  /* (batch) */
+    int     *srows   = pe_malloc((size_t)batch * sizeof(int), err, "batch rows");   /* (batch) */
+    int     *tokens  = pe_malloc(BT * sizeof(int), err, "tokens");                  /* (batch, T) */
+    int     *lens    = pe_malloc((size_t)batch * sizeof(int), err, "lens");         /* (batch) */
+    int64_t *ids     = pe_malloc((size_t)batch * sizeof(int64_t), err, "ids");      /* (batch) */
+    float   *logits  = pe_malloc(BT * V * sizeof(float), err, "logits");            /* (batch, T, V) */
+    double  *lp_d    = pe_malloc(BT * V * sizeof(double), err, "dense log-probs");  /* (batch, T, V) */
+    double  *p_d     = pe_malloc(BT * V * sizeof(double), err, "dense probs");      /* (batch, T, V) */
     float   *lsum    = combine == ENS_COMBINE_LOGIT ? pe_malloc(BT * V * sizeof(float), err, "logit sums") : NULL;
-    int     *am_d    = pe_malloc(BT * sizeof(int), err, "dense argmax");     /* (batch, T) */
+    int     *am_d    = pe_malloc(BT * sizeof(int), err, "dense argmax");            /* (batch, T) */
     double  *lpt     = pe_malloc(Kc * BT * sizeof(double), err, "member target log-probs"); /* (K, batch, T) */
-    double  *lpc     = pe_malloc(Kc * BT * sizeof(double), err, "curve target log-probs");  /* (K, batch, T) logit mode */
-    /* per-unit results, dataset order */
-    double  *u_dense = pe_malloc((size_t)N * sizeof(double), err, "unit dense");   /* (N) */
-    double  *u_mem   = pe_malloc((size_t)N * Kc * sizeof(double), err, "unit members"); /* (N, K) */
-    double  *u_curve = pe_malloc((size_t)N * Kc * sizeof(double), err, "unit curve");   /* (N, K) */
-    double  *u_kl    = pe_calloc((size_t)N * Kc, sizeof(double), err, "unit KL");        /* (N, K) */
-    int64_t *u_agree = pe_calloc((size_t)N * Kc, sizeof(int64_t), err, "unit agree");    /* (N, K) */
-    double  *kbuf    = pe_malloc(Kc * sizeof(double), err, "member scratch");   /* (K) */
-    float   *lrow    = pe_malloc((size_t)V * sizeof(float), err, "mean logits");  /* (V) */
-    int     *order   = order_by_length(d, err);
-    r->member  = pe_calloc(Kc, sizeof(eval_lm_acc), err, "member results");
-    r->curve   = pe_calloc(Kc, sizeof(eval_lm_acc), err, "curve");
-    r->kl      = pe_calloc(Kc, sizeof(double), err, "KL");
-    r->agree   = pe_calloc(Kc, sizeof(int64_t), err, "agreement");
-    r->kept    = pe_calloc(Kc * LH, sizeof(int64_t), err, "kept");
-    r->allowed = pe_calloc(Kc * LH, sizeof(int64_t), err, "allowed");
-    if (!tokens || !lens || !ids || !logits || !lp_d || (combine == ENS_COMBINE_LOGIT && !lsum) || !am_d || !lpt ||
-        !lpc || !u_dense || !u_mem || !u_curve || !u_kl || !u_agree || !kbuf || !lrow || !order || !r->member || !r->curve || !r->kl ||
-        !r->agree || !r->kept || !r->allowed)
+    double  *lpc     = pe_malloc(Kc * BT * sizeof(double), err, "curve target log-probs");  /* (K, batch, T) */
+    double  *kbuf    = pe_malloc(Kc * sizeof(double), err, "member scratch");       /* (K) */
+    float   *lrow    = pe_malloc((size_t)V * sizeof(float), err, "mean logits");    /* (V) */
+    int     *order   = pe_malloc((size_t)n * sizeof(int), err, "order");            /* (n) */
+    if (!units || !srows || !tokens || !lens || !ids || !logits || !lp_d || !p_d || (combine == ENS_COMBINE_LOGIT && !lsum) ||
+        !am_d || !lpt || !lpc || !kbuf || !lrow || !order)
         st = PE_ERR_INTERNAL;
-
-    for (int s0 = 0; !st && s0 < N; s0 += batch) {
-        int B = N - s0 < batch ? N - s0 : batch, T = 0;
+    /* stable order of the range by length: batches pad little; rows are stored per unit */
+    if (!st) {
+        int *count = calloc((size_t)Tmax + 2, sizeof(int));
+        if (!count) st = pe_fail(err, PE_ERR_INTERNAL, "out of memory sorting sequences");
+        else {
+            for (int s = 0; s < n; s++) count[d->seqs[u0 + s].len + 1]++;
+            for (int l = 1; l <= Tmax + 1; l++) count[l] += count[l - 1];
+            for (int s = 0; s < n; s++) order[count[d->seqs[u0 + s].len]++] = u0 + s;
+            free(count);
+        }
+    }
+    for (int s0 = 0; !st && s0 < n; s0 += batch) {
+        int B = n - s0 < batch ? n - s0 : batch, T = 0;
         for (int b = 0; b < B; b++) T = d->seqs[order[s0 + b]].len > T ? d->seqs[order[s0 + b]].len : T;
         for (int b = 0; b < B; b++) {
             const text_seq *sq = &d->seqs[order[s0 + b]];
             units[b] = order[s0 + b];
-            lens[b] = sq->len;
+            lens[b]  = sq->len;
             srows[b] = mc->causal ? sq->len - 1 : sq->len; /* the last causal query predicts nothing scored */
-            ids[b]  = sq->doc_id;
+            ids[b]   = sq->doc_id;
             memcpy(tokens + (size_t)b * T, d->tokens + sq->start, (size_t)sq->len * sizeof(int));
             for (int t = sq->len; t < T; t++) tokens[(size_t)b * T + t] = 0;
         }
         /* dense */
-        model_pathways dpw = {.cfg = NULL, .n_bands = NB, .att_stats = ic.on ? ic.att_stats : NULL};
+        model_pathways dpw = {.cfg = NULL, .n_bands = NB, .att_stats = ic->on ? ic->att_stats : NULL};
         st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &dpw, 0, err);
-        if (!st) imp_collect_dense(&ic, B, units);
+        if (!st) imp_collect_dense(ic, B, units);
         for (int b = 0; !st && b < B; b++) {
-            const text_seq *sq = &d->seqs[order[s0 + b]];
+            const text_seq *sq = &d->seqs[units[b]];
             double nll = 0.0;
             for (int p = sq->score_begin; p < sq->len - 1; p++) {
                 size_t row = (size_t)b * T + p;
                 const float *x = logits + row * V;
                 double lse = row_lse(x, V, &am_d[row]);
-                for (int v = 0; v < V; v++) lp_d[row * V + v] = (double)x[v] - lse;
+                for (int v = 0; v < V; v++) {
+                    lp_d[row * V + v] = (double)x[v] - lse;
+                    p_d[row * V + v]  = exp(lp_d[row * V + v]);
+                }
                 nll -= (double)x[d->tokens[sq->start + p + 1]] - lse;
             }
-            u_dense[order[s0 + b]] = nll;
+            rw->dense[units[b] - u0] = nll;
         }
         if (lsum) memset(lsum, 0, (size_t)B * T * V * sizeof(float));
         /* members */
         for (int k = 0; !st && k < K; k++) {
-            model_pathways pw = {.cfg = c, .member = k, .seq_ids = ids, .kept = r->kept + (size_t)k * LH,
-                                 .allowed = r->allowed + (size_t)k * LH, .n_bands = NB,
-                                 .kept_bh = ic.on ? ic.kept_bh : NULL, .band_kept = ic.on ? ic.band_kept : NULL,
+            model_pathways pw = {.cfg = c, .member = k, .seq_ids = ids, .kept = rw->kept + (size_t)k * LH,
+                                 .allowed = rw->allowed + (size_t)k * LH, .n_bands = NB,
+                                 .kept_bh = ic->on ? ic->kept_bh : NULL, .band_kept = ic->on ? ic->band_kept : NULL,
                                  .stat_rows = srows};
             st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &pw, 0, err);
-            if (!st) imp_collect_member(&ic, k, B, units, srows, mc->causal);
+            if (!st) imp_collect_member(ic, k, B, units, srows, mc->causal);
             for (int b = 0; !st && b < B; b++) {
-                const text_seq *sq = &d->seqs[order[s0 + b]];
-                size_t          u  = (size_t)order[s0 + b];
+                const text_seq *sq = &d->seqs[units[b]];
+                size_t          u  = (size_t)(units[b] - u0);
                 for (int p = sq->score_begin; p < sq->len - 1; p++) {
-                    size_t       row = (size_t)b * T + p;
-                    const float *x   = logits + row * V;
-                    const double *ld = lp_d + row * V;
-                    int          am;
-                    double       lse = row_lse(x, V, &am);
-                    double       kl  = 0.0;
-                    for (int v = 0; v < V; v++) {
-                        double ldv = ld[v];
-                        kl += exp(ldv) * (ldv - ((double)x[v] - lse));
-                    }
+                    size_t        row = (size_t)b * T + p;
+                    const float  *x   = logits + row * V;
+                    const double *ld  = lp_d + row * V, *pdr = p_d + row * V;
+                    int           am;
+                    double        lse = row_lse(x, V, &am);
+                    double        kl  = 0.0;
+                    for (int v = 0; v < V; v++) kl += pdr[v] * (ld[v] - ((double)x[v] - lse));
                     int tgt = d->tokens[sq->start + p + 1];
                     lpt[((size_t)k * B + b) * T + p] = (double)x[tgt] - lse;
-                    u_kl[u * Kc + k] += kl;
-                    u_agree[u * Kc + k] += am == am_d[row];
+                    rw->kl[u * Kc + k] += kl;
+                    rw->agree[u * Kc + k] += am == am_d[row];
                     if (lsum) { /* running mean of logits: curve point k, scored like a member */
                         float *sm = lsum + row * V;
                         for (int v = 0; v < V; v++) {
@@ -407,24 +428,24 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
             }
         }
         /* explicit ablations: each head, then each layer, dropped alone */
-        for (int ai = 0; !st && ic.abl && ai < ic.A; ai++) {
-            pw_config      ac  = imp_ablation_config(&ic, ai);
+        for (int ai = 0; !st && ic->abl && ai < ic->A; ai++) {
+            pw_config      ac  = imp_ablation_config(ic, ai);
             model_pathways apw = {.cfg = &ac, .seq_ids = ids};
             st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &apw, 0, err);
             for (int b = 0; !st && b < B; b++) {
-                const text_seq *sq  = &d->seqs[order[s0 + b]];
+                const text_seq *sq  = &d->seqs[units[b]];
                 double          nll = 0.0;
                 for (int p = sq->score_begin; p < sq->len - 1; p++) {
                     const float *x = logits + ((size_t)b * T + p) * V;
                     nll -= (double)x[d->tokens[sq->start + p + 1]] - row_lse(x, V, NULL);
                 }
-                ic.u_abl[(size_t)units[b] * ic.A + ai] = nll;
+                ic->u_abl[(size_t)(units[b] - u0) * ic->A + ai] = nll;
             }
         }
         /* per unit: members and the ensemble-size curve */
         for (int b = 0; !st && b < B; b++) {
-            const text_seq *sq = &d->seqs[order[s0 + b]];
-            size_t          u  = (size_t)order[s0 + b];
+            const text_seq *sq = &d->seqs[units[b]];
+            size_t          u  = (size_t)(units[b] - u0);
             for (int k = 0; k < K; k++) {
                 double mn = 0.0, cn = 0.0;
                 for (int p = sq->score_begin; p < sq->len - 1; p++) {
@@ -436,43 +457,70 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
                         cn -= log_mean_exp(kbuf, k + 1);
                     }
                 }
-                u_mem[u * Kc + k]   = mn;
-                u_curve[u * Kc + k] = cn;
+                rw->mem[u * Kc + k]   = mn;
+                rw->curve[u * Kc + k] = cn;
             }
         }
     }
-    /* canonical reduction in dataset order */
+    free(units); free(srows); free(tokens); free(lens); free(ids); free(logits); free(lp_d); free(p_d); free(lsum); free(am_d);
+    free(lpt); free(lpc); free(kbuf); free(lrow); free(order);
+    model_acts_free(&a);
+    return st;
+}
+
+pe_status ens_text_reduce(ens_lm_result *r, ens_rows *all, const text_dataset *d, const ens_options *o, pe_err *err) {
+    memset(r, 0, sizeof *r);
+    int K = all->K, L = all->L, NH = all->NH, N = d->n_seqs;
+    if (all->u0 != 0 || all->n != N) return pe_fail(err, PE_ERR_INTERNAL, "reduce needs the rows of every unit");
+    size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)L * NH;
+    r->K = K;
+    r->L = L;
+    r->NH = NH;
+    imp_collect *ic = &all->ic;
+    pe_status st = imp_result_init(&r->imp, ic, err);
+    r->member  = pe_calloc(Kc, sizeof(eval_lm_acc), err, "member results");
+    r->curve   = pe_calloc(Kc, sizeof(eval_lm_acc), err, "curve");
+    r->kl      = pe_calloc(Kc, sizeof(double), err, "KL");
+    r->agree   = pe_calloc(Kc, sizeof(int64_t), err, "agreement");
+    r->kept    = pe_malloc(Kc * LH * sizeof(int64_t), err, "kept");
+    r->allowed = pe_malloc(Kc * LH * sizeof(int64_t), err, "allowed");
+    double *kbuf = pe_malloc(Kc * sizeof(double), err, "member scratch");
+    if (!st && (!r->member || !r->curve || !r->kl || !r->agree || !r->kept || !r->allowed || !kbuf)) st = PE_ERR_INTERNAL;
+    if (!st) {
+        memcpy(r->kept, all->kept, Kc * LH * sizeof(int64_t));
+        memcpy(r->allowed, all->allowed, Kc * LH * sizeof(int64_t));
+    }
     msgpack_sbuffer *sb = NULL;
     msgpack_packer   pk;
-    if (!st && per_example) {
+    if (!st && o->per_example) {
         sb = msgpack_sbuffer_new();
         msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
         msgpack_pack_array(&pk, (size_t)N);
         r->per_example = sb;
     }
-    for (int u = 0; !st && u < N; u++) {
+    for (int u = 0; !st && u < N; u++) { /* canonical reduction in dataset order */
         const text_seq *sq = &d->seqs[u];
         int64_t         nt = sq->len - 1 - sq->score_begin, nb = 0;
         for (int p = sq->score_begin; p < sq->len - 1; p++) nb += d->tok_bytes[sq->start + p + 1];
-        eval_lm_add_unit(&r->dense, u_dense[u], nt, nb);
+        eval_lm_add_unit(&r->dense, all->dense[u], nt, nb);
         r->queries += sq->len;
         double mean_m = 0.0;
         for (int k = 0; k < K; k++) {
-            eval_lm_add_unit(&r->member[k], u_mem[(size_t)u * Kc + k], nt, nb);
-            eval_lm_add_unit(&r->curve[k], u_curve[(size_t)u * Kc + k], nt, nb);
-            r->kl[k] += u_kl[(size_t)u * Kc + k];
-            r->agree[k] += u_agree[(size_t)u * Kc + k];
-            mean_m += u_mem[(size_t)u * Kc + k];
+            eval_lm_add_unit(&r->member[k], all->mem[(size_t)u * Kc + k], nt, nb);
+            eval_lm_add_unit(&r->curve[k], all->curve[(size_t)u * Kc + k], nt, nb);
+            r->kl[k] += all->kl[(size_t)u * Kc + k];
+            r->agree[k] += all->agree[(size_t)u * Kc + k];
+            mean_m += all->mem[(size_t)u * Kc + k];
         }
         if (K > 0) {
-            double ens = u_curve[(size_t)u * Kc + K - 1];
+            double ens = all->curve[(size_t)u * Kc + K - 1];
             eval_lm_add_unit(&r->ensemble, ens, nt, nb);
             eval_lm_add_unit(&r->member_mean, mean_m / K, nt, nb);
-            if (nt > 0) paired_add(&r->diff, ens - u_dense[u], (double)nt);
+            if (nt > 0) paired_add(&r->diff, ens - all->dense[u], (double)nt);
         }
         if (nt > 0) {
-            for (int k = 0; k < K; k++) kbuf[k] = u_mem[(size_t)u * Kc + k] / (double)nt; /* y: nats per token */
-            imp_reduce_unit(&r->imp, &ic, u, kbuf, u_dense[u], (double)nt);
+            for (int k = 0; k < K; k++) kbuf[k] = all->mem[(size_t)u * Kc + k] / (double)nt; /* y: nats per token */
+            imp_reduce_unit(&r->imp, ic, u, kbuf, all->dense[u], (double)nt);
         }
         if (sb) {
             msgpack_pack_map(&pk, 6);
@@ -483,24 +531,150 @@ pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d,
             msgpack_pack_str_with_body(&pk, "bytes", 5);
             msgpack_pack_int64(&pk, nb);
             msgpack_pack_str_with_body(&pk, "dense_nll", 9);
-            msgpack_pack_double(&pk, u_dense[u]);
+            msgpack_pack_double(&pk, all->dense[u]);
             msgpack_pack_str_with_body(&pk, "member_nll", 10);
             msgpack_pack_array(&pk, (size_t)K);
-            for (int k = 0; k < K; k++) msgpack_pack_double(&pk, u_mem[(size_t)u * Kc + k]);
+            for (int k = 0; k < K; k++) msgpack_pack_double(&pk, all->mem[(size_t)u * Kc + k]);
             msgpack_pack_str_with_body(&pk, "ensemble_nll", 12);
-            if (K > 0) msgpack_pack_double(&pk, u_curve[(size_t)u * Kc + K - 1]);
+            if (K > 0) msgpack_pack_double(&pk, all->curve[(size_t)u * Kc + K - 1]);
             else msgpack_pack_nil(&pk);
         }
     }
-    if (!st) st = imp_finish(&r->imp, &ic, N, err);
-    free(tokens); free(lens); free(ids); free(logits); free(lp_d); free(lsum); free(am_d); free(lpt); free(lpc);
-    free(u_dense); free(u_mem); free(u_curve); free(u_kl); free(u_agree); free(kbuf); free(lrow); free(order);
-    free(units);
-    free(srows);
-    imp_collect_free(&ic);
-    model_acts_free(&a);
+    if (!st) st = imp_finish(&r->imp, ic, N, err);
+    free(kbuf);
     if (st) ens_free_lm(r);
     return st;
+}
+
+pe_status ens_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
+                        const ens_options *o, pe_err *err) {
+    memset(r, 0, sizeof *r);
+    if (d->n_seqs == 0) return pe_fail(err, PE_ERR_INPUT, "the dataset has no sequence with a target to score");
+    ens_rows *all = ens_rows_new(m, d, c, o, 0, d->n_seqs, err);
+    if (!all) return err->code ? err->code : PE_ERR_INTERNAL;
+    pe_status st = ens_text_rows_run(all, m, d, c, o, err);
+    if (!st) st = ens_text_reduce(r, all, d, o, err);
+    ens_rows_free(all);
+    return st;
+}
+
+/* ---- rows on the wire and in the journal ---------------------------------------------------- */
+
+static void pack_f64s(msgpack_packer *pk, const char *key, const double *x, size_t n) {
+    msgpack_pack_str_with_body(pk, key, strlen(key));
+    msgpack_pack_bin_with_body(pk, x, n * sizeof(double)); /* raw little-endian doubles: exact, compact */
+}
+
+static void pack_i64s(msgpack_packer *pk, const char *key, const int64_t *x, size_t n) {
+    msgpack_pack_str_with_body(pk, key, strlen(key));
+    msgpack_pack_bin_with_body(pk, x, n * sizeof(int64_t));
+}
+
+void ens_rows_pack(const ens_rows *rw, void *packer) {
+    msgpack_packer *pk = packer;
+    size_t Kc = rw->K > 0 ? (size_t)rw->K : 1, n = (size_t)rw->n, LH = (size_t)rw->L * rw->NH;
+    const imp_collect *ic = &rw->ic;
+    int fields = 9 + (ic->on ? 3 : 0) + (ic->abl ? 1 : 0);
+    msgpack_pack_map(pk, (size_t)fields);
+    msgpack_pack_str_with_body(pk, "u0", 2);
+    msgpack_pack_int64(pk, rw->u0);
+    msgpack_pack_str_with_body(pk, "n", 1);
+    msgpack_pack_int64(pk, rw->n);
+    pack_f64s(pk, "dense", rw->dense, n);
+    pack_f64s(pk, "mem", rw->mem, n * Kc);
+    pack_f64s(pk, "curve", rw->curve, n * Kc);
+    pack_f64s(pk, "kl", rw->kl, n * Kc);
+    pack_i64s(pk, "agree", rw->agree, n * Kc);
+    pack_i64s(pk, "kept", rw->kept, Kc * LH);
+    pack_i64s(pk, "allowed", rw->allowed, Kc * LH);
+    if (ic->on) {
+        pack_f64s(pk, "att", ic->u_att, n * LH * ic->S);
+        pack_f64s(pk, "xh", ic->u_xh, n * Kc * LH);
+        pack_f64s(pk, "xb", ic->u_xb, n * Kc * rw->L * rw->NB);
+    }
+    if (ic->abl) pack_f64s(pk, "abl", ic->u_abl, n * ic->A);
+}
+
+/* copy one bin field of exactly `bytes` bytes into dst (NULL dst: only check presence) */
+static pe_status unpack_bin(const msgpack_object *map, const char *key, void *dst, size_t bytes, pe_err *err) {
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != strlen(key) ||
+            memcmp(kv->key.via.str.ptr, key, strlen(key)) != 0)
+            continue;
+        if (kv->val.type != MSGPACK_OBJECT_BIN || kv->val.via.bin.size != bytes)
+            return pe_fail(err, PE_ERR_INPUT, "result field \"%s\": expected %zu bytes, got %s of %u", key, bytes,
+                           kv->val.type == MSGPACK_OBJECT_BIN ? "bin" : "another type",
+                           kv->val.type == MSGPACK_OBJECT_BIN ? kv->val.via.bin.size : 0);
+        if (dst && bytes) memcpy(dst, kv->val.via.bin.ptr, bytes);
+        return PE_OK;
+    }
+    return pe_fail(err, PE_ERR_INPUT, "result field \"%s\" is missing", key);
+}
+
+static int64_t unpack_int(const msgpack_object *map, const char *key, int *ok) {
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
+            memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0) {
+            if (kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (int64_t)kv->val.via.u64;
+            if (kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return kv->val.via.i64;
+        }
+    }
+    *ok = 0;
+    return 0;
+}
+
+pe_status ens_rows_merge(ens_rows *all, const void *object, int64_t *kept_acc_once, pe_err *err) {
+    (void)kept_acc_once;
+    const msgpack_object *o = object;
+    if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "result is not a map");
+    int     ok = 1;
+    int64_t u0 = unpack_int(o, "u0", &ok), n = unpack_int(o, "n", &ok);
+    if (!ok || u0 < 0 || n < 0 || u0 + n > all->n)
+        return pe_fail(err, PE_ERR_INPUT, "result covers units [%lld, %lld), outside the dataset's %d", (long long)u0,
+                       (long long)(u0 + n), all->n);
+    size_t Kc = all->K > 0 ? (size_t)all->K : 1, LH = (size_t)all->L * all->NH;
+    imp_collect *ic = &all->ic;
+    size_t S = ic->S, A = ic->A, LNB = (size_t)all->L * all->NB;
+    int64_t *kept = malloc(Kc * LH * sizeof(int64_t)), *allowed = malloc(Kc * LH * sizeof(int64_t));
+    if (!kept || !allowed) {
+        free(kept);
+        free(allowed);
+        return pe_fail(err, PE_ERR_INTERNAL, "out of memory merging a result");
+    }
+    pe_status st = PE_OK;
+    /* check every field's size first, then copy: a bad record changes nothing */
+    if ((st = unpack_bin(o, "dense", NULL, (size_t)n * 8, err)) || (st = unpack_bin(o, "mem", NULL, (size_t)n * Kc * 8, err)) ||
+        (st = unpack_bin(o, "curve", NULL, (size_t)n * Kc * 8, err)) || (st = unpack_bin(o, "kl", NULL, (size_t)n * Kc * 8, err)) ||
+        (st = unpack_bin(o, "agree", NULL, (size_t)n * Kc * 8, err)) || (st = unpack_bin(o, "kept", kept, Kc * LH * 8, err)) ||
+        (st = unpack_bin(o, "allowed", allowed, Kc * LH * 8, err)) ||
+        (ic->on && ((st = unpack_bin(o, "att", NULL, (size_t)n * LH * S * 8, err)) ||
+                    (st = unpack_bin(o, "xh", NULL, (size_t)n * Kc * LH * 8, err)) ||
+                    (st = unpack_bin(o, "xb", NULL, (size_t)n * Kc * LNB * 8, err)))) ||
+        (ic->abl && (st = unpack_bin(o, "abl", NULL, (size_t)n * A * 8, err)))) {
+        free(kept);
+        free(allowed);
+        return st;
+    }
+    unpack_bin(o, "dense", all->dense + u0, (size_t)n * 8, err);
+    unpack_bin(o, "mem", all->mem + u0 * Kc, (size_t)n * Kc * 8, err);
+    unpack_bin(o, "curve", all->curve + u0 * Kc, (size_t)n * Kc * 8, err);
+    unpack_bin(o, "kl", all->kl + u0 * Kc, (size_t)n * Kc * 8, err);
+    unpack_bin(o, "agree", all->agree + u0 * Kc, (size_t)n * Kc * 8, err);
+    for (size_t i = 0; i < Kc * LH; i++) { /* integer sums: order free */
+        all->kept[i] += kept[i];
+        all->allowed[i] += allowed[i];
+    }
+    if (ic->on) {
+        unpack_bin(o, "att", ic->u_att + (size_t)u0 * LH * S, (size_t)n * LH * S * 8, err);
+        unpack_bin(o, "xh", ic->u_xh + (size_t)u0 * Kc * LH, (size_t)n * Kc * LH * 8, err);
+        unpack_bin(o, "xb", ic->u_xb + (size_t)u0 * Kc * LNB, (size_t)n * Kc * LNB * 8, err);
+    }
+    if (ic->abl) unpack_bin(o, "abl", ic->u_abl + (size_t)u0 * A, (size_t)n * A * 8, err);
+    free(kept);
+    free(allowed);
+    return PE_OK;
 }
 
 /* ---- image classifiers ------------------------------------------------------------------- */

@@ -130,7 +130,8 @@ typedef struct {
     int64_t  kept;      /* kept connections of those queries */
 } row_stats;
 
-static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, int m, float p_self) {
+/* ent: the row's attention entropy, computed by the caller from the softmax pieces */
+static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, int m, float p_self, double ent) {
     if (i < rs->rows) rs->kept += m + (p_self != 0.0f);
     if (rs->band_kept && i < rs->rows) {
         for (int j = 0; j < m; j++) {
@@ -140,18 +141,14 @@ static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, in
         if (p_self != 0.0f) rs->band_kept[0]++;
     }
     if (rs->att) {
-        double dist = 0.0, ent = 0.0;
+        double dist = 0.0;
         for (int j = 0; j < m; j++) {
             double pj = p[j];
             int    d  = abs(i - L[j]), b = kern_band(d);
-            if (pj > 0.0) ent -= pj * log(pj);
             dist += pj * d;
             rs->att[3 + (b < rs->nb ? b : rs->nb - 1)] += pj;
         }
-        if (p_self > 0.0f) {
-            ent -= (double)p_self * log((double)p_self);
-            rs->att[3] += p_self;
-        }
+        if (p_self > 0.0f) rs->att[3] += p_self;
         rs->att[0] += 1.0;
         rs->att[1] += dist;
         rs->att[2] += ent;
@@ -203,19 +200,29 @@ static int64_t att_window(float *ob, float *scratch, float *kg, float *vg, const
             }
             float mx = has_self ? s_self : s[0];
             for (int j = 0; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
-            float sum = 0.0f;
-            for (int j = 0; j < lim; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
+            float  sum = 0.0f;
+            double es  = 0.0; /* Σ e_j (s_j - mx), for the entropy */
+            if (rs && rs->att)
+                for (int j = 0; j < lim; j++) {
+                    float z = s[j] - mx;
+                    s[j] = expf(z);
+                    sum += s[j];
+                    es += (double)s[j] * z;
+                }
+            else
+                for (int j = 0; j < lim; j++) {
+                    s[j] = expf(s[j] - mx);
+                    sum += s[j];
+                }
             float e_self = has_self ? expf(s_self - mx) : 0.0f;
             sum += e_self;
+            es += (double)e_self * (s_self - mx);
             float inv = 1.0f / sum;
             for (int j = 0; j < lim; j++) s[j] *= inv;
             for (int j = lim; j < nk; j++) s[j] = 0.0f;
             self_p[r] = e_self * inv;
             kept += lim + has_self;
-            if (rs) row_stats_add(rs, i, L, s, lim, self_p[r]);
+            if (rs) row_stats_add(rs, i, L, s, lim, self_p[r], log((double)sum) - es / sum);
         }
         if (nk > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, nk, 1.0f, scratch, nk, vg, HS, 0.0f,
@@ -250,10 +257,13 @@ static int64_t att_per_query(float *ob, float *scores, const float *qb, const fl
             scores[j] = d * scale;
             mx = scores[j] > mx ? scores[j] : mx;
         }
-        float sum = 0.0f;
+        float  sum = 0.0f;
+        double es  = 0.0;
         for (int j = 0; j < lim + has_self; j++) {
-            scores[j] = expf(scores[j] - mx);
+            float z = scores[j] - mx;
+            scores[j] = expf(z);
             sum += scores[j];
+            es += (double)scores[j] * z;
         }
         float *o = ob + (size_t)i * C;
         memset(o, 0, (size_t)HS * sizeof(float));
@@ -264,7 +274,7 @@ static int64_t att_per_query(float *ob, float *scores, const float *qb, const fl
             scores[j] = p;
         }
         kept += lim + has_self;
-        if (rs) row_stats_add(rs, i, L, scores, lim, has_self ? scores[lim] : 0.0f);
+        if (rs) row_stats_add(rs, i, L, scores, lim, has_self ? scores[lim] : 0.0f, log((double)sum) - es / sum);
     }
     return kept;
 }

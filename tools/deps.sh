@@ -10,6 +10,7 @@ pkgs=(
   libopenmpi-dev openmpi-bin                 # MPI (mpirun); PATHENS_WITH_MPI=OFF builds without
   dataset-fashion-mnist                      # image data, /usr/share/datasets/fashion-mnist
   python3                                    # tests parse JSON outputs with the standard library
+  chromium                                   # tests render report.html headless (cli_report.sh)
 )
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

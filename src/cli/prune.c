@@ -192,7 +192,7 @@ int cmd_prune(int argc, char **argv) {
     for (int b = 0; b < nb && !rc; b++) {
         p.budget = budgets[b];
         p.flops_fraction = build_plan(&p, heads, L, NH, n, causal, budgets[b]);
-        char *text = plan_to_json(&p, path);
+        char *text = plan_to_json(&p, dir);
         char  ppath[4200];
         snprintf(ppath, sizeof ppath, "%s/plan_%g.json", dir, budgets[b]);
         if (pe_write_file_atomic(ppath, text, strlen(text), &err)) rc = fail(&err);
@@ -236,8 +236,9 @@ int cmd_prune(int argc, char **argv) {
         }
         args[na++] = "--quiet";
         if ((rc = cmd_eval(na, args)) != 0) break;
-        snprintf(path, sizeof path, "%s/results.json", out);
-        cJSON *pr = load_json(path, &err);
+        char rpath[4400];
+        snprintf(rpath, sizeof rpath, "%s/results.json", out);
+        cJSON *pr = load_json(rpath, &err);
         const cJSON *mem = pr ? cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pr, "members"), 0) : NULL;
         if (!mem) {
             cJSON_Delete(pr);

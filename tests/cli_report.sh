@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# cli_report.sh: `pathens report` on real runs: stories260K with a 4-member self-ensemble (then with the
+# frontier.json of a real `pathens prune --evaluate`), stories260K dense only, and a random ViT on
+# Fashion-MNIST. Each report.html must be self-contained (no scripts, no external references), every
+# inline SVG must parse as XML, every figure must have a caption, and headless Chromium must render
+# the page to a PNG that is not blank (decoded here with zlib + struct). Chromium is required: the
+# test fails, not skips, without it. Plus exit codes and messages for bad inputs.
+set -u
+: "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${PATHENS_TEST_WRITER:?}" "${PATHENS_FASHION_DIR:?}"
+for f in stories260K.bin tok512.bin tinystories_val.txt; do
+    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
+done
+[ -r "$PATHENS_FASHION_DIR/t10k-images-idx3-ubyte.gz" ] || { echo "FAIL: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"; exit 1; }
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$CHROMIUM" ] || { echo "FAIL: chromium missing; the report is checked by rendering it (apt-get install chromium, see tools/deps.sh)"; exit 1; }
+PY=/usr/bin/python3
+T="$PATHENS_TEST_TMP/cli_report"; rm -rf "$T"; mkdir -p "$T"
+fails=0
+ok()  { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+json() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+expect_rc() { # expect_rc RC DESC CMD...
+    local want=$1 desc=$2; shift 2
+    "$@" >"$T/out.txt" 2>"$T/err.txt"; local rc=$?
+    if [ "$rc" = "$want" ]; then ok "$desc (exit $rc)"; else bad "$desc: exit $rc, wanted $want: $(cat "$T/err.txt")"; fi
+}
+
+# ---- checkers (Python standard library only) ------------------------------------------------------
+# check_html.py HTML: self-containment, XML-valid SVGs, captions; prints "plots: k1 k2 ..." and "notes: N"
+cat >"$T/check_html.py" <<'PY'
+import re, sys, xml.etree.ElementTree as ET
+html = open(sys.argv[1], encoding='utf-8').read()   # strict UTF-8
+errs = []
+low = html.lower()
+if not low.startswith('<!doctype html>') or '</html>' not in low: errs.append('not a complete HTML document')
+for bad in ('<script', 'http://', 'https://', '<link', '<img', '<iframe', '<object', '<embed', '@import', '@font-face', 'javascript:'):
+    if bad in low: errs.append('contains ' + bad)
+for m in re.finditer(r'\b(src|href|xlink:href)\s*=', low): errs.append('has a %s= attribute' % m.group(1))
+for m in re.finditer(r'url\(\s*([^)]*)\)', low):
+    if not m.group(1).strip('\'" ').startswith('#'): errs.append('external url(%s)' % m.group(1))
+svgs = re.findall(r'<svg\b.*?</svg>', html, re.S)
+kinds = []
+for i, s in enumerate(svgs):
+    try: root = ET.fromstring(s)
+    except ET.ParseError as e:
+        errs.append('svg %d is not well-formed XML: %s' % (i, e)); continue
+    kind = root.get('data-plot', '?'); kinds.append(kind)
+    texts = [''.join(t.itertext()) for t in root.iter('text')]
+    if len(texts) < 3: errs.append('svg %d (%s) has fewer than 3 text labels' % (i, kind))
+    if root.find('title') is None: errs.append('svg %d (%s) has no <title>' % (i, kind))
+    if kind in ('curve', 'histogram', 'frontier', 'distance-profile', 'mean-distance') and not any('(' in t and ')' in t for t in texts):
+        errs.append('svg %d (%s): no axis label with units in parentheses' % (i, kind))
+figs = re.findall(r'<figure>(.*?)</figure>', html, re.S)
+for i, f in enumerate(figs):
+    cap = re.findall(r'<figcaption>(.*?)</figcaption>', f, re.S)
+    if len(cap) != 1 or len(cap[0].strip()) < 20: errs.append('figure %d has no one-line caption' % i)
+    if '<svg' not in f: errs.append('figure %d has no svg' % i)
+if sum(f.count('<svg') for f in figs) != len(svgs): errs.append('an svg outside a <figure>')
+notes = re.findall(r'<p class="note">(.*?)</p>', html, re.S)
+for e in errs: print('ERROR', e)
+print('plots:', ' '.join(kinds))
+print('notes:', len(notes))
+sys.exit(1 if errs else 0)
+PY
+# check_png.py PNG W H: decodes the PNG (zlib + struct, all five filters) and checks it is not blank
+cat >"$T/check_png.py" <<'PY'
+import sys, zlib, struct, collections
+path, want_w, want_h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+b = open(path, 'rb').read()
+assert b[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG signature'
+pos, idat, hdr = 8, [], None
+while pos < len(b):
+    n, t = struct.unpack('>I4s', b[pos:pos + 8]); data = b[pos + 8:pos + 8 + n]
+    assert zlib.crc32(t + data) & 0xffffffff == struct.unpack('>I', b[pos + 8 + n:pos + 12 + n])[0], 'bad CRC in ' + repr(t)
+    pos += 12 + n
+    if t == b'IHDR': hdr = struct.unpack('>IIBBBBB', data)
+    elif t == b'IDAT': idat.append(data)
+    elif t == b'IEND': break
+w, h, depth, ctype, _, _, inter = hdr
+assert (w, h) == (want_w, want_h), 'size %dx%d, wanted %dx%d' % (w, h, want_w, want_h)
+assert depth == 8 and ctype in (2, 6) and inter == 0, 'unsupported PNG kind %s' % (hdr,)
+bpp = 3 if ctype == 2 else 4
+raw = zlib.decompress(b''.join(idat)); stride = w * bpp
+assert len(raw) == h * (stride + 1), 'wrong decompressed size'
+counts, prev, p = collections.Counter(), bytearray(stride), 0
+for y in range(h):
+    f = raw[p]; line = bytearray(raw[p + 1:p + 1 + stride]); p += 1 + stride
+    assert f <= 4, 'bad filter %d' % f
+    if f:
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0; c = prev[i - bpp] if i >= bpp else 0; up = prev[i]
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + up) & 255
+            elif f == 3: line[i] = (line[i] + ((a + up) >> 1)) & 255
+            else:
+                pa, pb, pc = abs(up - c), abs(a - c), abs(a + up - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
+    row = bytes(line)
+    counts.update(row[i:i + 3] for i in range(0, stride, bpp))
+    prev = line
+bg, nbg = counts.most_common(1)[0]
+frac = 1 - nbg / (w * h)
+print('%dx%d, background #%s, %.2f%% of pixels differ from it, %d distinct colours' % (w, h, bg.hex(), 100 * frac, len(counts)))
+sys.exit(0 if frac >= 0.01 and len(counts) >= 8 else 1)
+PY
+
+# check_report DIR DESC WANT_PLOTS...: run the HTML checks; every WANT plot kind must be present
+check_report() {
+    local dir=$1 desc=$2; shift 2
+    if ! $PY "$T/check_html.py" "$dir/report.html" >"$T/html.txt" 2>&1; then
+        bad "$desc: HTML checks: $(grep -v '^plots\|^notes' "$T/html.txt" | head -5)"; return
+    fi
+    ok "$desc: self-contained, every SVG well-formed XML, every figure captioned ($(grep '^plots' "$T/html.txt"))"
+    local plots; plots=" $(sed -n 's/^plots: //p' "$T/html.txt") "
+    for k in "$@"; do
+        [[ "$plots" == *" $k "* ]] && ok "$desc: has the $k plot" || bad "$desc: no $k plot (plots:$plots)"
+    done
+}
+n_svgs() { $PY -c "import re,sys; print(len(re.findall(r'<svg\b', open(sys.argv[1]).read())))" "$1"; }
+# screenshot HTML PNG: headless Chromium, fresh profile, no network features
+screenshot() {
+    local prof; prof=$(mktemp -d "$T/chrome-profile.XXXXXX")
+    timeout 180 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync --hide-scrollbars \
+        --user-data-dir="$prof" --screenshot="$2" --window-size=1200,2400 "file://$1" >"$T/chrome.log" 2>&1
+    local rc=$?; rm -rf "$prof"; return $rc
+}
+check_render() { # check_render HTML PNG DESC
+    screenshot "$1" "$2"; local rc=$?
+    if [ $rc != 0 ] || [ ! -s "$2" ]; then bad "$3: chromium exit $rc, no screenshot: $(tail -3 "$T/chrome.log")"; return; fi
+    if $PY "$T/check_png.py" "$2" 1200 2400 >"$T/png.txt" 2>&1; then ok "$3: rendered by chromium, not blank: $(cat "$T/png.txt")"
+    else bad "$3: screenshot $2: $(tail -2 "$T/png.txt")"; fi
+}
+
+cfg="$PATHENS_SRC/configs/stories260k.ini"
+
+# ---- usage ------------------------------------------------------------------------------------------
+expect_rc 0 "report --help" "$PATHENS" report --help
+grep -q "RUN_DIR" "$T/out.txt" && ok "report --help shows the usage" || bad "report --help: $(cat "$T/out.txt")"
+expect_rc 0 "pathens --help" "$PATHENS" --help
+grep -q "report RUN_DIR" "$T/out.txt" && ok "pathens --help lists report" || bad "pathens --help lacks report"
+expect_rc 1 "report without RUN_DIR" "$PATHENS" report
+expect_rc 1 "report with an unknown option" "$PATHENS" report "$T" --bogus
+
+# ---- a real 4-member self-ensemble on stories260K -------------------------------------------------
+"$PATHENS" eval "$cfg" --set data.limit=20 --set pathways.members=4 --set run.out="$T/run" --quiet; rc=$?
+[ $rc = 0 ] && ok "eval with 4 members" || bad "eval exit $rc"
+expect_rc 0 "report on the real run" "$PATHENS" report "$T/run"
+grep -q "wrote $T/run/report.html" "$T/err.txt" && ok "report says what it wrote" || bad "report stderr: $(cat "$T/err.txt")"
+[ -s "$T/run/report.html" ] && ok "report.html exists" || bad "no report.html"
+ls "$T/run" | grep -q '\.tmp\.' && bad "temporary file left behind" || ok "no temporary file left"
+has_imp=$(json "$T/run/results.json" "'importance' in d")
+if [ "$has_imp" = True ]; then
+    echo "note: results.json of the real run has \"importance\": the heatmap and distance plots are checked on it"
+    check_report "$T/run" "real run" curve histogram heatmap distance-profile mean-distance
+else
+    echo "note: results.json of the real run has no \"importance\" yet: heatmap checked on the schema fixture below"
+    check_report "$T/run" "real run" curve histogram
+fi
+[ "$(n_svgs "$T/run/report.html")" -ge 3 ] && ok "real run: at least 3 SVGs" || bad "real run: $(n_svgs "$T/run/report.html") SVGs"
+grep -q 'No frontier.json' "$T/run/report.html" && ok "no frontier.json: a note instead of the plot" || bad "frontier note missing"
+# the numbers in the table are those of results.json
+v=$(json "$T/run/results.json" "'%.4f' % d['dense']['nll_per_token']")
+grep -q ">$v " "$T/run/report.html" && ok "table shows dense NLL $v" || bad "dense NLL $v not in the table"
+v=$(json "$T/run/results.json" "('%+.4f' % d['ensemble']['minus_dense']['mean']).replace('-', '\u2212')")
+grep -q "$v" "$T/run/report.html" && ok "table shows ensemble - dense $v" || bad "ensemble - dense $v not in the table"
+grep -q "members = 4" "$T/run/report.html" && grep -q "scheme = local" "$T/run/report.html" && ok "header shows the pathways config" || bad "pathways config missing from the header"
+check_render "$T/run/report.html" "$T/shot.png" "real run"
+# deterministic: the same inputs give the same bytes
+"$PATHENS" report "$T/run" --out "$T/again.html" --quiet
+cmp -s "$T/run/report.html" "$T/again.html" && ok "--out FILE; same inputs, same bytes" || bad "--out or determinism"
+
+# ---- the same run plus a real frontier.json from `pathens prune --evaluate` ----------------------
+cp -r "$T/run" "$T/runp" && rm -f "$T/runp/report.html"
+if "$PATHENS" prune "$T/runp" --budget 0.25 --budget 0.5 --evaluate --quiet >"$T/prune.txt" 2>&1 && [ -s "$T/runp/frontier.json" ]; then
+    expect_rc 0 "report with frontier.json" "$PATHENS" report "$T/runp" --quiet
+    check_report "$T/runp" "run with a real frontier.json" curve histogram frontier
+else
+    bad "pathens prune --evaluate gave no frontier.json: $(tail -3 "$T/prune.txt")"
+fi
+
+# ---- dense only (members = 0): notes instead of plots ----------------------------------------------
+"$PATHENS" eval "$cfg" --set data.limit=10 --set pathways.members=0 --set run.out="$T/dense" --quiet || bad "dense eval"
+expect_rc 0 "report on a members = 0 run" "$PATHENS" report "$T/dense" --quiet
+check_report "$T/dense" "members = 0"
+grep -q 'No ensemble-size curve' "$T/dense/report.html" && grep -q 'No member histogram' "$T/dense/report.html" \
+    && ok "members = 0: notes instead of the curve and the histogram" || bad "members = 0: notes missing"
+grep -q 'data-plot="curve"\|data-plot="histogram"' "$T/dense/report.html" && bad "members = 0 drew a curve/histogram" || ok "members = 0: no curve or histogram SVG"
+
+# ---- a real image classifier (random ViT, Fashion-MNIST) ------------------------------------------
+"$PATHENS_TEST_WRITER" vit "$T/vit" --seed 3 >/dev/null || bad "mkmodel vit"
+printf '[model]\npath = vit/model.safetensors\ntokenizer = none\n[data]\npath = %s/t10k-images-idx3-ubyte.gz\nlimit = 100\n[run]\nout = vitrun\n[pathways]\nmembers = 3\nscheme = unbiased\nratio = 2\n' \
+    "$PATHENS_FASHION_DIR" >"$T/vit.ini"
+"$PATHENS" eval "$T/vit.ini" --quiet || bad "ViT eval"
+expect_rc 0 "report on a classifier run" "$PATHENS" report "$T/vitrun" --quiet
+check_report "$T/vitrun" "classifier" curve histogram
+grep -q 'accuracy (fraction correct)' "$T/vitrun/report.html" && grep -q 'nats/image' "$T/vitrun/report.html" \
+    && ok "classifier: accuracy and NLL per image plotted" || bad "classifier axes"
+
+# ---- SCHEMA FIXTURE (not a substitute for the real run above): a copy of the real results.json with
+# a hand-made "importance" object (sampled/ablation/null mixes, a null attention entry) and a
+# hand-made frontier.json, to cover every branch of the heatmap, distance and frontier code.
+mkdir -p "$T/fixture"
+$PY - "$T/run/results.json" "$T/fixture" <<'PY'
+import json, sys, math, os
+d = json.load(open(sys.argv[1])); out = sys.argv[2]
+a = d['model']['architecture']; L, H, S = a['n_layers'], a['n_heads'], a['seq_len']
+bands, lo = [{"band": 0, "lo": 0, "hi": 0}], 1
+while lo < S: bands.append({"band": len(bands), "lo": lo, "hi": min(2 * lo - 1, S - 1)}); lo *= 2
+nb, heads = len(bands), []
+for l in range(L):
+    for h in range(H):
+        w = [math.exp(-abs(b - (l * 0.7 + h * 0.3) % (nb - 1))) for b in range(nb)]; m = [x / sum(w) for x in w]
+        dl = 0.03 * math.sin(1.7 * l + h) / (l + 1); se = 0.004 + 0.002 * (h % 3)
+        est = {"delta": dl, "stderr": se, "units": 20}
+        abl = {"delta": dl * 1.1, "stderr": se, "ci95": [dl * 1.1 - 1.96 * se, dl * 1.1 + 1.96 * se]}
+        heads.append({"layer": l, "head": h, "sampled": None if (l, h) in ((0, 1), (2, 3)) else est,
+                      "ablation": None if (l, h) == (1, 1) else abl,
+                      "attention": None if (l, h) == (3, 0) else
+                          {"mean_distance": sum(mi * (bd['lo'] + bd['hi']) / 2 for mi, bd in zip(m, bands)), "entropy": 1.0, "mass_by_band": m}})
+heads[H + 1]["sampled"] = None  # layer 1 head 1: no estimate at all
+d['importance'] = {"n_layers": L, "n_heads": H, "metric": "nll_per_token", "bands": bands, "heads": heads,
+    "layers": [{"layer": l, "ablation": {"delta": 0.3 / (l + 1), "stderr": 0.02, "ci95": [0.3 / (l + 1) - 0.04, 0.3 / (l + 1) + 0.04]}} for l in range(L)],
+    "bands_by_layer": [{"layer": l, "band": b, "sampled": None, "attention_mass": None} for l in range(L) for b in range(nb)]}
+d['config']['model']['path'] = '/models/<b>"x" & y\'s</b>/stories260K.bin'  # must come out escaped
+json.dump(d, open(os.path.join(out, 'results.json'), 'w'), indent=1)
+v, ci = d['dense']['nll_per_token'], d['dense']['nll_per_token_ci95']
+json.dump({"metric": "nll_per_token", "dense": {"flops_fraction": 1.0, "value": v, "ci95": ci},
+           "plans": [{"budget": f, "flops_fraction": f, "value": v + 0.4 * (1 - f) ** 2, "ci95": [v + 0.4 * (1 - f) ** 2 - 0.05, v + 0.4 * (1 - f) ** 2 + 0.05], "plan": "plan_%g.json" % f} for f in (0.5, 0.25, 0.75)],
+           "samples": [{"label": "unbiased rho=4 member %d" % i, "flops_fraction": 0.25, "value": v + 0.3 + 0.01 * i} for i in range(4)]},
+          open(os.path.join(out, 'frontier.json'), 'w'))
+PY
+expect_rc 0 "report on the schema fixture" "$PATHENS" report "$T/fixture" --quiet
+check_report "$T/fixture" "schema fixture" curve histogram heatmap distance-profile mean-distance frontier
+v=$($PY -c "import re,sys; print(len(re.findall(r'data-plot=\"distance-profile\"', open(sys.argv[1]).read())))" "$T/fixture/report.html")
+[ "$v" = "$(json "$T/fixture/results.json" "d['importance']['n_layers']")" ] && ok "schema fixture: one distance panel per layer" || bad "schema fixture: $v distance panels"
+grep -q 'url(#pe-hatch)' "$T/fixture/report.html" && ok "schema fixture: weak cells hatched" || bad "schema fixture: no hatched cells"
+grep -q 'whole layer' "$T/fixture/report.html" && ok "schema fixture: layer ablation table" || bad "schema fixture: no layer table"
+grep -q '&lt;b&gt;&quot;x&quot; &amp; y&#39;s&lt;/b&gt;' "$T/fixture/report.html" && ! grep -q '<b>"x"' "$T/fixture/report.html" \
+    && ok "text is HTML-escaped" || bad "model path not escaped"
+check_render "$T/fixture/report.html" "$T/shot_fixture.png" "schema fixture"
+
+# ---- bad inputs: exit 2, the file and the field named, nothing written ----------------------------
+expect_rc 2 "report on a missing folder" "$PATHENS" report "$T/nope"
+grep -q "$T/nope" "$T/err.txt" && ok "missing folder named" || bad "message: $(cat "$T/err.txt")"
+mkdir -p "$T/empty"
+expect_rc 2 "report without results.json" "$PATHENS" report "$T/empty"
+grep -q "results.json" "$T/err.txt" && ok "missing results.json named" || bad "message: $(cat "$T/err.txt")"
+mkdir -p "$T/broken" && head -c 300 "$T/run/results.json" >"$T/broken/results.json"
+expect_rc 2 "report on truncated JSON" "$PATHENS" report "$T/broken"
+grep -q "results.json: not valid JSON" "$T/err.txt" && ok "malformed JSON named" || bad "message: $(cat "$T/err.txt")"
+[ -e "$T/broken/report.html" ] && bad "report.html written for bad input" || ok "nothing written for bad input"
+mkdir -p "$T/nodense" "$T/nocurveci" "$T/badimp" "$T/badfrontier"
+json "$T/run/results.json" "json.dump({k: v for k, v in d.items() if k != 'dense'}, open('$T/nodense/results.json', 'w'))" >/dev/null
+expect_rc 2 "results.json without dense" "$PATHENS" report "$T/nodense"
+grep -q "field 'dense'" "$T/err.txt" && ok "missing field dense named" || bad "message: $(cat "$T/err.txt")"
+json "$T/run/results.json" "(d['curve'][1].pop('nll_per_token_ci95'), json.dump(d, open('$T/nocurveci/results.json', 'w')))" >/dev/null
+expect_rc 2 "curve entry without its interval" "$PATHENS" report "$T/nocurveci"
+grep -q "field 'curve\[1\].nll_per_token_ci95' is missing" "$T/err.txt" && ok "missing curve[1].nll_per_token_ci95 named" || bad "message: $(cat "$T/err.txt")"
+json "$T/fixture/results.json" "(d['importance']['heads'][2].__setitem__('layer', 99), json.dump(d, open('$T/badimp/results.json', 'w')))" >/dev/null
+expect_rc 2 "importance head with a layer out of range" "$PATHENS" report "$T/badimp"
+grep -q "importance.heads\[2\].layer" "$T/err.txt" && ok "bad importance.heads[2].layer named" || bad "message: $(cat "$T/err.txt")"
+cp "$T/run/results.json" "$T/badfrontier/" && echo '{"metric": "nll_per_token", "dense": {"value": 1}, "plans": []}' >"$T/badfrontier/frontier.json"
+expect_rc 2 "frontier.json without dense.flops_fraction" "$PATHENS" report "$T/badfrontier"
+grep -q "frontier.json: field 'dense.flops_fraction'" "$T/err.txt" && ok "frontier.json field named" || bad "message: $(cat "$T/err.txt")"
+
+echo "screenshots: $T/shot.png (real run), $T/shot_fixture.png (schema fixture)"
+echo "$fails failure(s)"
+[ "$fails" = 0 ]
