@@ -66,6 +66,8 @@ static const cfg_key cfg_keys[] = {
      .help = "output folder (results.json, checkpoints)"},
     {"run", "batch", CFG_INT, CFG_AT(run_batch), .def = "8", .min = 1,
      .help = "sequences (or images) per forward pass"},
+    {"run", "shard", CFG_INT, CFG_AT(run_shard), .def = "16", .min = 1,
+     .help = "documents (windows) per task handed to a rank; part of the journal's identity"},
     {"run", "per_example", CFG_INT, CFG_AT(run_per_example), .def = "0", .min = 0, .max = 1,
      .help = "1 = also write per_example.msgpack (per document/image: dense, members, ensemble)"},
     {"pathways", "scheme", CFG_ENUM, CFG_AT(pw_scheme), .def = "unbiased",

@@ -10,7 +10,7 @@
  *   [model] path, format (auto|llama2c|safetensors), tokenizer (path | bytes | none | auto), config
  *   [data]  path, format (auto|text|idx), mode (documents|windows|images), labels, limit,
  *           context (0 = model seq_len), stride (0 = context)
- *   [run]   out, batch, per_example
+ *   [run]   out, batch, shard, per_example
  *   [pathways] scheme, ratio, sigma, lambda, keep, members, seed, granularity, plan, combine
  *   [importance] statistics, ablation
  */
@@ -37,6 +37,7 @@ typedef struct {
     char run_out[CFG_PATH_MAX];
     int  run_batch;                 /* sequences (or images) per forward pass */
     int  run_per_example;           /* 1 = write per_example.msgpack */
+    int  run_shard;                 /* units per task (MPI runs, journal) */
     /* [pathways] */
     char   pw_scheme[16];           /* dense | unbiased | local | random-k | window | head-drop */
     double pw_ratio;                /* rho >= 1 */

@@ -27,9 +27,14 @@
 #include "tokenizer.h"
 #include "version.h"
 #include "cli.h"
+#ifdef PATHENS_WITH_MPI
+#include "dist.h"
+#endif
+
+static int g_rank = 0, g_size = 1; /* MPI rank and size (0, 1 without MPI) */
 
 static int die(const pe_err *err) {
-    fprintf(stderr, "pathens: error: %s\n", err->msg);
+    if (g_rank == 0) fprintf(stderr, "pathens: error: %s\n", err->msg);
     return err->code ? (int)err->code : PE_ERR_INTERNAL;
 }
 
@@ -131,6 +136,22 @@ static void derive_labels(char *out, size_t n, const char *images) {
     snprintf(out, n, "%.*slabels-idx1%s", (int)(p - images), images, p + strlen("images-idx3"));
 }
 
+/* identity of a run for its journal: the resolved config minus what cannot change a result
+ * (run.out, run.batch, run.per_example), plus the pathens version; FNV-1a 64 of its JSON text */
+static uint64_t config_fingerprint(const pe_config *c) {
+    cJSON *j = cfg_to_json(c), *run = cJSON_GetObjectItemCaseSensitive(j, "run");
+    cJSON_DeleteItemFromObjectCaseSensitive(run, "out");
+    cJSON_DeleteItemFromObjectCaseSensitive(run, "batch");
+    cJSON_DeleteItemFromObjectCaseSensitive(run, "per_example");
+    cJSON_AddStringToObject(j, "pathens_version", PATHENS_VERSION);
+    char *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)t; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+    free(t);
+    return h;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *ini = NULL;
     int         threads = 0, quiet = 0;
@@ -170,6 +191,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (cfg_validate(&cfg, &err)) return die(&err);
+    if (g_rank != 0) quiet = 1; /* only the coordinator talks */
     if (threads == 0) {
         const char *env = getenv("OPENBLAS_NUM_THREADS");
         threads = env && atoi(env) > 0 ? atoi(env) : 1;
@@ -264,11 +286,17 @@ int cmd_eval(int argc, char **argv) {
     if (!quiet) {
         char desc[512];
         model_describe(&m, desc, sizeof desc);
-        fprintf(stderr, "pathens %s (%.12s): 1 rank x %d BLAS thread%s (OpenBLAS %s)\n", PATHENS_VERSION,
-                PATHENS_GIT_COMMIT, threads, threads == 1 ? "" : "s", openblas_get_corename());
+        fprintf(stderr, "pathens %s (%.12s): %d rank%s x %d BLAS thread%s (OpenBLAS %s)\n", PATHENS_VERSION,
+                PATHENS_GIT_COMMIT, g_size, g_size == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
+                openblas_get_corename());
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        if (ncpu > 0 && threads > ncpu)
-            fprintf(stderr, "pathens: warning: %d BLAS threads on %ld cores oversubscribes the machine\n", threads, ncpu);
+        if (ncpu > 0 && (long)threads * g_size > ncpu)
+            fprintf(stderr, "pathens: warning: %d ranks x %d BLAS threads exceeds the %ld cores here (if the ranks "
+                    "share this node); results are unchanged, only slower\n", g_size, threads, ncpu);
+        const char *core = openblas_get_corename();
+        if (!strcmp(core, "Prescott") || !strcmp(core, "Core2") || !strcmp(core, "Katmai") || !strcmp(core, "Atom"))
+            fprintf(stderr, "pathens: warning: OpenBLAS chose the generic '%s' kernels (CPU not recognised); set "
+                    "OPENBLAS_CORETYPE (e.g. SkylakeX or Haswell) for several times the speed\n", core);
         fprintf(stderr, "model %s\n  %s\n", cfg.model_path, desc);
         fprintf(stderr, "data  %s\n", data_desc);
         if (cfg.pw_members > 0)
@@ -323,10 +351,34 @@ int cmd_eval(int argc, char **argv) {
         goto done_data;
     }
     double t1 = pe_time_now();
+#ifdef PATHENS_WITH_MPI
+    double *rt = calloc((size_t)g_size * 3, sizeof(double)); /* per rank: compute, wait, comm */
+    int    *rn = calloc((size_t)g_size, sizeof(int));        /* per rank: tasks */
+    dist_opts dopt = {cfg.run_out, 0, cfg.run_shard, quiet, rt, rt + g_size, rt + 2 * g_size, rn, 0, 0};
+#endif
     if (is_lm) {
-        if (ens_eval_text(&lr, &m, &td, &pc, &eo, &err)) {
+        pe_status est;
+#ifdef PATHENS_WITH_MPI
+        dopt.fingerprint = config_fingerprint(&cfg);
+        if (g_rank == 0 && pe_mkdir_p(cfg.run_out, &err)) est = err.code;
+        else est = dist_eval_text(&lr, &m, &td, &pc, &eo, &dopt, &err);
+        if (g_rank != 0) { /* a worker: the coordinator writes everything */
             cJSON_Delete(root);
-            rc = die(&err);
+            free(rt);
+            free(rn);
+            rc = est ? die(&err) : 0;
+            goto done_data;
+        }
+#else
+        est = ens_eval_text(&lr, &m, &td, &pc, &eo, &err);
+#endif
+        if (est) {
+            cJSON_Delete(root);
+#ifdef PATHENS_WITH_MPI
+            free(rt);
+            free(rn);
+#endif
+            rc = est == PE_ERR_CHECKPOINT ? (int)PE_ERR_CHECKPOINT : die(&err);
             goto done_data;
         }
         cJSON_AddStringToObject(dj, "kind", "text");
@@ -358,6 +410,17 @@ int cmd_eval(int argc, char **argv) {
             }
         }
     } else {
+        if (g_rank != 0) { /* image models are evaluated by the coordinator alone in this release */
+            cJSON_Delete(root);
+#ifdef PATHENS_WITH_MPI
+            free(rt);
+            free(rn);
+#endif
+            goto done_data;
+        }
+        if (g_size > 1 && !quiet)
+            fprintf(stderr, "pathens: note: image models are evaluated by rank 0 alone; the other %d ranks idle\n",
+                    g_size - 1);
         if (ens_eval_images(&cr, &m, &id, &pc, &eo, &err)) {
             cJSON_Delete(root);
             rc = die(&err);
@@ -419,7 +482,26 @@ int cmd_eval(int argc, char **argv) {
     }
     if (rc) goto done_data;
     cJSON *tj = cJSON_CreateObject();
-    cJSON_AddNumberToObject(tj, "ranks", 1);
+    cJSON_AddNumberToObject(tj, "ranks", g_size);
+#ifdef PATHENS_WITH_MPI
+    if (is_lm) {
+        cJSON *ra = cJSON_AddArrayToObject(tj, "per_rank");
+        for (int i = 0; i < g_size; i++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "rank", i);
+            cJSON_AddStringToObject(e, "role", i == 0 ? (g_size == 1 ? "coordinator+worker" : "coordinator") : "worker");
+            cJSON_AddNumberToObject(e, "tasks", rn[i]);
+            cJSON_AddNumberToObject(e, "compute_seconds", rt[i]);
+            cJSON_AddNumberToObject(e, "wait_seconds", rt[g_size + i]);
+            cJSON_AddNumberToObject(e, "comm_seconds", rt[2 * g_size + i]);
+            cJSON_AddItemToArray(ra, e);
+        }
+        cJSON_AddNumberToObject(tj, "tasks_replayed_from_journal", dopt.replayed);
+        cJSON_AddNumberToObject(tj, "journal_records_dropped", dopt.dropped);
+    }
+    free(rt);
+    free(rn);
+#endif
     cJSON_AddNumberToObject(tj, "blas_threads", threads);
     cJSON_AddStringToObject(tj, "openblas_core", openblas_get_corename());
     cJSON_AddNumberToObject(tj, "load_seconds", t1 - t0);
@@ -507,7 +589,22 @@ static void help_main(FILE *f) {
             PATHENS_VERSION);
 }
 
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv) {
+#ifdef PATHENS_WITH_MPI
+    dist_init(&argc, &argv);
+    g_rank = dist_rank();
+    g_size = dist_size();
+    int rc = dispatch(argc, argv);
+    dist_finalize();
+    return rc;
+#else
+    return dispatch(argc, argv);
+#endif
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         help_main(stderr);
         return PE_ERR_USAGE;

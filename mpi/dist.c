@@ -1,0 +1,432 @@
+/* dist.c: coordinator and workers (dist.h, docs/mpi.md).
+ *
+ * Protocol: every message is one MessagePack map with "t" (type) and "v" (version 1), sent as
+ * MPI_BYTE with tag DIST_TAG.
+ *   worker -> coordinator   {"t":"ready"}                         first request for work
+ *                           {"t":"result","task":id,"rows":{..},  a finished task (ens_rows_pack)
+ *                            "compute":s,"wait":s,"comm":s}       and the worker's cumulative times
+ *                           {"t":"error","msg":"..."}             the worker could not compute
+ *   coordinator -> worker   {"t":"task","task":id,"u0":u,"n":n}   units [u, u + n)
+ *                           {"t":"stop"}                          no more work
+ * Work is pulled: a worker gets its next task in reply to each result, so fast and slow ranks
+ * balance. Every received message is checked (type, version, task id, unit range, every array
+ * size) before it is used. Results are merged into per-unit rows and reduced once, in dataset
+ * order, so results.json does not depend on the number of ranks or the order tasks finished. */
+#include "dist.h"
+
+#include <mpi.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal.h"
+
+#define DIST_TAG 7
+#define DIST_VERSION 1
+
+static volatile sig_atomic_t dist_stop_signal = 0;
+
+static void dist_on_signal(int sig) { dist_stop_signal = sig; }
+
+void dist_init(int *argc, char ***argv) { MPI_Init(argc, argv); }
+void dist_finalize(void) { MPI_Finalize(); }
+int dist_rank(void) {
+    int r = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+int dist_size(void) {
+    int s = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &s);
+    return s;
+}
+void dist_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+/* ---- messages -------------------------------------------------------------------------------- */
+
+static const msgpack_object *mget(const msgpack_object *m, const char *key) {
+    if (m->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl && !memcmp(k->via.str.ptr, key, kl))
+            return &m->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static int mtype(const msgpack_object *m, const char *t) {
+    const msgpack_object *x = mget(m, "t"), *v = mget(m, "v");
+    return x && x->type == MSGPACK_OBJECT_STR && x->via.str.size == strlen(t) && !memcmp(x->via.str.ptr, t, strlen(t)) &&
+           v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == DIST_VERSION;
+}
+
+static int64_t mint(const msgpack_object *m, const char *key, int64_t dflt) {
+    const msgpack_object *x = mget(m, key);
+    if (x && x->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (int64_t)x->via.u64;
+    if (x && x->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return x->via.i64;
+    return dflt;
+}
+
+static double mdouble(const msgpack_object *m, const char *key) {
+    const msgpack_object *x = mget(m, key);
+    return x && (x->type == MSGPACK_OBJECT_FLOAT64 || x->type == MSGPACK_OBJECT_FLOAT32) ? x->via.f64 : 0.0;
+}
+
+static void pack_head(msgpack_packer *pk, const char *t, int fields) {
+    msgpack_pack_map(pk, (size_t)fields + 2);
+    msgpack_pack_str_with_body(pk, "t", 1);
+    msgpack_pack_str_with_body(pk, t, strlen(t));
+    msgpack_pack_str_with_body(pk, "v", 1);
+    msgpack_pack_int(pk, DIST_VERSION);
+}
+
+static void send_buf(const msgpack_sbuffer *sb, int dest) { MPI_Send(sb->data, (int)sb->size, MPI_BYTE, dest, DIST_TAG, MPI_COMM_WORLD); }
+
+/* receive one message (blocking) from src (or any): returns the malloc'ed bytes, *from, *len */
+static char *recv_msg(int src, int *from, int *len) {
+    MPI_Status s;
+    MPI_Probe(src, DIST_TAG, MPI_COMM_WORLD, &s);
+    int n = 0;
+    MPI_Get_count(&s, MPI_BYTE, &n);
+    char *buf = malloc(n > 0 ? (size_t)n : 1);
+    MPI_Recv(buf, n, MPI_BYTE, s.MPI_SOURCE, DIST_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    *from = s.MPI_SOURCE;
+    *len  = n;
+    return buf;
+}
+
+/* ---- coordinator ----------------------------------------------------------------------------- */
+
+typedef struct {
+    ens_rows *all;
+    uint8_t  *done;  /* (n_tasks) */
+    int       shard, n_units, n_tasks;
+} coord_state;
+
+static void task_range(const coord_state *cs, int task, int *u0, int *n) {
+    *u0 = task * cs->shard;
+    *n  = cs->n_units - *u0 < cs->shard ? cs->n_units - *u0 : cs->shard;
+}
+
+/* accept the rows of one task (from the journal or a worker), after checking they are that task */
+static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_err *err) {
+    coord_state *cs = ctx;
+    if (task < 0 || task >= cs->n_tasks || cs->done[task])
+        return pe_fail(err, PE_ERR_INPUT, "task %d is out of range or already done", task);
+    int u0, n;
+    task_range(cs, task, &u0, &n);
+    const msgpack_object *o = rows_object;
+    if (mint(o, "u0", -1) != u0 || mint(o, "n", -1) != n)
+        return pe_fail(err, PE_ERR_INPUT, "task %d: rows cover [%lld, +%lld), expected [%d, +%d)", task,
+                       (long long)mint(o, "u0", -1), (long long)mint(o, "n", -1), u0, n);
+    pe_status st = ens_rows_merge(cs->all, rows_object, NULL, err);
+    if (!st) cs->done[task] = 1;
+    return st;
+}
+
+static void pack_task_record(msgpack_sbuffer *sb, int task, const msgpack_object *rows) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "t", 1);
+    msgpack_pack_str_with_body(&pk, "task", 4);
+    msgpack_pack_str_with_body(&pk, "task", 4);
+    msgpack_pack_int(&pk, task);
+    msgpack_pack_str_with_body(&pk, "rows", 4);
+    msgpack_pack_object(&pk, *rows);
+}
+
+typedef struct {
+    double t0, last;
+    int    tty, quiet;
+} progress;
+
+static void progress_show(progress *p, int done, int total, int replayed, int final) {
+    if (p->quiet) return;
+    double now = pe_time_now();
+    if (!final && !p->tty && now - p->last < 5.0) return;
+    if (!final && p->tty && now - p->last < 0.2) return;
+    p->last = now;
+    int    fresh = done - replayed;
+    double el = now - p->t0, eta = fresh > 0 ? el / fresh * (total - done) : 0.0;
+    fprintf(stderr, "%s[%d/%d tasks, %.0f%%] %.1f s elapsed, ETA %.1f s%s", p->tty ? "\r" : "", done, total,
+            total ? 100.0 * done / total : 100.0, el, eta, p->tty && !final ? "   " : "\n");
+    fflush(stderr);
+}
+
+static pe_status coordinator(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
+                             const ens_options *o, dist_opts *opt, int size, pe_err *err) {
+    coord_state cs = {0};
+    cs.shard   = opt->shard > 0 ? opt->shard : 16;
+    cs.n_units = d->n_seqs;
+    cs.n_tasks = (d->n_seqs + cs.shard - 1) / cs.shard;
+    cs.all     = ens_rows_new(m, d, c, o, 0, d->n_seqs, err);
+    cs.done    = calloc((size_t)cs.n_tasks + 1, 1);
+    if (!cs.all || !cs.done) {
+        ens_rows_free(cs.all);
+        free(cs.done);
+        return err->code ? err->code : pe_fail(err, PE_ERR_INTERNAL, "out of memory");
+    }
+    double  tc = pe_time_now(), t_comm = 0.0, t_wait = 0.0;
+    journal jn;
+    pe_status st = journal_open(&jn, opt->out_dir, opt->fingerprint, cs.n_tasks, accept_rows, &cs, err);
+    if (st) {
+        ens_rows_free(cs.all);
+        free(cs.done);
+        return st;
+    }
+    opt->replayed = jn.replayed;
+    opt->dropped  = jn.dropped;
+    if (!opt->quiet && (jn.replayed || jn.dropped))
+        fprintf(stderr, "journal %s: %d finished tasks replayed, %d damaged records dropped (their tasks are redone)\n",
+                jn.path, jn.replayed, jn.dropped);
+    /* <out>/coordinator.pid: where to send SIGTERM / SIGUSR1 (mpirun forwards only SIGUSR1/2) */
+    char pidpath[4300], pidtxt[32];
+    snprintf(pidpath, sizeof pidpath, "%s/coordinator.pid", opt->out_dir);
+    snprintf(pidtxt, sizeof pidtxt, "%ld\n", (long)getpid());
+    pe_write_file_atomic(pidpath, pidtxt, strlen(pidtxt), NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = dist_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    progress pg = {pe_time_now(), 0.0, isatty(2), opt->quiet};
+    int n_done = 0, next = 0;
+    for (int t = 0; t < cs.n_tasks; t++) n_done += cs.done[t];
+    /* next task not yet done */
+    #define ADVANCE() while (next < cs.n_tasks && cs.done[next]) next++
+    ADVANCE();
+    if (size == 1) { /* one process does everything: the same tasks, journal and signals, no MPI calls */
+        while (!st && next < cs.n_tasks && !dist_stop_signal) {
+            int u0, n, task = next++;
+            task_range(&cs, task, &u0, &n);
+            double t0 = pe_time_now();
+            ens_rows *rw = ens_rows_new(m, d, c, o, u0, n, err);
+            if (!rw) {
+                st = err->code ? err->code : PE_ERR_INTERNAL;
+                break;
+            }
+            st = ens_text_rows_run(rw, m, d, c, o, err);
+            if (opt->rank_compute) opt->rank_compute[0] += pe_time_now() - t0;
+            if (!st) {
+                msgpack_sbuffer rb;
+                msgpack_sbuffer_init(&rb);
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &rb, msgpack_sbuffer_write);
+                ens_rows_pack(rw, &pk);
+                msgpack_unpacked up;
+                msgpack_unpacked_init(&up);
+                size_t off = 0;
+                msgpack_unpack_next(&up, rb.data, rb.size, &off);
+                msgpack_sbuffer rec;
+                msgpack_sbuffer_init(&rec);
+                pack_task_record(&rec, task, &up.data);
+                st = journal_append(&jn, rec.data, rec.size, err);
+                if (!st) st = accept_rows(&cs, task, &up.data, err);
+                msgpack_sbuffer_destroy(&rec);
+                msgpack_unpacked_destroy(&up);
+                msgpack_sbuffer_destroy(&rb);
+            }
+            ens_rows_free(rw);
+            if (!st) {
+                n_done++;
+                if (opt->rank_tasks) opt->rank_tasks[0]++;
+            }
+            ADVANCE();
+            progress_show(&pg, n_done, cs.n_tasks, opt->replayed, 0);
+        }
+    } else {
+        int *busy = malloc(sizeof(int) * (size_t)size), active = size - 1; /* busy[r]: task of rank r, -1 idle */
+        for (int i = 0; i < size; i++) busy[i] = -1;
+        while (!st && active > 0) {
+            int flag = 0;
+            MPI_Status ps;
+            MPI_Iprobe(MPI_ANY_SOURCE, DIST_TAG, MPI_COMM_WORLD, &flag, &ps);
+            if (!flag) { /* poll gently: the coordinator must not steal a worker's core */
+                struct timespec ts = {0, 500000};
+                double w0 = pe_time_now();
+                nanosleep(&ts, NULL);
+                t_wait += pe_time_now() - w0;
+                continue;
+            }
+            double c0 = pe_time_now();
+            int from, len;
+            char *buf = recv_msg(ps.MPI_SOURCE, &from, &len);
+            msgpack_unpacked up;
+            msgpack_unpacked_init(&up);
+            size_t off = 0;
+            int ok = msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
+            if (ok && mtype(&up.data, "result")) {
+                int task = (int)mint(&up.data, "task", -1);
+                const msgpack_object *rows = mget(&up.data, "rows");
+                if (task != busy[from] || !rows) {
+                    st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a result for task %d but was given task %d", from,
+                                 task, busy[from]);
+                } else {
+                    msgpack_sbuffer rec;
+                    msgpack_sbuffer_init(&rec);
+                    pack_task_record(&rec, task, rows);
+                    pe_err e2 = {0};
+                    /* check and merge first; only an accepted result is journaled */
+                    st = accept_rows(&cs, task, rows, &e2);
+                    if (st) st = pe_fail(err, PE_ERR_INTERNAL, "rank %d: result of task %d rejected: %s", from, task, e2.msg);
+                    if (!st) st = journal_append(&jn, rec.data, rec.size, err);
+                    msgpack_sbuffer_destroy(&rec);
+                    if (!st) {
+                        n_done++;
+                        busy[from] = -1;
+                        if (opt->rank_compute) {
+                            opt->rank_compute[from] = mdouble(&up.data, "compute");
+                            opt->rank_wait[from]    = mdouble(&up.data, "wait");
+                            opt->rank_comm[from]    = mdouble(&up.data, "comm");
+                            opt->rank_tasks[from]++;
+                        }
+                    }
+                }
+            } else if (ok && mtype(&up.data, "ready")) {
+                busy[from] = -1;
+            } else if (ok && mtype(&up.data, "error")) {
+                const msgpack_object *msg = mget(&up.data, "msg");
+                st = pe_fail(err, PE_ERR_INPUT, "rank %d: %.*s", from,
+                             msg && msg->type == MSGPACK_OBJECT_STR ? (int)msg->via.str.size : 7,
+                             msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "unknown");
+            } else {
+                st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a message that is not a pathens v%d message", from,
+                             DIST_VERSION);
+            }
+            msgpack_unpacked_destroy(&up);
+            free(buf);
+            if (st) break;
+            /* reply: the next task, or stop */
+            ADVANCE();
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            if (next < cs.n_tasks && !dist_stop_signal) {
+                int u0, n, task = next++;
+                task_range(&cs, task, &u0, &n);
+                pack_head(&pk, "task", 3);
+                msgpack_pack_str_with_body(&pk, "task", 4);
+                msgpack_pack_int(&pk, task);
+                msgpack_pack_str_with_body(&pk, "u0", 2);
+                msgpack_pack_int(&pk, u0);
+                msgpack_pack_str_with_body(&pk, "n", 1);
+                msgpack_pack_int(&pk, n);
+                busy[from] = task;
+            } else {
+                pack_head(&pk, "stop", 0);
+                active--;
+            }
+            send_buf(&sb, from);
+            msgpack_sbuffer_destroy(&sb);
+            t_comm += pe_time_now() - c0;
+            progress_show(&pg, n_done, cs.n_tasks, opt->replayed, 0);
+        }
+        free(busy);
+        if (st) { /* a fatal error: the journal holds what is done; take every rank down */
+            journal_close(&jn);
+            fprintf(stderr, "pathens: error: %s\n", err->msg);
+            dist_abort(st);
+        }
+    }
+    #undef ADVANCE
+    journal_close(&jn);
+    unlink(pidpath);
+    progress_show(&pg, n_done, cs.n_tasks, opt->replayed, 1);
+    if (!st && n_done < cs.n_tasks && dist_stop_signal) {
+        if (!opt->quiet)
+            fprintf(stderr, "pathens: signal %d: stopped after %d of %d tasks; the journal holds them all; rerun the "
+                            "same command to resume (exit 75)\n", (int)dist_stop_signal, n_done, cs.n_tasks);
+        st = pe_fail(err, PE_ERR_CHECKPOINT, "checkpointed after signal %d: %d of %d tasks done; rerun to resume",
+                     (int)dist_stop_signal, n_done, cs.n_tasks);
+    }
+    if (!st) st = ens_text_reduce(r, cs.all, d, o, err);
+    if (opt->rank_comm) {
+        opt->rank_comm[0] += t_comm;
+        opt->rank_wait[0] += t_wait;
+        opt->rank_compute[0] += size > 1 ? pe_time_now() - tc - t_comm - t_wait : 0.0;
+    }
+    ens_rows_free(cs.all);
+    free(cs.done);
+    return st;
+}
+
+/* ---- worker ---------------------------------------------------------------------------------- */
+
+static pe_status worker(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, pe_err *err) {
+    signal(SIGTERM, SIG_IGN); /* the coordinator decides when to stop; it then says so */
+    signal(SIGUSR1, SIG_IGN);
+    double t_compute = 0.0, t_wait = 0.0, t_comm = 0.0;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, "ready", 0);
+    send_buf(&sb, 0);
+    for (;;) {
+        double w0 = pe_time_now();
+        int    from, len;
+        char  *buf = recv_msg(0, &from, &len);
+        t_wait += pe_time_now() - w0;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        size_t off = 0;
+        int ok = msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
+        if (ok && mtype(&up.data, "stop")) {
+            msgpack_unpacked_destroy(&up);
+            free(buf);
+            break;
+        }
+        int task = ok ? (int)mint(&up.data, "task", -1) : -1, u0 = ok ? (int)mint(&up.data, "u0", -1) : -1,
+            n = ok ? (int)mint(&up.data, "n", -1) : -1;
+        msgpack_unpacked_destroy(&up);
+        free(buf);
+        msgpack_sbuffer_clear(&sb);
+        pe_status st = PE_OK;
+        ens_rows *rw = NULL;
+        if (!ok || task < 0 || u0 < 0 || n <= 0 || u0 + n > d->n_seqs) {
+            st = pe_fail(err, PE_ERR_INTERNAL, "bad task message (task %d, units [%d, +%d))", task, u0, n);
+        } else {
+            double c0 = pe_time_now();
+            rw = ens_rows_new(m, d, c, o, u0, n, err);
+            st = rw ? ens_text_rows_run(rw, m, d, c, o, err) : (err->code ? err->code : PE_ERR_INTERNAL);
+            t_compute += pe_time_now() - c0;
+        }
+        double m0 = pe_time_now();
+        if (st) {
+            pack_head(&pk, "error", 1);
+            msgpack_pack_str_with_body(&pk, "msg", 3);
+            msgpack_pack_str_with_body(&pk, err->msg, strlen(err->msg));
+        } else {
+            pack_head(&pk, "result", 5);
+            msgpack_pack_str_with_body(&pk, "task", 4);
+            msgpack_pack_int(&pk, task);
+            msgpack_pack_str_with_body(&pk, "compute", 7);
+            msgpack_pack_double(&pk, t_compute);
+            msgpack_pack_str_with_body(&pk, "wait", 4);
+            msgpack_pack_double(&pk, t_wait);
+            msgpack_pack_str_with_body(&pk, "comm", 4);
+            msgpack_pack_double(&pk, t_comm + (pe_time_now() - m0));
+            msgpack_pack_str_with_body(&pk, "rows", 4);
+            ens_rows_pack(rw, &pk);
+        }
+        ens_rows_free(rw);
+        send_buf(&sb, 0);
+        t_comm += pe_time_now() - m0;
+        if (st) break; /* the coordinator aborts the job */
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return PE_OK;
+}
+
+pe_status dist_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
+                         const ens_options *o, dist_opts *opt, pe_err *err) {
+    int rank = dist_rank(), size = dist_size();
+    if (rank == 0) return coordinator(r, m, d, c, o, opt, size, err);
+    return worker(m, d, c, o, err);
+}

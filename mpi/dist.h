@@ -1,0 +1,33 @@
+/* dist.h: running an evaluation over MPI ranks (rank 0 coordinates, the others work), resumable
+ * through a journal and preemption-safe. This header does not include mpi.h, so the CLI can
+ * call it without MPI types. docs/mpi.md describes the design. */
+#pragma once
+#include "ensemble.h"
+
+/* MPI_Init / MPI_Finalize around the whole program; single-process runs work without mpirun */
+void dist_init(int *argc, char ***argv);
+void dist_finalize(void);
+int  dist_rank(void);
+int  dist_size(void);
+/* abort every rank (fatal error on one of them) */
+void dist_abort(int code);
+
+typedef struct {
+    const char *out_dir;     /* journal.msgpack lives here (coordinator only) */
+    uint64_t    fingerprint; /* of the resolved config: a journal from another config is refused */
+    int         shard;       /* units per task */
+    int         quiet;       /* no progress on stderr */
+    /* filled by dist_eval_text on the coordinator: timing per rank, for timing.json */
+    double     *rank_compute; /* (size) seconds computing */
+    double     *rank_wait;    /* (size) seconds waiting for work / results */
+    double     *rank_comm;    /* (size) seconds packing, sending, receiving */
+    int        *rank_tasks;   /* (size) tasks done */
+    int         replayed;     /* tasks taken from the journal */
+    int         dropped;      /* damaged journal records redone */
+} dist_opts;
+
+/* Every rank calls this. The coordinator returns the reduced result in r (PE_OK), or
+ * PE_ERR_CHECKPOINT (75) after SIGTERM / SIGUSR1 once the journal holds every finished task.
+ * Workers return PE_OK with r untouched. */
+pe_status dist_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
+                         const ens_options *o, dist_opts *opt, pe_err *err);

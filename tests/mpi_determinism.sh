@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# mpi_determinism.sh: results.json is byte-identical for 1, 2, 3 and 4 ranks (real mpirun,
+# oversubscribed), for OPENBLAS_NUM_THREADS = 1 and 2, and equal to the serial code path.
+set -u
+: "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
+for f in stories260K.bin tok512.bin tinystories_val.txt; do
+    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
+done
+T="$PATHENS_TEST_TMP/mpi_determinism"; rm -rf "$T"; mkdir -p "$T"
+fails=0
+ok()  { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+out="$T/run" # the same run.out every time: it is echoed in results.json
+args=(eval "$PATHENS_SRC/configs/stories260k.ini" --quiet --set data.limit=40 --set run.shard=3
+      --set pathways.members=3 --set pathways.scheme=random-k --set pathways.ratio=3 --set run.out="$out")
+run() { # run NAME RANKS THREADS
+    rm -rf "$out"
+    if [ "$2" = 0 ]; then
+        OPENBLAS_NUM_THREADS=$3 "$PATHENS" "${args[@]}"
+    else
+        OPENBLAS_NUM_THREADS=$3 "$MPIEXEC" -n "$2" "$PATHENS" "${args[@]}"
+    fi
+    local rc=$?
+    [ $rc = 0 ] && cp "$out/results.json" "$T/$1.json" || bad "$1: exit $rc"
+}
+run serial 0 1
+for n in 1 2 3 4; do
+    for t in 1 2; do
+        run "n${n}_t$t" "$n" "$t"
+        cmp -s "$T/serial.json" "$T/n${n}_t$t.json" && ok "$n ranks x $t BLAS threads: results.json byte-identical" \
+            || bad "$n ranks x $t threads differs: $(diff "$T/serial.json" "$T/n${n}_t$t.json" | head -5)"
+    done
+done
+grep -q '"ensemble"' "$T/serial.json" && ok "the compared results hold an ensemble" || bad "no ensemble in results"
+echo "$fails failure(s)"
+[ "$fails" = 0 ]
