@@ -44,6 +44,7 @@ int dist_size(void) {
     return s;
 }
 void dist_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+void dist_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
 /* ---- messages -------------------------------------------------------------------------------- */
 
@@ -260,70 +261,68 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
             msgpack_unpacked_init(&up);
             size_t off = 0;
             int ok = msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
-            if (ok && mtype(&up.data, "result")) {
-                int task = (int)mint(&up.data, "task", -1);
-                const msgpack_object *rows = mget(&up.data, "rows");
-                if (task != busy[from] || !rows) {
-                    st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a result for task %d but was given task %d", from,
-                                 task, busy[from]);
-                } else {
-                    msgpack_sbuffer rec;
-                    msgpack_sbuffer_init(&rec);
-                    pack_task_record(&rec, task, rows);
-                    pe_err e2 = {0};
-                    /* check and merge first; only an accepted result is journaled */
-                    st = accept_rows(&cs, task, rows, &e2);
-                    if (st) st = pe_fail(err, PE_ERR_INTERNAL, "rank %d: result of task %d rejected: %s", from, task, e2.msg);
-                    if (!st) st = journal_append(&jn, rec.data, rec.size, err);
-                    msgpack_sbuffer_destroy(&rec);
-                    if (!st) {
-                        n_done++;
-                        busy[from] = -1;
-                        if (opt->rank_compute) {
-                            opt->rank_compute[from] = mdouble(&up.data, "compute");
-                            opt->rank_wait[from]    = mdouble(&up.data, "wait");
-                            opt->rank_comm[from]    = mdouble(&up.data, "comm");
-                            opt->rank_tasks[from]++;
-                        }
-                    }
-                }
-            } else if (ok && mtype(&up.data, "ready")) {
-                busy[from] = -1;
-            } else if (ok && mtype(&up.data, "error")) {
+            int is_result = ok && mtype(&up.data, "result");
+            if (!ok || (!is_result && !mtype(&up.data, "ready") && !mtype(&up.data, "error"))) {
+                st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a message that is not a pathens v%d message", from,
+                             DIST_VERSION);
+            } else if (mtype(&up.data, "error")) {
                 const msgpack_object *msg = mget(&up.data, "msg");
                 st = pe_fail(err, PE_ERR_INPUT, "rank %d: %.*s", from,
                              msg && msg->type == MSGPACK_OBJECT_STR ? (int)msg->via.str.size : 7,
                              msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "unknown");
-            } else {
-                st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a message that is not a pathens v%d message", from,
-                             DIST_VERSION);
+            } else if (is_result && ((int)mint(&up.data, "task", -1) != busy[from] || !mget(&up.data, "rows"))) {
+                st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a result for task %d but was given task %d", from,
+                             (int)mint(&up.data, "task", -1), busy[from]);
+            }
+            int task_done = is_result && !st ? busy[from] : -1;
+            if (!st) { /* reply first (the next task, or stop), so the worker computes while we journal */
+                busy[from] = -1;
+                ADVANCE();
+                msgpack_sbuffer sb;
+                msgpack_sbuffer_init(&sb);
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+                if (next < cs.n_tasks && !dist_stop_signal) {
+                    int u0, n, task = next++;
+                    task_range(&cs, task, &u0, &n);
+                    pack_head(&pk, "task", 3);
+                    msgpack_pack_str_with_body(&pk, "task", 4);
+                    msgpack_pack_int(&pk, task);
+                    msgpack_pack_str_with_body(&pk, "u0", 2);
+                    msgpack_pack_int(&pk, u0);
+                    msgpack_pack_str_with_body(&pk, "n", 1);
+                    msgpack_pack_int(&pk, n);
+                    busy[from] = task;
+                } else {
+                    pack_head(&pk, "stop", 0);
+                    active--;
+                }
+                send_buf(&sb, from);
+                msgpack_sbuffer_destroy(&sb);
+            }
+            if (task_done >= 0) { /* check and merge, then journal: only an accepted result counts */
+                const msgpack_object *rows = mget(&up.data, "rows");
+                msgpack_sbuffer rec;
+                msgpack_sbuffer_init(&rec);
+                pack_task_record(&rec, task_done, rows);
+                pe_err e2 = {0};
+                st = accept_rows(&cs, task_done, rows, &e2);
+                if (st) st = pe_fail(err, PE_ERR_INTERNAL, "rank %d: result of task %d rejected: %s", from, task_done, e2.msg);
+                if (!st) st = journal_append(&jn, rec.data, rec.size, err);
+                msgpack_sbuffer_destroy(&rec);
+                if (!st) {
+                    n_done++;
+                    if (opt->rank_compute) {
+                        opt->rank_compute[from] = mdouble(&up.data, "compute");
+                        opt->rank_wait[from]    = mdouble(&up.data, "wait");
+                        opt->rank_comm[from]    = mdouble(&up.data, "comm");
+                        opt->rank_tasks[from]++;
+                    }
+                }
             }
             msgpack_unpacked_destroy(&up);
             free(buf);
             if (st) break;
-            /* reply: the next task, or stop */
-            ADVANCE();
-            msgpack_sbuffer sb;
-            msgpack_sbuffer_init(&sb);
-            msgpack_packer pk;
-            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-            if (next < cs.n_tasks && !dist_stop_signal) {
-                int u0, n, task = next++;
-                task_range(&cs, task, &u0, &n);
-                pack_head(&pk, "task", 3);
-                msgpack_pack_str_with_body(&pk, "task", 4);
-                msgpack_pack_int(&pk, task);
-                msgpack_pack_str_with_body(&pk, "u0", 2);
-                msgpack_pack_int(&pk, u0);
-                msgpack_pack_str_with_body(&pk, "n", 1);
-                msgpack_pack_int(&pk, n);
-                busy[from] = task;
-            } else {
-                pack_head(&pk, "stop", 0);
-                active--;
-            }
-            send_buf(&sb, from);
-            msgpack_sbuffer_destroy(&sb);
             t_comm += pe_time_now() - c0;
             progress_show(&pg, n_done, cs.n_tasks, opt->replayed, 0);
         }

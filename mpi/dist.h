@@ -9,6 +9,8 @@ void dist_init(int *argc, char ***argv);
 void dist_finalize(void);
 int  dist_rank(void);
 int  dist_size(void);
+/* every rank waits here (start the clock together) */
+void dist_barrier(void);
 /* abort every rank (fatal error on one of them) */
 void dist_abort(int code);
 

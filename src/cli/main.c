@@ -350,6 +350,9 @@ int cmd_eval(int argc, char **argv) {
         rc = die(&err);
         goto done_data;
     }
+#ifdef PATHENS_WITH_MPI
+    if (g_size > 1) dist_barrier(); /* every rank has its model and data: start the clock together */
+#endif
     double t1 = pe_time_now();
 #ifdef PATHENS_WITH_MPI
     double *rt = calloc((size_t)g_size * 3, sizeof(double)); /* per rank: compute, wait, comm */
