@@ -21,7 +21,7 @@ for w in "${workers[@]}"; do
     for r in $(seq 1 "$REPS"); do
         rm -rf "$tmp/run"
         "$MPIRUN" -n $((w + 1)) "$PATHENS" eval configs/stories260k.ini --quiet --set data.limit=$docs \
-            --set run.out="$tmp/run" --set importance.statistics=0 >/dev/null
+            --set run.out="$tmp/run" --set importance.statistics=0 --set run.shard=${SHARD:-4} >/dev/null
         s=$(/usr/bin/python3 -c "import json; print(json.load(open('$tmp/run/timing.json'))['eval_seconds'])")
         best=$(/usr/bin/python3 -c "print(min(float('$s'), float('${best:-1e30}')))")
     done
