@@ -222,6 +222,11 @@ static pe_status cfg_set_value(pe_config *c, const char *section, const char *ke
 
 /* ---- public API --------------------------------------------------------------------------- */
 
+pe_status cfg_apply_value(pe_config *c, const char *section, const char *key, const char *value, const char *ini_path,
+                          pe_err *err) {
+    return cfg_set_value(c, section, key, value, ini_path, ini_path ? ini_path : "--set", err);
+}
+
 void cfg_init_defaults(pe_config *c) {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < CFG_N_KEYS; i++) cfg_store_value(c, &cfg_keys[i], cfg_keys[i].def, NULL, "default", NULL);

@@ -60,6 +60,9 @@ void cfg_init_defaults(pe_config *c);
 pe_status cfg_load_ini(pe_config *c, const char *path, pe_err *err);
 /* Apply one "section.key=value" override (value paths relative to the cwd). */
 pe_status cfg_apply_set(pe_config *c, const char *assignment, pe_err *err);
+/* Set one key as if read from the INI file ini_path (paths relative to its folder; NULL: cwd). */
+pe_status cfg_apply_value(pe_config *c, const char *section, const char *key, const char *value, const char *ini_path,
+                          pe_err *err);
 /* Check ranges and enums after everything is applied (e.g. batch >= 1, mode known). */
 pe_status cfg_validate(const pe_config *c, pe_err *err);
 /* The resolved config as a cJSON object { "model": {...}, "data": {...}, "run": {...} }.
