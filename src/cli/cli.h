@@ -1,5 +1,13 @@
 /* cli.h: subcommands of the pathens command line, each returning the process exit code. */
 #pragma once
 
+#include "config.h"
+
 int cmd_eval(int argc, char **argv);
+/* the evaluation of a resolved config (threads 0: OPENBLAS_NUM_THREADS or 1); every rank calls it */
+int eval_config(const pe_config *cfg, int threads, int quiet);
+int cmd_sweep(int argc, char **argv);
+/* MPI rank and size (0 and 1 without MPI) */
+int cli_rank(void);
+int cli_size(void);
 int cmd_prune(int argc, char **argv);

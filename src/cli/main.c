@@ -33,6 +33,9 @@
 
 static int g_rank = 0, g_size = 1; /* MPI rank and size (0, 1 without MPI) */
 
+int cli_rank(void) { return g_rank; }
+int cli_size(void) { return g_size; }
+
 static int die(const pe_err *err) {
     if (g_rank == 0) fprintf(stderr, "pathens: error: %s\n", err->msg);
     return err->code ? (int)err->code : PE_ERR_INTERNAL;
@@ -191,6 +194,12 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (cfg_validate(&cfg, &err)) return die(&err);
+    return eval_config(&cfg, threads, quiet);
+}
+
+int eval_config(const pe_config *cfg_in, int threads, int quiet) {
+    pe_err    err = {0};
+    pe_config cfg = *cfg_in;
     if (g_rank != 0) quiet = 1; /* only the coordinator talks */
     if (threads == 0) {
         const char *env = getenv("OPENBLAS_NUM_THREADS");
@@ -585,6 +594,7 @@ static void help_main(FILE *f) {
             "  inspect MODEL         architecture, parameter count, tensors of a checkpoint\n"
             "  eval CONFIG.ini       evaluate a model on a dataset, write results.json\n"
             "  prune RUN_DIR         static pathway plans for FLOPs budgets from a run's importance\n"
+            "  sweep SWEEP.ini       a grid of evaluations (list values), one folder per point\n"
             "  report RUN_DIR        write RUN_DIR/report.html (plots of results.json, no scripts)\n"
             "  version               print version and git commit\n\n"
             "exit codes: 0 ok, 1 usage error, 2 bad input (file, config, data), 3 internal error,\n"
@@ -625,6 +635,7 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "prune")) return cmd_prune(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 2, argv + 2);
     fprintf(stderr, "pathens: unknown command '%s'\n", cmd);
     help_main(stderr);
     return PE_ERR_USAGE;

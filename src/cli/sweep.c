@@ -1,0 +1,422 @@
+/* sweep.c: `pathens sweep SWEEP.ini`: the grid of evaluations an ablation study needs.
+ *
+ * SWEEP.ini is an eval config in which any value may be a comma-separated list; the grid is the
+ * product of the lists (the last listed key varies fastest). Point i runs in
+ * <run.out>/<hash>/ (hash: 12 hex digits of the point's resolved config without run.out), with
+ * config.json (its resolved config), the usual outputs and journal, and DONE once results.json is
+ * complete (FAILED with the exit code if it failed; nothing after a checkpoint, exit 75). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "common.h"
+#include "config.h"
+#include "report.h"
+
+#define SWEEP_MAX_ENTRIES 256
+#define SWEEP_MAX_VALUES 64
+
+typedef struct {
+    char  section[32];
+    char  key[64];
+    char *values[SWEEP_MAX_VALUES];
+    int   n;
+} sweep_entry;
+
+typedef struct {
+    char        path[4096];
+    sweep_entry e[SWEEP_MAX_ENTRIES];
+    int         n;
+    pe_err     *err;
+    pe_status   st;
+} sweep_spec;
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = '\0';
+    return s;
+}
+
+static int sweep_handler(void *user, const char *section, const char *name, const char *value) {
+    sweep_spec *sp = user;
+    if (sp->st) return 0;
+    if (sp->n == SWEEP_MAX_ENTRIES) {
+        sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: more than %d keys", sp->path, SWEEP_MAX_ENTRIES);
+        return 0;
+    }
+    sweep_entry *e = &sp->e[sp->n++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->section, sizeof e->section, "%s", section);
+    snprintf(e->key, sizeof e->key, "%s", name);
+    char *copy = strdup(value), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (e->n == SWEEP_MAX_VALUES) {
+            sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: [%s] %s has more than %d values", sp->path, section, name,
+                             SWEEP_MAX_VALUES);
+            break;
+        }
+        e->values[e->n++] = strdup(trim(tok));
+    }
+    if (e->n == 0) e->values[e->n++] = strdup("");
+    free(copy);
+    return sp->st ? 0 : 1;
+}
+
+static void sweep_free(sweep_spec *sp) {
+    for (int i = 0; i < sp->n; i++)
+        for (int v = 0; v < sp->e[i].n; v++) free(sp->e[i].values[v]);
+    sp->n = 0;
+}
+
+static long sweep_points(const sweep_spec *sp) {
+    long n = 1;
+    for (int i = 0; i < sp->n; i++) n *= sp->e[i].n;
+    return n;
+}
+
+/* the value index of entry j for point p (mixed radix, the last entry fastest) */
+static int sweep_digit(const sweep_spec *sp, long p, int j) {
+    for (int i = sp->n - 1; i > j; i--) p /= sp->e[i].n;
+    return (int)(p % sp->e[j].n);
+}
+
+static uint64_t fnv(const char *t) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)t; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+/* resolved config of point p; dir gets <out>/<hash> */
+static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, const sweep_spec *sp, long p, int argc,
+                                    char **argv, pe_err *err) {
+    cfg_init_defaults(c);
+    for (int j = 0; j < sp->n; j++) {
+        const sweep_entry *e = &sp->e[j];
+        pe_status st = cfg_apply_value(c, e->section, e->key, e->values[sweep_digit(sp, p, j)], sp->path, err);
+        if (st) return st;
+    }
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            pe_status st = cfg_apply_set(c, argv[++i], err);
+            if (st) return st;
+        }
+    char base[CFG_PATH_MAX];
+    snprintf(base, sizeof base, "%s", c->run_out);
+    c->run_out[0] = '\0';
+    cJSON *j = cfg_to_json(c);
+    char  *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    uint64_t h = fnv(t);
+    free(t);
+    snprintf(dir, dirlen, "%s/%012llx", base, (unsigned long long)(h & 0xffffffffffffULL));
+    snprintf(c->run_out, sizeof c->run_out, "%s", dir);
+    return cfg_validate(c, err);
+}
+
+static int file_exists(const char *dir, const char *name) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+static void write_marker(const char *dir, const char *name, const char *text) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    pe_write_file_atomic(p, text, strlen(text), NULL);
+}
+
+static void remove_marker(const char *dir, const char *name) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    unlink(p);
+}
+
+static void help_sweep(FILE *f) {
+    fprintf(f,
+            "usage: pathens sweep SWEEP.ini [--set section.key=value ...] [--index I | --count | --status |\n"
+            "                     --aggregate] [--threads N] [--quiet]\n\n"
+            "SWEEP.ini is an eval config in which any value may be a comma-separated list\n"
+            "(ratio = 1, 2, 4, 8; scheme = unbiased, local); the grid is the product of the lists, the last\n"
+            "listed key varying fastest. Point I runs in <run.out>/<hash>/ with config.json, the eval outputs\n"
+            "and a DONE marker once results.json is complete.\n\n"
+            "  (no mode)     run every point in order, skipping finished ones, resuming interrupted ones\n"
+            "  --index I     run only point I (0-based; for job arrays: --index $SLURM_ARRAY_TASK_ID)\n"
+            "  --count       print the number of points\n"
+            "  --status      census: done / running / failed / missing, with their indices\n"
+            "  --aggregate   collect the finished points into <run.out>/sweep.csv, sweep.json and\n"
+            "                sweep_report.html (metric vs ratio per scheme, ensemble gain vs K)\n\n"
+            "exit codes: as pathens eval (75: a point was checkpointed after a signal; rerun to resume);\n"
+            "--status exits 0 when every point is done, 1 otherwise.\n");
+}
+
+static cJSON *load_json_file(const char *path) {
+    char *text = NULL;
+    if (pe_read_file(path, &text, NULL, NULL)) return NULL;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    return j;
+}
+
+static double jget(const cJSON *o, const char *a, const char *b) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (b) x = cJSON_GetObjectItemCaseSensitive(x, b);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+static double jci(const cJSON *o, const char *a, const char *key, int i) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), key);
+    x = cJSON_GetArrayItem(x, i);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+static int sweep_aggregate(const sweep_spec *sp, int argc, char **argv, const char *base_out, pe_err *err) {
+    long   np = sweep_points(sp);
+    cJSON *rows = cJSON_CreateArray();
+    char  *csv = NULL;
+    size_t csvlen = 0;
+    FILE  *cf = open_memstream(&csv, &csvlen);
+    fprintf(cf, "index,dir");
+    for (int j = 0; j < sp->n; j++)
+        if (sp->e[j].n > 1) fprintf(cf, ",%s.%s", sp->e[j].section, sp->e[j].key);
+    fprintf(cf, ",metric,members,dense,dense_lo,dense_hi,member_mean,ensemble,ensemble_lo,ensemble_hi,"
+                "gain,gain_lo,gain_hi,kept_fraction\n");
+    int n_done = 0;
+    for (long p = 0; p < np; p++) {
+        pe_config c;
+        char      dir[CFG_PATH_MAX];
+        if (sweep_point_config(&c, dir, sizeof dir, sp, p, argc, argv, err)) {
+            fclose(cf);
+            free(csv);
+            cJSON_Delete(rows);
+            return err->code;
+        }
+        if (!file_exists(dir, "DONE")) continue;
+        char rp[4400];
+        snprintf(rp, sizeof rp, "%s/results.json", dir);
+        cJSON *r = load_json_file(rp);
+        if (!r) continue;
+        n_done++;
+        int lm = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "dense"), "nll_per_token") != NULL;
+        const char *metric = lm ? "nll_per_token" : "accuracy";
+        char ci[64];
+        snprintf(ci, sizeof ci, "%s_ci95", metric);
+        const cJSON *mem = cJSON_GetObjectItemCaseSensitive(r, "members");
+        int K = cJSON_GetArraySize(mem);
+        double kept = 0.0;
+        const cJSON *mm;
+        cJSON_ArrayForEach(mm, mem) kept += jget(mm, "kept_fraction", NULL) / K;
+        const char *gk = lm ? "minus_dense" : "accuracy_minus_dense";
+        const cJSON *gain = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "ensemble"), gk);
+        cJSON *row = cJSON_CreateObject(), *params = cJSON_AddObjectToObject(row, "params"), *mt;
+        cJSON_AddNumberToObject(row, "index", (double)p);
+        const char *slash = strrchr(dir, '/');
+        cJSON_AddStringToObject(row, "dir", slash ? slash + 1 : dir);
+        fprintf(cf, "%ld,%s", p, slash ? slash + 1 : dir);
+        for (int j = 0; j < sp->n; j++) {
+            if (sp->e[j].n < 2) continue;
+            char key[128];
+            snprintf(key, sizeof key, "%s.%s", sp->e[j].section, sp->e[j].key);
+            const char *v = sp->e[j].values[sweep_digit(sp, p, j)];
+            cJSON_AddStringToObject(params, key, v);
+            fprintf(cf, ",%s", v);
+        }
+        mt = cJSON_AddObjectToObject(row, "metrics");
+        cJSON_AddStringToObject(mt, "metric", metric);
+        cJSON_AddNumberToObject(mt, "members", K);
+        double dv = jget(r, "dense", metric), dl = jci(r, "dense", ci, 0), dh = jci(r, "dense", ci, 1);
+        double ev = K ? jget(r, "ensemble", metric) : NAN, el = K ? jci(r, "ensemble", ci, 0) : NAN,
+               eh = K ? jci(r, "ensemble", ci, 1) : NAN;
+        double mmv = K && lm ? jget(r, "member_mean", metric) : NAN;
+        if (K && !lm) { /* classifiers: mean member accuracy */
+            mmv = 0.0;
+            cJSON_ArrayForEach(mm, mem) mmv += jget(mm, "accuracy", NULL) / K;
+        }
+        double gv = gain ? jget(gain, "mean", NULL) : NAN;
+        const cJSON *gci = gain ? cJSON_GetObjectItemCaseSensitive(gain, "ci95") : NULL;
+        double gl = gci ? cJSON_GetArrayItem(gci, 0)->valuedouble : NAN, gh = gci ? cJSON_GetArrayItem(gci, 1)->valuedouble : NAN;
+#define NUM(o, k, x) (isfinite(x) ? cJSON_AddNumberToObject(o, k, x) : cJSON_AddNullToObject(o, k))
+        NUM(mt, "dense", dv);
+        cJSON *a = cJSON_AddArrayToObject(mt, "dense_ci95");
+        cJSON_AddItemToArray(a, isfinite(dl) ? cJSON_CreateNumber(dl) : cJSON_CreateNull());
+        cJSON_AddItemToArray(a, isfinite(dh) ? cJSON_CreateNumber(dh) : cJSON_CreateNull());
+        NUM(mt, "member_mean", mmv);
+        NUM(mt, "ensemble", ev);
+        a = cJSON_AddArrayToObject(mt, "ensemble_ci95");
+        cJSON_AddItemToArray(a, isfinite(el) ? cJSON_CreateNumber(el) : cJSON_CreateNull());
+        cJSON_AddItemToArray(a, isfinite(eh) ? cJSON_CreateNumber(eh) : cJSON_CreateNull());
+        NUM(mt, "gain", gv);
+        a = cJSON_AddArrayToObject(mt, "gain_ci95");
+        cJSON_AddItemToArray(a, isfinite(gl) ? cJSON_CreateNumber(gl) : cJSON_CreateNull());
+        cJSON_AddItemToArray(a, isfinite(gh) ? cJSON_CreateNumber(gh) : cJSON_CreateNull());
+        NUM(mt, "kept_fraction", K ? kept : NAN);
+#undef NUM
+        fprintf(cf, ",%s,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", metric, K, dv, dl, dh,
+                mmv, ev, el, eh, gv, gl, gh, K ? kept : NAN);
+        cJSON_AddItemToArray(rows, row);
+        cJSON_Delete(r);
+    }
+    fclose(cf);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "sweep", sp->path);
+    cJSON_AddNumberToObject(root, "points", (double)np);
+    cJSON_AddNumberToObject(root, "done", n_done);
+    cJSON_AddItemToObject(root, "rows", rows);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    char path[4400];
+    int  rc = 0;
+    snprintf(path, sizeof path, "%s/sweep.json", base_out);
+    if (pe_write_file_atomic(path, text, strlen(text), err)) rc = err->code;
+    snprintf(path, sizeof path, "%s/sweep.csv", base_out);
+    if (!rc && pe_write_file_atomic(path, csv, csvlen, err)) rc = err->code;
+    free(text);
+    free(csv);
+    if (!rc) {
+        snprintf(path, sizeof path, "%s/sweep_report.html", base_out);
+        if (report_write_sweep(base_out, path, err)) rc = err->code;
+    }
+    if (!rc) fprintf(stderr, "aggregated %d of %ld points into %s/sweep.csv, sweep.json, sweep_report.html\n", n_done, np,
+                     base_out);
+    return rc;
+}
+
+int cmd_sweep(int argc, char **argv) {
+    const char *ini = NULL;
+    long index = -1;
+    int  count = 0, status = 0, aggregate = 0, quiet = 0, threads = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help_sweep(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            i++;
+        } else if (!strcmp(argv[i], "--index") && i + 1 < argc) {
+            char *e;
+            index = strtol(argv[++i], &e, 10);
+            if (*e || index < 0) {
+                fprintf(stderr, "pathens sweep: --index needs a point number >= 0\n");
+                return PE_ERR_USAGE;
+            }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            threads = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--count")) count = 1;
+        else if (!strcmp(argv[i], "--status")) status = 1;
+        else if (!strcmp(argv[i], "--aggregate")) aggregate = 1;
+        else if (!strcmp(argv[i], "--quiet")) quiet = 1;
+        else if (argv[i][0] != '-' && !ini) ini = argv[i];
+        else {
+            fprintf(stderr, "pathens sweep: unknown option or extra argument '%s'\nRun 'pathens sweep --help'.\n", argv[i]);
+            return PE_ERR_USAGE;
+        }
+    }
+    if (!ini || count + status + aggregate + (index >= 0) > 1) {
+        fprintf(stderr, "pathens sweep: needs SWEEP.ini and at most one of --index, --count, --status, --aggregate\n");
+        return PE_ERR_USAGE;
+    }
+    pe_err err = {0};
+    static sweep_spec sp;
+    memset(&sp, 0, sizeof sp);
+    snprintf(sp.path, sizeof sp.path, "%s", ini);
+    sp.err = &err;
+    int r = ini_parse(ini, sweep_handler, &sp);
+    if (r != 0 || sp.st) {
+        if (!sp.st) pe_fail(&err, PE_ERR_INPUT, "%s: %s (line %d)", ini, r < 0 ? "cannot open" : "syntax error", r);
+        if (cli_rank() == 0) fprintf(stderr, "pathens: error: %s\n", err.msg);
+        sweep_free(&sp);
+        return PE_ERR_INPUT;
+    }
+    long np = sweep_points(&sp);
+    int  rc = 0;
+    /* validate every point up front: a typo fails now, not in point 37 */
+    pe_config c;
+    char      dir[CFG_PATH_MAX];
+    for (long p = 0; p < np && !rc; p++)
+        if (sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err)) {
+            if (cli_rank() == 0) fprintf(stderr, "pathens: error: sweep point %ld: %s\n", p, err.msg);
+            rc = err.code;
+        }
+    char base[CFG_PATH_MAX];
+    if (!rc) {
+        const char *sl = strrchr(dir, '/');
+        snprintf(base, sizeof base, "%.*s", sl ? (int)(sl - dir) : 1, sl ? dir : ".");
+    }
+    if (rc) {
+    } else if (count) {
+        if (cli_rank() == 0) printf("%ld\n", np);
+    } else if (status) {
+        if (cli_rank() == 0) {
+            static char lists[4][65536];
+            int counts[4] = {0};
+            const char *names[4] = {"done", "running", "failed", "missing"};
+            for (int k = 0; k < 4; k++) lists[k][0] = '\0';
+            for (long p = 0; p < np; p++) {
+                sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err);
+                int k = 3;
+                char pidp[4400], *pidt = NULL;
+                snprintf(pidp, sizeof pidp, "%s/coordinator.pid", dir);
+                if (file_exists(dir, "DONE")) k = 0;
+                else if (pe_read_file(pidp, &pidt, NULL, NULL) == PE_OK && atol(pidt) > 0 && kill((pid_t)atol(pidt), 0) == 0) k = 1;
+                else if (file_exists(dir, "FAILED")) k = 2;
+                free(pidt);
+                counts[k]++;
+                size_t l = strlen(lists[k]);
+                snprintf(lists[k] + l, sizeof lists[k] - l, "%s%ld%s", l ? " " : "", p,
+                         k == 3 && file_exists(dir, "journal.msgpack") ? "(partial)" : "");
+            }
+            printf("sweep %s: %ld points\n", ini, np);
+            for (int k = 0; k < 4; k++) printf("%-8s %4d  %s\n", names[k], counts[k], lists[k]);
+            rc = counts[0] == np ? 0 : 1;
+        }
+    } else if (aggregate) {
+        if (cli_rank() == 0) rc = sweep_aggregate(&sp, argc, argv, base, &err);
+    } else {
+        long first = index >= 0 ? index : 0, last = index >= 0 ? index : np - 1;
+        if (index >= np) {
+            if (cli_rank() == 0) fprintf(stderr, "pathens sweep: --index %ld but the sweep has %ld points (0..%ld)\n", index, np, np - 1);
+            rc = PE_ERR_USAGE;
+        }
+        for (long p = first; p <= last && !rc; p++) {
+            sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err);
+            if (file_exists(dir, "DONE")) {
+                if (!quiet && cli_rank() == 0) fprintf(stderr, "sweep point %ld (%s): done already\n", p, dir);
+                continue;
+            }
+            if (cli_rank() == 0) {
+                if (pe_mkdir_p(dir, &err)) {
+                    fprintf(stderr, "pathens: error: %s\n", err.msg);
+                    rc = err.code;
+                    break;
+                }
+                cJSON *j = cfg_to_json(&c);
+                char  *t = cJSON_Print(j), cp[4400];
+                cJSON_Delete(j);
+                snprintf(cp, sizeof cp, "%s/config.json", dir);
+                pe_write_file_atomic(cp, t, strlen(t), NULL);
+                free(t);
+                remove_marker(dir, "FAILED");
+                if (!quiet) fprintf(stderr, "sweep point %ld of %ld: %s\n", p, np, dir);
+            }
+            int erc = eval_config(&c, threads, quiet);
+            if (cli_rank() == 0) {
+                if (erc == 0) write_marker(dir, "DONE", "done\n");
+                else if (erc != PE_ERR_CHECKPOINT) {
+                    char t[32];
+                    snprintf(t, sizeof t, "exit %d\n", erc);
+                    write_marker(dir, "FAILED", t);
+                }
+            }
+            rc = erc;
+        }
+    }
+    sweep_free(&sp);
+    return rc;
+}
