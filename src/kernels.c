@@ -114,7 +114,8 @@ void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta) {
 
 /* ---- attention --------------------------------------------------------------------------- */
 
-#define ATT_ROW_BLOCK 64 /* causal: queries in blocks of 64 rows only touch keys < block end */
+#define ATT_ROW_BLOCK 64   /* causal: queries in blocks of 64 rows only touch keys < block end */
+#define ATT_RANGE_BLOCK 32 /* sliding windows: a block computes (window + 31) keys per row */
 
 /* ---- attention over sampled pathways ------------------------------------------------------ */
 
@@ -240,6 +241,68 @@ static int64_t att_window(float *ob, float *scratch, float *kg, float *vg, const
 }
 
 /* per-query key lists (random-k, window): gathered dot products, proportional to kept keys */
+/* dot product with 8 independent partial sums (the compiler vectorises it; a single chain does not) */
+static inline float dot8(const float *a, const float *b, int n) {
+    float acc[8] = {0};
+    int   t = 0;
+    for (; t + 8 <= n; t += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[t + l] * b[t + l];
+    float d = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; t < n; t++) d += a[t] * b[t];
+    return d;
+}
+
+/* Per-query key lists that are contiguous ranges [first_i, first_i + m_i) containing i when causal
+ * (window scheme, plan windows): blocks of 32 queries run as two sgemms over the union of their
+ * ranges, each row masked to its own range; the cost is rows x (window + 31) at sgemm speed. */
+static int64_t att_ranges(float *ob, float *scratch, const float *qb, const float *kb, const float *vb, int C, int KVC,
+                          int HS, float scale, int n, const pw_sample *ps, row_stats *rs) {
+    int64_t kept = 0;
+    for (int i0 = 0; i0 < n; i0 += ATT_RANGE_BLOCK) {
+        int rows = n - i0 < ATT_RANGE_BLOCK ? n - i0 : ATT_RANGE_BLOCK, lo = n, hi = 0;
+        for (int r = 0; r < rows; r++) {
+            int a = ps->key_start[i0 + r], b = ps->key_start[i0 + r + 1];
+            if (ps->keys[a] < lo) lo = ps->keys[a];
+            if (ps->keys[b - 1] + 1 > hi) hi = ps->keys[b - 1] + 1;
+        }
+        int nk = hi - lo; /* keys [lo, hi) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, HS, scale, qb + (size_t)i0 * C, C,
+                    kb + (size_t)lo * KVC, KVC, 0.0f, scratch, nk);
+        for (int r = 0; r < rows; r++) {
+            int    i = i0 + r, a = ps->key_start[i], m = ps->key_start[i + 1] - a, f = ps->keys[a] - lo;
+            float *srow = scratch + (size_t)r * nk, *sv = srow + f, mx = sv[0];
+            for (int j = 1; j < m; j++) mx = sv[j] > mx ? sv[j] : mx;
+            float  sum = 0.0f;
+            double es  = 0.0;
+            for (int j = 0; j < m; j++) {
+                float z = sv[j] - mx;
+                sv[j] = expf(z);
+                sum += sv[j];
+                es += (double)sv[j] * z;
+            }
+            float inv = 1.0f / sum;
+            for (int j = 0; j < f; j++) srow[j] = 0.0f;
+            for (int j = 0; j < m; j++) sv[j] *= inv;
+            for (int j = f + m; j < nk; j++) srow[j] = 0.0f;
+            kept += m;
+            if (rs) row_stats_add(rs, i, ps->keys + a, sv, m, 0.0f, log((double)sum) - es / sum);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, nk, 1.0f, scratch, nk, vb + (size_t)lo * KVC,
+                    KVC, 0.0f, ob + (size_t)i0 * C, C);
+    }
+    return kept;
+}
+
+/* do the per-query lists of ps qualify for att_ranges? */
+static int lists_are_ranges(const pw_sample *ps, int n, int causal) {
+    for (int i = 0; i < n; i++) {
+        int a = ps->key_start[i], b = ps->key_start[i + 1];
+        if (b <= a || ps->keys[b - 1] - ps->keys[a] != b - a - 1) return 0;
+        if (causal && ps->keys[b - 1] != i) return 0; /* causal: the range must end at the query itself */
+    }
+    return 1;
+}
+
 static int64_t att_per_query(float *ob, float *scores, const float *qb, const float *kb, const float *vb, int C, int KVC,
                              int HS, float scale, int n, const pw_sample *ps, int causal, row_stats *rs) {
     int64_t kept = 0;
@@ -252,9 +315,7 @@ static int64_t att_per_query(float *ob, float *scores, const float *qb, const fl
         float        mx  = -INFINITY;
         for (int j = 0; j < lim + has_self; j++) {
             const float *kj = kb + (size_t)(j < lim ? L[j] : i) * KVC;
-            float d = 0.0f;
-            for (int t = 0; t < HS; t++) d += qi[t] * kj[t];
-            scores[j] = d * scale;
+            scores[j] = dot8(qi, kj, HS) * scale;
             mx = scores[j] > mx ? scores[j] : mx;
         }
         float  sum = 0.0f;
@@ -314,6 +375,8 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
             }
             if (kind == PW_SAMPLE_NONE) {
                 for (int i = 0; i < n; i++) memset(ob + (size_t)i * C, 0, (size_t)HS * sizeof(float));
+            } else if (kind == PW_SAMPLE_PER_QUERY && lists_are_ranges(ps, n, causal)) {
+                kept = att_ranges(ob, scratch, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
             } else if (kind == PW_SAMPLE_PER_QUERY) {
                 kept = att_per_query(ob, scratch, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
             } else if (kind == PW_SAMPLE_WINDOWS) {
