@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "proto.h"
 
 #define DIST_TAG 7
 #define DIST_VERSION 1
@@ -48,32 +49,22 @@ void dist_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
 /* ---- messages -------------------------------------------------------------------------------- */
 
-static const msgpack_object *mget(const msgpack_object *m, const char *key) {
-    if (m->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl && !memcmp(k->via.str.ptr, key, kl))
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 static int mtype(const msgpack_object *m, const char *t) {
-    const msgpack_object *x = mget(m, "t"), *v = mget(m, "v");
+    const msgpack_object *x = proto_map_get(m, "t"), *v = proto_map_get(m, "v");
     return x && x->type == MSGPACK_OBJECT_STR && x->via.str.size == strlen(t) && !memcmp(x->via.str.ptr, t, strlen(t)) &&
            v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == DIST_VERSION;
 }
 
 static int64_t mint(const msgpack_object *m, const char *key, int64_t dflt) {
-    const msgpack_object *x = mget(m, key);
+    const msgpack_object *x = proto_map_get(m, key);
     if (x && x->type == MSGPACK_OBJECT_POSITIVE_INTEGER) return (int64_t)x->via.u64;
     if (x && x->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return x->via.i64;
     return dflt;
 }
 
 static double mdouble(const msgpack_object *m, const char *key) {
-    const msgpack_object *x = mget(m, key);
+    const msgpack_object *x = proto_map_get(m, key);
     return x && (x->type == MSGPACK_OBJECT_FLOAT64 || x->type == MSGPACK_OBJECT_FLOAT32) ? x->via.f64 : 0.0;
 }
 
@@ -266,11 +257,11 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
                 st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a message that is not a pathens v%d message", from,
                              DIST_VERSION);
             } else if (mtype(&up.data, "error")) {
-                const msgpack_object *msg = mget(&up.data, "msg");
+                const msgpack_object *msg = proto_map_get(&up.data, "msg");
                 st = pe_fail(err, PE_ERR_INPUT, "rank %d: %.*s", from,
                              msg && msg->type == MSGPACK_OBJECT_STR ? (int)msg->via.str.size : 7,
                              msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "unknown");
-            } else if (is_result && ((int)mint(&up.data, "task", -1) != busy[from] || !mget(&up.data, "rows"))) {
+            } else if (is_result && ((int)mint(&up.data, "task", -1) != busy[from] || !proto_map_get(&up.data, "rows"))) {
                 st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a result for task %d but was given task %d", from,
                              (int)mint(&up.data, "task", -1), busy[from]);
             }
@@ -301,7 +292,7 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
                 msgpack_sbuffer_destroy(&sb);
             }
             if (task_done >= 0) { /* check and merge, then journal: only an accepted result counts */
-                const msgpack_object *rows = mget(&up.data, "rows");
+                const msgpack_object *rows = proto_map_get(&up.data, "rows");
                 msgpack_sbuffer rec;
                 msgpack_sbuffer_init(&rec);
                 pack_task_record(&rec, task_done, rows);

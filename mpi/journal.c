@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "proto.h"
+
 #define JREC_MAGIC "PJR1"
 #define JREC_MAX (1u << 30)
 
@@ -28,16 +30,6 @@ static pe_status write_record(FILE *f, const void *payload, size_t len, const ch
     return PE_OK;
 }
 
-static const msgpack_object *map_get(const msgpack_object *m, const char *key) {
-    if (m->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl && !memcmp(k->via.str.ptr, key, kl))
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 static void pack_header(msgpack_sbuffer *sb, uint64_t fingerprint, int n_tasks) {
     msgpack_packer pk;
@@ -88,8 +80,8 @@ pe_status journal_open(journal *j, const char *dir, uint64_t fingerprint, int n_
         size_t off = 0;
         if (good && msgpack_unpack_next(&up, payload, n, &off) != MSGPACK_UNPACK_SUCCESS) good = 0;
         if (good && !have_header) {
-            const msgpack_object *t = map_get(&up.data, "t"), *fp = map_get(&up.data, "fingerprint"),
-                                 *nt = map_get(&up.data, "tasks");
+            const msgpack_object *t = proto_map_get(&up.data, "t"), *fp = proto_map_get(&up.data, "fingerprint"),
+                                 *nt = proto_map_get(&up.data, "tasks");
             if (!t || t->type != MSGPACK_OBJECT_STR || t->via.str.size != 15 ||
                 memcmp(t->via.str.ptr, "pathens-journal", 15) || !fp || fp->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
                 !nt || nt->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
@@ -109,8 +101,8 @@ pe_status journal_open(journal *j, const char *dir, uint64_t fingerprint, int n_
                 break;
             }
         } else if (good) {
-            const msgpack_object *t = map_get(&up.data, "t"), *id = map_get(&up.data, "task"),
-                                 *rows = map_get(&up.data, "rows");
+            const msgpack_object *t = proto_map_get(&up.data, "t"), *id = proto_map_get(&up.data, "task"),
+                                 *rows = proto_map_get(&up.data, "rows");
             pe_err e2 = {0};
             if (!t || t->type != MSGPACK_OBJECT_STR || t->via.str.size != 4 || memcmp(t->via.str.ptr, "task", 4) || !id ||
                 id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 >= (uint64_t)n_tasks || !rows ||
