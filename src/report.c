@@ -7,6 +7,8 @@
  *   svg / plot  a small SVG layer: canvas, "nice" ticks, axes, polylines, bands, markers,
  *               error bars, legends; every figure below is built from these
  *   sections    header, summary table, and the five plots (each falls back to a one-line note)
+ *   sweep       report_write_sweep: the page of a `pathens sweep` from its sweep.json (table of
+ *               every point, metric vs ratio per scheme, ensemble gain vs K), same SVG layer
  * The page has no scripts and references nothing outside itself; see docs/report.md. */
 #include "report.h"
 
@@ -1504,6 +1506,8 @@ static const char *CSS =
     ".small{font-size:12px;color:#666}"
     ".legend{font-size:12.5px;margin:4px 0}.legend span{margin-right:12px;white-space:nowrap}"
     ".legend i{display:inline-block;width:14px;height:4px;margin:0 5px 3px 0;vertical-align:middle}"
+    ".wide{overflow-x:auto}table.sweep td.p{text-align:left}table.sweep tr:first-child th.p{text-align:left}"
+    "table.sweep .ci{font-size:12px}"
     "footer{margin-top:30px;font-size:12px;color:#777}";
 
 static int is_dir(const char *p) {
@@ -1610,5 +1614,623 @@ pe_status report_write(const char *run_dir, const char *out_path, char *written,
     st = pe_write_file_atomic(out_path, html, strlen(html), err);
     free(html);
     if (!st && written && n) snprintf(written, n, "%s", out_path);
+    return st;
+}
+
+/* ==== the sweep report: <sweep_dir>/sweep.json (pathens sweep --aggregate) ===================== */
+
+#define SW_SCHEME "pathways.scheme"
+#define SW_RATIO  "pathways.ratio"
+#define SW_MAXKEYS 64
+
+/* one finished sweep point */
+typedef struct {
+    int          index, K;
+    const char  *dir, *metric;
+    const char  *scheme; /* params["pathways.scheme"], NULL when the scheme was not swept */
+    double       ratio;  /* params["pathways.ratio"], NaN when the ratio was not swept */
+    const cJSON *params;
+    est          dense, ens, gain;
+    double       mm, kept;
+} swrow;
+
+/* a params value as text (the sweep writes strings; numbers are accepted) */
+static const char *sw_ptext(const cJSON *v, char *buf, size_t n) {
+    if (cJSON_IsString(v)) return v->valuestring;
+    if (cJSON_IsNumber(v)) {
+        snprintf(buf, n, "%.10g", v->valuedouble);
+        return buf;
+    }
+    return NULL;
+}
+
+static int sw_same_scheme(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
+static int sw_same_ratio(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
+
+/* rows[*] of sweep.json; returns the number of rows, -1 on error (r->failed or r->b.oom) */
+static int sw_parse(rep *r, const cJSON *root, swrow **out) {
+    const char  *f    = r->rfile;
+    const cJSON *rows = jarr(r, f, root, "", "rows", 1);
+    *out = NULL;
+    if (r->failed) return -1;
+    int    n = cJSON_GetArraySize(rows);
+    swrow *w = calloc((size_t)(n ? n : 1), sizeof *w);
+    if (!w) {
+        r->b.oom = 1;
+        return -1;
+    }
+    for (int i = 0; i < n && !r->failed; i++) {
+        char path[48], mpath[64], ppath[64], tb[40];
+        snprintf(path, sizeof path, "rows[%d]", i);
+        snprintf(mpath, sizeof mpath, "rows[%d].metrics", i);
+        snprintf(ppath, sizeof ppath, "rows[%d].params", i);
+        const cJSON *o = cJSON_GetArrayItem(rows, i);
+        swrow       *x = &w[i];
+        if (!cJSON_IsObject(o)) {
+            jfail(r, f, path, "", "is not an object");
+            break;
+        }
+        x->index = jint(r, f, o, path, "index", 0, 1 << 30);
+        x->dir   = jstr(o, "dir");
+        if (!r->failed && !x->dir) jfail(r, f, path, "dir", "is missing or not a string");
+        x->params       = jobj(r, f, o, path, "params", 1);
+        const cJSON *m  = jobj(r, f, o, path, "metrics", 1);
+        if (r->failed) break;
+        const cJSON *pv;
+        cJSON_ArrayForEach(pv, x->params) if (!sw_ptext(pv, tb, sizeof tb)) jfail(r, f, ppath, pv->string, "is not a string");
+        x->metric = jstr(m, "metric");
+        if (!r->failed && (!x->metric || (strcmp(x->metric, "nll_per_token") && strcmp(x->metric, "accuracy"))))
+            jfail(r, f, mpath, "metric", "is missing or not \"nll_per_token\" or \"accuracy\"");
+        x->K     = jint(r, f, m, mpath, "members", 0, 1 << 30);
+        x->dense = jest(r, f, m, mpath, "dense", "dense_ci95", 0);
+        if (!r->failed && !jget(m, "dense")) jfail(r, f, mpath, "dense", "is missing");
+        x->ens.v = jnum(r, f, m, mpath, "ensemble", 1);
+        jci(r, f, m, mpath, "ensemble_ci95", 0, &x->ens.lo, &x->ens.hi);
+        x->gain.v = jnum(r, f, m, mpath, "gain", 1);
+        jci(r, f, m, mpath, "gain_ci95", 0, &x->gain.lo, &x->gain.hi);
+        x->mm     = jnum(r, f, m, mpath, "member_mean", 0);
+        x->kept   = jnum(r, f, m, mpath, "kept_fraction", 0);
+        const cJSON *sv = jget(x->params, SW_SCHEME);
+        x->scheme       = cJSON_IsString(sv) ? sv->valuestring : NULL;
+        x->ratio = NAN;
+        const cJSON *rv = jget(x->params, SW_RATIO);
+        if (rv && !r->failed) {
+            const char *t = sw_ptext(rv, tb, sizeof tb);
+            char       *e = NULL;
+            double      v = t ? strtod(t, &e) : NAN;
+            while (e && (*e == ' ' || *e == '\t')) e++;
+            if (!t || e == t || *e || !isfinite(v)) jfail(r, f, ppath, SW_RATIO, "is not a number");
+            else x->ratio = v;
+        }
+    }
+    if (r->failed) {
+        free(w);
+        return -1;
+    }
+    *out = w;
+    return n;
+}
+
+static void sw_metric_names(const char *metric, const char **ylab, const char **glab, const char **what,
+                            const char **better) {
+    int lm = !strcmp(metric, "nll_per_token");
+    /* what: lower case, for the middle of a sentence; captions capitalise it */
+    *ylab   = lm ? "NLL (nats/token)" : "accuracy (fraction correct)";
+    *glab   = lm ? "ensemble " MINUS " dense NLL (nats/token)" : "ensemble " MINUS " dense accuracy (fraction)";
+    *what   = lm ? "NLL per token" : "accuracy";
+    *better = lm ? "lower is better" : "higher is better";
+}
+
+/* decimals for a column: enough for the narrowest interval in it */
+static int sw_col_dec(const swrow *w, int n, int which) {
+    int d = 4;
+    for (int i = 0; i < n; i++) {
+        const est *e = which == 0 ? &w[i].dense : which == 1 ? &w[i].ens : &w[i].gain;
+        int        c = ci_dec(e->lo, e->hi, 4);
+        if (c > d) d = c;
+    }
+    return d;
+}
+
+static void sw_td(rep *r, est e, int dec, int sign, int bold) {
+    if (!isfinite(e.v)) {
+        sb_put(&r->b, "<td>n/a</td>");
+        return;
+    }
+    sb_printf(&r->b, "<td>%s%s%s", bold ? "<b>" : "", fmtn(r, e.v, dec, sign), bold ? "</b>" : "");
+    if (isfinite(e.lo) && isfinite(e.hi))
+        sb_printf(&r->b, "<br><span class=\"ci\">[%s, %s]</span>", fmtn(r, e.lo, dec, sign), fmtn(r, e.hi, dec, sign));
+    sb_put(&r->b, "</td>");
+}
+
+static void sw_table(rep *r, const swrow *w, int n, const char **keys, int nk, const char *metric) {
+    const char *ylab, *glab, *what, *better;
+    sw_metric_names(metric, &ylab, &glab, &what, &better);
+    section(r, "points", "1. All points");
+    if (n == 0) {
+        note(r, "No finished points yet: run the sweep, then 'pathens sweep SWEEP.ini --aggregate' again.");
+        sb_put(&r->b, "</section>\n");
+        return;
+    }
+    int dd = sw_col_dec(w, n, 0), de = sw_col_dec(w, n, 1), dg = sw_col_dec(w, n, 2);
+    sb_put(&r->b, "<div class=\"wide\"><table class=\"num sweep\">\n<tr><th>#</th><th class=\"p\">run folder</th>");
+    for (int k = 0; k < nk; k++) {
+        sb_put(&r->b, "<th class=\"p\">");
+        sb_esc(&r->b, keys[k]);
+        sb_put(&r->b, "</th>");
+    }
+    sb_put(&r->b, "<th>K</th><th>dense<br>[95% CI]</th><th>mean<br>member</th><th>ensemble<br>[95% CI]</th>"
+                  "<th>ensemble &#8722; dense<br>[95% CI]</th><th>kept<br>fraction</th></tr>\n");
+    for (int i = 0; i < n; i++) {
+        const swrow *x = &w[i];
+        char         tb[40];
+        sb_printf(&r->b, "<tr><td>%d</td><td class=\"p\"><code>", x->index);
+        sb_esc(&r->b, x->dir);
+        sb_put(&r->b, "</code></td>");
+        for (int k = 0; k < nk; k++) {
+            const char *t = sw_ptext(jget(x->params, keys[k]), tb, sizeof tb);
+            sb_put(&r->b, "<td class=\"p\">");
+            sb_esc(&r->b, t ? (t[0] ? t : "(empty)") : "\xe2\x80\x94");
+            sb_put(&r->b, "</td>");
+        }
+        sb_printf(&r->b, "<td>%d</td>", x->K);
+        sw_td(r, x->dense, dd, 0, 0);
+        sw_td(r, (est){x->mm, NAN, NAN}, de, 0, 0);
+        sw_td(r, x->ens, de, 0, 0);
+        /* bold: the interval excludes 0 */
+        sw_td(r, x->gain, dg, 1, isfinite(x->gain.lo) && isfinite(x->gain.hi) && (x->gain.lo > 0 || x->gain.hi < 0));
+        td_num(r, x->kept, 3);
+        sb_put(&r->b, "</tr>\n");
+    }
+    sb_put(&r->b, "</table></div>\n");
+    char t[600];
+    snprintf(t, sizeof t,
+             "Values: %s in %s, mean \xc2\xb1 1.96 standard errors in brackets with documents (images) as the "
+             "independent units. ensemble " MINUS " dense is the paired difference (%s), in bold where its interval "
+             "excludes 0. K: members; kept: the members' mean kept fraction of attention links. Run folders are "
+             "under the sweep folder.",
+             what, strcmp(metric, "accuracy") ? "nats/token" : "fraction correct", strcmp(metric, "accuracy") ? "negative: the ensemble is better" : "positive: the ensemble is better");
+    sb_put(&r->b, "<p class=\"small\">");
+    sb_esc(&r->b, t);
+    sb_put(&r->b, "</p>\n</section>\n");
+}
+
+/* sort the indices idx[0..n) by key[idx] ascending (stable) */
+static void sw_sort(int *idx, int n, const double *key) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && key[idx[j]] < key[idx[j - 1]]; j--) {
+            int t = idx[j];
+            idx[j] = idx[j - 1], idx[j - 1] = t;
+        }
+}
+
+/* the plot area shifted right by off px (side-by-side groups at the same x); shift back with -off */
+static void sw_dodge(plot *p, double off) { p->L += off, p->R += off; }
+
+static double sw_height(int legend_rows) {
+    double h = 16 + 14 + 20.0 * legend_rows + 20 + 52;
+    return h > 400 ? h : 400;
+}
+
+/* 2. the metric versus pathways.ratio, one line per pathways.scheme */
+static void sw_plot_ratio(rep *r, const swrow *w, int n, const char *metric) {
+    const char *ylab, *glab, *what, *better;
+    sw_metric_names(metric, &ylab, &glab, &what, &better);
+    section(r, "ratio", "2. Metric vs ratio, per scheme");
+    int    *pick = calloc((size_t)(3 * n + 1), sizeof *pick), np = 0, hidden = 0, ratio_swept = 0, scheme_swept = 0;
+    double *xv   = calloc((size_t)(n + 1), sizeof *xv);
+    if (!pick || !xv) {
+        free(pick), free(xv);
+        r->b.oom = 1;
+        return;
+    }
+    int *grp = pick + n, *ord = grp + n;
+    /* one point per (scheme, ratio): the largest K, the first in row order among equals */
+    for (int i = 0; i < n; i++) {
+        if (strcmp(w[i].metric, metric)) continue;
+        ratio_swept |= isfinite(w[i].ratio), scheme_swept |= w[i].scheme != NULL;
+        int j = 0;
+        while (j < np && !(sw_same_scheme(w[pick[j]].scheme, w[i].scheme) && sw_same_ratio(w[pick[j]].ratio, w[i].ratio))) j++;
+        if (j == np) pick[np++] = i;
+        else {
+            hidden++;
+            if (w[i].K > w[pick[j]].K) pick[j] = i;
+        }
+    }
+    int has = 0;
+    for (int j = 0; j < np; j++) has |= isfinite(w[pick[j]].ens.v) || isfinite(w[pick[j]].mm);
+    if (!has) {
+        note(r, "Nothing to plot: no finished point has an ensemble (pathways.members = 0 everywhere, or no point done).");
+        goto done;
+    }
+    /* x positions: log2 of the ratio when it spans a factor of 4 or more over 3+ values */
+    double rmin = NAN, rmax = NAN;
+    int    nd = 0;
+    for (int j = 0; j < np; j++) mm_add(&rmin, &rmax, w[pick[j]].ratio);
+    double *dx = calloc((size_t)(np + 1), sizeof *dx);
+    if (!dx) {
+        r->b.oom = 1;
+        goto done;
+    }
+    for (int j = 0; j < np; j++) {
+        double v = w[pick[j]].ratio;
+        int    k = 0;
+        while (k < nd && !sw_same_ratio(dx[k], v)) k++;
+        if (k == nd) dx[nd++] = v;
+    }
+    for (int i = 1; i < nd; i++) /* distinct ratios ascending (NaN last) */
+        for (int j = i; j > 0 && (isnan(dx[j - 1]) || dx[j] < dx[j - 1]) && !isnan(dx[j]); j--) {
+            double t = dx[j];
+            dx[j] = dx[j - 1], dx[j - 1] = t;
+        }
+    int logx = ratio_swept && rmin > 0 && rmax / rmin >= 4 && nd >= 3;
+#define SWX(v) (!isfinite(v) ? (ratio_swept ? NAN : 0.0) : logx ? log2(v) : (v))
+    for (int i = 0; i < n; i++) xv[i] = SWX(w[i].ratio);
+    /* groups: the schemes in order of first appearance */
+    int ng = 0;
+    const char *gs[64];
+    for (int j = 0; j < np; j++) {
+        const char *s = w[pick[j]].scheme;
+        int         g = 0;
+        while (g < ng && !sw_same_scheme(gs[g], s)) g++;
+        if (g == ng && ng < 64) gs[ng++] = s;
+        grp[j] = g < 64 ? g : 63;
+    }
+    /* y range; is dense one value for every point drawn? */
+    double ylo = NAN, yhi = NAN, d0 = NAN;
+    int    dense_same = 1;
+    for (int j = 0; j < np; j++) {
+        const swrow *x = &w[pick[j]];
+        mm_add(&ylo, &yhi, x->ens.v), mm_add(&ylo, &yhi, x->ens.lo), mm_add(&ylo, &yhi, x->ens.hi);
+        mm_add(&ylo, &yhi, x->mm), mm_add(&ylo, &yhi, x->dense.v);
+        if (isfinite(x->dense.v)) {
+            if (isnan(d0)) d0 = x->dense.v;
+            else if (fabs(x->dense.v - d0) > 1e-12 * fmax(1, fabs(d0))) dense_same = 0;
+        }
+    }
+    sb_put(&r->b, "<figure>\n");
+    plot p;
+    char title[160];
+    snprintf(title, sizeof title, "%s vs pathways.ratio, one line per pathways.scheme", what);
+    int nleg = ng + (scheme_swept ? 1 : 0) + 4;
+    plot_open(&p, r, 780, sw_height(nleg), 78, 16, 220, 52, "sweep-ratio", title);
+    double xlo = SWX(dx[0]), xhi = SWX(dx[0]);
+    for (int k = 0; k < nd; k++) mm_add(&xlo, &xhi, SWX(dx[k]));
+    if (!(xhi > xlo)) xlo -= 1, xhi += 1;
+    double step = ng > 1 ? fmin(12.0, 48.0 / (ng - 1)) : 0;
+    p.x0 = xlo, p.x1 = xhi, p.xs = 0, p.padx = 14 + step * (ng - 1) / 2;
+    plot_yrange(&p, ylo, yhi, 10);
+    plot_axes(&p,
+              !ratio_swept ? "pathways.ratio (not swept: one value)"
+              : logx       ? "subsampling ratio " "\xcf\x81" " (pathways.ratio; keeps ~1/" "\xcf\x81" " of links; log scale)"
+                           : "subsampling ratio " "\xcf\x81" " (pathways.ratio; keeps ~1/" "\xcf\x81" " of links)",
+              ylab, 40);
+    for (int k = 0; k < nd; k++) {
+        char t[40];
+        if (!isfinite(dx[k])) snprintf(t, sizeof t, "fixed");
+        else snprintf(t, sizeof t, "%g", dx[k]);
+        if (xhi - xlo > 0 && isfinite(SWX(dx[k]))) {
+            svg_line(p.b, PX(&p, SWX(dx[k])), p.T, PX(&p, SWX(dx[k])), p.B, "#efefef", 1, NULL);
+            plot_xtick(&p, SWX(dx[k]), t, 0);
+        }
+    }
+    if (dense_same) plot_hline(&p, d0, C_DENSE, 1.6, "6 4");
+    for (int g = 0; g < ng; g++) {
+        const char *col = PALETTE[g % NPALETTE];
+        int         m = 0, shape = g % 4;
+        for (int j = 0; j < np; j++)
+            if (grp[j] == g) ord[m++] = pick[j];
+        sw_sort(ord, m, xv);
+        double off = (g - (ng - 1) / 2.0) * step;
+        double *gx = calloc((size_t)(3 * m + 1), sizeof *gx);
+        if (!gx) {
+            r->b.oom = 1;
+            break;
+        }
+        double *ge = gx + m, *gm = ge + m;
+        for (int k = 0; k < m; k++) gx[k] = xv[ord[k]], ge[k] = w[ord[k]].ens.v, gm[k] = w[ord[k]].mm;
+        sw_dodge(&p, off);
+        if (!dense_same)
+            for (int k = 0; k < m; k++)
+                if (isfinite(gx[k]) && isfinite(w[ord[k]].dense.v))
+                    svg_line(p.b, PX(&p, gx[k]) - 9, PY(&p, w[ord[k]].dense.v), PX(&p, gx[k]) + 9, PY(&p, w[ord[k]].dense.v),
+                             C_DENSE, 2, NULL);
+        plot_polyline(&p, gx, gm, m, col, 1.6, "6 4");
+        for (int k = 0; k < m; k++) plot_marker(&p, gx[k], gm[k], shape, col, 0, 3.5);
+        plot_polyline(&p, gx, ge, m, col, 2.2, NULL);
+        for (int k = 0; k < m; k++) {
+            plot_errbar(&p, gx[k], w[ord[k]].ens.lo, w[ord[k]].ens.hi, col);
+            plot_marker(&p, gx[k], ge[k], shape, col, 1, 4);
+        }
+        sw_dodge(&p, -off);
+        free(gx);
+    }
+    /* legend */
+    double ly = p.T + 14;
+    if (scheme_swept) {
+        svg_text(p.b, p.R + 18, ly + 4, "start", 12, " font-weight=\"600\"", "pathways.scheme");
+        ly += 20;
+    }
+    for (int g = 0; g < ng; g++, ly += 20) {
+        legend_item it = {LG_LINE_MARK, PALETTE[g % NPALETTE], gs[g] ? gs[g] : "ensemble", g % 4};
+        svg_legend(p.b, p.R + 18, ly, &it, 1);
+    }
+    ly += 8;
+    legend_item lg[] = {{LG_LINE, "#666666", "ensemble, 95% bars", 0},
+                        {LG_DASH, "#666666", "mean member (open)", 0},
+                        {dense_same ? LG_DASH : LG_LINE, C_DENSE, dense_same ? "dense model" : "dense model (per point)", 0}};
+    svg_legend(p.b, p.R + 18, ly, lg, 3);
+    svg_close(p.b);
+    char cap[900];
+    int  k = snprintf(cap, sizeof cap,
+                      "%s (%s) of the ensemble with its 95%% interval (solid, filled markers) and of the mean member "
+                      "(dashed, open markers) against the subsampling ratio, one colour per scheme%s; %s.",
+                      what, better, ng > 1 ? ", offset sideways at each ratio so that the bars do not overlap" : "",
+                      dense_same ? "black dashed: the dense model" : "short black bars: the dense model of each point");
+    if (cap[0] >= 'a' && cap[0] <= 'z') cap[0] = (char)(cap[0] - 'a' + 'A');
+    if (!ratio_swept && k < (int)sizeof cap)
+        k += snprintf(cap + k, sizeof cap - k, " pathways.ratio was not swept: one x value.");
+    if (hidden && k < (int)sizeof cap)
+        snprintf(cap + k, sizeof cap - k,
+                 " Where other swept keys vary at the same scheme and ratio, the point with the largest K is drawn "
+                 "(%d of the table's rows are not drawn here).", hidden);
+    caption(r, cap);
+    free(dx);
+#undef SWX
+done:
+    sb_put(&r->b, "</section>\n");
+    free(pick);
+    free(xv);
+}
+
+/* 3. the ensemble gain (ensemble - dense, paired) versus the number of members K, one line per
+ * (scheme, ratio) */
+static void sw_plot_gain(rep *r, const swrow *w, int n, const char *metric) {
+    const char *ylab, *glab, *what, *better;
+    sw_metric_names(metric, &ylab, &glab, &what, &better);
+    section(r, "gain", "3. Ensemble gain vs number of members K");
+    int    *grp = calloc((size_t)(3 * n + 1), sizeof *grp), *first = grp + n, *ord = first + n, ng = 0;
+    double *kv  = calloc((size_t)(n + 1), sizeof *kv);
+    if (!grp || !kv) {
+        free(grp), free(kv);
+        r->b.oom = 1;
+        return;
+    }
+    double ylo = 0, yhi = 0, kmin = NAN, kmax = NAN; /* the zero line is always in view */
+    int    hidden = 0;
+    for (int i = 0; i < n; i++) {
+        grp[i] = -1;
+        kv[i]  = w[i].K;
+        if (strcmp(w[i].metric, metric) || !isfinite(w[i].gain.v)) continue;
+        int g = 0;
+        while (g < ng && !(sw_same_scheme(w[first[g]].scheme, w[i].scheme) && sw_same_ratio(w[first[g]].ratio, w[i].ratio))) g++;
+        if (g == ng) first[ng++] = i;
+        /* one point per (group, K): the first in row order */
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= grp[j] == g && w[j].K == w[i].K;
+        if (dup) {
+            hidden++;
+            continue;
+        }
+        grp[i] = g;
+        mm_add(&ylo, &yhi, w[i].gain.v), mm_add(&ylo, &yhi, w[i].gain.lo), mm_add(&ylo, &yhi, w[i].gain.hi);
+        mm_add(&kmin, &kmax, w[i].K);
+    }
+    if (ng == 0) {
+        note(r, "Nothing to plot: no finished point has an ensemble gain (pathways.members = 0 everywhere, or no point done).");
+        goto done;
+    }
+    /* groups ordered by scheme (first appearance), then ratio */
+    double *gk = calloc((size_t)ng * 2, sizeof *gk);
+    int    *go = calloc((size_t)ng, sizeof *go);
+    if (!gk || !go) {
+        free(gk), free(go);
+        r->b.oom = 1;
+        goto done;
+    }
+    for (int g = 0; g < ng; g++) {
+        int s = 0;
+        while (!sw_same_scheme(w[first[s]].scheme, w[first[g]].scheme)) s++;
+        gk[g] = s * 1e6 + (isfinite(w[first[g]].ratio) ? w[first[g]].ratio : 0);
+        go[g] = g;
+    }
+    sw_sort(go, ng, gk);
+    sb_put(&r->b, "<figure>\n");
+    plot p;
+    char title[160];
+    snprintf(title, sizeof title, "Ensemble gain (ensemble " MINUS " dense %s) vs members K", what);
+    plot_open(&p, r, 780, sw_height(ng + 3), 78, 16, 220, 52, "sweep-gain", title);
+    plot_xrange(&p, kmin, kmax, 8);
+    int_ticks(&p.xs);
+    if (kmax - kmin <= 12) p.xs = 1;
+    if (kmax > kmin) p.x0 = kmin, p.x1 = kmax;
+    else p.x0 = kmin - 1, p.x1 = kmax + 1;
+    double step = ng > 1 ? fmin(10.0, 48.0 / (ng - 1)) : 0;
+    p.padx = 14 + step * (ng - 1) / 2;
+    plot_yrange(&p, ylo, yhi, 10);
+    plot_axes(&p, "ensemble size K (members)", glab, 40);
+    plot_hline(&p, 0, C_DENSE, 1.4, "6 4");
+    char   (*lab)[96] = calloc((size_t)ng, sizeof *lab);
+    if (!lab) {
+        r->b.oom = 1;
+        ng = 0;
+    }
+    for (int q = 0; q < ng; q++) {
+        int          g = go[q], m = 0;
+        const char  *col = PALETTE[q % NPALETTE];
+        const swrow *f = &w[first[g]];
+        for (int i = 0; i < n; i++)
+            if (grp[i] == g) ord[m++] = i;
+        sw_sort(ord, m, kv);
+        double *gx = calloc((size_t)(2 * m + 1), sizeof *gx);
+        if (!gx) {
+            r->b.oom = 1;
+            break;
+        }
+        double *gy = gx + m;
+        for (int k = 0; k < m; k++) gx[k] = w[ord[k]].K, gy[k] = w[ord[k]].gain.v;
+        double off = (q - (ng - 1) / 2.0) * step;
+        sw_dodge(&p, off);
+        plot_polyline(&p, gx, gy, m, col, 2, NULL);
+        for (int k = 0; k < m; k++) {
+            plot_errbar(&p, gx[k], w[ord[k]].gain.lo, w[ord[k]].gain.hi, col);
+            plot_marker(&p, gx[k], gy[k], q % 4, col, 1, 4);
+        }
+        sw_dodge(&p, -off);
+        free(gx);
+        char rt[40] = "";
+        if (isfinite(f->ratio)) snprintf(rt, sizeof rt, "\xcf\x81 = %g", f->ratio);
+        if (f->scheme && rt[0]) snprintf(lab[q], sizeof lab[q], "%.60s, %s", f->scheme, rt);
+        else snprintf(lab[q], sizeof lab[q], "%.60s", f->scheme ? f->scheme : rt[0] ? rt : "all points");
+    }
+    double ly = p.T + 14;
+    for (int q = 0; q < ng; q++, ly += 20) {
+        legend_item it = {LG_LINE_MARK, PALETTE[q % NPALETTE], lab[q], q % 4};
+        svg_legend(p.b, p.R + 18, ly, &it, 1);
+    }
+    legend_item z = {LG_DASH, C_DENSE, "0: ensemble = dense", 0};
+    svg_legend(p.b, p.R + 18, ly + 8, &z, 1);
+    svg_close(p.b);
+    char cap[900];
+    int  k = snprintf(cap, sizeof cap,
+                      "Paired difference ensemble " MINUS " dense of the %s with its 95%% interval against the number "
+                      "of members K, one line per (scheme, ratio)%s; %s the ensemble is better than the dense model, "
+                      "and an interval that does not cross the dashed zero line is a clear difference.",
+                      what, ng > 1 ? ", offset sideways at each K so that the bars do not overlap" : "",
+                      strcmp(metric, "accuracy") ? "below 0" : "above 0");
+    if (!(kmax > kmin) && k < (int)sizeof cap)
+        k += snprintf(cap + k, sizeof cap - k, " K was not varied in this sweep (K = %.0f): one x value.", kmin);
+    if (hidden && k < (int)sizeof cap)
+        snprintf(cap + k, sizeof cap - k,
+                 " Where other swept keys vary at the same scheme, ratio and K, the first point in row order is drawn "
+                 "(%d of the table's rows are not drawn here).", hidden);
+    caption(r, cap);
+    free(lab);
+    free(gk);
+    free(go);
+done:
+    sb_put(&r->b, "</section>\n");
+    free(grp);
+    free(kv);
+}
+
+static pe_status sw_render(const char *sweep_dir, char **html, pe_err *err) {
+    *html = NULL;
+    if (!is_dir(sweep_dir))
+        return pe_fail(err, PE_ERR_INPUT, "%s: no such sweep folder; give the run.out folder of a 'pathens sweep'",
+                       sweep_dir);
+    size_t n     = strlen(sweep_dir) + 32;
+    char  *jpath = pe_malloc(n, err, "path");
+    if (!jpath) return PE_ERR_INTERNAL;
+    snprintf(jpath, n, "%s/sweep.json", sweep_dir);
+    char     *text = NULL;
+    cJSON    *root = NULL;
+    swrow    *w    = NULL;
+    rep      *r    = NULL;
+    pe_status st   = pe_read_file(jpath, &text, NULL, err);
+    if (st) {
+        if (st == PE_ERR_INPUT && err) {
+            char m[sizeof err->msg];
+            snprintf(m, sizeof m, "%s", err->msg);
+            pe_fail(err, PE_ERR_INPUT, "%s; 'pathens sweep SWEEP.ini --aggregate' writes it", m);
+        }
+        goto out;
+    }
+    root = cJSON_Parse(text);
+    if (!cJSON_IsObject(root)) {
+        const char *e = cJSON_GetErrorPtr();
+        if (!root && e && e >= text && e <= text + strlen(text))
+            st = pe_fail(err, PE_ERR_INPUT, "%s: not valid JSON (parse error near byte %ld); rerun 'pathens sweep "
+                         "SWEEP.ini --aggregate' to rewrite it", jpath, (long)(e - text));
+        else st = pe_fail(err, PE_ERR_INPUT, "%s: not a JSON object; rerun 'pathens sweep SWEEP.ini --aggregate'", jpath);
+        goto out;
+    }
+    if (!(r = calloc(1, sizeof *r))) {
+        st = pe_fail(err, PE_ERR_INTERNAL, "out of memory for the sweep report");
+        goto out;
+    }
+    r->err = err, r->rfile = jpath;
+    double points = jnum(r, jpath, root, "", "points", 0), done = jnum(r, jpath, root, "", "done", 0);
+    const char *sweep = jstr(root, "sweep");
+    int nr = sw_parse(r, root, &w);
+    if (nr < 0) goto fin;
+    /* the swept keys, in order of first appearance */
+    const char *keys[SW_MAXKEYS];
+    int         nk = 0;
+    for (int i = 0; i < nr; i++) {
+        const cJSON *pv;
+        cJSON_ArrayForEach(pv, w[i].params) {
+            int k = 0;
+            while (k < nk && strcmp(keys[k], pv->string)) k++;
+            if (k == nk && nk < SW_MAXKEYS) keys[nk++] = pv->string;
+        }
+    }
+    const char *metric = nr ? w[0].metric : "nll_per_token";
+    int         other  = 0;
+    for (int i = 0; i < nr; i++) other += strcmp(w[i].metric, metric) != 0;
+    const char *ylab, *glab, *what, *better;
+    sw_metric_names(metric, &ylab, &glab, &what, &better);
+
+    sb_put(&r->b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>pathens sweep report: ");
+    sb_esc(&r->b, sweep ? basename_of(sweep) : basename_of(sweep_dir));
+    sb_printf(&r->b, "</title>\n<style>%s</style>\n</head>\n<body>\n<header>\n<h1>pathens sweep report: ", CSS);
+    sb_esc(&r->b, sweep ? basename_of(sweep) : basename_of(sweep_dir));
+    sb_put(&r->b, "</h1>\n<p class=\"sub\">sweep <code>");
+    sb_esc(&r->b, sweep ? sweep : "(unknown)");
+    sb_put(&r->b, "</code> &#183; folder <code>");
+    sb_esc(&r->b, sweep_dir);
+    sb_printf(&r->b, "</code><br>%s of %s points finished &#183; metric: ", fint(r, isfinite(done) ? done : nr),
+              isfinite(points) ? fint(r, points) : "?");
+    sb_esc(&r->b, what);
+    sb_put(&r->b, " (");
+    sb_esc(&r->b, strcmp(metric, "accuracy") ? "nats/token" : "fraction correct");
+    sb_put(&r->b, ", ");
+    sb_esc(&r->b, better);
+    sb_put(&r->b, ") &#183; swept: ");
+    for (int k = 0; k < nk; k++) {
+        sb_put(&r->b, "<span class=\"chip\">");
+        sb_esc(&r->b, keys[k]);
+        sb_put(&r->b, "</span> ");
+    }
+    if (!nk) sb_put(&r->b, "&#8212;");
+    sb_put(&r->b, "</p>\n</header>\n");
+    if (isfinite(points) && nr < points)
+        note(r, "%d of %.0f points are not finished: the table and the plots show the finished ones only ('pathens "
+                "sweep SWEEP.ini --status' lists the others).", (int)(points - nr), points);
+    if (other)
+        note(r, "%d point(s) report a different metric than the first (%s): they are in the table, not in the plots.",
+             other, metric);
+    sw_table(r, w, nr, keys, nk, metric);
+    sw_plot_ratio(r, w, nr, metric);
+    sw_plot_gain(r, w, nr, metric);
+    sb_put(&r->b, "<footer>Generated by <code>pathens sweep --aggregate</code> from sweep.json; how to read each plot: "
+                  "docs/report.md. This page is self-contained: no scripts, no external resources.</footer>\n"
+                  "</body>\n</html>\n");
+fin:
+    if (r->failed) st = err->code ? err->code : PE_ERR_INPUT;
+    else if (r->b.oom) st = pe_fail(err, PE_ERR_INTERNAL, "out of memory writing the sweep report");
+    if (st) free(r->b.s);
+    else *html = r->b.s;
+out:
+    free(r);
+    free(w);
+    cJSON_Delete(root);
+    free(text);
+    free(jpath);
+    return st;
+}
+
+pe_status report_write_sweep(const char *sweep_dir, const char *out_path, pe_err *err) {
+    char     *html = NULL;
+    pe_status st   = sw_render(sweep_dir, &html, err);
+    if (st) return st;
+    char def[4096];
+    if (!out_path) {
+        snprintf(def, sizeof def, "%s/sweep_report.html", sweep_dir);
+        out_path = def;
+    }
+    st = pe_write_file_atomic(out_path, html, strlen(html), err);
+    free(html);
     return st;
 }

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# cli_sweep_report.sh: `pathens sweep` end to end on stories260K: a 2 x 2 grid (scheme = unbiased,
+# local; ratio = 2, 4; 2 members each), its census, its aggregation into sweep.csv / sweep.json /
+# sweep_report.html, resumption (a rerun skips every finished point) and byte-identical
+# re-aggregation; then --count, --index out of range, an unknown key, and a half-finished sweep.
+# The sweep report must be self-contained (no scripts, no external references), every inline SVG
+# must parse as XML, and headless Chromium must render it to a PNG that is not blank (decoded here
+# with zlib + struct). Chromium is required: the test fails, not skips, without it.
+set -u
+: "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
+for f in stories260K.bin tok512.bin tinystories_val.txt; do
+    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
+done
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$CHROMIUM" ] || { echo "FAIL: chromium missing; the report is checked by rendering it (apt-get install chromium, see tools/deps.sh)"; exit 1; }
+PY=/usr/bin/python3
+T="$PATHENS_TEST_TMP/cli_sweep_report"; rm -rf "$T"; mkdir -p "$T"
+D=$(cd "$PATHENS_DATA_DIR" && pwd)
+fails=0
+ok()  { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+json() { $PY -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+expect_rc() { # expect_rc RC DESC CMD...
+    local want=$1 desc=$2; shift 2
+    "$@" >"$T/out.txt" 2>"$T/err.txt"; local rc=$?
+    if [ "$rc" = "$want" ]; then ok "$desc (exit $rc)"; else bad "$desc: exit $rc, wanted $want: $(tail -3 "$T/err.txt")"; fi
+}
+
+# a sweep INI from configs/stories260k.ini's values, with absolute paths; $1: file, $2: run.out,
+# $3: the [pathways] lines
+write_ini() {
+    cat >"$1" <<EOF
+; from $PATHENS_SRC/configs/stories260k.ini, with a grid of pathways settings
+[model]
+path = $D/stories260K.bin
+tokenizer = $D/tok512.bin
+
+[data]
+path = $D/tinystories_val.txt
+mode = documents
+limit = 12
+
+[run]
+out = $2
+batch = 16
+shard = 4
+
+[pathways]
+sigma = 4
+seed = 1234
+$3
+EOF
+}
+
+# ---- checkers (Python standard library only) ------------------------------------------------------
+# check_html.py HTML: self-containment, XML-valid SVGs, captions; prints "plots: k1 k2 ..."
+cat >"$T/check_html.py" <<'PY'
+import re, sys, xml.etree.ElementTree as ET
+html = open(sys.argv[1], encoding='utf-8').read()   # strict UTF-8
+errs = []
+low = html.lower()
+if not low.startswith('<!doctype html>') or '</html>' not in low: errs.append('not a complete HTML document')
+for bad in ('<script', 'http://', 'https://', '<link', '<img', '<iframe', '<object', '<embed', '@import', '@font-face', 'javascript:'):
+    if bad in low: errs.append('contains ' + bad)
+for m in re.finditer(r'\b(src|href|xlink:href)\s*=', low): errs.append('has a %s= attribute' % m.group(1))
+for m in re.finditer(r'url\(\s*([^)]*)\)', low):
+    if not m.group(1).strip('\'" ').startswith('#'): errs.append('external url(%s)' % m.group(1))
+svgs = re.findall(r'<svg\b.*?</svg>', html, re.S)
+kinds = []
+for i, s in enumerate(svgs):
+    try: root = ET.fromstring(s)
+    except ET.ParseError as e:
+        errs.append('svg %d is not well-formed XML: %s' % (i, e)); continue
+    kind = root.get('data-plot', '?'); kinds.append(kind)
+    texts = [''.join(t.itertext()) for t in root.iter('text')]
+    if root.find('title') is None: errs.append('svg %d (%s) has no <title>' % (i, kind))
+    if not any('(' in t and ')' in t for t in texts): errs.append('svg %d (%s): no axis label with units in parentheses' % (i, kind))
+figs = re.findall(r'<figure>(.*?)</figure>', html, re.S)
+for i, f in enumerate(figs):
+    cap = re.findall(r'<figcaption>(.*?)</figcaption>', f, re.S)
+    if len(cap) != 1 or len(cap[0].strip()) < 20: errs.append('figure %d has no one-line caption' % i)
+if sum(f.count('<svg') for f in figs) != len(svgs): errs.append('an svg outside a <figure>')
+for e in errs: print('ERROR', e)
+print('plots:', ' '.join(kinds))
+sys.exit(1 if errs else 0)
+PY
+# check_png.py PNG W H: decodes the PNG (zlib + struct, all five filters) and checks it is not blank
+cat >"$T/check_png.py" <<'PY'
+import sys, zlib, struct, collections
+path, want_w, want_h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+b = open(path, 'rb').read()
+assert b[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG signature'
+pos, idat, hdr = 8, [], None
+while pos < len(b):
+    n, t = struct.unpack('>I4s', b[pos:pos + 8]); data = b[pos + 8:pos + 8 + n]
+    assert zlib.crc32(t + data) & 0xffffffff == struct.unpack('>I', b[pos + 8 + n:pos + 12 + n])[0], 'bad CRC in ' + repr(t)
+    pos += 12 + n
+    if t == b'IHDR': hdr = struct.unpack('>IIBBBBB', data)
+    elif t == b'IDAT': idat.append(data)
+    elif t == b'IEND': break
+w, h, depth, ctype, _, _, inter = hdr
+assert (w, h) == (want_w, want_h), 'size %dx%d, wanted %dx%d' % (w, h, want_w, want_h)
+assert depth == 8 and ctype in (2, 6) and inter == 0, 'unsupported PNG kind %s' % (hdr,)
+bpp = 3 if ctype == 2 else 4
+raw = zlib.decompress(b''.join(idat)); stride = w * bpp
+assert len(raw) == h * (stride + 1), 'wrong decompressed size'
+counts, prev, p = collections.Counter(), bytearray(stride), 0
+for y in range(h):
+    f = raw[p]; line = bytearray(raw[p + 1:p + 1 + stride]); p += 1 + stride
+    assert f <= 4, 'bad filter %d' % f
+    if f:
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0; c = prev[i - bpp] if i >= bpp else 0; up = prev[i]
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + up) & 255
+            elif f == 3: line[i] = (line[i] + ((a + up) >> 1)) & 255
+            else:
+                pa, pb, pc = abs(up - c), abs(a - c), abs(a + up - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
+    row = bytes(line)
+    counts.update(row[i:i + 3] for i in range(0, stride, bpp))
+    prev = line
+bg, nbg = counts.most_common(1)[0]
+frac = 1 - nbg / (w * h)
+print('%dx%d, background #%s, %.2f%% of pixels differ from it, %d distinct colours' % (w, h, bg.hex(), 100 * frac, len(counts)))
+sys.exit(0 if frac >= 0.01 and len(counts) >= 8 else 1)
+PY
+n_svgs() { $PY -c "import re,sys; print(len(re.findall(r'<svg\b', open(sys.argv[1]).read())))" "$1"; }
+
+# ---- the 2 x 2 sweep ----------------------------------------------------------------------------
+S="$T/sweep.ini"
+write_ini "$S" "$T/sweep" "scheme = unbiased, local
+ratio = 2, 4
+members = 2"
+expect_rc 0 "sweep --count" "$PATHENS" sweep "$S" --count
+[ "$(cat "$T/out.txt")" = 4 ] && ok "--count prints 4" || bad "--count printed '$(cat "$T/out.txt")'"
+expect_rc 1 "sweep --index 7 of 4 points (usage)" "$PATHENS" sweep "$S" --index 7
+grep -q "0..3" "$T/err.txt" && ok "--index out of range names the valid range" || bad "--index 7 message: $(cat "$T/err.txt")"
+expect_rc 1 "sweep --status before running (not all done)" "$PATHENS" sweep "$S" --status
+grep -q "^missing     4" "$T/out.txt" && ok "--status: 4 missing before running" || bad "--status before: $(cat "$T/out.txt")"
+
+expect_rc 0 "sweep runs the 4 points" "$PATHENS" sweep "$S" --quiet
+n=$(ls "$T/sweep"/*/DONE 2>/dev/null | wc -l)
+[ "$n" = 4 ] && ok "4 point folders with DONE" || bad "$n DONE markers, wanted 4"
+for f in "$T/sweep"/*/config.json; do
+    [ "$(json "$f" "d['run']['shard']")" = 4 ] || bad "$f: run.shard is not 4"
+done
+expect_rc 0 "sweep --status after running" "$PATHENS" sweep "$S" --status
+grep -q "^done        4  0 1 2 3" "$T/out.txt" && ok "--status: 4 done" || bad "--status after: $(cat "$T/out.txt")"
+
+expect_rc 0 "sweep --aggregate" "$PATHENS" sweep "$S" --aggregate
+grep -q "aggregated 4 of 4 points" "$T/err.txt" && ok "--aggregate says 4 of 4" || bad "--aggregate: $(cat "$T/err.txt")"
+[ "$(wc -l <"$T/sweep/sweep.csv")" = 5 ] && ok "sweep.csv: header + 4 lines" || bad "sweep.csv has $(wc -l <"$T/sweep/sweep.csv") lines"
+[ "$(json "$T/sweep/sweep.json" "len(d['rows'])")" = 4 ] && ok "sweep.json: 4 rows" || bad "sweep.json rows: $(json "$T/sweep/sweep.json" "len(d['rows'])")"
+[ "$(json "$T/sweep/sweep.json" "sorted(set((r['params']['pathways.scheme'], r['params']['pathways.ratio']) for r in d['rows']))")" = \
+  "[('local', '2'), ('local', '4'), ('unbiased', '2'), ('unbiased', '4')]" ] && ok "sweep.json: the 4 (scheme, ratio) pairs" || bad "sweep.json params"
+[ "$(json "$T/sweep/sweep.json" "sorted(r['metrics']['members'] for r in d['rows'])")" = "[2, 2, 2, 2]" ] && ok "sweep.json: K = 2 everywhere" || bad "sweep.json members"
+H="$T/sweep/sweep_report.html"
+if [ -s "$H" ]; then ok "sweep_report.html exists"; else bad "no sweep_report.html"; fi
+ls "$T/sweep" | grep -q '\.tmp\.' && bad "temporary file left behind" || ok "no temporary file left"
+if $PY "$T/check_html.py" "$H" >"$T/html.txt" 2>&1; then
+    ok "sweep report: self-contained, every SVG well-formed XML, every figure captioned ($(grep '^plots' "$T/html.txt"))"
+else
+    bad "sweep report HTML checks: $(grep -v '^plots' "$T/html.txt" | head -5)"
+fi
+[ "$(n_svgs "$H")" -ge 2 ] && ok "sweep report: $(n_svgs "$H") SVGs" || bad "sweep report: $(n_svgs "$H") SVGs, wanted >= 2"
+grep -q 'data-plot="sweep-ratio"' "$H" && grep -q 'data-plot="sweep-gain"' "$H" && ok "sweep report: ratio and gain plots" || bad "sweep report: plots missing"
+grep -q 'NLL (nats/token)' "$H" && grep -q 'ensemble size K (members)' "$H" && ok "sweep report: axis labels with units" || bad "sweep report: axis labels"
+# the numbers in the table are those of sweep.json (gain with a sign and U+2212)
+rows_ok=1
+for i in 0 1 2 3; do
+    v=$(json "$T/sweep/sweep.json" "('%+.4f' % d['rows'][$i]['metrics']['gain']).replace('-', '\u2212')")
+    e=$(json "$T/sweep/sweep.json" "'%.4f' % d['rows'][$i]['metrics']['ensemble']")
+    dir=$(json "$T/sweep/sweep.json" "d['rows'][$i]['dir']")
+    grep -q "$v" "$H" && grep -q ">$e<" "$H" && grep -q "$dir" "$H" || { bad "row $i: gain $v / ensemble $e / dir $dir not in the table"; rows_ok=0; }
+done
+[ $rows_ok = 1 ] && ok "table rows match sweep.json (dir, ensemble, gain)"
+grep -q 'local, ρ = 4' "$H" && grep -q '>unbiased<' "$H" && ok "legends: schemes and (scheme, ratio) pairs" || bad "legend labels"
+grep -q 'K was not varied' "$H" && ok "gain plot: a single K is said so" || bad "gain plot: no single-K remark"
+
+# resume: every point is done already; re-aggregation gives the same bytes
+cp "$T/sweep/sweep.json" "$T/sweep.json.1"; cp "$H" "$T/report.html.1"
+expect_rc 0 "rerun of the finished sweep" "$PATHENS" sweep "$S"
+n=$(grep -c "done already" "$T/err.txt")
+[ "$n" = 4 ] && ok "rerun: 'done already' for all 4 points" || bad "rerun: $n 'done already' lines: $(cat "$T/err.txt")"
+expect_rc 0 "re-aggregation" "$PATHENS" sweep "$S" --aggregate
+cmp -s "$T/sweep/sweep.json" "$T/sweep.json.1" && ok "sweep.json byte-identical after re-aggregation" || bad "sweep.json changed"
+cmp -s "$H" "$T/report.html.1" && ok "sweep_report.html byte-identical after re-aggregation" || bad "sweep_report.html changed"
+
+# render it
+prof=$(mktemp -d "$T/chrome-profile.XXXXXX")
+timeout 180 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync --hide-scrollbars \
+    --user-data-dir="$prof" --screenshot="$T/shot.png" --window-size=1200,1800 "file://$H" >"$T/chrome.log" 2>&1
+rc=$?; rm -rf "$prof"
+if [ $rc != 0 ] || [ ! -s "$T/shot.png" ]; then bad "chromium exit $rc, no screenshot: $(tail -3 "$T/chrome.log")"
+elif $PY "$T/check_png.py" "$T/shot.png" 1200 1800 >"$T/png.txt" 2>&1; then ok "rendered by chromium, not blank: $(cat "$T/png.txt")"
+else bad "screenshot $T/shot.png: $(tail -2 "$T/png.txt")"; fi
+
+# ---- an unknown key: exit 2 before running anything -----------------------------------------------
+write_ini "$T/bad.ini" "$T/badsweep" "scheme = unbiased, local
+ratio = 2
+members = 2
+bogus = 1, 2"
+expect_rc 2 "sweep with an unknown key" "$PATHENS" sweep "$T/bad.ini" --quiet
+grep -q "bogus" "$T/err.txt" && ok "unknown key named" || bad "unknown key message: $(cat "$T/err.txt")"
+[ -e "$T/badsweep" ] && bad "the bad sweep created $T/badsweep" || ok "nothing run for the bad sweep"
+
+# ---- a half-finished sweep: --status exits 1, the report says what is missing ----------------------
+write_ini "$T/half.ini" "$T/half" "scheme = local
+ratio = 2
+members = 1, 2"
+expect_rc 0 "sweep --index 1 only" "$PATHENS" sweep "$T/half.ini" --index 1 --quiet
+expect_rc 1 "--status of a half-finished sweep" "$PATHENS" sweep "$T/half.ini" --status
+grep -q "^done        1  1" "$T/out.txt" && grep -q "^missing     1  0" "$T/out.txt" && ok "--status: 1 done, 1 missing" || bad "--status: $(cat "$T/out.txt")"
+expect_rc 0 "--aggregate of a half-finished sweep" "$PATHENS" sweep "$T/half.ini" --aggregate
+[ "$(json "$T/half/sweep.json" "(d['points'], d['done'], len(d['rows']))")" = "(2, 1, 1)" ] && ok "sweep.json: 2 points, 1 done, 1 row" || bad "half sweep.json"
+$PY "$T/check_html.py" "$T/half/sweep_report.html" >"$T/html.txt" 2>&1 && ok "half sweep report passes the HTML checks" || bad "half report: $(head -3 "$T/html.txt")"
+grep -q "1 of 2 points are not finished" "$T/half/sweep_report.html" && ok "half sweep report: the missing point is noted" || bad "half report: no note"
+
+echo "screenshot: $T/shot.png"
+echo "$fails failure(s)"
+[ "$fails" = 0 ]
