@@ -1,6 +1,8 @@
 /* ensemble.c: dense + K pathway-sampled members, combined; per-unit sums reduced in order. */
 #include "ensemble.h"
 
+#include "kernels.h"
+
 #include <math.h>
 #include <msgpack.h>
 #include <stdlib.h>
@@ -62,7 +64,12 @@ static double row_lse(const float *x, int V, int *argmax) {
             am = v;
         }
     double s = 0.0;
-    for (int v = 0; v < V; v++) s += exp((double)x[v] - mx);
+    float mxf = (float)mx, e[256];
+    for (int v0 = 0; v0 < V; v0 += 256) { /* exps in a loop that vectorises, summed in order in double */
+        int nv = V - v0 < 256 ? V - v0 : 256;
+        for (int v = 0; v < nv; v++) e[v] = kern_expf(x[v0 + v] - mxf);
+        for (int v = 0; v < nv; v++) s += (double)e[v];
+    }
     if (argmax) *argmax = am;
     return mx + log(s);
 }
@@ -386,7 +393,7 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
                 double lse = row_lse(x, V, &am_d[row]);
                 for (int v = 0; v < V; v++) {
                     lp_d[row * V + v] = (double)x[v] - lse;
-                    p_d[row * V + v]  = exp(lp_d[row * V + v]);
+                    p_d[row * V + v]  = (double)kern_expf((float)lp_d[row * V + v]);
                 }
                 nll -= (double)x[d->tokens[sq->start + p + 1]] - lse;
             }

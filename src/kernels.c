@@ -156,6 +156,27 @@ static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, in
     }
 }
 
+/* One softmax row in place: s[j] = exp(s[j] - mx) for j < m in a loop that vectorises, then the
+ * sum in the fixed order j = 0..m-1. With es != NULL also Σ_j e_j (s_j - mx) in double (for the
+ * entropy), keeping s_j - mx in zbuf (m). */
+static float exp_row(float *s, int m, float mx, float *zbuf, double *es) {
+    float sum = 0.0f;
+    if (es) {
+        for (int j = 0; j < m; j++) zbuf[j] = s[j] - mx;
+        for (int j = 0; j < m; j++) s[j] = kern_expf(zbuf[j]);
+        double e = 0.0;
+        for (int j = 0; j < m; j++) {
+            sum += s[j];
+            e += (double)s[j] * zbuf[j];
+        }
+        *es = e;
+        return sum;
+    }
+    for (int j = 0; j < m; j++) s[j] = kern_expf(s[j] - mx);
+    for (int j = 0; j < m; j++) sum += s[j];
+    return sum;
+}
+
 /* number of entries of the sorted list L (m) that are <= x */
 static int upper_bound_int(const int *L, int m, int x) {
     int lo = 0, hi = m;
@@ -172,9 +193,9 @@ static int upper_bound_int(const int *L, int m, int x) {
  * causal prefix of L. Causal queries whose own position is not in L get it as an extra key
  * (scored and added outside the sgemms). Dense attention is the window [0, n) with L = 0..n-1,
  * so a sample that keeps everything runs exactly the dense arithmetic. */
-static int64_t att_window(float *ob, float *scratch, float *kg, float *vg, const float *qb, const float *kb,
-                          const float *vb, int C, int KVC, int HS, float scale, int r0, int r1, const int *L, int m,
-                          int causal, row_stats *rs) {
+static int64_t att_window(float *ob, float *scratch, float *zbuf, float *kg, float *vg, const float *qb,
+                          const float *kb, const float *vb, int C, int KVC, int HS, float scale, int r0, int r1,
+                          const int *L, int m, int causal, row_stats *rs) {
     int64_t kept = 0;
     for (int s = 0; s < m; s++) { /* gather: kg, vg (m, HS) */
         memcpy(kg + (size_t)s * HS, kb + (size_t)L[s] * KVC, (size_t)HS * sizeof(float));
@@ -201,21 +222,9 @@ static int64_t att_window(float *ob, float *scratch, float *kg, float *vg, const
             }
             float mx = has_self ? s_self : s[0];
             for (int j = 0; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
-            float  sum = 0.0f;
             double es  = 0.0; /* Σ e_j (s_j - mx), for the entropy */
-            if (rs && rs->att)
-                for (int j = 0; j < lim; j++) {
-                    float z = s[j] - mx;
-                    s[j] = expf(z);
-                    sum += s[j];
-                    es += (double)s[j] * z;
-                }
-            else
-                for (int j = 0; j < lim; j++) {
-                    s[j] = expf(s[j] - mx);
-                    sum += s[j];
-                }
-            float e_self = has_self ? expf(s_self - mx) : 0.0f;
+            float  sum = exp_row(s, lim, mx, zbuf, rs && rs->att ? &es : NULL);
+            float e_self = has_self ? kern_expf(s_self - mx) : 0.0f;
             sum += e_self;
             es += (double)e_self * (s_self - mx);
             float inv = 1.0f / sum;
@@ -255,7 +264,7 @@ static inline float dot8(const float *a, const float *b, int n) {
 /* Per-query key lists that are contiguous ranges [first_i, first_i + m_i) containing i when causal
  * (window scheme, plan windows): blocks of 32 queries run as two sgemms over the union of their
  * ranges, each row masked to its own range; the cost is rows x (window + 31) at sgemm speed. */
-static int64_t att_ranges(float *ob, float *scratch, const float *qb, const float *kb, const float *vb, int C, int KVC,
+static int64_t att_ranges(float *ob, float *scratch, float *zbuf, const float *qb, const float *kb, const float *vb, int C, int KVC,
                           int HS, float scale, int n, const pw_sample *ps, row_stats *rs) {
     int64_t kept = 0;
     for (int i0 = 0; i0 < n; i0 += ATT_RANGE_BLOCK) {
@@ -272,14 +281,8 @@ static int64_t att_ranges(float *ob, float *scratch, const float *qb, const floa
             int    i = i0 + r, a = ps->key_start[i], m = ps->key_start[i + 1] - a, f = ps->keys[a] - lo;
             float *srow = scratch + (size_t)r * nk, *sv = srow + f, mx = sv[0];
             for (int j = 1; j < m; j++) mx = sv[j] > mx ? sv[j] : mx;
-            float  sum = 0.0f;
             double es  = 0.0;
-            for (int j = 0; j < m; j++) {
-                float z = sv[j] - mx;
-                sv[j] = expf(z);
-                sum += sv[j];
-                es += (double)sv[j] * z;
-            }
+            float  sum = exp_row(sv, m, mx, zbuf, rs && rs->att ? &es : NULL);
             float inv = 1.0f / sum;
             for (int j = 0; j < f; j++) srow[j] = 0.0f;
             for (int j = 0; j < m; j++) sv[j] *= inv;
@@ -303,7 +306,7 @@ static int lists_are_ranges(const pw_sample *ps, int n, int causal) {
     return 1;
 }
 
-static int64_t att_per_query(float *ob, float *scores, const float *qb, const float *kb, const float *vb, int C, int KVC,
+static int64_t att_per_query(float *ob, float *scores, float *zbuf, const float *qb, const float *kb, const float *vb, int C, int KVC,
                              int HS, float scale, int n, const pw_sample *ps, int causal, row_stats *rs) {
     int64_t kept = 0;
     for (int i = 0; i < n; i++) {
@@ -318,14 +321,8 @@ static int64_t att_per_query(float *ob, float *scores, const float *qb, const fl
             scores[j] = dot8(qi, kj, HS) * scale;
             mx = scores[j] > mx ? scores[j] : mx;
         }
-        float  sum = 0.0f;
         double es  = 0.0;
-        for (int j = 0; j < lim + has_self; j++) {
-            float z = scores[j] - mx;
-            scores[j] = expf(z);
-            sum += scores[j];
-            es += (double)scores[j] * z;
-        }
+        float  sum = exp_row(scores, lim + has_self, mx, zbuf, rs && rs->att ? &es : NULL);
         float *o = ob + (size_t)i * C;
         memset(o, 0, (size_t)HS * sizeof(float));
         for (int j = 0; j < lim + has_self; j++) {
@@ -346,6 +343,7 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
     int   C = NH * HS, KVC = NKV * HS, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)HS);
     float *kg = gather, *vg = gather + (size_t)T * HS; /* (T, HS) each */
+    float *zbuf = scratch + (size_t)T * T;             /* (T + 1): past what any path uses of scratch */
     pw_sample *ps = pw && pw->cfg ? pw->sample : NULL;
     for (int b = 0; b < B; b++) {
         int n = lens ? lens[b] : T;
@@ -376,17 +374,17 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
             if (kind == PW_SAMPLE_NONE) {
                 for (int i = 0; i < n; i++) memset(ob + (size_t)i * C, 0, (size_t)HS * sizeof(float));
             } else if (kind == PW_SAMPLE_PER_QUERY && lists_are_ranges(ps, n, causal)) {
-                kept = att_ranges(ob, scratch, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
+                kept = att_ranges(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
             } else if (kind == PW_SAMPLE_PER_QUERY) {
-                kept = att_per_query(ob, scratch, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
+                kept = att_per_query(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
             } else if (kind == PW_SAMPLE_WINDOWS) {
                 for (int w = 0; w < ps->n_windows; w++)
-                    kept += att_window(ob, scratch, kg, vg, qb, kb, vb, C, KVC, HS, scale, ps->win_start[w],
+                    kept += att_window(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, ps->win_start[w],
                                        ps->win_start[w + 1], ps->keys + ps->key_start[w],
                                        ps->key_start[w + 1] - ps->key_start[w], causal, rs);
             } else { /* ALL: one window over every key */
                 for (int j = 0; j < n; j++) iscratch[j] = j;
-                kept = att_window(ob, scratch, kg, vg, qb, kb, vb, C, KVC, HS, scale, 0, n, iscratch, n, causal, rs);
+                kept = att_window(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, 0, n, iscratch, n, causal, rs);
             }
             if (pw && pw->kept_bh) pw->kept_bh[(size_t)b * NH + h] = rsv.kept;
             if (pw && pw->kept) {
@@ -472,7 +470,7 @@ void kern_gelu(float *x, size_t n, int tanh_approx) {
 void kern_swiglu(float *h1, const float *h3, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float g = h1[i];
-        h1[i] = g * (1.0f / (1.0f + expf(-g))) * h3[i];
+        h1[i] = g * (1.0f / (1.0f + kern_expf(-g))) * h3[i];
     }
 }
 

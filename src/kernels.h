@@ -2,6 +2,8 @@
  * twin (suffix _ref) with the same signature, used by the tests (and model_forward's use_ref).
  * Outputs first, then inputs, then weights, then sizes. N = number of rows (B*T). */
 #pragma once
+#include <string.h>
+
 #include "model.h"
 #include "pathways.h"
 
@@ -41,7 +43,7 @@ typedef struct {
 
 /* Scaled dot-product attention, per (sequence, head), over sampled pathways.
  * out (B, T, NH*HS); q (B, T, NH*HS); k, v (B, T, NKV*HS);
- * scratch (T, T) floats; gather (2, T, HS) floats; iscratch (T) ints;
+ * scratch (T * T + T + 1) floats; gather (2, T, HS) floats; iscratch (T) ints;
  * lens (B) valid lengths or NULL; causal: query i sees keys j <= i (and always itself);
  * outputs at positions >= lens[b] are 0. Query head h reads KV head h / (NH / NKV).
  * Dense attention is the sample "every key", run through the same code, so a sample that keeps
@@ -53,6 +55,30 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
 void kern_attention_ref(float *out, float *scratch, float *gather, int *iscratch, const float *q, const float *k,
                         const float *v, const int *lens, int B, int T, int NH, int NKV, int HS, int causal,
                         const kern_pathways *pw);
+
+/* exp(x) in float, branch-free so loops over it vectorise (Cephes-style range reduction and a
+ * degree-6 polynomial, about 1 ulp on [-87, 88]; below -87 it returns 0, above 88 it saturates).
+ * The same bits on every machine, unlike libm's expf, which differs between glibc versions. */
+static inline float kern_expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float fx = x * 1.44269504088896341f + 0.5f;
+    int   t  = (int)fx;
+    int   n  = t - (fx < (float)t); /* floor */
+    float fn = (float)n;
+    float r  = x - fn * 0.693359375f + fn * 2.12194440e-4f;
+    float p  = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    uint32_t u = (uint32_t)(n + 127) << 23; /* 2^n */
+    float    sc;
+    memcpy(&sc, &u, sizeof sc);
+    return p * sc;
+}
 
 /* in place activations over n floats */
 void kern_gelu(float *x, size_t n, int tanh_approx);           /* erf GELU or the tanh approximation */
