@@ -11,6 +11,7 @@ pkgs=(
   dataset-fashion-mnist                      # image data, /usr/share/datasets/fashion-mnist
   python3                                    # tests parse JSON outputs with the standard library
   chromium                                   # tests render report.html headless (cli_report.sh)
+  slurmctld slurmd slurm-client              # tests/slurm_*.sh, jobs/ (tools/slurm_up.sh; pulls munge)
 )
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

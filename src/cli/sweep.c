@@ -7,6 +7,7 @@
  * complete (FAILED with the exit code if it failed; nothing after a checkpoint, exit 75). */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <ini.h>
 #include <math.h>
 #include <signal.h>
@@ -111,8 +112,18 @@ static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, cons
         }
     char base[CFG_PATH_MAX];
     snprintf(base, sizeof base, "%s", c->run_out);
-    c->run_out[0] = '\0';
-    cJSON *j = cfg_to_json(c);
+    /* the folder name hashes the config with every file path made canonical (realpath), so the
+     * same sweep spelled from another folder or with another path finds the same points */
+    pe_config canon = *c;
+    char *paths[] = {canon.model_path, canon.model_tokenizer, canon.model_config, canon.data_path, canon.data_labels,
+                     canon.pw_plan};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        char rp[PATH_MAX];
+        if (paths[i][0] && strcmp(paths[i], "bytes") && strcmp(paths[i], "none") && realpath(paths[i], rp))
+            snprintf(paths[i], CFG_PATH_MAX, "%s", rp);
+    }
+    canon.run_out[0] = '\0';
+    cJSON *j = cfg_to_json(&canon);
     char  *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     uint64_t h = fnv(t);
