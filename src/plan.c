@@ -22,7 +22,11 @@ pe_status plan_load(plan *p, const char *path, int L, int NH, pe_err *err) {
     memset(p, 0, sizeof *p);
     char *text = NULL;
     pe_status st = pe_read_file(path, &text, NULL, err);
-    if (st) return pe_fail(err, PE_ERR_INPUT, "%s: cannot read the plan (%s); check pathways.plan", path, err->msg);
+    if (st) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg); /* pe_fail must not read the buffer it writes */
+        return pe_fail(err, PE_ERR_INPUT, "%s: cannot read the plan (%s); check pathways.plan", path, why);
+    }
     cJSON *root = cJSON_Parse(text);
     free(text);
     if (!root) return pe_fail(err, PE_ERR_INPUT, "%s: not JSON; write plans with pathens prune", path);
@@ -35,9 +39,10 @@ pe_status plan_load(plan *p, const char *path, int L, int NH, pe_err *err) {
                        path);
     }
     if (nl->valueint != L || nh->valueint != NH) {
+        int pl = nl->valueint, ph = nh->valueint;
         cJSON_Delete(root);
-        return pe_fail(err, PE_ERR_INPUT, "%s: plan is for %d layers x %d heads but the model has %d x %d", path,
-                       nl->valueint, nh->valueint, L, NH);
+        return pe_fail(err, PE_ERR_INPUT, "%s: plan is for %d layers x %d heads but the model has %d x %d", path, pl, ph,
+                       L, NH);
     }
     p->L = L;
     p->NH = NH;
