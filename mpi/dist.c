@@ -6,7 +6,8 @@
  *                           {"t":"result","task":id,"rows":{..},  a finished task (ens_rows_pack)
  *                            "compute":s,"wait":s,"comm":s}       and the worker's cumulative times
  *                           {"t":"error","msg":"..."}             the worker could not compute
- *   coordinator -> worker   {"t":"task","task":id,"u0":u,"n":n}   units [u, u + n)
+ *   coordinator -> worker   {"t":"task","task":id,"u0":u,"n":n,   units [u, u + n),
+ *                            "k0":k,"kb":b}                       members [k, k + b)
  *                           {"t":"stop"}                          no more work
  * Work is pulled: a worker gets its next task in reply to each result, so fast and slow ranks
  * balance. Every received message is checked (type, version, task id, unit range, every array
@@ -97,11 +98,18 @@ typedef struct {
     ens_rows *all;
     uint8_t  *done;  /* (n_tasks) */
     int       shard, n_units, n_tasks;
+    int       K, block, n_blocks; /* members, members per task, tasks per shard */
 } coord_state;
 
+/* task t = (shard t / n_blocks, member block t % n_blocks) */
 static void task_range(const coord_state *cs, int task, int *u0, int *n) {
-    *u0 = task * cs->shard;
+    *u0 = task / cs->n_blocks * cs->shard;
     *n  = cs->n_units - *u0 < cs->shard ? cs->n_units - *u0 : cs->shard;
+}
+
+static void task_members(const coord_state *cs, int task, int *k0, int *kb) {
+    *k0 = task % cs->n_blocks * cs->block;
+    *kb = cs->K - *k0 < cs->block ? cs->K - *k0 : cs->block;
 }
 
 /* accept the rows of one task (from the journal or a worker), after checking they are that task */
@@ -109,12 +117,14 @@ static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_er
     coord_state *cs = ctx;
     if (task < 0 || task >= cs->n_tasks || cs->done[task])
         return pe_fail(err, PE_ERR_INPUT, "task %d is out of range or already done", task);
-    int u0, n;
+    int u0, n, k0, kb;
     task_range(cs, task, &u0, &n);
+    task_members(cs, task, &k0, &kb);
     const msgpack_object *o = rows_object;
-    if (mint(o, "u0", -1) != u0 || mint(o, "n", -1) != n)
-        return pe_fail(err, PE_ERR_INPUT, "task %d: rows cover [%lld, +%lld), expected [%d, +%d)", task,
-                       (long long)mint(o, "u0", -1), (long long)mint(o, "n", -1), u0, n);
+    if (mint(o, "u0", -1) != u0 || mint(o, "n", -1) != n || mint(o, "k0", -1) != k0 || mint(o, "kb", -1) != kb)
+        return pe_fail(err, PE_ERR_INPUT, "task %d: rows cover units [%lld, +%lld) members [%lld, +%lld), expected "
+                       "[%d, +%d) and [%d, +%d)", task, (long long)mint(o, "u0", -1), (long long)mint(o, "n", -1),
+                       (long long)mint(o, "k0", -1), (long long)mint(o, "kb", -1), u0, n, k0, kb);
     pe_status st = ens_rows_merge(cs->all, rows_object, NULL, err);
     if (!st) cs->done[task] = 1;
     return st;
@@ -153,9 +163,17 @@ static void progress_show(progress *p, int done, int total, int replayed, int fi
 static pe_status coordinator(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
                              const ens_options *o, dist_opts *opt, int size, pe_err *err) {
     coord_state cs = {0};
-    cs.shard   = opt->shard > 0 ? opt->shard : 16;
-    cs.n_units = d->n_seqs;
-    cs.n_tasks = (d->n_seqs + cs.shard - 1) / cs.shard;
+    cs.shard    = opt->shard > 0 ? opt->shard : 16;
+    cs.n_units  = d->n_seqs;
+    cs.K        = c ? c->members : 0;
+    cs.block    = opt->member_block > 0 && opt->member_block < cs.K ? opt->member_block : (cs.K > 0 ? cs.K : 1);
+    cs.n_blocks = cs.K > 0 ? (cs.K + cs.block - 1) / cs.block : 1;
+    if (cs.K == 0) cs.block = 0;
+    cs.n_tasks  = (d->n_seqs + cs.shard - 1) / cs.shard * cs.n_blocks;
+    if (cs.n_blocks > 1 && o->combine == ENS_COMBINE_LOGIT)
+        return pe_fail(err, PE_ERR_INPUT, "run.member_block = %d splits the %d members across tasks, which the logit "
+                       "combination cannot (it needs every member's full logits together); use pathways.combine = prob "
+                       "or run.member_block = 0", opt->member_block, cs.K);
     cs.all     = ens_rows_new(m, d, c, o, 0, d->n_seqs, err);
     cs.done    = calloc((size_t)cs.n_tasks + 1, 1);
     if (!cs.all || !cs.done) {
@@ -194,10 +212,11 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
     ADVANCE();
     if (size == 1) { /* one process does everything: the same tasks, journal and signals, no MPI calls */
         while (!st && next < cs.n_tasks && !dist_stop_signal) {
-            int u0, n, task = next++;
+            int u0, n, k0, kb, task = next++;
             task_range(&cs, task, &u0, &n);
+            task_members(&cs, task, &k0, &kb);
             double t0 = pe_time_now();
-            ens_rows *rw = ens_rows_new(m, d, c, o, u0, n, err);
+            ens_rows *rw = ens_rows_new_block(m, d, c, o, u0, n, k0, kb, err);
             if (!rw) {
                 st = err->code ? err->code : PE_ERR_INTERNAL;
                 break;
@@ -274,15 +293,20 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
                 msgpack_packer pk;
                 msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
                 if (next < cs.n_tasks && !dist_stop_signal) {
-                    int u0, n, task = next++;
+                    int u0, n, k0, kb, task = next++;
                     task_range(&cs, task, &u0, &n);
-                    pack_head(&pk, "task", 3);
+                    task_members(&cs, task, &k0, &kb);
+                    pack_head(&pk, "task", 5);
                     msgpack_pack_str_with_body(&pk, "task", 4);
                     msgpack_pack_int(&pk, task);
                     msgpack_pack_str_with_body(&pk, "u0", 2);
                     msgpack_pack_int(&pk, u0);
                     msgpack_pack_str_with_body(&pk, "n", 1);
                     msgpack_pack_int(&pk, n);
+                    msgpack_pack_str_with_body(&pk, "k0", 2);
+                    msgpack_pack_int(&pk, k0);
+                    msgpack_pack_str_with_body(&pk, "kb", 2);
+                    msgpack_pack_int(&pk, kb);
                     busy[from] = task;
                 } else {
                     pack_head(&pk, "stop", 0);
@@ -373,17 +397,20 @@ static pe_status worker(const model *m, const text_dataset *d, const pw_config *
             break;
         }
         int task = ok ? (int)mint(&up.data, "task", -1) : -1, u0 = ok ? (int)mint(&up.data, "u0", -1) : -1,
-            n = ok ? (int)mint(&up.data, "n", -1) : -1;
+            n = ok ? (int)mint(&up.data, "n", -1) : -1, k0 = ok ? (int)mint(&up.data, "k0", -1) : -1,
+            kb = ok ? (int)mint(&up.data, "kb", -1) : -1;
+        int K = c ? c->members : 0;
         msgpack_unpacked_destroy(&up);
         free(buf);
         msgpack_sbuffer_clear(&sb);
         pe_status st = PE_OK;
         ens_rows *rw = NULL;
-        if (!ok || task < 0 || u0 < 0 || n <= 0 || u0 + n > d->n_seqs) {
-            st = pe_fail(err, PE_ERR_INTERNAL, "bad task message (task %d, units [%d, +%d))", task, u0, n);
+        if (!ok || task < 0 || u0 < 0 || n <= 0 || u0 + n > d->n_seqs || k0 < 0 || kb < 0 || k0 + kb > K) {
+            st = pe_fail(err, PE_ERR_INTERNAL, "bad task message (task %d, units [%d, +%d), members [%d, +%d))", task, u0,
+                         n, k0, kb);
         } else {
             double c0 = pe_time_now();
-            rw = ens_rows_new(m, d, c, o, u0, n, err);
+            rw = ens_rows_new_block(m, d, c, o, u0, n, k0, kb, err);
             st = rw ? ens_text_rows_run(rw, m, d, c, o, err) : (err->code ? err->code : PE_ERR_INTERNAL);
             t_compute += pe_time_now() - c0;
         }

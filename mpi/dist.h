@@ -18,6 +18,7 @@ typedef struct {
     const char *out_dir;     /* journal.msgpack lives here (coordinator only) */
     uint64_t    fingerprint; /* of the resolved config: a journal from another config is refused */
     int         shard;       /* units per task */
+    int         member_block; /* members per task (0: all); the curve is then combined on the coordinator */
     int         quiet;       /* no progress on stderr */
     /* filled by dist_eval_text on the coordinator: timing per rank, for timing.json */
     double     *rank_compute; /* (size) seconds computing */

@@ -68,6 +68,8 @@ static const cfg_key cfg_keys[] = {
      .help = "sequences (or images) per forward pass"},
     {"run", "shard", CFG_INT, CFG_AT(run_shard), .def = "16", .min = 1,
      .help = "documents (windows) per task handed to a rank; part of the journal's identity"},
+    {"run", "member_block", CFG_INT, CFG_AT(run_member_block), .def = "0", .min = 0,
+     .help = "members per task (0 = all members of a shard in one task); smaller spreads one shard's members over ranks"},
     {"run", "per_example", CFG_INT, CFG_AT(run_per_example), .def = "0", .min = 0, .max = 1,
      .help = "1 = also write per_example.msgpack (per document/image: dense, members, ensemble)"},
     {"pathways", "scheme", CFG_ENUM, CFG_AT(pw_scheme), .def = "unbiased",

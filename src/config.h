@@ -10,7 +10,7 @@
  *   [model] path, format (auto|llama2c|safetensors), tokenizer (path | bytes | none | auto), config
  *   [data]  path, format (auto|text|idx), mode (documents|windows|images), labels, limit,
  *           context (0 = model seq_len), stride (0 = context)
- *   [run]   out, batch, shard, per_example
+ *   [run]   out, batch, shard, member_block, per_example
  *   [pathways] scheme, ratio, sigma, lambda, keep, members, seed, granularity, plan, combine
  *   [importance] statistics, ablation
  */
@@ -38,6 +38,7 @@ typedef struct {
     int  run_batch;                 /* sequences (or images) per forward pass */
     int  run_per_example;           /* 1 = write per_example.msgpack */
     int  run_shard;                 /* units per task (MPI runs, journal) */
+    int  run_member_block;          /* members per task, 0 = all */
     /* [pathways] */
     char   pw_scheme[16];           /* dense | unbiased | local | random-k | window | head-drop */
     double pw_ratio;                /* rho >= 1 */

@@ -271,6 +271,15 @@ void ens_free_lm(ens_lm_result *r) {
  * task, what the coordinator merges, journals and finally reduces in dataset order */
 struct ens_rows {
     int         u0, n, N, K, L, NH, NB, Tmax;
+    int         k0;       /* first member of this block (members k0 .. k0 + K - 1; K = the block's size) */
+    int         K_all;    /* members of the whole ensemble */
+    int         split;    /* K < K_all: the curve needs every block; per-position log-probs travel in lp */
+    int         has_dense; /* this block carries the dense values, attention statistics and ablations (k0 = 0) */
+    double     *lp;       /* split: (positions of the units, K) member log-prob of each scored target */
+    int64_t    *pos_off;  /* (n + 1) first position of each unit in lp */
+    /* merge target only (rows of every unit): per-unit staging of split blocks */
+    double    **lp_unit;  /* (N) (positions of u, K_all) or NULL */
+    int        *members_in; /* (N) members merged so far */
     double     *dense;   /* (n) dense NLL of the unit (nats, summed over its scored targets) */
     double     *mem;     /* (n, K) member NLL */
     double     *curve;   /* (n, K) NLL of the ensemble of members 0..k */
@@ -283,6 +292,11 @@ struct ens_rows {
 
 ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0, int n,
                        pe_err *err) {
+    return ens_rows_new_block(m, d, c, o, u0, n, 0, c ? c->members : 0, err);
+}
+
+ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0,
+                             int n, int k0, int kb, pe_err *err) {
     const model_config *mc = &m->cfg;
     int Tmax = 0;
     for (int s = 0; s < d->n_seqs; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
@@ -290,9 +304,15 @@ ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c
         pe_fail(err, PE_ERR_INTERNAL, "unit range [%d, %d) outside the dataset's %d units", u0, u0 + n, d->n_seqs);
         return NULL;
     }
+    int K_all = c ? c->members : 0;
+    if (k0 < 0 || kb < 0 || k0 + kb > K_all || (K_all > 0 && kb == 0)) {
+        pe_fail(err, PE_ERR_INTERNAL, "member block [%d, %d) outside the %d members", k0, k0 + kb, K_all);
+        return NULL;
+    }
     ens_rows *rw = pe_calloc(1, sizeof *rw, err, "rows");
     if (!rw) return NULL;
-    int K = c ? c->members : 0;
+    int K = kb;
+    rw->k0 = k0, rw->K_all = K_all, rw->split = kb < K_all, rw->has_dense = k0 == 0;
     rw->u0 = u0, rw->n = n, rw->N = d->n_seqs, rw->K = K, rw->L = mc->n_layers, rw->NH = mc->n_heads, rw->Tmax = Tmax;
     rw->NB = imp_n_bands(Tmax);
     size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)rw->L * rw->NH;
@@ -304,8 +324,17 @@ ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c
     rw->kept    = pe_calloc(Kc * LH, sizeof(int64_t), err, "kept");
     rw->allowed = pe_calloc(Kc * LH, sizeof(int64_t), err, "allowed");
     int batch = o->batch < (n > 0 ? n : 1) ? o->batch : (n > 0 ? n : 1);
-    if (!rw->dense || !rw->mem || !rw->curve || !rw->kl || !rw->agree || !rw->kept || !rw->allowed ||
-        imp_collect_init(&rw->ic, o, K, rw->L, rw->NH, rw->NB, n, batch, err) != PE_OK) {
+    ens_options ob = *o;
+    if (!rw->has_dense) ob.ablation = 0; /* ablations belong to the block with the dense values */
+    rw->pos_off = pe_calloc((size_t)n + 1, sizeof(int64_t), err, "positions");
+    if (rw->pos_off)
+        for (int i = 0; i < n; i++) {
+            const text_seq *sq = &d->seqs[u0 + i];
+            rw->pos_off[i + 1] = rw->pos_off[i] + (sq->len - 1 - sq->score_begin > 0 ? sq->len - 1 - sq->score_begin : 0);
+        }
+    if (rw->pos_off && rw->split) rw->lp = pe_calloc((size_t)rw->pos_off[n] * Kc + 1, sizeof(double), err, "log-probs");
+    if (!rw->dense || !rw->mem || !rw->curve || !rw->kl || !rw->agree || !rw->kept || !rw->allowed || !rw->pos_off ||
+        (rw->split && !rw->lp) || imp_collect_init(&rw->ic, &ob, K, rw->L, rw->NH, rw->NB, n, batch, err) != PE_OK) {
         ens_rows_free(rw);
         return NULL;
     }
@@ -316,6 +345,10 @@ ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c
 void ens_rows_free(ens_rows *rw) {
     if (!rw) return;
     free(rw->dense); free(rw->mem); free(rw->curve); free(rw->kl); free(rw->agree); free(rw->kept); free(rw->allowed);
+    free(rw->lp); free(rw->pos_off);
+    if (rw->lp_unit)
+        for (int u = 0; u < rw->N; u++) free(rw->lp_unit[u]);
+    free(rw->lp_unit); free(rw->members_in);
     imp_collect_free(&rw->ic);
     free(rw);
 }
@@ -401,8 +434,8 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
         }
         if (lsum) memset(lsum, 0, (size_t)B * T * V * sizeof(float));
         /* members */
-        for (int k = 0; !st && k < K; k++) {
-            model_pathways pw = {.cfg = c, .member = k, .seq_ids = ids, .kept = rw->kept + (size_t)k * LH,
+        for (int k = 0; !st && k < K; k++) { /* local member k is member rw->k0 + k of the ensemble */
+            model_pathways pw = {.cfg = c, .member = rw->k0 + k, .seq_ids = ids, .kept = rw->kept + (size_t)k * LH,
                                  .allowed = rw->allowed + (size_t)k * LH, .n_bands = NB,
                                  .kept_bh = ic->on ? ic->kept_bh : NULL, .band_kept = ic->on ? ic->band_kept : NULL,
                                  .stat_rows = srows};
@@ -466,6 +499,9 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
                 }
                 rw->mem[u * Kc + k]   = mn;
                 rw->curve[u * Kc + k] = cn;
+                if (rw->split) /* the coordinator combines the blocks: ship every target's log-prob */
+                    for (int p = sq->score_begin; p < sq->len - 1; p++)
+                        rw->lp[((size_t)rw->pos_off[u] + (p - sq->score_begin)) * Kc + k] = lpt[((size_t)k * B + b) * T + p];
             }
         }
     }
@@ -581,25 +617,32 @@ void ens_rows_pack(const ens_rows *rw, void *packer) {
     msgpack_packer *pk = packer;
     size_t Kc = rw->K > 0 ? (size_t)rw->K : 1, n = (size_t)rw->n, LH = (size_t)rw->L * rw->NH;
     const imp_collect *ic = &rw->ic;
-    int fields = 9 + (ic->on ? 3 : 0) + (ic->abl ? 1 : 0);
+    int fields = 10 + (ic->on ? 2 : 0) + (rw->has_dense ? 1 + (ic->on ? 1 : 0) + (ic->abl ? 1 : 0) : 0);
     msgpack_pack_map(pk, (size_t)fields);
     msgpack_pack_str_with_body(pk, "u0", 2);
     msgpack_pack_int64(pk, rw->u0);
     msgpack_pack_str_with_body(pk, "n", 1);
     msgpack_pack_int64(pk, rw->n);
-    pack_f64s(pk, "dense", rw->dense, n);
+    msgpack_pack_str_with_body(pk, "k0", 2);
+    msgpack_pack_int64(pk, rw->k0);
+    msgpack_pack_str_with_body(pk, "kb", 2);
+    msgpack_pack_int64(pk, rw->K);
     pack_f64s(pk, "mem", rw->mem, n * Kc);
-    pack_f64s(pk, "curve", rw->curve, n * Kc);
+    if (rw->split) pack_f64s(pk, "lp", rw->lp, (size_t)rw->pos_off[n] * Kc);
+    else pack_f64s(pk, "curve", rw->curve, n * Kc);
     pack_f64s(pk, "kl", rw->kl, n * Kc);
     pack_i64s(pk, "agree", rw->agree, n * Kc);
     pack_i64s(pk, "kept", rw->kept, Kc * LH);
     pack_i64s(pk, "allowed", rw->allowed, Kc * LH);
     if (ic->on) {
-        pack_f64s(pk, "att", ic->u_att, n * LH * ic->S);
         pack_f64s(pk, "xh", ic->u_xh, n * Kc * LH);
         pack_f64s(pk, "xb", ic->u_xb, n * Kc * rw->L * rw->NB);
     }
-    if (ic->abl) pack_f64s(pk, "abl", ic->u_abl, n * ic->A);
+    if (rw->has_dense) {
+        pack_f64s(pk, "dense", rw->dense, n);
+        if (ic->on) pack_f64s(pk, "att", ic->u_att, n * LH * ic->S);
+        if (ic->abl) pack_f64s(pk, "abl", ic->u_abl, n * ic->A);
+    }
 }
 
 /* copy one bin field of exactly `bytes` bytes into dst (NULL dst: only check presence) */
@@ -632,55 +675,120 @@ static int64_t unpack_int(const msgpack_object *map, const char *key, int *ok) {
     return 0;
 }
 
-pe_status ens_rows_merge(ens_rows *all, const void *object, int64_t *kept_acc_once, pe_err *err) {
-    (void)kept_acc_once;
+/* the bytes of bin field `key` if it holds exactly `bytes` bytes, else NULL with a message */
+static const void *bin_field(const msgpack_object *map, const char *key, size_t bytes, pe_err *err) {
+    if (unpack_bin(map, key, NULL, bytes, err) != PE_OK) return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(key) &&
+            !memcmp(kv->key.via.str.ptr, key, strlen(key)))
+            return bytes ? kv->val.via.bin.ptr : (const void *)"";
+    }
+    return NULL;
+}
+
+/* the ensemble-size curve of unit u from its staged log-probs (positions, K): as the unsplit path */
+static void curve_from_lp(ens_rows *all, int u, const double *lp, int64_t npos, double *kbuf) {
+    size_t K = (size_t)all->K;
+    for (size_t k = 0; k < K; k++) {
+        double cn = 0.0;
+        for (int64_t p = 0; p < npos; p++) {
+            for (size_t j = 0; j <= k; j++) kbuf[j] = lp[(size_t)p * K + j];
+            cn -= log_mean_exp(kbuf, (int)k + 1);
+        }
+        all->curve[(size_t)u * K + k] = cn;
+    }
+}
+
+pe_status ens_rows_merge(ens_rows *all, const void *object, int64_t *unused, pe_err *err) {
+    (void)unused;
     const msgpack_object *o = object;
     if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "result is not a map");
     int     ok = 1;
-    int64_t u0 = unpack_int(o, "u0", &ok), n = unpack_int(o, "n", &ok);
-    if (!ok || u0 < 0 || n < 0 || u0 + n > all->n)
-        return pe_fail(err, PE_ERR_INPUT, "result covers units [%lld, %lld), outside the dataset's %d", (long long)u0,
-                       (long long)(u0 + n), all->n);
-    size_t Kc = all->K > 0 ? (size_t)all->K : 1, LH = (size_t)all->L * all->NH;
+    int64_t u0 = unpack_int(o, "u0", &ok), n = unpack_int(o, "n", &ok), k0 = unpack_int(o, "k0", &ok),
+            kb = unpack_int(o, "kb", &ok);
+    int     K = all->K;
+    if (!ok || u0 < 0 || n < 0 || u0 + n > all->n || k0 < 0 || kb < 0 || k0 + kb > K || (K > 0 && kb == 0))
+        return pe_fail(err, PE_ERR_INPUT, "result covers units [%lld, +%lld) members [%lld, +%lld), outside %d units x %d "
+                       "members", (long long)u0, (long long)n, (long long)k0, (long long)kb, all->n, K);
+    int    split = kb < K, dense = k0 == 0;
+    size_t Kc = K > 0 ? (size_t)K : 1, kbc = kb > 0 ? (size_t)kb : 1, LH = (size_t)all->L * all->NH;
     imp_collect *ic = &all->ic;
     size_t S = ic->S, A = ic->A, LNB = (size_t)all->L * all->NB;
-    int64_t *kept = malloc(Kc * LH * sizeof(int64_t)), *allowed = malloc(Kc * LH * sizeof(int64_t));
-    if (!kept || !allowed) {
-        free(kept);
-        free(allowed);
-        return pe_fail(err, PE_ERR_INTERNAL, "out of memory merging a result");
+    int64_t npos = 0, *uoff = malloc(sizeof(int64_t) * ((size_t)n + 1));
+    if (!uoff) return pe_fail(err, PE_ERR_INTERNAL, "out of memory merging a result");
+    uoff[0] = 0;
+    for (int64_t i = 0; i < n; i++) { /* scored positions of each unit, from the dataset's own cut */
+        int64_t np = all->pos_off[u0 + i + 1] - all->pos_off[u0 + i];
+        uoff[i + 1] = uoff[i] + np;
     }
-    pe_status st = PE_OK;
-    /* check every field's size first, then copy: a bad record changes nothing */
-    if ((st = unpack_bin(o, "dense", NULL, (size_t)n * 8, err)) || (st = unpack_bin(o, "mem", NULL, (size_t)n * Kc * 8, err)) ||
-        (st = unpack_bin(o, "curve", NULL, (size_t)n * Kc * 8, err)) || (st = unpack_bin(o, "kl", NULL, (size_t)n * Kc * 8, err)) ||
-        (st = unpack_bin(o, "agree", NULL, (size_t)n * Kc * 8, err)) || (st = unpack_bin(o, "kept", kept, Kc * LH * 8, err)) ||
-        (st = unpack_bin(o, "allowed", allowed, Kc * LH * 8, err)) ||
-        (ic->on && ((st = unpack_bin(o, "att", NULL, (size_t)n * LH * S * 8, err)) ||
-                    (st = unpack_bin(o, "xh", NULL, (size_t)n * Kc * LH * 8, err)) ||
-                    (st = unpack_bin(o, "xb", NULL, (size_t)n * Kc * LNB * 8, err)))) ||
-        (ic->abl && (st = unpack_bin(o, "abl", NULL, (size_t)n * A * 8, err)))) {
-        free(kept);
-        free(allowed);
-        return st;
+    npos = uoff[n];
+    /* every field is checked before anything is copied: a bad record changes nothing */
+    const double *mem = bin_field(o, "mem", (size_t)n * kbc * 8, err);
+    const double *cur = NULL, *lp = NULL, *den = NULL, *att = NULL, *xh = NULL, *xb = NULL, *abl = NULL;
+    const double *kl = mem ? bin_field(o, "kl", (size_t)n * kbc * 8, err) : NULL;
+    const int64_t *ag = kl ? bin_field(o, "agree", (size_t)n * kbc * 8, err) : NULL;
+    const int64_t *kept = ag ? bin_field(o, "kept", kbc * LH * 8, err) : NULL;
+    const int64_t *allowed = kept ? bin_field(o, "allowed", kbc * LH * 8, err) : NULL;
+    int good = allowed != NULL;
+    if (good && split) good = (lp = bin_field(o, "lp", (size_t)npos * kbc * 8, err)) != NULL;
+    if (good && !split) good = (cur = bin_field(o, "curve", (size_t)n * kbc * 8, err)) != NULL;
+    if (good && ic->on) good = (xh = bin_field(o, "xh", (size_t)n * kbc * LH * 8, err)) != NULL &&
+                               (xb = bin_field(o, "xb", (size_t)n * kbc * LNB * 8, err)) != NULL;
+    if (good && dense) good = (den = bin_field(o, "dense", (size_t)n * 8, err)) != NULL;
+    if (good && dense && ic->on) good = (att = bin_field(o, "att", (size_t)n * LH * S * 8, err)) != NULL;
+    if (good && dense && ic->abl) good = (abl = bin_field(o, "abl", (size_t)n * A * 8, err)) != NULL;
+    if (good && split && !all->lp_unit) {
+        all->lp_unit    = calloc((size_t)all->n, sizeof(double *));
+        all->members_in = calloc((size_t)all->n, sizeof(int));
+        if (!all->lp_unit || !all->members_in) good = !pe_fail(err, PE_ERR_INTERNAL, "out of memory staging log-probs");
     }
-    unpack_bin(o, "dense", all->dense + u0, (size_t)n * 8, err);
-    unpack_bin(o, "mem", all->mem + u0 * Kc, (size_t)n * Kc * 8, err);
-    unpack_bin(o, "curve", all->curve + u0 * Kc, (size_t)n * Kc * 8, err);
-    unpack_bin(o, "kl", all->kl + u0 * Kc, (size_t)n * Kc * 8, err);
-    unpack_bin(o, "agree", all->agree + u0 * Kc, (size_t)n * Kc * 8, err);
-    for (size_t i = 0; i < Kc * LH; i++) { /* integer sums: order free */
-        all->kept[i] += kept[i];
-        all->allowed[i] += allowed[i];
+    if (!good) {
+        free(uoff);
+        return err->code ? err->code : PE_ERR_INPUT;
     }
-    if (ic->on) {
-        unpack_bin(o, "att", ic->u_att + (size_t)u0 * LH * S, (size_t)n * LH * S * 8, err);
-        unpack_bin(o, "xh", ic->u_xh + (size_t)u0 * Kc * LH, (size_t)n * Kc * LH * 8, err);
-        unpack_bin(o, "xb", ic->u_xb + (size_t)u0 * Kc * LNB, (size_t)n * Kc * LNB * 8, err);
+    double *kbuf = malloc(sizeof(double) * Kc);
+    for (int64_t i = 0; i < n; i++) {
+        size_t u = (size_t)(u0 + i);
+        for (int64_t j = 0; j < kb; j++) {
+            size_t dst = u * Kc + (size_t)(k0 + j), src = (size_t)i * kbc + (size_t)j;
+            memcpy(&all->mem[dst], &mem[src], 8);
+            memcpy(&all->kl[dst], &kl[src], 8);
+            memcpy(&all->agree[dst], &ag[src], 8);
+            if (!split) memcpy(&all->curve[dst], &cur[src], 8);
+            if (ic->on) {
+                memcpy(ic->u_xh + (u * Kc + (size_t)(k0 + j)) * LH, xh + ((size_t)i * kbc + (size_t)j) * LH, LH * 8);
+                memcpy(ic->u_xb + (u * Kc + (size_t)(k0 + j)) * LNB, xb + ((size_t)i * kbc + (size_t)j) * LNB, LNB * 8);
+            }
+        }
+        if (dense) {
+            memcpy(&all->dense[u], &den[i], 8);
+            if (ic->on) memcpy(ic->u_att + u * LH * S, att + (size_t)i * LH * S, LH * S * 8);
+            if (ic->abl) memcpy(ic->u_abl + u * A, abl + (size_t)i * A, A * 8);
+        }
+        if (split) { /* stage this block's log-probs; the curve once every member is in */
+            int64_t np = uoff[i + 1] - uoff[i];
+            if (!all->lp_unit[u]) all->lp_unit[u] = calloc((size_t)np * Kc + 1, sizeof(double));
+            for (int64_t p = 0; p < np; p++)
+                for (int64_t j = 0; j < kb; j++)
+                    memcpy(&all->lp_unit[u][(size_t)p * Kc + (size_t)(k0 + j)], &lp[((size_t)(uoff[i] + p)) * kbc + (size_t)j], 8);
+            all->members_in[u] += (int)kb;
+            if (all->members_in[u] == K) {
+                curve_from_lp(all, (int)u, all->lp_unit[u], np, kbuf);
+                free(all->lp_unit[u]); /* the per-target data of a finished unit is dropped */
+                all->lp_unit[u] = NULL;
+            }
+        }
     }
-    if (ic->abl) unpack_bin(o, "abl", ic->u_abl + (size_t)u0 * A, (size_t)n * A * 8, err);
-    free(kept);
-    free(allowed);
+    int64_t kept_v, allowed_v;
+    for (size_t i = 0; i < (size_t)kb * LH; i++) { /* integer sums: order free */
+        memcpy(&kept_v, &kept[i], 8);
+        memcpy(&allowed_v, &allowed[i], 8);
+        all->kept[(size_t)k0 * LH + i] += kept_v;
+        all->allowed[(size_t)k0 * LH + i] += allowed_v;
+    }
+    free(kbuf);
+    free(uoff);
     return PE_OK;
 }
 

@@ -101,6 +101,9 @@ void ens_free_lm(ens_lm_result *r);
 typedef struct ens_rows ens_rows;
 ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0, int n,
                        pe_err *err);
+/* the rows of members [k0, k0 + kb) only (a task of a split ensemble) */
+ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0,
+                             int n, int k0, int kb, pe_err *err);
 void      ens_rows_free(ens_rows *rw);
 int       ens_rows_first(const ens_rows *rw);
 int       ens_rows_count(const ens_rows *rw);

@@ -32,5 +32,20 @@ for n in 1 2 3 4; do
     done
 done
 grep -q '"ensemble"' "$T/serial.json" && ok "the compared results hold an ensemble" || bad "no ensemble in results"
+
+# members of one shard split over tasks (run.member_block = 2 of 3): any rank count gives the bytes
+# of the serial run of that config, and every number equals the unsplit run's
+args+=(--set run.member_block=2)
+run split_serial 0 1
+for n in 1 3 4; do
+    run "split_n$n" "$n" 1
+    cmp -s "$T/split_serial.json" "$T/split_n$n.json" && ok "member blocks, $n ranks: byte-identical to serial" \
+        || bad "member blocks, $n ranks differ: $(diff "$T/split_serial.json" "$T/split_n$n.json" | head -5)"
+done
+v=$(/usr/bin/python3 -c "
+import json,sys
+a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2]))
+print(all(a[k]==b[k] for k in ('dense','ensemble','member_mean','members','curve','importance')))" "$T/serial.json" "$T/split_n3.json")
+[ "$v" = True ] && ok "split members give exactly the unsplit numbers" || bad "split and unsplit numbers differ"
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

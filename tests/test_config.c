@@ -235,7 +235,7 @@ static void test_json_echo(void **state) {
         "{\"model\":{\"path\":\"m.bin\",\"format\":\"auto\",\"tokenizer\":\"\",\"config\":\"\"},"
         "\"data\":{\"path\":\"d \\\"q\\\".txt\",\"format\":\"auto\",\"mode\":\"\",\"labels\":\"\","
         "\"limit\":5000000000,\"context\":0,\"stride\":0},"
-        "\"run\":{\"out\":\"runs/default\",\"batch\":8,\"shard\":16,\"per_example\":0},"
+        "\"run\":{\"out\":\"runs/default\",\"batch\":8,\"shard\":16,\"member_block\":0,\"per_example\":0},"
         "\"pathways\":{\"scheme\":\"unbiased\",\"ratio\":4,\"sigma\":4,\"lambda\":\"inf\",\"keep\":0,"
         "\"members\":0,\"seed\":1234,\"granularity\":\"head\",\"plan\":\"\",\"combine\":\"prob\"},"
         "\"importance\":{\"statistics\":1,\"ablation\":0}}");

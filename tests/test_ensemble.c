@@ -243,6 +243,79 @@ static void test_batch_size_invariance(void **state) {
     }
 }
 
+/* the distributed pieces: rows of (shard, member block) tasks, packed, unpacked, merged in a
+ * scrambled order and reduced, give exactly the in-process evaluation */
+static void test_split_rows_merge(void **state) {
+    fixture *f = *state;
+    pe_err   err = {0};
+    pw_config c = cfg_of(PW_SCHEME_UNBIASED, 3.0, 5);
+    ens_options o = {ENS_COMBINE_PROB, 4, 1, 1, 1};
+    ens_lm_result ref, got;
+    assert_int_equal(ens_eval_text(&ref, &f->m, &f->d, &c, &o, &err), PE_OK);
+    ens_rows *all = ens_rows_new(&f->m, &f->d, &c, &o, 0, f->d.n_seqs, &err);
+    assert_non_null(all);
+    int shard = 5, block = 2, n_sh = (f->d.n_seqs + shard - 1) / shard, n_bl = 3, n_tasks = n_sh * n_bl;
+    for (int i = 0; i < n_tasks; i++) {
+        int t = (i * 7 + 3) % n_tasks; /* a scrambled finishing order (7 is coprime to n_tasks here) */
+        int s0 = t / n_bl * shard, n = f->d.n_seqs - s0 < shard ? f->d.n_seqs - s0 : shard;
+        int k0 = t % n_bl * block, kb = 5 - k0 < block ? 5 - k0 : block;
+        ens_rows *rw = ens_rows_new_block(&f->m, &f->d, &c, &o, s0, n, k0, kb, &err);
+        assert_non_null(rw);
+        assert_int_equal(ens_text_rows_run(rw, &f->m, &f->d, &c, &o, &err), PE_OK);
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        ens_rows_pack(rw, &pk);
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        size_t off = 0;
+        assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(ens_rows_merge(all, &up.data, NULL, &err), PE_OK);
+        msgpack_unpacked_destroy(&up);
+        msgpack_sbuffer_destroy(&sb);
+        ens_rows_free(rw);
+    }
+    assert_int_equal(n_tasks % 7 != 0, 1);
+    assert_int_equal(ens_text_reduce(&got, all, &f->d, &o, &err), PE_OK);
+    assert_memory_equal(&got.dense, &ref.dense, sizeof ref.dense);
+    assert_memory_equal(&got.ensemble, &ref.ensemble, sizeof ref.ensemble);
+    assert_memory_equal(got.member, ref.member, 5 * sizeof *ref.member);
+    assert_memory_equal(got.curve, ref.curve, 5 * sizeof *ref.curve);
+    assert_memory_equal(got.kl, ref.kl, 5 * sizeof *ref.kl);
+    size_t LH = (size_t)ref.L * ref.NH, n1, n2;
+    assert_memory_equal(got.kept, ref.kept, 5 * LH * sizeof *ref.kept);
+    assert_memory_equal(got.imp.head, ref.imp.head, LH * sizeof *ref.imp.head);
+    assert_memory_equal(got.imp.abl_head, ref.imp.abl_head, LH * sizeof *ref.imp.abl_head);
+    const void *b1 = ens_per_example_data(ref.per_example, &n1), *b2 = ens_per_example_data(got.per_example, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    /* a record that does not fit is refused and changes nothing */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "u0", 2);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_str_with_body(&pk, "n", 1);
+    msgpack_pack_int(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "k0", 2);
+    msgpack_pack_int(&pk, 4);
+    msgpack_pack_str_with_body(&pk, "kb", 2);
+    msgpack_pack_int(&pk, 3); /* members 4..6 of 5 */
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    msgpack_unpack_next(&up, sb.data, sb.size, &off);
+    assert_int_equal(ens_rows_merge(all, &up.data, NULL, &err), PE_ERR_INPUT);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    ens_free_lm(&ref);
+    ens_free_lm(&got);
+    ens_rows_free(all);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_matches_masked_twin),
@@ -251,6 +324,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_one_member_is_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mixture_beats_mean_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_size_invariance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_rows_merge, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

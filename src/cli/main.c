@@ -366,7 +366,8 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
 #ifdef PATHENS_WITH_MPI
     double *rt = calloc((size_t)g_size * 3, sizeof(double)); /* per rank: compute, wait, comm */
     int    *rn = calloc((size_t)g_size, sizeof(int));        /* per rank: tasks */
-    dist_opts dopt = {cfg.run_out, 0, cfg.run_shard, quiet, rt, rt + g_size, rt + 2 * g_size, rn, 0, 0};
+    dist_opts dopt = {cfg.run_out, 0, cfg.run_shard, cfg.run_member_block, quiet, rt, rt + g_size, rt + 2 * g_size, rn, 0,
+                      0};
 #endif
     if (is_lm) {
         pe_status est;
