@@ -128,7 +128,9 @@ static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, cons
     cJSON_Delete(j);
     uint64_t h = fnv(t);
     free(t);
-    snprintf(dir, dirlen, "%s/%012llx", base, (unsigned long long)(h & 0xffffffffffffULL));
+    if (strlen(base) + 14 >= dirlen || strlen(base) + 14 >= sizeof c->run_out)
+        return pe_fail(err, PE_ERR_INPUT, "%s: run.out '%s' is too long for a sweep", sp->path, base);
+    snprintf(dir, dirlen, "%.4000s/%012llx", base, (unsigned long long)(h & 0xffffffffffffULL));
     snprintf(c->run_out, sizeof c->run_out, "%s", dir);
     return cfg_validate(c, err);
 }
