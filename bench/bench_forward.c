@@ -14,6 +14,7 @@
 
 #include "ckpt.h"
 #include "dataset.h"
+#include "ensemble.h"
 #include "eval.h"
 #include "model.h"
 #include "tokenizer.h"
@@ -60,15 +61,17 @@ int main(int argc, char **argv) {
            (long long)d.n_scored, openblas_get_corename());
 
     /* batched: best of reps */
-    eval_lm_acc acc;
-    double best_b = 1e30;
-    for (int r = 0; r < reps; r++) {
+    ens_options   eo = {ENS_COMBINE_PROB, batch, 0, 0, 0}; /* pathens eval with no members, no statistics */
+    ens_lm_result r;
+    double        best_b = 1e30, nll_b = 0.0;
+    for (int rep = 0; rep < reps; rep++) {
         double t0 = pe_time_now();
-        check(eval_dense_text(&acc, &m, &d, batch, &err), &err);
+        check(ens_eval_text(&r, &m, &d, NULL, &eo, &err), &err);
         double dt = pe_time_now() - t0;
         if (dt < best_b) best_b = dt;
+        nll_b = eval_lm_nll(&r.dense);
+        ens_free_lm(&r);
     }
-    double nll_b = eval_lm_nll(&acc);
 
     /* token by token with a KV cache, one document at a time */
     model_seq_state s;

@@ -125,7 +125,7 @@ static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_er
         return pe_fail(err, PE_ERR_INPUT, "task %d: rows cover units [%lld, +%lld) members [%lld, +%lld), expected "
                        "[%d, +%d) and [%d, +%d)", task, (long long)mint(o, "u0", -1), (long long)mint(o, "n", -1),
                        (long long)mint(o, "k0", -1), (long long)mint(o, "kb", -1), u0, n, k0, kb);
-    pe_status st = ens_rows_merge(cs->all, rows_object, NULL, err);
+    pe_status st = ens_rows_merge(cs->all, rows_object, err);
     if (!st) cs->done[task] = 1;
     return st;
 }
@@ -223,7 +223,8 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
             }
             st = ens_text_rows_run(rw, m, d, c, o, err);
             if (opt->rank_compute) opt->rank_compute[0] += pe_time_now() - t0;
-            if (!st) {
+            if (!st) { /* packed and unpacked as a worker's result would be: the journal needs the bytes,
+                        * and merging the unpacked object is exactly what a replay does */
                 msgpack_sbuffer rb;
                 msgpack_sbuffer_init(&rb);
                 msgpack_packer pk;

@@ -155,17 +155,14 @@ static pe_status llama2c_register(ckpt_file *ck, size_t offset, const char *cons
     int n_specs = model_list_tensors(&ck->cfg, NULL, 0);
     if (n_specs > 1024) return pe_fail(err, PE_ERR_INPUT, "%s: too many layers for llama2.c reader", ck->path);
     model_list_tensors(&ck->cfg, specs, n_specs);
-    int L = ck->cfg.n_layers;
     /* expected total size, checked before any pointer is formed */
     size_t need = offset;
     for (int o = 0; o < n_order; o++) {
         for (int s = 0; s < n_specs; s++) {
             const char *nm = specs[s].name;
-            const char *dot = strrchr(nm, '.');
             /* match "layers.N.<order>" or "<order>" exactly */
             const char *base = nm;
             if (strncmp(nm, "layers.", 7) == 0) base = strchr(nm + 7, '.') + 1;
-            (void)dot;
             if (strcmp(base, order[o]) == 0) need += 4 * (size_t)(specs[s].shape[0] * (specs[s].ndim > 1 ? specs[s].shape[1] : 1));
         }
         if ((size_t)o == skip_after_idx) need += 4 * skip_floats;
@@ -192,7 +189,6 @@ static pe_status llama2c_register(ckpt_file *ck, size_t offset, const char *cons
         }
         if ((size_t)o == skip_after_idx) at += 4 * skip_floats;
     }
-    (void)L;
     return PE_OK;
 }
 

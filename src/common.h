@@ -41,5 +41,8 @@ pe_status pe_read_file(const char *path, char **out, size_t *len, pe_err *err);
 /* mkdir -p */
 pe_status pe_mkdir_p(const char *path, pe_err *err);
 
+/* FNV-1a 64-bit hash of a NUL-terminated string (run fingerprints, sweep point folders) */
+uint64_t pe_hash_str(const char *s);
+
 /* wall clock in seconds (monotonic) */
 double pe_time_now(void);

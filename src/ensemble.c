@@ -353,8 +353,6 @@ void ens_rows_free(ens_rows *rw) {
     free(rw);
 }
 
-int ens_rows_first(const ens_rows *rw) { return rw->u0; }
-int ens_rows_count(const ens_rows *rw) { return rw->n; }
 
 pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d, const pw_config *c,
                             const ens_options *o, pe_err *err) {
@@ -426,7 +424,7 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
                 double lse = row_lse(x, V, &am_d[row]);
                 for (int v = 0; v < V; v++) {
                     lp_d[row * V + v] = (double)x[v] - lse;
-                    p_d[row * V + v]  = (double)kern_expf((float)lp_d[row * V + v]);
+                    if (K > 0) p_d[row * V + v] = (double)kern_expf((float)lp_d[row * V + v]); /* for KL */
                 }
                 nll -= (double)x[d->tokens[sq->start + p + 1]] - lse;
             }
@@ -490,7 +488,9 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
                 double mn = 0.0, cn = 0.0;
                 for (int p = sq->score_begin; p < sq->len - 1; p++) {
                     mn -= lpt[((size_t)k * B + b) * T + p];
-                    if (combine == ENS_COMBINE_LOGIT) {
+                    if (rw->split) {
+                        /* the curve needs every block: the coordinator combines lp */
+                    } else if (combine == ENS_COMBINE_LOGIT) {
                         cn -= lpc[((size_t)k * B + b) * T + p];
                     } else {
                         for (int j = 0; j <= k; j++) kbuf[j] = lpt[((size_t)j * B + b) * T + p];
@@ -700,8 +700,7 @@ static void curve_from_lp(ens_rows *all, int u, const double *lp, int64_t npos, 
     }
 }
 
-pe_status ens_rows_merge(ens_rows *all, const void *object, int64_t *unused, pe_err *err) {
-    (void)unused;
+pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
     const msgpack_object *o = object;
     if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "result is not a map");
     int     ok = 1;

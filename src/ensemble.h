@@ -105,13 +105,11 @@ ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c
 ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0,
                              int n, int k0, int kb, pe_err *err);
 void      ens_rows_free(ens_rows *rw);
-int       ens_rows_first(const ens_rows *rw);
-int       ens_rows_count(const ens_rows *rw);
 pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d, const pw_config *c,
                             const ens_options *o, pe_err *err);
 void      ens_rows_pack(const ens_rows *rw, void *msgpack_packer);
 /* object: a msgpack_object* of a packed ens_rows; merged into `all` (rows of every unit) */
-pe_status ens_rows_merge(ens_rows *all, const void *object, int64_t *unused, pe_err *err);
+pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err);
 pe_status ens_text_reduce(ens_lm_result *r, ens_rows *all, const text_dataset *d, const ens_options *o, pe_err *err);
 void ens_free_cls(ens_cls_result *r);
 

@@ -1,4 +1,4 @@
-/* eval.h: dense evaluation of a model over a dataset, into mergeable accumulators.
+/* eval.h: mergeable accumulators of evaluation metrics (the evaluation itself: ensemble.h).
  *
  * Accumulators are plain sums (mergeable across shards/ranks by eval_*_merge, in a fixed order),
  * with per-unit (document / window / image) second moments so that standard errors use the
@@ -6,8 +6,6 @@
  */
 #pragma once
 #include "common.h"
-#include "dataset.h"
-#include "model.h"
 
 typedef struct {
     double  sum_nll;      /* Σ over scored targets of -ln p(target), nats */
@@ -37,8 +35,3 @@ void eval_cls_merge(eval_cls_acc *into, const eval_cls_acc *from);
 
 /* -ln softmax(logits)[target], computed in double: logits (V) */
 double eval_nll_of(const float *logits, int V, int target);
-
-/* Dense evaluation of every sequence of d, `batch` sequences per forward pass (padded to the
- * longest in the batch). Per-sequence results depend only on the sequence, never on the batch. */
-pe_status eval_dense_text(eval_lm_acc *acc, const model *m, const text_dataset *d, int batch, pe_err *err);
-pe_status eval_dense_images(eval_cls_acc *acc, const model *m, const image_dataset *d, int batch, pe_err *err);

@@ -375,10 +375,10 @@ void model_describe(const model *m, char *buf, size_t n) {
     static const char *norms[] = {"LayerNorm", "RMSNorm"}, *poss[] = {"no-pos", "learned-pos", "RoPE"},
                       *mlps[] = {"GELU", "GELU-tanh", "SwiGLU"}, *heads[] = {"tied-LM", "LM", "CLS", "mean-pool"};
     const model_config *c = &m->cfg;
-    snprintf(buf, n, "%s: %d layers, dim %d, hidden %d, %d heads (%d kv), %s, %s, %s, %s, %s, %s input%s, seq_len %d, %lld params",
+    snprintf(buf, n, "%s: %d layers, dim %d, hidden %d, %d heads (%d kv), %s, %s, %s, %s, %s, %s input, seq_len %d, %lld params",
              m->source, c->n_layers, c->dim, c->hidden_dim, c->n_heads, c->n_kv_heads, norms[c->norm], poss[c->pos],
              mlps[c->mlp], c->causal ? "causal" : "bidirectional", heads[c->head],
-             c->input == MODEL_INPUT_TOKENS ? "tokens" : "patches", "", c->seq_len, (long long)m->n_params);
+             c->input == MODEL_INPUT_TOKENS ? "tokens" : "patches", c->seq_len, (long long)m->n_params);
     if (c->input == MODEL_INPUT_TOKENS) {
         char tail[64];
         snprintf(tail, sizeof tail, " (vocab %d)", c->vocab_size);

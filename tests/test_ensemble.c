@@ -78,32 +78,15 @@ static void test_attention_matches_masked_twin(void **state) {
 
 /* ---- real model fixtures -------------------------------------------------------------------- */
 
-typedef struct {
-    ckpt_file    ck;
-    model        m;
-    tokenizer    tok;
-    text_dataset d;
-} fixture;
+typedef tu_stories fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    pe_err   err = {0};
-    assert_int_equal(ckpt_open(&f->ck, tu_data_path("stories260K.bin"), "auto", NULL, &err), PE_OK);
-    assert_int_equal(model_init(&f->m, &f->ck, &err), PE_OK);
-    assert_int_equal(tok_init_llama2c(&f->tok, tu_data_path("tok512.bin"), 512, &err), PE_OK);
-    assert_int_equal(data_load_text(&f->d, tu_data_path("tinystories_val.txt"), &f->tok, DATA_MODE_DOCUMENTS, 512, 512,
-                                    24, &err), PE_OK);
-    *state = f;
+    *state = tu_stories_open(24);
     return 0;
 }
 
 static int teardown(void **state) {
-    fixture *f = *state;
-    data_free_text(&f->d);
-    tok_free(&f->tok);
-    model_free(&f->m);
-    ckpt_close(&f->ck);
-    free(f);
+    tu_stories_close(*state);
     return 0;
 }
 
@@ -271,7 +254,7 @@ static void test_split_rows_merge(void **state) {
         msgpack_unpacked_init(&up);
         size_t off = 0;
         assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
-        assert_int_equal(ens_rows_merge(all, &up.data, NULL, &err), PE_OK);
+        assert_int_equal(ens_rows_merge(all, &up.data, &err), PE_OK);
         msgpack_unpacked_destroy(&up);
         msgpack_sbuffer_destroy(&sb);
         ens_rows_free(rw);
@@ -308,7 +291,7 @@ static void test_split_rows_merge(void **state) {
     msgpack_unpacked_init(&up);
     size_t off = 0;
     msgpack_unpack_next(&up, sb.data, sb.size, &off);
-    assert_int_equal(ens_rows_merge(all, &up.data, NULL, &err), PE_ERR_INPUT);
+    assert_int_equal(ens_rows_merge(all, &up.data, &err), PE_ERR_INPUT);
     msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
     ens_free_lm(&ref);

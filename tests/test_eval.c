@@ -9,44 +9,38 @@
 
 #include "ckpt.h"
 #include "dataset.h"
+#include "ensemble.h"
 #include "eval.h"
 #include "model.h"
 #include "tokenizer.h"
 
-typedef struct {
-    ckpt_file    ck;
-    model        m;
-    tokenizer    tok;
-    text_dataset d;
-} fixture;
+typedef tu_stories fixture;
 
 static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    pe_err   err = {0};
-    assert_int_equal(ckpt_open(&f->ck, tu_data_path("stories260K.bin"), "auto", NULL, &err), PE_OK);
-    assert_int_equal(model_init(&f->m, &f->ck, &err), PE_OK);
-    assert_int_equal(tok_init_llama2c(&f->tok, tu_data_path("tok512.bin"), 512, &err), PE_OK);
-    assert_int_equal(data_load_text(&f->d, tu_data_path("tinystories_val.txt"), &f->tok, DATA_MODE_DOCUMENTS, 512, 512,
-                                    120, &err), PE_OK);
-    *state = f;
+    *state = tu_stories_open(120);
     return 0;
 }
 
 static int teardown(void **state) {
-    fixture *f = *state;
-    data_free_text(&f->d);
-    tok_free(&f->tok);
-    model_free(&f->m);
-    ckpt_close(&f->ck);
-    free(f);
+    tu_stories_close(*state);
     return 0;
+}
+
+/* the dense result of the product's evaluation path (no members, no statistics) at a batch size */
+static eval_lm_acc dense_at(fixture *f, int batch) {
+    pe_err        err = {0};
+    ens_options   o = {ENS_COMBINE_PROB, batch, 0, 0, 0};
+    ens_lm_result r;
+    assert_int_equal(ens_eval_text(&r, &f->m, &f->d, NULL, &o, &err), PE_OK);
+    eval_lm_acc acc = r.dense;
+    ens_free_lm(&r);
+    return acc;
 }
 
 static void test_eval_matches_token_by_token(void **state) {
     fixture *f = *state;
     pe_err   err = {0};
-    eval_lm_acc acc;
-    assert_int_equal(eval_dense_text(&acc, &f->m, &f->d, 16, &err), PE_OK);
+    eval_lm_acc acc = dense_at(f, 16);
     model_seq_state s;
     assert_int_equal(model_seq_init(&s, &f->m, &err), PE_OK);
     float  *logits = malloc(512 * sizeof(float));
@@ -71,11 +65,7 @@ static void test_eval_matches_token_by_token(void **state) {
 
 static void test_eval_batch_invariance(void **state) {
     fixture *f = *state;
-    pe_err   err = {0};
-    eval_lm_acc a1, a5, a32;
-    assert_int_equal(eval_dense_text(&a1, &f->m, &f->d, 1, &err), PE_OK);
-    assert_int_equal(eval_dense_text(&a5, &f->m, &f->d, 5, &err), PE_OK);
-    assert_int_equal(eval_dense_text(&a32, &f->m, &f->d, 32, &err), PE_OK);
+    eval_lm_acc a1 = dense_at(f, 1), a5 = dense_at(f, 5), a32 = dense_at(f, 32);
     assert_memory_equal(&a1, &a5, sizeof a1); /* bit for bit */
     assert_memory_equal(&a1, &a32, sizeof a1);
 }

@@ -158,3 +158,23 @@ pe_status tu_write_random_model(const model_config *c, const char *dir, uint64_t
     if (st) fprintf(stderr, "tu_write_random_model(%s): %s\n", dir, err.msg);
     return st;
 }
+
+tu_stories *tu_stories_open(long docs) {
+    tu_stories *f = calloc(1, sizeof *f);
+    pe_err      err = {0};
+    assert_non_null(f);
+    assert_int_equal(ckpt_open(&f->ck, tu_data_path("stories260K.bin"), "auto", NULL, &err), PE_OK);
+    assert_int_equal(model_init(&f->m, &f->ck, &err), PE_OK);
+    assert_int_equal(tok_init_llama2c(&f->tok, tu_data_path("tok512.bin"), 512, &err), PE_OK);
+    assert_int_equal(data_load_text(&f->d, tu_data_path("tinystories_val.txt"), &f->tok, DATA_MODE_DOCUMENTS, 512, 512,
+                                    docs, &err), PE_OK);
+    return f;
+}
+
+void tu_stories_close(tu_stories *f) {
+    data_free_text(&f->d);
+    tok_free(&f->tok);
+    model_free(&f->m);
+    ckpt_close(&f->ck);
+    free(f);
+}

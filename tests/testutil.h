@@ -38,3 +38,21 @@ int tu_tensors_find(const tu_tensors *t, const char *name);
 pe_status tu_write_model_dir(const model_config *c, const char *dir, const tu_tensors *t, pe_err *err);
 /* tu_random_tensors + tu_write_model_dir; prints the error to stderr on failure */
 pe_status tu_write_random_model(const model_config *c, const char *dir, uint64_t seed);
+
+/* ---- the real stories260K model on the first documents of tinystories_val.txt (cmocka asserts) -- */
+#include "ckpt.h"
+#include "dataset.h"
+#include "model.h"
+#include "tokenizer.h"
+
+typedef struct {
+    ckpt_file    ck;
+    model        m;
+    tokenizer    tok;
+    text_dataset d;
+} tu_stories;
+
+/* documents mode, context 512, the first `docs` documents; fails the test if anything is missing */
+tu_stories *tu_stories_open(long docs);
+void        tu_stories_close(tu_stories *f);
+

@@ -149,8 +149,7 @@ static uint64_t config_fingerprint(const pe_config *c) {
     cJSON_AddStringToObject(j, "pathens_version", PATHENS_VERSION);
     char *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)t; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+    uint64_t h = pe_hash_str(t);
     free(t);
     return h;
 }

@@ -90,12 +90,6 @@ static int sweep_digit(const sweep_spec *sp, long p, int j) {
     return (int)(p % sp->e[j].n);
 }
 
-static uint64_t fnv(const char *t) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)t; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-    return h;
-}
-
 /* resolved config of point p; dir gets <out>/<hash> */
 static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, const sweep_spec *sp, long p, int argc,
                                     char **argv, pe_err *err) {
@@ -126,7 +120,7 @@ static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, cons
     cJSON *j = cfg_to_json(&canon);
     char  *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    uint64_t h = fnv(t);
+    uint64_t h = pe_hash_str(t);
     free(t);
     if (strlen(base) + 14 >= dirlen || strlen(base) + 14 >= sizeof c->run_out)
         return pe_fail(err, PE_ERR_INPUT, "%s: run.out '%s' is too long for a sweep", sp->path, base);
