@@ -48,6 +48,20 @@ int dist_size(void) {
 void dist_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 void dist_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
+/* in-place sums over every rank, in pieces of at most 2^30 elements (MPI counts are int) */
+void dist_sum_floats(float *buf, size_t n, void *ctx) {
+    (void)ctx;
+    for (size_t off = 0; off < n; off += (size_t)1 << 30) {
+        size_t k = n - off < ((size_t)1 << 30) ? n - off : (size_t)1 << 30;
+        MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+
+void dist_sum_doubles(double *buf, size_t n, void *ctx) {
+    (void)ctx;
+    MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
 /* ---- messages -------------------------------------------------------------------------------- */
 
 

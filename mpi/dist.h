@@ -11,6 +11,9 @@ int  dist_rank(void);
 int  dist_size(void);
 /* every rank waits here (start the clock together) */
 void dist_barrier(void);
+/* in-place element-wise sums over every rank (train_comm's functions; ctx unused) */
+void dist_sum_floats(float *buf, size_t n, void *ctx);
+void dist_sum_doubles(double *buf, size_t n, void *ctx);
 /* abort every rank (fatal error on one of them) */
 void dist_abort(int code);
 

@@ -62,6 +62,8 @@ static const cfg_key cfg_keys[] = {
      .help = "max tokens per sequence; 0 = the model's seq_len"},
     {"data", "stride", CFG_INT, CFG_AT(data_stride), .def = "0", .min = 0,
      .help = "windows mode: tokens between window starts; 0 = context"},
+    {"data", "span", CFG_STRING, CFG_AT(data_span), .def = "0:1",
+     .help = "part of the file used, as begin:end fractions (text: bytes, idx: images), e.g. 0:0.9 train, 0.9:1 test"},
     {"run", "out", CFG_PATH, CFG_AT(run_out), .def = "runs/default",
      .help = "output folder (results.json, checkpoints)"},
     {"run", "batch", CFG_INT, CFG_AT(run_batch), .def = "8", .min = 1,
@@ -97,6 +99,40 @@ static const cfg_key cfg_keys[] = {
      .help = "1 = importance from the sampled members and dense attention statistics (docs/importance.md)"},
     {"importance", "ablation", CFG_INT, CFG_AT(imp_ablation), .def = "0", .min = 0, .max = 1,
      .help = "1 = also drop each head, then each layer, alone: L*H + L extra passes over the data"},
+    {"train", "steps", CFG_INT, CFG_AT(tr_steps), .def = "1000", .min = 1,
+     .help = "optimizer steps in all, the dense fine-tune steps included"},
+    {"train", "batch", CFG_INT, CFG_AT(tr_batch), .def = "64", .min = 1,
+     .help = "examples (sequences or images) per step, over all ranks; a multiple of grad_chunks"},
+    {"train", "grad_chunks", CFG_INT, CFG_AT(tr_grad_chunks), .def = "4", .min = 1, .max = 4096,
+     .help = "fixed chunks of a batch (work unit, summed in chunk order): same weights for any rank count <= this"},
+    {"train", "context", CFG_INT, CFG_AT(tr_context), .def = "0", .min = 0,
+     .help = "LM: tokens per training sequence; 0 = the model's seq_len"},
+    {"train", "lr", CFG_DOUBLE, CFG_AT(tr_lr), .def = "1e-3", .dmin = 0.0, .dmax = 10.0,
+     .help = "peak learning rate (AdamW)"},
+    {"train", "min_lr", CFG_DOUBLE, CFG_AT(tr_min_lr), .def = "1e-4", .dmin = 0.0, .dmax = 10.0,
+     .help = "learning rate at the last step (cosine decay after the warm-up)"},
+    {"train", "warmup", CFG_INT, CFG_AT(tr_warmup), .def = "100", .min = 0,
+     .help = "linear warm-up steps"},
+    {"train", "weight_decay", CFG_DOUBLE, CFG_AT(tr_weight_decay), .def = "0.05", .dmin = 0.0, .dmax = 10.0,
+     .help = "decoupled weight decay on matrices and embeddings (not on biases or norms)"},
+    {"train", "beta1", CFG_DOUBLE, CFG_AT(tr_beta1), .def = "0.9", .dmin = 0.0, .dmax = 0.999999,
+     .help = "AdamW beta1"},
+    {"train", "beta2", CFG_DOUBLE, CFG_AT(tr_beta2), .def = "0.99", .dmin = 0.0, .dmax = 0.999999,
+     .help = "AdamW beta2"},
+    {"train", "eps", CFG_DOUBLE, CFG_AT(tr_eps), .def = "1e-8", .dmin = 0.0, .dmax = 1.0,
+     .help = "AdamW epsilon"},
+    {"train", "clip", CFG_DOUBLE, CFG_AT(tr_clip), .def = "1", .dmin = 0.0, .dmax = 1e9,
+     .help = "clip the global gradient norm to this (0 = no clipping)"},
+    {"train", "finetune_dense_steps", CFG_INT, CFG_AT(tr_finetune_dense), .def = "0", .min = 0,
+     .help = "the last N steps train with dense attention (consolidates SSA-trained pathways)"},
+    {"train", "seed", CFG_LONG, CFG_AT(tr_seed), .def = "1", .min = 0,
+     .help = "seed of the initialisation and the data order (SSA draws use pathways.seed)"},
+    {"train", "checkpoint_minutes", CFG_DOUBLE, CFG_AT(tr_checkpoint_minutes), .def = "5", .dmin = 0.0, .dmax = 1e9,
+     .help = "write a resumable checkpoint at least this often (0 = only by steps and at the end)"},
+    {"train", "checkpoint_steps", CFG_INT, CFG_AT(tr_checkpoint_steps), .def = "0", .min = 0,
+     .help = "also write one every N steps (0 = by time only)"},
+    {"train", "log_every", CFG_INT, CFG_AT(tr_log_every), .def = "50", .min = 1,
+     .help = "progress line and a train_log.csv row every N steps"},
 };
 #define CFG_N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -324,9 +360,10 @@ pe_status cfg_apply_set(pe_config *c, const char *assignment, pe_err *err) {
     return cfg_set_value(c, section, key, eq + 1, NULL, "--set", err);
 }
 
-pe_status cfg_validate(const pe_config *c, pe_err *err) {
+static pe_status cfg_validate_keys(const pe_config *c, int train, pe_err *err) {
     for (size_t i = 0; i < CFG_N_KEYS; i++) {
         const cfg_key *k = &cfg_keys[i];
+        if (train && !strcmp(k->section, "model") && !strcmp(k->key, "path") && !c->model_path[0]) continue;
         const void *p = cfg_field_cptr(c, k);
         if (k->type == CFG_INT || k->type == CFG_LONG) {
             long v = k->type == CFG_INT ? *(const int *)p : *(const long *)p;
@@ -346,6 +383,38 @@ pe_status cfg_validate(const pe_config *c, pe_err *err) {
         }
     }
     return PE_OK;
+}
+
+pe_status cfg_parse_span(const char *span, double *begin, double *end, pe_err *err) {
+    char *e1 = NULL, *e2 = NULL;
+    *begin = strtod(span, &e1);
+    if (e1 && *e1 == ':') *end = strtod(e1 + 1, &e2);
+    if (!e1 || *e1 != ':' || !e2 || *e2 != '\0' || !(*begin >= 0.0 && *begin < *end && *end <= 1.0))
+        return pe_fail(err, PE_ERR_INPUT, "config: data.span = \"%s\" is not begin:end with 0 <= begin < end <= 1 "
+                       "(e.g. 0:0.9 for the first 90%%)", span);
+    return PE_OK;
+}
+
+pe_status cfg_validate(const pe_config *c, pe_err *err) {
+    pe_status st = cfg_validate_keys(c, 0, err);
+    double    b, e;
+    return st ? st : cfg_parse_span(c->data_span, &b, &e, err);
+}
+
+pe_status cfg_validate_train(const pe_config *c, pe_err *err) {
+    pe_status st = cfg_validate_keys(c, 1, err);
+    double    b, e;
+    if (!st) st = cfg_parse_span(c->data_span, &b, &e, err);
+    if (!st && !c->model_path[0] && !c->model_config[0])
+        st = pe_fail(err, PE_ERR_INPUT, "config: a new model needs its architecture: set model.config (a config.json), "
+                     "or model.path to start from a checkpoint");
+    if (!st && c->tr_batch % c->tr_grad_chunks)
+        st = pe_fail(err, PE_ERR_INPUT, "config: train.batch = %d is not a multiple of train.grad_chunks = %d",
+                     c->tr_batch, c->tr_grad_chunks);
+    if (!st && c->tr_finetune_dense > c->tr_steps)
+        st = pe_fail(err, PE_ERR_INPUT, "config: train.finetune_dense_steps = %d exceeds train.steps = %d",
+                     c->tr_finetune_dense, c->tr_steps);
+    return st;
 }
 
 void *cfg_to_json(const pe_config *c) {

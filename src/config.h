@@ -9,10 +9,12 @@
  * Sections and keys (docs/config.md lists them all):
  *   [model] path, format (auto|llama2c|safetensors), tokenizer (path | bytes | none | auto), config
  *   [data]  path, format (auto|text|idx), mode (documents|windows|images), labels, limit,
- *           context (0 = model seq_len), stride (0 = context)
+ *           context (0 = model seq_len), stride (0 = context), span
  *   [run]   out, batch, shard, member_block, per_example
  *   [pathways] scheme, ratio, sigma, lambda, keep, members, seed, granularity, plan, combine
  *   [importance] statistics, ablation
+ *   [train] steps, batch, grad_chunks, context, lr, min_lr, warmup, weight_decay, beta1, beta2, eps,
+ *           clip, finetune_dense_steps, seed, checkpoint_minutes, checkpoint_steps, log_every
  */
 #pragma once
 #include "common.h"
@@ -33,6 +35,7 @@ typedef struct {
     long data_limit;                /* 0 = all */
     int  data_context;              /* 0 = model seq_len */
     int  data_stride;               /* 0 = context */
+    char data_span[64];             /* "begin:end" fractions of the file (text: bytes, idx: images); "0:1" = all */
     /* [run] */
     char run_out[CFG_PATH_MAX];
     int  run_batch;                 /* sequences (or images) per forward pass */
@@ -53,6 +56,19 @@ typedef struct {
     /* [importance] */
     int    imp_statistics;          /* sampled importance + dense attention statistics */
     int    imp_ablation;            /* explicit head / layer ablations */
+    /* [train] (pathens train; docs/training.md) */
+    int    tr_steps;                /* optimizer steps in all (SSA steps + dense fine-tune steps) */
+    int    tr_batch;                /* examples per step (global, over every rank) */
+    int    tr_grad_chunks;          /* fixed chunks of a batch: the unit of work and of gradient summation */
+    int    tr_context;              /* LM: tokens per training sequence; 0 = the model's seq_len */
+    double tr_lr, tr_min_lr;        /* peak and final learning rate (cosine) */
+    int    tr_warmup;               /* linear warm-up steps */
+    double tr_weight_decay, tr_beta1, tr_beta2, tr_eps, tr_clip;
+    int    tr_finetune_dense;       /* the last N steps train with dense attention */
+    long   tr_seed;                 /* initialisation and data order */
+    double tr_checkpoint_minutes;   /* write a checkpoint at least this often (rank 0) */
+    int    tr_checkpoint_steps;     /* and every N steps (0 = by time only) */
+    int    tr_log_every;            /* progress line and train_log.csv row every N steps */
 } pe_config;
 
 /* Set every key to its default. */
@@ -66,6 +82,10 @@ pe_status cfg_apply_value(pe_config *c, const char *section, const char *key, co
                           pe_err *err);
 /* Check ranges and enums after everything is applied (e.g. batch >= 1, mode known). */
 pe_status cfg_validate(const pe_config *c, pe_err *err);
+/* The same for pathens train: model.path may be empty (a new model from model.config). */
+pe_status cfg_validate_train(const pe_config *c, pe_err *err);
+/* data.span parsed: 0 <= *begin < *end <= 1 */
+pe_status cfg_parse_span(const char *span, double *begin, double *end, pe_err *err);
 /* The resolved config as a cJSON object { "model": {...}, "data": {...}, "run": {...} }.
  * Returned as void* (a cJSON*) so this header does not need cJSON.h. */
 void *cfg_to_json(const pe_config *c);

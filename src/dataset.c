@@ -1,6 +1,8 @@
 /* dataset.c: evaluation data: text cut into scored sequences, and IDX image sets (see dataset.h). */
 #include "dataset.h"
 
+#include <math.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -130,6 +132,11 @@ static pe_status data_cut_windows(text_dataset *d, const tokenizer *t, const cha
 
 pe_status data_load_text(text_dataset *d, const char *path, const tokenizer *t, data_text_mode mode,
                          int context, int stride, long limit, pe_err *err) {
+    return data_load_text_span(d, path, t, mode, context, stride, limit, 0.0, 1.0, err);
+}
+
+pe_status data_load_text_span(text_dataset *d, const char *path, const tokenizer *t, data_text_mode mode,
+                              int context, int stride, long limit, double span_begin, double span_end, pe_err *err) {
     memset(d, 0, sizeof *d);
     d->mode = mode;
     d->context = context;
@@ -154,8 +161,13 @@ pe_status data_load_text(text_dataset *d, const char *path, const tokenizer *t, 
         }
         return st;
     }
-    st = mode == DATA_MODE_DOCUMENTS ? data_cut_documents(d, t, buf, n, limit, err)
-                                     : data_cut_windows(d, t, buf, n, limit, err);
+    /* the span [floor(begin n), floor(end n)) of the file's bytes */
+    size_t b0 = (size_t)floor(span_begin * (double)n), b1 = (size_t)floor(span_end * (double)n);
+    if (b1 > n) b1 = n;
+    if (b0 > b1) b0 = b1;
+    st = mode == DATA_MODE_DOCUMENTS ? data_cut_documents(d, t, buf + b0, b1 - b0, limit, err)
+                                     : data_cut_windows(d, t, buf + b0, b1 - b0, limit, err);
+    n = b1 - b0;
     free(buf);
     if (st == PE_OK && d->n_seqs == 0)
         st = pe_fail(err, PE_ERR_INPUT,
@@ -309,4 +321,14 @@ void data_free_idx(image_dataset *d) {
     d->pixels = NULL;
     d->labels = NULL;
     d->n = 0;
+}
+
+void data_idx_span(image_dataset *d, double span_begin, double span_end) {
+    int    a = (int)floor(span_begin * d->n), b = (int)floor(span_end * d->n);
+    size_t px = (size_t)d->rows * d->cols;
+    if (b > d->n) b = d->n;
+    if (a > b) a = b;
+    memmove(d->pixels, d->pixels + (size_t)a * px, (size_t)(b - a) * px);
+    memmove(d->labels, d->labels + a, (size_t)(b - a));
+    d->n = b - a;
 }

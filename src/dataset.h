@@ -48,6 +48,9 @@ typedef struct {
  * windows (ignored for documents), limit <= 0 means all. */
 pe_status data_load_text(text_dataset *d, const char *path, const tokenizer *t, data_text_mode mode,
                          int context, int stride, long limit, pe_err *err);
+/* The same over the byte span [floor(begin n), floor(end n)) of the file (n bytes): data.span. */
+pe_status data_load_text_span(text_dataset *d, const char *path, const tokenizer *t, data_text_mode mode,
+                              int context, int stride, long limit, double span_begin, double span_end, pe_err *err);
 void data_free_text(text_dataset *d);
 
 typedef struct {
@@ -64,3 +67,5 @@ typedef struct {
 pe_status data_load_idx(image_dataset *d, const char *images_path, const char *labels_path, long limit,
                         pe_err *err);
 void data_free_idx(image_dataset *d);
+/* Keep images [floor(begin n), floor(end n)) (data.span), in place. */
+void data_idx_span(image_dataset *d, double span_begin, double span_end);

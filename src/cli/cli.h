@@ -11,3 +11,4 @@ int cmd_sweep(int argc, char **argv);
 int cli_rank(void);
 int cli_size(void);
 int cmd_prune(int argc, char **argv);
+int cmd_train(int argc, char **argv);

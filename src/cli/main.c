@@ -271,7 +271,9 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
         }
         int stride = cfg.data_stride ? cfg.data_stride : context;
         data_text_mode tm = !strcmp(mode, "windows") ? DATA_MODE_WINDOWS : DATA_MODE_DOCUMENTS;
-        if (data_load_text(&td, cfg.data_path, &tok, tm, context, stride, cfg.data_limit, &err)) {
+        double sb = 0.0, se = 1.0;
+        cfg_parse_span(cfg.data_span, &sb, &se, NULL); /* validated */
+        if (data_load_text_span(&td, cfg.data_path, &tok, tm, context, stride, cfg.data_limit, sb, se, &err)) {
             rc = die(&err);
             goto done_data;
         }
@@ -283,11 +285,15 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
         char labels[CFG_PATH_MAX];
         if (cfg.data_labels[0]) snprintf(labels, sizeof labels, "%s", cfg.data_labels);
         else derive_labels(labels, sizeof labels, cfg.data_path);
-        if (data_load_idx(&id, cfg.data_path, labels, cfg.data_limit, &err)) {
+        if (data_load_idx(&id, cfg.data_path, labels, 0, &err)) {
             rc = die(&err);
             goto done_data;
         }
         have_id = 1;
+        double sb = 0.0, se = 1.0;
+        cfg_parse_span(cfg.data_span, &sb, &se, NULL); /* validated */
+        data_idx_span(&id, sb, se); /* the span first, then the limit (as for text) */
+        if (cfg.data_limit > 0 && cfg.data_limit < id.n) id.n = (int)cfg.data_limit;
         snprintf(data_desc, sizeof data_desc, "%s: %d images %dx%d, %d classes", cfg.data_path, id.n, id.rows, id.cols,
                  id.n_classes);
     }
@@ -636,6 +642,7 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "prune")) return cmd_prune(argc - 2, argv + 2);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 2, argv + 2);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     fprintf(stderr, "pathens: unknown command '%s'\n", cmd);
     help_main(stderr);
     return PE_ERR_USAGE;
