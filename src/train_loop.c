@@ -86,7 +86,7 @@ static void remove_dir_files(const char *dir) {
  * LATEST (atomic) names it, then the previous one is removed. A kill at any point leaves LATEST
  * naming a complete checkpoint. */
 static pe_status save_checkpoint(const train_params *p, const float *m, const float *v, int64_t step,
-                                 uint64_t fingerprint, const char *out, pe_err *err) {
+                                 uint64_t fingerprint, const double *win, const char *out, pe_err *err) {
     char ck[4200], dir[4300], path[4400], prev[64] = "";
     snprintf(ck, sizeof ck, "%s/checkpoint", out);
     snprintf(dir, sizeof dir, "%s/step-%08lld", ck, (long long)step);
@@ -106,9 +106,10 @@ static pe_status save_checkpoint(const train_params *p, const float *m, const fl
         if (!st) st = train_params_save(p, v, path, "adam_v.", err);
     }
     if (!st) {
-        char js[256];
-        snprintf(js, sizeof js, "{\"format\": \"pathens-train-state-1\", \"step\": %lld, \"fingerprint\": \"%016llx\"}\n",
-                 (long long)step, (unsigned long long)fingerprint);
+        char js[512]; /* log_window: the sums of the log row in progress, so a resumed log is the same log */
+        snprintf(js, sizeof js, "{\"format\": \"pathens-train-state-1\", \"step\": %lld, \"fingerprint\": \"%016llx\", "
+                 "\"log_window\": [%.17g, %.17g, %.17g, %.17g, %.17g]}\n", (long long)step, (unsigned long long)fingerprint,
+                 win[0], win[1], win[2], win[3], win[4]);
         snprintf(path, sizeof path, "%s/state.json", dir);
         st = write_text(path, js, err);
     }
@@ -127,7 +128,7 @@ static pe_status save_checkpoint(const train_params *p, const float *m, const fl
 
 /* Load run.out/checkpoint/LATEST into p, m, v; *step set. PE_OK with *step = -1 when there is none. */
 static pe_status load_checkpoint(train_params *p, float *m, float *v, int64_t *step, uint64_t fingerprint,
-                                 const char *out, pe_err *err) {
+                                 double *win, const char *out, pe_err *err) {
     char path[4400], dir[4300];
     char *name = NULL, *js = NULL;
     size_t n;
@@ -155,6 +156,8 @@ static pe_status load_checkpoint(train_params *p, float *m, float *v, int64_t *s
                      "config %s); use another run.out or remove %s/checkpoint", path, f->valuestring, want, out);
     } else {
         *step = (int64_t)s->valuedouble;
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "log_window");
+        for (int i = 0; i < 5 && cJSON_GetArraySize(w) == 5; i++) win[i] = cJSON_GetArrayItem(w, i)->valuedouble;
     }
     cJSON_Delete(root);
     if (st) return st;
@@ -368,6 +371,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
     train_optim opt = {cfg->tr_lr, cfg->tr_min_lr, cfg->tr_warmup, cfg->tr_steps, cfg->tr_beta1, cfg->tr_beta2,
                        cfg->tr_eps, cfg->tr_weight_decay, cfg->tr_clip};
 
+    double win[5] = {0}; /* loss sum, targets, correct, kept, allowed: since the last log line */
     /* output folder, resume */
     uint64_t fp = train_fingerprint(cfg);
     char     path[4400];
@@ -381,7 +385,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
     }
     if (resume) {
         int64_t got;
-        if ((st = load_checkpoint(&p, m, v, &got, fp, cfg->run_out, err))) goto done;
+        if ((st = load_checkpoint(&p, m, v, &got, fp, win, cfg->run_out, err))) goto done;
         if (got >= 0) start = got;
         if (!quiet && rank == 0)
         {
@@ -413,7 +417,6 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
     int     HS = arch.dim / arch.n_heads;
     double  t0 = pe_time_now(), t_ck = t0, t_log = t0;
     int64_t ex_log = 0;
-    double  win[5] = {0}; /* loss sum, targets, correct, kept, allowed: since the last log line */
     int64_t peak_tape = 0;
     double  sum_kept_frac = 0.0, sum_flops = 0.0;
     int64_t n_steps_run = 0;
@@ -511,7 +514,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
                       (cfg->tr_checkpoint_minutes > 0 && pe_time_now() - t_ck >= cfg->tr_checkpoint_minutes * 60.0) ||
                       last || stopping;
         if (rank == 0 && want_ck) {
-            if ((st = save_checkpoint(&p, m, v, s + 1, fp, cfg->run_out, err))) goto done;
+            if ((st = save_checkpoint(&p, m, v, s + 1, fp, win, cfg->run_out, err))) goto done;
             t_ck = pe_time_now();
         }
         if (stopping && !last) {

@@ -196,6 +196,74 @@ int cmd_eval(int argc, char **argv) {
     return eval_config(&cfg, threads, quiet);
 }
 
+/* The closing summary of an evaluation (rank 0): headline numbers with intervals, the ensemble
+ * gain, the most important heads, and where the report is. Read back from results.json's tree. */
+static void print_summary(const cJSON *root, const char *report_path) {
+    const cJSON *dense = cJSON_GetObjectItemCaseSensitive(root, "dense");
+    const cJSON *ens   = cJSON_GetObjectItemCaseSensitive(root, "ensemble");
+    int          img   = cJSON_GetObjectItemCaseSensitive(dense, "accuracy") != NULL;
+    const char  *key   = img ? "accuracy" : "nll_per_token";
+    char         ck[64];
+    snprintf(ck, sizeof ck, "%s_ci95", key);
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(dense, key), *dc = cJSON_GetObjectItemCaseSensitive(dense, ck);
+    fprintf(stderr, "\nsummary\n");
+    if (cJSON_IsNumber(dv) && cJSON_GetArraySize(dc) == 2)
+        fprintf(stderr, "  dense %-13s %.4f  95%% CI [%.4f, %.4f]\n", img ? "accuracy" : "nll/token", dv->valuedouble,
+                cJSON_GetArrayItem(dc, 0)->valuedouble, cJSON_GetArrayItem(dc, 1)->valuedouble);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(ens, key), *ec = cJSON_GetObjectItemCaseSensitive(ens, ck);
+    const cJSON *gain = cJSON_GetObjectItemCaseSensitive(ens, img ? "accuracy_minus_dense" : "nll_minus_dense");
+    if (!gain) gain = cJSON_GetObjectItemCaseSensitive(ens, "nll_per_token_minus_dense");
+    const cJSON *pw = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "config"), "pathways");
+    if (cJSON_IsNumber(ev) && cJSON_GetArraySize(ec) == 2) {
+        fprintf(stderr, "  ensemble %-10s %.4f  95%% CI [%.4f, %.4f]  (%d members, %s, ratio %g)\n",
+                img ? "accuracy" : "nll/token", ev->valuedouble, cJSON_GetArrayItem(ec, 0)->valuedouble,
+                cJSON_GetArrayItem(ec, 1)->valuedouble, cJSON_GetObjectItemCaseSensitive(pw, "members")->valueint,
+                cJSON_GetObjectItemCaseSensitive(pw, "scheme")->valuestring,
+                cJSON_GetObjectItemCaseSensitive(pw, "ratio")->valuedouble);
+        const cJSON *gm = cJSON_GetObjectItemCaseSensitive(gain, "mean"), *gc = cJSON_GetObjectItemCaseSensitive(gain, "ci95");
+        if (cJSON_IsNumber(gm) && cJSON_GetArraySize(gc) == 2)
+            fprintf(stderr, "  ensemble gain      %+.4f  95%% CI [%+.4f, %+.4f]  (ensemble minus dense, paired%s)\n",
+                    gm->valuedouble, cJSON_GetArrayItem(gc, 0)->valuedouble, cJSON_GetArrayItem(gc, 1)->valuedouble,
+                    img ? "; > 0 is better" : "; < 0 is better");
+    }
+    /* heads ranked by ablation (the loss increase when the head is dropped), else by the sampled slope */
+    const cJSON *heads = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "importance"), "heads");
+    const char  *src   = NULL;
+    for (int pass = 0; pass < 2 && !src; pass++) {
+        const char *field = pass == 0 ? "ablation" : "sampled";
+        const cJSON *h;
+        cJSON_ArrayForEach(h, heads) {
+            if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(h, field))) { src = field; break; }
+        }
+    }
+    if (src) {
+        int n = cJSON_GetArraySize(heads), used[4096] = {0};
+        if (n > 4096) n = 4096;
+        fprintf(stderr, "  most important heads (%s: increase of the loss when the head is %s):\n", src,
+                !strcmp(src, "ablation") ? "dropped" : "sampled out, per unit of kept fraction");
+        for (int r = 0; r < 3 && r < n; r++) {
+            int best = -1;
+            double bd = -INFINITY, bs = 0;
+            for (int i = 0; i < n; i++) {
+                const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(heads, i), src);
+                const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
+                if (used[i] || !cJSON_IsNumber(d) || !(d->valuedouble > bd)) continue;
+                best = i; bd = d->valuedouble;
+                bs = cJSON_GetObjectItemCaseSensitive(o, "stderr")->valuedouble;
+            }
+            if (best < 0) break;
+            used[best] = 1;
+            const cJSON *h = cJSON_GetArrayItem(heads, best);
+            fprintf(stderr, "    layer %d head %d: %+.4f ± %.4f\n", cJSON_GetObjectItemCaseSensitive(h, "layer")->valueint,
+                    cJSON_GetObjectItemCaseSensitive(h, "head")->valueint, bd, bs);
+        }
+    } else if (cJSON_GetArraySize(heads) > 0) {
+        fprintf(stderr, "  head importance: not estimated (set importance.ablation = 1, or a scheme whose members "
+                        "differ per head, e.g. head-drop)\n");
+    }
+    if (report_path) fprintf(stderr, "  report: %s\n", report_path);
+}
+
 int eval_config(const pe_config *cfg_in, int threads, int quiet) {
     pe_err    err = {0};
     pe_config cfg = *cfg_in;
@@ -475,7 +543,6 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
         goto done_data;
     }
     char *text = cJSON_Print(root);
-    cJSON_Delete(root);
     char path[CFG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/results.json", cfg.run_out);
     size_t tl = strlen(text);
@@ -484,6 +551,7 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
     text[tl + 1] = 0;
     if (pe_write_file_atomic(path, text, tl + 1, &err)) {
         free(text);
+        cJSON_Delete(root);
         rc = die(&err);
         goto done_data;
     }
@@ -498,7 +566,10 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
         snprintf(path, sizeof path, "%s/%s", cfg.run_out, extra[i].name);
         if (pe_write_file_atomic(path, extra[i].data, extra[i].len, &err)) rc = die(&err);
     }
-    if (rc) goto done_data;
+    if (rc) {
+        cJSON_Delete(root);
+        goto done_data;
+    }
     cJSON *tj = cJSON_CreateObject();
     cJSON_AddNumberToObject(tj, "ranks", g_size);
 #ifdef PATHENS_WITH_MPI
@@ -532,6 +603,16 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
     if (pe_write_file_atomic(path, tt, strlen(tt), &err)) rc = die(&err);
     free(tt);
     if (!rc && !quiet) fprintf(stderr, "wrote %s/results.json (%.2f s)\n", cfg.run_out, t2 - t1);
+    if (!rc) { /* the HTML report beside results.json; a failure here is a warning, the results stand */
+        char written[CFG_PATH_MAX + 32] = "";
+        pe_err rerr = {0};
+        if (report_write(cfg.run_out, NULL, written, sizeof written, &rerr)) {
+            fprintf(stderr, "pathens: warning: no report.html: %s\n", rerr.msg);
+            written[0] = 0;
+        }
+        if (!quiet) print_summary(root, written[0] ? written : NULL);
+    }
+    cJSON_Delete(root);
 done_data:
     free(members_csv);
     free(curve_csv);

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# mpi_train.sh: pathens train under a real mpirun.
+#   Data parallel: the trained weights (model.safetensors, every byte) are identical for the serial
+#   binary and 1, 2, 3, 4 ranks, for a ViT on real Fashion-MNIST images and a byte-level LM on
+#   Tiny Shakespeare, both with SSA and a dense fine-tune (pre_finetune/ too), and the logs agree.
+#   Preemption: kill -9 mid-run, then --resume: byte-identical weights to an uninterrupted run;
+#   SIGUSR1 to mpirun (forwarded to the ranks) and SIGTERM to a serial run: exit 75 with a
+#   checkpoint, then --resume: byte-identical. A checkpoint of another config is refused, and a
+#   run.out that holds a run is not overwritten without --resume.
+set -u
+: "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
+FASHION=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+[ -r "$PATHENS_DATA_DIR/tinyshakespeare.txt" ] || { echo "FAIL: $PATHENS_DATA_DIR/tinyshakespeare.txt missing"; exit 1; }
+[ -r "$FASHION/train-images-idx3-ubyte.gz" ] || { echo "FAIL: $FASHION (dataset-fashion-mnist) missing"; exit 1; }
+T="$PATHENS_TEST_TMP/mpi_train"; rm -rf "$T"; mkdir -p "$T"
+fails=0
+ok()  { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+export OPENBLAS_NUM_THREADS=1
+
+cat > "$T/vit.json" <<'J'
+{"format": "pathens", "version": 1, "input": "patches", "image_size": 28, "patch_size": 7, "channels": 1,
+ "pixel_mean": 0.286, "pixel_std": 0.353, "dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 2,
+ "n_kv_heads": 2, "seq_len": 17, "norm": "layernorm", "norm_eps": 1e-5, "pos": "learned", "mlp": "gelu",
+ "causal": false, "bias": true, "head": "cls_token", "n_classes": 10}
+J
+cat > "$T/lm.json" <<'J'
+{"format": "pathens", "version": 1, "input": "tokens", "vocab_size": 256, "seq_len": 32, "dim": 32,
+ "hidden_dim": 64, "n_layers": 2, "n_heads": 2, "n_kv_heads": 2, "norm": "layernorm", "norm_eps": 1e-5,
+ "pos": "learned", "mlp": "gelu", "causal": true, "bias": true, "head": "lm_tied"}
+J
+cat > "$T/vit.ini" <<I
+[model]
+config = $T/vit.json
+[data]
+path = $FASHION/train-images-idx3-ubyte.gz
+limit = 600
+[pathways]
+scheme = local
+ratio = 4
+sigma = 2
+[train]
+steps = 24
+batch = 32
+grad_chunks = 4
+warmup = 4
+lr = 3e-3
+finetune_dense_steps = 6
+log_every = 4
+checkpoint_minutes = 0
+I
+cat > "$T/lm.ini" <<I
+[model]
+config = $T/lm.json
+tokenizer = bytes
+[data]
+path = $PATHENS_DATA_DIR/tinyshakespeare.txt
+span = 0:0.9
+[pathways]
+scheme = unbiased
+ratio = 4
+[train]
+steps = 20
+batch = 16
+grad_chunks = 4
+warmup = 4
+lr = 3e-3
+finetune_dense_steps = 5
+log_every = 5
+checkpoint_minutes = 0
+I
+
+# 1. the same weights for the serial binary and 1..4 ranks
+for m in vit lm; do
+    "$PATHENS" train "$T/$m.ini" --set run.out="$T/$m-serial" --quiet || bad "$m serial run failed"
+    for n in 1 2 3 4; do
+        "$MPIEXEC" -n $n "$PATHENS" train "$T/$m.ini" --set run.out="$T/$m-$n" --quiet || bad "$m $n ranks failed"
+        if cmp -s "$T/$m-serial/model.safetensors" "$T/$m-$n/model.safetensors" &&
+           cmp -s "$T/$m-serial/pre_finetune/model.safetensors" "$T/$m-$n/pre_finetune/model.safetensors"; then
+            ok "$m: $n rank(s): model.safetensors and pre_finetune byte-identical to the serial run"
+        else
+            bad "$m: $n rank(s): weights differ from the serial run"
+        fi
+        # the loss column of the log is the same too (timings differ)
+        cut -d, -f1-6 "$T/$m-serial/train_log.csv" > "$T/a.csv"; cut -d, -f1-6 "$T/$m-$n/train_log.csv" > "$T/b.csv"
+        cmp -s "$T/a.csv" "$T/b.csv" || bad "$m: $n ranks: train_log.csv losses differ"
+    done
+    # training moved the weights and lowered the loss
+    first=$(sed -n 2p "$T/$m-serial/train_log.csv" | cut -d, -f3); last=$(tail -1 "$T/$m-serial/train_log.csv" | cut -d, -f3)
+    awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' && ok "$m: loss fell from $first to $last" \
+        || bad "$m: loss did not fall ($first -> $last)"
+done
+"$MPIEXEC" -n 5 "$PATHENS" train "$T/vit.ini" --set run.out="$T/vit-5" --quiet 2>"$T/err5"; rc=$?
+[ $rc != 0 ] && grep -q "grad_chunks" "$T/err5" && ok "5 ranks for 4 chunks refused (exit $rc)" \
+    || bad "5 ranks for 4 chunks: exit $rc: $(head -2 "$T/err5")"
+
+# 2. kill -9 mid-run, then --resume (longer run, checkpoint every 5 steps)
+long=(train "$T/vit.ini" --set train.steps=400 --set train.finetune_dense_steps=40 --set train.checkpoint_steps=5 --quiet)
+"$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$T/ref" || bad "long reference run failed"
+out="$T/killed"
+"$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" & job=$!
+for i in $(seq 1 600); do
+    [ -f "$out/checkpoint/LATEST" ] && grep -q "step-000000[2-9]" "$out/checkpoint/LATEST" 2>/dev/null && break
+    sleep 0.05
+done
+pkill -9 -P $job -f "$PATHENS"; kill -9 $job 2>/dev/null; wait $job 2>/dev/null
+at=$(cat "$out/checkpoint/LATEST" 2>/dev/null)
+if [ -f "$out/model.safetensors" ]; then bad "kill -9: the run had already finished (make it longer)"; fi
+"$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" --resume || bad "resume after kill -9 failed"
+cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" \
+    && ok "kill -9 at $at, --resume: byte-identical weights" || bad "kill -9 at $at, --resume: weights differ"
+cut -d, -f1-6 "$T/ref/train_log.csv" > "$T/a.csv"; cut -d, -f1-6 "$out/train_log.csv" > "$T/b.csv"
+cmp -s "$T/a.csv" "$T/b.csv" && ok "kill -9: train_log.csv has each step once, same losses" \
+    || bad "kill -9: train_log.csv differs: $(diff "$T/a.csv" "$T/b.csv" | head -3)"
+
+# 3. SIGUSR1 to mpirun: exit 75 with a checkpoint, then --resume
+out="$T/usr1"
+"$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" & job=$!
+for i in $(seq 1 600); do [ -f "$out/train_log.csv" ] && [ "$(wc -l < "$out/train_log.csv")" -ge 3 ] && break; sleep 0.05; done
+kill -USR1 $job; wait $job; rc=$?
+[ $rc = 75 ] && ok "SIGUSR1 to mpirun: exit 75" || bad "SIGUSR1 to mpirun: exit $rc (expected 75)"
+[ -f "$out/checkpoint/LATEST" ] || bad "SIGUSR1: no checkpoint"
+"$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" --resume || bad "resume after SIGUSR1 failed"
+cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" && ok "SIGUSR1, --resume: byte-identical weights" \
+    || bad "SIGUSR1, --resume: weights differ"
+
+# 4. SIGTERM to a serial run, resumed by 2 ranks
+out="$T/term"
+"$PATHENS" "${long[@]}" --set run.out="$out" & job=$!
+for i in $(seq 1 600); do [ -f "$out/train_log.csv" ] && [ "$(wc -l < "$out/train_log.csv")" -ge 3 ] && break; sleep 0.05; done
+kill -TERM $job; wait $job; rc=$?
+[ $rc = 75 ] && ok "SIGTERM: exit 75" || bad "SIGTERM: exit $rc (expected 75)"
+"$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" --resume || bad "resume after SIGTERM failed"
+cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" && ok "SIGTERM (serial), --resume on 2 ranks: byte-identical" \
+    || bad "SIGTERM, --resume: weights differ"
+
+# 5. refusals: another config's checkpoint; a run.out that holds a run, without --resume
+"$PATHENS" "${long[@]}" --set run.out="$out" --set train.lr=1e-3 --resume 2>"$T/err6"; rc=$?
+[ $rc = 2 ] && grep -q "another training config" "$T/err6" && ok "a checkpoint of another config is refused (exit 2)" \
+    || bad "foreign checkpoint: exit $rc: $(head -2 "$T/err6")"
+"$PATHENS" "${long[@]}" --set run.out="$out" 2>"$T/err7"; rc=$?
+[ $rc = 2 ] && grep -q -- "--resume" "$T/err7" && ok "an existing run is not overwritten without --resume" \
+    || bad "existing run without --resume: exit $rc: $(head -2 "$T/err7")"
+
+[ $fails = 0 ] && echo "mpi_train: all passed" || echo "mpi_train: $fails failure(s)"
+exit $((fails > 0))
