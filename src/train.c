@@ -127,8 +127,16 @@ pe_status train_params_load(train_params *p, float *dst, const char *path, const
             st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" is missing; the file does not belong to this model", path,
                          name);
         } else if (t->dtype != CKPT_DTYPE_F32 || t->nbytes != (size_t)n * sizeof(float)) {
-            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" holds %zu bytes of %s, expected %lld float32 values", path,
-                         name, t->nbytes, ckpt_dtype_name(t->dtype), (long long)n);
+            char got[96] = "";
+            for (int k = 0; k < t->ndim; k++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", k ? ", " : "", (long long)t->shape[k]);
+            char want[64];
+            if (p->specs[i].ndim > 1)
+                snprintf(want, sizeof want, "%lld, %lld", (long long)p->specs[i].shape[0], (long long)p->specs[i].shape[1]);
+            else
+                snprintf(want, sizeof want, "%lld", (long long)p->specs[i].shape[0]);
+            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" is %s [%s], expected F32 [%s]; the file belongs to another "
+                         "architecture", path, name, ckpt_dtype_name(t->dtype), got, want);
         } else {
             memcpy(dst + p->offset[i], t->data, t->nbytes);
         }

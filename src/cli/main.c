@@ -2,6 +2,7 @@
  *
  *   pathens inspect MODEL [--format F] [--config CONFIG.json]
  *   pathens eval CONFIG.ini [--set section.key=value ...] [--threads N] [--quiet]
+ *   pathens train CONFIG.ini [--set ...] [--resume] [--threads N] [--quiet]   (src/cli/train.c)
  *
  * Exit codes (README): 0 ok, 1 usage, 2 bad input, 3 internal error, 75 checkpointed.
  * Outputs are written to a temporary name and renamed; results.json holds no timings. */
@@ -496,20 +497,28 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
             }
         }
     } else {
-        if (g_rank != 0) { /* image models are evaluated by the coordinator alone in this release */
+        pe_status est; /* the same distributed path as text: tasks of images x member blocks, journal, signals */
+#ifdef PATHENS_WITH_MPI
+        dopt.fingerprint = config_fingerprint(&cfg);
+        if (g_rank == 0 && pe_mkdir_p(cfg.run_out, &err)) est = err.code;
+        else est = dist_eval_images(&cr, &m, &id, &pc, &eo, &dopt, &err);
+        if (g_rank != 0) { /* a worker: the coordinator writes everything */
+            cJSON_Delete(root);
+            free(rt);
+            free(rn);
+            rc = est ? die(&err) : 0;
+            goto done_data;
+        }
+#else
+        est = ens_eval_images(&cr, &m, &id, &pc, &eo, &err);
+#endif
+        if (est) {
             cJSON_Delete(root);
 #ifdef PATHENS_WITH_MPI
             free(rt);
             free(rn);
 #endif
-            goto done_data;
-        }
-        if (g_size > 1 && !quiet)
-            fprintf(stderr, "pathens: note: image models are evaluated by rank 0 alone; the other %d ranks idle\n",
-                    g_size - 1);
-        if (ens_eval_images(&cr, &m, &id, &pc, &eo, &err)) {
-            cJSON_Delete(root);
-            rc = die(&err);
+            rc = est == PE_ERR_CHECKPOINT ? (int)PE_ERR_CHECKPOINT : die(&err);
             goto done_data;
         }
         cJSON_AddStringToObject(dj, "kind", "images");
@@ -683,6 +692,7 @@ static void help_main(FILE *f) {
             "  prune RUN_DIR         static pathway plans for FLOPs budgets from a run's importance\n"
             "  sweep SWEEP.ini       a grid of evaluations (list values), one folder per point\n"
             "  report RUN_DIR        write RUN_DIR/report.html (plots of results.json, no scripts)\n"
+            "  train CONFIG.ini      train a GPT-style LM or a ViT in C, optionally with SSA (data-parallel)\n"
             "  version               print version and git commit\n\n"
             "exit codes: 0 ok, 1 usage error, 2 bad input (file, config, data), 3 internal error,\n"
             "            75 checkpointed after a signal (rerun to resume)\n",
