@@ -10,6 +10,7 @@ pkgs=(
   libopenmpi-dev openmpi-bin                 # MPI (mpirun); PATHENS_WITH_MPI=OFF builds without
   dataset-fashion-mnist                      # image data, /usr/share/datasets/fashion-mnist
   python3                                    # tests parse JSON outputs with the standard library
+  python3-torch                              # test oracle of the training gradients (cli_train_torch.sh), bench peers
   chromium                                   # tests render report.html headless (cli_report.sh)
   slurmctld slurmd slurm-client              # tests/slurm_*.sh, jobs/ (tools/slurm_up.sh; pulls munge)
 )
