@@ -11,7 +11,10 @@
 #   (c) a 2-rank `srun --mpi=pmix` evaluation from jobs/eval.sbatch, preempted by USR1 the same
 #       way, requeued and resumed: its results.json is byte-identical to a local 1-process run;
 #   (d) a point that fails (a tokenizer given as the model): its array task ends FAILED with
-#       pathens' exit code 2 and is not requeued.
+#       pathens' exit code 2 and is not requeued;
+#   (e) a 2-rank `srun --mpi=pmix` training run from jobs/train.sbatch (a small ViT on real
+#       Fashion-MNIST images with SSA), preempted by USR1, requeued and resumed with --resume: its
+#       weights are byte-identical to a local 1-process training run.
 # A requeued job waits about 2 minutes (SLURM's Reason=BeginTime); the test releases it at once
 # with `scontrol update JobId=... StartTime=now`. FAILS (never skips) without the SLURM packages.
 set -u
@@ -257,6 +260,61 @@ if [ -n "$B" ] && states=$(wait_job "$B" 60); then
     "$PATHENS" sweep "$bad_ini" --status 2>/dev/null | grep -qE '^failed +1 +0' &&
         ok "(d) pathens sweep --status lists the point as failed" || bad "(d) --status: $("$PATHENS" sweep "$bad_ini" --status 2>&1)"
 else bad "(d) bad sweep: ${B:-no job}: $(cat "$T/submit-bad.out") ${states:-}"; fi
+
+# ---- (e) srun --mpi=pmix -n 2 training from jobs/train.sbatch, preempted and resumed -----------
+F=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+cat >"$T/vit.json" <<'J'
+{"format": "pathens", "version": 1, "input": "patches", "image_size": 28, "patch_size": 7, "channels": 1,
+ "pixel_mean": 0.286, "pixel_std": 0.353, "dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 2,
+ "n_kv_heads": 2, "seq_len": 17, "norm": "layernorm", "norm_eps": 1e-5, "pos": "learned", "mlp": "gelu",
+ "causal": false, "bias": true, "head": "cls_token", "n_classes": 10}
+J
+tcfg="$T/train.ini"
+cat >"$tcfg" <<EOF
+[model]
+config = $T/vit.json
+[data]
+path = $F/train-images-idx3-ubyte.gz
+limit = 2000
+[pathways]
+scheme = local
+ratio = 4
+[train]
+steps = 400
+batch = 32
+warmup = 20
+finetune_dense_steps = 40
+checkpoint_steps = 10
+log_every = 10
+[run]
+out = $T/train
+EOF
+t0=$(date +%s)
+"$PATHENS" train "$tcfg" --set run.out="$T/train-ref" --quiet && ok "(e) local 1-process training reference in $(( $(date +%s) - t0 )) s" ||
+    bad "(e) local training reference failed"
+t0=$(date +%s)
+R=$(sbatch --parsable -N 1 -n 2 --ntasks-per-node=2 -o "$T/logs/train-%j.out" "$JOBS/train.sbatch" "$tcfg" 2>"$T/sbatch.err")
+R=${R%%;*}
+[ -n "$R" ] && ok "(e) sbatch -n 2 jobs/train.sbatch: job $R" || bad "(e) sbatch: $(cat "$T/sbatch.err")"
+at=""
+for _ in $(seq 1 1200); do
+    if [ "$(job_state "$R")" = RUNNING ] && [ ! -e "$T/train/model.safetensors" ] &&
+       grep -q "step-000000[2-9]" "$T/train/checkpoint/LATEST" 2>/dev/null; then
+        at=$(cat "$T/train/checkpoint/LATEST"); timeout 3 scancel --batch --signal=USR1 "$R"; break
+    fi
+    sleep 0.05
+done
+[ -n "$at" ] && ok "(e) job $R sent USR1 mid-run (checkpoint $at)" || bad "(e) the training was not caught mid-run"
+states=$(wait_job "$R" 240) && [ "$(job_state "$R")" = COMPLETED ] && ok "(e) job $R ended: $states" || bad "(e) job $R: $states"
+lt="$T/logs/train-$R.out"
+grep -q "2 ranks x 1 BLAS thread" "$lt" && grep -q "USR1 (preemption warning)" "$lt" &&
+    grep -q "exit 75: checkpointed; requeueing job $R" "$lt" && grep -q "resuming from step" "$lt" &&
+    ok "(e) 2 ranks, USR1 through srun, exit 75, requeued, resumed from the checkpoint" ||
+    bad "(e) train log lacks the trap/requeue/resume path: $(grep -E 'USR1|exit|resum|rank' "$lt" | head -6)"
+cmp -s "$T/train-ref/model.safetensors" "$T/train/model.safetensors" &&
+    ok "(e) weights of the preempted 2-rank SLURM training byte-identical to the local 1-process run" ||
+    bad "(e) trained weights differ from the local run"
+echo "     (e) took $(( $(date +%s) - t0 )) s"
 
 # ---- SLURM down (also done by the EXIT trap); twice is fine ------------------------------------
 pids=$(cat "$S/slurmctld.pid" "$S/slurmd.pid" 2>/dev/null)
