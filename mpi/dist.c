@@ -12,7 +12,9 @@
  * Work is pulled: a worker gets its next task in reply to each result, so fast and slow ranks
  * balance. Every received message is checked (type, version, task id, unit range, every array
  * size) before it is used. Results are merged into per-unit rows and reduced once, in dataset
- * order, so results.json does not depend on the number of ranks or the order tasks finished. */
+ * order, so results.json does not depend on the number of ranks or the order tasks finished.
+ * Units are documents / windows of a text dataset, or images (dist_eval_images): the same tasks,
+ * messages, journal and signals; only the rows' fields differ (ensemble.h). */
 #include "dist.h"
 
 #include <mpi.h>
@@ -106,6 +108,27 @@ static char *recv_msg(int src, int *from, int *len) {
     return buf;
 }
 
+/* ---- the evaluation being distributed: text or images ------------------------------------------ */
+
+typedef struct {
+    const model         *m;
+    const text_dataset  *td; /* exactly one of td, id */
+    const image_dataset *id;
+    const pw_config     *c;
+    const ens_options   *o;
+} dist_job;
+
+static int job_units(const dist_job *j) { return j->td ? j->td->n_seqs : j->id->n; }
+
+static ens_rows *job_rows(const dist_job *j, int u0, int n, int k0, int kb, pe_err *err) {
+    return j->td ? ens_rows_new_block(j->m, j->td, j->c, j->o, u0, n, k0, kb, err)
+                 : ens_rows_new_images(j->m, j->id, j->c, j->o, u0, n, k0, kb, err);
+}
+
+static pe_status job_run(const dist_job *j, ens_rows *rw, pe_err *err) {
+    return j->td ? ens_text_rows_run(rw, j->m, j->td, j->c, j->o, err) : ens_images_rows_run(rw, j->m, j->id, j->c, j->o, err);
+}
+
 /* ---- coordinator ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -174,33 +197,39 @@ static void progress_show(progress *p, int done, int total, int replayed, int fi
     fflush(stderr);
 }
 
-static pe_status coordinator(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
-                             const ens_options *o, dist_opts *opt, int size, pe_err *err) {
+/* lr (text) or cr (images) receives the reduced result */
+static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_job *jb, dist_opts *opt, int size,
+                             pe_err *err) {
+    const pw_config   *c = jb->c;
+    const ens_options *o = jb->o;
     coord_state cs = {0};
     cs.shard    = opt->shard > 0 ? opt->shard : 16;
-    cs.n_units  = d->n_seqs;
+    cs.n_units  = job_units(jb);
     cs.K        = c ? c->members : 0;
     cs.block    = opt->member_block > 0 && opt->member_block < cs.K ? opt->member_block : (cs.K > 0 ? cs.K : 1);
     cs.n_blocks = cs.K > 0 ? (cs.K + cs.block - 1) / cs.block : 1;
     if (cs.K == 0) cs.block = 0;
-    cs.n_tasks  = (d->n_seqs + cs.shard - 1) / cs.shard * cs.n_blocks;
+    cs.n_tasks  = (cs.n_units + cs.shard - 1) / cs.shard * cs.n_blocks;
+    pe_status st = PE_OK;
     if (cs.n_blocks > 1 && o->combine == ENS_COMBINE_LOGIT)
-        return pe_fail(err, PE_ERR_INPUT, "run.member_block = %d splits the %d members across tasks, which the logit "
-                       "combination cannot (it needs every member's full logits together); use pathways.combine = prob "
-                       "or run.member_block = 0", opt->member_block, cs.K);
-    cs.all     = ens_rows_new(m, d, c, o, 0, d->n_seqs, err);
-    cs.done    = calloc((size_t)cs.n_tasks + 1, 1);
-    if (!cs.all || !cs.done) {
-        ens_rows_free(cs.all);
-        free(cs.done);
-        return err->code ? err->code : pe_fail(err, PE_ERR_INTERNAL, "out of memory");
+        st = pe_fail(err, PE_ERR_INPUT, "run.member_block = %d splits the %d members across tasks, which the logit "
+                     "combination cannot (it needs every member's full logits together); use pathways.combine = prob "
+                     "or run.member_block = 0", opt->member_block, cs.K);
+    if (!st) {
+        cs.all  = job_rows(jb, 0, cs.n_units, 0, cs.K, err);
+        cs.done = calloc((size_t)cs.n_tasks + 1, 1);
+        if (!cs.all || !cs.done) st = err->code ? err->code : pe_fail(err, PE_ERR_INTERNAL, "out of memory");
     }
     double  tc = pe_time_now(), t_comm = 0.0, t_wait = 0.0;
     journal jn;
-    pe_status st = journal_open(&jn, opt->out_dir, opt->fingerprint, cs.n_tasks, accept_rows, &cs, err);
+    if (!st) st = journal_open(&jn, opt->out_dir, opt->fingerprint, cs.n_tasks, accept_rows, &cs, err);
     if (st) {
         ens_rows_free(cs.all);
         free(cs.done);
+        if (size > 1) { /* the workers wait for a task: take every rank down with the message */
+            fprintf(stderr, "pathens: error: %s\n", err->msg);
+            dist_abort(st);
+        }
         return st;
     }
     opt->replayed = jn.replayed;
@@ -230,12 +259,12 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
             task_range(&cs, task, &u0, &n);
             task_members(&cs, task, &k0, &kb);
             double t0 = pe_time_now();
-            ens_rows *rw = ens_rows_new_block(m, d, c, o, u0, n, k0, kb, err);
+            ens_rows *rw = job_rows(jb, u0, n, k0, kb, err);
             if (!rw) {
                 st = err->code ? err->code : PE_ERR_INTERNAL;
                 break;
             }
-            st = ens_text_rows_run(rw, m, d, c, o, err);
+            st = job_run(jb, rw, err);
             if (opt->rank_compute) opt->rank_compute[0] += pe_time_now() - t0;
             if (!st) { /* packed and unpacked as a worker's result would be: the journal needs the bytes,
                         * and merging the unpacked object is exactly what a replay does */
@@ -374,7 +403,7 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
         st = pe_fail(err, PE_ERR_CHECKPOINT, "checkpointed after signal %d: %d of %d tasks done; rerun to resume",
                      (int)dist_stop_signal, n_done, cs.n_tasks);
     }
-    if (!st) st = ens_text_reduce(r, cs.all, d, o, err);
+    if (!st) st = jb->td ? ens_text_reduce(lr, cs.all, jb->td, o, err) : ens_images_reduce(cr, cs.all, jb->id, o, err);
     if (opt->rank_comm) {
         opt->rank_comm[0] += t_comm;
         opt->rank_wait[0] += t_wait;
@@ -387,7 +416,7 @@ static pe_status coordinator(ens_lm_result *r, const model *m, const text_datase
 
 /* ---- worker ---------------------------------------------------------------------------------- */
 
-static pe_status worker(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, pe_err *err) {
+static pe_status worker(const dist_job *jb, pe_err *err) {
     signal(SIGTERM, SIG_IGN); /* the coordinator decides when to stop; it then says so */
     signal(SIGUSR1, SIG_IGN);
     double t_compute = 0.0, t_wait = 0.0, t_comm = 0.0;
@@ -414,19 +443,19 @@ static pe_status worker(const model *m, const text_dataset *d, const pw_config *
         int task = ok ? (int)mint(&up.data, "task", -1) : -1, u0 = ok ? (int)mint(&up.data, "u0", -1) : -1,
             n = ok ? (int)mint(&up.data, "n", -1) : -1, k0 = ok ? (int)mint(&up.data, "k0", -1) : -1,
             kb = ok ? (int)mint(&up.data, "kb", -1) : -1;
-        int K = c ? c->members : 0;
+        int K = jb->c ? jb->c->members : 0;
         msgpack_unpacked_destroy(&up);
         free(buf);
         msgpack_sbuffer_clear(&sb);
         pe_status st = PE_OK;
         ens_rows *rw = NULL;
-        if (!ok || task < 0 || u0 < 0 || n <= 0 || u0 + n > d->n_seqs || k0 < 0 || kb < 0 || k0 + kb > K) {
+        if (!ok || task < 0 || u0 < 0 || n <= 0 || u0 + n > job_units(jb) || k0 < 0 || kb < 0 || k0 + kb > K) {
             st = pe_fail(err, PE_ERR_INTERNAL, "bad task message (task %d, units [%d, +%d), members [%d, +%d))", task, u0,
                          n, k0, kb);
         } else {
             double c0 = pe_time_now();
-            rw = ens_rows_new_block(m, d, c, o, u0, n, k0, kb, err);
-            st = rw ? ens_text_rows_run(rw, m, d, c, o, err) : (err->code ? err->code : PE_ERR_INTERNAL);
+            rw = job_rows(jb, u0, n, k0, kb, err);
+            st = rw ? job_run(jb, rw, err) : (err->code ? err->code : PE_ERR_INTERNAL);
             t_compute += pe_time_now() - c0;
         }
         double m0 = pe_time_now();
@@ -458,7 +487,14 @@ static pe_status worker(const model *m, const text_dataset *d, const pw_config *
 
 pe_status dist_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
                          const ens_options *o, dist_opts *opt, pe_err *err) {
-    int rank = dist_rank(), size = dist_size();
-    if (rank == 0) return coordinator(r, m, d, c, o, opt, size, err);
-    return worker(m, d, c, o, err);
+    dist_job jb = {m, d, NULL, c, o};
+    if (dist_rank() == 0) return coordinator(r, NULL, &jb, opt, dist_size(), err);
+    return worker(&jb, err);
+}
+
+pe_status dist_eval_images(ens_cls_result *r, const model *m, const image_dataset *d, const pw_config *c,
+                           const ens_options *o, dist_opts *opt, pe_err *err) {
+    dist_job jb = {m, NULL, d, c, o};
+    if (dist_rank() == 0) return coordinator(NULL, r, &jb, opt, dist_size(), err);
+    return worker(&jb, err);
 }

@@ -23,7 +23,7 @@ typedef struct {
     int         shard;       /* units per task */
     int         member_block; /* members per task (0: all); the curve is then combined on the coordinator */
     int         quiet;       /* no progress on stderr */
-    /* filled by dist_eval_text on the coordinator: timing per rank, for timing.json */
+    /* filled by dist_eval_text / dist_eval_images on the coordinator: timing per rank, for timing.json */
     double     *rank_compute; /* (size) seconds computing */
     double     *rank_wait;    /* (size) seconds waiting for work / results */
     double     *rank_comm;    /* (size) seconds packing, sending, receiving */
@@ -37,3 +37,6 @@ typedef struct {
  * Workers return PE_OK with r untouched. */
 pe_status dist_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
                          const ens_options *o, dist_opts *opt, pe_err *err);
+/* the same for an image classifier: units are images, r gets what ens_eval_images gives */
+pe_status dist_eval_images(ens_cls_result *r, const model *m, const image_dataset *d, const pw_config *c,
+                           const ens_options *o, dist_opts *opt, pe_err *err);

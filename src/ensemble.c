@@ -83,6 +83,41 @@ static double log_mean_exp(const double *lp, int k) {
     return mx + log(s / k);
 }
 
+/* probabilities (NC) from logits, in double */
+static void softmax_d(double *p, const float *x, int NC) {
+    double mx = x[0];
+    for (int i = 1; i < NC; i++) mx = x[i] > mx ? x[i] : mx;
+    double s = 0.0;
+    for (int i = 0; i < NC; i++) s += (p[i] = exp((double)x[i] - mx));
+    for (int i = 0; i < NC; i++) p[i] /= s;
+}
+
+static int argmax_d(const double *p, int n) {
+    int a = 0;
+    for (int i = 1; i < n; i++)
+        if (p[i] > p[a]) a = i;
+    return a;
+}
+
+/* the mixture of members 0..k of one image, pe (NC) = (Σ_{j<=k} p_j) / (k + 1), summed in member
+ * order; p_j[i] = p[j * member_stride + i * class_stride]. The worker (an unsplit block) and the
+ * coordinator (staged split blocks) both call this, so the curve is the same bytes either way. */
+static void mix_probs(double *pe, const double *p, size_t member_stride, size_t class_stride, int k, int NC) {
+    for (int i = 0; i < NC; i++) {
+        double s = 0.0;
+        for (int j = 0; j <= k; j++) s += p[(size_t)j * member_stride + (size_t)i * class_stride];
+        pe[i] = s / (k + 1);
+    }
+}
+
+/* one image's NLL of label y under probabilities p (NC), and cc (2) = [confidence, correct] */
+static void cls_point(double *nll, double *cc, const double *p, int NC, int y) {
+    int a = argmax_d(p, NC);
+    *nll  = -log(p[y]);
+    cc[0] = p[a];
+    cc[1] = a == y ? 1.0 : 0.0;
+}
+
 /* ---- importance collection ---------------------------------------------------------------- */
 
 /* per-unit importance inputs, reduced in dataset order at the end */
@@ -267,41 +302,44 @@ void ens_free_lm(ens_lm_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* per-unit results of the units [u0, u0 + n) of a text dataset: what a worker computes for one
- * task, what the coordinator merges, journals and finally reduces in dataset order */
+/* per-unit results of the units [u0, u0 + n) of a dataset (text: documents or windows; images):
+ * what a worker computes for one task, what the coordinator merges, journals and finally reduces
+ * in dataset order. Text and images share the rows, the wire format and the merge; an image's
+ * "positions" (for split member blocks) are its NC class probabilities. */
 struct ens_rows {
-    int         u0, n, N, K, L, NH, NB, Tmax;
+    int         u0, n, N, K, L, NH, NB, Tmax; /* images: Tmax = tokens per image (patches + CLS) */
     int         k0;       /* first member of this block (members k0 .. k0 + K - 1; K = the block's size) */
     int         K_all;    /* members of the whole ensemble */
     int         split;    /* K < K_all: the curve needs every block; per-position log-probs travel in lp */
     int         has_dense; /* this block carries the dense values, attention statistics and ablations (k0 = 0) */
-    double     *lp;       /* split: (positions of the units, K) member log-prob of each scored target */
+    int         images;   /* 1: units are images of an image_dataset */
+    int         NC;       /* images: classes */
+    const uint8_t *labels; /* images: the dataset's labels (N), indexed by unit */
+    double     *lp;       /* split: (positions of the units, K) text: member log-prob of each scored target;
+                           * images: member probability of each class */
     int64_t    *pos_off;  /* (n + 1) first position of each unit in lp */
     /* merge target only (rows of every unit): per-unit staging of split blocks */
     double    **lp_unit;  /* (N) (positions of u, K_all) or NULL */
     int        *members_in; /* (N) members merged so far */
-    double     *dense;   /* (n) dense NLL of the unit (nats, summed over its scored targets) */
+    double     *dense;   /* (n) dense NLL of the unit (nats, summed over its scored targets; images: of its label) */
     double     *mem;     /* (n, K) member NLL */
     double     *curve;   /* (n, K) NLL of the ensemble of members 0..k */
-    double     *kl;      /* (n, K) Σ KL(dense || member) over the unit's scored targets */
+    double     *kl;      /* (n, K) Σ KL(dense || member) over the unit's scored targets (images: over classes) */
     int64_t    *agree;   /* (n, K) scored positions where member and dense argmax agree */
+    double     *dcc;     /* images: (n, 2) dense [confidence (max probability), correct (0 / 1)] */
+    double     *mcc;     /* images: (n, K, 2) member [confidence, correct] */
+    double     *ccc;     /* images: (n, K, 2) ensemble of members 0..k [confidence, correct] (unsplit blocks) */
     int64_t    *kept;    /* (K, L, NH) connections kept, summed over the units */
     int64_t    *allowed; /* (K, L, NH) */
     imp_collect ic;      /* importance inputs of the same units */
 };
 
-ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0, int n,
-                       pe_err *err) {
-    return ens_rows_new_block(m, d, c, o, u0, n, 0, c ? c->members : 0, err);
-}
-
-ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0,
-                             int n, int k0, int kb, pe_err *err) {
+/* the rows of units [u0, u0 + n) of N, members [k0, k0 + kb): td or id says the dataset kind */
+static ens_rows *rows_new(const model *m, const text_dataset *td, const image_dataset *id, const pw_config *c,
+                          const ens_options *o, int N, int Tmax, int u0, int n, int k0, int kb, pe_err *err) {
     const model_config *mc = &m->cfg;
-    int Tmax = 0;
-    for (int s = 0; s < d->n_seqs; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
-    if (u0 < 0 || n < 0 || u0 + n > d->n_seqs) {
-        pe_fail(err, PE_ERR_INTERNAL, "unit range [%d, %d) outside the dataset's %d units", u0, u0 + n, d->n_seqs);
+    if (u0 < 0 || n < 0 || u0 + n > N) {
+        pe_fail(err, PE_ERR_INTERNAL, "unit range [%d, %d) outside the dataset's %d units", u0, u0 + n, N);
         return NULL;
     }
     int K_all = c ? c->members : 0;
@@ -313,8 +351,11 @@ ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_con
     if (!rw) return NULL;
     int K = kb;
     rw->k0 = k0, rw->K_all = K_all, rw->split = kb < K_all, rw->has_dense = k0 == 0;
-    rw->u0 = u0, rw->n = n, rw->N = d->n_seqs, rw->K = K, rw->L = mc->n_layers, rw->NH = mc->n_heads, rw->Tmax = Tmax;
+    rw->u0 = u0, rw->n = n, rw->N = N, rw->K = K, rw->L = mc->n_layers, rw->NH = mc->n_heads, rw->Tmax = Tmax;
     rw->NB = imp_n_bands(Tmax);
+    rw->images = id != NULL;
+    rw->NC     = id ? mc->n_classes : 0;
+    rw->labels = id ? id->labels : NULL;
     size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)rw->L * rw->NH;
     rw->dense   = pe_calloc((size_t)n + 1, sizeof(double), err, "dense rows");
     rw->mem     = pe_calloc((size_t)n * Kc + 1, sizeof(double), err, "member rows");
@@ -323,18 +364,30 @@ ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_con
     rw->agree   = pe_calloc((size_t)n * Kc + 1, sizeof(int64_t), err, "agreement rows");
     rw->kept    = pe_calloc(Kc * LH, sizeof(int64_t), err, "kept");
     rw->allowed = pe_calloc(Kc * LH, sizeof(int64_t), err, "allowed");
+    int img_ok = 1;
+    if (rw->images) {
+        rw->dcc = pe_calloc((size_t)n * 2 + 1, sizeof(double), err, "dense confidence rows");
+        rw->mcc = pe_calloc((size_t)n * Kc * 2 + 1, sizeof(double), err, "member confidence rows");
+        rw->ccc = pe_calloc((size_t)n * Kc * 2 + 1, sizeof(double), err, "curve confidence rows");
+        img_ok  = rw->dcc && rw->mcc && rw->ccc;
+    }
     int batch = o->batch < (n > 0 ? n : 1) ? o->batch : (n > 0 ? n : 1);
     ens_options ob = *o;
     if (!rw->has_dense) ob.ablation = 0; /* ablations belong to the block with the dense values */
     rw->pos_off = pe_calloc((size_t)n + 1, sizeof(int64_t), err, "positions");
     if (rw->pos_off)
         for (int i = 0; i < n; i++) {
-            const text_seq *sq = &d->seqs[u0 + i];
-            rw->pos_off[i + 1] = rw->pos_off[i] + (sq->len - 1 - sq->score_begin > 0 ? sq->len - 1 - sq->score_begin : 0);
+            int64_t np = rw->NC; /* an image: its class probabilities */
+            if (td) {
+                const text_seq *sq = &td->seqs[u0 + i];
+                np = sq->len - 1 - sq->score_begin > 0 ? sq->len - 1 - sq->score_begin : 0;
+            }
+            rw->pos_off[i + 1] = rw->pos_off[i] + np;
         }
     if (rw->pos_off && rw->split) rw->lp = pe_calloc((size_t)rw->pos_off[n] * Kc + 1, sizeof(double), err, "log-probs");
     if (!rw->dense || !rw->mem || !rw->curve || !rw->kl || !rw->agree || !rw->kept || !rw->allowed || !rw->pos_off ||
-        (rw->split && !rw->lp) || imp_collect_init(&rw->ic, &ob, K, rw->L, rw->NH, rw->NB, n, batch, err) != PE_OK) {
+        !img_ok || (rw->split && !rw->lp) ||
+        imp_collect_init(&rw->ic, &ob, K, rw->L, rw->NH, rw->NB, n, batch, err) != PE_OK) {
         ens_rows_free(rw);
         return NULL;
     }
@@ -342,10 +395,49 @@ ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_con
     return rw;
 }
 
+ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0, int n,
+                       pe_err *err) {
+    return ens_rows_new_block(m, d, c, o, u0, n, 0, c ? c->members : 0, err);
+}
+
+ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0,
+                             int n, int k0, int kb, pe_err *err) {
+    if (m->cfg.input != MODEL_INPUT_TOKENS) {
+        pe_fail(err, PE_ERR_INPUT, "text data given to an image classifier; check [data] path/format");
+        return NULL;
+    }
+    int Tmax = 0; /* over the whole dataset: every block of every task agrees on the distance bands */
+    for (int s = 0; s < d->n_seqs; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
+    return rows_new(m, d, NULL, c, o, d->n_seqs, Tmax, u0, n, k0, kb, err);
+}
+
+ens_rows *ens_rows_new_images(const model *m, const image_dataset *d, const pw_config *c, const ens_options *o, int u0,
+                              int n, int k0, int kb, pe_err *err) {
+    const model_config *mc = &m->cfg;
+    if (mc->input != MODEL_INPUT_PATCHES) {
+        pe_fail(err, PE_ERR_INPUT, "images given to a language model; check [data] path/format");
+        return NULL;
+    }
+    if (d->rows != mc->image_size || d->cols != mc->image_size || mc->channels != 1) {
+        pe_fail(err, PE_ERR_INPUT, "images are %dx%d grey but the model takes %dx%dx%d; wrong model or data", d->rows,
+                d->cols, mc->channels, mc->image_size, mc->image_size);
+        return NULL;
+    }
+    if (d->n_classes > mc->n_classes) {
+        pe_fail(err, PE_ERR_INPUT, "labels go up to %d but the model has %d classes", d->n_classes - 1, mc->n_classes);
+        return NULL;
+    }
+    if (d->n == 0) {
+        pe_fail(err, PE_ERR_INPUT, "the image dataset is empty");
+        return NULL;
+    }
+    return rows_new(m, NULL, d, c, o, d->n, model_image_seq_len(mc), u0, n, k0, kb, err);
+}
+
 void ens_rows_free(ens_rows *rw) {
     if (!rw) return;
     free(rw->dense); free(rw->mem); free(rw->curve); free(rw->kl); free(rw->agree); free(rw->kept); free(rw->allowed);
-    free(rw->lp); free(rw->pos_off);
+    free(rw->lp); free(rw->pos_off); free(rw->dcc); free(rw->mcc); free(rw->ccc);
     if (rw->lp_unit)
         for (int u = 0; u < rw->N; u++) free(rw->lp_unit[u]);
     free(rw->lp_unit); free(rw->members_in);
@@ -359,6 +451,7 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
     const model_config *mc = &m->cfg;
     ens_combine combine = o->combine;
     int K = rw->K, V = mc->vocab_size, L = rw->L, NH = rw->NH, NB = rw->NB, n = rw->n, u0 = rw->u0, Tmax = 0;
+    if (rw->images) return pe_fail(err, PE_ERR_INTERNAL, "rows of an image dataset given to the text evaluation");
     if (n == 0) return PE_OK;
     for (int s = u0; s < u0 + n; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
     if (rw->Tmax > mc->seq_len)
@@ -513,6 +606,7 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
 
 pe_status ens_text_reduce(ens_lm_result *r, ens_rows *all, const text_dataset *d, const ens_options *o, pe_err *err) {
     memset(r, 0, sizeof *r);
+    if (all->images) return pe_fail(err, PE_ERR_INTERNAL, "rows of an image dataset given to the text reduction");
     int K = all->K, L = all->L, NH = all->NH, N = d->n_seqs;
     if (all->u0 != 0 || all->n != N) return pe_fail(err, PE_ERR_INTERNAL, "reduce needs the rows of every unit");
     size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)L * NH;
@@ -617,7 +711,8 @@ void ens_rows_pack(const ens_rows *rw, void *packer) {
     msgpack_packer *pk = packer;
     size_t Kc = rw->K > 0 ? (size_t)rw->K : 1, n = (size_t)rw->n, LH = (size_t)rw->L * rw->NH;
     const imp_collect *ic = &rw->ic;
-    int fields = 10 + (ic->on ? 2 : 0) + (rw->has_dense ? 1 + (ic->on ? 1 : 0) + (ic->abl ? 1 : 0) : 0);
+    int fields = 10 + (ic->on ? 2 : 0) + (rw->has_dense ? 1 + (ic->on ? 1 : 0) + (ic->abl ? 1 : 0) : 0) +
+                 (rw->images ? 1 + !rw->split + rw->has_dense : 0);
     msgpack_pack_map(pk, (size_t)fields);
     msgpack_pack_str_with_body(pk, "u0", 2);
     msgpack_pack_int64(pk, rw->u0);
@@ -637,6 +732,11 @@ void ens_rows_pack(const ens_rows *rw, void *packer) {
     if (ic->on) {
         pack_f64s(pk, "xh", ic->u_xh, n * Kc * LH);
         pack_f64s(pk, "xb", ic->u_xb, n * Kc * rw->L * rw->NB);
+    }
+    if (rw->images) { /* confidence and correctness, for accuracy and calibration */
+        pack_f64s(pk, "mcc", rw->mcc, n * Kc * 2);
+        if (!rw->split) pack_f64s(pk, "ccc", rw->ccc, n * Kc * 2);
+        if (rw->has_dense) pack_f64s(pk, "dcc", rw->dcc, n * 2);
     }
     if (rw->has_dense) {
         pack_f64s(pk, "dense", rw->dense, n);
@@ -700,6 +800,15 @@ static void curve_from_lp(ens_rows *all, int u, const double *lp, int64_t npos, 
     }
 }
 
+/* the same for an image from its staged class probabilities p (NC, K); pe: scratch (NC) */
+static void curve_from_probs(ens_rows *all, int u, const double *p, double *pe) {
+    size_t K = (size_t)all->K;
+    for (size_t k = 0; k < K; k++) {
+        mix_probs(pe, p, 1, K, (int)k, all->NC);
+        cls_point(&all->curve[(size_t)u * K + k], &all->ccc[((size_t)u * K + k) * 2], pe, all->NC, all->labels[u]);
+    }
+}
+
 pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
     const msgpack_object *o = object;
     if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "result is not a map");
@@ -725,6 +834,7 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
     /* every field is checked before anything is copied: a bad record changes nothing */
     const double *mem = bin_field(o, "mem", (size_t)n * kbc * 8, err);
     const double *cur = NULL, *lp = NULL, *den = NULL, *att = NULL, *xh = NULL, *xb = NULL, *abl = NULL;
+    const double *mcc = NULL, *ccc = NULL, *dcc = NULL; /* images */
     const double *kl = mem ? bin_field(o, "kl", (size_t)n * kbc * 8, err) : NULL;
     const int64_t *ag = kl ? bin_field(o, "agree", (size_t)n * kbc * 8, err) : NULL;
     const int64_t *kept = ag ? bin_field(o, "kept", kbc * LH * 8, err) : NULL;
@@ -737,6 +847,9 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
     if (good && dense) good = (den = bin_field(o, "dense", (size_t)n * 8, err)) != NULL;
     if (good && dense && ic->on) good = (att = bin_field(o, "att", (size_t)n * LH * S * 8, err)) != NULL;
     if (good && dense && ic->abl) good = (abl = bin_field(o, "abl", (size_t)n * A * 8, err)) != NULL;
+    if (good && all->images) good = (mcc = bin_field(o, "mcc", (size_t)n * kbc * 2 * 8, err)) != NULL;
+    if (good && all->images && !split) good = (ccc = bin_field(o, "ccc", (size_t)n * kbc * 2 * 8, err)) != NULL;
+    if (good && all->images && dense) good = (dcc = bin_field(o, "dcc", (size_t)n * 2 * 8, err)) != NULL;
     if (good && split && !all->lp_unit) {
         all->lp_unit    = calloc((size_t)all->n, sizeof(double *));
         all->members_in = calloc((size_t)all->n, sizeof(int));
@@ -746,7 +859,11 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
         free(uoff);
         return err->code ? err->code : PE_ERR_INPUT;
     }
-    double *kbuf = malloc(sizeof(double) * Kc);
+    double *kbuf = malloc(sizeof(double) * (Kc > (size_t)all->NC ? Kc : (size_t)all->NC)); /* (max(K, NC)) */
+    if (!kbuf) {
+        free(uoff);
+        return pe_fail(err, PE_ERR_INTERNAL, "out of memory merging a result");
+    }
     for (int64_t i = 0; i < n; i++) {
         size_t u = (size_t)(u0 + i);
         for (int64_t j = 0; j < kb; j++) {
@@ -755,6 +872,8 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
             memcpy(&all->kl[dst], &kl[src], 8);
             memcpy(&all->agree[dst], &ag[src], 8);
             if (!split) memcpy(&all->curve[dst], &cur[src], 8);
+            if (mcc) memcpy(&all->mcc[dst * 2], &mcc[src * 2], 16);
+            if (ccc) memcpy(&all->ccc[dst * 2], &ccc[src * 2], 16);
             if (ic->on) {
                 memcpy(ic->u_xh + (u * Kc + (size_t)(k0 + j)) * LH, xh + ((size_t)i * kbc + (size_t)j) * LH, LH * 8);
                 memcpy(ic->u_xb + (u * Kc + (size_t)(k0 + j)) * LNB, xb + ((size_t)i * kbc + (size_t)j) * LNB, LNB * 8);
@@ -762,6 +881,7 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
         }
         if (dense) {
             memcpy(&all->dense[u], &den[i], 8);
+            if (dcc) memcpy(&all->dcc[u * 2], &dcc[(size_t)i * 2], 16);
             if (ic->on) memcpy(ic->u_att + u * LH * S, att + (size_t)i * LH * S, LH * S * 8);
             if (ic->abl) memcpy(ic->u_abl + u * A, abl + (size_t)i * A, A * 8);
         }
@@ -773,7 +893,8 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
                     memcpy(&all->lp_unit[u][(size_t)p * Kc + (size_t)(k0 + j)], &lp[((size_t)(uoff[i] + p)) * kbc + (size_t)j], 8);
             all->members_in[u] += (int)kb;
             if (all->members_in[u] == K) {
-                curve_from_lp(all, (int)u, all->lp_unit[u], np, kbuf);
+                if (all->images) curve_from_probs(all, (int)u, all->lp_unit[u], kbuf);
+                else curve_from_lp(all, (int)u, all->lp_unit[u], np, kbuf);
                 free(all->lp_unit[u]); /* the per-target data of a finished unit is dropped */
                 all->lp_unit[u] = NULL;
             }
@@ -791,6 +912,7 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
     return PE_OK;
 }
 
+
 /* ---- image classifiers ------------------------------------------------------------------- */
 
 void ens_free_cls(ens_cls_result *r) {
@@ -806,189 +928,189 @@ void ens_free_cls(ens_cls_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-/* probabilities (NC) from logits, in double */
-static void softmax_d(double *p, const float *x, int NC) {
-    double mx = x[0];
-    for (int i = 1; i < NC; i++) mx = x[i] > mx ? x[i] : mx;
-    double s = 0.0;
-    for (int i = 0; i < NC; i++) s += (p[i] = exp((double)x[i] - mx));
-    for (int i = 0; i < NC; i++) p[i] /= s;
-}
-
-static int argmax_d(const double *p, int n) {
-    int a = 0;
-    for (int i = 1; i < n; i++)
-        if (p[i] > p[a]) a = i;
-    return a;
-}
-
-pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset *d, const pw_config *c,
-                          const ens_options *o, pe_err *err) {
-    memset(r, 0, sizeof *r);
-    ens_combine combine = o->combine;
-    int batch = o->batch, per_example = o->per_example;
+pe_status ens_images_rows_run(ens_rows *rw, const model *m, const image_dataset *d, const pw_config *c,
+                              const ens_options *o, pe_err *err) {
     const model_config *mc = &m->cfg;
-    int K = c ? c->members : 0, NC = mc->n_classes, L = mc->n_layers, NH = mc->n_heads, N = d->n;
-    if (d->rows != mc->image_size || d->cols != mc->image_size || mc->channels != 1)
-        return pe_fail(err, PE_ERR_INPUT, "images are %dx%d grey but the model takes %dx%dx%d; wrong model or data",
-                       d->rows, d->cols, mc->channels, mc->image_size, mc->image_size);
-    if (d->n_classes > NC)
-        return pe_fail(err, PE_ERR_INPUT, "labels go up to %d but the model has %d classes", d->n_classes - 1, NC);
-    if (N == 0) return pe_fail(err, PE_ERR_INPUT, "the image dataset is empty");
-    if (batch > N) batch = N;
-    r->K = K;
-    r->L = L;
-    r->NH = NH;
+    if (!rw->images) return pe_fail(err, PE_ERR_INTERNAL, "rows of a text dataset given to the image evaluation");
+    ens_combine combine = o->combine;
+    int K = rw->K, NC = rw->NC, L = rw->L, NH = rw->NH, NB = rw->NB, n = rw->n, u0 = rw->u0, TI = rw->Tmax;
+    if (n == 0) return PE_OK;
+    int    batch = o->batch < n ? o->batch : n;
     size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)L * NH, img = (size_t)d->rows * d->cols;
-    int TI = model_image_seq_len(mc), NB = imp_n_bands(TI);
+    imp_collect *ic = &rw->ic;
     model_acts a;
     pe_status  st = model_acts_init(&a, m, batch, TI, err);
     if (st) return st;
-    imp_collect ic;
-    if ((st = imp_collect_init(&ic, o, K, L, NH, NB, N, batch, err)) != PE_OK ||
-        (st = imp_result_init(&r->imp, &ic, err)) != PE_OK) {
-        imp_collect_free(&ic);
-        model_acts_free(&a);
-        ens_free_cls(r);
-        return st;
-    }
-    int *units = pe_malloc((size_t)batch * sizeof(int), err, "batch units"); /* (batch) */
-    int *lens  = pe_malloc((size_t)batch * sizeof(int), err, "batch lengths"); /* (batch) */
-    double *u_dense = pe_malloc((size_t)N * sizeof(double), err, "dense losses");          /* (N) */
-    double *u_mem   = pe_malloc((size_t)N * (K > 0 ? K : 1) * sizeof(double), err, "member losses"); /* (N, K) */
-    if (!units || !lens || !u_dense || !u_mem) st = PE_ERR_INTERNAL;
-    int64_t *ids    = pe_malloc((size_t)batch * sizeof(int64_t), err, "ids");
-    float   *logits = pe_malloc((size_t)batch * NC * sizeof(float), err, "logits");        /* (batch, NC) */
-    double  *pd     = pe_malloc((size_t)batch * NC * sizeof(double), err, "dense probs");  /* (batch, NC) */
-    double  *pm     = pe_malloc((size_t)Kc * batch * NC * sizeof(double), err, "member probs"); /* (K, batch, NC) */
-    float   *lsum   = pe_calloc((size_t)batch * NC, sizeof(float), err, "logit sums");     /* (batch, NC) */
-    double  *u_vals = pe_malloc((size_t)N * (3 + 2 * Kc) * sizeof(double), err, "per image"); /* per-example log */
-    r->member     = pe_calloc(Kc, sizeof(eval_cls_acc), err, "members");
-    r->curve      = pe_calloc(Kc, sizeof(eval_cls_acc), err, "curve");
-    r->member_cal = pe_calloc(Kc, sizeof(ens_calib), err, "calibration");
-    r->kl         = pe_calloc(Kc, sizeof(double), err, "KL");
-    r->agree      = pe_calloc(Kc, sizeof(int64_t), err, "agree");
-    r->kept       = pe_calloc(Kc * LH, sizeof(int64_t), err, "kept");
-    r->allowed    = pe_calloc(Kc * LH, sizeof(int64_t), err, "allowed");
-    if (!ids || !logits || !pd || !pm || !lsum || !u_vals || !r->member || !r->curve || !r->member_cal || !r->kl ||
-        !r->agree || !r->kept || !r->allowed)
+    int     *units  = pe_malloc((size_t)batch * sizeof(int), err, "batch units");            /* (batch) */
+    int     *lens   = pe_malloc((size_t)batch * sizeof(int), err, "batch lengths");          /* (batch) */
+    int64_t *ids    = pe_malloc((size_t)batch * sizeof(int64_t), err, "ids");                /* (batch) */
+    float   *logits = pe_malloc((size_t)batch * NC * sizeof(float), err, "logits");          /* (batch, NC) */
+    double  *pd     = pe_malloc((size_t)batch * NC * sizeof(double), err, "dense probs");    /* (batch, NC) */
+    double  *pm     = pe_malloc(Kc * batch * NC * sizeof(double), err, "member probs");      /* (K, batch, NC) */
+    float   *lsum   = combine == ENS_COMBINE_LOGIT ? pe_malloc((size_t)batch * NC * sizeof(float), err, "logit sums")
+                                                   : NULL;                                  /* (batch, NC) */
+    double  *pe     = pe_malloc((size_t)NC * sizeof(double), err, "ensemble probs");         /* (NC) */
+    float   *tmp    = pe_malloc((size_t)NC * sizeof(float), err, "mean logits");             /* (NC) */
+    if (!units || !lens || !ids || !logits || !pd || !pm || (combine == ENS_COMBINE_LOGIT && !lsum) || !pe || !tmp)
         st = PE_ERR_INTERNAL;
-    double *pe  = malloc((size_t)NC * sizeof(double)); /* (NC) ensemble probabilities */
-    float  *tmp = malloc((size_t)NC * sizeof(float));  /* (NC) mean logits */
-    if (!pe || !tmp) st = pe_fail(err, PE_ERR_INTERNAL, "out of memory");
-    /* images are processed in dataset order, so accumulating directly is the canonical order */
-    for (int i0 = 0; !st && i0 < N; i0 += batch) {
-        int B = N - i0 < batch ? N - i0 : batch;
+    /* images in dataset order; every number of an image is a function of that image alone (one
+     * sgemm per image, pathway draws keyed by the image index), so any split gives the same rows */
+    for (int s0 = 0; !st && s0 < n; s0 += batch) {
+        int B = n - s0 < batch ? n - s0 : batch, i0 = u0 + s0;
         for (int b = 0; b < B; b++) {
             ids[b]   = i0 + b;
             units[b] = i0 + b;
             lens[b]  = TI;
         }
-        r->queries += (int64_t)B * model_image_seq_len(mc);
         const uint8_t *px = d->pixels + (size_t)i0 * img;
-        model_pathways dpw = {.cfg = NULL, .n_bands = NB, .att_stats = ic.on ? ic.att_stats : NULL};
+        model_pathways dpw = {.cfg = NULL, .n_bands = NB, .att_stats = ic->on ? ic->att_stats : NULL};
         st = model_forward_images_pw(logits, &a, m, px, B, &dpw, 0, err);
-        if (!st) imp_collect_dense(&ic, B, units);
+        if (!st) imp_collect_dense(ic, B, units);
         for (int b = 0; !st && b < B; b++) softmax_d(pd + (size_t)b * NC, logits + (size_t)b * NC, NC);
-        for (int k = 0; !st && k < K; k++) {
-            model_pathways pw = {.cfg = c, .member = k, .seq_ids = ids, .kept = r->kept + (size_t)k * LH,
-                                 .allowed = r->allowed + (size_t)k * LH, .n_bands = NB,
-                                 .kept_bh = ic.on ? ic.kept_bh : NULL, .band_kept = ic.on ? ic.band_kept : NULL};
+        if (lsum) memset(lsum, 0, (size_t)B * NC * sizeof(float));
+        for (int k = 0; !st && k < K; k++) { /* local member k is member rw->k0 + k of the ensemble */
+            model_pathways pw = {.cfg = c, .member = rw->k0 + k, .seq_ids = ids, .kept = rw->kept + (size_t)k * LH,
+                                 .allowed = rw->allowed + (size_t)k * LH, .n_bands = NB,
+                                 .kept_bh = ic->on ? ic->kept_bh : NULL, .band_kept = ic->on ? ic->band_kept : NULL};
             st = model_forward_images_pw(logits, &a, m, px, B, &pw, 0, err);
-            if (!st) imp_collect_member(&ic, k, B, units, lens, mc->causal);
+            if (!st) imp_collect_member(ic, k, B, units, lens, mc->causal);
             for (int b = 0; !st && b < B; b++) softmax_d(pm + ((size_t)k * batch + b) * NC, logits + (size_t)b * NC, NC);
-            if (combine == ENS_COMBINE_LOGIT)
+            if (lsum)
                 for (int b = 0; b < B; b++)
                     for (int i = 0; i < NC; i++) lsum[(size_t)b * NC + i] += logits[(size_t)b * NC + i];
-            /* curve point k for this batch (logit mode needs the running sums now) */
-            for (int b = 0; !st && b < B; b++) {
-                int y = d->labels[i0 + b];
+            /* curve point k (logit mode needs the running sums now); a split block leaves it to the coordinator */
+            for (int b = 0; !st && !rw->split && b < B; b++) {
+                size_t u = (size_t)(i0 + b - u0);
                 if (combine == ENS_COMBINE_LOGIT) {
                     for (int i = 0; i < NC; i++) tmp[i] = lsum[(size_t)b * NC + i] / (k + 1);
                     softmax_d(pe, tmp, NC);
                 } else {
-                    for (int i = 0; i < NC; i++) {
-                        double s = 0.0;
-                        for (int j = 0; j <= k; j++) s += pm[((size_t)j * batch + b) * NC + i];
-                        pe[i] = s / (k + 1);
-                    }
+                    mix_probs(pe, pm + (size_t)b * NC, (size_t)batch * NC, 1, k, NC);
                 }
-                eval_cls_add(&r->curve[k], -log(pe[y]), argmax_d(pe, NC) == y);
-                if (k == K - 1) {
-                    const double *q = pd + (size_t)b * NC;
-                    int cd = argmax_d(q, NC) == y, ce = argmax_d(pe, NC) == y;
-                    eval_cls_add(&r->ensemble, -log(pe[y]), ce);
-                    calib_add(&r->ensemble_cal, pe[argmax_d(pe, NC)], ce);
-                    paired_add(&r->diff_nll, -log(pe[y]) + log(q[y]), 1.0);
-                    paired_add(&r->diff_acc, (double)(ce - cd), 1.0);
-                    u_vals[(size_t)(i0 + b) * (3 + 2 * Kc) + 2] = -log(pe[y]);
-                }
+                cls_point(&rw->curve[u * Kc + k], &rw->ccc[(u * Kc + k) * 2], pe, NC, d->labels[i0 + b]);
             }
         }
-        for (int ai = 0; !st && ic.abl && ai < ic.A; ai++) {
-            pw_config      ac  = imp_ablation_config(&ic, ai);
+        /* explicit ablations: each head, then each layer, dropped alone */
+        for (int ai = 0; !st && ic->abl && ai < ic->A; ai++) {
+            pw_config      ac  = imp_ablation_config(ic, ai);
             model_pathways apw = {.cfg = &ac, .seq_ids = ids};
             st = model_forward_images_pw(logits, &a, m, px, B, &apw, 0, err);
             for (int b = 0; !st && b < B; b++) {
                 softmax_d(pe, logits + (size_t)b * NC, NC);
-                ic.u_abl[(size_t)(i0 + b) * ic.A + ai] = -log(pe[d->labels[i0 + b]]);
+                ic->u_abl[(size_t)(i0 + b - u0) * ic->A + ai] = -log(pe[d->labels[i0 + b]]);
             }
         }
+        /* per image: dense, members, KL and agreement */
         for (int b = 0; !st && b < B; b++) {
             int           y = d->labels[i0 + b];
+            size_t        u = (size_t)(i0 + b - u0);
             const double *q = pd + (size_t)b * NC;
             int           ad = argmax_d(q, NC);
-            u_dense[i0 + b] = -log(q[y]);
-            eval_cls_add(&r->dense, -log(q[y]), ad == y);
-            calib_add(&r->dense_cal, q[ad], ad == y);
-            double *uv = u_vals + (size_t)(i0 + b) * (3 + 2 * Kc);
-            uv[0] = y;
-            uv[1] = -log(q[y]);
+            cls_point(&rw->dense[u], &rw->dcc[u * 2], q, NC, y);
             for (int k = 0; k < K; k++) {
                 const double *p = pm + ((size_t)k * batch + b) * NC;
-                int am = argmax_d(p, NC);
-                eval_cls_add(&r->member[k], -log(p[y]), am == y);
-                calib_add(&r->member_cal[k], p[am], am == y);
+                cls_point(&rw->mem[u * Kc + k], &rw->mcc[(u * Kc + k) * 2], p, NC, y);
                 double kl = 0.0;
                 for (int i = 0; i < NC; i++)
                     if (q[i] > 0) kl += q[i] * (log(q[i]) - log(p[i] > 0 ? p[i] : 1e-300));
-                r->kl[k] += kl;
-                r->agree[k] += am == ad;
-                uv[3 + k] = -log(p[y]);
-                u_mem[(size_t)(i0 + b) * (K > 0 ? K : 1) + k] = -log(p[y]);
-                uv[3 + Kc + k] = am;
+                rw->kl[u * Kc + k] = kl;
+                rw->agree[u * Kc + k] = argmax_d(p, NC) == ad;
+                if (rw->split) /* the coordinator mixes the blocks: ship every class probability */
+                    for (int i = 0; i < NC; i++) rw->lp[((size_t)rw->pos_off[u] + i) * Kc + k] = p[i];
             }
         }
     }
-    for (int u = 0; !st && u < N; u++) /* importance, in dataset order */
-        imp_reduce_unit(&r->imp, &ic, u, u_mem + (size_t)u * (K > 0 ? K : 1), u_dense[u], 1.0);
-    if (!st) st = imp_finish(&r->imp, &ic, N, err);
-    if (!st && per_example) {
-        msgpack_sbuffer *sb = msgpack_sbuffer_new();
-        msgpack_packer   pk;
+    free(units); free(lens); free(ids); free(logits); free(pd); free(pm); free(lsum); free(pe); free(tmp);
+    model_acts_free(&a);
+    return st;
+}
+
+pe_status ens_images_reduce(ens_cls_result *r, ens_rows *all, const image_dataset *d, const ens_options *o,
+                            pe_err *err) {
+    memset(r, 0, sizeof *r);
+    int K = all->K, L = all->L, NH = all->NH, N = d->n;
+    if (!all->images || all->u0 != 0 || all->n != N)
+        return pe_fail(err, PE_ERR_INTERNAL, "reduce needs the rows of every image");
+    size_t Kc = K > 0 ? (size_t)K : 1, LH = (size_t)L * NH;
+    r->K = K;
+    r->L = L;
+    r->NH = NH;
+    imp_collect *ic = &all->ic;
+    pe_status st = imp_result_init(&r->imp, ic, err);
+    r->member     = pe_calloc(Kc, sizeof(eval_cls_acc), err, "members");
+    r->curve      = pe_calloc(Kc, sizeof(eval_cls_acc), err, "curve");
+    r->member_cal = pe_calloc(Kc, sizeof(ens_calib), err, "calibration");
+    r->kl         = pe_calloc(Kc, sizeof(double), err, "KL");
+    r->agree      = pe_calloc(Kc, sizeof(int64_t), err, "agree");
+    r->kept       = pe_malloc(Kc * LH * sizeof(int64_t), err, "kept");
+    r->allowed    = pe_malloc(Kc * LH * sizeof(int64_t), err, "allowed");
+    if (!st && (!r->member || !r->curve || !r->member_cal || !r->kl || !r->agree || !r->kept || !r->allowed))
+        st = PE_ERR_INTERNAL;
+    if (!st) {
+        memcpy(r->kept, all->kept, Kc * LH * sizeof(int64_t));
+        memcpy(r->allowed, all->allowed, Kc * LH * sizeof(int64_t));
+    }
+    msgpack_sbuffer *sb = NULL;
+    msgpack_packer   pk;
+    if (!st && o->per_example) {
+        sb = msgpack_sbuffer_new();
         msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
         msgpack_pack_array(&pk, (size_t)N);
-        for (int u = 0; u < N; u++) {
-            const double *uv = u_vals + (size_t)u * (3 + 2 * Kc);
+        r->per_example = sb;
+    }
+    r->queries = (int64_t)N * all->Tmax;
+    for (int u = 0; !st && u < N; u++) { /* canonical reduction in image order */
+        const double *dcc = all->dcc + (size_t)u * 2, *mem = all->mem + (size_t)u * Kc;
+        double        dn  = all->dense[u];
+        int           cd  = dcc[1] != 0.0;
+        eval_cls_add(&r->dense, dn, cd);
+        calib_add(&r->dense_cal, dcc[0], cd);
+        for (int k = 0; k < K; k++) {
+            const double *mc = all->mcc + ((size_t)u * Kc + k) * 2, *cc = all->ccc + ((size_t)u * Kc + k) * 2;
+            eval_cls_add(&r->member[k], mem[k], mc[1] != 0.0);
+            calib_add(&r->member_cal[k], mc[0], mc[1] != 0.0);
+            eval_cls_add(&r->curve[k], all->curve[(size_t)u * Kc + k], cc[1] != 0.0);
+            r->kl[k] += all->kl[(size_t)u * Kc + k];
+            r->agree[k] += all->agree[(size_t)u * Kc + k];
+        }
+        if (K > 0) {
+            const double *cc = all->ccc + ((size_t)u * Kc + K - 1) * 2;
+            double        en = all->curve[(size_t)u * Kc + K - 1];
+            int           ce = cc[1] != 0.0;
+            eval_cls_add(&r->ensemble, en, ce);
+            calib_add(&r->ensemble_cal, cc[0], ce);
+            paired_add(&r->diff_nll, en - dn, 1.0);
+            paired_add(&r->diff_acc, (double)(ce - cd), 1.0);
+        }
+        imp_reduce_unit(&r->imp, ic, u, mem, dn, 1.0); /* y: member NLL of the image */
+        if (sb) {
             msgpack_pack_map(&pk, 5);
             msgpack_pack_str_with_body(&pk, "unit", 4);
             msgpack_pack_int64(&pk, u);
             msgpack_pack_str_with_body(&pk, "label", 5);
-            msgpack_pack_int64(&pk, (int64_t)uv[0]);
+            msgpack_pack_int64(&pk, d->labels[u]);
             msgpack_pack_str_with_body(&pk, "dense_nll", 9);
-            msgpack_pack_double(&pk, uv[1]);
+            msgpack_pack_double(&pk, dn);
             msgpack_pack_str_with_body(&pk, "member_nll", 10);
             msgpack_pack_array(&pk, (size_t)K);
-            for (int k = 0; k < K; k++) msgpack_pack_double(&pk, uv[3 + k]);
+            for (int k = 0; k < K; k++) msgpack_pack_double(&pk, mem[k]);
             msgpack_pack_str_with_body(&pk, "ensemble_nll", 12);
-            if (K > 0) msgpack_pack_double(&pk, uv[2]);
+            if (K > 0) msgpack_pack_double(&pk, all->curve[(size_t)u * Kc + K - 1]);
             else msgpack_pack_nil(&pk);
         }
-        r->per_example = sb;
     }
-    free(pe); free(tmp); free(units); free(lens); free(u_dense); free(u_mem);
-    imp_collect_free(&ic); free(ids); free(logits); free(pd); free(pm); free(lsum); free(u_vals);
-    model_acts_free(&a);
+    if (!st) st = imp_finish(&r->imp, ic, N, err);
     if (st) ens_free_cls(r);
+    return st;
+}
+
+pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset *d, const pw_config *c,
+                          const ens_options *o, pe_err *err) {
+    memset(r, 0, sizeof *r);
+    ens_rows *all = ens_rows_new_images(m, d, c, o, 0, d->n, 0, c ? c->members : 0, err);
+    if (!all) return err->code ? err->code : PE_ERR_INTERNAL;
+    pe_status st = ens_images_rows_run(all, m, d, c, o, err);
+    if (!st) st = ens_images_reduce(r, all, d, o, err);
+    ens_rows_free(all);
     return st;
 }

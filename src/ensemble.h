@@ -93,24 +93,32 @@ pe_status ens_eval_images(ens_cls_result *r, const model *m, const image_dataset
 void ens_free_lm(ens_lm_result *r);
 
 /* ---- the same evaluation in pieces, for distributed runs (mpi/) -------------------------------
- * ens_rows holds the per-unit results of units [u0, u0 + n) of a text dataset. A worker computes
- * them (ens_text_rows_run) and packs them (MessagePack map of raw little-endian arrays); the
- * coordinator merges them into the rows of every unit (ens_rows_merge checks every size first and
- * changes nothing on a bad record) and reduces once, in dataset order (ens_text_reduce): the
- * result is the same bytes as ens_eval_text whatever the split. */
+ * ens_rows holds the per-unit results of units [u0, u0 + n) of a dataset: documents or windows of
+ * a text dataset, or images. A worker computes them (ens_text_rows_run / ens_images_rows_run) and
+ * packs them (MessagePack map of raw little-endian arrays); the coordinator merges them into the
+ * rows of every unit (ens_rows_merge checks every size first and changes nothing on a bad record)
+ * and reduces once, in dataset order (ens_text_reduce / ens_images_reduce): the result is the same
+ * bytes as ens_eval_text / ens_eval_images, which are these pieces run over all units at once. */
 typedef struct ens_rows ens_rows;
 ens_rows *ens_rows_new(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0, int n,
                        pe_err *err);
 /* the rows of members [k0, k0 + kb) only (a task of a split ensemble) */
 ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_config *c, const ens_options *o, int u0,
                              int n, int k0, int kb, pe_err *err);
+/* images [u0, u0 + n), members [k0, k0 + kb); checks the images fit the model (size, classes) */
+ens_rows *ens_rows_new_images(const model *m, const image_dataset *d, const pw_config *c, const ens_options *o, int u0,
+                              int n, int k0, int kb, pe_err *err);
 void      ens_rows_free(ens_rows *rw);
 pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d, const pw_config *c,
                             const ens_options *o, pe_err *err);
+pe_status ens_images_rows_run(ens_rows *rw, const model *m, const image_dataset *d, const pw_config *c,
+                              const ens_options *o, pe_err *err);
 void      ens_rows_pack(const ens_rows *rw, void *msgpack_packer);
 /* object: a msgpack_object* of a packed ens_rows; merged into `all` (rows of every unit) */
 pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err);
 pe_status ens_text_reduce(ens_lm_result *r, ens_rows *all, const text_dataset *d, const ens_options *o, pe_err *err);
+pe_status ens_images_reduce(ens_cls_result *r, ens_rows *all, const image_dataset *d, const ens_options *o,
+                            pe_err *err);
 void ens_free_cls(ens_cls_result *r);
 
 /* derived numbers */

@@ -152,7 +152,7 @@ static void test_unknown_key_and_section(void **state) {
 
     path = write_ini("unknown_section.ini", "[model]\npath = m.bin\n[modle]\npath = x\n");
     assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
-    snprintf(want, sizeof want, "%s:4: unknown section [modle]; known sections: [model], [data], [run], [pathways], [importance]", path);
+    snprintf(want, sizeof want, "%s:4: unknown section [modle]; known sections: [model], [data], [run], [pathways], [importance], [train]", path);
     assert_string_equal(err.msg, want);
 
     path = write_ini("no_section.ini", "path = m.bin\n");
@@ -234,11 +234,14 @@ static void test_json_echo(void **state) {
     assert_string_equal(s,
         "{\"model\":{\"path\":\"m.bin\",\"format\":\"auto\",\"tokenizer\":\"\",\"config\":\"\"},"
         "\"data\":{\"path\":\"d \\\"q\\\".txt\",\"format\":\"auto\",\"mode\":\"\",\"labels\":\"\","
-        "\"limit\":5000000000,\"context\":0,\"stride\":0},"
+        "\"limit\":5000000000,\"context\":0,\"stride\":0,\"span\":\"0:1\"},"
         "\"run\":{\"out\":\"runs/default\",\"batch\":8,\"shard\":16,\"member_block\":0,\"per_example\":0},"
         "\"pathways\":{\"scheme\":\"unbiased\",\"ratio\":4,\"sigma\":4,\"lambda\":\"inf\",\"keep\":0,"
         "\"members\":0,\"seed\":1234,\"granularity\":\"head\",\"plan\":\"\",\"combine\":\"prob\"},"
-        "\"importance\":{\"statistics\":1,\"ablation\":0}}");
+        "\"importance\":{\"statistics\":1,\"ablation\":0},"
+        "\"train\":{\"steps\":1000,\"batch\":64,\"grad_chunks\":4,\"context\":0,\"lr\":0.001,\"min_lr\":0.0001,"
+        "\"warmup\":100,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.99,\"eps\":1e-08,\"clip\":1,"
+        "\"finetune_dense_steps\":0,\"seed\":1,\"checkpoint_minutes\":5,\"checkpoint_steps\":0,\"log_every\":50}}");
     /* round trip: parse it back and compare values */
     cJSON *back = cJSON_Parse(s);
     assert_non_null(back);

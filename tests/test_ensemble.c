@@ -4,7 +4,9 @@
  *   - a one-member ensemble equals that member;
  *   - the mixture NLL is at most the mean member NLL (Jensen) on real data;
  *   - the numbers do not depend on the batch size;
- *   - every causal query keeps at least one key (its own). */
+ *   - every causal query keeps at least one key (its own);
+ *   - text and image rows split over shards x member blocks, merged in any order, reduce to the
+ *     in-process evaluation's bytes. */
 #include "testutil.h"
 
 #include <math.h>
@@ -299,6 +301,110 @@ static void test_split_rows_merge(void **state) {
     ens_rows_free(all);
 }
 
+/* images: the distributed pieces (image shards x member blocks, packed, unpacked, merged in a
+ * scrambled order) give exactly ens_eval_images, and no number depends on the batch size (both
+ * combinations; the logit sums are per batch) -- a random ViT on real Fashion-MNIST images */
+static void cls_results_equal(const ens_cls_result *a, const ens_cls_result *b) {
+    size_t K = (size_t)a->K, LH = (size_t)a->L * a->NH, n1, n2;
+    assert_int_equal(a->K, b->K);
+    assert_memory_equal(&a->dense, &b->dense, sizeof a->dense);
+    assert_memory_equal(&a->ensemble, &b->ensemble, sizeof a->ensemble);
+    assert_memory_equal(&a->dense_cal, &b->dense_cal, sizeof a->dense_cal);
+    assert_memory_equal(&a->ensemble_cal, &b->ensemble_cal, sizeof a->ensemble_cal);
+    assert_memory_equal(&a->diff_nll, &b->diff_nll, sizeof a->diff_nll);
+    assert_memory_equal(&a->diff_acc, &b->diff_acc, sizeof a->diff_acc);
+    assert_memory_equal(a->member, b->member, K * sizeof *a->member);
+    assert_memory_equal(a->curve, b->curve, K * sizeof *a->curve);
+    assert_memory_equal(a->member_cal, b->member_cal, K * sizeof *a->member_cal);
+    assert_memory_equal(a->kl, b->kl, K * sizeof *a->kl);
+    assert_memory_equal(a->agree, b->agree, K * sizeof *a->agree);
+    assert_memory_equal(a->kept, b->kept, K * LH * sizeof *a->kept);
+    assert_true(a->queries == b->queries);
+    assert_memory_equal(a->imp.head, b->imp.head, LH * sizeof *a->imp.head);
+    assert_memory_equal(a->imp.att, b->imp.att, LH * (3 + (size_t)a->imp.NB) * sizeof *a->imp.att);
+    assert_memory_equal(a->imp.abl_head, b->imp.abl_head, LH * sizeof *a->imp.abl_head);
+    assert_memory_equal(a->imp.abl_layer, b->imp.abl_layer, (size_t)a->L * sizeof *a->imp.abl_layer);
+    assert_memory_equal(a->imp.band_delta, b->imp.band_delta, (size_t)a->L * a->imp.NB * sizeof *a->imp.band_delta);
+    const void *b1 = ens_per_example_data(a->per_example, &n1), *b2 = ens_per_example_data(b->per_example, &n2);
+    assert_int_equal(n1, n2);
+    if (n1) assert_memory_equal(b1, b2, n1);
+}
+
+static void test_image_split_rows_merge(void **state) {
+    (void)state;
+    model_config mc = {0};
+    mc.dim = 16; mc.hidden_dim = 32; mc.n_layers = 2; mc.n_heads = 4; mc.n_kv_heads = 4; mc.seq_len = 17;
+    mc.norm = MODEL_NORM_LAYERNORM; mc.norm_eps = 1e-5f; mc.pos = MODEL_POS_LEARNED; mc.mlp = MODEL_MLP_GELU;
+    mc.causal = 0; mc.bias = 1; mc.head = MODEL_HEAD_CLS_TOKEN; mc.n_classes = 10; mc.input = MODEL_INPUT_PATCHES;
+    mc.image_size = 28; mc.patch_size = 7; mc.channels = 1; mc.pixel_mean = 0.28f; mc.pixel_std = 0.35f;
+    const char *dir = tu_tmp_dir("ens_vit_rows");
+    assert_int_equal(tu_write_random_model(&mc, dir, 11), 0);
+    char path[4096], labels[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    pe_err err = {0};
+    ckpt_file ck;
+    model m;
+    assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_OK);
+    assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+    image_dataset d;
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", PATHENS_FASHION_DIR);
+    snprintf(labels, sizeof labels, "%s/t10k-labels-idx1-ubyte.gz", PATHENS_FASHION_DIR);
+    assert_int_equal(data_load_idx(&d, path, labels, 45, &err), PE_OK);
+    const int K = 5;
+    pw_config c = cfg_of(PW_SCHEME_UNBIASED, 3.0, K);
+    for (int comb = 0; comb <= 1; comb++) { /* batch size: 1 and 7 give the same bytes */
+        ens_options o1 = {(ens_combine)comb, 1, 1, 1, 1}, o7 = {(ens_combine)comb, 7, 1, 1, 1};
+        ens_cls_result r1, r7;
+        assert_int_equal(ens_eval_images(&r1, &m, &d, &c, &o1, &err), PE_OK);
+        assert_int_equal(ens_eval_images(&r7, &m, &d, &c, &o7, &err), PE_OK);
+        cls_results_equal(&r1, &r7);
+        ens_free_cls(&r1);
+        ens_free_cls(&r7);
+    }
+    ens_options o = {ENS_COMBINE_PROB, 4, 1, 1, 1};
+    ens_cls_result ref, got;
+    assert_int_equal(ens_eval_images(&ref, &m, &d, &c, &o, &err), PE_OK);
+    assert_true(ref.imp.has_sampled && ref.imp.has_attention && ref.imp.has_ablation);
+    for (int block = 2; block <= K; block += K - 2) { /* split members (2 per task), then whole */
+        ens_rows *all = ens_rows_new_images(&m, &d, &c, &o, 0, d.n, 0, K, &err);
+        assert_non_null(all);
+        int shard = 7, n_sh = (d.n + shard - 1) / shard, n_bl = (K + block - 1) / block, n_tasks = n_sh * n_bl;
+        assert_true(n_tasks % 11 != 0);
+        for (int i = 0; i < n_tasks; i++) {
+            int t = (i * 11 + 3) % n_tasks; /* a scrambled finishing order (11 is coprime to n_tasks) */
+            int s0 = t / n_bl * shard, n = d.n - s0 < shard ? d.n - s0 : shard;
+            int k0 = t % n_bl * block, kb = K - k0 < block ? K - k0 : block;
+            ens_rows *rw = ens_rows_new_images(&m, &d, &c, &o, s0, n, k0, kb, &err);
+            assert_non_null(rw);
+            assert_int_equal(ens_images_rows_run(rw, &m, &d, &c, &o, &err), PE_OK);
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            ens_rows_pack(rw, &pk);
+            msgpack_unpacked up;
+            msgpack_unpacked_init(&up);
+            size_t off = 0;
+            assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+            assert_int_equal(ens_rows_merge(all, &up.data, &err), PE_OK);
+            msgpack_unpacked_destroy(&up);
+            msgpack_sbuffer_destroy(&sb);
+            ens_rows_free(rw);
+        }
+        assert_int_equal(ens_images_reduce(&got, all, &d, &o, &err), PE_OK);
+        cls_results_equal(&ref, &got);
+        ens_free_cls(&got);
+        /* text rows are refused by the image path and the reverse */
+        ens_lm_result lr;
+        assert_int_equal(ens_text_reduce(&lr, all, NULL, &o, &err), PE_ERR_INTERNAL);
+        ens_rows_free(all);
+    }
+    ens_free_cls(&ref);
+    data_free_idx(&d);
+    model_free(&m);
+    ckpt_close(&ck);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_matches_masked_twin),
@@ -308,6 +414,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_mixture_beats_mean_member, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_size_invariance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_rows_merge, setup, teardown),
+        cmocka_unit_test(test_image_split_rows_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

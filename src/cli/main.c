@@ -582,7 +582,7 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
     cJSON *tj = cJSON_CreateObject();
     cJSON_AddNumberToObject(tj, "ranks", g_size);
 #ifdef PATHENS_WITH_MPI
-    if (is_lm) {
+    {
         cJSON *ra = cJSON_AddArrayToObject(tj, "per_rank");
         for (int i = 0; i < g_size; i++) {
             cJSON *e = cJSON_CreateObject();
