@@ -2,9 +2,11 @@
  * needs (LayerNorm mean / rstd, the attention tape of kept connections) and the backward of every
  * operation, each with a naive reference twin (suffix _ref) that loops in double.
  *
- * Fast kernels compute in float in a fixed order (same bits on every run and thread count; the
- * only BLAS calls are the two sgemms of bwd_matmul). The attention kernels visit the kept
- * connections of a pathway sample only, so their time and tape memory scale with what is kept. */
+ * Fast kernels compute in float in a fixed order (same bits on every run and thread count: the
+ * BLAS calls are sgemms whose shapes depend only on the sequence's own sample, never on the
+ * batch). The attention kernels visit the kept connections of a pathway sample only (dense and
+ * window samples as sgemms over each window's key list, per-query lists one dot product at a
+ * time), so their time and tape memory scale with what is kept. */
 #include "backward.h"
 
 #include <cblas.h>
@@ -136,14 +138,25 @@ void bwd_layernorm_ref(float *dinp, float *dw, float *db, const float *dout, con
 
 /* ---- GELU -------------------------------------------------------------------------------- */
 
-/* gelu(x) = x Φ(x), Φ the normal CDF = 0.5 (1 + erf(x / sqrt 2)); gelu'(x) = Φ(x) + x φ(x),
- * φ(x) = exp(-x^2 / 2) / sqrt(2π) */
+/* gelu(x) = x Φ(x), Φ the normal CDF; gelu'(x) = Φ(x) + x φ(x), φ(x) = exp(-x^2 / 2) / sqrt(2π).
+ * Φ through erfc(z), z = |x| / sqrt 2, by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7):
+ * erfc(z) = t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) exp(-z^2), t = 1 / (1 + p z);
+ * Φ(x) = erfc / 2 for x < 0, 1 - erfc / 2 otherwise. exp(-z^2) = exp(-x^2 / 2) is φ's exponential
+ * too, so a point costs one kern_expf and one division, branch-free: the loop vectorises (libm's
+ * erff does not) and runs about 4x faster; |gelu' - exact| <= 3e-7 (erff's form: 1.2e-7). */
 void bwd_gelu(float *dinp, const float *dout, const float *inp, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        float x   = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * 0.7071067811865476f));
-        float pdf = kern_expf(-0.5f * x * x) * 0.3989422804014327f;
-        dinp[i] += dout[i] * (cdf + x * pdf);
+        float x = inp[i];
+        float t = 1.0f / (1.0f + 0.3275911f * (fabsf(x) * 0.7071067811865476f));
+        float P = 1.061405429f;
+        P = P * t - 1.453152027f;
+        P = P * t + 1.421413741f;
+        P = P * t - 0.284496736f;
+        P = P * t + 0.254829592f;
+        float e   = kern_expf(-0.5f * x * x); /* exp(-z^2) */
+        float h   = 0.5f * t * P * e;          /* erfc(z) / 2 = Φ(-|x|) */
+        float cdf = x < 0.0f ? h : 1.0f - h;
+        dinp[i] += dout[i] * (cdf + x * (e * 0.3989422804014327f));
     }
 }
 
@@ -200,8 +213,8 @@ double bwd_crossentropy_ref(float *dlogits, const float *logits, const int *targ
 /* ---- attention tape ---------------------------------------------------------------------- */
 
 static int64_t tape_bytes(const att_tape *t) {
-    return t->cap * (int64_t)(sizeof(int) + sizeof(float)) +
-           (int64_t)t->n_calls * (t->T + 1) * (int64_t)sizeof(int64_t);
+    return t->icap * (int64_t)sizeof(int) + t->fcap * (int64_t)sizeof(float) +
+           (int64_t)t->n_calls * (t->T + 3) * (int64_t)sizeof(int64_t);
 }
 
 int att_tape_init(att_tape *t, int n_calls, int T, int64_t initial_cap) {
@@ -209,11 +222,13 @@ int att_tape_init(att_tape *t, int n_calls, int T, int64_t initial_cap) {
     if (n_calls < 0 || T < 0) return -1;
     t->T       = T;
     t->n_calls = n_calls;
-    t->cap     = initial_cap > 0 ? initial_cap : 1;
+    t->fcap    = initial_cap > 0 ? initial_cap : 1;
+    t->icap    = t->fcap / 4 + 64; /* window records need few ints; per-query ones grow it */
     t->row_off = malloc(((size_t)n_calls * (T + 1) + 1) * sizeof(int64_t)); /* (n_calls, T + 1) */
-    t->keys    = malloc((size_t)t->cap * sizeof(int));                      /* (cap) */
-    t->probs   = malloc((size_t)t->cap * sizeof(float));                    /* (cap) */
-    if (!t->row_off || !t->keys || !t->probs) {
+    t->call_at = malloc(((size_t)n_calls * 2 + 1) * sizeof(int64_t));       /* (n_calls, 2) */
+    t->idx     = malloc((size_t)t->icap * sizeof(int));                     /* (icap) */
+    t->val     = malloc((size_t)t->fcap * sizeof(float));                   /* (fcap) */
+    if (!t->row_off || !t->call_at || !t->idx || !t->val) {
         att_tape_free(t);
         return -1;
     }
@@ -224,30 +239,46 @@ int att_tape_init(att_tape *t, int n_calls, int T, int64_t initial_cap) {
 void att_tape_free(att_tape *t) {
     if (!t) return;
     free(t->row_off);
-    free(t->keys);
-    free(t->probs);
+    free(t->call_at);
+    free(t->idx);
+    free(t->val);
+    free(t->work);
     memset(t, 0, sizeof *t);
 }
 
-void att_tape_reset(att_tape *t) { t->used = 0; }
+void att_tape_reset(att_tape *t) { t->used = t->iused = t->fused = 0; }
 
-/* Make room for `need` connections (cap >= need): doubling, so a pass grows O(log) times.
- * 0 ok, -1 out of memory (the tape keeps its old, still valid, arrays). */
-static int tape_reserve(att_tape *t, int64_t need) {
-    if (need <= t->cap) return 0;
-    int64_t cap = t->cap > 0 ? t->cap : 1;
+/* doubling capacity >= need for n more entries */
+static int64_t grown_cap(int64_t cap, int64_t need) {
+    cap = cap > 0 ? cap : 1;
     while (cap < need) cap *= 2;
-    int *keys = realloc(t->keys, (size_t)cap * sizeof(int));
-    if (!keys) return -1;
-    t->keys = keys;
-    float *probs = realloc(t->probs, (size_t)cap * sizeof(float));
-    if (!probs) return -1; /* keys is larger than needed; cap still describes both arrays safely */
-    t->probs = probs;
-    t->cap   = cap;
+    return cap;
+}
+
+/* Make room for ni more ints and nf more floats (doubling, so a pass grows O(log) times).
+ * 0 ok, -1 out of memory (the tape keeps its old, still valid, arrays). Pointers into the arenas
+ * taken before a call are stale after it. */
+static int tape_reserve(att_tape *t, int64_t ni, int64_t nf) {
+    if (t->iused + ni > t->icap) {
+        int64_t cap = grown_cap(t->icap, t->iused + ni);
+        int    *idx = realloc(t->idx, (size_t)cap * sizeof(int));
+        if (!idx) return -1;
+        t->idx = idx, t->icap = cap;
+    }
+    if (t->fused + nf > t->fcap) {
+        int64_t cap = grown_cap(t->fcap, t->fused + nf);
+        float  *val = realloc(t->val, (size_t)cap * sizeof(float));
+        if (!val) return -1;
+        t->val = val, t->fcap = cap;
+    }
     int64_t b = tape_bytes(t);
     if (b > t->peak_bytes) t->peak_bytes = b;
     return 0;
 }
+
+/* workspace floats the kernels need for T positions of head size HS: gathered K, V, dK, dV (4, T, HS),
+ * one block of scores / dP / dS (T, T), one block of probabilities (T, T), the self column (T) */
+static int64_t work_need(int T, int HS) { return (int64_t)4 * T * HS + (int64_t)2 * T * T + T + 1; }
 
 /* A wrong call index or length is a bug in the caller; writing past row_off would be worse than stopping. */
 static void check_tape(const att_tape *t, int call0, int ncalls, int T, const char *fn) {
@@ -309,11 +340,188 @@ static inline float dot8(const float *a, const float *b, int n) {
     return d;
 }
 
+/* number of entries of the sorted list L (m) that are <= x */
+static int upper_bound_int(const int *L, int m, int x) {
+    int lo = 0, hi = m;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        if (L[mid] <= x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* gather rows L (m) of a (., HS) stride C view into a contiguous (m, HS) buffer */
+static void gather_rows(float *dst, const float *src, const int *L, int m, int C, int HS) {
+    for (int s = 0; s < m; s++) memcpy(dst + (size_t)s * HS, src + (size_t)L[s] * C, (size_t)HS * sizeof(float));
+}
+
+/* The query blocks of one window [r0, r1) with key list L (m): block size, the number of keys
+ * of L the block [i0, i0 + rows) can use (causal: those <= its last query), and for query i of
+ * the block the keys L[0, lim) it keeps of those nk, plus (has_self) its own key i when the
+ * causal rule adds it (i not in L): exactly att_query_keys' rule. */
+static int win_block(int causal, int r0, int r1) { return causal ? ATT_TAPE_BLOCK : r1 - r0; }
+static int block_keys(const int *L, int m, int causal, int last) { return causal ? upper_bound_int(L, m, last) : m; }
+static int row_keys(const int *L, int nk, int causal, int i, int *has_self) {
+    int lim = causal ? upper_bound_int(L, nk, i) : nk; /* L[0, lim) are <= i */
+    *has_self = causal && !(lim > 0 && L[lim - 1] == i);
+    return lim;
+}
+
+/* Window record of one call (kind ALL or WINDOWS; backward.h has the layout), its forward output
+ * ob (T, HS) stride C, and the per-query counts cnt[i] (T) = kept keys of query i. Per query block,
+ * two sgemms into the workspace: S = scale Q K_L^T, the softmax in place (masked entries 0),
+ * O = P V_L; a causal query whose own position is not in L gets it as an extra key, scored and
+ * added by hand (as kernels.c's att_window, so the arithmetic matches the inference forward).
+ * The tape keeps each query's kept probabilities only (its row prefix, then the self one).
+ * Returns the kept connections, or -1 when the tape could not grow. */
+static int64_t fwd_windows(att_tape *t, int64_t *cnt, float *ob, const float *qb, const float *kb, const float *vb,
+                           int C, int HS, float scale, const pw_sample *s) {
+    int n = s->n, causal = s->causal, all = s->kind == PW_SAMPLE_ALL;
+    int nw = all ? 1 : s->n_windows;
+    /* ints: tag, causal, n_windows, then per window r0, r1, m, L (m) */
+    int64_t ni = 3;
+    for (int w = 0; w < nw; w++) ni += 3 + (all ? n : s->key_start[w + 1] - s->key_start[w]);
+    if (tape_reserve(t, ni, 0) != 0) return -1;
+    int *rec = t->idx + t->iused, *p = rec + 3; /* (ni) */
+    rec[0] = ATT_REC_WINDOWS, rec[1] = causal, rec[2] = nw;
+    int64_t kept = 0; /* = the floats of the record */
+    for (int w = 0; w < nw; w++) {
+        int r0 = all ? 0 : s->win_start[w], r1 = all ? n : s->win_start[w + 1];
+        int m = all ? n : s->key_start[w + 1] - s->key_start[w];
+        p[0] = r0, p[1] = r1, p[2] = m;
+        int *L = p + 3; /* (m) */
+        if (all)
+            for (int j = 0; j < n; j++) L[j] = j;
+        else
+            memcpy(L, s->keys + s->key_start[w], (size_t)m * sizeof(int));
+        for (int i0 = r0, bl = win_block(causal, r0, r1); i0 < r1; i0 += bl) {
+            int rows = r1 - i0 < bl ? r1 - i0 : bl, nk = block_keys(L, m, causal, i0 + rows - 1), has_self;
+            for (int i = i0; i < i0 + rows; i++) {
+                cnt[i] = row_keys(L, nk, causal, i, &has_self) + has_self;
+                kept += cnt[i];
+            }
+        }
+        p += 3 + m;
+    }
+    if (tape_reserve(t, ni, kept) != 0) return -1; /* grows val only: the ni ints already fit */
+    rec = t->idx + t->iused;
+    float *fv = t->val + t->fused; /* (kept) */
+    float *kg = t->work, *vg = kg + (size_t)n * HS;   /* (m, HS) gathered keys and values */
+    float *S = vg + (size_t)3 * n * HS;                /* (rows, nk) scores, then probabilities */
+    float *self = S + (size_t)n * n;                   /* (rows) probability of the extra self key, or 0 */
+    p = rec + 3;
+    for (int w = 0; w < nw; w++, p += 3 + p[2]) {
+        int r0 = p[0], r1 = p[1], m = p[2];
+        const int *L = p + 3;
+        gather_rows(kg, kb, L, m, C, HS);
+        gather_rows(vg, vb, L, m, C, HS);
+        for (int i0 = r0, bl = win_block(causal, r0, r1); i0 < r1; i0 += bl) {
+            int rows = r1 - i0 < bl ? r1 - i0 : bl;
+            int nk = block_keys(L, m, causal, i0 + rows - 1);
+            if (nk > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, HS, scale, qb + (size_t)i0 * C, C, kg,
+                            HS, 0.0f, S, nk);
+            for (int r = 0; r < rows; r++) {
+                int    i = i0 + r, has_self;
+                float *sr = S + (size_t)r * nk; /* (nk) */
+                int    lim = row_keys(L, nk, causal, i, &has_self);
+                self[r] = 0.0f;
+                if (lim + has_self == 0) { /* bidirectional window without keys: output 0 */
+                    memset(sr, 0, (size_t)nk * sizeof(float));
+                    continue;
+                }
+                float s_self = 0.0f;
+                if (has_self) {
+                    const float *qi = qb + (size_t)i * C, *ki = kb + (size_t)i * C;
+                    float        d = 0.0f;
+                    for (int c = 0; c < HS; c++) d += qi[c] * ki[c];
+                    s_self = d * scale;
+                }
+                float mx = has_self ? s_self : sr[0];
+                for (int j = 0; j < lim; j++) mx = sr[j] > mx ? sr[j] : mx;
+                for (int j = 0; j < lim; j++) sr[j] = kern_expf(sr[j] - mx);
+                float sum = 0.0f;
+                for (int j = 0; j < lim; j++) sum += sr[j];
+                float e_self = has_self ? kern_expf(s_self - mx) : 0.0f;
+                sum += e_self;
+                float inv = 1.0f / sum;
+                for (int j = 0; j < lim; j++) sr[j] *= inv;
+                for (int j = lim; j < nk; j++) sr[j] = 0.0f;
+                self[r] = e_self * inv;
+                memcpy(fv, sr, (size_t)lim * sizeof(float)); /* the tape: the kept ones, keys ascending */
+                if (has_self) fv[lim] = self[r];
+                fv += lim + has_self;
+            }
+            if (nk > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, nk, 1.0f, S, nk, vg, HS, 0.0f,
+                            ob + (size_t)i0 * C, C);
+            else
+                for (int r = 0; r < rows; r++) memset(ob + (size_t)(i0 + r) * C, 0, (size_t)HS * sizeof(float));
+            for (int r = 0; r < rows; r++)
+                if (self[r] != 0.0f) {
+                    const float *vi = vb + (size_t)(i0 + r) * C;
+                    float       *o = ob + (size_t)(i0 + r) * C;
+                    for (int c = 0; c < HS; c++) o[c] += self[r] * vi[c];
+                }
+        }
+    }
+    t->iused += ni;
+    t->fused += kept;
+    return kept;
+}
+
+/* Per-query record of one call (random-k, window: kind PER_QUERY): keys and probabilities of each
+ * query one after the other; cnt[i] (T) = kept keys of query i. Returns kept, -1 out of memory. */
+static int64_t fwd_per_query(att_tape *t, int64_t *cnt, float *ob, const float *qb, const float *kb, const float *vb,
+                             int C, int HS, float scale, const pw_sample *s, int T) {
+    if (tape_reserve(t, 1, 0) != 0) return -1;
+    t->idx[t->iused++] = ATT_REC_QUERY;
+    int64_t kept = 0;
+    for (int i = 0; i < T; i++) {
+        /* a query keeps at most T keys: reserve them, then write keys and scores straight into the arenas */
+        if (tape_reserve(t, T, T) != 0) return -1;
+        int         *L = t->idx + t->iused;  /* (m) kept keys, ascending */
+        float       *p = t->val + t->fused;  /* (m) scores, then probabilities */
+        int          m = att_query_keys(L, s, i);
+        const float *qi = qb + (size_t)i * C;
+        float       *o = ob + (size_t)i * C;
+        memset(o, 0, (size_t)HS * sizeof(float));
+        cnt[i] = m;
+        if (m == 0) continue;
+        float mx = -INFINITY;
+        for (int j = 0; j < m; j++) {
+            p[j] = dot8(qi, kb + (size_t)L[j] * C, HS) * scale;
+            mx = p[j] > mx ? p[j] : mx;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < m; j++) {
+            p[j] = kern_expf(p[j] - mx);
+            sum += p[j];
+        }
+        for (int j = 0; j < m; j++) {
+            p[j] /= sum;
+            const float *vj = vb + (size_t)L[j] * C;
+            for (int c = 0; c < HS; c++) o[c] += p[j] * vj[c];
+        }
+        t->iused += m;
+        t->fused += m;
+        kept += m;
+    }
+    return kept;
+}
+
 int64_t fwd_attention_tape(float *out, att_tape *tape, int call0, const float *q, const float *k, const float *v,
                            int B, int T, int NH, int HS, int causal, const pw_config *pw, pw_sample *sample,
                            int member, int layer, const int64_t *seq_ids) {
     if (B <= 0 || T <= 0 || NH <= 0) return 0;
     check_tape(tape, call0, B * NH, T, "fwd_attention_tape");
+    int64_t wn = work_need(T, HS);
+    if (tape->work_cap < wn) {
+        float *w = realloc(tape->work, (size_t)wn * sizeof(float)); /* (work_need) */
+        if (!w) return -1;
+        tape->work = w, tape->work_cap = wn;
+    }
     int   C = NH * HS;
     float scale = 1.0f / sqrtf((float)HS);
     /* dense: every allowed key, no draw (a dense config with a static head_keep still draws: it may drop heads) */
@@ -331,86 +539,167 @@ int64_t fwd_attention_tape(float *out, att_tape *tape, int call0, const float *q
             const float *kb = k + (size_t)b * T * C + (size_t)h * HS;
             const float *vb = v + (size_t)b * T * C + (size_t)h * HS;
             float       *ob = out + (size_t)b * T * C + (size_t)h * HS;
-            int64_t     *row_off = tape->row_off + (size_t)(call0 + b * NH + h) * (T + 1); /* (T + 1) */
+            int          c = call0 + b * NH + h;
+            int64_t     *row_off = tape->row_off + (size_t)c * (T + 1); /* (T + 1) */
+            int64_t     *cnt = row_off + 1;                              /* (T) counts, then offsets */
+            tape->call_at[2 * c] = tape->iused, tape->call_at[2 * c + 1] = tape->fused;
             for (int i = 0; i < T; i++) {
-                row_off[i] = tape->used;
-                /* a query keeps at most T keys: reserve them, then write keys and scores straight into the arena */
-                if (tape_reserve(tape, tape->used + T) != 0) return -1;
-                int         *L = tape->keys + tape->used;  /* (m) kept keys, ascending */
-                float       *p = tape->probs + tape->used; /* (m) scores, then probabilities */
-                int          m = att_query_keys(L, s, i);
-                const float *qi = qb + (size_t)i * C;
-                float       *o = ob + (size_t)i * C;
-                memset(o, 0, (size_t)HS * sizeof(float));
-                if (m == 0) continue; /* dropped head: output 0, nothing on the tape */
-                float mx = -INFINITY;
-                for (int j = 0; j < m; j++) {
-                    p[j] = dot8(qi, kb + (size_t)L[j] * C, HS) * scale;
-                    mx = p[j] > mx ? p[j] : mx;
-                }
-                float sum = 0.0f;
-                for (int j = 0; j < m; j++) {
-                    p[j] = kern_expf(p[j] - mx);
-                    sum += p[j];
-                }
-                for (int j = 0; j < m; j++) {
-                    p[j] /= sum;
-                    const float *vj = vb + (size_t)L[j] * C;
-                    for (int t = 0; t < HS; t++) o[t] += p[j] * vj[t];
-                }
-                tape->used += m;
-                kept += m;
+                cnt[i] = 0;
+                memset(ob + (size_t)i * C, 0, (size_t)HS * sizeof(float));
             }
-            row_off[T] = tape->used;
+            int64_t kc;
+            if (s->kind == PW_SAMPLE_ALL || s->kind == PW_SAMPLE_WINDOWS) {
+                kc = fwd_windows(tape, cnt, ob, qb, kb, vb, C, HS, scale, s);
+            } else if (s->kind == PW_SAMPLE_PER_QUERY) {
+                kc = fwd_per_query(tape, cnt, ob, qb, kb, vb, C, HS, scale, s, T);
+            } else { /* dropped head: output 0, only the tag on the tape */
+                if (tape_reserve(tape, 1, 0) != 0) return -1;
+                tape->idx[tape->iused++] = ATT_REC_NONE;
+                kc = 0;
+            }
+            if (kc < 0) return -1;
+            row_off[0] = tape->used;
+            for (int i = 0; i < T; i++) row_off[i + 1] += row_off[i];
+            tape->used = row_off[T];
+            kept += kc;
         }
     }
     return kept;
 }
 
-/* Per query i with kept keys L (m) and probabilities p (m), for dp_j = dout_i . v_j:
+/* Backward of one window record (see fwd_windows) for one call; rec points at its ints, fv at its
+ * floats. Per query block [i0, i0 + rows), with P (rows, nk) expanded from the tape (masked 0) and
+ * self (rows) the extra self key's probability (0 if none):
+ *   dP = dO V_L^T;  pdp_r = Σ_j P_rj dP_rj + p_self dp_self;  dS = P o (dP - pdp);
+ *   dQ += scale dS K_L;  dK_L += scale dS^T Q;  dV_L += P^T dO  (sgemms; dK_L, dV_L gathered (m, HS)
+ *   and scattered back per window); the extra self key by hand. */
+static void bwd_windows(float *dqb, float *dkb, float *dvb, const float *gb, const int *rec, const float *fv,
+                        float *work, const float *qb, const float *kb, const float *vb, int T, int C, int HS,
+                        float scale) {
+    int    causal = rec[1], nw = rec[2];
+    float *kg = work, *vg = kg + (size_t)T * HS, *dkg = vg + (size_t)T * HS, *dvg = dkg + (size_t)T * HS; /* (m, HS) */
+    float *dS = dvg + (size_t)T * HS;  /* (rows, nk) dP, then dS */
+    float *P = dS + (size_t)T * T;     /* (rows, nk) probabilities */
+    float *self = P + (size_t)T * T;   /* (rows) */
+    const int *p = rec + 3;
+    for (int w = 0; w < nw; w++, p += 3 + p[2]) {
+        int        r0 = p[0], r1 = p[1], m = p[2];
+        const int *L = p + 3;
+        if (r1 <= r0) continue;
+        gather_rows(kg, kb, L, m, C, HS);
+        gather_rows(vg, vb, L, m, C, HS);
+        memset(dkg, 0, (size_t)m * HS * sizeof(float));
+        memset(dvg, 0, (size_t)m * HS * sizeof(float));
+        for (int i0 = r0, bl = win_block(causal, r0, r1); i0 < r1; i0 += bl) {
+            int rows = r1 - i0 < bl ? r1 - i0 : bl;
+            int nk = block_keys(L, m, causal, i0 + rows - 1);
+            for (int r = 0; r < rows; r++) { /* expand the kept probabilities into P, self */
+                int    has_self, lim = row_keys(L, nk, causal, i0 + r, &has_self);
+                float *pr = P + (size_t)r * nk;
+                memcpy(pr, fv, (size_t)lim * sizeof(float));
+                for (int j = lim; j < nk; j++) pr[j] = 0.0f;
+                self[r] = has_self ? fv[lim] : 0.0f;
+                fv += lim + has_self;
+            }
+            const float *gblk = gb + (size_t)i0 * C, *qblk = qb + (size_t)i0 * C; /* (rows, HS) stride C */
+            if (nk > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, HS, 1.0f, gblk, C, vg, HS, 0.0f, dS,
+                            nk);
+            for (int r = 0; r < rows; r++) {
+                int          i = i0 + r;
+                const float *pr = P + (size_t)r * nk, *gi = gb + (size_t)i * C;
+                float       *dr = dS + (size_t)r * nk;
+                float        pdp = dot8(pr, dr, nk), ps = self[r], dps = 0.0f;
+                if (ps != 0.0f) {
+                    dps = dot8(gi, vb + (size_t)i * C, HS);
+                    pdp += ps * dps;
+                }
+                for (int j = 0; j < nk; j++) dr[j] = pr[j] * (dr[j] - pdp);
+                if (ps != 0.0f) {
+                    float        ds = scale * (ps * (dps - pdp));
+                    const float *qi = qb + (size_t)i * C, *ki = kb + (size_t)i * C;
+                    float       *dqi = dqb + (size_t)i * C, *dki = dkb + (size_t)i * C, *dvi = dvb + (size_t)i * C;
+                    for (int c = 0; c < HS; c++) {
+                        dvi[c] += ps * gi[c];
+                        dqi[c] += ds * ki[c];
+                        dki[c] += ds * qi[c];
+                    }
+                }
+            }
+            if (nk == 0) continue;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, nk, scale, dS, nk, kg, HS, 1.0f,
+                        dqb + (size_t)i0 * C, C);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, HS, rows, scale, dS, nk, qblk, C, 1.0f, dkg, HS);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, HS, rows, 1.0f, P, nk, gblk, C, 1.0f, dvg, HS);
+        }
+        for (int s = 0; s < m; s++) { /* scatter-add dK_L, dV_L to their rows */
+            float       *dkj = dkb + (size_t)L[s] * C, *dvj = dvb + (size_t)L[s] * C;
+            const float *a = dkg + (size_t)s * HS, *b = dvg + (size_t)s * HS;
+            for (int c = 0; c < HS; c++) {
+                dkj[c] += a[c];
+                dvj[c] += b[c];
+            }
+        }
+    }
+}
+
+/* Backward of one per-query record: per query i with kept keys L (m) and probabilities p (m),
+ * for dp_j = dout_i . v_j:
  *   dv_j += p_j dout_i;  ds_j = p_j (dp_j - Σ_l p_l dp_l);  dq_i += scale Σ_j ds_j k_j;  dk_j += scale ds_j q_i.
- * dp is kept in a (T) scratch; if that cannot be allocated it is recomputed (the same bits, twice the dots). */
+ * keys, probs: the record's arrays; row_off (T + 1) the call's connection offsets; dp (T) scratch. */
+static void bwd_per_query(float *dqb, float *dkb, float *dvb, const float *gb, const int *keys, const float *probs,
+                          const int64_t *row_off, float *dp, const float *qb, const float *kb, const float *vb, int T,
+                          int C, int HS, float scale) {
+    for (int i = 0; i < T; i++) {
+        const int   *L = keys + (row_off[i] - row_off[0]);
+        const float *p = probs + (row_off[i] - row_off[0]);
+        int          m = (int)(row_off[i + 1] - row_off[i]);
+        const float *gi = gb + (size_t)i * C, *qi = qb + (size_t)i * C;
+        float       *dqi = dqb + (size_t)i * C;
+        float        pdp = 0.0f; /* Σ_j p_j dp_j */
+        for (int j = 0; j < m; j++) {
+            dp[j] = dot8(gi, vb + (size_t)L[j] * C, HS);
+            pdp += p[j] * dp[j];
+        }
+        for (int j = 0; j < m; j++) {
+            size_t       off = (size_t)L[j] * C;
+            float        ds  = scale * (p[j] * (dp[j] - pdp));
+            const float *kj  = kb + off;
+            float       *dkj = dkb + off, *dvj = dvb + off;
+            for (int c = 0; c < HS; c++) {
+                dvj[c] += p[j] * gi[c];
+                dqi[c] += ds * kj[c];
+                dkj[c] += ds * qi[c];
+            }
+        }
+    }
+}
+
 void bwd_attention_tape(float *dq, float *dk, float *dv, const float *dout, const att_tape *tape, int call0,
                         const float *q, const float *k, const float *v, int B, int T, int NH, int HS) {
     if (B <= 0 || T <= 0 || NH <= 0) return;
     check_tape(tape, call0, B * NH, T, "bwd_attention_tape");
-    int    C = NH * HS;
-    float  scale = 1.0f / sqrtf((float)HS);
-    float *dp = malloc((size_t)T * sizeof(float)); /* (T) dout_i . v_j per kept key; NULL: recompute */
+    if (tape->work_cap < work_need(T, HS)) {
+        fprintf(stderr, "pathens: internal error: bwd_attention_tape (HS = %d) without a matching forward\n", HS);
+        abort();
+    }
+    int   C = NH * HS;
+    float scale = 1.0f / sqrtf((float)HS);
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             size_t         base = (size_t)b * T * C + (size_t)h * HS; /* (T, HS) stride C views of one head */
             const float   *qb = q + base, *kb = k + base, *vb = v + base, *gb = dout + base;
             float         *dqb = dq + base, *dkb = dk + base, *dvb = dv + base;
-            const int64_t *row_off = tape->row_off + (size_t)(call0 + b * NH + h) * (T + 1);
-            for (int i = 0; i < T; i++) {
-                const int   *L = tape->keys + row_off[i];
-                const float *p = tape->probs + row_off[i];
-                int          m = (int)(row_off[i + 1] - row_off[i]);
-                const float *gi = gb + (size_t)i * C, *qi = qb + (size_t)i * C;
-                float       *dqi = dqb + (size_t)i * C;
-                float        pdp = 0.0f; /* Σ_j p_j dp_j */
-                for (int j = 0; j < m; j++) {
-                    float d = dot8(gi, vb + (size_t)L[j] * C, HS);
-                    if (dp) dp[j] = d;
-                    pdp += p[j] * d;
-                }
-                for (int j = 0; j < m; j++) {
-                    size_t       off = (size_t)L[j] * C;
-                    float        d   = dp ? dp[j] : dot8(gi, vb + off, HS);
-                    float        ds  = scale * (p[j] * (d - pdp));
-                    const float *kj  = kb + off;
-                    float       *dkj = dkb + off, *dvj = dvb + off;
-                    for (int t = 0; t < HS; t++) {
-                        dvj[t] += p[j] * gi[t];
-                        dqi[t] += ds * kj[t];
-                        dkj[t] += ds * qi[t];
-                    }
-                }
-            }
+            int            c = call0 + b * NH + h;
+            const int64_t *row_off = tape->row_off + (size_t)c * (T + 1);
+            const int     *rec = tape->idx + tape->call_at[2 * c];
+            const float   *fv = tape->val + tape->call_at[2 * c + 1];
+            if (rec[0] == ATT_REC_WINDOWS)
+                bwd_windows(dqb, dkb, dvb, gb, rec, fv, tape->work, qb, kb, vb, T, C, HS, scale);
+            else if (rec[0] == ATT_REC_QUERY)
+                bwd_per_query(dqb, dkb, dvb, gb, rec + 1, fv, row_off, tape->work, qb, kb, vb, T, C, HS, scale);
         }
     }
-    free(dp);
 }
 
 void attention_masked_ref(float *out, float *dq, float *dk, float *dv, const float *dout, const uint8_t *mask,

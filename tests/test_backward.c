@@ -729,11 +729,21 @@ static void test_tape_growth_and_counts(void **state) {
             assert_memory_equal(a.dk, b.dk, n * sizeof(float));
             assert_memory_equal(a.dv, b.dv, n * sizeof(float));
             assert_int_equal(small.used, big.used);
-            assert_true(small.cap >= small.used && small.cap > 1 && small.cap < 2 * (small.used + T));
-            assert_int_equal(big.cap, 1 << 16);
-            int64_t rowoff_bytes = (int64_t)2 * B * NH * (T + 1) * (int64_t)sizeof(int64_t);
-            assert_int_equal(small.peak_bytes, small.cap * 8 + rowoff_bytes);
-            assert_int_equal(big.peak_bytes, big.cap * 8 + rowoff_bytes);
+            assert_int_equal(small.iused, big.iused);
+            assert_int_equal(small.fused, big.fused);
+            /* both arenas grew by doubling from 1 to within 2x of what they hold (a query reserves at most T) */
+            assert_true(small.icap >= small.iused && small.icap > 1 && small.icap < 2 * (small.iused + T));
+            assert_true(small.fcap >= small.fused && small.fcap > 1 && small.fcap < 2 * (small.fused + T));
+            assert_int_equal(big.icap, (1 << 16) / 4 + 64);
+            assert_int_equal(big.fcap, 1 << 16);
+            /* what is stored: one probability per kept connection; per-query records one key each too
+             * (+ a tag per call), window records their windows' key lists (+ 3 per call and window) */
+            assert_int_equal(small.fused, small.used);
+            if (cs[c].scheme == PW_SCHEME_RANDOM_K) assert_int_equal(small.iused, small.used + 2 * B * NH);
+            else assert_true(small.iused <= (int64_t)2 * B * NH * (3 + 4 * T));
+            int64_t rowoff_bytes = (int64_t)2 * B * NH * (T + 3) * (int64_t)sizeof(int64_t);
+            assert_int_equal(small.peak_bytes, (small.icap + small.fcap) * 4 + rowoff_bytes);
+            assert_int_equal(big.peak_bytes, (big.icap + big.fcap) * 4 + rowoff_bytes);
             /* layer 1's calls: per call, kept = pw_count_kept of its draw; rows ascend */
             int64_t total = 0;
             for (int bb = 0; bb < B; bb++)
@@ -748,14 +758,17 @@ static void test_tape_growth_and_counts(void **state) {
                 }
             assert_int_equal(a.kept, total);
             /* reset keeps the memory; a second pass stores the same connections */
-            int64_t cap = small.cap, peak = small.peak_bytes;
+            int64_t icap = small.icap, fcap = small.fcap, peak = small.peak_bytes;
             att_tape_reset(&small);
             assert_int_equal(small.used, 0);
+            assert_int_equal(small.iused, 0);
+            assert_int_equal(small.fused, 0);
             float  *out2 = falloc(n);
             int64_t k2 = fwd_attention_tape(out2, &small, 0, q, k, v, B, T, NH, HS, causal, &cs[c], &s, 0, 1, seq_ids);
             assert_int_equal(k2, a.kept);
             assert_memory_equal(out2, a.out, n * sizeof(float));
-            assert_int_equal(small.cap, cap);
+            assert_int_equal(small.icap, icap);
+            assert_int_equal(small.fcap, fcap);
             assert_int_equal(small.peak_bytes, peak);
             free(out2);
             att_tape_free(&small), att_tape_free(&big);
