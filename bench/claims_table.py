@@ -36,11 +36,12 @@ def delta(block):
 
 
 unit = "test accuracy %" if img else "test bits per byte"
-print(f"| model ({ds}) | eval | dense {unit} | K=4 | K=16 {unit} | K=16 - dense | att kept | att tape MB/chunk | att GFLOP/step | train " + ("img/s" if img else "tok/s") + " (median) |")
+print(f"| model ({ds}) | eval | dense {unit} | K=4 | K=16 {unit} | K=16 - dense | att kept (SSA steps) | att tape MB/chunk | att GFLOP/step | train " + ("img/s" if img else "tok/s") + " (median) |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for var in ["dense", "unbiased-4", "unbiased-8", "local-4", "local-8"]:
     d = os.path.join(out, var)
     tj = json.load(open(os.path.join(d, "train.json")))
+    at = tj.get("attention_ssa_steps") or tj["attention_dense_steps"]  # the SSA phase (dense training: all)
     evals = [("eval-local-4", "final"), ("eval-unbiased-4", "final")] if var == "dense" else [("eval-pre-finetune", "before fine-tune"), ("eval", "final")]
     for ev, label in evals:
         p = os.path.join(d, ev)
@@ -60,5 +61,5 @@ for var in ["dense", "unbiased-4", "unbiased-8", "local-4", "local-8"]:
         fmt = "{:.2f} ± {:.2f}" if img else "{:.4f} ± {:.4f}"
         print(f"| {var}{' (' + label + ')' if label != 'final' else ''} | ensemble {sc['scheme']} rho {sc['ratio']:g} "
               f"| {fmt.format(dv, dci)} | {k4s} | {fmt.format(ev_, eci)} | {dd:+.3f} ± {ddci:.3f} "
-              f"| {100 * tj['att_kept_frac_mean']:.1f}% | {tj['att_tape_peak_bytes_per_chunk'] / 1e6:.2f} "
-              f"| {tj['att_flops_per_step_mean'] / 1e9:.2f} | {speed(d):.0f} |")
+              f"| {100 * at['kept_fraction_mean']:.1f}% | {at['tape_bytes_per_chunk_max'] / 1e6:.2f} "
+              f"| {at['flops_per_step_mean'] / 1e9:.3f} | {speed(d):.0f} |")

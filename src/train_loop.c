@@ -417,9 +417,12 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
     int     HS = arch.dim / arch.n_heads;
     double  t0 = pe_time_now(), t_ck = t0, t_log = t0;
     int64_t ex_log = 0;
-    int64_t peak_tape = 0;
-    double  sum_kept_frac = 0.0, sum_flops = 0.0;
+    int64_t peak_tape = 0;     /* attention activations held for the backward by one chunk, this log row */
     int64_t n_steps_run = 0;
+    /* per phase (0 SSA, 1 dense fine-tune / dense training): steps, Σ kept fraction, Σ attention FLOPs,
+     * the largest attention tape in use by a chunk (bytes actually stored, not arena capacity) */
+    int64_t ph_steps[2] = {0, 0}, ph_tape[2] = {0, 0};
+    double  ph_kept[2] = {0, 0}, ph_flops[2] = {0, 0};
     double  last_loss = NAN;
     for (int64_t s = start; s < cfg->tr_steps; s++) {
         int dense_now = !ssa || s >= cfg->tr_steps - cfg->tr_finetune_dense;
@@ -460,7 +463,10 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
             tot.n_correct += cs.n_correct;
             tot.att_kept += cs.att_kept;
             tot.att_allowed += cs.att_allowed;
-            if (a.tape.peak_bytes > peak_tape) peak_tape = a.tape.peak_bytes;
+            /* stored this chunk: the record ints and floats plus the per-call bookkeeping */
+            int64_t held = (a.tape.iused + a.tape.fused) * 4 + (int64_t)a.tape.n_calls * (a.tape.T + 3) * 8;
+            if (held > peak_tape) peak_tape = held;
+            if (held > ph_tape[dense_now]) ph_tape[dense_now] = held;
         }
         double red[6] = {tot.loss_sum, (double)tot.n_targets, (double)tot.n_correct, (double)tot.att_kept,
                          (double)tot.att_allowed, stop && *stop ? 1.0 : 0.0};
@@ -484,8 +490,9 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
         last_loss = red[0] / red[1];
         /* attention FLOPs of the step: kept connections x HS x (2 + 2 forward, 4 + 4 backward) */
         double flops = red[3] * HS * 12.0;
-        sum_kept_frac += red[3] / red[4];
-        sum_flops += flops;
+        ph_steps[dense_now]++;
+        ph_kept[dense_now] += red[3] / red[4];
+        ph_flops[dense_now] += flops;
         n_steps_run++;
         int last = s + 1 == cfg->tr_steps, stopping = red[5] > 0;
         if (rank == 0 && ((s + 1) % cfg->tr_log_every == 0 || last || stopping)) {
@@ -508,6 +515,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
             }
             memset(win, 0, sizeof win);
             ex_log = 0;
+            peak_tape = 0;
             t_log = now;
         }
         int want_ck = (cfg->tr_checkpoint_steps && (s + 1) % cfg->tr_checkpoint_steps == 0) ||
@@ -536,9 +544,16 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
         cJSON_AddNumberToObject(j, "ranks", size);
         cJSON_AddNumberToObject(j, "final_train_loss", last_loss);
         cJSON_AddNumberToObject(j, "wall_s_this_process", pe_time_now() - t0);
-        cJSON_AddNumberToObject(j, "att_kept_frac_mean", n_steps_run ? sum_kept_frac / n_steps_run : NAN);
-        cJSON_AddNumberToObject(j, "att_flops_per_step_mean", n_steps_run ? sum_flops / n_steps_run : NAN);
-        cJSON_AddNumberToObject(j, "att_tape_peak_bytes_per_chunk", (double)peak_tape);
+        /* attention cost per phase, over the steps this process ran (a resumed run: since the resume) */
+        for (int ph = 0; ph < 2; ph++) {
+            if (!ph_steps[ph]) continue;
+            cJSON *o = cJSON_AddObjectToObject(j, ph ? "attention_dense_steps" : "attention_ssa_steps");
+            cJSON_AddNumberToObject(o, "steps", (double)ph_steps[ph]);
+            cJSON_AddNumberToObject(o, "kept_fraction_mean", ph_kept[ph] / ph_steps[ph]);
+            cJSON_AddNumberToObject(o, "flops_per_step_mean", ph_flops[ph] / ph_steps[ph]);
+            cJSON_AddNumberToObject(o, "tape_bytes_per_chunk_max", (double)ph_tape[ph]);
+            cJSON_AddNumberToObject(o, "examples_per_chunk", Bc);
+        }
         cJSON_AddItemToObject(j, "config", cfg_to_json(cfg));
         char *txt = cJSON_Print(j);
         cJSON_Delete(j);
