@@ -11,7 +11,8 @@ def metric(block):
     if img:
         lo, hi = block["accuracy_ci95"]
         return 100 * block["accuracy"], 100 * (hi - lo) / 2
-    return block["bits_per_byte"], (block["nll_ci95"][1] - block["nll_ci95"][0]) / 2 * block["bits_per_byte"] / block["nll"]
+    lo, hi = block["nll_per_token_ci95"]
+    return block["bits_per_byte"], (hi - lo) / 2 * block["bits_per_byte"] / block["nll_per_token"]
 
 
 def curve_at(path, k):
@@ -30,8 +31,8 @@ def speed(run):
 
 
 def delta(block):
-    d = block["accuracy_minus_dense" if img else "nll_minus_dense"]
-    scale = 100 if img else block["bits_per_byte"] / block["nll"]
+    d = block["accuracy_minus_dense" if img else "minus_dense"]
+    scale = 100 if img else block["bits_per_byte"] / block["nll_per_token"]
     return d["mean"] * scale, (d["ci95"][1] - d["ci95"][0]) / 2 * scale
 
 
@@ -55,11 +56,12 @@ for var in ["dense", "unbiased-4", "unbiased-8", "local-4", "local-8"]:
         k4s = f"{k4:.2f}" if k4 is not None else "(curve)"
         if not img:  # the curve holds nll per scored target; bits per byte = nll / ln 2 * tokens / bytes
             with open(os.path.join(p, "curve.csv")) as f:
-                rows = {int(x["k"]): float(x["nll"]) for x in csv.DictReader(f)}
-            k4s = f"{rows[4] * r['ensemble']['bits_per_byte'] / r['ensemble']['nll']:.4f}" if 4 in rows else "-"
+                rows = {int(x["k"]): float(x["nll_per_token"]) for x in csv.DictReader(f)}
+            k4s = f"{rows[4] * r['ensemble']['bits_per_byte'] / r['ensemble']['nll_per_token']:.4f}" if 4 in rows else "-"
         sc = r["config"]["pathways"]
         fmt = "{:.2f} ± {:.2f}" if img else "{:.4f} ± {:.4f}"
+        dfmt = "{:+.2f} ± {:.2f}" if img else "{:+.4f} ± {:.4f}"
         print(f"| {var}{' (' + label + ')' if label != 'final' else ''} | ensemble {sc['scheme']} rho {sc['ratio']:g} "
-              f"| {fmt.format(dv, dci)} | {k4s} | {fmt.format(ev_, eci)} | {dd:+.3f} ± {ddci:.3f} "
+              f"| {fmt.format(dv, dci)} | {k4s} | {fmt.format(ev_, eci)} | {dfmt.format(dd, ddci)} "
               f"| {100 * at['kept_fraction_mean']:.1f}% | {at['tape_bytes_per_chunk_max'] / 1e6:.2f} "
               f"| {at['flops_per_step_mean'] / 1e9:.3f} | {speed(d):.0f} |")
