@@ -17,7 +17,7 @@ median_rate() { # train_log.csv column -> median of rows 2..
   /usr/bin/python3 -c "
 import csv, statistics, sys
 v = [float(r[sys.argv[2]]) for r in list(csv.DictReader(open(sys.argv[1])))[1:]]
-print(f'{statistics.median(v):.1f}')" "$1" "$2"
+print(f'{statistics.median(v):.3f}')" "$1" "$2"
 }
 echo "| model | attention | pathens ex/s | PyTorch ex/s | ratio | pathens att kept |"
 echo "|---|---|---|---|---|---|"
@@ -30,7 +30,8 @@ run() { # name ini arch batch context scheme ratio
   local tr=1; [ "$scheme" != dense ] && tr=$ratio
   local t; t=$(/usr/bin/python3 "$SRC/bench/train_peer.py" --arch "$arch" --batch "$batch" --steps 12 --ratio "$tr" \
     ${ctx:+--context "$ctx"} | grep -o '[0-9.]* examples/s' | cut -d' ' -f1)
-  echo "| $name | $scheme${tr:+ rho $tr} | $p | $t | $(awk -v a="$p" -v b="$t" 'BEGIN{printf "%.2f", a/b}')x | $kept |"
+    local lab=$scheme; [ "$scheme" != dense ] && lab="$scheme rho $ratio"
+  echo "| $name | $lab | $p | $t | $(awk -v a="$p" -v b="$t" 'BEGIN{printf "%.2f", a/b}')x | $kept |"
 }
 V=$SRC/configs/fashion-vit-train.ini; VA=$SRC/configs/arch/vit-fashion.json
 L=$SRC/configs/shakespeare-char-train.ini; LA=$SRC/configs/arch/charlm-shakespeare.json
