@@ -140,6 +140,7 @@ static void derive_labels(char *out, size_t n, const char *images) {
     snprintf(out, n, "%.*slabels-idx1%s", (int)(p - images), images, p + strlen("images-idx3"));
 }
 
+#ifdef PATHENS_WITH_MPI /* the journal exists in MPI builds only */
 /* identity of a run for its journal: the resolved config minus what cannot change a result
  * (run.out, run.batch, run.per_example), plus the pathens version; FNV-1a 64 of its JSON text */
 static uint64_t config_fingerprint(const pe_config *c) {
@@ -154,6 +155,7 @@ static uint64_t config_fingerprint(const pe_config *c) {
     free(t);
     return h;
 }
+#endif
 
 int cmd_eval(int argc, char **argv) {
     const char *ini = NULL;
