@@ -28,7 +28,7 @@ run() { # name ini arch batch context scheme ratio
   local p; p=$(median_rate "$out/train_log.csv" examples_per_s)
   local kept; kept=$(median_rate "$out/train_log.csv" att_kept_frac)
   local tr=1; [ "$scheme" != dense ] && tr=$ratio
-  local t; t=$(/usr/bin/python3 "$SRC/bench/train_peer.py" --arch "$arch" --batch "$batch" --steps 12 --ratio "$tr" \
+  local t; t=$(/usr/bin/python3 "$SRC/bench/train_peer.py" --arch "$arch" --batch "$batch" --steps 30 --ratio "$tr" \
     ${ctx:+--context "$ctx"} | grep -o '[0-9.]* examples/s' | cut -d' ' -f1)
     local lab=$scheme; [ "$scheme" != dense ] && lab="$scheme rho $ratio"
   echo "| $name | $lab | $p | $t | $(awk -v a="$p" -v b="$t" 'BEGIN{printf "%.2f", a/b}')x | $kept |"
