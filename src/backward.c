@@ -329,28 +329,6 @@ int att_query_keys(int *keys, const pw_sample *s, int i) {
     return 0;
 }
 
-/* dot product with 8 independent partial sums (as kernels.c's dot8: the compiler vectorises it) */
-static inline float dot8(const float *a, const float *b, int n) {
-    float acc[8] = {0};
-    int   t = 0;
-    for (; t + 8 <= n; t += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[t + l] * b[t + l];
-    float d = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; t < n; t++) d += a[t] * b[t];
-    return d;
-}
-
-/* number of entries of the sorted list L (m) that are <= x */
-static int upper_bound_int(const int *L, int m, int x) {
-    int lo = 0, hi = m;
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (L[mid] <= x) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 /* gather rows L (m) of a (., HS) stride C view into a contiguous (m, HS) buffer */
 static void gather_rows(float *dst, const float *src, const int *L, int m, int C, int HS) {
     for (int s = 0; s < m; s++) memcpy(dst + (size_t)s * HS, src + (size_t)L[s] * C, (size_t)HS * sizeof(float));
@@ -361,9 +339,9 @@ static void gather_rows(float *dst, const float *src, const int *L, int m, int C
  * the block the keys L[0, lim) it keeps of those nk, plus (has_self) its own key i when the
  * causal rule adds it (i not in L): exactly att_query_keys' rule. */
 static int win_block(int causal, int r0, int r1) { return causal ? ATT_TAPE_BLOCK : r1 - r0; }
-static int block_keys(const int *L, int m, int causal, int last) { return causal ? upper_bound_int(L, m, last) : m; }
+static int block_keys(const int *L, int m, int causal, int last) { return causal ? kern_upper_bound(L, m, last) : m; }
 static int row_keys(const int *L, int nk, int causal, int i, int *has_self) {
-    int lim = causal ? upper_bound_int(L, nk, i) : nk; /* L[0, lim) are <= i */
+    int lim = causal ? kern_upper_bound(L, nk, i) : nk; /* L[0, lim) are <= i */
     *has_self = causal && !(lim > 0 && L[lim - 1] == i);
     return lim;
 }
@@ -491,7 +469,7 @@ static int64_t fwd_per_query(att_tape *t, int64_t *cnt, float *ob, const float *
         if (m == 0) continue;
         float mx = -INFINITY;
         for (int j = 0; j < m; j++) {
-            p[j] = dot8(qi, kb + (size_t)L[j] * C, HS) * scale;
+            p[j] = kern_dot8(qi, kb + (size_t)L[j] * C, HS) * scale;
             mx = p[j] > mx ? p[j] : mx;
         }
         float sum = 0.0f;
@@ -609,9 +587,9 @@ static void bwd_windows(float *dqb, float *dkb, float *dvb, const float *gb, con
                 int          i = i0 + r;
                 const float *pr = P + (size_t)r * nk, *gi = gb + (size_t)i * C;
                 float       *dr = dS + (size_t)r * nk;
-                float        pdp = dot8(pr, dr, nk), ps = self[r], dps = 0.0f;
+                float        pdp = kern_dot8(pr, dr, nk), ps = self[r], dps = 0.0f;
                 if (ps != 0.0f) {
-                    dps = dot8(gi, vb + (size_t)i * C, HS);
+                    dps = kern_dot8(gi, vb + (size_t)i * C, HS);
                     pdp += ps * dps;
                 }
                 for (int j = 0; j < nk; j++) dr[j] = pr[j] * (dr[j] - pdp);
@@ -658,7 +636,7 @@ static void bwd_per_query(float *dqb, float *dkb, float *dvb, const float *gb, c
         float       *dqi = dqb + (size_t)i * C;
         float        pdp = 0.0f; /* Σ_j p_j dp_j */
         for (int j = 0; j < m; j++) {
-            dp[j] = dot8(gi, vb + (size_t)L[j] * C, HS);
+            dp[j] = kern_dot8(gi, vb + (size_t)L[j] * C, HS);
             pdp += p[j] * dp[j];
         }
         for (int j = 0; j < m; j++) {

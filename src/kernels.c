@@ -177,17 +177,6 @@ static float exp_row(float *s, int m, float mx, float *zbuf, double *es) {
     return sum;
 }
 
-/* number of entries of the sorted list L (m) that are <= x */
-static int upper_bound_int(const int *L, int m, int x) {
-    int lo = 0, hi = m;
-    while (lo < hi) {
-        int mid = (lo + hi) >> 1;
-        if (L[mid] <= x) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 /* One query window [r0, r1) of one (sequence, head) against the sorted key list L (m):
  * gather K[L], V[L] into contiguous buffers, then per block of 64 queries two sgemms over the
  * causal prefix of L. Causal queries whose own position is not in L get it as an extra key
@@ -203,7 +192,7 @@ static int64_t att_window(float *ob, float *scratch, float *zbuf, float *kg, flo
     }
     for (int i0 = r0; i0 < r1; i0 += ATT_ROW_BLOCK) {
         int rows = r1 - i0 < ATT_ROW_BLOCK ? r1 - i0 : ATT_ROW_BLOCK;
-        int nk   = causal ? upper_bound_int(L, m, i0 + rows - 1) : m; /* keys usable by this block: L[0, nk) */
+        int nk   = causal ? kern_upper_bound(L, m, i0 + rows - 1) : m; /* keys usable by this block: L[0, nk) */
         float self_p[ATT_ROW_BLOCK]; /* probability of the extra self key per row, 0 if none */
         if (nk > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, HS, scale, qb + (size_t)i0 * C, C, kg, HS,
@@ -211,7 +200,7 @@ static int64_t att_window(float *ob, float *scratch, float *zbuf, float *kg, flo
         for (int r = 0; r < rows; r++) {
             int    i   = i0 + r;
             float *s   = scratch + (size_t)r * nk;
-            int    lim = causal ? upper_bound_int(L, nk, i) : nk; /* L[0, lim) are <= i */
+            int    lim = causal ? kern_upper_bound(L, nk, i) : nk; /* L[0, lim) are <= i */
             int    has_self = causal && !(lim > 0 && L[lim - 1] == i);
             float  s_self = 0.0f;
             if (has_self) {
@@ -247,18 +236,6 @@ static int64_t att_window(float *ob, float *scratch, float *zbuf, float *kg, flo
             }
     }
     return kept;
-}
-
-/* per-query key lists (random-k, window): gathered dot products, proportional to kept keys */
-/* dot product with 8 independent partial sums (the compiler vectorises it; a single chain does not) */
-static inline float dot8(const float *a, const float *b, int n) {
-    float acc[8] = {0};
-    int   t = 0;
-    for (; t + 8 <= n; t += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[t + l] * b[t + l];
-    float d = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; t < n; t++) d += a[t] * b[t];
-    return d;
 }
 
 /* Per-query key lists that are contiguous ranges [first_i, first_i + m_i) containing i when causal
@@ -312,13 +289,13 @@ static int64_t att_per_query(float *ob, float *scores, float *zbuf, const float 
     for (int i = 0; i < n; i++) {
         const int   *L   = ps->keys + ps->key_start[i];
         int          m   = ps->key_start[i + 1] - ps->key_start[i];
-        int          lim = causal ? upper_bound_int(L, m, i) : m;
+        int          lim = causal ? kern_upper_bound(L, m, i) : m;
         int          has_self = causal && !(lim > 0 && L[lim - 1] == i);
         const float *qi  = qb + (size_t)i * C;
         float        mx  = -INFINITY;
         for (int j = 0; j < lim + has_self; j++) {
             const float *kj = kb + (size_t)(j < lim ? L[j] : i) * KVC;
-            scores[j] = dot8(qi, kj, HS) * scale;
+            scores[j] = kern_dot8(qi, kj, HS) * scale;
             mx = scores[j] > mx ? scores[j] : mx;
         }
         double es  = 0.0;

@@ -80,6 +80,29 @@ static inline float kern_expf(float x) {
     return p * sc;
 }
 
+/* dot product with 8 independent partial sums (the compiler vectorises it; a single chain does not).
+ * Shared by the inference and the training attention, so both sum in the same order. */
+static inline float kern_dot8(const float *a, const float *b, int n) {
+    float acc[8] = {0};
+    int   t = 0;
+    for (; t + 8 <= n; t += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[t + l] * b[t + l];
+    float d = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; t < n; t++) d += a[t] * b[t];
+    return d;
+}
+
+/* number of entries of the ascending list L (m) that are <= x (binary search) */
+static inline int kern_upper_bound(const int *L, int m, int x) {
+    int lo = 0, hi = m;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        if (L[mid] <= x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 /* in place activations over n floats */
 void kern_gelu(float *x, size_t n, int tanh_approx);           /* erf GELU or the tanh approximation */
 void kern_swiglu(float *h1, const float *h3, size_t n);        /* h1 = silu(h1) * h3 */
