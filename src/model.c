@@ -544,6 +544,21 @@ pe_status model_forward_tokens_pw(float *logits, model_acts *a, const model *m, 
     return PE_OK;
 }
 
+void model_image_patches(float *patches, const model_config *c, const uint8_t *pixels, int B) {
+    int P = c->patch_size, S = c->image_size, CH = c->channels, per = S / P, NP = per * per, PP = CH * P * P;
+    for (int b = 0; b < B; b++)
+        for (int py = 0; py < per; py++)
+            for (int px = 0; px < per; px++) {
+                float *dst = patches + ((size_t)b * NP + (size_t)py * per + px) * PP;
+                for (int ch = 0; ch < CH; ch++)
+                    for (int y = 0; y < P; y++)
+                        for (int x = 0; x < P; x++) {
+                            uint8_t v = pixels[(((size_t)b * CH + ch) * S + (size_t)py * P + y) * S + (size_t)px * P + x];
+                            *dst++ = ((float)v / 255.0f - c->pixel_mean) / c->pixel_std;
+                        }
+            }
+}
+
 pe_status model_forward_images(float *logits, model_acts *a, const model *m, const uint8_t *pixels, int B, int use_ref,
                                pe_err *err) {
     return model_forward_images_pw(logits, a, m, pixels, B, NULL, use_ref, err);
@@ -559,18 +574,7 @@ pe_status model_forward_images_pw(float *logits, model_acts *a, const model *m, 
     if (B > a->B || T > a->T || B * T > a->B * a->T)
         return pe_fail(err, PE_ERR_INTERNAL, "forward of %d images exceeds the %d x %d activations", B, a->B, a->T);
     const kernel_set *K = use_ref ? &KERNELS_REF : &KERNELS_FAST;
-    /* patches (B, NP, CH*P*P), each in (channel, row, col) order like a conv weight */
-    for (int b = 0; b < B; b++)
-        for (int py = 0; py < per; py++)
-            for (int px = 0; px < per; px++) {
-                float *dst = a->patches + ((size_t)b * NP + (size_t)py * per + px) * PP;
-                for (int ch = 0; ch < CH; ch++)
-                    for (int y = 0; y < P; y++)
-                        for (int x = 0; x < P; x++) {
-                            uint8_t v = pixels[(((size_t)b * CH + ch) * S + (size_t)py * P + y) * S + (size_t)px * P + x];
-                            *dst++ = ((float)v / 255.0f - c->pixel_mean) / c->pixel_std;
-                        }
-            }
+    model_image_patches(a->patches, c, pixels, B); /* (B, NP, PP) */
     seq_matmul(K, a->xn, a->patches, &m->w.patch, NULL, B, NP, PP, C); /* (B, NP, C) */
     for (int b = 0; b < B; b++) {
         if (off) memcpy(a->x + (size_t)b * T * C, m->w.cls_token, (size_t)C * sizeof(float));

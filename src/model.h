@@ -165,6 +165,10 @@ pe_status model_forward_images_pw(float *logits, model_acts *a, const model *m, 
                                   int B, const model_pathways *pw, int use_ref, pe_err *err);
 pe_status model_forward_images(float *logits, model_acts *a, const model *m, const uint8_t *pixels,
                                int B, int use_ref, pe_err *err);
+/* patches (B, NP, channels*patch*patch) of images (B, channels, H, W) uint8, patches in row-major
+ * order, each in (channel, row, col) order like a conv weight, pixels as (x/255 - mean) / std;
+ * the inference and the training forward both use it */
+void model_image_patches(float *patches, const model_config *c, const uint8_t *pixels, int B);
 /* tokens per image sequence (patches, plus one for a CLS token) */
 int model_image_seq_len(const model_config *c);
 

@@ -398,18 +398,7 @@ pe_status train_grad_images(float *grad, train_stats *st, train_acts *a, const t
             return pe_fail(err, PE_ERR_INPUT, "label %d of image %d is outside [0, %d)", labels[b], b, NCL);
         a->targets[b] = labels[b];
     }
-    /* patches (B, NP, PP) in (channel, row, col) order, as model_forward_images */
-    for (int b = 0; b < B; b++)
-        for (int py = 0; py < per; py++)
-            for (int px = 0; px < per; px++) {
-                float *dst = a->patches + ((size_t)b * NP + (size_t)py * per + px) * PP;
-                for (int ch = 0; ch < CH; ch++)
-                    for (int y = 0; y < P; y++)
-                        for (int x = 0; x < P; x++) {
-                            uint8_t v = pixels[(((size_t)b * CH + ch) * S + (size_t)py * P + y) * S + (size_t)px * P + x];
-                            *dst++ = ((float)v / 255.0f - c->pixel_mean) / c->pixel_std;
-                        }
-            }
+    model_image_patches(a->patches, c, pixels, B); /* (B, NP, PP), as model_forward_images */
     const float *pw_w = tptr(p, p->params, "patch_emb.weight", 0), *pw_b = tptr(p, p->params, "patch_emb.bias", 0);
     const float *pos = tptr(p, p->params, "pos_emb.weight", 0), *cls = tptr(p, p->params, "cls_token", 0);
     linear_fwd(a->dbuf, a->patches, pw_w, pw_b, B * NP, PP, C); /* (B, NP, C) */
