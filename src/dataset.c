@@ -323,7 +323,7 @@ void data_free_idx(image_dataset *d) {
     d->n = 0;
 }
 
-void data_idx_span(image_dataset *d, double span_begin, double span_end) {
+static void data_idx_span(image_dataset *d, double span_begin, double span_end) {
     int    a = (int)floor(span_begin * d->n), b = (int)floor(span_end * d->n);
     size_t px = (size_t)d->rows * d->cols;
     if (b > d->n) b = d->n;
@@ -331,4 +331,21 @@ void data_idx_span(image_dataset *d, double span_begin, double span_end) {
     memmove(d->pixels, d->pixels + (size_t)a * px, (size_t)(b - a) * px);
     memmove(d->labels, d->labels + a, (size_t)(b - a));
     d->n = b - a;
+}
+
+pe_status data_load_idx_span(image_dataset *d, const char *images_path, const char *labels_path, long limit,
+                             double span_begin, double span_end, pe_err *err) {
+    char labels[4096];
+    const char *p = strstr(images_path, "images-idx3");
+    if (labels_path && labels_path[0])
+        snprintf(labels, sizeof labels, "%s", labels_path);
+    else if (p) /* t10k-images-idx3-ubyte.gz -> t10k-labels-idx1-ubyte.gz */
+        snprintf(labels, sizeof labels, "%.*slabels-idx1%s", (int)(p - images_path), images_path, p + strlen("images-idx3"));
+    else
+        snprintf(labels, sizeof labels, "%s", images_path);
+    pe_status st = data_load_idx(d, images_path, labels, 0, err);
+    if (st) return st;
+    data_idx_span(d, span_begin, span_end); /* the span first, then the limit (as for text) */
+    if (limit > 0 && limit < d->n) d->n = (int)limit;
+    return PE_OK;
 }

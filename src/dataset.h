@@ -67,5 +67,8 @@ typedef struct {
 pe_status data_load_idx(image_dataset *d, const char *images_path, const char *labels_path, long limit,
                         pe_err *err);
 void data_free_idx(image_dataset *d);
-/* Keep images [floor(begin n), floor(end n)) (data.span), in place. */
-void data_idx_span(image_dataset *d, double span_begin, double span_end);
+/* data_load_idx over the images [floor(begin n), floor(end n)) of the files (data.span), then the
+ * first `limit` of those (limit <= 0: all). labels_path NULL or "": derived from images_path
+ * (t10k-images-idx3-ubyte.gz -> t10k-labels-idx1-ubyte.gz). */
+pe_status data_load_idx_span(image_dataset *d, const char *images_path, const char *labels_path, long limit,
+                             double span_begin, double span_end, pe_err *err);

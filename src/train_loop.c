@@ -277,17 +277,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
     d.images = arch.input == MODEL_INPUT_PATCHES;
     d.seed   = (uint64_t)cfg->tr_seed;
     if (d.images) {
-        char labels[CFG_PATH_MAX];
-        if (cfg->data_labels[0]) {
-            snprintf(labels, sizeof labels, "%s", cfg->data_labels);
-        } else { /* images-idx3 -> labels-idx1, as pathens eval */
-            snprintf(labels, sizeof labels, "%s", cfg->data_path);
-            char *q = strstr(labels, "images-idx3");
-            if (q) memcpy(q, "labels-idx1", 11);
-        }
-        if ((st = data_load_idx(&d.img, cfg->data_path, labels, 0, err))) goto done;
-        data_idx_span(&d.img, sb, se);
-        if (cfg->data_limit > 0 && cfg->data_limit < d.img.n) d.img.n = (int)cfg->data_limit;
+        if ((st = data_load_idx_span(&d.img, cfg->data_path, cfg->data_labels, cfg->data_limit, sb, se, err))) goto done;
         if (d.img.rows != arch.image_size || d.img.cols != arch.image_size || arch.channels != 1) {
             st = pe_fail(err, PE_ERR_INPUT, "%s: images are %dx%d but the model takes %dx%dx%d", cfg->data_path,
                          d.img.rows, d.img.cols, arch.channels, arch.image_size, arch.image_size);

@@ -130,16 +130,6 @@ static int detect_idx(const char *path) {
     return (n > 8 && strstr(path, "-ubyte") != NULL) || (n > 4 && !strcmp(path + n - 4, ".idx"));
 }
 
-/* labels file from an images file: t10k-images-idx3-ubyte.gz -> t10k-labels-idx1-ubyte.gz */
-static void derive_labels(char *out, size_t n, const char *images) {
-    const char *p = strstr(images, "images-idx3");
-    if (!p) {
-        snprintf(out, n, "%s", images);
-        return;
-    }
-    snprintf(out, n, "%.*slabels-idx1%s", (int)(p - images), images, p + strlen("images-idx3"));
-}
-
 #ifdef PATHENS_WITH_MPI /* the journal exists in MPI builds only */
 /* identity of a run for its journal: the resolved config minus what cannot change a result
  * (run.out, run.batch, run.per_example), plus the pathens version; FNV-1a 64 of its JSON text */
@@ -353,18 +343,13 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
                  cfg.data_path, mode, td.n_seqs, (long long)td.n_scored, (long long)td.n_scored_bytes, context,
                  tm == DATA_MODE_WINDOWS ? "" : "");
     } else {
-        char labels[CFG_PATH_MAX];
-        if (cfg.data_labels[0]) snprintf(labels, sizeof labels, "%s", cfg.data_labels);
-        else derive_labels(labels, sizeof labels, cfg.data_path);
-        if (data_load_idx(&id, cfg.data_path, labels, 0, &err)) {
+        double sb = 0.0, se = 1.0;
+        cfg_parse_span(cfg.data_span, &sb, &se, NULL); /* validated */
+        if (data_load_idx_span(&id, cfg.data_path, cfg.data_labels, cfg.data_limit, sb, se, &err)) {
             rc = die(&err);
             goto done_data;
         }
         have_id = 1;
-        double sb = 0.0, se = 1.0;
-        cfg_parse_span(cfg.data_span, &sb, &se, NULL); /* validated */
-        data_idx_span(&id, sb, se); /* the span first, then the limit (as for text) */
-        if (cfg.data_limit > 0 && cfg.data_limit < id.n) id.n = (int)cfg.data_limit;
         snprintf(data_desc, sizeof data_desc, "%s: %d images %dx%d, %d classes", cfg.data_path, id.n, id.rows, id.cols,
                  id.n_classes);
     }
