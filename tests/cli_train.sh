@@ -19,14 +19,9 @@ expect_rc() { # expect_rc RC GREP DESC CMD...: exit code and a phrase of the mes
     else bad "$desc: exit $rc (wanted $want), message: $(head -c 300 "$T/err.txt")"; fi
 }
 export OPENBLAS_NUM_THREADS=1
-cat > "$T/lm.json" <<'J'
-{"format": "pathens", "version": 1, "input": "tokens", "vocab_size": 256, "seq_len": 32, "dim": 32,
- "hidden_dim": 64, "n_layers": 2, "n_heads": 2, "n_kv_heads": 2, "norm": "layernorm", "norm_eps": 1e-5,
- "pos": "learned", "mlp": "gelu", "causal": true, "bias": true, "head": "lm_tied"}
-J
 cat > "$T/lm.ini" <<I
 [model]
-config = lm.json
+config = $PATHENS_SRC/tests/arch/lm-tiny.json
 tokenizer = bytes
 [data]
 path = $PATHENS_DATA_DIR/tinyshakespeare.txt

@@ -18,20 +18,9 @@ ok()  { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 export OPENBLAS_NUM_THREADS=1
 
-cat > "$T/vit.json" <<'J'
-{"format": "pathens", "version": 1, "input": "patches", "image_size": 28, "patch_size": 7, "channels": 1,
- "pixel_mean": 0.286, "pixel_std": 0.353, "dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 2,
- "n_kv_heads": 2, "seq_len": 17, "norm": "layernorm", "norm_eps": 1e-5, "pos": "learned", "mlp": "gelu",
- "causal": false, "bias": true, "head": "cls_token", "n_classes": 10}
-J
-cat > "$T/lm.json" <<'J'
-{"format": "pathens", "version": 1, "input": "tokens", "vocab_size": 256, "seq_len": 32, "dim": 32,
- "hidden_dim": 64, "n_layers": 2, "n_heads": 2, "n_kv_heads": 2, "norm": "layernorm", "norm_eps": 1e-5,
- "pos": "learned", "mlp": "gelu", "causal": true, "bias": true, "head": "lm_tied"}
-J
 cat > "$T/vit.ini" <<I
 [model]
-config = $T/vit.json
+config = $PATHENS_SRC/tests/arch/vit-tiny.json
 [data]
 path = $FASHION/train-images-idx3-ubyte.gz
 limit = 600
@@ -51,7 +40,7 @@ checkpoint_minutes = 0
 I
 cat > "$T/lm.ini" <<I
 [model]
-config = $T/lm.json
+config = $PATHENS_SRC/tests/arch/lm-tiny.json
 tokenizer = bytes
 [data]
 path = $PATHENS_DATA_DIR/tinyshakespeare.txt

@@ -263,16 +263,10 @@ else bad "(d) bad sweep: ${B:-no job}: $(cat "$T/submit-bad.out") ${states:-}"; 
 
 # ---- (e) srun --mpi=pmix -n 2 training from jobs/train.sbatch, preempted and resumed -----------
 F=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
-cat >"$T/vit.json" <<'J'
-{"format": "pathens", "version": 1, "input": "patches", "image_size": 28, "patch_size": 7, "channels": 1,
- "pixel_mean": 0.286, "pixel_std": 0.353, "dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 2,
- "n_kv_heads": 2, "seq_len": 17, "norm": "layernorm", "norm_eps": 1e-5, "pos": "learned", "mlp": "gelu",
- "causal": false, "bias": true, "head": "cls_token", "n_classes": 10}
-J
 tcfg="$T/train.ini"
 cat >"$tcfg" <<EOF
 [model]
-config = $T/vit.json
+config = $PATHENS_SRC/tests/arch/vit-tiny.json
 [data]
 path = $F/train-images-idx3-ubyte.gz
 limit = 2000
