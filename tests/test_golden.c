@@ -117,9 +117,11 @@ static void run_model_file(const char *file) {
     for (int use_ref = 0; use_ref <= 1; use_ref++) {
         assert_int_equal(model_forward_tokens(logits, &a, &m, toks2, lens, 2, T, use_ref, &err), PE_OK);
         check_against_golden(g, logits, use_ref ? "batched (naive twins)" : "batched (sgemm)");
-        /* the shorter copy agrees with the full one on its valid prefix */
+        /* the shorter copy agrees with the full one on its valid prefix (padding does not leak). Not
+         * bit for bit: its sgemm has 3 rows fewer, and OpenBLAS kernels round edge tiles differently
+         * (Zen: 1.05e-5); a leak of one padded position changes logits by far more than 1e-4. */
         for (int p = 0; p < T - 3; p++)
-            assert_true(tu_max_abs_diff(logits + (size_t)p * V, logits + (size_t)(T + p) * V, (size_t)V) <= 1e-5);
+            assert_true(tu_max_abs_diff(logits + (size_t)p * V, logits + (size_t)(T + p) * V, (size_t)V) <= 1e-4);
     }
     model_acts_free(&a);
     /* token by token (KV cache), as run.c */

@@ -351,7 +351,8 @@ static void test_chunk_additivity(void **state) {
                    ssa ? "unbiased" : "dense", dmax, gmax, s1.loss_sum, s2.loss_sum);
             assert_true(gmax > 1e-3);
             assert_true(dmax <= 1e-6 * gmax);
-            assert_true(fabs(s1.loss_sum - s2.loss_sum) <= 1e-9 * fabs(s1.loss_sum));
+            /* float32 per-token losses from sgemms of 4 vs 2 rows (OpenBLAS Zen: 2.9e-9 relative) */
+            assert_true(fabs(s1.loss_sum - s2.loss_sum) <= 1e-7 * fabs(s1.loss_sum));
             assert_int_equal(s1.n_targets, s2.n_targets);
             assert_int_equal(s1.att_kept, s2.att_kept);
             assert_int_equal(s1.att_allowed, s2.att_allowed);

@@ -1,0 +1,25 @@
+# lib.sh: sourced by every tests/*.sh (source "$PATHENS_SRC/tests/lib.sh" after setting T).
+# need_data FILE...   each FILE must be readable under $PATHENS_DATA_DIR (the repo's data/ folder,
+#                     filled by tools/fetch-data.sh); if one is absent the test is SKIPPED (exit 77,
+#                     CTest SKIP_RETURN_CODE) with one line naming tools/fetch-data.sh, except under
+#                     CI (CI=true), where a missing data file is a failure (exit 1).
+# need_fashion        the same for Debian's Fashion-MNIST ($PATHENS_FASHION_DIR, dataset-fashion-mnist).
+PATHENS_SKIP_RC=77
+pe_missing_data() { # pe_missing_data WHAT HOWTO
+    if [ "${CI:-}" = true ]; then
+        echo "FAIL: $1 is missing and CI=true: data tests must run in CI ($2)"
+        exit 1
+    fi
+    echo "SKIP: $1 is missing; $2"
+    exit "$PATHENS_SKIP_RC"
+}
+need_data() {
+    local f
+    for f in "$@"; do
+        [ -r "${PATHENS_DATA_DIR:?}/$f" ] || pe_missing_data "$PATHENS_DATA_DIR/$f" "run tools/fetch-data.sh to fill data/"
+    done
+}
+need_fashion() {
+    [ -r "${PATHENS_FASHION_DIR:?}/t10k-images-idx3-ubyte.gz" ] ||
+        pe_missing_data "$PATHENS_FASHION_DIR/t10k-images-idx3-ubyte.gz" "install Debian's dataset-fashion-mnist (tools/deps.sh)"
+}
