@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LLAMA2C_V1_MAGIC 0x616b3432u /* "ak42" */
+#define LLAMA2C_V1_MAGIC_BYTES "\x32\x34\x6b\x61" /* uint32 LE 0x616b3432, "ak42" */
 #define CKPT_MAX_TENSORS 100000
 
 const char *ckpt_dtype_name(ckpt_dtype d) {
@@ -74,7 +75,12 @@ static pe_status ckpt_map_file(ckpt_file *ck, const char *path, pe_err *err) {
         return pe_fail(err, PE_ERR_INPUT, "%s: cannot open model (%s); check [model] path", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int is_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
         close(fd);
+        if (is_dir)
+            return pe_fail(err, PE_ERR_INPUT,
+                           "%s is a folder, not a checkpoint file; set [model] path to the model file in it (e.g. "
+                           "%s/model.safetensors, or a llama2.c .bin)", path, path);
         return pe_fail(err, PE_ERR_INPUT, "%s: not a regular file; check [model] path", path);
     }
     if (st.st_size == 0) {
@@ -114,26 +120,157 @@ static ckpt_tensor *ckpt_add_tensor(ckpt_file *ck, int *cap, const char *name, c
     return t;
 }
 
+/* ---- checked size arithmetic ----------------------------------------------------------- */
+
+int ckpt_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    uint64_t r;
+    if (__builtin_mul_overflow(a, b, &r)) return -1;
+    *out = r;
+    return 0;
+}
+
+int ckpt_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+    uint64_t r;
+    if (__builtin_add_overflow(a, b, &r)) return -1;
+    *out = r;
+    return 0;
+}
+
+int ckpt_numel(const int64_t *shape, int ndim, int64_t max, int64_t *out) {
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] < 0 || __builtin_mul_overflow(n, shape[d], &n) || n > max) return -1;
+    *out = n;
+    return 0;
+}
+
+/* ---- format sniffing ------------------------------------------------------------------- */
+
+#define SAFETENSORS_MAX_HEADER 100000000ull /* the safetensors library's own limit */
+
+/* 0 when p looks like a safetensors file (see ckpt.h), else -1 with the reason in why */
+static int sniff_safetensors(const unsigned char *p, size_t size, uint64_t *hlen_out, char *why, size_t wn) {
+    if (size < 8) {
+        snprintf(why, wn, "%zu bytes, fewer than the 8-byte header length; truncated?", size);
+        return -1;
+    }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
+    if (hlen_out) *hlen_out = hlen;
+    if (hlen > SAFETENSORS_MAX_HEADER) {
+        snprintf(why, wn,
+                 "its first 8 bytes give a header length of %llu, past the end of the file (%zu bytes) and above the "
+                 "100000000-byte limit of safetensors headers", (unsigned long long)hlen, size);
+        return -1;
+    }
+    if (hlen > size - 8) {
+        snprintf(why, wn, "its header length %llu runs past the end of the file (%zu bytes); truncated?",
+                 (unsigned long long)hlen, size);
+        return -1;
+    }
+    if (hlen < 2 || p[8] != '{') {
+        snprintf(why, wn, "its header is not a JSON object: %s",
+                 hlen < 2 ? "the header length is below 2 bytes" : "byte 8 is not '{'");
+        return -1;
+    }
+    size_t end = 8 + (size_t)hlen;
+    while (end > 9 && p[end - 1] == ' ') end--; /* padding */
+    if (p[end - 1] != '}') {
+        snprintf(why, wn, "its header is not a JSON object: the %llu header bytes do not end with '}' (then only "
+                 "padding spaces)", (unsigned long long)hlen);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const LLAMA2C_FIELD[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size",
+                                             "seq_len"};
+
+int ckpt_llama2c_check(const int32_t *h, int nf, int v1, int shared, uint64_t *file_bytes, char *why, size_t wn) {
+    static const int64_t maxv[7] = {MODEL_MAX_DIM, MODEL_MAX_HIDDEN, MODEL_MAX_LAYERS, MODEL_MAX_DIM,
+                                    MODEL_MAX_DIM, MODEL_MAX_VOCAB,  MODEL_MAX_SEQ};
+    char dummy[8];
+    if (!why) why = dummy, wn = sizeof dummy;
+    for (int i = 0; i < nf && i < 7; i++) {
+        int64_t v = h[i];
+        if (i == 5 && !v1 && v < 0) v = -v; /* int64: INT32_MIN negates safely */
+        if (v <= 0 || v > maxv[i]) {
+            snprintf(why, wn, "%s %d (%s must be in [1, %lld])", LLAMA2C_FIELD[i], h[i],
+                     i == 5 && !v1 ? "|vocab_size|" : LLAMA2C_FIELD[i], (long long)maxv[i]);
+            return -1;
+        }
+    }
+    if (nf < 7) return 0;
+    int64_t C = h[0], HID = h[1], L = h[2], NH = h[3], NKV = h[4], V = h[5] < 0 ? -(int64_t)h[5] : h[5], S = h[6];
+    if (C % NH) return snprintf(why, wn, "dim %lld is not a multiple of n_heads %lld", (long long)C, (long long)NH), -1;
+    if (NH % NKV)
+        return snprintf(why, wn, "n_heads %lld is not a multiple of n_kv_heads %lld", (long long)NH, (long long)NKV), -1;
+    int64_t HS = C / NH, KVC = NKV * HS;
+    if (HS % 2) return snprintf(why, wn, "head size dim/n_heads = %lld is odd (RoPE needs it even)", (long long)HS), -1;
+    int sep_head = v1 ? !shared : h[5] < 0;
+    /* every factor is bounded above, so these products fit; checked anyway */
+    uint64_t per = 0, t = 0, fl = 0, bytes = 0;
+    int bad = ckpt_mul_u64((uint64_t)C, (uint64_t)(2 * C + 2 * KVC + 3 * HID), &per) ||
+              ckpt_add_u64(per, 2 * (uint64_t)C, &per) || ckpt_mul_u64(per, (uint64_t)L, &fl) ||
+              ckpt_mul_u64((uint64_t)V, (uint64_t)C, &t) || ckpt_add_u64(fl, t * (sep_head ? 2 : 1), &fl) ||
+              ckpt_add_u64(fl, (uint64_t)C, &fl) || (!v1 && ckpt_add_u64(fl, (uint64_t)(S * HS), &fl)) ||
+              ckpt_mul_u64(fl, 4, &bytes) || ckpt_add_u64(bytes, v1 ? 256 : 28, &bytes);
+    if (bad) return snprintf(why, wn, "the sizes it announces overflow"), -1;
+    if (file_bytes) *file_bytes = bytes;
+    return 0;
+}
+
+/* "23 20 70 61 ... ("# pa...")": the first bytes of a file, for messages */
+static void describe_bytes(const unsigned char *p, size_t size, char *out, size_t n) {
+    size_t k = size < 12 ? size : 12, at = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < k && at + 4 < n; i++) at += (size_t)snprintf(out + at, n - at, "%s%02x", i ? " " : "", p[i]);
+    if (at + 4 < n) at += (size_t)snprintf(out + at, n - at, " (\"");
+    for (size_t i = 0; i < k && at + 4 < n; i++) out[at++] = p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' ? (char)p[i] : '.';
+    if (at + 3 < n) snprintf(out + at, n - at, "\")");
+}
+
+ckpt_kind ckpt_sniff(const void *data, size_t size, char *why, size_t wn) {
+    const unsigned char *p = data;
+    if (size >= 4 && !memcmp(p, LLAMA2C_V1_MAGIC_BYTES, 4)) return CKPT_KIND_LLAMA2C_V1;
+    char st_why[320], v0_why[160], first[96];
+    if (sniff_safetensors(p, size, NULL, st_why, sizeof st_why) == 0) return CKPT_KIND_SAFETENSORS;
+    /* A safetensors header length is < 2^32 (the 100 MB cap), so bytes 4..7, which v0 reads as
+     * hidden_dim, are 0 in every file that got here as safetensors: the two never both match. */
+    int32_t h[7] = {0};
+    int     nf   = size >= 28 ? 7 : (int)(size / 4);
+    if (nf) memcpy(h, p, (size_t)nf * 4);
+    if (nf > 0 && ckpt_llama2c_check(h, nf, 0, 0, NULL, v0_why, sizeof v0_why) == 0) return CKPT_KIND_LLAMA2C_V0;
+    if (nf == 0) snprintf(v0_why, sizeof v0_why, "%zu bytes, shorter than its 28-byte header", size);
+    if (why) {
+        describe_bytes(p, size, first, sizeof first);
+        snprintf(why, wn, "the file (%zu bytes) starts %s; read as a llama2.c v0 header it has %s; read as safetensors %s",
+                 size, first, v0_why, st_why);
+    }
+    return CKPT_KIND_UNKNOWN;
+}
+
 /* ---- llama2.c v0 / v1 ------------------------------------------------------------------ */
 
 /* The 7 header ints as llama2.c writes them. */
 typedef struct { int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len; } llama2c_header;
 
+#define LLAMA2C_ACCEPTS                                                                                            \
+    "a llama2.c checkpoint starts with the magic \"ak42\" and version 1 (v1), or with 7 int32 (dim, hidden_dim, "  \
+    "n_layers, n_heads, n_kv_heads, vocab_size, seq_len) that are positive (v0: vocab_size negative for a separate " \
+    "classifier) and within pathens' limits, then exactly the float32 arrays that header announces "               \
+    "(docs/formats.md)"
+
+/* h has passed ckpt_llama2c_check */
 static pe_status llama2c_config(model_config *c, const llama2c_header *h, int shared, const char *path,
                                 pe_err *err) {
-    if (h->dim <= 0 || h->hidden_dim <= 0 || h->n_layers <= 0 || h->n_heads <= 0 || h->n_kv_heads <= 0 ||
-        h->vocab_size <= 0 || h->seq_len <= 0)
-        return pe_fail(err, PE_ERR_INPUT,
-                       "%s: llama2.c header has a non-positive field (dim %d hidden %d layers %d heads %d "
-                       "kv_heads %d vocab %d seq_len %d); not a llama2.c checkpoint? set [model] format",
-                       path, h->dim, h->hidden_dim, h->n_layers, h->n_heads, h->n_kv_heads, h->vocab_size, h->seq_len);
     memset(c, 0, sizeof *c);
     c->dim        = h->dim;
     c->hidden_dim = h->hidden_dim;
     c->n_layers   = h->n_layers;
     c->n_heads    = h->n_heads;
     c->n_kv_heads = h->n_kv_heads;
-    c->vocab_size = h->vocab_size;
+    c->vocab_size = h->vocab_size < 0 ? -h->vocab_size : h->vocab_size; /* never INT32_MIN here */
     c->seq_len    = h->seq_len;
     c->norm       = MODEL_NORM_RMSNORM;
     c->norm_eps   = 1e-5f;
@@ -148,56 +285,70 @@ static pe_status llama2c_config(model_config *c, const llama2c_header *h, int sh
     return model_check_config(c, path, err);
 }
 
+static uint64_t spec_floats(const model_tensor_spec *s) {
+    return (uint64_t)s->shape[0] * (uint64_t)(s->ndim > 1 ? s->shape[1] : 1); /* bounded by model_check_config */
+}
+
+/* the part of a native name after "layers.N." (or the whole name) */
+static const char *spec_base(const char *nm) {
+    if (strncmp(nm, "layers.", 7) != 0) return nm;
+    const char *dot = strchr(nm + 7, '.');
+    return dot ? dot + 1 : nm;
+}
+
 /* Walk a float pointer through the file in `order` and register each native tensor. */
 static pe_status llama2c_register(ckpt_file *ck, size_t offset, const char *const *order, int n_order,
-                                  size_t skip_after_idx, size_t skip_floats, pe_err *err) {
-    model_tensor_spec specs[1024];
+                                  size_t skip_after_idx, uint64_t skip_floats, pe_err *err) {
+    /* up to 9 tensors a layer and MODEL_MAX_LAYERS layers: on the heap, no fixed cap */
     int n_specs = model_list_tensors(&ck->cfg, NULL, 0);
-    if (n_specs > 1024) return pe_fail(err, PE_ERR_INPUT, "%s: too many layers for llama2.c reader", ck->path);
+    model_tensor_spec *specs = pe_malloc((size_t)n_specs * sizeof *specs, err, "llama2.c tensor list");
+    if (!specs) return PE_ERR_INTERNAL;
     model_list_tensors(&ck->cfg, specs, n_specs);
     /* expected total size, checked before any pointer is formed */
-    size_t need = offset;
+    uint64_t need = offset;
+    int      bad  = 0;
     for (int o = 0; o < n_order; o++) {
-        for (int s = 0; s < n_specs; s++) {
-            const char *nm = specs[s].name;
-            /* match "layers.N.<order>" or "<order>" exactly */
-            const char *base = nm;
-            if (strncmp(nm, "layers.", 7) == 0) base = strchr(nm + 7, '.') + 1;
-            if (strcmp(base, order[o]) == 0) need += 4 * (size_t)(specs[s].shape[0] * (specs[s].ndim > 1 ? specs[s].shape[1] : 1));
-        }
-        if ((size_t)o == skip_after_idx) need += 4 * skip_floats;
+        for (int s = 0; s < n_specs; s++)
+            if (strcmp(spec_base(specs[s].name), order[o]) == 0)
+                bad |= ckpt_add_u64(need, 4 * spec_floats(&specs[s]), &need);
+        if ((size_t)o == skip_after_idx) bad |= ckpt_add_u64(need, 4 * skip_floats, &need);
     }
-    if (need != ck->map_size)
-        return pe_fail(err, PE_ERR_INPUT,
-                       "%s: file size is %zu bytes but a %s checkpoint with this header needs %zu bytes; "
-                       "the file is %s; re-export or re-download it",
-                       ck->path, ck->map_size, ck->format, need, ck->map_size < need ? "truncated" : "too long");
+    if (bad || need != ck->map_size) {
+        const model_config *c = &ck->cfg;
+        pe_fail(err, PE_ERR_INPUT,
+                "%s: file size is %zu bytes but a %s checkpoint with this header (dim %d, hidden_dim %d, n_layers %d, "
+                "n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d) needs %llu bytes; the file is %s; re-export or "
+                "re-download it", ck->path, ck->map_size, ck->format, c->dim, c->hidden_dim, c->n_layers, c->n_heads,
+                c->n_kv_heads, c->vocab_size, c->seq_len, (unsigned long long)need,
+                ck->map_size < need ? "truncated" : "too long");
+        free(specs);
+        return PE_ERR_INPUT;
+    }
     int cap = 0;
     size_t at = offset;
-    for (int o = 0; o < n_order; o++) {
+    pe_status st = PE_OK;
+    for (int o = 0; o < n_order && !st; o++) {
         /* all layers of one kind are contiguous: layers.0.x, layers.1.x, ... */
-        for (int s = 0; s < n_specs; s++) {
-            const char *nm = specs[s].name;
-            const char *base = nm;
-            if (strncmp(nm, "layers.", 7) == 0) base = strchr(nm + 7, '.') + 1;
-            if (strcmp(base, order[o]) != 0) continue;
-            size_t nfl = (size_t)(specs[s].shape[0] * (specs[s].ndim > 1 ? specs[s].shape[1] : 1));
-            if (!ckpt_add_tensor(ck, &cap, nm, CKPT_DTYPE_F32, specs[s].ndim, specs[s].shape,
+        for (int s = 0; s < n_specs && !st; s++) {
+            if (strcmp(spec_base(specs[s].name), order[o]) != 0) continue;
+            size_t nfl = (size_t)spec_floats(&specs[s]);
+            if (!ckpt_add_tensor(ck, &cap, specs[s].name, CKPT_DTYPE_F32, specs[s].ndim, specs[s].shape,
                                  (const char *)ck->map + at, nfl * 4, err))
-                return PE_ERR_INTERNAL;
+                st = PE_ERR_INTERNAL;
             at += nfl * 4;
         }
-        if ((size_t)o == skip_after_idx) at += 4 * skip_floats;
+        if ((size_t)o == skip_after_idx) at += 4 * (size_t)skip_floats;
     }
-    return PE_OK;
+    free(specs);
+    return st;
 }
 
 static pe_status ckpt_open_llama2c(ckpt_file *ck, pe_err *err) {
     const unsigned char *p = ck->map;
-    uint32_t magic = 0;
-    if (ck->map_size >= 4) memcpy(&magic, p, 4);
+    int32_t hdr[7] = {0};
+    char    why[160];
     llama2c_header h;
-    if (magic == LLAMA2C_V1_MAGIC) {
+    if (ck->map_size >= 4 && !memcmp(p, LLAMA2C_V1_MAGIC_BYTES, 4)) {
         snprintf(ck->format, sizeof ck->format, "llama2c-v1");
         if (ck->map_size < 256)
             return pe_fail(err, PE_ERR_INPUT, "%s: llama2.c v1 header needs 256 bytes, file has %zu; truncated file",
@@ -208,8 +359,16 @@ static pe_status ckpt_open_llama2c(ckpt_file *ck, pe_err *err) {
             return pe_fail(err, PE_ERR_INPUT,
                            "%s: llama2.c format version %d; only version 1 (float32) is read (version 2 is int8); "
                            "export with version=1", ck->path, version);
-        memcpy(&h, p + 8, sizeof h);
-        int shared = p[8 + sizeof h];
+        memcpy(hdr, p + 8, sizeof hdr);
+        int shared = p[8 + sizeof hdr];
+        if (shared > 1)
+            return pe_fail(err, PE_ERR_INPUT,
+                           "%s is not a llama2.c checkpoint: its v1 header's shared_classifier byte (offset 36) is %d, "
+                           "not 0 or 1; %s", ck->path, shared, LLAMA2C_ACCEPTS);
+        if (ckpt_llama2c_check(hdr, 7, 1, shared, NULL, why, sizeof why))
+            return pe_fail(err, PE_ERR_INPUT, "%s is not a llama2.c checkpoint: its v1 header has %s; %s", ck->path, why,
+                           LLAMA2C_ACCEPTS);
+        memcpy(&h, hdr, sizeof h);
         pe_status st = llama2c_config(&ck->cfg, &h, shared, ck->path, err);
         if (st) return st;
         static const char *order_shared[] = {"attn_norm.weight", "mlp_norm.weight", "final_norm.weight", "tok_emb.weight",
@@ -218,20 +377,24 @@ static pe_status ckpt_open_llama2c(ckpt_file *ck, pe_err *err) {
         return llama2c_register(ck, 256, order_shared, 12, (size_t)-1, 0, err);
     }
     snprintf(ck->format, sizeof ck->format, "llama2c-v0");
-    if (ck->map_size < sizeof h)
+    int nf = ck->map_size >= sizeof hdr ? 7 : (int)(ck->map_size / 4);
+    if (nf) memcpy(hdr, p, (size_t)nf * 4);
+    if (nf && ckpt_llama2c_check(hdr, nf, 0, 0, NULL, why, sizeof why))
+        return pe_fail(err, PE_ERR_INPUT, "%s is not a llama2.c checkpoint: read as a v0 header it has %s; %s", ck->path,
+                       why, LLAMA2C_ACCEPTS);
+    if (nf < 7)
         return pe_fail(err, PE_ERR_INPUT, "%s: %zu bytes is shorter than the 28-byte llama2.c header; truncated file",
                        ck->path, ck->map_size);
-    memcpy(&h, p, sizeof h);
+    memcpy(&h, hdr, sizeof h);
     int shared = h.vocab_size > 0;
-    if (h.vocab_size < 0) h.vocab_size = -h.vocab_size;
     pe_status st = llama2c_config(&ck->cfg, &h, shared, ck->path, err);
     if (st) return st;
-    int    hs          = h.dim / h.n_heads;
-    size_t rope_floats = (size_t)h.seq_len * (size_t)(hs / 2) * 2; /* freq_cis_real + freq_cis_imag */
+    uint64_t hs          = (uint64_t)(h.dim / h.n_heads);
+    uint64_t rope_floats = (uint64_t)h.seq_len * (hs / 2) * 2; /* freq_cis_real + freq_cis_imag; bounded */
     static const char *order[] = {"tok_emb.weight", "attn_norm.weight", "attn.wq.weight", "attn.wk.weight",
                                   "attn.wv.weight", "attn.wo.weight",   "mlp_norm.weight", "mlp.w1.weight",
                                   "mlp.w2.weight",  "mlp.w3.weight",    "final_norm.weight", "lm_head.weight"};
-    return llama2c_register(ck, sizeof h, order, 12, 10, rope_floats, err);
+    return llama2c_register(ck, sizeof hdr, order, 12, 10, rope_floats, err);
 }
 
 /* ---- config.json ----------------------------------------------------------------------- */
@@ -269,9 +432,15 @@ static pe_status json_get_int(const cJSON *it, int *out, const char *where, pe_e
     return PE_OK;
 }
 
+/* a float32 key: finite before and after the conversion (a double beyond FLT_MAX would become
+ * Inf, and converting it is undefined behaviour in C); ranges are model_check_config's */
 static pe_status json_get_float(const cJSON *it, float *out, const char *where, pe_err *err) {
     if (!cJSON_IsNumber(it)) return pe_fail(err, PE_ERR_INPUT, "%s: \"%s\" must be a number", where, it->string);
-    *out = (float)it->valuedouble;
+    double v = it->valuedouble;
+    if (!isfinite(v) || fabs(v) > FLT_MAX || !isfinite((float)v))
+        return pe_fail(err, PE_ERR_INPUT, "%s: \"%s\" = %g is not a finite float32 number (|x| <= 3.4e38)", where,
+                       it->string, v);
+    *out = (float)v;
     return PE_OK;
 }
 
@@ -308,6 +477,9 @@ static pe_status config_from_hf_gpt2(model_config *c, const cJSON *root, const c
         else if (!strcmp(k, "layer_norm_epsilon")) st = json_get_float(it, &c->norm_eps, where, err);
         else if (!strcmp(k, "n_inner")) {
             if (!cJSON_IsNull(it)) st = json_get_int(it, &n_inner, where, err);
+            if (!st && !cJSON_IsNull(it) && n_inner <= 0)
+                return pe_fail(err, PE_ERR_INPUT, "%s: n_inner %d must be positive (or null for 4 * n_embd)", where,
+                               n_inner);
         } else if (!strcmp(k, "activation_function")) {
             if (!cJSON_IsString(it)) return pe_fail(err, PE_ERR_INPUT, "%s: activation_function must be a string", where);
             if (!strcmp(it->valuestring, "gelu_new") || !strcmp(it->valuestring, "gelu_pytorch_tanh"))
@@ -326,6 +498,8 @@ static pe_status config_from_hf_gpt2(model_config *c, const cJSON *root, const c
         if (st) return st;
     }
     c->n_kv_heads = c->n_heads;
+    if (c->dim <= 0 || c->dim > MODEL_MAX_DIM) /* before 4 * n_embd, which would overflow an int */
+        return pe_fail(err, PE_ERR_INPUT, "%s: n_embd %d must be in [1, %d]", where, c->dim, MODEL_MAX_DIM);
     c->hidden_dim = n_inner > 0 ? n_inner : 4 * c->dim;
     return model_check_config(c, where, err);
 }
@@ -443,24 +617,104 @@ char *ckpt_config_to_json(const model_config *c) {
 
 /* ---- safetensors ----------------------------------------------------------------------- */
 
+#define SAFETENSORS_ACCEPTS                                                                                      \
+    "a safetensors file starts with a little-endian u64 header length N (at most 100000000), then N bytes holding " \
+    "one JSON object (optionally padded with spaces), then the tensor data (docs/formats.md)"
+
+/* tensor directory order for the tiling check: by begin, then end */
+static int cmp_by_offset(const void *a, const void *b) {
+    const ckpt_tensor *x = *(const ckpt_tensor *const *)a, *y = *(const ckpt_tensor *const *)b;
+    const char *xb = x->data, *yb = y->data;
+    if (xb != yb) return xb < yb ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
+}
+
+static int cmp_by_name(const void *a, const void *b) {
+    return strcmp((*(const ckpt_tensor *const *)a)->name, (*(const ckpt_tensor *const *)b)->name);
+}
+
+/* a data_offsets entry: an integer in [0, 2^53] */
+static int json_offset(const cJSON *x, uint64_t *out) {
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0) || x->valuedouble > 9007199254740992.0 ||
+        x->valuedouble != floor(x->valuedouble))
+        return -1;
+    *out = (uint64_t)x->valuedouble;
+    return 0;
+}
+
+/* Like the safetensors library: the tensors, sorted by offset, tile the data section exactly —
+ * no overlap (two names for one byte), no gap, nothing after the last tensor; names unique. */
+static pe_status safetensors_check_layout(ckpt_file *ck, const unsigned char *data0, size_t data_len, pe_err *err) {
+    int n = ck->n_tensors;
+    const ckpt_tensor **v = pe_malloc((size_t)(n ? n : 1) * sizeof *v, err, "safetensors tensor index");
+    if (!v) return PE_ERR_INTERNAL;
+    for (int i = 0; i < n; i++) v[i] = &ck->tensors[i];
+    pe_status st = PE_OK;
+    qsort(v, (size_t)n, sizeof *v, cmp_by_name);
+    for (int i = 1; i < n && !st; i++)
+        if (!strcmp(v[i - 1]->name, v[i]->name))
+            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" appears twice in the safetensors header; the file is corrupt",
+                         ck->path, v[i]->name);
+    qsort(v, (size_t)n, sizeof *v, cmp_by_offset);
+    /* overlaps first (the defect when a tensor was pointed at another's bytes), then gaps */
+    size_t at = 0;
+    const ckpt_tensor *prev = NULL;
+    for (int i = 0; i < n && !st; i++) {
+        size_t b = (size_t)((const unsigned char *)v[i]->data - data0), e = b + v[i]->nbytes;
+        if (b < at)
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s: tensors \"%s\" (data_offsets [%zu, %zu]) and \"%s\" ([%zu, %zu]) overlap; in a safetensors "
+                         "file every byte of the data section belongs to exactly one tensor: the header is corrupt",
+                         ck->path, prev->name, (size_t)((const unsigned char *)prev->data - data0),
+                         (size_t)((const unsigned char *)prev->data - data0) + prev->nbytes, v[i]->name, b, e);
+        if (e > at) at = e, prev = v[i];
+    }
+    at = 0;
+    for (int i = 0; i < n && !st; i++) {
+        size_t b = (size_t)((const unsigned char *)v[i]->data - data0);
+        if (b > at)
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s: bytes [%zu, %zu) of the data section belong to no tensor (a gap before \"%s\"); a safetensors "
+                         "file's tensors cover its data section without gaps: the header is corrupt", ck->path, at, b,
+                         v[i]->name);
+        at = b + v[i]->nbytes;
+    }
+    if (!st && at != data_len)
+        st = pe_fail(err, PE_ERR_INPUT,
+                     "%s: %zu bytes after the last tensor (the tensors end at data offset %zu, the data section holds %zu "
+                     "bytes); a safetensors file ends with its last tensor: trailing bytes were appended or the header is "
+                     "wrong", ck->path, data_len - at, at, data_len);
+    free(v);
+    return st;
+}
+
 static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, pe_err *err) {
     snprintf(ck->format, sizeof ck->format, "safetensors");
     const unsigned char *p = ck->map;
-    if (ck->map_size < 8)
-        return pe_fail(err, PE_ERR_INPUT, "%s: %zu bytes, shorter than the 8-byte safetensors header length; truncated",
-                       ck->path, ck->map_size);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
-    if (hlen > ck->map_size - 8)
-        return pe_fail(err, PE_ERR_INPUT,
-                       "%s: safetensors header length %llu runs past the end of the file (%zu bytes); the file is "
-                       "truncated or not safetensors", ck->path, (unsigned long long)hlen, ck->map_size);
+    char     why[320];
+    if (sniff_safetensors(p, ck->map_size, &hlen, why, sizeof why))
+        return pe_fail(err, PE_ERR_INPUT, "%s is not a safetensors checkpoint: %s; %s", ck->path, why,
+                       SAFETENSORS_ACCEPTS);
     size_t data0 = 8 + (size_t)hlen, data_len = ck->map_size - data0;
-    cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)p + 8, (size_t)hlen, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return pe_fail(err, PE_ERR_INPUT, "%s: safetensors header is not a JSON object", ck->path);
+        return pe_fail(err, PE_ERR_INPUT, "%s is not a safetensors checkpoint: its %llu-byte header is not a JSON object "
+                       "(parse error at header byte %lld); %s", ck->path, (unsigned long long)hlen,
+                       !root && cJSON_GetErrorPtr() ? (long long)(cJSON_GetErrorPtr() - (const char *)p - 8) : -1LL,
+                       SAFETENSORS_ACCEPTS);
     }
+    for (const char *q = end; q < (const char *)p + data0; q++)
+        if (*q != ' ') {
+            size_t off = (size_t)(q - (const char *)p - 8);
+            cJSON_Delete(root);
+            return pe_fail(err, PE_ERR_INPUT,
+                           "%s: the safetensors header's JSON object ends at header byte %zu, but byte %zu after it is "
+                           "0x%02x, not a padding space (only spaces may follow the object): the header is corrupt",
+                           ck->path, (size_t)(end - (const char *)p - 8), off, (unsigned)(unsigned char)*q);
+        }
     int cap = 0;
     pe_status st = PE_OK;
     const cJSON *it;
@@ -495,30 +749,34 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
         int64_t shape[4] = {0}, numel = 1;
         for (int d = 0; d < ndim && !st; d++) {
             const cJSON *x = cJSON_GetArrayItem(sh, d);
-            if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 1e12 || x->valuedouble != floor(x->valuedouble))
-                st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\": bad shape entry %d", ck->path, it->string, d);
-            else {
+            if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0) || x->valuedouble > 1e12 || x->valuedouble != floor(x->valuedouble))
+                st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\": bad shape entry %d (dims are integers in [0, 10^12])",
+                             ck->path, it->string, d);
+            else
                 shape[d] = (int64_t)x->valuedouble;
-                numel *= shape[d];
-                if (numel > ((int64_t)1 << 40)) st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" too large", ck->path, it->string);
-            }
         }
         if (st) break;
-        const cJSON *b = cJSON_GetArrayItem(of, 0), *e = cJSON_GetArrayItem(of, 1);
-        if (!cJSON_IsNumber(b) || !cJSON_IsNumber(e) || b->valuedouble < 0 || e->valuedouble < b->valuedouble) {
-            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\": data_offsets must be [begin, end] with 0 <= begin <= end",
-                         ck->path, it->string);
+        if (ckpt_numel(shape, ndim, (int64_t)1 << 40, &numel)) {
+            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" too large: its shape has more than 2^40 elements", ck->path,
+                         it->string);
             break;
         }
-        double bd = b->valuedouble, ed = e->valuedouble;
-        if (ed > (double)data_len) {
+        uint64_t bo, eo;
+        if (json_offset(cJSON_GetArrayItem(of, 0), &bo) || json_offset(cJSON_GetArrayItem(of, 1), &eo) || eo < bo) {
             st = pe_fail(err, PE_ERR_INPUT,
-                         "%s: tensor \"%s\": data_offsets [%.0f, %.0f] out of range: the data section holds %zu bytes; "
-                         "the file is truncated or its header is wrong", ck->path, it->string, bd, ed, data_len);
+                         "%s: tensor \"%s\": data_offsets must be [begin, end], integers with 0 <= begin <= end", ck->path,
+                         it->string);
             break;
         }
-        size_t nbytes = (size_t)(ed - bd);
-        size_t want = (size_t)numel * ckpt_dtype_size(dtype);
+        if (eo > data_len) {
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s: tensor \"%s\": data_offsets [%llu, %llu] out of range: the data section holds %zu bytes; "
+                         "the file is truncated or its header is wrong", ck->path, it->string, (unsigned long long)bo,
+                         (unsigned long long)eo, data_len);
+            break;
+        }
+        size_t nbytes = (size_t)(eo - bo);
+        size_t want   = (size_t)numel * ckpt_dtype_size(dtype); /* <= 2^42 */
         if (nbytes != want) {
             st = pe_fail(err, PE_ERR_INPUT,
                          "%s: tensor \"%s\": shape and dtype %s need %zu bytes but data_offsets span %zu", ck->path,
@@ -529,12 +787,13 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
             st = pe_fail(err, PE_ERR_INPUT, "%s: more than %d tensors", ck->path, CKPT_MAX_TENSORS);
             break;
         }
-        if (!ckpt_add_tensor(ck, &cap, it->string, dtype, ndim, shape, p + data0 + (size_t)bd, nbytes, err)) {
+        if (!ckpt_add_tensor(ck, &cap, it->string, dtype, ndim, shape, p + data0 + (size_t)bo, nbytes, err)) {
             st = PE_ERR_INTERNAL;
             break;
         }
     }
     cJSON_Delete(root);
+    if (!st) st = safetensors_check_layout(ck, p + data0, data_len, err);
     if (st) return st;
 
     /* architecture from config.json */
@@ -546,6 +805,10 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
         if (slash) snprintf(cpath, sizeof cpath, "%.*s/config.json", (int)(slash - ck->path), ck->path);
         else snprintf(cpath, sizeof cpath, "config.json");
     }
+    struct stat cst;
+    if (stat(cpath, &cst) == 0 && !S_ISREG(cst.st_mode))
+        return pe_fail(err, PE_ERR_INPUT, "%s: the model's config %s is %s, not a config.json file; set [model] config to "
+                       "the JSON file", ck->path, cpath, S_ISDIR(cst.st_mode) ? "a folder" : "not a regular file");
     char *text = NULL;
     if (pe_read_file(cpath, &text, NULL, err) != PE_OK)
         return pe_fail(err, PE_ERR_INPUT,
@@ -556,25 +819,43 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
     return st;
 }
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 pe_status ckpt_open(ckpt_file *ck, const char *path, const char *format, const char *config_path, pe_err *err) {
     memset(ck, 0, sizeof *ck);
     pe_status st = ckpt_map_file(ck, path, err);
     if (st) return st;
-    int want_st = 0;
+    char      why[768];
+    ckpt_kind kind = ckpt_sniff(ck->map, ck->map_size, why, sizeof why);
+    int       want_st = 0;
     if (!format || !format[0] || !strcmp(format, "auto")) {
-        const unsigned char *p = ck->map;
-        uint32_t magic = 0;
-        if (ck->map_size >= 4) memcpy(&magic, p, 4);
-        size_t n = strlen(path);
-        if (magic == LLAMA2C_V1_MAGIC) want_st = 0;
-        else if (n > 12 && !strcmp(path + n - 12, ".safetensors")) want_st = 1;
-        else if (ck->map_size > 9 && p[8] == '{') want_st = 1;
-        else want_st = 0;
+        if (kind == CKPT_KIND_SAFETENSORS) want_st = 1;
+        else if (kind == CKPT_KIND_LLAMA2C_V1 || (kind == CKPT_KIND_LLAMA2C_V0 && ck->map_size >= 28)) want_st = 0;
+        /* named .safetensors but not sane: the safetensors reader says why (truncated, ...) */
+        else if (ends_with(path, ".safetensors")) want_st = 1;
+        else if (kind == CKPT_KIND_LLAMA2C_V0) want_st = 0; /* a plausible but truncated v0 header */
+        else {
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s is not a llama2.c / safetensors checkpoint: %s. pathens reads llama2.c v1 (magic \"ak42\", "
+                         "version 1), llama2.c v0 (7 int32 header: positive dims within the limits, file size matching "
+                         "it) and safetensors (u64 LE header length, then a JSON object), see docs/formats.md; check "
+                         "[model] path", path, why);
+            ckpt_close(ck);
+            return st;
+        }
     } else if (!strcmp(format, "safetensors")) {
         want_st = 1;
     } else if (strcmp(format, "llama2c") != 0) {
         ckpt_close(ck);
         return pe_fail(err, PE_ERR_INPUT, "[model] format = '%s' is not one of: auto, llama2c, safetensors", format);
+    } else if (kind == CKPT_KIND_SAFETENSORS) {
+        ckpt_close(ck);
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s is not a llama2.c checkpoint: it is a safetensors file; set [model] format = auto or "
+                       "safetensors", path);
     }
     st = want_st ? ckpt_open_safetensors(ck, config_path, err) : ckpt_open_llama2c(ck, err);
     if (st) ckpt_close(ck);

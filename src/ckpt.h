@@ -56,6 +56,44 @@ char *ckpt_config_to_json(const model_config *cfg);
 pe_status ckpt_write_safetensors(const char *path, int n, const char *const *names, const int *ndims,
                                  const int64_t (*shapes)[4], const float *const *data, pe_err *err);
 
+/* ---- format sniffing and checked size arithmetic (exposed for tests/test_ckpt.c) ---------- */
+
+typedef enum {
+    CKPT_KIND_UNKNOWN     = 0,
+    CKPT_KIND_LLAMA2C_V0  = 1,
+    CKPT_KIND_LLAMA2C_V1  = 2,
+    CKPT_KIND_SAFETENSORS = 3,
+} ckpt_kind;
+
+/* What the bytes of a checkpoint file look like, from its content alone:
+ *   llama2c-v1   the magic "ak42";
+ *   safetensors  a little-endian u64 header length N >= 2 with 8 + N <= size, byte 8 is '{' and
+ *                the last byte of the header that is not a padding space is '}';
+ *   llama2c-v0   7 int32 that make a plausible llama2.c header (ckpt_llama2c_check: positive,
+ *                bounded, consistent dims; the file size is checked by the reader, which calls
+ *                a wrong size truncated / too long).
+ * Both safetensors and v0 can only match at once for files over 4 GiB; then the one whose size
+ * matches exactly / whose header parses as JSON wins. UNKNOWN: `why` (if not NULL) says what the
+ * bytes are instead, for the "is not a ... checkpoint" message. */
+ckpt_kind ckpt_sniff(const void *data, size_t size, char *why, size_t why_n);
+
+/* The 7 int32 of a llama2.c header (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
+ * seq_len; v0: a negative vocab_size means a separate classifier). 0 when plausible (every field
+ * positive and within model_check_config's limits, n_heads | dim, n_kv_heads | n_heads, even head
+ * size for RoPE) and then *file_bytes (if not NULL) = the exact size of the file it announces
+ * (v1: 256-byte header; `shared` = the v1 shared-classifier flag, ignored for v0); -1 otherwise
+ * with the first failed rule in `why`. n_fields < 7: only the fields present are checked (a
+ * truncated header). Never overflows, whatever the ints. */
+int ckpt_llama2c_check(const int32_t *hdr, int n_fields, int v1, int shared, uint64_t *file_bytes, char *why,
+                       size_t why_n);
+
+/* Checked arithmetic on sizes read from files: 0 and *out on success; -1 on overflow (or when
+ * the result would exceed `max`), *out untouched. ckpt_numel: product of ndim non-negative dims
+ * (ndim 0: 1). */
+int ckpt_mul_u64(uint64_t a, uint64_t b, uint64_t *out);
+int ckpt_add_u64(uint64_t a, uint64_t b, uint64_t *out);
+int ckpt_numel(const int64_t *shape, int ndim, int64_t max, int64_t *out);
+
 /* IEEE half / bfloat16 to float (exact) */
 float ckpt_f16_to_f32(uint16_t h);
 float ckpt_bf16_to_f32(uint16_t h);

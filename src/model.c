@@ -12,9 +12,10 @@
 /* ---- config ------------------------------------------------------------------------------ */
 
 int model_image_seq_len(const model_config *c) {
-    if (c->input != MODEL_INPUT_PATCHES || c->patch_size <= 0) return 0;
-    int per = c->image_size / c->patch_size;
-    return per * per + (c->head == MODEL_HEAD_CLS_TOKEN ? 1 : 0);
+    if (c->input != MODEL_INPUT_PATCHES || c->patch_size <= 0 || c->image_size <= 0) return 0;
+    /* int64: a config not yet checked may hold image_size 1e9 with patch_size 1 */
+    int64_t per = c->image_size / c->patch_size, n = per * per + (c->head == MODEL_HEAD_CLS_TOKEN ? 1 : 0);
+    return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 pe_status model_check_config(const model_config *c, const char *where, pe_err *err) {
@@ -26,27 +27,38 @@ pe_status model_check_config(const model_config *c, const char *where, pe_err *e
             return pe_fail(err, PE_ERR_INPUT, "%s: %s", where, _m); \
         }                                                        \
     } while (0)
+    /* positivity and bounds first: nothing below multiplies an unchecked number */
     REQUIRE(c->dim > 0 && c->n_layers > 0 && c->n_heads > 0 && c->hidden_dim > 0 && c->seq_len > 0,
             "dim (%d), hidden_dim (%d), n_layers (%d), n_heads (%d) and seq_len (%d) must be positive", c->dim,
             c->hidden_dim, c->n_layers, c->n_heads, c->seq_len);
+    REQUIRE(c->dim <= MODEL_MAX_DIM && c->hidden_dim <= MODEL_MAX_HIDDEN && c->n_layers <= MODEL_MAX_LAYERS &&
+                c->seq_len <= MODEL_MAX_SEQ,
+            "implausibly large dims (dim %d, hidden_dim %d, n_layers %d, seq_len %d; the limits are %d, %d, %d, %d)",
+            c->dim, c->hidden_dim, c->n_layers, c->seq_len, MODEL_MAX_DIM, MODEL_MAX_HIDDEN, MODEL_MAX_LAYERS,
+            MODEL_MAX_SEQ);
     REQUIRE(c->dim % c->n_heads == 0, "dim %d is not a multiple of n_heads %d", c->dim, c->n_heads);
     REQUIRE(c->n_kv_heads > 0 && c->n_heads % c->n_kv_heads == 0, "n_heads %d is not a multiple of n_kv_heads %d",
             c->n_heads, c->n_kv_heads);
-    REQUIRE(c->dim <= (1 << 16) && c->hidden_dim <= (1 << 18) && c->n_layers <= 1000 && c->seq_len <= (1 << 20),
-            "implausibly large dims (dim %d, hidden_dim %d, n_layers %d, seq_len %d)", c->dim, c->hidden_dim,
-            c->n_layers, c->seq_len);
-    REQUIRE(c->norm_eps > 0.0f, "norm_eps must be > 0");
+    REQUIRE(isfinite(c->norm_eps) && c->norm_eps > 0.0f && c->norm_eps <= 1.0f, "norm_eps must be in (0, 1] (got %g)",
+            (double)c->norm_eps);
     REQUIRE(c->pos != MODEL_POS_ROPE || (c->dim / c->n_heads) % 2 == 0, "RoPE needs an even head size (dim/n_heads = %d)",
             c->dim / c->n_heads);
-    REQUIRE(c->pos != MODEL_POS_ROPE || c->rope_theta > 0.0f, "rope_theta must be > 0");
+    REQUIRE(c->pos != MODEL_POS_ROPE || (isfinite(c->rope_theta) && c->rope_theta >= 1.0f && c->rope_theta <= 1e10f),
+            "rope_theta must be in [1, 1e10] (got %g)", (double)c->rope_theta);
     if (c->input == MODEL_INPUT_TOKENS) {
-        REQUIRE(c->vocab_size > 0 && c->vocab_size <= (1 << 24), "token input needs vocab_size in [1, 2^24] (got %d)",
+        REQUIRE(c->vocab_size > 0 && c->vocab_size <= MODEL_MAX_VOCAB, "token input needs vocab_size in [1, 2^24] (got %d)",
                 c->vocab_size);
     } else {
-        REQUIRE(c->image_size > 0 && c->patch_size > 0 && c->image_size % c->patch_size == 0,
-                "image_size %d must be a positive multiple of patch_size %d", c->image_size, c->patch_size);
-        REQUIRE(c->channels > 0 && c->channels <= 16, "channels must be in [1, 16] (got %d)", c->channels);
-        REQUIRE(c->pixel_std > 0.0f, "pixel_std must be > 0");
+        REQUIRE(c->image_size > 0 && c->image_size <= MODEL_MAX_IMAGE && c->patch_size > 0 &&
+                    c->image_size % c->patch_size == 0,
+                "image_size %d must be a positive multiple of patch_size %d, at most %d", c->image_size, c->patch_size,
+                MODEL_MAX_IMAGE);
+        REQUIRE(c->channels > 0 && c->channels <= MODEL_MAX_CHANNELS, "channels must be in [1, %d] (got %d)",
+                MODEL_MAX_CHANNELS, c->channels);
+        REQUIRE(isfinite(c->pixel_mean) && fabsf(c->pixel_mean) <= 1000.0f, "pixel_mean must be in [-1000, 1000] (got %g)",
+                (double)c->pixel_mean);
+        REQUIRE(isfinite(c->pixel_std) && c->pixel_std >= 1e-6f && c->pixel_std <= 1000.0f,
+                "pixel_std must be in [1e-6, 1000] (got %g)", (double)c->pixel_std);
         REQUIRE(c->head == MODEL_HEAD_CLS_TOKEN || c->head == MODEL_HEAD_CLS_MEAN,
                 "patch input needs a classifier head (cls_token or cls_mean)");
         REQUIRE(model_image_seq_len(c) <= c->seq_len, "seq_len %d is less than the %d patch tokens (+CLS)", c->seq_len,
@@ -55,7 +67,8 @@ pe_status model_check_config(const model_config *c, const char *where, pe_err *e
     if (c->head == MODEL_HEAD_LM || c->head == MODEL_HEAD_LM_TIED)
         REQUIRE(c->input == MODEL_INPUT_TOKENS, "an LM head needs token input");
     else
-        REQUIRE(c->n_classes > 0, "a classifier head needs n_classes > 0");
+        REQUIRE(c->n_classes > 0 && c->n_classes <= MODEL_MAX_CLASSES, "a classifier head needs n_classes in [1, 2^24] (got %d)",
+                c->n_classes);
 #undef REQUIRE
     return PE_OK;
 }
@@ -190,7 +203,7 @@ static pe_status bind_native(binder *bd, model *m, pe_err *err) {
     if (c->input == MODEL_INPUT_TOKENS) {
         TRY(bind_tensor(bd, "tok_emb.weight", 2, c->vocab_size, C, &w->tok_emb, 0, err));
     } else {
-        int pp = c->channels * c->patch_size * c->patch_size;
+        int pp = c->channels * c->patch_size * c->patch_size; /* <= 16 * 8192^2: model_check_config */
         TRY(bind_linear(bd, "patch_emb.weight", bias ? "patch_emb.bias" : NULL, C, pp, &w->patch, err));
         if (c->head == MODEL_HEAD_CLS_TOKEN) TRY(bind_tensor(bd, "cls_token", 1, C, 0, &w->cls_token, 0, err));
     }

@@ -101,6 +101,17 @@ typedef struct {
     char           source[64];   /* "llama2c-v0", "llama2c-v1", "safetensors", "safetensors-hf-gpt2" */
 } model;
 
+/* Limits model_check_config enforces (and the llama2.c header sniffing in ckpt.c shares): every size
+ * derived from them fits an int, and products of them fit an int64. */
+#define MODEL_MAX_DIM        (1 << 16)
+#define MODEL_MAX_HIDDEN     (1 << 18)
+#define MODEL_MAX_LAYERS     1000
+#define MODEL_MAX_SEQ        (1 << 20)
+#define MODEL_MAX_VOCAB      (1 << 24)
+#define MODEL_MAX_CLASSES    (1 << 24)
+#define MODEL_MAX_IMAGE      8192
+#define MODEL_MAX_CHANNELS   16
+
 /* Check a config's numbers and switches; message names the bad key. */
 pe_status model_check_config(const model_config *c, const char *where, pe_err *err);
 /* The native tensors this architecture needs, in canonical order. Returns the count

@@ -1055,7 +1055,7 @@ static void test_bad_llama2c(void **state) {
     int32_t neg = -3;
     memcpy(buf + 8, &neg, 4); /* n_layers */
     write_bytes(path, buf, len);
-    EXPECT_BAD(path, NULL, path, "non-positive");
+    EXPECT_BAD(path, NULL, path, "is not a llama2.c", "n_layers -3");
     /* and the good files still load with format named */
     free(buf);
     free(big);
@@ -1223,7 +1223,7 @@ static void test_bad_safetensors(void **state) {
     char missing[4200];
     snprintf(missing, sizeof missing, "%s/nope.safetensors", dir);
     EXPECT_BAD(missing, NULL, missing, "cannot open model");
-    EXPECT_BAD(dir, NULL, dir, "not a regular file");
+    EXPECT_BAD(dir, NULL, dir, "is a folder", "model.safetensors");
     {
         const char *needles[] = {"format", "gguf", NULL};
         expect_bad(path, "gguf", NULL, needles);
