@@ -1303,6 +1303,354 @@ static void test_fuzz_safetensors(void **state) {
     tu_free_tensors(&t);
 }
 
+/* ---- checked arithmetic, format sniffing, layout rules (the fuzz findings, in-process) -------- */
+
+static void test_checked_arithmetic(void **state) {
+    (void)state;
+    uint64_t u = 77;
+    assert_int_equal(ckpt_mul_u64(3, 4, &u), 0);
+    assert_int_equal(u, 12);
+    assert_int_equal(ckpt_mul_u64(UINT64_MAX, 2, &u), -1);
+    assert_int_equal(u, 12); /* untouched on overflow */
+    assert_int_equal(ckpt_mul_u64((uint64_t)1 << 32, (uint64_t)1 << 32, &u), -1);
+    assert_int_equal(ckpt_mul_u64((uint64_t)1 << 32, ((uint64_t)1 << 31) - 1, &u), 0);
+    assert_int_equal(ckpt_add_u64(UINT64_MAX, 1, &u), -1);
+    assert_int_equal(ckpt_add_u64(UINT64_MAX - 1, 1, &u), 0);
+    assert_true(u == UINT64_MAX);
+    int64_t n = 5;
+    const int64_t huge[2] = {1000000000000LL, 1000000000000LL}; /* st_shape_overflow: 1e24 elements */
+    assert_int_equal(ckpt_numel(huge, 2, INT64_MAX, &n), -1);
+    assert_int_equal(ckpt_numel(huge, 2, (int64_t)1 << 40, &n), -1);
+    assert_int_equal(n, 5);
+    const int64_t big3[3] = {(int64_t)1 << 31, (int64_t)1 << 31, (int64_t)1 << 31};
+    assert_int_equal(ckpt_numel(big3, 3, INT64_MAX, &n), -1);
+    assert_int_equal(ckpt_numel(NULL, 0, 1, &n), 0);
+    assert_int_equal(n, 1); /* a scalar */
+    const int64_t zero[3] = {2, 0, 3}, neg[1] = {-1}, edge[1] = {(int64_t)1 << 40}, over[1] = {((int64_t)1 << 40) + 1};
+    assert_int_equal(ckpt_numel(zero, 3, 10, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ckpt_numel(neg, 1, 10, &n), -1);
+    assert_int_equal(ckpt_numel(edge, 1, (int64_t)1 << 40, &n), 0);
+    assert_int_equal(ckpt_numel(over, 1, (int64_t)1 << 40, &n), -1);
+}
+
+/* the llama2.c header rules: the real files' sizes, and every hostile field value */
+static void test_llama2c_check(void **state) {
+    (void)state;
+    char   why[160];
+    size_t len;
+    char  *buf = read_bytes(tu_data_path("stories260K.bin"), &len);
+    int32_t h[7];
+    uint64_t bytes = 0;
+    memcpy(h, buf, sizeof h);
+    assert_int_equal(ckpt_llama2c_check(h, 7, 0, 0, &bytes, why, sizeof why), 0);
+    assert_true(bytes == len);
+    free(buf);
+    buf = read_bytes(tu_data_path("stories260K_v1.bin"), &len);
+    memcpy(h, buf + 8, sizeof h);
+    assert_int_equal(ckpt_llama2c_check(h, 7, 1, buf[36], &bytes, why, sizeof why), 0);
+    assert_true(bytes == len);
+    free(buf);
+    /* the 122-layer tiny model of the fuzz finding: 15700 bytes */
+    const int32_t tiny[7] = {2, 2, 122, 1, 1, 4, 2};
+    assert_int_equal(ckpt_llama2c_check(tiny, 7, 0, 0, &bytes, why, sizeof why), 0);
+    assert_true(bytes == 15700);
+    /* vocab_size INT32_MIN (negating it was undefined), and every field at hostile values */
+    const int32_t intmin[7] = {64, 172, 5, 8, 4, INT32_MIN, 512};
+    assert_int_equal(ckpt_llama2c_check(intmin, 7, 0, 0, NULL, why, sizeof why), -1);
+    assert_contains(why, "vocab_size -2147483648");
+    static const int32_t hostile[] = {INT32_MIN, INT32_MIN + 1, -1, 0, INT32_MAX, 1 << 30, 1 << 17};
+    for (int f = 0; f < 7; f++)
+        for (size_t v = 0; v < sizeof hostile / sizeof hostile[0]; v++) {
+            int32_t x[7] = {64, 172, 5, 8, 4, 512, 512};
+            x[f] = hostile[v];
+            if ((f == 1 || f == 5 || f == 6) && hostile[v] == 1 << 17) continue; /* legal hidden_dim, vocab, seq_len */
+            for (int v1 = 0; v1 <= 1; v1++) {
+                if (f == 5 && !v1 && hostile[v] == -1) continue; /* v0: a separate classifier, legal */
+                why[0] = 0;
+                if (ckpt_llama2c_check(x, 7, v1, 1, &bytes, why, sizeof why) != -1)
+                    fail_msg("field %d = %d accepted (v1 %d)", f, x[f], v1);
+                assert_true(strlen(why) > 0);
+            }
+        }
+    /* negative vocab: a separate classifier in v0, refused in v1 */
+    int32_t sep[7] = {2, 2, 1, 1, 1, -4, 2};
+    uint64_t b_sep, b_tied;
+    assert_int_equal(ckpt_llama2c_check(sep, 7, 0, 0, &b_sep, why, sizeof why), 0);
+    sep[5] = 4;
+    assert_int_equal(ckpt_llama2c_check(sep, 7, 0, 0, &b_tied, why, sizeof why), 0);
+    assert_true(b_sep == b_tied + 4 * 4 * 2);
+    sep[5] = -4;
+    assert_int_equal(ckpt_llama2c_check(sep, 7, 1, 0, NULL, why, sizeof why), -1);
+    /* consistency rules */
+    int32_t x[7] = {6, 4, 1, 4, 4, 8, 2};
+    assert_int_equal(ckpt_llama2c_check(x, 7, 0, 0, NULL, why, sizeof why), -1);
+    assert_contains(why, "not a multiple of n_heads");
+    x[0] = 8, x[4] = 3;
+    assert_int_equal(ckpt_llama2c_check(x, 7, 0, 0, NULL, why, sizeof why), -1);
+    assert_contains(why, "not a multiple of n_kv_heads");
+    x[0] = 12, x[3] = 4, x[4] = 4; /* head size 3 */
+    assert_int_equal(ckpt_llama2c_check(x, 7, 0, 0, NULL, why, sizeof why), -1);
+    assert_contains(why, "odd");
+    /* a truncated header: only the fields present */
+    const int32_t part[3] = {64, 172, 5};
+    assert_int_equal(ckpt_llama2c_check(part, 3, 0, 0, NULL, why, sizeof why), 0);
+    const int32_t partbad[2] = {64, -1};
+    assert_int_equal(ckpt_llama2c_check(partbad, 2, 0, 0, NULL, why, sizeof why), -1);
+    /* the largest legal header does not overflow the size computation */
+    const int32_t maxed[7] = {MODEL_MAX_DIM, MODEL_MAX_HIDDEN, MODEL_MAX_LAYERS, MODEL_MAX_DIM / 2, MODEL_MAX_DIM / 2,
+                              -MODEL_MAX_VOCAB, MODEL_MAX_SEQ};
+    assert_int_equal(ckpt_llama2c_check(maxed, 7, 0, 0, &bytes, why, sizeof why), 0);
+    assert_true(bytes > ((uint64_t)1 << 40));
+}
+
+/* a safetensors file of the given header text (padded with spaces to `pad` more bytes), then
+ * data_len bytes */
+static size_t st_bytes(unsigned char *out, size_t cap, const char *header, size_t pad, size_t data_len) {
+    size_t hl = strlen(header) + pad, total = 8 + hl + data_len;
+    assert_true(total <= cap);
+    for (int i = 0; i < 8; i++) out[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(out + 8, header, strlen(header));
+    memset(out + 8 + strlen(header), ' ', pad);
+    for (size_t i = 0; i < data_len; i++) out[8 + hl + i] = (unsigned char)(i * 7);
+    return total;
+}
+
+static void test_sniff(void **state) {
+    (void)state;
+    char why[768];
+    unsigned char buf[8192];
+    memset(buf, 0, sizeof buf);
+    /* text: neither format, and the message says what each reading found */
+    const char *text = "# pathens\n\nEvaluates transformers as dynamic self-ensembles.\n";
+    assert_int_equal(ckpt_sniff(text, strlen(text), why, sizeof why), CKPT_KIND_UNKNOWN);
+    assert_contains(why, "starts 23 20 70 61");
+    assert_contains(why, "dim 1634738211");
+    assert_contains(why, "header length");
+    assert_int_equal(ckpt_sniff(text, 0, why, sizeof why), CKPT_KIND_UNKNOWN);
+    assert_int_equal(ckpt_sniff(text, 3, NULL, 0), CKPT_KIND_UNKNOWN);
+    /* llama2.c v1: the magic */
+    memcpy(buf, "\x32\x34\x6b\x61", 4);
+    assert_int_equal(ckpt_sniff(buf, 256, why, sizeof why), CKPT_KIND_LLAMA2C_V1);
+    /* llama2.c v0 with every layer count: 123, 379, 635, 891 put '{' at byte 8 (123 was read as
+     * safetensors); with hidden_dim >= 1 the safetensors reading has a header length >= 2^32 */
+    for (int32_t L = 1; L <= MODEL_MAX_LAYERS; L++) {
+        const int32_t h[7] = {2, 2, L, 1, 1, 256, 4};
+        memcpy(buf, h, sizeof h);
+        for (size_t i = 28; i < 64; i++) buf[i] = '}';
+        if (ckpt_sniff(buf, 64, why, sizeof why) != CKPT_KIND_LLAMA2C_V0) fail_msg("%d layers: not sniffed as v0", L);
+    }
+    const int32_t h123[7] = {2, 2, 123, 1, 1, 256, 4};
+    memcpy(buf, h123, sizeof h123);
+    assert_int_equal(buf[8], '{');
+    /* a v0 header cut short: still v0 (the reader calls it truncated) when what is there is plausible */
+    assert_int_equal(ckpt_sniff(buf, 20, why, sizeof why), CKPT_KIND_LLAMA2C_V0);
+    /* safetensors: the sane header, padded with spaces */
+    const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    size_t n = st_bytes(buf, sizeof buf, hdr, 5, 8);
+    assert_int_equal(ckpt_sniff(buf, n, why, sizeof why), CKPT_KIND_SAFETENSORS);
+    assert_int_equal(ckpt_sniff(buf, 8 + strlen(hdr) + 5, why, sizeof why), CKPT_KIND_SAFETENSORS); /* no data */
+    /* ... and each way it stops being sane */
+    assert_int_equal(ckpt_sniff(buf, 8 + strlen(hdr) - 1, why, sizeof why), CKPT_KIND_UNKNOWN); /* cut in the header */
+    assert_contains(why, "past the end");
+    n = st_bytes(buf, sizeof buf, "{\"a\":1}xyz", 0, 0);
+    assert_int_equal(ckpt_sniff(buf, n, why, sizeof why), CKPT_KIND_UNKNOWN);
+    assert_contains(why, "do not end with '}'");
+    n = st_bytes(buf, sizeof buf, " {\"a\":1}", 0, 0);
+    assert_int_equal(ckpt_sniff(buf, n, why, sizeof why), CKPT_KIND_UNKNOWN);
+    n = st_bytes(buf, sizeof buf, "{", 0, 0);
+    assert_int_equal(ckpt_sniff(buf, n, why, sizeof why), CKPT_KIND_UNKNOWN);
+    n = st_bytes(buf, sizeof buf, hdr, 0, 0);
+    buf[4] = 1; /* header length + 2^32: past the end, and above the 100 MB cap */
+    assert_int_equal(ckpt_sniff(buf, n, why, sizeof why), CKPT_KIND_UNKNOWN);
+    assert_contains(why, "100000000");
+    /* random bytes: never a crash, and only what the rules allow */
+    uint64_t s = 99;
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t len = (size_t)(lcg_next(&s) % 80);
+        for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)lcg_next(&s);
+        if (iter % 3 == 0 && len > 9) buf[8] = '{', buf[len - 1] = '}', buf[4] = buf[5] = buf[6] = buf[7] = 0;
+        ckpt_kind k = ckpt_sniff(buf, len, why, sizeof why);
+        if (k == CKPT_KIND_SAFETENSORS) {
+            uint64_t hl = 0;
+            for (int i = 7; i >= 0; i--) hl = hl << 8 | buf[i];
+            assert_true(hl >= 2 && hl <= len - 8 && buf[8] == '{');
+        }
+    }
+}
+
+static void write_st(const char *path, const char *header, size_t pad, size_t data_len) {
+    static unsigned char buf[1 << 14];
+    write_bytes(path, buf, st_bytes(buf, sizeof buf, header, pad, data_len));
+}
+
+/* the safetensors rules the fuzz findings broke, on hand-written files (no config.json: a file
+ * that passes every rule is refused for its missing config, which proves it got that far) */
+static void test_safetensors_layout(void **state) {
+    (void)state;
+    char dir[4096], path[4200];
+    tmp_dir(dir, sizeof dir, "layout");
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+#define T2(a, b, c, d) "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" a "," b "]}," \
+                       "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" c "," d "]}}"
+    write_st(path, T2("0", "8", "8", "16"), 0, 16);
+    EXPECT_BAD(path, NULL, "config.json", "cannot read"); /* the good layout */
+    write_st(path, T2("0", "8", "8", "16"), 7, 16);
+    EXPECT_BAD(path, NULL, "config.json", "cannot read"); /* space padding is allowed */
+    write_st(path, T2("8", "16", "0", "8"), 0, 16);
+    EXPECT_BAD(path, NULL, "config.json", "cannot read"); /* any order */
+    write_st(path, T2("0", "8", "4", "12"), 0, 12);
+    EXPECT_BAD(path, NULL, path, "\"a\"", "\"b\"", "overlap");
+    write_st(path, T2("0", "8", "0", "8"), 0, 8);
+    EXPECT_BAD(path, NULL, path, "overlap"); /* aliased */
+    write_st(path, T2("0", "8", "12", "20"), 0, 20);
+    EXPECT_BAD(path, NULL, path, "bytes [8, 12)", "no tensor");
+    write_st(path, T2("4", "12", "12", "20"), 0, 20);
+    EXPECT_BAD(path, NULL, path, "bytes [0, 4)", "no tensor");
+    write_st(path, T2("0", "8", "8", "16"), 0, 20);
+    EXPECT_BAD(path, NULL, path, "4 bytes after the last tensor");
+    write_st(path, T2("0.5", "8.5", "8", "16"), 0, 16);
+    EXPECT_BAD(path, NULL, path, "\"a\"", "integers");
+    write_st(path, T2("0", "8", "8", "1e300"), 0, 16);
+    EXPECT_BAD(path, NULL, path, "\"b\"", "integers");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 0, 16);
+    EXPECT_BAD(path, NULL, path, "\"a\" appears twice");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} x}", 0, 8);
+    EXPECT_BAD(path, NULL, path, "0x78, not a padding space");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}\n", 0, 8);
+    EXPECT_BAD(path, NULL, path, "is not a safetensors checkpoint", "not a JSON object");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1000000000000,1000000000000],\"data_offsets\":[0,0]}}", 0, 0);
+    EXPECT_BAD(path, NULL, path, "\"a\" too large");
+    write_st(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]},"
+                   "\"z\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[4,4]}}", 0, 4);
+    EXPECT_BAD(path, NULL, "config.json", "cannot read"); /* a scalar and an empty tensor */
+    write_st(path, "{}", 0, 0);
+    EXPECT_BAD(path, NULL, "config.json", "cannot read");
+    write_st(path, "{}", 0, 1);
+    EXPECT_BAD(path, NULL, path, "1 bytes after the last tensor");
+#undef T2
+    /* config path that is a folder */
+    write_st(path, "{}", 0, 0);
+    {
+        const char *needles[] = {"is a folder, not a config.json", NULL};
+        expect_bad(path, "auto", dir, needles);
+    }
+    /* format = llama2c on a safetensors file, safetensors on text */
+    {
+        const char *needles[] = {"is not a llama2.c checkpoint", "safetensors file", NULL};
+        expect_bad(path, "llama2c", NULL, needles);
+    }
+    write_text(path, "# pathens\n\nnot a model\n");
+    {
+        const char *needles[] = {"is not a safetensors checkpoint", "header length", NULL};
+        expect_bad(path, "safetensors", NULL, needles);
+    }
+    snprintf(path, sizeof path, "%s/README.md", dir);
+    write_text(path, "# pathens\n\nnot a model either\n");
+    EXPECT_BAD(path, NULL, path, "is not a llama2.c / safetensors checkpoint", "starts 23 20 70 61", "docs/formats.md");
+}
+
+/* llama2.c files: more layers than the old 1024-tensor cap, the '{' at byte 8, INT_MIN vocab */
+static void test_llama2c_layers(void **state) {
+    (void)state;
+    char dir[4096], path[4200];
+    tmp_dir(dir, sizeof dir, "l2c-layers");
+    snprintf(path, sizeof path, "%s/m.bin", dir);
+    static const int32_t layers[] = {122, 123, 379, MODEL_MAX_LAYERS};
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+        const int32_t h[7] = {2, 2, layers[i], 1, 1, 4, 2};
+        uint64_t bytes;
+        char why[160];
+        assert_int_equal(ckpt_llama2c_check(h, 7, 0, 0, &bytes, why, sizeof why), 0);
+        unsigned char *b = calloc(1, (size_t)bytes);
+        memcpy(b, h, sizeof h);
+        write_bytes(path, b, (size_t)bytes);
+        pe_err    err = {0};
+        ckpt_file ck;
+        model     m;
+        if (ckpt_open(&ck, path, "auto", NULL, &err) != PE_OK) fail_msg("%d layers: %s", layers[i], err.msg);
+        assert_string_equal(ck.format, "llama2c-v0");
+        assert_int_equal(ck.n_tensors, 1 + 9 * layers[i] + 1);
+        assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+        assert_int_equal(m.cfg.n_layers, layers[i]);
+        model_free(&m);
+        ckpt_close(&ck);
+        /* one float short, or one more: truncated / too long, never read as something else */
+        write_bytes(path, b, (size_t)bytes - 4);
+        EXPECT_BAD(path, NULL, path, "llama2c-v0", "truncated");
+        free(b);
+    }
+    const int32_t intmin[7] = {64, 172, 5, 8, 4, INT32_MIN, 512};
+    write_bytes(path, intmin, sizeof intmin);
+    EXPECT_BAD(path, NULL, path, "is not a llama2.c / safetensors checkpoint", "vocab_size -2147483648");
+    const char *needles[] = {"is not a llama2.c checkpoint", "vocab_size -2147483648", NULL};
+    expect_bad(path, "llama2c", NULL, needles);
+    const int32_t too_many[7] = {2, 2, MODEL_MAX_LAYERS + 1, 1, 1, 4, 2};
+    write_bytes(path, too_many, sizeof too_many);
+    EXPECT_BAD(path, NULL, path, "n_layers 1001");
+}
+
+/* config.json numbers: finite float32, sane ranges, sizes that cannot overflow */
+static void test_config_limits(void **state) {
+    (void)state;
+#define VIT "{\"format\":\"pathens\",\"dim\":4,\"hidden_dim\":8,\"n_layers\":1,\"n_heads\":1,\"seq_len\":5," \
+            "\"norm\":\"layernorm\",\"pos\":\"learned\",\"head\":\"cls_token\",\"n_classes\":2,\"input\":\"patches\"," \
+            "\"channels\":1,"
+    static const struct { const char *json, *needle; } cases[] = {
+        {VIT "\"image_size\":4,\"patch_size\":2}", NULL},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"norm_eps\":1e300}", "\"norm_eps\" = 1e+300 is not a finite float32"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"norm_eps\":1e39}", "\"norm_eps\" = 1e+39 is not a finite float32"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"norm_eps\":-1e-5}", "norm_eps must be in (0, 1]"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"norm_eps\":2}", "norm_eps must be in (0, 1]"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"norm_eps\":1e-50}", "norm_eps must be in (0, 1]"}, /* 0 as float32 */
+        {VIT "\"image_size\":4,\"patch_size\":2,\"pixel_std\":1e39}", "\"pixel_std\" = 1e+39 is not a finite float32"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"pixel_mean\":-1e39}", "\"pixel_mean\" = -1e+39"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"pixel_std\":1e30}", "pixel_std must be in [1e-6, 1000]"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"pixel_std\":0}", "pixel_std must be in"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"pixel_mean\":1e20}", "pixel_mean must be in [-1000, 1000]"},
+        {VIT "\"image_size\":1000000000,\"patch_size\":1}", "image_size 1000000000"},
+        {VIT "\"image_size\":65536,\"patch_size\":65536}", "image_size 65536"},
+        {VIT "\"image_size\":8192,\"patch_size\":1}", "seq_len 5 is less than the 67108865 patch tokens"},
+        {VIT "\"image_size\":4,\"patch_size\":2,\"n_classes\":1000000000}", "n_classes in [1, 2^24]"},
+        {"{\"format\":\"pathens\",\"dim\":4,\"hidden_dim\":8,\"n_layers\":1,\"n_heads\":1,\"seq_len\":5,\"vocab_size\":9,"
+         "\"pos\":\"rope\",\"rope_theta\":1e30}", "rope_theta must be in [1, 1e10]"},
+        {"{\"format\":\"pathens\",\"dim\":4,\"hidden_dim\":8,\"n_layers\":1,\"n_heads\":1,\"seq_len\":5,\"vocab_size\":9,"
+         "\"pos\":\"rope\",\"rope_theta\":0.5}", "rope_theta must be in [1, 1e10]"},
+        {"{\"format\":\"pathens\",\"dim\":4,\"hidden_dim\":8,\"n_layers\":1001,\"n_heads\":1,\"seq_len\":5,\"vocab_size\":9}",
+         "implausibly large"},
+        {"{\"model_type\":\"gpt2\",\"n_embd\":1000000000,\"n_layer\":1,\"n_head\":1,\"n_positions\":4,\"vocab_size\":5}",
+         "n_embd 1000000000 must be in [1, 65536]"},
+        {"{\"model_type\":\"gpt2\",\"n_embd\":8,\"n_layer\":1,\"n_head\":1,\"n_positions\":4,\"vocab_size\":5,\"n_inner\":-4}",
+         "n_inner -4 must be positive"},
+        {"{\"model_type\":\"gpt2\",\"n_embd\":8,\"n_layer\":1,\"n_head\":1,\"n_positions\":4,\"vocab_size\":5,"
+         "\"layer_norm_epsilon\":1e300}", "\"layer_norm_epsilon\" = 1e+300 is not a finite float32"},
+        {"{\"model_type\":\"gpt2\",\"n_embd\":8,\"n_layer\":1,\"n_head\":1,\"n_positions\":4,\"vocab_size\":5}", NULL},
+    };
+#undef VIT
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        model_config c;
+        int          hf;
+        pe_err       err = {0};
+        pe_status    st  = ckpt_parse_config_json(&c, &hf, cases[i].json, "cfg.json", &err);
+        if (!cases[i].needle) {
+            if (st != PE_OK) fail_msg("case %zu refused: %s", i, err.msg);
+            continue;
+        }
+        if (st != PE_ERR_INPUT) fail_msg("case %zu: status %d, expected an error with '%s'", i, (int)st, cases[i].needle);
+        assert_contains(err.msg, "cfg.json");
+        assert_contains(err.msg, cases[i].needle);
+    }
+    /* model_image_seq_len saturates instead of overflowing on a config not yet checked */
+    model_config c = cfg_vit_cls();
+    c.image_size = 1000000000, c.patch_size = 1;
+    assert_int_equal(model_image_seq_len(&c), INT32_MAX);
+    c.image_size = 46341 * 2, c.patch_size = 2; /* 46341^2 + 1 > 2^31 - 1 */
+    assert_int_equal(model_image_seq_len(&c), INT32_MAX);
+    c.image_size = 8, c.patch_size = 4;
+    assert_int_equal(model_image_seq_len(&c), 5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_json),
@@ -1319,6 +1667,12 @@ int main(void) {
         cmocka_unit_test(test_bad_llama2c),
         cmocka_unit_test(test_bad_safetensors),
         cmocka_unit_test(test_fuzz_safetensors),
+        cmocka_unit_test(test_checked_arithmetic),
+        cmocka_unit_test(test_llama2c_check),
+        cmocka_unit_test(test_sniff),
+        cmocka_unit_test(test_safetensors_layout),
+        cmocka_unit_test(test_llama2c_layers),
+        cmocka_unit_test(test_config_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
