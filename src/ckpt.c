@@ -158,9 +158,9 @@ static int sniff_safetensors(const unsigned char *p, size_t size, uint64_t *hlen
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
     if (hlen_out) *hlen_out = hlen;
     if (hlen > SAFETENSORS_MAX_HEADER) {
-        snprintf(why, wn,
-                 "its first 8 bytes give a header length of %llu, past the end of the file (%zu bytes) and above the "
-                 "100000000-byte limit of safetensors headers", (unsigned long long)hlen, size);
+        snprintf(why, wn, "its first 8 bytes give a header length of %llu, above the 100000000-byte limit of "
+                 "safetensors headers%s (the file has %zu bytes)", (unsigned long long)hlen,
+                 hlen > size - 8 ? " and past the end of the file" : "", size);
         return -1;
     }
     if (hlen > size - 8) {
@@ -168,9 +168,12 @@ static int sniff_safetensors(const unsigned char *p, size_t size, uint64_t *hlen
                  (unsigned long long)hlen, size);
         return -1;
     }
-    if (hlen < 2 || p[8] != '{') {
-        snprintf(why, wn, "its header is not a JSON object: %s",
-                 hlen < 2 ? "the header length is below 2 bytes" : "byte 8 is not '{'");
+    if (hlen < 2) {
+        snprintf(why, wn, "its header is not a JSON object: the header length is %llu bytes", (unsigned long long)hlen);
+        return -1;
+    }
+    if (p[8] != '{') {
+        snprintf(why, wn, "its header is not a JSON object: byte 8 is 0x%02x, not '{'", p[8]);
         return -1;
     }
     size_t end = 8 + (size_t)hlen;

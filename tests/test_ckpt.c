@@ -1458,6 +1458,7 @@ static void test_sniff(void **state) {
     assert_contains(why, "do not end with '}'");
     n = st_bytes(buf, sizeof buf, " {\"a\":1}", 0, 0);
     assert_int_equal(ckpt_sniff(buf, n, why, sizeof why), CKPT_KIND_UNKNOWN);
+    assert_contains(why, "byte 8 is 0x20, not '{'");
     n = st_bytes(buf, sizeof buf, "{", 0, 0);
     assert_int_equal(ckpt_sniff(buf, n, why, sizeof why), CKPT_KIND_UNKNOWN);
     n = st_bytes(buf, sizeof buf, hdr, 0, 0);
