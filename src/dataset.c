@@ -384,14 +384,18 @@ static pe_status data_read_idx_file(const char *path, const char *key, uint32_t 
     /* the promised size against what the file can hold, before allocating it: a raw file holds
      * exactly header + data; deflate expands at most 1032:1, so a gzip file of n bytes holds at most
      * 1032 n (the exact count is checked while inflating) */
-    if (!gz && total != (uint64_t)(n - hdr_len)) {
+    if (!gz && total > (uint64_t)(n - hdr_len)) {
         st = pe_fail(err, PE_ERR_INPUT,
-                     "%s: the header promises %llu data bytes (dims %s) but the file holds %zu after its %zu-byte "
-                     "header: %s; check %s", path, (unsigned long long)total,
-                     n_dims == 3 ? "n x rows x cols" : "n", n - hdr_len, hdr_len,
-                     total > (uint64_t)(n - hdr_len) ? "the file is truncated or the header is corrupt"
-                                                     : "trailing bytes after the data; the file is corrupt or not IDX",
-                     key);
+                     "%s: truncated: the header promises %llu data bytes (%s), the file holds %zu after its %zu-byte "
+                     "header; the file is cut short or its header is corrupt: re-download or reinstall it (check %s)",
+                     path, (unsigned long long)total, n_dims == 3 ? "n x rows x cols" : "n", n - hdr_len, hdr_len, key);
+        goto done;
+    }
+    if (!gz && total < (uint64_t)(n - hdr_len)) {
+        st = pe_fail(err, PE_ERR_INPUT,
+                     "%s: %llu trailing bytes: expected the file to end after the %llu data bytes its header "
+                     "promises; the file is corrupt or not IDX (check %s)", path,
+                     (unsigned long long)(n - hdr_len - total), (unsigned long long)total, key);
         goto done;
     }
     if (gz && (total > SIZE_MAX / 2 || total > (uint64_t)n * 1032 + 1024)) {
