@@ -298,6 +298,7 @@ static size_t data_gz_inflate(data_gz *g, uint8_t *dst, size_t want) {
             g->junk  = nrest;
         } else if (r == Z_OK || r == Z_BUF_ERROR) {
             if (g->in_off == g->in_len && g->zs.avail_out > 0) g->truncated = 1; /* wants input that is not there */
+            else if (ai == g->zs.avail_in && ao == g->zs.avail_out) g->zmsg = "inflate made no progress"; /* never loop */
         } else {
             g->zmsg = g->zs.msg ? g->zs.msg : "corrupt deflate data";
         }
