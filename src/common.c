@@ -102,7 +102,7 @@ pe_status pe_read_file(const char *path, char **out, size_t *len, pe_err *err) {
     }
     if (S_ISDIR(st.st_mode)) {
         fclose(f);
-        return pe_fail(err, PE_ERR_INPUT, "%s: is a directory, not a file; give the path of a file inside it", path);
+        return pe_fail(err, PE_ERR_INPUT, "%s: is a directory, where a file is expected; check the path", path);
     }
     size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size : 65536, n = 0;
     if (S_ISREG(st.st_mode) && (st.st_size < 0 || (uint64_t)st.st_size >= (uint64_t)SIZE_MAX)) {
