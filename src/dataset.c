@@ -190,7 +190,7 @@ static pe_status data_check_text(const char *path, const char *text, size_t n, p
             i += l;
         }
     }
-    if (bad > 0 && bad >= n / 10 + 1)
+    if (bad > 3 && bad > n / 10) /* up to 3: a last character cut off mid-sequence */
         return pe_fail(err, PE_ERR_INPUT,
                        "%s looks binary, not UTF-8 text: %zu of its %zu bytes (%.0f%%) are invalid UTF-8 or control "
                        "characters, the first at byte offset %zu; %s",

@@ -311,6 +311,13 @@ static void test_text_not_binary(void **state) {
     text_dataset d = load_text_ok(p, &tl, DATA_MODE_DOCUMENTS, 64, 0, 0);
     assert_int_equal(d.n_seqs, 3);
     data_free_text(&d);
+    /* a tiny file whose last character is cut off mid-sequence is text; four bad bytes are not */
+    write_tmp(p, "tiny_cut.txt", "ab\xe2\x82", 4);
+    d = load_text_ok(p, &tb, DATA_MODE_DOCUMENTS, 64, 0, 0);
+    assert_int_equal(d.n_seqs, 1);
+    data_free_text(&d);
+    write_tmp(p, "tiny_bad.txt", "\xc0\xc1\xf8\xf9", 4);
+    expect_text_error(p, &tb, DATA_MODE_DOCUMENTS, 64, 0, "4 of its 4 bytes (100%) are invalid UTF-8");
     /* and UTF-8 with tabs, CR LF, form feeds and escapes */
     const char utf8[] = "Caf\xc3\xa9\tna\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80\r\n\x1b[0m\f\vend\n";
     write_tmp(p, "utf8.txt", utf8, sizeof utf8 - 1);
