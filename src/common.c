@@ -92,30 +92,59 @@ pe_status pe_read_file(const char *path, char **out, size_t *len, pe_err *err) {
     if (len) *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return pe_fail(err, PE_ERR_INPUT, "%s: cannot open (%s); check the path", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
+    /* the size from fstat, never from fseek/ftell: a directory opens fine on Linux and "has"
+     * LONG_MAX bytes; pipes and other non-regular files are read to their end in chunks */
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        int e = errno;
         fclose(f);
-        return pe_fail(err, PE_ERR_INPUT, "%s: cannot seek (%s); is it a regular file?", path, strerror(errno));
+        return pe_fail(err, PE_ERR_INPUT, "%s: cannot stat (%s); check the path", path, strerror(e));
     }
-    long n = ftell(f);
-    if (n < 0) {
+    if (S_ISDIR(st.st_mode)) {
         fclose(f);
-        return pe_fail(err, PE_ERR_INPUT, "%s: cannot tell size; is it a regular file?", path);
+        return pe_fail(err, PE_ERR_INPUT, "%s: is a directory, where a file is expected; check the path", path);
     }
-    rewind(f);
-    char *buf = pe_malloc((size_t)n + 1, err, path);
+    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size : 65536, n = 0;
+    if (S_ISREG(st.st_mode) && (st.st_size < 0 || (uint64_t)st.st_size >= (uint64_t)SIZE_MAX)) {
+        fclose(f);
+        return pe_fail(err, PE_ERR_INPUT, "%s: %lld bytes is too large to read into memory", path, (long long)st.st_size);
+    }
+    char *buf = pe_malloc(cap + 1, err, path);
     if (!buf) {
         fclose(f);
         return PE_ERR_INTERNAL;
     }
-    if (n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    for (;;) {
+        if (n == cap) { /* a non-regular file, or a regular one that grew while we read it */
+            if (S_ISREG(st.st_mode)) {
+                int c = fgetc(f);
+                if (c == EOF) break;
+                ungetc(c, f);
+            }
+            size_t ncap = cap < SIZE_MAX / 4 ? cap * 2 + 4096 : 0;
+            char  *nb   = ncap ? realloc(buf, ncap + 1) : NULL;
+            if (!nb) {
+                fclose(f);
+                free(buf);
+                return pe_fail(err, PE_ERR_INTERNAL, "out of memory reading %s (more than %zu bytes)", path, cap);
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t want = cap - n, r = fread(buf + n, 1, want, f);
+        n += r;
+        if (r < want) break; /* end of file or a read error (ferror below) */
+    }
+    if (ferror(f)) {
+        int e = errno;
         fclose(f);
         free(buf);
-        return pe_fail(err, PE_ERR_INPUT, "%s: short read", path);
+        return pe_fail(err, PE_ERR_INPUT, "%s: read error (%s); is it a regular, readable file?", path, strerror(e));
     }
     fclose(f);
     buf[n] = '\0';
     *out = buf;
-    if (len) *len = (size_t)n;
+    if (len) *len = n;
     return PE_OK;
 }
 

@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum {
     CFG_STRING, /* free text */
@@ -218,8 +220,23 @@ static pe_status cfg_store_value(pe_config *c, const cfg_key *k, const char *val
         char *end = NULL;
         errno = 0;
         double v = strtod(value, &end);
-        if (value[0] == '\0' || *end != '\0' || errno == ERANGE || v != v)
+        int    range = errno == ERANGE;
+        if (value[0] == '\0' || *end != '\0')
             return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = '%s' is not a number", ctx, k->section, k->key, value);
+        if (isnan(v))
+            return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = '%s' is NaN (not a number); give a number between %g and %g",
+                           ctx, k->section, k->key, value, k->dmin, k->dmax);
+        /* finite after the conversion to double (1e999 overflows to inf, 1e-999 underflows), and
+         * inf only where the key means something by it (pathways.lambda = inf: uniform) */
+        if (range && fabs(v) > 1.0)
+            return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = '%s' overflows a double (it would be %sinf); give a number "
+                           "between %g and %g", ctx, k->section, k->key, value, v < 0 ? "-" : "", k->dmin, k->dmax);
+        if (range)
+            return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = '%s' underflows a double (too close to 0 to represent); "
+                           "write 0 or a number between %g and %g", ctx, k->section, k->key, value, k->dmin, k->dmax);
+        if (isinf(v) && !(v > 0 && isinf(k->dmax)))
+            return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = '%s' is infinite; give a finite number between %g and %g",
+                           ctx, k->section, k->key, value, k->dmin, k->dmax);
         if (v < k->dmin || v > k->dmax)
             return pe_fail(err, PE_ERR_INPUT, "%s: %s.%s = %s is out of range; it must be between %g and %g", ctx,
                            k->section, k->key, value, k->dmin, k->dmax);
@@ -278,43 +295,72 @@ typedef struct {
     int         err_line; /* line of the first error we recorded (0 = none) */
     pe_status   status;
     pe_err     *err;
+    int         key_line[CFG_N_KEYS]; /* line that set each key (0 = not set in this file) */
 } cfg_ini_state;
 
+/* record the first error of the file (later ones are usually consequences): "path:line: ..." */
+static void cfg_ini_error(cfg_ini_state *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cfg_ini_error(cfg_ini_state *s, const char *fmt, ...) {
+    if (s->status != PE_OK) return;
+    char    what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    s->status = pe_fail(s->err, PE_ERR_INPUT, "%s:%d: %s", s->path, s->line, what);
+    s->err_line = s->line;
+}
+
 /* fgets-style reader for ini_parse_stream: counts lines (this inih has no line numbers in the
- * handler), rejects lines too long for inih's buffer instead of letting it split them, and
+ * handler), rejects lines too long for inih's buffer instead of letting it split them, rejects
+ * NUL bytes (fgets would silently cut the line there: "path = a.bin\0junk" read as a.bin), and
  * strips leading blanks so an indented line is a plain key, never a multi-line continuation. */
 static char *cfg_read_line(char *str, int num, void *stream) {
     cfg_ini_state *s = stream;
-    if (!fgets(str, num, s->fp)) return NULL;
+    int n = 0, ch = EOF, nul_at = -1;
+    while (n < num - 1 && (ch = getc(s->fp)) != EOF) {
+        if (ch == '\0' && nul_at < 0) nul_at = n;
+        str[n++] = (char)ch;
+        if (ch == '\n') break;
+    }
+    if (n == 0) return NULL; /* end of file (or a read error: cfg_load_ini checks ferror) */
+    str[n] = '\0';
     s->line++;
-    size_t n = strlen(str);
-    if (n > 0 && str[n - 1] != '\n' && n == (size_t)num - 1) {
-        int ch = fgetc(s->fp);
+    if (nul_at >= 0) {
+        cfg_ini_error(s, "NUL byte at column %d: a config file is plain text; the file is corrupt or not an INI "
+                      "file (re-save it as text)", nul_at + 1);
+        str[0] = '\0';
+        return str;
+    }
+    if (str[n - 1] != '\n' && n == num - 1) {
+        ch = getc(s->fp);
         if (ch != EOF && ch != '\n') {
-            while (ch != EOF && ch != '\n') ch = fgetc(s->fp);
-            if (s->status == PE_OK) {
-                s->status = pe_fail(s->err, PE_ERR_INPUT,
-                                    "%s:%d: line is too long (at most %d characters); shorten it (paths may be "
-                                    "relative to the INI file) or give the value with --set",
-                                    s->path, s->line, num - 3);
-                s->err_line = s->line;
-            }
+            while (ch != EOF && ch != '\n') ch = getc(s->fp);
+            cfg_ini_error(s, "line is too long (at most %d characters); shorten it (paths may be relative to the "
+                          "INI file) or give the value with --set", num - 3);
             str[0] = '\0';
             return str;
         }
     }
     size_t lead = strspn(str, " \t");
-    memmove(str, str + lead, n - lead + 1);
+    memmove(str, str + lead, (size_t)n - lead + 1);
     return str;
 }
 
 static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value) {
     cfg_ini_state *s = user;
     if (s->status != PE_OK) return 1; /* report only the first error */
+    const cfg_key *k = cfg_find_key(section, name);
+    if (k && s->key_line[k - cfg_keys]) { /* inih would let the last one win silently */
+        cfg_ini_error(s, "%s.%s is set twice (first on line %d, again here); keep one of the two lines (a repeated "
+                      "[%s] header does not start a new scope)", section, name, s->key_line[k - cfg_keys], section);
+        return 0;
+    }
     char ctx[CFG_PATH_MAX + 32];
     snprintf(ctx, sizeof ctx, "%s:%d", s->path, s->line);
     s->status = cfg_set_value(s->cfg, section, name, value, s->path, ctx, s->err);
     if (s->status != PE_OK) s->err_line = s->line;
+    else if (k) s->key_line[k - cfg_keys] = s->line;
     return s->status == PE_OK;
 }
 
@@ -322,6 +368,11 @@ pe_status cfg_load_ini(pe_config *c, const char *path, pe_err *err) {
     FILE *fp = fopen(path, "r");
     if (!fp)
         return pe_fail(err, PE_ERR_INPUT, "%s: cannot open config file (%s); check the path", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(fp);
+        return pe_fail(err, PE_ERR_INPUT, "%s: is a directory, not a config file; give the path of an INI file", path);
+    }
     pe_config *tmp = pe_malloc(sizeof *tmp, err, "config");
     if (!tmp) {
         fclose(fp);
@@ -346,9 +397,9 @@ pe_status cfg_load_ini(pe_config *c, const char *path, pe_err *err) {
 pe_status cfg_apply_set(pe_config *c, const char *assignment, pe_err *err) {
     const char *eq = strchr(assignment, '=');
     const char *dot = eq ? memchr(assignment, '.', (size_t)(eq - assignment)) : NULL;
-    if (!dot || dot == assignment || dot + 1 == eq)
-        return pe_fail(err, PE_ERR_INPUT, "--set '%s': expected section.key=value, e.g. --set model.path=model.bin",
-                       assignment);
+    if (!dot || dot == assignment || dot + 1 == eq) /* malformed argument: a usage error (exit 1) */
+        return pe_fail(err, PE_ERR_USAGE, "--set '%s': expected the form --set section.key=value, e.g. --set "
+                       "model.path=model.bin (run with --help to list the keys)", assignment);
     char section[64], key[64];
     size_t sec_len = (size_t)(dot - assignment), key_len = (size_t)(eq - dot - 1);
     if (sec_len >= sizeof section || key_len >= sizeof key)

@@ -130,6 +130,74 @@ static pe_status data_cut_windows(text_dataset *d, const tokenizer *t, const cha
     return PE_OK;
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n) (1..4), 0 if the bytes there are not one
+ * (stray continuation, overlong form, surrogate, above U+10FFFF, cut off). */
+static size_t data_utf8_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t   len;
+    unsigned cp, min;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F, min = 0x80;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F, min = 0x800;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07, min = 0x10000;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+/* Refuse data that is not text: a UTF-16/32 byte-order mark, NUL bytes (binary files, UTF-16
+ * without a mark), or more than 10% of the bytes that are neither valid UTF-8 nor usual text
+ * (control characters other than tab, newline, carriage return, form feed, vertical tab, escape).
+ * A few stray bytes (a Latin-1 accent, a cut-off last character) are accepted. */
+static pe_status data_check_text(const char *path, const char *text, size_t n, pe_err *err) {
+    const unsigned char *s = (const unsigned char *)text;
+    const char *fix = "give a UTF-8 text file, or set [data] format = idx (with an image model) for IDX images";
+    if (n >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF)))
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s looks like UTF-16 (or UTF-32) text, not UTF-8: it starts with the byte-order mark %02X %02X; "
+                       "convert it (iconv -f UTF-16 -t UTF-8 %s > out.txt) and point [data] path at the result",
+                       path, s[0], s[1], path);
+    const unsigned char *nul = memchr(s, 0, n);
+    if (nul) {
+        size_t even = 0, odd = 0, m = n < 4096 ? n : 4096; /* UTF-16 of mostly ASCII: every other byte NUL */
+        for (size_t i = 0; i < m; i++)
+            if (!s[i]) *(i % 2 ? &odd : &even) += 1;
+        size_t hi = odd > even ? odd : even, lo = odd > even ? even : odd;
+        int    utf16 = m >= 4 && hi * 5 > m * 2 && lo * 8 < hi; /* > 80% of one parity, few of the other */
+        if (utf16)
+            return pe_fail(err, PE_ERR_INPUT,
+                           "%s looks like UTF-16 text without a byte-order mark, not UTF-8: every other byte is NUL "
+                           "(the first at byte offset %zu); convert it (iconv -f UTF-16%s -t UTF-8 %s > out.txt) and "
+                           "point [data] path at the result", path, (size_t)(nul - s), odd > even ? "LE" : "BE", path);
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s looks binary, not UTF-8 text: byte offset %zu is a NUL byte, which text never holds; %s",
+                       path, (size_t)(nul - s), fix);
+    }
+    size_t bad = 0, first = n;
+    for (size_t i = 0; i < n;) {
+        size_t l = data_utf8_len(s + i, n - i);
+        int ctl = l == 1 && s[i] < 0x20 && !strchr("\t\n\r\f\v\x1b", s[i]);
+        if (l == 0 || ctl) {
+            if (first == n) first = i;
+            bad++;
+            i++;
+        } else {
+            i += l;
+        }
+    }
+    if (bad > 3 && bad > n / 10) /* up to 3: a last character cut off mid-sequence */
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s looks binary, not UTF-8 text: %zu of its %zu bytes (%.0f%%) are invalid UTF-8 or control "
+                       "characters, the first at byte offset %zu; %s",
+                       path, bad, n, 100.0 * (double)bad / (double)n, first, fix);
+    return PE_OK;
+}
+
 pe_status data_load_text(text_dataset *d, const char *path, const tokenizer *t, data_text_mode mode,
                          int context, int stride, long limit, pe_err *err) {
     return data_load_text_span(d, path, t, mode, context, stride, limit, 0.0, 1.0, err);
@@ -161,6 +229,11 @@ pe_status data_load_text_span(text_dataset *d, const char *path, const tokenizer
         }
         return st;
     }
+    st = data_check_text(path, buf, n, err); /* the whole file, whatever the span */
+    if (st != PE_OK) {
+        free(buf);
+        return st;
+    }
     /* the span [floor(begin n), floor(end n)) of the file's bytes */
     size_t b0 = (size_t)floor(span_begin * (double)n), b1 = (size_t)floor(span_end * (double)n);
     if (b1 > n) b1 = n;
@@ -190,44 +263,103 @@ void data_free_text(text_dataset *d) {
 
 /* ---- IDX ------------------------------------------------------------------------------------- */
 
-/* read up to n bytes; returns the count read (< n only at end of file), -1 on a read error */
-static int64_t data_gz_read(gzFile f, void *dst, size_t n) {
+/* A gzip file held in memory, inflated on demand. Concatenated gzip members are one stream (as
+ * gzip -d reads them); anything else after the last member, and a stream that stops before its
+ * trailer (CRC-32 + size), are errors: zlib's gzread ignores both silently. */
+typedef struct {
+    z_stream       zs;
+    const uint8_t *in;
+    size_t         in_len, in_off; /* compressed bytes, and how many were consumed */
+    int            ended;          /* the last member ended (trailer checked) */
+    int            truncated;      /* the input ran out before the stream ended */
+    size_t         junk;           /* bytes after the last member that do not start a gzip member */
+    const char    *zmsg;           /* zlib's message on corrupt data */
+} data_gz;
+
+/* Inflate up to want bytes into dst; returns the count produced (< want at the end of the
+ * stream, on truncation or on corrupt data: g->ended / g->truncated / g->zmsg say which). */
+static size_t data_gz_inflate(data_gz *g, uint8_t *dst, size_t want) {
     size_t got = 0;
-    while (got < n) {
-        size_t chunk = n - got < (1u << 30) ? n - got : (1u << 30);
-        int r = gzread(f, (char *)dst + got, (unsigned)chunk);
-        if (r < 0) return -1;
-        if (r == 0) break;
-        got += (size_t)r;
+    while (got < want && !g->ended && !g->truncated && !g->zmsg) {
+        size_t in_left = g->in_len - g->in_off, out_left = want - got;
+        g->zs.next_in   = (Bytef *)(g->in + g->in_off);
+        g->zs.avail_in  = in_left < UINT_MAX ? (uInt)in_left : UINT_MAX;
+        g->zs.next_out  = dst + got;
+        g->zs.avail_out = out_left < UINT_MAX ? (uInt)out_left : UINT_MAX;
+        uInt ai = g->zs.avail_in, ao = g->zs.avail_out;
+        int  r  = inflate(&g->zs, Z_NO_FLUSH);
+        g->in_off += ai - g->zs.avail_in;
+        got += ao - g->zs.avail_out;
+        if (r == Z_STREAM_END) {
+            const uint8_t *rest = g->in + g->in_off;
+            size_t         nrest = g->in_len - g->in_off;
+            if (nrest >= 2 && rest[0] == 0x1f && rest[1] == 0x8b && inflateReset(&g->zs) == Z_OK) continue;
+            g->ended = 1;
+            g->junk  = nrest;
+        } else if (r == Z_OK || r == Z_BUF_ERROR) {
+            if (g->in_off == g->in_len && g->zs.avail_out > 0) g->truncated = 1; /* wants input that is not there */
+            else if (ai == g->zs.avail_in && ao == g->zs.avail_out) g->zmsg = "inflate made no progress"; /* never loop */
+        } else {
+            g->zmsg = g->zs.msg ? g->zs.msg : "corrupt deflate data";
+        }
     }
-    return (int64_t)got;
+    return got;
+}
+
+/* message for a gzip stream that stopped early (g->truncated) or holds corrupt data */
+static pe_status data_gz_fail(const data_gz *g, const char *path, const char *what, pe_err *err) {
+    if (g->zmsg)
+        return pe_fail(err, PE_ERR_INPUT, "%s: corrupt gzip data in the %s (zlib: %s, near compressed byte %zu); "
+                       "the file is damaged: re-download or reinstall it", path, what, g->zmsg, g->in_off);
+    return pe_fail(err, PE_ERR_INPUT, "%s: the gzip stream is cut off in the %s (after %zu compressed bytes, no "
+                   "end-of-stream and trailer): the file is truncated; re-download or reinstall it", path, what,
+                   g->in_len);
 }
 
 /* Read one IDX file of uint8 items: magic, n_dims big-endian uint32 dims, then exactly
- * prod(dims) bytes. *data (dims[0] * ... ) is malloc'ed. key names the config key for hints. */
+ * prod(dims) bytes, raw or gzip-compressed (detected by the gzip magic). Magic, dims and the
+ * promised size are checked against the file before the data buffer is allocated.
+ * *data (dims[0] * ... bytes) is malloc'ed. key names the config key for hints. */
 static pe_status data_read_idx_file(const char *path, const char *key, uint32_t magic, int n_dims,
                                     uint32_t *dims, uint8_t **data, pe_err *err) {
     *data = NULL;
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return pe_fail(err, PE_ERR_INPUT, "%s: cannot open (%s); check %s", path,
-                       errno ? strerror(errno) : "zlib error", key);
-    pe_status st = PE_OK;
-    unsigned char hdr[16]; /* magic + up to 3 dims */
-    size_t hdr_len = 4 + 4 * (size_t)n_dims;
-    int64_t got = data_gz_read(f, hdr, hdr_len);
-    uint64_t total = 1;
-    if (got < 0) {
-        int zerr;
-        st = pe_fail(err, PE_ERR_INPUT, "%s: read error (%s); the file is corrupt, reinstall it", path,
-                     gzerror(f, &zerr));
-        goto done;
+    char  *raw = NULL;
+    size_t n = 0;
+    pe_status st = pe_read_file(path, &raw, &n, err);
+    if (st != PE_OK) {
+        if (err) {
+            char msg[sizeof err->msg];
+            memcpy(msg, err->msg, sizeof msg);
+            pe_fail(err, st, "%s (the IDX file set by %s)", msg, key);
+        }
+        return st;
     }
-    if ((size_t)got < hdr_len) {
+    const uint8_t *b = (const uint8_t *)raw;
+    int     gz = n >= 2 && b[0] == 0x1f && b[1] == 0x8b;
+    data_gz g;
+    memset(&g, 0, sizeof g);
+    g.in = b;
+    g.in_len = n;
+    if (gz && inflateInit2(&g.zs, 15 + 16) != Z_OK) { /* gzip wrapper only */
+        free(raw);
+        return pe_fail(err, PE_ERR_INTERNAL, "%s: cannot start zlib (out of memory?)", path);
+    }
+    uint8_t hdr[16]; /* magic + up to 3 dims */
+    size_t  hdr_len = 4 + 4 * (size_t)n_dims, got;
+    if (gz) {
+        got = data_gz_inflate(&g, hdr, hdr_len);
+        if (got < hdr_len && (g.truncated || g.zmsg)) {
+            st = data_gz_fail(&g, path, "header", err);
+            goto done;
+        }
+    } else {
+        got = n < hdr_len ? n : hdr_len;
+        memcpy(hdr, b, got);
+    }
+    if (got < hdr_len) {
         st = pe_fail(err, PE_ERR_INPUT,
-                     "%s: truncated header: expected %zu bytes (magic + %d big-endian dims), got %lld; check %s",
-                     path, hdr_len, n_dims, (long long)got, key);
+                     "%s: truncated header: expected %zu bytes (magic + %d big-endian dims), got %zu; check %s",
+                     path, hdr_len, n_dims, got, key);
         goto done;
     }
     uint32_t be[4];
@@ -240,6 +372,7 @@ static pe_status data_read_idx_file(const char *path, const char *key, uint32_t 
                      be[0], magic, n_dims, key);
         goto done;
     }
+    uint64_t total = 1;
     for (int i = 0; i < n_dims; i++) {
         dims[i] = be[i + 1];
         if (dims[i] == 0 || dims[i] > INT_MAX) {
@@ -247,11 +380,37 @@ static pe_status data_read_idx_file(const char *path, const char *key, uint32_t 
                          dims[i], INT_MAX);
             goto done;
         }
-        total *= dims[i];
+        total *= dims[i]; /* <= (2^31)^3 < 2^64 */
     }
-    if (total > ((uint64_t)1 << 40)) {
-        st = pe_fail(err, PE_ERR_INPUT, "%s: header promises %llu bytes: expected at most 2^40; the file is corrupt",
-                     path, (unsigned long long)total);
+    /* the promised size against what the file can hold, before allocating it: a raw file holds
+     * exactly header + data; deflate expands at most 1032:1, so a gzip file of n bytes holds at most
+     * 1032 n (the exact count is checked while inflating) */
+    if (!gz && total > (uint64_t)(n - hdr_len)) {
+        st = pe_fail(err, PE_ERR_INPUT,
+                     "%s: truncated: the header promises %llu data bytes (%s), the file holds %zu after its %zu-byte "
+                     "header; the file is cut short or its header is corrupt: re-download or reinstall it (check %s)",
+                     path, (unsigned long long)total, n_dims == 3 ? "n x rows x cols" : "n", n - hdr_len, hdr_len, key);
+        goto done;
+    }
+    if (!gz && total < (uint64_t)(n - hdr_len)) {
+        st = pe_fail(err, PE_ERR_INPUT,
+                     "%s: %llu trailing bytes: expected the file to end after the %llu data bytes its header "
+                     "promises; the file is corrupt or not IDX (check %s)", path,
+                     (unsigned long long)(n - hdr_len - total), (unsigned long long)total, key);
+        goto done;
+    }
+    if (gz && (total > SIZE_MAX / 2 || total > (uint64_t)n * 1032 + 1024)) {
+        st = pe_fail(err, PE_ERR_INPUT,
+                     "%s: the header promises %llu data bytes but a %zu-byte gzip file can hold at most %llu: "
+                     "the header is corrupt; re-download or reinstall it (check %s)", path,
+                     (unsigned long long)total, n, (unsigned long long)n * 1032 + 1024, key);
+        goto done;
+    }
+    if (!gz) { /* the data is already in memory: move it to the front and keep the buffer */
+        memmove(raw, raw + hdr_len, (size_t)total);
+        uint8_t *shrunk = realloc(raw, (size_t)total);
+        *data = shrunk ? shrunk : (uint8_t *)raw;
+        raw = NULL;
         goto done;
     }
     *data = pe_malloc((size_t)total, err, path);
@@ -259,32 +418,34 @@ static pe_status data_read_idx_file(const char *path, const char *key, uint32_t 
         st = PE_ERR_INTERNAL;
         goto done;
     }
-    got = data_gz_read(f, *data, (size_t)total);
-    if (got >= 0 && (uint64_t)got < total) {
-        st = pe_fail(err, PE_ERR_INPUT,
-                     "%s: truncated: the header promises %llu data bytes, the file holds %lld; reinstall it",
-                     path, (unsigned long long)total, (long long)got);
+    got = data_gz_inflate(&g, *data, (size_t)total);
+    if (got < total && (g.truncated || g.zmsg)) {
+        st = data_gz_fail(&g, path, "data", err);
         goto done;
     }
-    int64_t extra = 0;
-    if (got >= 0) {
-        unsigned char tail[4096];
-        int64_t r;
-        while ((r = data_gz_read(f, tail, sizeof tail)) > 0) extra += r;
-        got = r < 0 ? -1 : got;
-    }
-    if (got < 0) {
-        int zerr;
-        st = pe_fail(err, PE_ERR_INPUT, "%s: read error (%s); the file is corrupt, reinstall it", path,
-                     gzerror(f, &zerr));
+    if (got < total) {
+        st = pe_fail(err, PE_ERR_INPUT,
+                     "%s: truncated: the header promises %llu data bytes, the file holds %zu; re-download or "
+                     "reinstall it", path, (unsigned long long)total, got);
         goto done;
     }
-    if (extra > 0)
+    uint64_t extra = 0; /* inflate the rest: trailing data, trailer, junk after the stream */
+    uint8_t  tail[4096];
+    while (!g.ended && !g.truncated && !g.zmsg) extra += data_gz_inflate(&g, tail, sizeof tail);
+    if (g.truncated || g.zmsg)
+        st = data_gz_fail(&g, path, "trailer", err);
+    else if (extra > 0)
         st = pe_fail(err, PE_ERR_INPUT,
-                     "%s: %lld trailing bytes: expected the file to end after the %llu data bytes its header "
-                     "promises; the file is corrupt or not IDX", path, (long long)extra, (unsigned long long)total);
+                     "%s: %llu trailing bytes: expected the data to end after the %llu bytes its header promises; "
+                     "the file is corrupt or not IDX", path, (unsigned long long)extra, (unsigned long long)total);
+    else if (g.junk > 0)
+        st = pe_fail(err, PE_ERR_INPUT,
+                     "%s: %zu bytes of junk after the gzip stream (from compressed byte %zu): expected the file to "
+                     "end with the stream; the file is corrupt: re-download or reinstall it", path, g.junk,
+                     g.in_len - g.junk);
 done:
-    gzclose(f);
+    if (gz) inflateEnd(&g.zs);
+    free(raw);
     if (st != PE_OK) {
         free(*data);
         *data = NULL;

@@ -2,6 +2,8 @@
 #include "plan.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,59 +20,139 @@ int64_t plan_head_connections(int n, int w, int causal) {
     return (int64_t)w * (w + 1) / 2 + (int64_t)(n - w) * w;
 }
 
+/* an integer-valued JSON number in [lo, hi] (1.5, 1e300, NaN and strings are not) */
+static int plan_int(const cJSON *j, double lo, double hi, int *out) {
+    if (!cJSON_IsNumber(j)) return 0;
+    double v = j->valuedouble;
+    if (!(v >= lo && v <= hi) || v != floor(v)) return 0;
+    *out = (int)v;
+    return 1;
+}
+
+/* describe a JSON value for a message: its text, cut short */
+static const char *plan_show(const cJSON *j, char *buf, size_t n) {
+    if (!j) return "missing";
+    char *t = cJSON_PrintUnformatted(j);
+    snprintf(buf, n, "%s", t ? t : "?");
+    if (t && strlen(t) >= n && n > 4) strcpy(buf + n - 4, "...");
+    cJSON_free(t);
+    return buf;
+}
+
+#define PLAN_FIX "write plans with pathens prune (docs/importance.md), or fix pathways.plan"
+
 pe_status plan_load(plan *p, const char *path, int L, int NH, pe_err *err) {
     memset(p, 0, sizeof *p);
-    char *text = NULL;
-    pe_status st = pe_read_file(path, &text, NULL, err);
+    char  *text = NULL;
+    size_t len  = 0;
+    pe_status st = pe_read_file(path, &text, &len, err);
     if (st) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg); /* pe_fail must not read the buffer it writes */
         return pe_fail(err, PE_ERR_INPUT, "%s: cannot read the plan (%s); check pathways.plan", path, why);
     }
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    if (!root) return pe_fail(err, PE_ERR_INPUT, "%s: not JSON; write plans with pathens prune", path);
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "format"), *nl = cJSON_GetObjectItemCaseSensitive(root, "n_layers"),
-                *nh = cJSON_GetObjectItemCaseSensitive(root, "n_heads"), *hs = cJSON_GetObjectItemCaseSensitive(root, "heads");
-    if (!cJSON_IsString(f) || strcmp(f->valuestring, "pathens-plan") || !cJSON_IsNumber(nl) || !cJSON_IsNumber(nh) ||
-        !cJSON_IsArray(hs)) {
-        cJSON_Delete(root);
-        return pe_fail(err, PE_ERR_INPUT, "%s: not a pathens plan (needs format \"pathens-plan\", n_layers, n_heads, heads)",
-                       path);
+    if (strlen(text) != len) {
+        size_t at = strlen(text);
+        free(text);
+        return pe_fail(err, PE_ERR_INPUT, "%s: NUL byte at offset %zu: a plan is JSON text; %s", path, at, PLAN_FIX);
     }
-    if (nl->valueint != L || nh->valueint != NH) {
-        int pl = nl->valueint, ph = nh->valueint;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &end, 1); /* 1: nothing but blanks may follow the JSON */
+    if (!root) {
+        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+        cJSON *prefix = cJSON_ParseWithOpts(text, NULL, 0);
+        free(text);
+        if (prefix) {
+            cJSON_Delete(prefix);
+            return pe_fail(err, PE_ERR_INPUT, "%s: junk after the JSON object (at byte offset %zu): a plan is one JSON "
+                           "object; %s", path, at, PLAN_FIX);
+        }
+        return pe_fail(err, PE_ERR_INPUT, "%s: not JSON (parse error near byte offset %zu); %s", path, at, PLAN_FIX);
+    }
+    free(text);
+    char shown[64];
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "format"), *ver = cJSON_GetObjectItemCaseSensitive(root, "version"),
+                *nl = cJSON_GetObjectItemCaseSensitive(root, "n_layers"), *nh = cJSON_GetObjectItemCaseSensitive(root, "n_heads"),
+                *hs = cJSON_GetObjectItemCaseSensitive(root, "heads");
+    int version = 0, pl = 0, ph = 0;
+    if (!cJSON_IsObject(root) || !cJSON_IsString(f) || strcmp(f->valuestring, "pathens-plan") || !cJSON_IsArray(hs)) {
         cJSON_Delete(root);
-        return pe_fail(err, PE_ERR_INPUT, "%s: plan is for %d layers x %d heads but the model has %d x %d", path, pl, ph,
-                       L, NH);
+        return pe_fail(err, PE_ERR_INPUT, "%s: not a pathens plan (needs format \"pathens-plan\", version, n_layers, "
+                       "n_heads, heads); %s", path, PLAN_FIX);
+    }
+    if (!plan_int(ver, 1, 1, &version)) {
+        pe_fail(err, PE_ERR_INPUT, "%s: plan version is %s: this pathens reads version 1; %s", path,
+                plan_show(ver, shown, sizeof shown), PLAN_FIX);
+        cJSON_Delete(root);
+        return PE_ERR_INPUT;
+    }
+    if (!plan_int(nl, 1, 1e6, &pl) || !plan_int(nh, 1, 1e6, &ph)) {
+        char s2[64];
+        pe_fail(err, PE_ERR_INPUT, "%s: n_layers %s and n_heads %s: expected whole numbers >= 1; %s", path,
+                plan_show(nl, shown, sizeof shown), plan_show(nh, s2, sizeof s2), PLAN_FIX);
+        cJSON_Delete(root);
+        return PE_ERR_INPUT;
+    }
+    if (pl != L || ph != NH) {
+        cJSON_Delete(root);
+        return pe_fail(err, PE_ERR_INPUT, "%s: plan is for %d layers x %d heads but the model has %d x %d; prune a run "
+                       "of this model", path, pl, ph, L, NH);
+    }
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "budget"), *ff = cJSON_GetObjectItemCaseSensitive(root, "flops_fraction");
+    if ((b && !(cJSON_IsNumber(b) && b->valuedouble > 0 && b->valuedouble <= 1)) ||
+        (ff && !(cJSON_IsNumber(ff) && ff->valuedouble >= 0 && ff->valuedouble <= 1))) {
+        char s2[64];
+        pe_fail(err, PE_ERR_INPUT, "%s: budget %s, flops_fraction %s: expected budget in (0, 1] and flops_fraction in "
+                "[0, 1]; %s", path, plan_show(b, shown, sizeof shown), plan_show(ff, s2, sizeof s2), PLAN_FIX);
+        cJSON_Delete(root);
+        return PE_ERR_INPUT;
     }
     p->L = L;
     p->NH = NH;
     p->keep = malloc((size_t)L * NH);
     p->window = calloc((size_t)L * NH, sizeof(int));
-    if (!p->keep || !p->window) {
+    uint8_t *seen = calloc((size_t)L * NH, 1);
+    if (!p->keep || !p->window || !seen) {
         cJSON_Delete(root);
+        free(seen);
         plan_free(p);
         return pe_fail(err, PE_ERR_INTERNAL, "out of memory reading %s", path);
     }
     memset(p->keep, 1, (size_t)L * NH);
     const cJSON *h;
+    int i = 0;
     cJSON_ArrayForEach(h, hs) {
         const cJSON *l = cJSON_GetObjectItemCaseSensitive(h, "layer"), *hd = cJSON_GetObjectItemCaseSensitive(h, "head"),
                     *k = cJSON_GetObjectItemCaseSensitive(h, "keep"), *w = cJSON_GetObjectItemCaseSensitive(h, "window");
-        if (!cJSON_IsNumber(l) || !cJSON_IsNumber(hd) || l->valueint < 0 || l->valueint >= L || hd->valueint < 0 ||
-            hd->valueint >= NH || !cJSON_IsBool(k) || !cJSON_IsNumber(w) || w->valueint < 0) {
+        int li, hi, wi;
+        if (!cJSON_IsObject(h) || !plan_int(l, 0, L - 1, &li) || !plan_int(hd, 0, NH - 1, &hi) || !cJSON_IsBool(k) ||
+            !plan_int(w, 0, INT_MAX, &wi)) {
+            char *t = cJSON_PrintUnformatted(h);
+            pe_fail(err, PE_ERR_INPUT, "%s: heads[%d] = %.200s: each head entry needs layer (a whole number in [0, %d)), "
+                    "head (in [0, %d)), keep (true/false) and window (a whole number >= 0, 0 = every key); %s", path, i,
+                    t ? t : "?", L, NH, PLAN_FIX);
+            cJSON_free(t);
             cJSON_Delete(root);
+            free(seen);
             plan_free(p);
-            return pe_fail(err, PE_ERR_INPUT, "%s: each head entry needs layer in [0,%d), head in [0,%d), keep "
-                           "(true/false) and window >= 0", path, L, NH);
+            return PE_ERR_INPUT;
         }
-        p->keep[l->valueint * NH + hd->valueint] = cJSON_IsTrue(k);
-        p->window[l->valueint * NH + hd->valueint] = w->valueint;
+        if (seen[li * NH + hi]) {
+            pe_fail(err, PE_ERR_INPUT, "%s: heads[%d] lists layer %d head %d a second time: expected one entry per head; "
+                    "%s", path, i, li, hi, PLAN_FIX);
+            cJSON_Delete(root);
+            free(seen);
+            plan_free(p);
+            return PE_ERR_INPUT;
+        }
+        seen[li * NH + hi] = 1;
+        p->keep[li * NH + hi] = cJSON_IsTrue(k);
+        p->window[li * NH + hi] = wi;
+        i++;
     }
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "budget"), *ff = cJSON_GetObjectItemCaseSensitive(root, "flops_fraction");
-    p->budget = cJSON_IsNumber(b) ? b->valuedouble : 0.0;
-    p->flops_fraction = cJSON_IsNumber(ff) ? ff->valuedouble : 0.0;
+    free(seen);
+    p->budget = b ? b->valuedouble : 0.0;
+    p->flops_fraction = ff ? ff->valuedouble : 0.0;
     cJSON_Delete(root);
     return PE_OK;
 }

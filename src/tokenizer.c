@@ -6,6 +6,7 @@
 #include "tokenizer.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,11 @@ static pe_status tok_parse_records(tokenizer *t, const char *path, const unsigne
         float score = tok_read_f32(buf + off);
         int32_t len = tok_read_i32(buf + off + 4);
         off += 8;
+        if (!isfinite(score))
+            return pe_fail(err, PE_ERR_INPUT,
+                           "%s: token record %d (byte offset %zu) has merge score %s: expected a finite float32; the "
+                           "file is corrupt or not a llama2.c tokenizer; %s",
+                           path, i, off - 8, isnan(score) ? "NaN" : score > 0 ? "+Inf" : "-Inf", hint);
         if (len < 0 || len > t->max_token_length)
             return pe_fail(err, PE_ERR_INPUT,
                            "%s: token record %d (byte offset %zu) has length %d: expected 0..%d "
@@ -139,6 +145,13 @@ pe_status tok_init_llama2c(tokenizer *t, const char *path, int vocab_size, pe_er
         return pe_fail(err, PE_ERR_INPUT,
                        "%s: max_token_length is %d: expected 1..65535; is this a llama2.c tokenizer.bin? "
                        "check [model] tokenizer", path, (int)mtl);
+    }
+    if ((uint64_t)vocab_size * 8 > (uint64_t)(n - 4)) { /* every record is >= 8 bytes: check before allocating */
+        free(raw);
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s: %zu bytes cannot hold the model's vocab_size %d token records (each at least 8 bytes: "
+                       "float32 score, int32 len); check that [model] tokenizer is the tokenizer.bin exported with "
+                       "this model", path, n, vocab_size);
     }
     t->vocab_size = vocab_size;
     t->max_token_length = mtl;

@@ -78,7 +78,7 @@ expect_rc 2 "missing model file" "$PATHENS" eval "$cfg" --set model.path="$T/nop
 printf '[model]\npath = x\nbogus = 1\n' >"$T/bad.ini"
 expect_rc 2 "unknown config key" "$PATHENS" eval "$T/bad.ini"
 grep -q "bogus" "$T/err.txt" && ok "message names the key" || bad "message: $(cat "$T/err.txt")"
-expect_rc 2 "malformed --set" "$PATHENS" eval "$cfg" --set nodot
+expect_rc 1 "malformed --set (a usage error)" "$PATHENS" eval "$cfg" --set nodot
 expect_rc 2 "bad integer" "$PATHENS" eval "$cfg" --set run.batch=abc
 expect_rc 2 "context beyond the model" "$PATHENS" eval "$cfg" --set data.context=4096 --quiet
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,6 @@ static void test_parse_good_ini(void **state) {
                                  "stride = 32\n"
                                  "format = text\n"
                                  "[run]\n"
-                                 "batch = 4\n"
                                  "batch = 2\n"
                                  "out = /abs/out\n");
     pe_config c;
@@ -75,7 +75,7 @@ static void test_parse_good_ini(void **state) {
     assert_int_equal(c.data_limit, 100);
     assert_int_equal(c.data_context, 64);
     assert_int_equal(c.data_stride, 32);
-    assert_int_equal(c.run_batch, 2); /* a repeated key overrides */
+    assert_int_equal(c.run_batch, 2);
     assert_string_equal(c.run_out, "/abs/out");
     assert_int_equal(cfg_validate(&c, &err), PE_OK);
 }
@@ -123,8 +123,9 @@ static void test_set_overrides(void **state) {
 
     const char *bad[] = {"model.path", "modelpath=x", ".path=x", "model.=x", "=x", ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(cfg_apply_set(&c, bad[i], &err), PE_ERR_INPUT);
-        assert_contains(err.msg, "section.key=value");
+        /* a malformed argument is a usage error (exit 1), like an unknown option */
+        assert_int_equal(cfg_apply_set(&c, bad[i], &err), PE_ERR_USAGE);
+        assert_contains(err.msg, "expected the form --set section.key=value");
     }
     assert_int_equal(cfg_apply_set(&c, "model.nope=1", &err), PE_ERR_INPUT);
     assert_contains(err.msg, "unknown key 'nope' in section [model]");
@@ -218,6 +219,118 @@ static void test_missing_file(void **state) {
     assert_contains(err.msg, "check the path");
     /* a folder is not a config file */
     assert_int_equal(cfg_load_ini(&c, tu_tmp_dir("config"), &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "is a directory, not a config file");
+}
+
+/* write len bytes to <tmp>/config/<name> (may hold NUL bytes); returns the path (static buffer) */
+static const char *write_bytes(const char *name, const char *data, size_t len) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", tu_tmp_dir("config"), name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+    return path;
+}
+
+/* a key given twice was "last wins" silently (fuzzing: ini_dup.ini), also across a repeated
+ * [section] header: refused, naming the key and both lines; nothing is applied */
+static void test_duplicate_key(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    const char *path = write_ini("dup.ini", "[model]\npath = /a.bin\npath = /b.bin\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    char want[4400];
+    snprintf(want, sizeof want, "%s:3: model.path is set twice (first on line 2, again here); keep one of the two "
+             "lines (a repeated [model] header does not start a new scope)", path);
+    assert_string_equal(err.msg, want);
+    assert_string_equal(c.model_path, "");
+
+    path = write_ini("dup_section.ini", "[data]\nlimit=3\n[run]\nbatch = 4\n[data]\nlimit=4\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":6: data.limit is set twice (first on line 2, again here)");
+    assert_int_equal(c.data_limit, 0);
+    assert_int_equal(c.run_batch, 8);
+
+    /* the same key name in two sections, and a repeated header with new keys, are fine */
+    path = write_ini("nodup.ini", "[model]\npath = /m.bin\n[data]\npath = /d.txt\n[model]\nformat = llama2c\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_OK);
+    assert_string_equal(c.model_path, "/m.bin");
+    assert_string_equal(c.data_path, "/d.txt");
+    assert_string_equal(c.model_format, "llama2c");
+    /* --set after the file still overrides a key the file set once */
+    assert_int_equal(cfg_apply_set(&c, "model.path=/o.bin", &err), PE_OK);
+    assert_string_equal(c.model_path, "/o.bin");
+}
+
+/* a NUL byte inside a line: fgets cut the value there and the rest was ignored (fuzzing:
+ * ini_nul.ini, "path = x.bin\0garbage" read as x.bin); refused, naming line and column */
+static void test_nul_byte(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    static const char text[] = "[model]\npath = /m.bin\0garbage\n[data]\npath = /d.txt\n";
+    const char *path = write_bytes("nul.ini", text, sizeof text - 1);
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    char want[4400];
+    snprintf(want, sizeof want, "%s:2: NUL byte at column 14: a config file is plain text; the file is corrupt or "
+             "not an INI file (re-save it as text)", path);
+    assert_string_equal(err.msg, want);
+    assert_string_equal(c.model_path, "");
+    assert_string_equal(c.data_path, "");
+    static const char text2[] = "[model]\n\0\n"; /* a line that is only a NUL */
+    path = write_bytes("nul2.ini", text2, sizeof text2 - 1);
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":2: NUL byte at column 1");
+}
+
+/* float keys: finite and in range after the conversion to double; inf only for pathways.lambda */
+static void test_float_values(void **state) {
+    pe_config c;
+    pe_err err = {0};
+    cfg_init_defaults(&c);
+    struct { const char *set, *want; } bad[] = {
+        {"pathways.ratio=1e400", "pathways.ratio = '1e400' overflows a double (it would be inf)"},
+        {"train.clip=-1e999", "train.clip = '-1e999' overflows a double (it would be -inf)"},
+        {"pathways.ratio=inf", "pathways.ratio = 'inf' is infinite; give a finite number between 1 and 1e+09"},
+        {"train.checkpoint_minutes=Infinity", "'Infinity' is infinite"},
+        {"pathways.sigma=-inf", "pathways.sigma = '-inf' is infinite"},
+        {"pathways.lambda=-inf", "pathways.lambda = '-inf' is infinite"},
+        {"train.lr=nan", "train.lr = 'nan' is NaN (not a number); give a number between 0 and 10"},
+        {"pathways.keep=-nan", "is NaN"},
+        {"train.eps=1e-400", "train.eps = '1e-400' underflows a double"},
+        {"train.eps=4e-320", "underflows a double"}, /* subnormal */
+        {"train.lr=11", "train.lr = 11 is out of range; it must be between 0 and 10"},
+        {"train.lr=0x", "train.lr = '0x' is not a number"},
+        {"train.lr=", "train.lr = '' is not a number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (cfg_apply_set(&c, bad[i].set, &err) != PE_ERR_INPUT) fail_msg("--set %s was accepted", bad[i].set);
+        assert_contains(err.msg, bad[i].want);
+    }
+    assert_true(c.pw_ratio == 4.0 && c.tr_lr == 1e-3 && c.tr_eps == 1e-8); /* nothing applied */
+    assert_int_equal(cfg_apply_set(&c, "pathways.lambda=inf", &err), PE_OK); /* uniform: the one inf allowed */
+    assert_true(isinf(c.pw_lambda) && c.pw_lambda > 0);
+    assert_int_equal(cfg_apply_set(&c, "pathways.lambda=2.5", &err), PE_OK);
+    assert_true(c.pw_lambda == 2.5);
+    assert_int_equal(cfg_apply_set(&c, "train.eps=0", &err), PE_OK);
+    assert_int_equal(cfg_apply_set(&c, "pathways.ratio=1e9", &err), PE_OK);
+    /* the same from an INI file, with its line */
+    const char *path = write_ini("float.ini", "[train]\nlr = 1e-3\nbeta1 = 1e999\n");
+    cfg_init_defaults(&c);
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":3: train.beta1 = '1e999' overflows a double");
+    path = write_ini("float_nan.ini", "[pathways]\nratio = NaN\n");
+    assert_int_equal(cfg_load_ini(&c, path, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, ":2: pathways.ratio = 'NaN' is NaN");
+    /* a NaN set directly in the struct is caught by cfg_validate */
+    cfg_init_defaults(&c);
+    assert_int_equal(cfg_apply_set(&c, "model.path=m.bin", &err), PE_OK);
+    assert_int_equal(cfg_apply_set(&c, "data.path=d.txt", &err), PE_OK);
+    c.pw_sigma = NAN;
+    assert_int_equal(cfg_validate(&c, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "pathways.sigma");
 }
 
 static void test_json_echo(void **state) {
@@ -310,6 +423,9 @@ int main(void) {
         cmocka_unit_test(test_bad_int),
         cmocka_unit_test(test_bad_enum),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_duplicate_key),
+        cmocka_unit_test(test_nul_byte),
+        cmocka_unit_test(test_float_values),
         cmocka_unit_test(test_json_echo),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_print_keys),

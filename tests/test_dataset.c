@@ -251,7 +251,81 @@ static void test_text_errors(void **state) {
     expect_text_error(empty, &t, DATA_MODE_WINDOWS, 64, 64, "empty dataset");
     write_tmp(blank, "blank.txt", "\n  \n\t\n\n", 6);
     expect_text_error(blank, &t, DATA_MODE_DOCUMENTS, 64, 0, "empty dataset");
+    /* a directory: ftell said LONG_MAX and the read failed as 'out of memory' (exit 3) */
+    expect_text_error(tu_tmp_dir("dataset"), &t, DATA_MODE_DOCUMENTS, 64, 0, "is a directory");
     tok_free(&t);
+}
+
+/* Binary and UTF-16 data were tokenised and scored as text (fuzzing: txt_only_nul.txt,
+ * txt_utf16.txt: perplexity 4.35e9, exit 0); both tokenizers refuse them now, in both modes. */
+static void test_text_not_binary(void **state) {
+    tokenizer tl, tb;
+    load_tok512(&tl);
+    tok_init_bytes(&tb);
+    const tokenizer *toks[2] = {&tl, &tb};
+    char p[4096];
+    static char buf[4096];
+    for (int k = 0; k < 2; k++) {
+        const tokenizer *t = toks[k];
+        memset(buf, 0, 1000);
+        write_tmp(p, "only_nul.txt", buf, 1000);
+        expect_text_error(p, t, DATA_MODE_DOCUMENTS, 64, 0, "looks binary, not UTF-8 text: byte offset 0 is a NUL byte");
+        expect_text_error(p, t, DATA_MODE_WINDOWS, 64, 64, "looks binary");
+        const char text[] = "Once upon a time.\n\nThere was a cat.\0And then.\n";
+        write_tmp(p, "mid_nul.txt", text, sizeof text - 1);
+        expect_text_error(p, t, DATA_MODE_DOCUMENTS, 64, 0, "byte offset 35 is a NUL byte");
+        /* UTF-16 with a byte-order mark (LE and BE), and without one */
+        const char *ascii = "Once upon a time there was a cat.\n\nAnother.\n";
+        size_t n = strlen(ascii);
+        for (int be = 0; be <= 1; be++) {
+            buf[0] = be ? (char)0xFE : (char)0xFF;
+            buf[1] = be ? (char)0xFF : (char)0xFE;
+            for (size_t i = 0; i < n; i++) {
+                buf[2 + 2 * i + be] = ascii[i];
+                buf[2 + 2 * i + !be] = 0;
+            }
+            write_tmp(p, "utf16.txt", buf, 2 + 2 * n);
+            expect_text_error(p, t, DATA_MODE_DOCUMENTS, 64, 0, be ? "byte-order mark FE FF" : "byte-order mark FF FE");
+            expect_text_error(p, t, DATA_MODE_DOCUMENTS, 64, 0, "iconv -f UTF-16 -t UTF-8");
+            write_tmp(p, "utf16_nobom.txt", buf + 2, 2 * n);
+            expect_text_error(p, t, DATA_MODE_DOCUMENTS, 64, 0,
+                              be ? "without a byte-order mark" : "the first at byte offset 1); convert it (iconv -f UTF-16LE");
+        }
+        /* random bytes without NULs: mostly invalid UTF-8 */
+        uint64_t seed = 7;
+        for (int i = 0; i < 3000; i++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            buf[i] = (char)(1 + (seed >> 33) % 255);
+        }
+        write_tmp(p, "random.txt", buf, 3000);
+        expect_text_error(p, t, DATA_MODE_DOCUMENTS, 64, 0, "are invalid UTF-8 or control characters");
+        expect_text_error(p, t, DATA_MODE_WINDOWS, 64, 32, "looks binary");
+        /* ASCII control characters are not text either */
+        memset(buf, 0x01, 500);
+        write_tmp(p, "controls.txt", buf, 500);
+        expect_text_error(p, t, DATA_MODE_DOCUMENTS, 64, 0, "500 of its 500 bytes (100%) are invalid UTF-8");
+    }
+    /* text with a few stray bytes (Latin-1 accents, a cut-off last character) is still text */
+    const char latin1[] = "Il \xe9tait une fois un chat.\n\nCaf\xe9 cr\xe8me, tr\xe8s bon.\n\nUn dernier mot \xe2\x82";
+    write_tmp(p, "latin1.txt", latin1, sizeof latin1 - 1);
+    text_dataset d = load_text_ok(p, &tl, DATA_MODE_DOCUMENTS, 64, 0, 0);
+    assert_int_equal(d.n_seqs, 3);
+    data_free_text(&d);
+    /* a tiny file whose last character is cut off mid-sequence is text; four bad bytes are not */
+    write_tmp(p, "tiny_cut.txt", "ab\xe2\x82", 4);
+    d = load_text_ok(p, &tb, DATA_MODE_DOCUMENTS, 64, 0, 0);
+    assert_int_equal(d.n_seqs, 1);
+    data_free_text(&d);
+    write_tmp(p, "tiny_bad.txt", "\xc0\xc1\xf8\xf9", 4);
+    expect_text_error(p, &tb, DATA_MODE_DOCUMENTS, 64, 0, "4 of its 4 bytes (100%) are invalid UTF-8");
+    /* and UTF-8 with tabs, CR LF, form feeds and escapes */
+    const char utf8[] = "Caf\xc3\xa9\tna\xc3\xafve \xe2\x82\xac \xf0\x9f\x98\x80\r\n\x1b[0m\f\vend\n";
+    write_tmp(p, "utf8.txt", utf8, sizeof utf8 - 1);
+    d = load_text_ok(p, &tl, DATA_MODE_WINDOWS, 64, 64, 0);
+    assert_int_equal(d.n_seqs, 1);
+    data_free_text(&d);
+    tok_free(&tl);
+    tok_free(&tb);
 }
 
 /* ---- IDX ------------------------------------------------------------------------------------- */
@@ -347,7 +421,7 @@ static void test_idx_files(void **state) {
     write_tmp(p, "short_hdr.idx", img, 10);
     expect_idx_error(p, labels, p, "truncated header");
     write_tmp(p, "truncated.idx", img, ni - 1);
-    expect_idx_error(p, labels, p, "promises 12 data bytes, the file holds 11");
+    expect_idx_error(p, labels, p, "truncated: the header promises 12 data bytes (n x rows x cols), the file holds 11");
     memcpy(bad, img, ni);
     memcpy(bad + ni, "xyz", 3);
     write_tmp(p, "trailing.idx", bad, ni + 3);
@@ -359,6 +433,90 @@ static void test_idx_files(void **state) {
     write_tmp(p, "labmagic.idx", bad, nb);
     expect_idx_error(images, p, p, "expected 0x00000801");
     expect_idx_error("/nonexistent/img.idx", labels, "/nonexistent/img.idx", "cannot open");
+    expect_idx_error(tu_tmp_dir("dataset"), labels, tu_tmp_dir("dataset"), "is a directory");
+}
+
+/* write a gzip member of data[0..n) to out[] (returns its length) */
+static size_t gzip_member(unsigned char *out, size_t cap, const unsigned char *data, size_t n) {
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    zs.next_in = (Bytef *)data;
+    zs.avail_in = (uInt)n;
+    zs.next_out = out;
+    zs.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    size_t len = cap - zs.avail_out;
+    deflateEnd(&zs);
+    return len;
+}
+
+/* Fuzzing: a 16-byte header promising 2^40 bytes was allocated before the size check (exit 3);
+ * a gzip file without its trailer, or with junk after the stream, loaded silently (zlib's gzread
+ * ignores both). The promised size is now checked against the file before allocating. */
+static void test_idx_hostile(void **state) {
+    unsigned char img[64], lab[64], buf[512], gz[512];
+    size_t ni = make_idx(img, 1, 0x803, 3), nl = make_idx(lab, 0, 0x801, 3);
+    char images[4096], labels[4096], p[4096];
+    write_tmp(images, "h_img.idx", img, ni);
+    write_tmp(labels, "h_lab.idx", lab, nl);
+    /* 2^40 promised by 1024 x 1024 x 1048576: raw and gzip */
+    const unsigned char huge[16] = {0, 0, 8, 3, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0x10, 0, 0};
+    write_tmp(p, "huge.idx", huge, sizeof huge);
+    expect_idx_error(p, labels, p, "the header promises 1099511627776 data bytes (n x rows x cols), the file holds 0");
+    size_t ng = gzip_member(gz, sizeof gz, huge, sizeof huge);
+    write_tmp(p, "huge.idx.gz", gz, ng);
+    expect_idx_error(p, labels, p, "the header promises 1099511627776 data bytes but a");
+    expect_idx_error(p, labels, p, "gzip file can hold at most");
+    const unsigned char huge_lab[8] = {0, 0, 8, 1, 0x7f, 0xff, 0xff, 0xff}; /* 2^31 - 1 labels, none there */
+    write_tmp(p, "huge_lab.idx", huge_lab, sizeof huge_lab);
+    expect_idx_error(images, p, p, "promises 2147483647 data bytes (n), the file holds 0");
+
+    /* gzip: trailer cut off, junk after the stream, a corrupt CRC, extra data inside the stream */
+    ng = gzip_member(gz, sizeof gz, img, ni);
+    write_tmp(p, "notrailer.idx.gz", gz, ng - 8);
+    expect_idx_error(p, labels, p, "the gzip stream is cut off");
+    write_tmp(p, "halftrailer.idx.gz", gz, ng - 3);
+    expect_idx_error(p, labels, p, "the gzip stream is cut off");
+    memcpy(buf, gz, ng);
+    memcpy(buf + ng, "JUNKJUNK", 8);
+    write_tmp(p, "junk.idx.gz", buf, ng + 8);
+    expect_idx_error(p, labels, p, "8 bytes of junk after the gzip stream");
+    buf[ng] = 0x1f; /* a lone gzip magic byte is junk too */
+    write_tmp(p, "junk1.idx.gz", buf, ng + 1);
+    expect_idx_error(p, labels, p, "1 bytes of junk after the gzip stream");
+    memcpy(buf, gz, ng);
+    buf[ng - 8] ^= 0xff; /* CRC-32 */
+    write_tmp(p, "crc.idx.gz", buf, ng);
+    expect_idx_error(p, labels, p, "corrupt gzip data in the trailer (zlib: incorrect data check");
+    unsigned char longer[64];
+    memcpy(longer, img, ni);
+    memcpy(longer + ni, "xyz", 3);
+    ng = gzip_member(gz, sizeof gz, longer, ni + 3);
+    write_tmp(p, "extra.idx.gz", gz, ng);
+    expect_idx_error(p, labels, p, "3 trailing bytes");
+    /* a file that starts with gzip's magic but is not gzip */
+    memcpy(buf, "\x1f\x8b\x00\x00garbage-garbage", 19);
+    write_tmp(p, "fakegz.idx", buf, 19);
+    expect_idx_error(p, labels, p, "corrupt gzip data in the header");
+
+    /* concatenated gzip members are one stream (gzip -d reads them so): they load */
+    size_t n1 = gzip_member(gz, sizeof gz, img, 10);
+    size_t n2 = gzip_member(gz + n1, sizeof gz - n1, img + 10, ni - 10);
+    write_tmp(p, "two.idx.gz", gz, n1 + n2);
+    image_dataset d;
+    pe_err err = {0};
+    if (data_load_idx(&d, p, labels, 0, &err) != PE_OK) fail_msg("%s", err.msg);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.pixels[11], 110);
+    data_free_idx(&d);
+    /* labels derived from the images name also load (data_load_idx_span) */
+    write_tmp(p, "pair-images-idx3-ubyte", img, ni);
+    char lp[4096];
+    write_tmp(lp, "pair-labels-idx1-ubyte", lab, nl);
+    if (data_load_idx_span(&d, p, NULL, 0, 0.0, 1.0, &err) != PE_OK) fail_msg("%s", err.msg);
+    assert_int_equal(d.n, 3);
+    data_free_idx(&d);
     expect_idx_error(images, "/nonexistent/lab.idx", "/nonexistent/lab.idx", "[data] labels");
 }
 
@@ -369,8 +527,10 @@ int main(void) {
         cmocka_unit_test(test_windows_tinystories),
         cmocka_unit_test(test_windows_bytes_shakespeare),
         cmocka_unit_test(test_text_errors),
+        cmocka_unit_test(test_text_not_binary),
         cmocka_unit_test(test_fashion_mnist),
         cmocka_unit_test(test_idx_files),
+        cmocka_unit_test(test_idx_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 
 #include "tokenizer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +308,28 @@ static void test_bad_files(void **state) {
     expect_bad(write_tmp("nul.bin", b, len), TOK512_VOCAB, "NUL byte");
 
     expect_bad("/nonexistent/tok.bin", TOK512_VOCAB, "cannot open");
+    expect_bad(tu_tmp_dir("tokenizer"), TOK512_VOCAB, "is a directory"); /* was 'out of memory' (exit 3) */
+    /* a vocab_size the file cannot hold is refused before the vocab arrays are allocated */
+    expect_bad(tu_data_path("tok512.bin"), 1000000000, "cannot hold the model's vocab_size 1000000000");
+
+    /* non-finite merge scores (fuzzing: tok512.bin with every score NaN, or every score Inf, was
+     * accepted): NaN compares false everywhere and breaks the merge order of both encoders */
+    const float bad_scores[] = {NAN, INFINITY, -INFINITY};
+    const char *bad_names[] = {"NaN", "+Inf", "-Inf"};
+    for (int k = 0; k < 3; k++) {
+        memcpy(b, good, len);
+        for (int i = 0; i < TOK512_VOCAB; i++) memcpy(b + record_len_offset(b, i) - 4, &bad_scores[k], 4);
+        char name[32], what[96];
+        snprintf(name, sizeof name, "score_all_%d.bin", k);
+        snprintf(what, sizeof what, "token record 0 (byte offset 4) has merge score %s", bad_names[k]);
+        expect_bad(write_tmp(name, b, len), TOK512_VOCAB, what);
+        memcpy(b, good, len); /* one bad record among good ones */
+        memcpy(b + record_len_offset(b, 400) - 4, &bad_scores[k], 4);
+        snprintf(name, sizeof name, "score_one_%d.bin", k);
+        snprintf(what, sizeof what, "token record 400 (byte offset %zu) has merge score %s",
+                 record_len_offset(b, 400) - 4, bad_names[k]);
+        expect_bad(write_tmp(name, b, len), TOK512_VOCAB, what);
+    }
     free(b);
     free(good);
 }

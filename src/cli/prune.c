@@ -207,7 +207,8 @@ int cmd_prune(int argc, char **argv) {
         char ini[4200], out[4200];
         snprintf(ini, sizeof ini, "%s/prune_eval.ini", dir);
         snprintf(out, sizeof out, "%s/plan_%g", dir, budgets[b]);
-        if (pe_write_file_atomic(ini, "; written by pathens prune: every key comes from --set\n", 56, &err)) {
+        static const char ini_text[] = "; written by pathens prune: every key comes from --set\n";
+        if (pe_write_file_atomic(ini, ini_text, sizeof ini_text - 1, &err)) { /* no NUL byte in an INI file */
             rc = fail(&err);
             break;
         }
