@@ -27,8 +27,9 @@ for tsv in "$PATHENS_SRC"/tests/fuzz/regress/*.tsv; do
             fi
         fi
         S="$T/$name"; rm -rf "$S"; mkdir -p "$S"
-        eval "args=($cmd)"
-        (T="$S"; cd "$S" && "$PATHENS" "${args[@]}") >"$S/stdout" 2>"$S/stderr"; rc=$?
+        args=()
+        Tall="$T"; T="$S"; eval "args=($cmd)"; T="$Tall" # $T in a row is that row's own scratch folder
+        (cd "$S" && "$PATHENS" "${args[@]}") >"$S/stdout" 2>"$S/stderr"; rc=$?
         if [ "$rc" != "$want" ]; then
             echo "FAIL $name ($(basename "$tsv")): exit $rc, wanted $want"; sed 's/^/    /' "$S/stderr" | head -8
             fails=$((fails + 1))
