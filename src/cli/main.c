@@ -732,8 +732,8 @@ static void help_main(FILE *f) {
 static void help_version(FILE *f) {
     fprintf(f,
             "usage: pathens version   (or: pathens --version)\n\n"
-            "Prints the pathens version and the git commit the binary was built from (results.json and\n"
-            "train.json record the same two).\n\n"
+            "Prints the pathens version and the git commit the binary was built from (every results.json\n"
+            "records the same two under \"pathens\").\n\n"
             "example:\n"
             "  pathens version\n");
 }
