@@ -19,6 +19,15 @@ SCRIPT = r"""
   var de = document.documentElement;
   out.page = {scrollWidth: de.scrollWidth, innerWidth: window.innerWidth};
   function box(e) { var r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }
+  /* the four corners of a text's own box on the screen: rotated labels are quadrilaterals */
+  function quad(t) {
+    var b = t.getBBox(), m = t.getScreenCTM(), q = [];
+    [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]].forEach(function (c) {
+      var p = new DOMPoint(c[0], c[1]).matrixTransform(m);
+      q.push([p.x, p.y]);
+    });
+    return q;
+  }
   document.querySelectorAll('table').forEach(function (t, i) {
     var p = t.parentElement, cs = getComputedStyle(p);
     var pr = p.getBoundingClientRect();
@@ -32,7 +41,7 @@ SCRIPT = r"""
     s.querySelectorAll('text').forEach(function (t) {
       var r = box(t);
       if (r[2] - r[0] < 0.5 || (t.textContent || '').trim() === '') return;
-      texts.push({text: t.textContent, box: r, inLegend: !!t.closest('g.legend')});
+      texts.push({text: t.textContent, box: r, quad: quad(t), inLegend: !!t.closest('g.legend')});
     });
     out.svgs.push({index: i, kind: s.getAttribute('data-plot') || '?', texts: texts, legends: legends});
   });
@@ -77,13 +86,27 @@ for t in d['tables']:
 def overlap(a, b, tol=0.5):
     return min(a[2], b[2]) - max(a[0], b[0]) > tol and min(a[3], b[3]) - max(a[1], b[1]) > tol
 
+def quads_overlap(p, q, tol=0.5):
+    """separating-axis test for two convex quadrilaterals (rotated text boxes): they overlap when no
+    edge normal separates them by more than -tol"""
+    for poly in (p, q):
+        for i in range(4):
+            (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % 4]
+            nx, ny = y1 - y2, x2 - x1
+            n = (nx * nx + ny * ny) ** 0.5
+            if n == 0: continue
+            nx, ny = nx / n, ny / n
+            a = [x * nx + y * ny for x, y in p]; b = [x * nx + y * ny for x, y in q]
+            if min(max(a), max(b)) - max(min(a), min(b)) <= tol: return False
+    return True
+
 n_pairs = 0
 for s in d['svgs']:
     tx = s['texts']
     for i in range(len(tx)):
         for j in range(i + 1, len(tx)):
             n_pairs += 1
-            if overlap(tx[i]['box'], tx[j]['box']):
+            if overlap(tx[i]['box'], tx[j]['box']) and quads_overlap(tx[i]['quad'], tx[j]['quad']):
                 errs.append('svg %d (%s): labels overlap: %r and %r' % (s['index'], s['kind'], tx[i]['text'], tx[j]['text']))
         if not tx[i]['inLegend']:
             for lb in s['legends']:
