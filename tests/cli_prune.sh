@@ -31,7 +31,9 @@ for r in rows:
 imp = json.load(open(sys.argv[1] + "/results.json"))["importance"]
 heads = [r for r in rows if r["kind"] == "head"]
 for r, h in zip(heads, imp["heads"]):
-    assert float(r["ablation_delta"]) == h["ablation"]["delta"] and float(r["sampled_delta"]) == h["sampled"]["delta"]
+    # (results.json's numbers are cJSON's 15-17 digit text: equal to ~1e-15)
+    assert math.isclose(float(r["ablation_delta"]), h["ablation"]["delta"], rel_tol=1e-13)
+    assert math.isclose(float(r["sampled_delta"]), h["sampled"]["delta"], rel_tol=1e-13)
     assert r["band"] == r["band_lo"] == r["band_hi"] == r["attention_mass"] == ""
 for r in rows:
     if r["kind"] == "layer": assert r["sampled_delta"] == r["mean_distance"] == "" and r["ablation_delta"] != ""
