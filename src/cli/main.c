@@ -219,7 +219,7 @@ int cmd_eval(int argc, char **argv) {
 }
 
 /* The closing summary of an evaluation (rank 0): headline numbers with intervals, the ensemble
- * gain, the most important heads, and where the report is. Read back from results.json's tree. */
+ * ensemble - dense, the most important heads, and where the report is. Read back from results.json's tree. */
 static void print_summary(const cJSON *root, const char *report_path) {
     const cJSON *dense = cJSON_GetObjectItemCaseSensitive(root, "dense");
     const cJSON *ens   = cJSON_GetObjectItemCaseSensitive(root, "ensemble");
@@ -234,7 +234,7 @@ static void print_summary(const cJSON *root, const char *report_path) {
                 cJSON_GetArrayItem(dc, 0)->valuedouble, cJSON_GetArrayItem(dc, 1)->valuedouble);
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(ens, key), *ec = cJSON_GetObjectItemCaseSensitive(ens, ck);
     /* the paired difference ensemble - dense of the headline metric (results.c: "minus_dense" for LMs) */
-    const cJSON *gain = cJSON_GetObjectItemCaseSensitive(ens, img ? "accuracy_minus_dense" : "minus_dense");
+    const cJSON *emd = cJSON_GetObjectItemCaseSensitive(ens, img ? "accuracy_minus_dense" : "minus_dense");
     const cJSON *pw = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "config"), "pathways");
     if (cJSON_IsNumber(ev) && cJSON_GetArraySize(ec) == 2) {
         int members = cJSON_GetObjectItemCaseSensitive(pw, "members")->valueint;
@@ -243,7 +243,7 @@ static void print_summary(const cJSON *root, const char *report_path) {
                 cJSON_GetArrayItem(ec, 1)->valuedouble, members, members == 1 ? "" : "s",
                 cJSON_GetObjectItemCaseSensitive(pw, "scheme")->valuestring,
                 cJSON_GetObjectItemCaseSensitive(pw, "ratio")->valuedouble);
-        const cJSON *gm = cJSON_GetObjectItemCaseSensitive(gain, "mean"), *gc = cJSON_GetObjectItemCaseSensitive(gain, "ci95");
+        const cJSON *gm = cJSON_GetObjectItemCaseSensitive(emd, "mean"), *gc = cJSON_GetObjectItemCaseSensitive(emd, "ci95");
         if (cJSON_IsNumber(gm) && cJSON_GetArraySize(gc) == 2)
             fprintf(stderr, "  ensemble - dense   %+.4f  95%% CI [%+.4f, %+.4f]  (paired difference; %s)\n",
                     gm->valuedouble, cJSON_GetArrayItem(gc, 0)->valuedouble, cJSON_GetArrayItem(gc, 1)->valuedouble,
