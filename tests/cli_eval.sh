@@ -131,7 +131,8 @@ grep '\[[-+0-9]' "$T/err.txt" | grep -v "tasks, " | grep -vq "95% CI" && bad "an
 grep -q "^  ensemble - dense .*95% CI.*< 0: the ensemble has the lower NLL" "$T/err.txt" && ok "summary: ensemble - dense of the LM, with its sign rule" \
     || bad "summary lacks the LM's ensemble - dense line: $(sed -n '/^summary/,$p' "$T/err.txt")"
 n=$(grep -c "tasks, 100%\]" "$T/err.txt")
-[ "$n" = 1 ] && ok "the 100% progress line is printed once" || bad "100% progress line $n times: $(grep 'tasks, ' "$T/err.txt")"
+# (builds without MPI evaluate in one pass and print no progress line)
+[ "$n" -le 1 ] && ok "the 100% progress line is printed at most once ($n)" || bad "100% progress line $n times: $(grep 'tasks, ' "$T/err.txt")"
 u=$(updirs "$T/err.txt") && bad "printed paths with dir/..: $u" || ok "no dir/.. in printed paths"
 grep -q "wrote $T/sum/results.json" "$T/err.txt" && grep -q "report: $T/sum/report.html" "$T/err.txt" \
     && ok "printed run folder is $T/sum" || bad "printed paths: $(grep -E 'wrote|report:' "$T/err.txt")"
