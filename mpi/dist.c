@@ -181,11 +181,11 @@ static void pack_task_record(msgpack_sbuffer *sb, int task, const msgpack_object
 
 typedef struct {
     double t0, last;
-    int    tty, quiet;
+    int    tty, quiet, shown; /* shown: 1 + the done count last printed (0: none) */
 } progress;
 
 static void progress_show(progress *p, int done, int total, int replayed, int final) {
-    if (p->quiet) return;
+    if (p->quiet || (final && !p->tty && p->shown == done + 1)) return; /* that line is out already */
     double now = pe_time_now();
     if (!final && !p->tty && now - p->last < 5.0) return;
     if (!final && p->tty && now - p->last < 0.2) return;
@@ -194,6 +194,7 @@ static void progress_show(progress *p, int done, int total, int replayed, int fi
     double el = now - p->t0, eta = fresh > 0 ? el / fresh * (total - done) : 0.0;
     fprintf(stderr, "%s[%d/%d tasks, %.0f%%] %.1f s elapsed, ETA %.1f s%s", p->tty ? "\r" : "", done, total,
             total ? 100.0 * done / total : 100.0, el, eta, p->tty && !final ? "   " : "\n");
+    p->shown = done + 1;
     fflush(stderr);
 }
 
@@ -247,7 +248,7 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
     sa.sa_handler = dist_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    progress pg = {pe_time_now(), 0.0, isatty(2), opt->quiet};
+    progress pg = {pe_time_now(), 0.0, isatty(2), opt->quiet, 0};
     int n_done = 0, next = 0;
     for (int t = 0; t < cs.n_tasks; t++) n_done += cs.done[t];
     /* next task not yet done */

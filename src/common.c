@@ -179,3 +179,39 @@ uint64_t pe_hash_str(const char *s) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) h = (h ^ *p) * 1099511628211ULL;
     return h;
 }
+
+const char *pe_path_tidy(const char *path, char *buf, size_t n) {
+    if (!n) return buf;
+    size_t len = strlen(path), used = 0;
+    int    abs_ = path[0] == '/';
+    size_t *starts = malloc(sizeof(size_t) * (len / 2 + 2)); /* where each kept component begins in buf */
+    int     depth = 0, ups = 0;                              /* kept components; leading ".." among them */
+    if (!starts || len + 2 > n) {
+        free(starts);
+        snprintf(buf, n, "%s", path);
+        return buf;
+    }
+    if (abs_) buf[used++] = '/';
+    for (const char *p = path; *p;) {
+        while (*p == '/') p++;
+        size_t c = strcspn(p, "/");
+        if (c == 0) break;
+        if (c == 1 && p[0] == '.') {
+        } else if (c == 2 && p[0] == '.' && p[1] == '.' && depth > ups) {
+            used = starts[--depth]; /* drop the previous component (and its slash) */
+            if (used > (size_t)abs_) used--;
+        } else if (c == 2 && p[0] == '.' && p[1] == '.' && abs_) {
+        } else {
+            if (used > (size_t)abs_) buf[used++] = '/';
+            starts[depth++] = used;
+            if (c == 2 && p[0] == '.' && p[1] == '.') ups++;
+            memcpy(buf + used, p, c);
+            used += c;
+        }
+        p += c;
+    }
+    free(starts);
+    if (used == 0) buf[used++] = '.';
+    buf[used] = '\0';
+    return buf;
+}

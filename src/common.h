@@ -46,3 +46,7 @@ uint64_t pe_hash_str(const char *s);
 
 /* wall clock in seconds (monotonic) */
 double pe_time_now(void);
+
+/* `path` with "." and "dir/.." collapsed lexically, for messages only (a symlinked dir/.. can name
+ * another folder, so never open the result): "configs/../runs/x" -> "runs/x"; into buf, returned */
+const char *pe_path_tidy(const char *path, char *buf, size_t n);

@@ -491,9 +491,24 @@ void *cfg_to_json(const pe_config *c) {
     return root;
 }
 
-void cfg_print_keys(FILE *f) {
+/* does the key match the filter: space-separated "section" or "section.key" words; NULL = every key */
+static int cfg_key_listed(const cfg_key *k, const char *only) {
+    if (!only) return 1;
+    size_t ls = strlen(k->section), lk = strlen(k->key);
+    for (const char *p = only; *p;) {
+        while (*p == ' ') p++;
+        size_t n = strcspn(p, " ");
+        if (n == ls && !strncmp(p, k->section, ls)) return 1;
+        if (n == ls + 1 + lk && !strncmp(p, k->section, ls) && p[ls] == '.' && !strncmp(p + ls + 1, k->key, lk)) return 1;
+        p += n;
+    }
+    return 0;
+}
+
+void cfg_print_keys(FILE *f, const char *only) {
     int w_name = 3, w_def = 7;
     for (size_t i = 0; i < CFG_N_KEYS; i++) {
+        if (!cfg_key_listed(&cfg_keys[i], only)) continue;
         int n = (int)(strlen(cfg_keys[i].section) + 1 + strlen(cfg_keys[i].key));
         int d = cfg_keys[i].required ? 10 : cfg_keys[i].def[0] ? (int)strlen(cfg_keys[i].def) : 2;
         if (n > w_name) w_name = n;
@@ -502,6 +517,7 @@ void cfg_print_keys(FILE *f) {
     fprintf(f, "%-*s  %-*s  %s\n", w_name, "key", w_def, "default", "meaning");
     for (size_t i = 0; i < CFG_N_KEYS; i++) {
         const cfg_key *k = &cfg_keys[i];
+        if (!cfg_key_listed(k, only)) continue;
         char name[128];
         snprintf(name, sizeof name, "%s.%s", k->section, k->key);
         const char *def = k->required ? "(required)" : k->def[0] ? k->def : "\"\"";

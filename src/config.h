@@ -89,5 +89,6 @@ pe_status cfg_parse_span(const char *span, double *begin, double *end, pe_err *e
 /* The resolved config as a cJSON object { "model": {...}, "data": {...}, "run": {...} }.
  * Returned as void* (a cJSON*) so this header does not need cJSON.h. */
 void *cfg_to_json(const pe_config *c);
-/* Print the key table (section, key, default, help) for --help. */
-void cfg_print_keys(FILE *f);
+/* Print the key table (section, key, default, help) for --help: only the keys named in `only`
+ * (space-separated "section" or "section.key" words), every key when it is NULL. */
+void cfg_print_keys(FILE *f, const char *only);

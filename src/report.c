@@ -8,12 +8,13 @@
  *               error bars, legends; every figure below is built from these
  *   sections    header, summary table, and the five plots (each falls back to a one-line note)
  *   sweep       report_write_sweep: the page of a `pathens sweep` from its sweep.json (table of
- *               every point, metric vs ratio per scheme, ensemble gain vs K), same SVG layer
+ *               every point, metric vs ratio per scheme, ensemble - dense vs K), same SVG layer
  * The page has no scripts and references nothing outside itself; see docs/report.md. */
 #include "report.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -132,6 +133,8 @@ typedef struct {
     /* what the run is */
     int         is_lm, K;
     const char *unit; /* "nats/token" or "nats/image" */
+    char        title[800];  /* report_title: "<run> (model <model>)" */
+    char        mpath[4096]; /* the model path, tidied for display */
 } rep;
 
 /* v with dec decimals; plus: "+" on non-negative values; U+2212 for minus; "n/a" if not finite */
@@ -359,6 +362,7 @@ typedef struct {
 } legend_item;
 
 static void svg_legend(sbuf *b, double x, double y, const legend_item *it, int n) {
+    sb_put(b, "<g class=\"legend\">\n"); /* one group: tests/check_layout.py checks nothing else overlaps it */
     for (int i = 0; i < n; i++) {
         double yy = y + 20.0 * i, c = x + 12;
         switch (it[i].kind) {
@@ -383,6 +387,7 @@ static void svg_legend(sbuf *b, double x, double y, const legend_item *it, int n
         }
         svg_text(b, x + 32, yy + 4, "start", 12, NULL, it[i].label);
     }
+    sb_put(b, "</g>\n");
 }
 
 /* "nice" numbers (1, 2, 5 x 10^k), after Heckbert, Graphics Gems (1990) */
@@ -586,6 +591,46 @@ static const char *basename_of(const char *p) {
     return s && s[1] ? s + 1 : p;
 }
 
+/* the last component of a path after tidying ("configs/../runs/x/" -> "x"); "" for "." or "/" */
+static void last_name(const char *path, char *out, size_t n) {
+    char t[4096];
+    pe_path_tidy(path, t, sizeof t);
+    const char *b = basename_of(t);
+    snprintf(out, n, "%.255s", strcmp(b, ".") && strcmp(b, "..") && strcmp(b, "/") ? b : "");
+}
+
+/* the page title: the run's name (run.out's folder, else RUN_DIR's) and the model: its file name,
+ * or "folder/file" when the file name says nothing ("model.safetensors", "pytorch_model.bin") */
+static void report_title(const cJSON *root, const char *run_dir, char *out, size_t n) {
+    const cJSON *cfg = jget(root, "config");
+    const char  *ro = jstr(jget(cfg, "run"), "out"), *mp = jstr(jget(cfg, "model"), "path");
+    const char  *mc = jstr(jget(cfg, "model"), "config");
+    char         run[256] = "", model[512] = "";
+    if (ro) last_name(ro, run, sizeof run);
+    if (!run[0]) last_name(run_dir, run, sizeof run);
+    if (!run[0]) {
+        char rp[PATH_MAX];
+        if (realpath(run_dir, rp)) last_name(rp, run, sizeof run);
+    }
+    if (mp && mp[0]) {
+        char t[4096];
+        pe_path_tidy(mp, t, sizeof t);
+        const char *b = basename_of(t);
+        size_t      stem = strcspn(b, ".");
+        if (b != t && ((stem == 5 && !strncmp(b, "model", 5)) || (stem == 13 && !strncmp(b, "pytorch_model", 13)))) {
+            const char *q = b - 1; /* the '/' before the file name */
+            while (q > t && q[-1] != '/') q--;
+            snprintf(model, sizeof model, "%.511s", q);
+        } else {
+            snprintf(model, sizeof model, "%.511s", b);
+        }
+    } else if (mc && mc[0]) {
+        last_name(mc, model, sizeof model);
+    }
+    if (run[0] && model[0]) snprintf(out, n, "%s (model %s)", run, model);
+    else snprintf(out, n, "%s", run[0] ? run : model[0] ? model : "run");
+}
+
 /* one JSON scalar as text */
 static void json_value_text(rep *r, const cJSON *v) {
     if (cJSON_IsString(v)) sb_esc(&r->b, v->valuestring[0] ? v->valuestring : "(empty)");
@@ -627,11 +672,13 @@ static void sec_header(rep *r, const cJSON *root, const char *run_dir) {
     const cJSON *model = jobj(r, r->rfile, root, "", "model", 0), *data = jobj(r, r->rfile, root, "", "data", 0);
     const cJSON *arch = jobj(r, r->rfile, model, "model", "architecture", 0), *pj = jobj(r, r->rfile, root, "", "pathens", 0);
     if (r->failed) return;
+    char        tidy[4096];
     const char *mpath = jstr(cm, "path");
+    if (mpath) mpath = pe_path_tidy(mpath, r->mpath, sizeof r->mpath);
     sb_put(&r->b, "<header>\n<h1>pathens report: ");
-    sb_esc(&r->b, mpath ? basename_of(mpath) : "model");
+    sb_esc(&r->b, r->title);
     sb_put(&r->b, "</h1>\n<p class=\"sub\">run folder <code>");
-    sb_esc(&r->b, run_dir);
+    sb_esc(&r->b, pe_path_tidy(run_dir, tidy, sizeof tidy));
     sb_put(&r->b, "</code>");
     if (jstr(pj, "version")) {
         sb_put(&r->b, " &#183; results.json written by pathens ");
@@ -677,6 +724,7 @@ static void sec_header(rep *r, const cJSON *root, const char *run_dir) {
     }
     row_head(r, "data");
     const char *dpath = jstr(cd, "path");
+    if (dpath) dpath = pe_path_tidy(dpath, tidy, sizeof tidy);
     sb_put(&r->b, "<code>");
     sb_esc(&r->b, dpath ? dpath : "(unknown)");
     sb_put(&r->b, "</code>");
@@ -1162,6 +1210,12 @@ static void sec_heatmap(rep *r, const imp_data *d) {
     double ch = 30, fs = cw < 60 ? 10 : 11.5;
     double ml = 76, mt = 44, gw = cw * H, gh = ch * L;
     double W = ml + gw + 30 < 560 ? 560 : ml + gw + 30, Hh = mt + gh + 96;
+    /* the colour bar under the grid, its legend (hatch swatch, italic note) to the right of the bar's
+     * end label, the figure widened to hold it */
+    double by = mt + gh + 24, bw = gw < 320 ? gw : 320, bx = ml;
+    double lx = bx + bw + text_w(S(r, ms, dec), 11) / 2 + 18;
+    double lw = 32 + text_w("|" DELTA "| < 2 " MIDDOT " stderr", 12), iw = text_w("italic: ablation estimate", 11);
+    if (W < lx + (lw > iw ? lw : iw) + 8) W = lx + (lw > iw ? lw : iw) + 8;
     char   title[96];
     snprintf(title, sizeof title, "Layer by head importance: loss increase when a head is removed (%s)", d->unit);
     sb_put(&r->b, "<figure>\n");
@@ -1205,8 +1259,7 @@ static void sec_heatmap(rep *r, const imp_data *d) {
         }
     svg_rect(b, ml, mt, gw, gh, "none", " stroke=\"#666\"");
     /* colour legend: a bar from -ms to +ms */
-    double by = mt + gh + 24, bw = gw < 320 ? gw : 320, bx = ml;
-    int    ns = 40;
+    int ns = 40;
     for (int i = 0; i < ns; i++) {
         char col[8];
         diverging(-1 + 2 * (i + 0.5) / ns, col);
@@ -1224,8 +1277,6 @@ static void sec_heatmap(rep *r, const imp_data *d) {
     snprintf(cl, sizeof cl, DELTA " loss when removed (%s)", d->unit);
     svg_text(b, bx + bw / 2, by + 46, "middle", 12, NULL, cl);
     legend_item lg[] = {{LG_HATCH, "", "|" DELTA "| < 2 " MIDDOT " stderr", 0}};
-    double      lx   = bx + bw + 28;
-    if (lx + 170 > W) lx = W - 170;
     svg_legend(b, lx, by + 6, lg, 1);
     if (n_a) svg_text(b, lx, by + 34, "start", 11, " font-style=\"italic\" fill=\"#555\"", "italic: ablation estimate");
     svg_close(b);
@@ -1507,7 +1558,8 @@ static const char *CSS =
     ".legend{font-size:12.5px;margin:4px 0}.legend span{margin-right:12px;white-space:nowrap}"
     ".legend i{display:inline-block;width:14px;height:4px;margin:0 5px 3px 0;vertical-align:middle}"
     ".wide{overflow-x:auto}table.sweep td.p{text-align:left}table.sweep tr:first-child th.p{text-align:left}"
-    "table.sweep .ci{font-size:12px}"
+    "table.sweep .ci{font-size:12px}table.sweep th,table.sweep td{padding:4px 7px}table.sweep .sec{color:#888;"
+    "font-weight:400}"
     "footer{margin-top:30px;font-size:12px;color:#777}";
 
 static int is_dir(const char *p) {
@@ -1570,12 +1622,11 @@ pe_status report_render(const char *run_dir, char **html, pe_err *err) {
     r->K    = mem ? cJSON_GetArraySize(mem) : 0;
     r->unit = r->is_lm ? "nats/token" : "nats/image";
     if (!r->failed) {
-        const cJSON *cm  = jget(jget(root, "config"), "model");
-        const char  *mp  = jstr(cm, "path");
+        report_title(root, run_dir, r->title, sizeof r->title);
         sb_put(&r->b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>pathens report: ");
-        sb_esc(&r->b, mp ? basename_of(mp) : basename_of(run_dir));
-        sb_printf(&r->b, "</title>\n<style>%s</style>\n</head>\n<body>\n", CSS);
+                      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
+        sb_esc(&r->b, r->title);
+        sb_printf(&r->b, " (pathens report)</title>\n<style>%s</style>\n</head>\n<body>\n", CSS);
         sec_header(r, root, run_dir);
         sec_summary(r, root);
         sec_curve(r, root);
@@ -1630,7 +1681,7 @@ typedef struct {
     const char  *scheme; /* params["pathways.scheme"], NULL when the scheme was not swept */
     double       ratio;  /* params["pathways.ratio"], NaN when the ratio was not swept */
     const cJSON *params;
-    est          dense, ens, gain;
+    est          dense, ens, emd; /* emd: ensemble - dense, paired */
     double       mm, kept;
 } swrow;
 
@@ -1686,8 +1737,8 @@ static int sw_parse(rep *r, const cJSON *root, swrow **out) {
         if (!r->failed && !jget(m, "dense")) jfail(r, f, mpath, "dense", "is missing");
         x->ens.v = jnum(r, f, m, mpath, "ensemble", 1);
         jci(r, f, m, mpath, "ensemble_ci95", 0, &x->ens.lo, &x->ens.hi);
-        x->gain.v = jnum(r, f, m, mpath, "gain", 1);
-        jci(r, f, m, mpath, "gain_ci95", 0, &x->gain.lo, &x->gain.hi);
+        x->emd.v = jnum(r, f, m, mpath, "ensemble_minus_dense", 1);
+        jci(r, f, m, mpath, "ensemble_minus_dense_ci95", 0, &x->emd.lo, &x->emd.hi);
         x->mm     = jnum(r, f, m, mpath, "member_mean", 0);
         x->kept   = jnum(r, f, m, mpath, "kept_fraction", 0);
         const cJSON *sv = jget(x->params, SW_SCHEME);
@@ -1725,7 +1776,7 @@ static void sw_metric_names(const char *metric, const char **ylab, const char **
 static int sw_col_dec(const swrow *w, int n, int which) {
     int d = 4;
     for (int i = 0; i < n; i++) {
-        const est *e = which == 0 ? &w[i].dense : which == 1 ? &w[i].ens : &w[i].gain;
+        const est *e = which == 0 ? &w[i].dense : which == 1 ? &w[i].ens : &w[i].emd;
         int        c = ci_dec(e->lo, e->hi, 4);
         if (c > d) d = c;
     }
@@ -1753,14 +1804,28 @@ static void sw_table(rep *r, const swrow *w, int n, const char **keys, int nk, c
         return;
     }
     int dd = sw_col_dec(w, n, 0), de = sw_col_dec(w, n, 1), dg = sw_col_dec(w, n, 2);
+    /* narrow enough for the page: swept keys as "section." over "key", no K column when K is a swept key */
+    int show_k = 1;
+    for (int k = 0; k < nk; k++) show_k &= strcmp(keys[k], "pathways.members") != 0;
     sb_put(&r->b, "<div class=\"wide\"><table class=\"num sweep\">\n<tr><th>#</th><th class=\"p\">run folder</th>");
     for (int k = 0; k < nk; k++) {
+        const char *dot = strchr(keys[k], '.');
         sb_put(&r->b, "<th class=\"p\">");
-        sb_esc(&r->b, keys[k]);
+        if (dot) {
+            char sec[64];
+            snprintf(sec, sizeof sec, "%.*s", (int)(dot - keys[k] + 1), keys[k]);
+            sb_put(&r->b, "<span class=\"sec\">");
+            sb_esc(&r->b, sec);
+            sb_put(&r->b, "</span><br>");
+            sb_esc(&r->b, dot + 1);
+        } else {
+            sb_esc(&r->b, keys[k]);
+        }
         sb_put(&r->b, "</th>");
     }
-    sb_put(&r->b, "<th>K</th><th>dense<br>[95% CI]</th><th>mean<br>member</th><th>ensemble<br>[95% CI]</th>"
-                  "<th>ensemble &#8722; dense<br>[95% CI]</th><th>kept<br>fraction</th></tr>\n");
+    sb_printf(&r->b, "%s<th>dense<br>[95%% CI]</th><th>mean<br>member</th><th>ensemble<br>[95%% CI]</th>"
+                     "<th>ensemble &#8722; dense<br>[95%% CI]</th><th>kept<br>fraction</th></tr>\n",
+              show_k ? "<th>K</th>" : "");
     for (int i = 0; i < n; i++) {
         const swrow *x = &w[i];
         char         tb[40];
@@ -1773,12 +1838,12 @@ static void sw_table(rep *r, const swrow *w, int n, const char **keys, int nk, c
             sb_esc(&r->b, t ? (t[0] ? t : "(empty)") : "\xe2\x80\x94");
             sb_put(&r->b, "</td>");
         }
-        sb_printf(&r->b, "<td>%d</td>", x->K);
+        if (show_k) sb_printf(&r->b, "<td>%d</td>", x->K);
         sw_td(r, x->dense, dd, 0, 0);
         sw_td(r, (est){x->mm, NAN, NAN}, de, 0, 0);
         sw_td(r, x->ens, de, 0, 0);
         /* bold: the interval excludes 0 */
-        sw_td(r, x->gain, dg, 1, isfinite(x->gain.lo) && isfinite(x->gain.hi) && (x->gain.lo > 0 || x->gain.hi < 0));
+        sw_td(r, x->emd, dg, 1, isfinite(x->emd.lo) && isfinite(x->emd.hi) && (x->emd.lo > 0 || x->emd.hi < 0));
         td_num(r, x->kept, 3);
         sb_put(&r->b, "</tr>\n");
     }
@@ -1787,8 +1852,8 @@ static void sw_table(rep *r, const swrow *w, int n, const char **keys, int nk, c
     snprintf(t, sizeof t,
              "Values: %s in %s, mean \xc2\xb1 1.96 standard errors in brackets with documents (images) as the "
              "independent units. ensemble " MINUS " dense is the paired difference (%s), in bold where its interval "
-             "excludes 0. K: members; kept: the members' mean kept fraction of attention links. Run folders are "
-             "under the sweep folder.",
+             "excludes 0. K (pathways.members): members; kept: the members' mean kept fraction of attention links. "
+             "Run folders are under the sweep folder.",
              what, strcmp(metric, "accuracy") ? "nats/token" : "fraction correct", strcmp(metric, "accuracy") ? "negative: the ensemble is better" : "positive: the ensemble is better");
     sb_put(&r->b, "<p class=\"small\">");
     sb_esc(&r->b, t);
@@ -1983,12 +2048,15 @@ done:
     free(xv);
 }
 
-/* 3. the ensemble gain (ensemble - dense, paired) versus the number of members K, one line per
+/* 3. ensemble - dense (paired) versus the number of members K, one line per
  * (scheme, ratio) */
-static void sw_plot_gain(rep *r, const swrow *w, int n, const char *metric) {
+static void sw_plot_minus_dense(rep *r, const swrow *w, int n, const char *metric) {
     const char *ylab, *glab, *what, *better;
     sw_metric_names(metric, &ylab, &glab, &what, &better);
-    section(r, "gain", "3. Ensemble gain vs number of members K");
+    char sec[160];
+    snprintf(sec, sizeof sec, "3. Ensemble " MINUS " dense %s vs number of members K (%s 0: the ensemble is better)",
+             strcmp(metric, "accuracy") ? "NLL" : "accuracy", strcmp(metric, "accuracy") ? "below" : "above");
+    section(r, "minus-dense", sec);
     int    *grp = calloc((size_t)(3 * n + 1), sizeof *grp), *first = grp + n, *ord = first + n, ng = 0;
     double *kv  = calloc((size_t)(n + 1), sizeof *kv);
     if (!grp || !kv) {
@@ -2001,7 +2069,7 @@ static void sw_plot_gain(rep *r, const swrow *w, int n, const char *metric) {
     for (int i = 0; i < n; i++) {
         grp[i] = -1;
         kv[i]  = w[i].K;
-        if (strcmp(w[i].metric, metric) || !isfinite(w[i].gain.v)) continue;
+        if (strcmp(w[i].metric, metric) || !isfinite(w[i].emd.v)) continue;
         int g = 0;
         while (g < ng && !(sw_same_scheme(w[first[g]].scheme, w[i].scheme) && sw_same_ratio(w[first[g]].ratio, w[i].ratio))) g++;
         if (g == ng) first[ng++] = i;
@@ -2013,11 +2081,12 @@ static void sw_plot_gain(rep *r, const swrow *w, int n, const char *metric) {
             continue;
         }
         grp[i] = g;
-        mm_add(&ylo, &yhi, w[i].gain.v), mm_add(&ylo, &yhi, w[i].gain.lo), mm_add(&ylo, &yhi, w[i].gain.hi);
+        mm_add(&ylo, &yhi, w[i].emd.v), mm_add(&ylo, &yhi, w[i].emd.lo), mm_add(&ylo, &yhi, w[i].emd.hi);
         mm_add(&kmin, &kmax, w[i].K);
     }
     if (ng == 0) {
-        note(r, "Nothing to plot: no finished point has an ensemble gain (pathways.members = 0 everywhere, or no point done).");
+        note(r, "Nothing to plot: no finished point has an ensemble " MINUS " dense difference (pathways.members = 0 "
+                "everywhere, or no point done).");
         goto done;
     }
     /* groups ordered by scheme (first appearance), then ratio */
@@ -2038,8 +2107,9 @@ static void sw_plot_gain(rep *r, const swrow *w, int n, const char *metric) {
     sb_put(&r->b, "<figure>\n");
     plot p;
     char title[160];
-    snprintf(title, sizeof title, "Ensemble gain (ensemble " MINUS " dense %s) vs members K", what);
-    plot_open(&p, r, 780, sw_height(ng + 3), 78, 16, 220, 52, "sweep-gain", title);
+    snprintf(title, sizeof title, "Ensemble " MINUS " dense %s (%s 0: the ensemble is better) vs members K", what,
+             strcmp(metric, "accuracy") ? "below" : "above");
+    plot_open(&p, r, 780, sw_height(ng + 3), 78, 16, 220, 52, "sweep-minus-dense", title);
     plot_xrange(&p, kmin, kmax, 8);
     int_ticks(&p.xs);
     if (kmax - kmin <= 12) p.xs = 1;
@@ -2068,12 +2138,12 @@ static void sw_plot_gain(rep *r, const swrow *w, int n, const char *metric) {
             break;
         }
         double *gy = gx + m;
-        for (int k = 0; k < m; k++) gx[k] = w[ord[k]].K, gy[k] = w[ord[k]].gain.v;
+        for (int k = 0; k < m; k++) gx[k] = w[ord[k]].K, gy[k] = w[ord[k]].emd.v;
         double off = (q - (ng - 1) / 2.0) * step;
         sw_dodge(&p, off);
         plot_polyline(&p, gx, gy, m, col, 2, NULL);
         for (int k = 0; k < m; k++) {
-            plot_errbar(&p, gx[k], w[ord[k]].gain.lo, w[ord[k]].gain.hi, col);
+            plot_errbar(&p, gx[k], w[ord[k]].emd.lo, w[ord[k]].emd.hi, col);
             plot_marker(&p, gx[k], gy[k], q % 4, col, 1, 4);
         }
         sw_dodge(&p, -off);
@@ -2176,10 +2246,11 @@ static pe_status sw_render(const char *sweep_dir, char **html, pe_err *err) {
     sb_esc(&r->b, sweep ? basename_of(sweep) : basename_of(sweep_dir));
     sb_printf(&r->b, "</title>\n<style>%s</style>\n</head>\n<body>\n<header>\n<h1>pathens sweep report: ", CSS);
     sb_esc(&r->b, sweep ? basename_of(sweep) : basename_of(sweep_dir));
+    char tidy[4096];
     sb_put(&r->b, "</h1>\n<p class=\"sub\">sweep <code>");
-    sb_esc(&r->b, sweep ? sweep : "(unknown)");
+    sb_esc(&r->b, sweep ? pe_path_tidy(sweep, tidy, sizeof tidy) : "(unknown)");
     sb_put(&r->b, "</code> &#183; folder <code>");
-    sb_esc(&r->b, sweep_dir);
+    sb_esc(&r->b, pe_path_tidy(sweep_dir, tidy, sizeof tidy));
     sb_printf(&r->b, "</code><br>%s of %s points finished &#183; metric: ", fint(r, isfinite(done) ? done : nr),
               isfinite(points) ? fint(r, points) : "?");
     sb_esc(&r->b, what);
@@ -2203,7 +2274,7 @@ static pe_status sw_render(const char *sweep_dir, char **html, pe_err *err) {
              other, metric);
     sw_table(r, w, nr, keys, nk, metric);
     sw_plot_ratio(r, w, nr, metric);
-    sw_plot_gain(r, w, nr, metric);
+    sw_plot_minus_dense(r, w, nr, metric);
     sb_put(&r->b, "<footer>Generated by <code>pathens sweep --aggregate</code> from sweep.json; how to read each plot: "
                   "docs/report.md. This page is self-contained: no scripts, no external resources.</footer>\n"
                   "</body>\n</html>\n");

@@ -151,6 +151,12 @@ static void sb_printf(strbuf *b, const char *fmt, ...) {
     }
 }
 
+/* CSV cells: full precision; a missing value (NaN, no estimate) is an empty cell, never "nan" */
+static void sb_cell(strbuf *b, double x) {
+    if (isfinite(x)) sb_printf(b, ",%.17g", x);
+    else sb_printf(b, ",");
+}
+
 char *results_members_csv_lm(const ens_lm_result *r) {
     strbuf b = {0};
     size_t LH = (size_t)r->L * r->NH;
@@ -160,10 +166,14 @@ char *results_members_csv_lm(const ens_lm_result *r) {
         const eval_lm_acc *a = &r->member[k];
         double nll = eval_lm_nll(a);
         int64_t kept = sum_i64(r->kept + k * LH, LH), all = sum_i64(r->allowed + k * LH, LH);
-        sb_printf(&b, "%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", k, nll, eval_lm_nll_stderr(a), exp(nll),
-                  a->sum_nll / (double)a->bytes / log(2.0), r->kl[k] / (double)r->dense.tokens,
-                  (double)r->agree[k] / (double)r->dense.tokens, all ? (double)kept / (double)all : NAN,
-                  (double)kept / (double)LH / (double)r->queries);
+        const double cells[] = {nll, eval_lm_nll_stderr(a), exp(nll), a->bytes ? a->sum_nll / (double)a->bytes / log(2.0) : NAN,
+                                r->dense.tokens ? r->kl[k] / (double)r->dense.tokens : NAN,
+                                r->dense.tokens ? (double)r->agree[k] / (double)r->dense.tokens : NAN,
+                                all ? (double)kept / (double)all : NAN,
+                                r->queries ? (double)kept / (double)LH / (double)r->queries : NAN};
+        sb_printf(&b, "%d", k);
+        for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) sb_cell(&b, cells[c]);
+        sb_printf(&b, "\n");
     }
     if (!b.s) sb_printf(&b, "%s", "");
     return b.s;
@@ -174,7 +184,10 @@ char *results_curve_csv_lm(const ens_lm_result *r) {
     sb_printf(&b, "k,nll_per_token,nll_per_token_stderr,ci95_low,ci95_high,perplexity\n");
     for (int k = 0; k < r->K; k++) {
         double nll = eval_lm_nll(&r->curve[k]), se = eval_lm_nll_stderr(&r->curve[k]);
-        sb_printf(&b, "%d,%.17g,%.17g,%.17g,%.17g,%.17g\n", k + 1, nll, se, nll - Z95 * se, nll + Z95 * se, exp(nll));
+        const double cells[] = {nll, se, nll - Z95 * se, nll + Z95 * se, exp(nll)};
+        sb_printf(&b, "%d", k + 1);
+        for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) sb_cell(&b, cells[c]);
+        sb_printf(&b, "\n");
     }
     return b.s;
 }
@@ -187,9 +200,12 @@ char *results_members_csv_cls(const ens_cls_result *r) {
     for (int k = 0; k < r->K; k++) {
         const eval_cls_acc *a = &r->member[k];
         int64_t kept = sum_i64(r->kept + k * LH, LH), all = sum_i64(r->allowed + k * LH, LH);
-        sb_printf(&b, "%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", k, (double)a->correct / (double)a->examples,
-                  a->sum_nll / (double)a->examples, ens_calib_ece(&r->member_cal[k]), r->kl[k] / n,
-                  (double)r->agree[k] / n, all ? (double)kept / (double)all : NAN);
+        const double cells[] = {(double)a->correct / (double)a->examples, a->sum_nll / (double)a->examples,
+                                ens_calib_ece(&r->member_cal[k]), r->kl[k] / n, (double)r->agree[k] / n,
+                                all ? (double)kept / (double)all : NAN};
+        sb_printf(&b, "%d", k);
+        for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) sb_cell(&b, cells[c]);
+        sb_printf(&b, "\n");
     }
     return b.s;
 }
@@ -199,7 +215,10 @@ char *results_curve_csv_cls(const ens_cls_result *r) {
     sb_printf(&b, "k,accuracy,nll\n");
     for (int k = 0; k < r->K; k++) {
         const eval_cls_acc *a = &r->curve[k];
-        sb_printf(&b, "%d,%.17g,%.17g\n", k + 1, (double)a->correct / (double)a->examples, a->sum_nll / (double)a->examples);
+        sb_printf(&b, "%d", k + 1);
+        sb_cell(&b, (double)a->correct / (double)a->examples);
+        sb_cell(&b, a->sum_nll / (double)a->examples);
+        sb_printf(&b, "\n");
     }
     return b.s;
 }
@@ -306,12 +325,14 @@ char *results_importance_csv(const ens_importance *imp) {
         for (int h = 0; h < NH; h++) {
             int c = l * NH + h;
             const double *a = imp->att + (size_t)c * S;
-            sb_printf(&b, "head,%d,%d,,,,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,\n", l, h,
-                      imp->has_sampled ? imp_slope_delta(&imp->head[c]) : NAN,
-                      imp->has_sampled ? imp_slope_stderr(&imp->head[c]) : NAN,
-                      imp->has_ablation ? ens_paired_mean(&imp->abl_head[c]) : NAN,
-                      imp->has_ablation ? ens_paired_stderr(&imp->abl_head[c]) : NAN,
-                      a[0] > 0 ? a[1] / a[0] : NAN, a[0] > 0 ? a[2] / a[0] : NAN);
+            sb_printf(&b, "head,%d,%d,,,", l, h); /* band, band_lo, band_hi: not for heads */
+            sb_cell(&b, imp->has_sampled ? imp_slope_delta(&imp->head[c]) : NAN);
+            sb_cell(&b, imp->has_sampled ? imp_slope_stderr(&imp->head[c]) : NAN);
+            sb_cell(&b, imp->has_ablation ? ens_paired_mean(&imp->abl_head[c]) : NAN);
+            sb_cell(&b, imp->has_ablation ? ens_paired_stderr(&imp->abl_head[c]) : NAN);
+            sb_cell(&b, a[0] > 0 ? a[1] / a[0] : NAN);
+            sb_cell(&b, a[0] > 0 ? a[2] / a[0] : NAN);
+            sb_printf(&b, ",\n"); /* attention_mass: per band */
         }
     for (int l = 0; l < L; l++)
         for (int bd = 0; bd < NB; bd++) {
@@ -320,12 +341,18 @@ char *results_importance_csv(const ens_importance *imp) {
                 rows += imp->att[((size_t)l * NH + h) * S];
                 mass += imp->att[((size_t)l * NH + h) * S + 3 + bd];
             }
-            sb_printf(&b, "band,%d,,%d,%d,%d,%.17g,%.17g,,,,,%.17g\n", l, bd, imp_band_lo(bd), imp_band_hi(bd),
-                      imp->has_sampled ? imp->band_delta[l * NB + bd] : NAN,
-                      imp->has_sampled ? imp->band_se[l * NB + bd] : NAN, rows > 0 ? mass / rows : NAN);
+            sb_printf(&b, "band,%d,,%d,%d,%d", l, bd, imp_band_lo(bd), imp_band_hi(bd));
+            sb_cell(&b, imp->has_sampled ? imp->band_delta[l * NB + bd] : NAN);
+            sb_cell(&b, imp->has_sampled ? imp->band_se[l * NB + bd] : NAN);
+            sb_printf(&b, ",,,,"); /* ablation_delta, ablation_stderr, mean_distance, entropy: not for bands */
+            sb_cell(&b, rows > 0 ? mass / rows : NAN);
+            sb_printf(&b, "\n");
         }
-    for (int l = 0; l < L; l++)
-        sb_printf(&b, "layer,%d,,,,,,,%.17g,%.17g,,,\n", l, imp->has_ablation ? ens_paired_mean(&imp->abl_layer[l]) : NAN,
-                  imp->has_ablation ? ens_paired_stderr(&imp->abl_layer[l]) : NAN);
+    for (int l = 0; l < L; l++) {
+        sb_printf(&b, "layer,%d,,,,,,", l); /* head, band, band_lo, band_hi, sampled_delta, sampled_stderr */
+        sb_cell(&b, imp->has_ablation ? ens_paired_mean(&imp->abl_layer[l]) : NAN);
+        sb_cell(&b, imp->has_ablation ? ens_paired_stderr(&imp->abl_layer[l]) : NAN);
+        sb_printf(&b, ",,,\n"); /* mean_distance, entropy, attention_mass */
+    }
     return b.s;
 }

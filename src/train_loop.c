@@ -552,7 +552,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
         free(txt);
         if (!st && !quiet)
             fprintf(stderr, "wrote %s/model.safetensors and config.json (%lld parameters), train_log.csv, train.json\n",
-                    cfg->run_out, (long long)P);
+                    pe_path_tidy(cfg->run_out, path, sizeof path), (long long)P);
     }
 done:
     if (have_init) ckpt_close(&init);

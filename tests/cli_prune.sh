@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli_prune.sh: importance in results.json and importance.csv, `pathens prune` plans within their
-# budgets, `scheme = plan` evaluation, frontier.json; bad plans refused.
+# budgets, `scheme = plan` evaluation, frontier.json; bad plans refused; importance.csv has empty
+# cells (never nan) for missing values; printed paths have dir/.. collapsed; usage errors exit 1.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
 for f in stories260K.bin tok512.bin tinystories_val.txt; do
@@ -19,9 +20,30 @@ cfg="$PATHENS_SRC/configs/stories260k.ini"
 v=$(json "$T/run/results.json" "(lambda i: i['n_layers'] == 5 and i['n_heads'] == 8 and len(i['heads']) == 40 and len(i['layers']) == 5 and all(h['sampled'] is not None and h['ablation'] is not None and abs(sum(h['attention']['mass_by_band']) - 1) < 1e-6 for h in i['heads']))(d['importance'])")
 [ "$v" = True ] && ok "importance: 40 heads with sampled, ablation and attention mass summing to 1" || bad "importance object"
 [ "$(grep -c '^head,' "$T/run/importance.csv")" = 40 ] && [ "$(grep -c '^layer,' "$T/run/importance.csv")" = 5 ] && ok "importance.csv rows" || bad "importance.csv"
+grep -qi nan "$T/run/importance.csv" && bad "importance.csv has nan: $(grep -i nan "$T/run/importance.csv" | head -1)" || ok "importance.csv: no nan"
+/usr/bin/python3 - "$T/run" <<'PY' && ok "importance.csv: every cell a number or empty, 13 per row; the values are results.json's" || bad "importance.csv cells"
+import csv, json, math, sys
+rows = list(csv.DictReader(open(sys.argv[1] + "/importance.csv")))
+assert all(len(r) == 13 and None not in r for r in rows)
+for r in rows:
+    for k, v in r.items():
+        if k != "kind" and v != "": assert math.isfinite(float(v)), (k, v)
+imp = json.load(open(sys.argv[1] + "/results.json"))["importance"]
+heads = [r for r in rows if r["kind"] == "head"]
+for r, h in zip(heads, imp["heads"]):
+    # (results.json's numbers are cJSON's 15-17 digit text: equal to ~1e-15)
+    assert math.isclose(float(r["ablation_delta"]), h["ablation"]["delta"], rel_tol=1e-13)
+    assert math.isclose(float(r["sampled_delta"]), h["sampled"]["delta"], rel_tol=1e-13)
+    assert r["band"] == r["band_lo"] == r["band_hi"] == r["attention_mass"] == ""
+for r in rows:
+    if r["kind"] == "layer": assert r["sampled_delta"] == r["mean_distance"] == "" and r["ablation_delta"] != ""
+PY
 
-"$PATHENS" prune "$T/run" --budget 0.3 --budget 0.6 --evaluate --quiet; rc=$?
-[ $rc = 0 ] && ok "prune --evaluate" || bad "prune exit $rc"
+mkdir -p "$T/sub"
+"$PATHENS" prune "$T/sub/../run" --budget 0.3 --budget 0.6 --evaluate 2>"$T/prune.err"; rc=$?
+[ $rc = 0 ] && ok "prune --evaluate" || bad "prune exit $rc: $(tail -3 "$T/prune.err")"
+grep -q "^plan $T/run/plan_0.3.json: " "$T/prune.err" && grep -q "^wrote $T/run/frontier.json" "$T/prune.err" && ! grep -q '/\.\./' "$T/prune.err" \
+    && ok "prune prints its paths with dir/.. collapsed" || bad "prune paths: $(grep -E '^plan|^wrote|/\.\./' "$T/prune.err" | head -3)"
 for b in 0.3 0.6; do
     v=$(json "$T/run/plan_$b.json" "d['format'] == 'pathens-plan' and d['flops_fraction'] <= $b + 1e-12 and len(d['heads']) == 40")
     [ "$v" = True ] && ok "plan_$b.json within its budget" || bad "plan_$b.json"
@@ -40,8 +62,11 @@ printf '{"format": "pathens-plan", "version": 1, "n_layers": 2, "n_heads": 8, "h
 [ $rc = 2 ] && grep -q "5 x 8" "$T/err" && ok "plan for another model: exit 2" || bad "wrong plan: $rc $(cat "$T/err")"
 "$PATHENS" prune "$T/nope" --budget 0.5 2>/dev/null; rc=$?
 [ $rc = 2 ] && ok "prune on a missing run: exit 2" || bad "prune missing run exit $rc"
-"$PATHENS" prune "$T/run" --budget 2 2>/dev/null; rc=$?
+"$PATHENS" prune "$T/run" --budget 2 2>"$T/err"; rc=$?
 [ $rc = 1 ] && ok "prune --budget 2: usage error" || bad "budget 2 exit $rc"
+grep -q "'2'" "$T/err" && [ "$(wc -l <"$T/err")" = 2 ] && ok "prune --budget 2: names the value, said once" || bad "budget 2 message: $(cat "$T/err")"
+"$PATHENS" prune "$T/run" 2>"$T/err"; rc=$?
+[ $rc = 1 ] && grep -q -- "--budget" "$T/err" && ok "prune without --budget: usage error naming --budget" || bad "no budget: exit $rc $(cat "$T/err")"
 
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

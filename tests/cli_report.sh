@@ -5,6 +5,9 @@
 # inline SVG must parse as XML, every figure must have a caption, and headless Chromium must render
 # the page to a PNG that is not blank (decoded here with zlib + struct). Chromium is required: the
 # test fails, not skips, without it. Plus exit codes and messages for bad inputs.
+# The page title names the run and the model; tests/check_layout.py lays each page out in Chromium at
+# 1200 and 1400 px and checks no table overflows and no SVG label overlaps another or a legend (the
+# shipped 4-head Fashion-MNIST ViT with ablations is the heatmap case that overlapped).
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${PATHENS_TEST_WRITER:?}" "${PATHENS_FASHION_DIR:?}"
 for f in stories260K.bin tok512.bin tinystories_val.txt; do
@@ -50,6 +53,12 @@ screenshot() {
         --user-data-dir="$prof" --screenshot="$2" --window-size=1200,2400 "file://$1" >"$T/chrome.log" 2>&1
     local rc=$?; rm -rf "$prof"; return $rc
 }
+check_layout() { # check_layout HTML DESC: geometry at two window widths
+    for w in 1200 1400; do
+        if $PY "$PATHENS_SRC/tests/check_layout.py" "$CHROMIUM" "$1" $w >"$T/layout.txt" 2>&1; then ok "$2: $(cat "$T/layout.txt")"
+        else bad "$2: layout at $w px: $(head -3 "$T/layout.txt")"; fi
+    done
+}
 check_render() { # check_render HTML PNG DESC
     screenshot "$1" "$2"; local rc=$?
     if [ $rc != 0 ] || [ ! -s "$2" ]; then bad "$3: chromium exit $rc, no screenshot: $(tail -3 "$T/chrome.log")"; return; fi
@@ -91,6 +100,11 @@ v=$(json "$T/run/results.json" "('%+.4f' % d['ensemble']['minus_dense']['mean'])
 grep -q "$v" "$T/run/report.html" && ok "table shows ensemble - dense $v" || bad "ensemble - dense $v not in the table"
 grep -q "members = 4" "$T/run/report.html" && grep -q "scheme = local" "$T/run/report.html" && ok "header shows the pathways config" || bad "pathways config missing from the header"
 check_render "$T/run/report.html" "$T/shot.png" "real run"
+check_layout "$T/run/report.html" "real run"
+# the title: run name (run.out's folder) and model, not the checkpoint's file name alone
+grep -q "<title>run (model stories260K.bin) (pathens report)</title>" "$T/run/report.html" \
+    && grep -q "<h1>pathens report: run (model stories260K.bin)</h1>" "$T/run/report.html" \
+    && ok "title and heading: run (model stories260K.bin)" || bad "title: $(grep -o '<title>[^<]*' "$T/run/report.html" | head -1)"
 # deterministic: the same inputs give the same bytes
 "$PATHENS" report "$T/run" --out "$T/again.html" --quiet
 cmp -s "$T/run/report.html" "$T/again.html" && ok "--out FILE; same inputs, same bytes" || bad "--out or determinism"
@@ -100,6 +114,7 @@ cp -r "$T/run" "$T/runp" && rm -f "$T/runp/report.html"
 if "$PATHENS" prune "$T/runp" --budget 0.25 --budget 0.5 --evaluate --quiet >"$T/prune.txt" 2>&1 && [ -s "$T/runp/frontier.json" ]; then
     expect_rc 0 "report with frontier.json" "$PATHENS" report "$T/runp" --quiet
     check_report "$T/runp" "run with a real frontier.json" curve histogram frontier
+    check_layout "$T/runp/report.html" "run with a real frontier.json"
 else
     bad "pathens prune --evaluate gave no frontier.json: $(tail -3 "$T/prune.txt")"
 fi
@@ -121,6 +136,21 @@ expect_rc 0 "report on a classifier run" "$PATHENS" report "$T/vitrun" --quiet
 check_report "$T/vitrun" "classifier" curve histogram
 grep -q 'accuracy (fraction correct)' "$T/vitrun/report.html" && grep -q 'nats/image' "$T/vitrun/report.html" \
     && ok "classifier: accuracy and NLL per image plotted" || bad "classifier axes"
+grep -q "<title>vitrun (model vit/model.safetensors) (pathens report)</title>" "$T/vitrun/report.html" \
+    && ok "classifier title: the run and the model's folder/file (model.safetensors alone says nothing)" \
+    || bad "classifier title: $(grep -o '<title>[^<]*' "$T/vitrun/report.html" | head -1)"
+
+# ---- the shipped ViT (4 layers x 4 heads) with head ablations: the heatmap's colour bar and legend --
+mkdir -p "$T/sub"
+"$PATHENS" eval "$PATHENS_SRC/configs/fashion-vit.ini" --set data.limit=120 --set pathways.members=2 \
+    --set run.out="$T/sub/../fv" --quiet || bad "eval of models/fashion-vit"
+check_report "$T/fv" "shipped ViT with ablations" curve histogram heatmap
+grep -q "<title>fv (model fashion-vit/model.safetensors) (pathens report)</title>" "$T/fv/report.html" \
+    && ok "shipped ViT title: fv (model fashion-vit/model.safetensors)" || bad "shipped ViT title: $(grep -o '<title>[^<]*' "$T/fv/report.html" | head -1)"
+grep -q '/\.\./' "$T/fv/report.html" && bad "shipped ViT page shows a path with /../: $(grep -o '[^>]*/\.\./[^<]*' "$T/fv/report.html" | head -2)" \
+    || ok "shipped ViT page: paths shown without dir/.."
+check_layout "$T/fv/report.html" "shipped ViT with ablations"
+check_render "$T/fv/report.html" "$T/shot_fv.png" "shipped ViT with ablations"
 
 # ---- SCHEMA FIXTURE (not a substitute for the real run above): a copy of the real results.json with
 # a hand-made "importance" object (sampled/ablation/null mixes, a null attention entry) and a
@@ -164,6 +194,7 @@ grep -q 'whole layer' "$T/fixture/report.html" && ok "schema fixture: layer abla
 grep -q '&lt;b&gt;&quot;x&quot; &amp; y&#39;s&lt;/b&gt;' "$T/fixture/report.html" && ! grep -q '<b>"x"' "$T/fixture/report.html" \
     && ok "text is HTML-escaped" || bad "model path not escaped"
 check_render "$T/fixture/report.html" "$T/shot_fixture.png" "schema fixture"
+check_layout "$T/fixture/report.html" "schema fixture"
 
 # ---- bad inputs: exit 2, the file and the field named, nothing written ----------------------------
 expect_rc 2 "report on a missing folder" "$PATHENS" report "$T/nope"
@@ -189,6 +220,6 @@ cp "$T/run/results.json" "$T/badfrontier/" && echo '{"metric": "nll_per_token", 
 expect_rc 2 "frontier.json without dense.flops_fraction" "$PATHENS" report "$T/badfrontier"
 grep -q "frontier.json: field 'dense.flops_fraction'" "$T/err.txt" && ok "frontier.json field named" || bad "message: $(cat "$T/err.txt")"
 
-echo "screenshots: $T/shot.png (real run), $T/shot_fixture.png (schema fixture)"
+echo "screenshots: $T/shot.png (real run), $T/shot_fixture.png (schema fixture), $T/shot_fv.png (shipped ViT)"
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

@@ -6,6 +6,10 @@
 # The sweep report must be self-contained (no scripts, no external references), every inline SVG
 # must parse as XML, and headless Chromium must render it to a PNG that is not blank (decoded here
 # with zlib + struct). Chromium is required: the test fails, not skips, without it.
+# sweep.csv / sweep.json name the paired difference ensemble_minus_dense and it is exactly
+# results.json's ensemble - dense of each point (sign included); missing values are empty cells
+# (never nan); tests/check_layout.py checks the page fits a 1200 and a 1400 px window with no
+# overlapping labels.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
 for f in stories260K.bin tok512.bin tinystories_val.txt; do
@@ -94,19 +98,44 @@ else
     bad "sweep report HTML checks: $(grep -v '^plots' "$T/html.txt" | head -5)"
 fi
 [ "$(n_svgs "$H")" -ge 2 ] && ok "sweep report: $(n_svgs "$H") SVGs" || bad "sweep report: $(n_svgs "$H") SVGs, wanted >= 2"
-grep -q 'data-plot="sweep-ratio"' "$H" && grep -q 'data-plot="sweep-gain"' "$H" && ok "sweep report: ratio and gain plots" || bad "sweep report: plots missing"
+grep -q 'data-plot="sweep-ratio"' "$H" && grep -q 'data-plot="sweep-minus-dense"' "$H" && ok "sweep report: ratio and ensemble - dense plots" || bad "sweep report: plots missing"
+grep -q "Ensemble &#8722; dense NLL vs number of members K (below 0: the ensemble is better)\|Ensemble − dense NLL vs number of members K (below 0: the ensemble is better)" "$H" \
+    && ok "sweep report: section 3 says ensemble − dense and which side is better" || bad "sweep report: section 3 title: $(grep -o '<h2[^>]*>3\.[^<]*' "$H")"
+grep -qiw "gain" "$H" && bad "sweep report still says 'gain': $(grep -oiw '.\{30\}gain.\{30\}' "$H" | head -2)" || ok "sweep report: no 'gain' wording"
+# sweep.csv: ensemble_minus_dense (+ _lo, _hi) is results.json's ensemble.minus_dense of the point,
+# i.e. ensemble - dense (here every NLL difference is > 0: the ensemble is worse), no nan cells
+head -1 "$T/sweep/sweep.csv" | grep -q ',ensemble_minus_dense,ensemble_minus_dense_lo,ensemble_minus_dense_hi,' && ! head -1 "$T/sweep/sweep.csv" | grep -q ',gain' \
+    && ok "sweep.csv: columns ensemble_minus_dense, _lo, _hi (no 'gain')" || bad "sweep.csv header: $(head -1 "$T/sweep/sweep.csv")"
+$PY - "$T/sweep" <<'PY' && ok "sweep.csv and sweep.json: ensemble_minus_dense = results.json ensemble - dense (paired), with its sign and interval" || bad "ensemble_minus_dense does not match results.json"
+import csv, json, os, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(os.path.join(d, 'sweep.csv'))))
+js = {r['dir']: r['metrics'] for r in json.load(open(os.path.join(d, 'sweep.json')))['rows']}
+assert len(rows) == 4
+for r in rows:
+    res = json.load(open(os.path.join(d, r['dir'], 'results.json')))
+    md = res['ensemble']['minus_dense']
+    v, lo, hi = float(r['ensemble_minus_dense']), float(r['ensemble_minus_dense_lo']), float(r['ensemble_minus_dense_hi'])
+    assert v == md['mean'] and [lo, hi] == md['ci95'], (r, md)
+    # it is ensemble minus dense, sign included: the (token-weighted) paired mean equals the
+    # difference of the two NLLs per token
+    diff = res['ensemble']['nll_per_token'] - res['dense']['nll_per_token']
+    assert abs(v - diff) < 1e-9 and (v > 0) == (diff > 0), (v, diff)
+    assert js[r['dir']]['ensemble_minus_dense'] == v and js[r['dir']]['ensemble_minus_dense_ci95'] == [lo, hi]
+    assert 'gain' not in js[r['dir']]
+PY
 grep -q 'NLL (nats/token)' "$H" && grep -q 'ensemble size K (members)' "$H" && ok "sweep report: axis labels with units" || bad "sweep report: axis labels"
-# the numbers in the table are those of sweep.json (gain with a sign and U+2212)
+# the numbers in the table are those of sweep.json (ensemble - dense with a sign and U+2212)
 rows_ok=1
 for i in 0 1 2 3; do
-    v=$(json "$T/sweep/sweep.json" "('%+.4f' % d['rows'][$i]['metrics']['gain']).replace('-', '\u2212')")
+    v=$(json "$T/sweep/sweep.json" "('%+.4f' % d['rows'][$i]['metrics']['ensemble_minus_dense']).replace('-', '\u2212')")
     e=$(json "$T/sweep/sweep.json" "'%.4f' % d['rows'][$i]['metrics']['ensemble']")
     dir=$(json "$T/sweep/sweep.json" "d['rows'][$i]['dir']")
-    grep -q "$v" "$H" && grep -q ">$e<" "$H" && grep -q "$dir" "$H" || { bad "row $i: gain $v / ensemble $e / dir $dir not in the table"; rows_ok=0; }
+    grep -q "$v" "$H" && grep -q ">$e<" "$H" && grep -q "$dir" "$H" || { bad "row $i: ensemble - dense $v / ensemble $e / dir $dir not in the table"; rows_ok=0; }
 done
-[ $rows_ok = 1 ] && ok "table rows match sweep.json (dir, ensemble, gain)"
+[ $rows_ok = 1 ] && ok "table rows match sweep.json (dir, ensemble, ensemble - dense)"
 grep -q 'local, ρ = 4' "$H" && grep -q '>unbiased<' "$H" && ok "legends: schemes and (scheme, ratio) pairs" || bad "legend labels"
-grep -q 'K was not varied' "$H" && ok "gain plot: a single K is said so" || bad "gain plot: no single-K remark"
+grep -q 'K was not varied' "$H" && ok "ensemble - dense plot: a single K is said so" || bad "ensemble - dense plot: no single-K remark"
 
 # resume: every point is done already; re-aggregation gives the same bytes
 cp "$T/sweep/sweep.json" "$T/sweep.json.1"; cp "$H" "$T/report.html.1"
@@ -126,6 +155,44 @@ rc=$?; rm -rf "$prof"
 if [ $rc != 0 ] || [ ! -s "$T/shot.png" ]; then bad "chromium exit $rc, no screenshot: $(tail -3 "$T/chrome.log")"
 elif $PY "$T/check_png.py" "$T/shot.png" 1200 1800 >"$T/png.txt" 2>&1; then ok "rendered by chromium, not blank: $(cat "$T/png.txt")"
 else bad "screenshot $T/shot.png: $(tail -2 "$T/png.txt")"; fi
+for w in 1200 1400; do
+    $PY "$PATHENS_SRC/tests/check_layout.py" "$CHROMIUM" "$H" $w >"$T/layout.txt" 2>&1 && ok "$(cat "$T/layout.txt")" \
+        || bad "sweep report layout at $w px: $(head -3 "$T/layout.txt")"
+done
+
+# ---- three swept keys (scheme x ratio x members), as in docs/sweeps.md: the table still fits ------
+write_ini "$T/three.ini" "$T/three" "scheme = unbiased, local
+ratio = 2, 4
+members = 1, 2"
+sed -i 's/^limit = 12/limit = 4/' "$T/three.ini"
+expect_rc 0 "a 2 x 2 x 2 sweep" "$PATHENS" sweep "$T/three.ini" --quiet
+expect_rc 0 "its aggregation" "$PATHENS" sweep "$T/three.ini" --aggregate
+for w in 1200 1400; do
+    $PY "$PATHENS_SRC/tests/check_layout.py" "$CHROMIUM" "$T/three/sweep_report.html" $w >"$T/layout.txt" 2>&1 && ok "3 swept keys: $(cat "$T/layout.txt")" \
+        || bad "3-key sweep report layout at $w px: $(head -3 "$T/layout.txt")"
+done
+
+# ---- a dense-only point (members = 0): its missing values are empty cells in sweep.csv, null in sweep.json;
+# the printed folder has dir/.. collapsed
+mkdir -p "$T/sub"
+write_ini "$T/zero.ini" "$T/sub/../zero" "scheme = local
+ratio = 2, 4
+members = 0"
+expect_rc 0 "a members = 0 sweep" "$PATHENS" sweep "$T/zero.ini" --quiet
+expect_rc 0 "its aggregation" "$PATHENS" sweep "$T/zero.ini" --aggregate
+grep -q "into $T/zero/sweep.csv" "$T/err.txt" && ok "--aggregate prints the folder with dir/.. collapsed" || bad "--aggregate: $(cat "$T/err.txt")"
+grep -qi nan "$T/zero/sweep.csv" && bad "sweep.csv has nan: $(grep -i nan "$T/zero/sweep.csv" | head -1)" || ok "sweep.csv: no nan"
+$PY - "$T/zero" <<'PY' && ok "members = 0: ensemble, member_mean, ensemble_minus_dense, kept_fraction are empty cells / null; dense is there" || bad "members = 0 sweep.csv/json cells"
+import csv, json, os, sys
+rows = list(csv.DictReader(open(os.path.join(sys.argv[1], 'sweep.csv'))))
+assert len(rows) == 2
+for r in rows:
+    assert float(r['dense']) > 0
+    for k in ('member_mean', 'ensemble', 'ensemble_lo', 'ensemble_hi', 'ensemble_minus_dense', 'ensemble_minus_dense_lo', 'ensemble_minus_dense_hi', 'kept_fraction'):
+        assert r[k] == '', (k, r[k])
+for r in json.load(open(os.path.join(sys.argv[1], 'sweep.json')))['rows']:
+    assert r['metrics']['ensemble_minus_dense'] is None and r['metrics']['ensemble'] is None
+PY
 
 # ---- an unknown key: exit 2 before running anything -----------------------------------------------
 write_ini "$T/bad.ini" "$T/badsweep" "scheme = unbiased, local

@@ -41,9 +41,13 @@ out = run
 I
 
 expect_rc 0 "resume" "train --help" "$PATHENS" train --help
+grep -q "^train.lr " "$T/out.txt" && grep -q "^example" "$T/out.txt" && grep -q "^  pathens train configs/" "$T/out.txt" \
+    && ! grep -Eq "^(importance\.|pathways\.members |run\.batch )" "$T/out.txt" \
+    && ok "train --help: a worked example and the keys train reads (no eval-only keys)" || bad "train --help: $(grep -E '^(example|train.lr|importance)' "$T/out.txt")"
 expect_rc 0 "train CONFIG" "pathens --help lists train" "$PATHENS" --help
 expect_rc 1 "missing CONFIG" "train without config" "$PATHENS" train
 expect_rc 1 "unknown option" "train unknown option" "$PATHENS" train "$T/lm.ini" --bogus
+[ "$(grep -c "unknown option" "$T/err.txt")" = 1 ] && ok "train unknown option: said once" || bad "train unknown option: $(cat "$T/err.txt")"
 expect_rc 2 "grad_chunks" "batch not a multiple of grad_chunks" "$PATHENS" train "$T/lm.ini" --set train.batch=10
 expect_rc 2 "model.config" "no architecture" "$PATHENS" train "$T/lm.ini" --set model.config=
 expect_rc 2 "finetune_dense_steps" "fine-tune longer than training" "$PATHENS" train "$T/lm.ini" --set train.finetune_dense_steps=61
@@ -96,9 +100,12 @@ grep -q "summary" "$T/ev.err" && grep -q "report: " "$T/ev.err" && ok "eval prin
     || bad "no summary: $(tail -5 "$T/ev.err")"
 
 # start from a checkpoint: step 0 of the new run has the old run's loss level, not a fresh model's
-"$PATHENS" train "$T/lm.ini" --set model.path="$T/run/model.safetensors" --set model.config= --set run.out="$T/cont" \
-    --set train.steps=10 --set train.finetune_dense_steps=0 --set train.warmup=0 --set train.lr=1e-4 --quiet \
-    || bad "training from a checkpoint failed"
+mkdir -p "$T/sub"
+"$PATHENS" train "$T/lm.ini" --set model.path="$T/run/model.safetensors" --set model.config= --set run.out="$T/sub/../cont" \
+    --set train.steps=10 --set train.finetune_dense_steps=0 --set train.warmup=0 --set train.lr=1e-4 --set train.log_every=10 \
+    2>"$T/cont.err" || bad "training from a checkpoint failed: $(tail -3 "$T/cont.err")"
+grep -q "^wrote $T/cont/model.safetensors" "$T/cont.err" && ok "train prints the output folder with dir/.. collapsed" \
+    || bad "train 'wrote' line: $(grep wrote "$T/cont.err")"
 /usr/bin/python3 - "$T/run/train_log.csv" "$T/cont/train_log.csv" <<'PY' && ok "model.path: training continues from the checkpoint's weights" || bad "model.path did not start from the checkpoint"
 import csv, sys
 first = float(list(csv.DictReader(open(sys.argv[1])))[0]["loss"])

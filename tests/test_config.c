@@ -396,7 +396,7 @@ static void test_print_keys(void **state) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     assert_non_null(f);
-    cfg_print_keys(f);
+    cfg_print_keys(f, NULL);
     fclose(f);
     assert_contains(buf, "model.path ");
     assert_contains(buf, "(required)");
@@ -410,6 +410,21 @@ static void test_print_keys(void **state) {
     const char *batch = strstr(buf, "\nrun.batch");
     assert_non_null(batch);
     assert_int_equal(strncmp(batch + 1 + col, "sequences", 9), 0);
+    free(buf);
+    /* a filter: whole sections and single keys, nothing else */
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cfg_print_keys(f, "model run.out pathways.ratio");
+    fclose(f);
+    assert_contains(buf, "model.path ");
+    assert_contains(buf, "model.config ");
+    assert_contains(buf, "run.out ");
+    assert_contains(buf, "pathways.ratio ");
+    assert_null(strstr(buf, "run.batch"));
+    assert_null(strstr(buf, "pathways.members"));
+    assert_null(strstr(buf, "train."));
+    assert_null(strstr(buf, "data."));
     free(buf);
 }
 

@@ -12,3 +12,5 @@ int cli_rank(void);
 int cli_size(void);
 int cmd_prune(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+/* a usage error (exit code 1), printed once on rank 0: "pathens CMD: MESSAGE" + where the help is */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

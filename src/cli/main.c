@@ -9,6 +9,7 @@
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +43,30 @@ static int die(const pe_err *err) {
     return err->code ? (int)err->code : PE_ERR_INTERNAL;
 }
 
-static int usage_error(const char *cmd, const char *msg) {
-    fprintf(stderr, "pathens%s%s: %s\nRun 'pathens%s%s --help' for usage.\n", cmd ? " " : "", cmd ? cmd : "", msg,
-            cmd ? " " : "", cmd ? cmd : "");
+/* a usage error (exit 1), said once: "pathens CMD: MESSAGE" and where the usage is */
+static int vusage_error(const char *cmd, const char *fmt, va_list ap) {
+    if (g_rank != 0) return PE_ERR_USAGE;
+    fprintf(stderr, "pathens%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nRun 'pathens%s%s --help' for usage.\n", cmd ? " " : "", cmd ? cmd : "");
     return PE_ERR_USAGE;
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vusage_error(cmd, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vusage_error(cmd, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* ---- inspect ------------------------------------------------------------------------------ */
@@ -56,7 +77,12 @@ static void help_inspect(FILE *f) {
             "Prints the architecture, the parameter count and every tensor (name, dtype, shape) of a\n"
             "checkpoint, after checking every tensor against the architecture (shapes, dtypes, finiteness).\n"
             "Formats: llama2.c v0/v1 .bin, safetensors + config.json (native or Hugging Face GPT-2);\n"
-            "see docs/formats.md.\n");
+            "see docs/formats.md.\n\n"
+            "options:\n"
+            "  --format F       checkpoint format (default auto: detected from the file)\n"
+            "  --config FILE    the safetensors config.json (default: config.json next to MODEL)\n\n"
+            "example (from the repository root):\n"
+            "  pathens inspect models/fashion-vit/model.safetensors\n");
 }
 
 static int cmd_inspect(int argc, char **argv) {
@@ -69,8 +95,10 @@ static int cmd_inspect(int argc, char **argv) {
             format = argv[++i];
         } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             config = argv[++i];
+        } else if (!strcmp(argv[i], "--format") || !strcmp(argv[i], "--config")) {
+            return usage_error("inspect", "%s needs a value", argv[i]);
         } else if (argv[i][0] == '-') {
-            return usage_error("inspect", "unknown option or missing value");
+            return usage_error("inspect", "unknown option '%s'", argv[i]);
         } else if (!path) {
             path = argv[i];
         } else {
@@ -121,8 +149,10 @@ static void help_eval(FILE *f) {
             "  --set section.key=value  override one config key (repeatable; paths relative to the cwd)\n"
             "  --threads N              OpenBLAS threads (default: $OPENBLAS_NUM_THREADS, else 1)\n"
             "  --quiet                  no start-up line or summary on stderr\n\n"
-            "config keys:\n");
-    cfg_print_keys(f);
+            "example (from the repository root; writes runs/stories260k/, about 2 s):\n"
+            "  pathens eval configs/stories260k.ini --set data.limit=50\n\n"
+            "config keys (sections [model], [data], [run], [pathways], [importance]; docs/config.md):\n");
+    cfg_print_keys(f, "model data run pathways importance");
 }
 
 static int detect_idx(const char *path) {
@@ -160,13 +190,12 @@ int cmd_eval(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--threads")) {
-            if (i + 1 >= argc) return usage_error("eval", "option needs a value");
+            if (i + 1 >= argc) return usage_error("eval", "%s needs a value", argv[i]);
             i++;
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "pathens eval: unknown option '%s'\n", argv[i]);
-            return usage_error("eval", "unknown option");
+            return usage_error("eval", "unknown option '%s'", argv[i]);
         } else if (!ini) {
             ini = argv[i];
         } else {
@@ -190,7 +219,7 @@ int cmd_eval(int argc, char **argv) {
 }
 
 /* The closing summary of an evaluation (rank 0): headline numbers with intervals, the ensemble
- * gain, the most important heads, and where the report is. Read back from results.json's tree. */
+ * ensemble - dense, the most important heads, and where the report is. Read back from results.json's tree. */
 static void print_summary(const cJSON *root, const char *report_path) {
     const cJSON *dense = cJSON_GetObjectItemCaseSensitive(root, "dense");
     const cJSON *ens   = cJSON_GetObjectItemCaseSensitive(root, "ensemble");
@@ -204,20 +233,21 @@ static void print_summary(const cJSON *root, const char *report_path) {
         fprintf(stderr, "  dense %-13s %.4f  95%% CI [%.4f, %.4f]\n", img ? "accuracy" : "nll/token", dv->valuedouble,
                 cJSON_GetArrayItem(dc, 0)->valuedouble, cJSON_GetArrayItem(dc, 1)->valuedouble);
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(ens, key), *ec = cJSON_GetObjectItemCaseSensitive(ens, ck);
-    const cJSON *gain = cJSON_GetObjectItemCaseSensitive(ens, img ? "accuracy_minus_dense" : "nll_minus_dense");
-    if (!gain) gain = cJSON_GetObjectItemCaseSensitive(ens, "nll_per_token_minus_dense");
+    /* the paired difference ensemble - dense of the headline metric (results.c: "minus_dense" for LMs) */
+    const cJSON *emd = cJSON_GetObjectItemCaseSensitive(ens, img ? "accuracy_minus_dense" : "minus_dense");
     const cJSON *pw = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "config"), "pathways");
     if (cJSON_IsNumber(ev) && cJSON_GetArraySize(ec) == 2) {
-        fprintf(stderr, "  ensemble %-10s %.4f  95%% CI [%.4f, %.4f]  (%d members, %s, ratio %g)\n",
+        int members = cJSON_GetObjectItemCaseSensitive(pw, "members")->valueint;
+        fprintf(stderr, "  ensemble %-10s %.4f  95%% CI [%.4f, %.4f]  (%d member%s, %s, ratio %g)\n",
                 img ? "accuracy" : "nll/token", ev->valuedouble, cJSON_GetArrayItem(ec, 0)->valuedouble,
-                cJSON_GetArrayItem(ec, 1)->valuedouble, cJSON_GetObjectItemCaseSensitive(pw, "members")->valueint,
+                cJSON_GetArrayItem(ec, 1)->valuedouble, members, members == 1 ? "" : "s",
                 cJSON_GetObjectItemCaseSensitive(pw, "scheme")->valuestring,
                 cJSON_GetObjectItemCaseSensitive(pw, "ratio")->valuedouble);
-        const cJSON *gm = cJSON_GetObjectItemCaseSensitive(gain, "mean"), *gc = cJSON_GetObjectItemCaseSensitive(gain, "ci95");
+        const cJSON *gm = cJSON_GetObjectItemCaseSensitive(emd, "mean"), *gc = cJSON_GetObjectItemCaseSensitive(emd, "ci95");
         if (cJSON_IsNumber(gm) && cJSON_GetArraySize(gc) == 2)
-            fprintf(stderr, "  ensemble gain      %+.4f  95%% CI [%+.4f, %+.4f]  (ensemble minus dense, paired%s)\n",
+            fprintf(stderr, "  ensemble - dense   %+.4f  95%% CI [%+.4f, %+.4f]  (paired difference; %s)\n",
                     gm->valuedouble, cJSON_GetArrayItem(gc, 0)->valuedouble, cJSON_GetArrayItem(gc, 1)->valuedouble,
-                    img ? "; > 0 is better" : "; < 0 is better");
+                    img ? "> 0: the ensemble is more accurate" : "< 0: the ensemble has the lower NLL");
     }
     /* heads ranked by ablation (the loss increase when the head is dropped), else by the sampled slope */
     const cJSON *heads = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "importance"), "heads");
@@ -232,7 +262,7 @@ static void print_summary(const cJSON *root, const char *report_path) {
     if (src) {
         int n = cJSON_GetArraySize(heads), used[4096] = {0};
         if (n > 4096) n = 4096;
-        fprintf(stderr, "  most important heads (%s: increase of the loss when the head is %s):\n", src,
+        fprintf(stderr, "  most important heads (%s: increase of the loss when the head is %s; ± standard error):\n", src,
                 !strcmp(src, "ablation") ? "dropped" : "sampled out, per unit of kept fraction");
         for (int r = 0; r < 3 && r < n; r++) {
             int best = -1;
@@ -247,14 +277,15 @@ static void print_summary(const cJSON *root, const char *report_path) {
             if (best < 0) break;
             used[best] = 1;
             const cJSON *h = cJSON_GetArrayItem(heads, best);
-            fprintf(stderr, "    layer %d head %d: %+.4f ± %.4f\n", cJSON_GetObjectItemCaseSensitive(h, "layer")->valueint,
+            fprintf(stderr, "    layer %d head %d: %+.4f ± %.4f (standard error)\n", cJSON_GetObjectItemCaseSensitive(h, "layer")->valueint,
                     cJSON_GetObjectItemCaseSensitive(h, "head")->valueint, bd, bs);
         }
     } else if (cJSON_GetArraySize(heads) > 0) {
         fprintf(stderr, "  head importance: not estimated (set importance.ablation = 1, or a scheme whose members "
                         "differ per head, e.g. head-drop)\n");
     }
-    if (report_path) fprintf(stderr, "  report: %s\n", report_path);
+    char tidy[CFG_PATH_MAX + 32];
+    if (report_path) fprintf(stderr, "  report: %s\n", pe_path_tidy(report_path, tidy, sizeof tidy));
 }
 
 int eval_config(const pe_config *cfg_in, int threads, int quiet) {
@@ -339,8 +370,9 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
             goto done_data;
         }
         have_td = 1;
+        char tidy[CFG_PATH_MAX];
         snprintf(data_desc, sizeof data_desc, "%s: %s mode, %d sequences, %lld scored tokens, %lld bytes, context %d%s",
-                 cfg.data_path, mode, td.n_seqs, (long long)td.n_scored, (long long)td.n_scored_bytes, context,
+                 pe_path_tidy(cfg.data_path, tidy, sizeof tidy), mode, td.n_seqs, (long long)td.n_scored, (long long)td.n_scored_bytes, context,
                  tm == DATA_MODE_WINDOWS ? "" : "");
     } else {
         double sb = 0.0, se = 1.0;
@@ -350,8 +382,9 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
             goto done_data;
         }
         have_id = 1;
-        snprintf(data_desc, sizeof data_desc, "%s: %d images %dx%d, %d classes", cfg.data_path, id.n, id.rows, id.cols,
-                 id.n_classes);
+        char tidy[CFG_PATH_MAX];
+        snprintf(data_desc, sizeof data_desc, "%s: %d images %dx%d, %d classes", pe_path_tidy(cfg.data_path, tidy, sizeof tidy),
+                 id.n, id.rows, id.cols, id.n_classes);
     }
     if (!quiet) {
         char desc[512];
@@ -367,7 +400,8 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
         if (!strcmp(core, "Prescott") || !strcmp(core, "Core2") || !strcmp(core, "Katmai") || !strcmp(core, "Atom"))
             fprintf(stderr, "pathens: warning: OpenBLAS chose the generic '%s' kernels (CPU not recognised); set "
                     "OPENBLAS_CORETYPE (e.g. SkylakeX or Haswell) for several times the speed\n", core);
-        fprintf(stderr, "model %s\n  %s\n", cfg.model_path, desc);
+        char tidy[CFG_PATH_MAX];
+        fprintf(stderr, "model %s\n  %s\n", pe_path_tidy(cfg.model_path, tidy, sizeof tidy), desc);
         fprintf(stderr, "data  %s\n", data_desc);
         if (cfg.pw_members > 0)
             fprintf(stderr, "plan  dense pass + %d members (%s, ratio %g, %s draws, %s combination), batch %d\n",
@@ -470,16 +504,16 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
         pex = ens_per_example_data(lr.per_example, &pex_len);
         if (!quiet) {
             double nll = eval_lm_nll(&lr.dense), se = eval_lm_nll_stderr(&lr.dense);
-            fprintf(stderr, "dense:    nll/token %.5f ± %.5f, perplexity %.4f, bits/byte %.5f over %lld tokens (%lld %s)\n",
+            fprintf(stderr, "dense:    nll/token %.5f ± %.5f (standard error), perplexity %.4f, bits/byte %.5f over %lld tokens (%lld %s)\n",
                     nll, se, exp(nll), lr.dense.sum_nll / (double)lr.dense.bytes / log(2.0), (long long)lr.dense.tokens,
                     (long long)lr.dense.units, td.mode == DATA_MODE_WINDOWS ? "windows" : "documents");
             if (lr.K > 0) {
                 double en = eval_lm_nll(&lr.ensemble), es = eval_lm_nll_stderr(&lr.ensemble);
                 double mm = eval_lm_nll(&lr.member_mean), ms = eval_lm_nll_stderr(&lr.member_mean);
                 double dm = ens_paired_mean(&lr.diff), ds = ens_paired_stderr(&lr.diff);
-                fprintf(stderr, "members:  mean nll/token %.5f ± %.5f (%d members, %s, ratio %g)\n", mm, ms, lr.K,
+                fprintf(stderr, "members:  mean nll/token %.5f ± %.5f (standard error; %d members, %s, ratio %g)\n", mm, ms, lr.K,
                         cfg.pw_scheme, cfg.pw_ratio);
-                fprintf(stderr, "ensemble: nll/token %.5f ± %.5f; minus dense %+.5f, 95%% CI [%+.5f, %+.5f]\n", en, es, dm,
+                fprintf(stderr, "ensemble: nll/token %.5f ± %.5f (standard error); minus dense %+.5f, 95%% CI [%+.5f, %+.5f]\n", en, es, dm,
                         dm - 1.96 * ds, dm + 1.96 * ds);
             }
         }
@@ -521,11 +555,11 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
         pex = ens_per_example_data(cr.per_example, &pex_len);
         if (!quiet) {
             double n = (double)cr.dense.examples, p = cr.dense.correct / n;
-            fprintf(stderr, "dense:    accuracy %.4f ± %.4f, nll %.5f over %lld images\n", p, sqrt(p * (1 - p) / (n - 1)),
+            fprintf(stderr, "dense:    accuracy %.4f ± %.4f (standard error), nll %.5f over %lld images\n", p, sqrt(p * (1 - p) / (n - 1)),
                     cr.dense.sum_nll / n, (long long)cr.dense.examples);
             if (cr.K > 0) {
                 double pe = cr.ensemble.correct / n, dm = ens_paired_mean(&cr.diff_acc), ds = ens_paired_stderr(&cr.diff_acc);
-                fprintf(stderr, "ensemble: accuracy %.4f ± %.4f, nll %.5f (%d members, %s, ratio %g); minus dense %+.4f, "
+                fprintf(stderr, "ensemble: accuracy %.4f ± %.4f (standard error), nll %.5f (%d members, %s, ratio %g); minus dense %+.4f, "
                         "95%% CI [%+.4f, %+.4f]\n", pe, sqrt(pe * (1 - pe) / (n - 1)), cr.ensemble.sum_nll / n, cr.K,
                         cfg.pw_scheme, cfg.pw_ratio, dm, dm - 1.96 * ds, dm + 1.96 * ds);
             }
@@ -598,7 +632,7 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
     snprintf(path, sizeof path, "%s/timing.json", cfg.run_out);
     if (pe_write_file_atomic(path, tt, strlen(tt), &err)) rc = die(&err);
     free(tt);
-    if (!rc && !quiet) fprintf(stderr, "wrote %s/results.json (%.2f s)\n", cfg.run_out, t2 - t1);
+    if (!rc && !quiet) fprintf(stderr, "wrote %s/results.json (%.2f s)\n", pe_path_tidy(cfg.run_out, path, sizeof path), t2 - t1);
     if (!rc) { /* the HTML report beside results.json; a failure here is a warning, the results stand */
         char written[CFG_PATH_MAX + 32] = "";
         pe_err rerr = {0};
@@ -637,7 +671,9 @@ static void help_report(FILE *f) {
             "and the quality vs attention-FLOPs frontier. How to read each plot: docs/report.md.\n\n"
             "options:\n"
             "  --out FILE  write the page to FILE instead of RUN_DIR/report.html\n"
-            "  --quiet     no 'wrote ...' line on stderr\n");
+            "  --quiet     no 'wrote ...' line on stderr\n\n"
+            "example (from the repository root, after the example of pathens eval --help):\n"
+            "  pathens report runs/stories260k\n");
 }
 
 static int cmd_report(int argc, char **argv) {
@@ -651,8 +687,10 @@ static int cmd_report(int argc, char **argv) {
             out = argv[++i];
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "--out")) {
+            return usage_error("report", "--out needs a value");
         } else if (argv[i][0] == '-') {
-            return usage_error("report", "unknown option or missing value");
+            return usage_error("report", "unknown option '%s'", argv[i]);
         } else if (!dir) {
             dir = argv[i];
         } else {
@@ -663,7 +701,8 @@ static int cmd_report(int argc, char **argv) {
     pe_err err = {0};
     char   written[4096];
     if (report_write(dir, out, written, sizeof written, &err)) return die(&err);
-    if (!quiet) fprintf(stderr, "wrote %s\n", written);
+    char tidy[4096];
+    if (!quiet) fprintf(stderr, "wrote %s\n", pe_path_tidy(written, tidy, sizeof tidy));
     return 0;
 }
 
@@ -681,9 +720,35 @@ static void help_main(FILE *f) {
             "  report RUN_DIR        write RUN_DIR/report.html (plots of results.json, no scripts)\n"
             "  train CONFIG.ini      train a GPT-style LM or a ViT in C, optionally with SSA (data-parallel)\n"
             "  version               print version and git commit\n\n"
-            "exit codes: 0 ok, 1 usage error, 2 bad input (file, config, data), 3 internal error,\n"
+            "example (from the repository root):\n"
+            "  pathens eval configs/stories260k.ini --set data.limit=50\n"
+            "  pathens report runs/stories260k\n\n"
+            "exit codes: 0 ok, 1 usage error (unknown command or option, missing or malformed argument),\n"
+            "            2 bad input (file, config, data), 3 internal error,\n"
             "            75 checkpointed after a signal (rerun to resume)\n",
             PATHENS_VERSION);
+}
+
+static void help_version(FILE *f) {
+    fprintf(f,
+            "usage: pathens version   (or: pathens --version)\n\n"
+            "Prints the pathens version and the git commit the binary was built from (every results.json\n"
+            "records the same two under \"pathens\").\n\n"
+            "example:\n"
+            "  pathens version\n");
+}
+
+static int cmd_version(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help_version(stdout);
+            return 0;
+        }
+        if (argv[i][0] == '-') return usage_error("version", "unknown option '%s'", argv[i]);
+        return usage_error("version", "takes no arguments ('%s')", argv[i]);
+    }
+    printf("pathens %s (git %s)\n", PATHENS_VERSION, PATHENS_GIT_COMMIT);
+    return 0;
 }
 
 static int dispatch(int argc, char **argv);
@@ -711,17 +776,12 @@ static int dispatch(int argc, char **argv) {
         help_main(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
-        printf("pathens %s (git %s)\n", PATHENS_VERSION, PATHENS_GIT_COMMIT);
-        return 0;
-    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) return cmd_version(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "prune")) return cmd_prune(argc - 2, argv + 2);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-    fprintf(stderr, "pathens: unknown command '%s'\n", cmd);
-    help_main(stderr);
-    return PE_ERR_USAGE;
+    return usage_error(NULL, "unknown command '%s' (commands: inspect, eval, prune, sweep, report, train, version)", cmd);
 }

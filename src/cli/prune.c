@@ -26,8 +26,14 @@ static void help_prune(FILE *f) {
             "--evaluate runs `pathens eval` with scheme = plan for every plan (same model and data as the\n"
             "run) into RUN_DIR/plan_F/ and writes RUN_DIR/frontier.json: quality vs attention FLOPs for the\n"
             "plans, the dense model and the run's random members. Evaluate with `pathways.scheme = plan`,\n"
-            "`pathways.plan = RUN_DIR/plan_F.json`.\n",
-            100.0 * PRUNE_COVERAGE);
+            "`pathways.plan = RUN_DIR/plan_F.json`. docs/importance.md.\n\n"
+            "options:\n"
+            "  --budget F   a fraction of the dense attention FLOPs in (0, 1]; repeatable (at most %d)\n"
+            "  --evaluate   evaluate every plan and write RUN_DIR/frontier.json\n"
+            "  --quiet      no 'plan ...' or 'wrote ...' lines on stderr\n\n"
+            "example (from the repository root, after the example of pathens eval --help):\n"
+            "  pathens prune runs/stories260k --budget 0.25 --budget 0.5 --evaluate\n",
+            100.0 * PRUNE_COVERAGE, PRUNE_MAX_BUDGETS);
 }
 
 static int fail(const pe_err *err) {
@@ -139,26 +145,26 @@ int cmd_prune(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
             char  *e;
             double f = strtod(argv[++i], &e);
-            if (*e || !(f > 0 && f <= 1) || nb == PRUNE_MAX_BUDGETS) {
-                fprintf(stderr, "pathens prune: --budget needs a number in (0, 1] (at most %d budgets)\n", PRUNE_MAX_BUDGETS);
-                return PE_ERR_USAGE;
-            }
+            if (*e || e == argv[i] || !(f > 0 && f <= 1) || nb == PRUNE_MAX_BUDGETS)
+                return cli_usage_error("prune", "--budget needs a number in (0, 1], not '%s' (at most %d budgets)", argv[i],
+                                       PRUNE_MAX_BUDGETS);
             budgets[nb++] = f;
         } else if (!strcmp(argv[i], "--evaluate")) {
             evaluate = 1;
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
-        } else if (argv[i][0] != '-' && !dir) {
+        } else if (!strcmp(argv[i], "--budget")) {
+            return cli_usage_error("prune", "--budget needs a value");
+        } else if (argv[i][0] == '-') {
+            return cli_usage_error("prune", "unknown option '%s'", argv[i]);
+        } else if (!dir) {
             dir = argv[i];
         } else {
-            fprintf(stderr, "pathens prune: unknown option or extra argument '%s'\nRun 'pathens prune --help'.\n", argv[i]);
-            return PE_ERR_USAGE;
+            return cli_usage_error("prune", "one RUN_DIR at a time ('%s' too)", argv[i]);
         }
     }
-    if (!dir || nb == 0) {
-        fprintf(stderr, "pathens prune: needs RUN_DIR and at least one --budget F\nRun 'pathens prune --help'.\n");
-        return PE_ERR_USAGE;
-    }
+    if (!dir) return cli_usage_error("prune", "missing RUN_DIR");
+    if (nb == 0) return cli_usage_error("prune", "needs at least one --budget F");
     pe_err err = {0};
     char   path[4400];
     snprintf(path, sizeof path, "%s/results.json", dir);
@@ -199,9 +205,10 @@ int cmd_prune(int argc, char **argv) {
         free(text);
         int kept = 0;
         for (int c = 0; c < L * NH; c++) kept += p.keep[c];
+        char tidy[4200];
         if (!quiet && !rc)
-            fprintf(stderr, "plan %s: budget %g, %d of %d heads kept, attention FLOPs %.3f of dense (at length %d)\n", ppath,
-                    budgets[b], kept, L * NH, p.flops_fraction, n);
+            fprintf(stderr, "plan %s: budget %g, %d of %d heads kept, attention FLOPs %.3f of dense (at length %d)\n",
+                    pe_path_tidy(ppath, tidy, sizeof tidy), budgets[b], kept, L * NH, p.flops_fraction, n);
         if (!evaluate || rc) continue;
         /* evaluate: the run's resolved config, scheme = plan, one member, no importance passes */
         char ini[4200], out[4200];
@@ -287,8 +294,9 @@ int cmd_prune(int argc, char **argv) {
         }
         char *text = cJSON_Print(frontier);
         snprintf(path, sizeof path, "%s/frontier.json", dir);
+        char tidy[4400];
         if (pe_write_file_atomic(path, text, strlen(text), &err)) rc = fail(&err);
-        else if (!quiet) fprintf(stderr, "wrote %s\n", path);
+        else if (!quiet) fprintf(stderr, "wrote %s\n", pe_path_tidy(path, tidy, sizeof tidy));
         free(text);
     }
     cJSON_Delete(frontier);

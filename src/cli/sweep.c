@@ -160,7 +160,19 @@ static void help_sweep(FILE *f) {
             "  --count       print the number of points\n"
             "  --status      census: done / running / failed / missing, with their indices\n"
             "  --aggregate   collect the finished points into <run.out>/sweep.csv, sweep.json and\n"
-            "                sweep_report.html (metric vs ratio per scheme, ensemble gain vs K)\n\n"
+            "                sweep_report.html (metric vs ratio per scheme, ensemble - dense vs K); the\n"
+            "                column ensemble_minus_dense is the paired difference ensemble - dense of the\n"
+            "                metric (NLL: < 0 means the ensemble is better; accuracy: > 0 means it is)\n"
+            "  --set section.key=value  override a key for every point (give the same to --status and\n"
+            "                --aggregate: it changes the points' folders)\n"
+            "  --threads N   OpenBLAS threads (default: $OPENBLAS_NUM_THREADS, else 1)\n"
+            "  --quiet       no start-up lines or summaries on stderr\n\n"
+            "Keys: those of pathens eval --help ([model], [data], [run], [pathways], [importance]);\n"
+            "docs/sweeps.md.\n\n"
+            "example (from the repository root; the 18-point grid of docs/sweeps.md, one point here):\n"
+            "  pathens sweep configs/sweep-stories260k.ini --count\n"
+            "  pathens sweep configs/sweep-stories260k.ini --index 0\n"
+            "  pathens sweep configs/sweep-stories260k.ini --aggregate\n\n"
             "exit codes: as pathens eval (75: a point was checkpointed after a signal; rerun to resume);\n"
             "--status exits 0 when every point is done, 1 otherwise.\n");
 }
@@ -195,7 +207,7 @@ static int sweep_aggregate(const sweep_spec *sp, int argc, char **argv, const ch
     for (int j = 0; j < sp->n; j++)
         if (sp->e[j].n > 1) fprintf(cf, ",%s.%s", sp->e[j].section, sp->e[j].key);
     fprintf(cf, ",metric,members,dense,dense_lo,dense_hi,member_mean,ensemble,ensemble_lo,ensemble_hi,"
-                "gain,gain_lo,gain_hi,kept_fraction\n");
+                "ensemble_minus_dense,ensemble_minus_dense_lo,ensemble_minus_dense_hi,kept_fraction\n");
     int n_done = 0;
     for (long p = 0; p < np; p++) {
         pe_config c;
@@ -260,14 +272,18 @@ static int sweep_aggregate(const sweep_spec *sp, int argc, char **argv, const ch
         a = cJSON_AddArrayToObject(mt, "ensemble_ci95");
         cJSON_AddItemToArray(a, isfinite(el) ? cJSON_CreateNumber(el) : cJSON_CreateNull());
         cJSON_AddItemToArray(a, isfinite(eh) ? cJSON_CreateNumber(eh) : cJSON_CreateNull());
-        NUM(mt, "gain", gv);
-        a = cJSON_AddArrayToObject(mt, "gain_ci95");
+        NUM(mt, "ensemble_minus_dense", gv);
+        a = cJSON_AddArrayToObject(mt, "ensemble_minus_dense_ci95");
         cJSON_AddItemToArray(a, isfinite(gl) ? cJSON_CreateNumber(gl) : cJSON_CreateNull());
         cJSON_AddItemToArray(a, isfinite(gh) ? cJSON_CreateNumber(gh) : cJSON_CreateNull());
         NUM(mt, "kept_fraction", K ? kept : NAN);
 #undef NUM
-        fprintf(cf, ",%s,%d,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", metric, K, dv, dl, dh,
-                mmv, ev, el, eh, gv, gl, gh, K ? kept : NAN);
+        fprintf(cf, ",%s,%d", metric, K);
+        const double cells[] = {dv, dl, dh, mmv, ev, el, eh, gv, gl, gh, K ? kept : NAN};
+        for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) /* a missing value is an empty cell */
+            if (isfinite(cells[c])) fprintf(cf, ",%.17g", cells[c]);
+            else fputc(',', cf);
+        fputc('\n', cf);
         cJSON_AddItemToArray(rows, row);
         cJSON_Delete(r);
     }
@@ -291,8 +307,9 @@ static int sweep_aggregate(const sweep_spec *sp, int argc, char **argv, const ch
         snprintf(path, sizeof path, "%s/sweep_report.html", base_out);
         if (report_write_sweep(base_out, path, err)) rc = err->code;
     }
+    char tidy[CFG_PATH_MAX];
     if (!rc) fprintf(stderr, "aggregated %d of %ld points into %s/sweep.csv, sweep.json, sweep_report.html\n", n_done, np,
-                     base_out);
+                     pe_path_tidy(base_out, tidy, sizeof tidy));
     return rc;
 }
 
@@ -309,26 +326,25 @@ int cmd_sweep(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--index") && i + 1 < argc) {
             char *e;
             index = strtol(argv[++i], &e, 10);
-            if (*e || index < 0) {
-                fprintf(stderr, "pathens sweep: --index needs a point number >= 0\n");
-                return PE_ERR_USAGE;
-            }
+            if (*e || e == argv[i] || index < 0) return cli_usage_error("sweep", "--index needs a point number >= 0, not '%s'", argv[i]);
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
+            char *e;
+            long  t = strtol(argv[++i], &e, 10);
+            if (*e || e == argv[i] || t < 1 || t > 1024) return cli_usage_error("sweep", "--threads needs an integer in [1, 1024], not '%s'", argv[i]);
+            threads = (int)t;
         } else if (!strcmp(argv[i], "--count")) count = 1;
         else if (!strcmp(argv[i], "--status")) status = 1;
         else if (!strcmp(argv[i], "--aggregate")) aggregate = 1;
         else if (!strcmp(argv[i], "--quiet")) quiet = 1;
-        else if (argv[i][0] != '-' && !ini) ini = argv[i];
-        else {
-            fprintf(stderr, "pathens sweep: unknown option or extra argument '%s'\nRun 'pathens sweep --help'.\n", argv[i]);
-            return PE_ERR_USAGE;
-        }
+        else if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--index") || !strcmp(argv[i], "--threads"))
+            return cli_usage_error("sweep", "%s needs a value", argv[i]);
+        else if (argv[i][0] == '-') return cli_usage_error("sweep", "unknown option '%s'", argv[i]);
+        else if (!ini) ini = argv[i];
+        else return cli_usage_error("sweep", "one SWEEP.ini at a time ('%s' too)", argv[i]);
     }
-    if (!ini || count + status + aggregate + (index >= 0) > 1) {
-        fprintf(stderr, "pathens sweep: needs SWEEP.ini and at most one of --index, --count, --status, --aggregate\n");
-        return PE_ERR_USAGE;
-    }
+    if (!ini) return cli_usage_error("sweep", "missing SWEEP.ini");
+    if (count + status + aggregate + (index >= 0) > 1)
+        return cli_usage_error("sweep", "at most one of --index, --count, --status, --aggregate");
     pe_err err = {0};
     static sweep_spec sp;
     memset(&sp, 0, sizeof sp);
@@ -388,13 +404,14 @@ int cmd_sweep(int argc, char **argv) {
     } else {
         long first = index >= 0 ? index : 0, last = index >= 0 ? index : np - 1;
         if (index >= np) {
-            if (cli_rank() == 0) fprintf(stderr, "pathens sweep: --index %ld but the sweep has %ld points (0..%ld)\n", index, np, np - 1);
-            rc = PE_ERR_USAGE;
+            rc = cli_usage_error("sweep", "--index %ld but the sweep has %ld points (0..%ld)", index, np, np - 1);
         }
         for (long p = first; p <= last && !rc; p++) {
             sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err);
             if (file_exists(dir, "DONE")) {
-                if (!quiet && cli_rank() == 0) fprintf(stderr, "sweep point %ld (%s): done already\n", p, dir);
+                char tidy[CFG_PATH_MAX];
+                if (!quiet && cli_rank() == 0)
+                    fprintf(stderr, "sweep point %ld (%s): done already\n", p, pe_path_tidy(dir, tidy, sizeof tidy));
                 continue;
             }
             if (cli_rank() == 0) {
@@ -410,7 +427,8 @@ int cmd_sweep(int argc, char **argv) {
                 pe_write_file_atomic(cp, t, strlen(t), NULL);
                 free(t);
                 remove_marker(dir, "FAILED");
-                if (!quiet) fprintf(stderr, "sweep point %ld of %ld: %s\n", p, np, dir);
+                char tidy[CFG_PATH_MAX];
+                if (!quiet) fprintf(stderr, "sweep point %ld of %ld: %s\n", p, np, pe_path_tidy(dir, tidy, sizeof tidy));
             }
             int erc = eval_config(&c, threads, quiet);
             if (cli_rank() == 0) {

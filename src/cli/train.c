@@ -19,6 +19,11 @@
 static volatile sig_atomic_t train_stop = 0;
 static void train_on_signal(int sig) { train_stop = sig; }
 
+/* the config keys pathens train reads (src/train_loop.c) */
+#define TRAIN_KEYS                                                                                                  \
+    "model data.path data.labels data.limit data.span run.out pathways.scheme pathways.ratio pathways.sigma "         \
+    "pathways.lambda pathways.keep pathways.seed pathways.granularity train"
+
 static void help_train(FILE *f) {
     fprintf(f,
             "usage: pathens train CONFIG.ini [--set section.key=value ...] [--resume] [--threads N] [--quiet]\n\n"
@@ -28,11 +33,19 @@ static void help_train(FILE *f) {
             "Under mpirun each rank takes its chunks of every batch (train.grad_chunks); the weights are the\n"
             "same for any rank count up to grad_chunks. Writes run.out/{model.safetensors, config.json,\n"
             "train_log.csv, train.json} and resumable checkpoints every train.checkpoint_minutes.\n\n"
+            "options:\n"
+            "  --set section.key=value  override one config key (repeatable; paths relative to the cwd)\n"
             "  --resume      continue from run.out/checkpoint (start fresh when there is none)\n"
             "  --threads N   BLAS threads per rank (default: OPENBLAS_NUM_THREADS, else 1)\n"
             "  --quiet       no progress on stderr\n\n"
+            "example (from the repository root; a 10-step smoke run of the shipped character LM, a few\n"
+            "seconds, into runs/shakespeare-char-train/; without the --set options it is the full run):\n"
+            "  pathens train configs/shakespeare-char-train.ini --set train.steps=10 --set train.batch=8 "
+            "--set train.warmup=2 --set train.finetune_dense_steps=2\n\n"
             "exit codes: 0 ok, 1 usage, 2 bad input, 3 internal, 75 stopped by a signal after a checkpoint\n"
-            "(rerun with --resume). Keys: pathens eval --help; docs/training.md.\n");
+            "(rerun with --resume). docs/training.md.\n\n"
+            "config keys (docs/config.md):\n");
+    cfg_print_keys(f, TRAIN_KEYS);
 }
 
 int cmd_train(int argc, char **argv) {
