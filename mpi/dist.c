@@ -349,8 +349,9 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
     opt->replayed = jn.replayed;
     opt->dropped  = jn.dropped;
     if (jn.dropped) /* damage is worth a word even with --quiet: say what was wrong */
-        fprintf(stderr, "pathens: warning: journal %s: %d damaged record%s dropped (their tasks are redone), %d finished "
-                "tasks replayed\n", jn.path, jn.dropped, jn.dropped == 1 ? "" : "s", jn.replayed);
+        fprintf(stderr, "pathens: warning: journal %s: %d damaged record%s dropped (%s redone), %d finished task%s "
+                "replayed\n", jn.path, jn.dropped, jn.dropped == 1 ? "" : "s", jn.dropped == 1 ? "its task is" : "their tasks are",
+                jn.replayed, jn.replayed == 1 ? "" : "s");
     for (int i = 0; i < 3 && jn.why[i][0]; i++) fprintf(stderr, "  dropped %s\n", jn.why[i]);
     if (jn.dropped > 3) fprintf(stderr, "  (and %d more)\n", jn.dropped - 3);
     if (!opt->quiet && jn.replayed && !jn.dropped)

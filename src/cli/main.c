@@ -284,6 +284,9 @@ static int run_out_check(const pe_config *cfg, int overwrite, int quiet, pe_err 
                        (unsigned long long)fp, (unsigned long long)config_fingerprint(cfg));
 #else
     snprintf(path, sizeof path, "%s/journal.msgpack", out);
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return pe_fail(err, PE_ERR_INPUT, "%s is %s, not a journal file; remove it, or choose another run.out "
+                       "(--set run.out=DIR)", path, S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
     if (lstat(path, &sb) == 0)
         return pe_fail(err, PE_ERR_INPUT, "%s holds an unfinished run of an MPI build of pathens, which this build "
                        "(without MPI) cannot resume: resume it with the MPI build; to keep it, write this run to another "
