@@ -71,7 +71,9 @@ static void signals_install(saved_signals *old, void (*handler)(int)) {
     sigaction(SIGTERM, &sa, &old->term);
     sigaction(SIGUSR1, &sa, &old->usr1);
     if (handler != SIG_IGN) sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
-    sigaction(SIGINT, &sa, &old->intr);
+    sigaction(SIGINT, NULL, &old->intr);
+    if (old->intr.sa_handler != SIG_IGN) /* ignored from the start (a background job of a script, nohup): */
+        sigaction(SIGINT, &sa, NULL);    /* stays ignored, as the shell meant */
 }
 
 static void signals_restore(const saved_signals *old) {

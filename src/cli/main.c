@@ -167,6 +167,7 @@ static cJSON *run_identity(cJSON *config, const char *version) {
     return config;
 }
 
+#ifdef PATHENS_WITH_MPI /* the journal exists in MPI builds only */
 /* identity of a run for its journal: run_identity without run.per_example either (the journal's
  * rows do not depend on it); FNV-1a 64 of its JSON text */
 static uint64_t config_fingerprint(const pe_config *c) {
@@ -178,6 +179,7 @@ static uint64_t config_fingerprint(const pe_config *c) {
     free(t);
     return h;
 }
+#endif
 
 /* the first few keys where two identities differ, as "section.key: A here, B in FILE" */
 static void identity_diff(const cJSON *now, const cJSON *then, char *out, size_t n) {

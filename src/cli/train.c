@@ -184,7 +184,10 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGUSR2, &sa, NULL);
     sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
-    sigaction(SIGINT, &sa, NULL);
+    struct sigaction was;
+    sigaction(SIGINT, NULL, &was);
+    if (was.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL); /* ignored from the start (a script's background
+                                                                    * job, nohup): stays ignored */
     train_comm comm = {rank, size, NULL, NULL, NULL};
 #ifdef PATHENS_WITH_MPI
     comm.sum_floats  = dist_sum_floats;
