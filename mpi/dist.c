@@ -33,7 +33,7 @@
 #define DIST_VERSION 1
 
 /* ---- signals ---------------------------------------------------------------------------------
- * SIGINT (Ctrl-C), SIGTERM and SIGUSR1 all mean "stop and keep what is done": the coordinator stops
+ * SIGINT (Ctrl-C), SIGTERM, SIGUSR1 and SIGUSR2 (as in train) all mean "stop and keep what is done": the coordinator stops
  * handing out work, journals the tasks in flight and exits 75. The handler only sets a flag, writes
  * one line (write(2) is async-signal-safe) and removes coordinator.pid (unlink(2) too), so even a
  * second Ctrl-C (SIGINT is one-shot: the next one kills at once) or mpirun's SIGKILL after its
@@ -42,7 +42,7 @@ static volatile sig_atomic_t dist_stop_signal = 0;
 static char dist_pid_path[4300]; /* "" when there is no pid file */
 
 static const char *dist_signal_name(int sig) {
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : sig == SIGUSR2 ? "SIGUSR2" : "a signal";
 }
 
 static void dist_on_signal(int sig) {
@@ -60,7 +60,7 @@ static void dist_on_signal(int sig) {
 }
 
 typedef struct {
-    struct sigaction intr, term, usr1;
+    struct sigaction intr, term, usr1, usr2;
 } saved_signals;
 
 static void signals_install(saved_signals *old, void (*handler)(int)) {
@@ -70,6 +70,7 @@ static void signals_install(saved_signals *old, void (*handler)(int)) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, &old->term);
     sigaction(SIGUSR1, &sa, &old->usr1);
+    sigaction(SIGUSR2, &sa, &old->usr2);
     if (handler != SIG_IGN) sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
     sigaction(SIGINT, NULL, &old->intr);
     if (old->intr.sa_handler != SIG_IGN) /* ignored from the start (a background job of a script, nohup): */
@@ -79,6 +80,7 @@ static void signals_install(saved_signals *old, void (*handler)(int)) {
 static void signals_restore(const saved_signals *old) {
     sigaction(SIGTERM, &old->term, NULL);
     sigaction(SIGUSR1, &old->usr1, NULL);
+    sigaction(SIGUSR2, &old->usr2, NULL);
     sigaction(SIGINT, &old->intr, NULL);
 }
 
@@ -358,7 +360,7 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
     if (jn.dropped > 3) fprintf(stderr, "  (and %d more)\n", jn.dropped - 3);
     if (!opt->quiet && jn.replayed && !jn.dropped)
         fprintf(stderr, "journal %s: %d finished tasks replayed\n", jn.path, jn.replayed);
-    /* SIGINT / SIGTERM / SIGUSR1: stop and keep what is done. <out>/coordinator.pid: where to send them
+    /* SIGINT / SIGTERM / SIGUSR1 / SIGUSR2: stop and keep what is done. <out>/coordinator.pid: where to send them
      * (mpirun forwards only SIGUSR1/2; SIGINT or SIGTERM to mpirun makes it SIGTERM every rank) */
     saved_signals old_sig;
     char          pidtxt[32];

@@ -35,7 +35,7 @@ typedef struct {
 } dist_opts;
 
 /* Every rank calls this. The coordinator returns the reduced result in r (PE_OK), or
- * PE_ERR_CHECKPOINT (75) after SIGINT / SIGTERM / SIGUSR1 once the journal holds every finished
+ * PE_ERR_CHECKPOINT (75) after SIGINT / SIGTERM / SIGUSR1 / SIGUSR2 once the journal holds every finished
  * task (it prints what was saved and how to resume, --quiet or not).
  * Workers return PE_OK with r untouched. */
 pe_status dist_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
