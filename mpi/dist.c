@@ -438,7 +438,8 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
             msgpack_unpacked up;
             msgpack_unpacked_init(&up);
             size_t off = 0;
-            int ok = msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
+            int ok = proto_msgpack_bounded(buf, (size_t)len) &&
+                     msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
             int is_result = ok && mtype(&up.data, "result");
             if (!ok || (!is_result && !mtype(&up.data, "ready") && !mtype(&up.data, "error"))) {
                 st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a message that is not a pathens v%d message", from,
@@ -563,7 +564,8 @@ static pe_status worker(const dist_job *jb, pe_err *err) {
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
         size_t off = 0;
-        int ok = msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
+        int ok = proto_msgpack_bounded(buf, (size_t)len) &&
+                 msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
         if (ok && mtype(&up.data, "stop")) {
             msgpack_unpacked_destroy(&up);
             free(buf);
