@@ -17,6 +17,7 @@
  * messages, journal and signals; only the rows' fields differ (ensemble.h). */
 #include "dist.h"
 
+#include <math.h>
 #include <mpi.h>
 #include <msgpack.h>
 #include <signal.h>
@@ -31,9 +32,57 @@
 #define DIST_TAG 7
 #define DIST_VERSION 1
 
+/* ---- signals ---------------------------------------------------------------------------------
+ * SIGINT (Ctrl-C), SIGTERM, SIGUSR1 and SIGUSR2 (as in train) all mean "stop and keep what is done": the coordinator stops
+ * handing out work, journals the tasks in flight and exits 75. The handler only sets a flag, writes
+ * one line (write(2) is async-signal-safe) and removes coordinator.pid (unlink(2) too), so even a
+ * second Ctrl-C (SIGINT is one-shot: the next one kills at once) or mpirun's SIGKILL after its
+ * 1 s grace leaves no pid file behind; every finished task is already fsynced in the journal. */
 static volatile sig_atomic_t dist_stop_signal = 0;
+static char dist_pid_path[4300]; /* "" when there is no pid file */
 
-static void dist_on_signal(int sig) { dist_stop_signal = sig; }
+static const char *dist_signal_name(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : sig == SIGUSR2 ? "SIGUSR2" : "a signal";
+}
+
+static void dist_on_signal(int sig) {
+    if (!dist_stop_signal) {
+        const char *name = dist_signal_name(sig);
+        static const char tail[] = ": stopping; the tasks in progress are finished and journaled first "
+                                   "(finished tasks are already saved; Ctrl-C again stops at once)\n";
+        ssize_t r = write(2, "\npathens: ", 10);
+        r = write(2, name, strlen(name));
+        r = write(2, tail, sizeof tail - 1);
+        (void)r;
+        if (dist_pid_path[0]) unlink(dist_pid_path);
+    }
+    dist_stop_signal = sig;
+}
+
+typedef struct {
+    struct sigaction intr, term, usr1, usr2;
+} saved_signals;
+
+static void signals_install(saved_signals *old, void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old->term);
+    sigaction(SIGUSR1, &sa, &old->usr1);
+    sigaction(SIGUSR2, &sa, &old->usr2);
+    if (handler != SIG_IGN) sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, NULL, &old->intr);
+    if (old->intr.sa_handler != SIG_IGN) /* ignored from the start (a background job of a script, nohup): */
+        sigaction(SIGINT, &sa, NULL);    /* stays ignored, as the shell meant */
+}
+
+static void signals_restore(const saved_signals *old) {
+    sigaction(SIGTERM, &old->term, NULL);
+    sigaction(SIGUSR1, &old->usr1, NULL);
+    sigaction(SIGUSR2, &old->usr2, NULL);
+    sigaction(SIGINT, &old->intr, NULL);
+}
 
 void dist_init(int *argc, char ***argv) { MPI_Init(argc, argv); }
 void dist_finalize(void) { MPI_Finalize(); }
@@ -49,6 +98,7 @@ int dist_size(void) {
 }
 void dist_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 void dist_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+void dist_bcast_int(int *v) { MPI_Bcast(v, 1, MPI_INT, 0, MPI_COMM_WORLD); }
 
 /* in-place sums over every rank, in pieces of at most 2^30 elements (MPI counts are int) */
 void dist_sum_floats(float *buf, size_t n, void *ctx) {
@@ -136,6 +186,8 @@ typedef struct {
     uint8_t  *done;  /* (n_tasks) */
     int       shard, n_units, n_tasks;
     int       K, block, n_blocks; /* members, members per task, tasks per shard */
+    const dist_job *jb;
+    int       live; /* 0 while replaying the journal (its records must hold finite numbers) */
 } coord_state;
 
 /* task t = (shard t / n_blocks, member block t % n_blocks) */
@@ -147,6 +199,69 @@ static void task_range(const coord_state *cs, int task, int *u0, int *n) {
 static void task_members(const coord_state *cs, int task, int *k0, int *kb) {
     *k0 = task % cs->n_blocks * cs->block;
     *kb = cs->K - *k0 < cs->block ? cs->K - *k0 : cs->block;
+}
+
+static int key_is(const msgpack_object *k, const char *s) {
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(s) && !memcmp(k->via.str.ptr, s, strlen(s));
+}
+
+/* The values of a task's rows, before they are merged (ens_rows_merge checks the sizes): every
+ * connection count is within what units [u0, u0 + n) can have (0 <= kept <= allowed <= sum of T^2
+ * over the units, so no sum can overflow and no kept fraction can leave [0, 1]), agreement counts
+ * are within [0, T], and, for a journal record (finite = 1), every loss, KL, confidence and
+ * attention statistic is finite: a model that yields NaN does so again when the task is redone, so
+ * a NaN there in the journal can only be damage. */
+static pe_status rows_check(const coord_state *cs, int u0, int n, const msgpack_object *o, int finite, pe_err *err) {
+    if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "the rows are not a map");
+    const dist_job *jb = cs->jb;
+    int64_t bound = 0, tmax = 0;
+    for (int u = u0; u < u0 + n; u++) {
+        int64_t T = jb->td ? jb->td->seqs[u].len : jb->m->cfg.seq_len;
+        bound += T * T;
+        if (T > tmax) tmax = T;
+    }
+    /* xh, xb: importance features, NaN where a unit has no connection of that head or band (a sentinel) */
+    static const char *const f64s[] = {"mem", "lp", "curve", "kl", "xh", "xb", "mcc", "ccc", "dcc", "dense", "att", "abl"};
+    const char *kept = NULL, *allowed = NULL;
+    size_t      n_kept = 0, n_allowed = 0;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (v->type != MSGPACK_OBJECT_BIN) continue; /* u0, n, k0, kb: checked by the caller */
+        const char *b = v->via.bin.ptr;
+        size_t      m = v->via.bin.size / 8;
+        for (size_t f = 0; finite && f < sizeof f64s / sizeof f64s[0]; f++) {
+            if (!key_is(k, f64s[f])) continue;
+            for (size_t j = 0; j < m; j++) {
+                double x;
+                memcpy(&x, b + 8 * j, 8);
+                if (!isfinite(x) && !(isnan(x) && f64s[f][0] == 'x'))
+                    return pe_fail(err, PE_ERR_INPUT, "field \"%s\" holds %s at index %zu (a finished task's numbers "
+                                   "are finite)", f64s[f], isnan(x) ? "NaN" : "an infinity", j);
+            }
+        }
+        if (key_is(k, "agree")) {
+            for (size_t j = 0; j < m; j++) {
+                int64_t a;
+                memcpy(&a, b + 8 * j, 8);
+                if (a < 0 || a > tmax)
+                    return pe_fail(err, PE_ERR_INPUT, "field \"agree\" holds %lld at index %zu, outside [0, %lld]",
+                                   (long long)a, j, (long long)tmax);
+            }
+        } else if (key_is(k, "kept")) {
+            kept = b, n_kept = m;
+        } else if (key_is(k, "allowed")) {
+            allowed = b, n_allowed = m;
+        }
+    }
+    for (size_t j = 0; kept && allowed && j < n_kept && j < n_allowed; j++) {
+        int64_t kv, av;
+        memcpy(&kv, kept + 8 * j, 8);
+        memcpy(&av, allowed + 8 * j, 8);
+        if (kv < 0 || av < 0 || kv > av || av > bound)
+            return pe_fail(err, PE_ERR_INPUT, "attention connection counts out of range at index %zu: %lld kept of %lld "
+                           "allowed (these %d units have at most %lld)", j, (long long)kv, (long long)av, n, (long long)bound);
+    }
+    return PE_OK;
 }
 
 /* accept the rows of one task (from the journal or a worker), after checking they are that task */
@@ -162,7 +277,8 @@ static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_er
         return pe_fail(err, PE_ERR_INPUT, "task %d: rows cover units [%lld, +%lld) members [%lld, +%lld), expected "
                        "[%d, +%d) and [%d, +%d)", task, (long long)mint(o, "u0", -1), (long long)mint(o, "n", -1),
                        (long long)mint(o, "k0", -1), (long long)mint(o, "kb", -1), u0, n, k0, kb);
-    pe_status st = ens_rows_merge(cs->all, rows_object, err);
+    pe_status st = rows_check(cs, u0, n, o, !cs->live, err);
+    if (!st) st = ens_rows_merge(cs->all, rows_object, err);
     if (!st) cs->done[task] = 1;
     return st;
 }
@@ -223,6 +339,7 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
     }
     double  tc = pe_time_now(), t_comm = 0.0, t_wait = 0.0;
     journal jn;
+    cs.jb = jb;
     if (!st) st = journal_open(&jn, opt->out_dir, opt->fingerprint, cs.n_tasks, accept_rows, &cs, err);
     if (st) {
         ens_rows_free(cs.all);
@@ -233,21 +350,30 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
         }
         return st;
     }
+    cs.live       = 1;
     opt->replayed = jn.replayed;
     opt->dropped  = jn.dropped;
-    if (!opt->quiet && (jn.replayed || jn.dropped))
-        fprintf(stderr, "journal %s: %d finished tasks replayed, %d damaged records dropped (their tasks are redone)\n",
-                jn.path, jn.replayed, jn.dropped);
-    /* <out>/coordinator.pid: where to send SIGTERM / SIGUSR1 (mpirun forwards only SIGUSR1/2) */
-    char pidpath[4300], pidtxt[32];
-    snprintf(pidpath, sizeof pidpath, "%s/coordinator.pid", opt->out_dir);
+    if (jn.dropped) /* damage is worth a word even with --quiet: say what was wrong */
+        fprintf(stderr, "pathens: warning: journal %s: %d damaged record%s dropped (%s redone), %d finished task%s "
+                "replayed\n", jn.path, jn.dropped, jn.dropped == 1 ? "" : "s", jn.dropped == 1 ? "its task is" : "their tasks are",
+                jn.replayed, jn.replayed == 1 ? "" : "s");
+    for (int i = 0; i < 3 && jn.why[i][0]; i++) fprintf(stderr, "  dropped %s\n", jn.why[i]);
+    if (jn.dropped > 3) fprintf(stderr, "  (and %d more)\n", jn.dropped - 3);
+    if (!opt->quiet && jn.replayed && !jn.dropped) {
+        char tidy[sizeof jn.path + 8];
+        fprintf(stderr, "journal %s: %d finished tasks replayed\n", pe_path_tidy(jn.path, tidy, sizeof tidy), jn.replayed);
+    }
+    /* SIGINT / SIGTERM / SIGUSR1 / SIGUSR2: stop and keep what is done. <out>/coordinator.pid: where to send them
+     * (mpirun forwards only SIGUSR1/2; SIGINT or SIGTERM to mpirun makes it SIGTERM every rank) */
+    saved_signals old_sig;
+    char          pidtxt[32];
+    snprintf(dist_pid_path, sizeof dist_pid_path, "%s/coordinator.pid", opt->out_dir);
+    dist_stop_signal = 0;
+    signals_install(&old_sig, dist_on_signal);
     snprintf(pidtxt, sizeof pidtxt, "%ld\n", (long)getpid());
-    pe_write_file_atomic(pidpath, pidtxt, strlen(pidtxt), NULL);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = dist_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
+    if (pe_write_file_atomic(dist_pid_path, pidtxt, strlen(pidtxt), NULL) || dist_stop_signal) {
+        unlink(dist_pid_path); /* a signal between install and write: no pid file left */
+    }
     progress pg = {pe_time_now(), 0.0, isatty(2), opt->quiet, 0};
     int n_done = 0, next = 0;
     for (int t = 0; t < cs.n_tasks; t++) n_done += cs.done[t];
@@ -315,7 +441,8 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
             msgpack_unpacked up;
             msgpack_unpacked_init(&up);
             size_t off = 0;
-            int ok = msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
+            int ok = proto_msgpack_bounded(buf, (size_t)len) &&
+                     msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
             int is_result = ok && mtype(&up.data, "result");
             if (!ok || (!is_result && !mtype(&up.data, "ready") && !mtype(&up.data, "error"))) {
                 st = pe_fail(err, PE_ERR_INTERNAL, "rank %d sent a message that is not a pathens v%d message", from,
@@ -389,20 +516,25 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
         free(busy);
         if (st) { /* a fatal error: the journal holds what is done; take every rank down */
             journal_close(&jn);
+            unlink(dist_pid_path);
+            dist_pid_path[0] = '\0';
             fprintf(stderr, "pathens: error: %s\n", err->msg);
             dist_abort(st);
         }
     }
     #undef ADVANCE
     journal_close(&jn);
-    unlink(pidpath);
+    unlink(dist_pid_path);
+    dist_pid_path[0] = '\0';
+    int stopped_by = dist_stop_signal;
+    signals_restore(&old_sig);
     progress_show(&pg, n_done, cs.n_tasks, opt->replayed, 1);
-    if (!st && n_done < cs.n_tasks && dist_stop_signal) {
-        if (!opt->quiet)
-            fprintf(stderr, "pathens: signal %d: stopped after %d of %d tasks; the journal holds them all; rerun the "
-                            "same command to resume (exit 75)\n", (int)dist_stop_signal, n_done, cs.n_tasks);
-        st = pe_fail(err, PE_ERR_CHECKPOINT, "checkpointed after signal %d: %d of %d tasks done; rerun to resume",
-                     (int)dist_stop_signal, n_done, cs.n_tasks);
+    if (!st && n_done < cs.n_tasks && stopped_by) { /* said even with --quiet: the run did not finish */
+        fprintf(stderr, "pathens: stopped by %s after %d of %d tasks; all %d are saved in %s: rerun the same command "
+                "(with any number of ranks) to resume; exit 75\n", dist_signal_name(stopped_by), n_done, cs.n_tasks,
+                n_done, jn.path);
+        st = pe_fail(err, PE_ERR_CHECKPOINT, "checkpointed after %s: %d of %d tasks done; rerun to resume",
+                     dist_signal_name(stopped_by), n_done, cs.n_tasks);
     }
     if (!st) st = jb->td ? ens_text_reduce(lr, cs.all, jb->td, o, err) : ens_images_reduce(cr, cs.all, jb->id, o, err);
     if (opt->rank_comm) {
@@ -418,8 +550,8 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
 /* ---- worker ---------------------------------------------------------------------------------- */
 
 static pe_status worker(const dist_job *jb, pe_err *err) {
-    signal(SIGTERM, SIG_IGN); /* the coordinator decides when to stop; it then says so */
-    signal(SIGUSR1, SIG_IGN);
+    saved_signals old_sig; /* the coordinator decides when to stop; it then says so */
+    signals_install(&old_sig, SIG_IGN);
     double t_compute = 0.0, t_wait = 0.0, t_comm = 0.0;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -435,7 +567,8 @@ static pe_status worker(const dist_job *jb, pe_err *err) {
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
         size_t off = 0;
-        int ok = msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
+        int ok = proto_msgpack_bounded(buf, (size_t)len) &&
+                 msgpack_unpack_next(&up, buf, (size_t)len, &off) == MSGPACK_UNPACK_SUCCESS;
         if (ok && mtype(&up.data, "stop")) {
             msgpack_unpacked_destroy(&up);
             free(buf);
@@ -483,6 +616,7 @@ static pe_status worker(const dist_job *jb, pe_err *err) {
         if (st) break; /* the coordinator aborts the job */
     }
     msgpack_sbuffer_destroy(&sb);
+    signals_restore(&old_sig);
     return PE_OK;
 }
 

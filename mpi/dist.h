@@ -11,6 +11,8 @@ int  dist_rank(void);
 int  dist_size(void);
 /* every rank waits here (start the clock together) */
 void dist_barrier(void);
+/* rank 0's *v to every rank (a decision only rank 0 can take, e.g. that run.out is already done) */
+void dist_bcast_int(int *v);
 /* in-place element-wise sums over every rank (train_comm's functions; ctx unused) */
 void dist_sum_floats(float *buf, size_t n, void *ctx);
 void dist_sum_doubles(double *buf, size_t n, void *ctx);
@@ -33,7 +35,8 @@ typedef struct {
 } dist_opts;
 
 /* Every rank calls this. The coordinator returns the reduced result in r (PE_OK), or
- * PE_ERR_CHECKPOINT (75) after SIGTERM / SIGUSR1 once the journal holds every finished task.
+ * PE_ERR_CHECKPOINT (75) after SIGINT / SIGTERM / SIGUSR1 / SIGUSR2 once the journal holds every finished
+ * task (it prints what was saved and how to resume, --quiet or not).
  * Workers return PE_OK with r untouched. */
 pe_status dist_eval_text(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *c,
                          const ens_options *o, dist_opts *opt, pe_err *err);

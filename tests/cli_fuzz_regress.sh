@@ -4,7 +4,8 @@
 # never a sanitizer report) and a message matching its row's regex.
 # Row format (tab-separated; '#' lines are comments):
 #   name  want_exit  stderr_regex  needs  command
-# needs: '-' or comma-separated files under data/ (skipped without them, like need_data);
+# needs: '-' or comma-separated files under data/ (skipped without them, like need_data); the word
+# 'mpi' skips the row in a build without MPI (the journal exists only in MPI builds);
 # command: pathens arguments as shell words; $R = tests/fuzz/regress/files, $T = a scratch folder,
 # $D = the data folder, $SRC = the source tree.
 set -u
@@ -20,7 +21,10 @@ for tsv in "$PATHENS_SRC"/tests/fuzz/regress/*.tsv; do
         rows=$((rows + 1))
         if [ "$needs" != - ]; then
             miss=""
-            for f in ${needs//,/ }; do [ -r "$D/$f" ] || miss="$f"; done
+            for f in ${needs//,/ }; do [ "$f" = mpi ] || [ -r "$D/$f" ] || miss="$f"; done
+            if [[ ",$needs," = *,mpi,* ]] && ! ldd "$PATHENS" | grep -q libmpi; then
+                echo "skip $name (needs an MPI build)"; skipped=$((skipped + 1)); continue
+            fi
             if [ -n "$miss" ]; then
                 [ "${CI:-}" = true ] && { echo "FAIL $name: data/$miss missing under CI"; fails=$((fails + 1)); continue; }
                 echo "skip $name (data/$miss missing: tools/fetch-data.sh)"; skipped=$((skipped + 1)); continue

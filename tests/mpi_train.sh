@@ -5,7 +5,9 @@
 #   Tiny Shakespeare, both with SSA and a dense fine-tune (pre_finetune/ too), and the logs agree.
 #   Preemption: kill -9 mid-run, then --resume: byte-identical weights to an uninterrupted run;
 #   SIGUSR1 to mpirun (forwarded to the ranks) and SIGTERM to a serial run: exit 75 with a
-#   checkpoint, then --resume: byte-identical. A checkpoint of another config is refused, and a
+#   checkpoint, then --resume: byte-identical; Ctrl-C (SIGINT) to mpirun: mpirun SIGTERMs the
+#   ranks and exits 1 (Open MPI cannot forward SIGINT), the ranks checkpoint and say so, --resume
+#   gives byte-identical weights. A checkpoint of another config is refused, and a
 #   run.out that holds a run is not overwritten without --resume.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
@@ -112,6 +114,18 @@ kill -USR1 $job; wait $job; rc=$?
 "$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" --resume || bad "resume after SIGUSR1 failed"
 cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" && ok "SIGUSR1, --resume: byte-identical weights" \
     || bad "SIGUSR1, --resume: weights differ"
+
+# 3b. Ctrl-C (SIGINT) to mpirun: mpirun SIGTERMs every rank (it cannot forward SIGINT) and exits 1
+out="$T/int"
+"$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" 2>"$T/err_int" & job=$!
+for i in $(seq 1 600); do [ -f "$out/train_log.csv" ] && [ "$(wc -l < "$out/train_log.csv")" -ge 3 ] && break; sleep 0.05; done
+kill -INT $job; wait $job; rc=$?
+[ $rc = 1 ] && ok "SIGINT to mpirun: mpirun exits 1 (as documented)" || bad "SIGINT to mpirun: exit $rc (docs say 1)"
+grep -q "stopped by a signal after step [0-9]* (checkpoint in $out/checkpoint); rerun with --resume" "$T/err_int" \
+    && ok "SIGINT to mpirun: the ranks checkpointed and said so" || bad "SIGINT to mpirun: $(grep -v '^ ' "$T/err_int" | head -3)"
+"$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" --resume || bad "resume after SIGINT to mpirun failed"
+cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" && ok "SIGINT to mpirun, --resume: byte-identical weights" \
+    || bad "SIGINT to mpirun, --resume: weights differ"
 
 # 4. SIGTERM to a serial run, resumed by 2 ranks
 out="$T/term"

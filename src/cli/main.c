@@ -12,7 +12,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ckpt.h"
@@ -31,6 +34,7 @@
 #include "cli.h"
 #ifdef PATHENS_WITH_MPI
 #include "dist.h"
+#include "journal.h"
 #endif
 
 static int g_rank = 0, g_size = 1; /* MPI rank and size (0, 1 without MPI) */
@@ -139,7 +143,7 @@ static int cmd_inspect(int argc, char **argv) {
 
 static void help_eval(FILE *f) {
     fprintf(f,
-            "usage: pathens eval CONFIG.ini [--set section.key=value ...] [--threads N] [--quiet]\n\n"
+            "usage: pathens eval CONFIG.ini [--set section.key=value ...] [--threads N] [--overwrite] [--quiet]\n\n"
             "Evaluates [model] on [data] densely and, with pathways.members = K > 0, as K sub-models that\n"
             "each sample their own attention pathways ([pathways] scheme, ratio, ...), combined into a\n"
             "self-ensemble. Writes <run.out>/results.json (resolved config, version, git commit, \"dense\",\n"
@@ -148,6 +152,8 @@ static void help_eval(FILE *f) {
             "options:\n"
             "  --set section.key=value  override one config key (repeatable; paths relative to the cwd)\n"
             "  --threads N              OpenBLAS threads (default: $OPENBLAS_NUM_THREADS, else 1)\n"
+            "  --overwrite              replace the run that run.out holds (rerunning a finished config without\n"
+            "                           it does nothing; another config into a used run.out is refused)\n"
             "  --quiet                  no start-up line or summary on stderr\n\n"
             "example (from the repository root; writes runs/stories260k/, about 2 s):\n"
             "  pathens eval configs/stories260k.ini --set data.limit=50\n\n"
@@ -160,15 +166,45 @@ static int detect_idx(const char *path) {
     return (n > 8 && strstr(path, "-ubyte") != NULL) || (n > 4 && !strcmp(path + n - 4, ".idx"));
 }
 
-#ifdef PATHENS_WITH_MPI /* the journal exists in MPI builds only */
-/* identity of a run for its journal: the resolved config minus what cannot change a result
- * (run.out, run.batch, run.per_example), plus the pathens version; FNV-1a 64 of its JSON text */
-static uint64_t config_fingerprint(const pe_config *c) {
-    cJSON *j = cfg_to_json(c), *run = cJSON_GetObjectItemCaseSensitive(j, "run");
+/* ---- run.out: rerun, resume, overwrite -----------------------------------------------------
+ * A run folder holds at most one run. results.json, written last of the outputs, marks it finished
+ * and echoes the resolved config; journal.msgpack (MPI builds) exists only while a run is
+ * unfinished: it is deleted once the outputs are in place (a crash between leaves both, and the
+ * rerun sees a finished run and removes the journal). Rerunning the config that finished is a
+ * no-op (exit 0); another config is refused (exit 2) unless --overwrite, which removes the old
+ * run's files first. */
+
+/* the file names in a config, made canonical (realpath), so that configs/x.ini and
+ * /abs/configs/x.ini, or a path spelled with "..", name the same run */
+static void canon_paths(cJSON *j) {
+    static const char *const keys[][2] = {{"model", "path"},   {"model", "tokenizer"}, {"model", "config"},
+                                          {"data", "path"},    {"data", "labels"},     {"pathways", "plan"}};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, keys[i][0]), keys[i][1]);
+        char   rp[PATH_MAX];
+        if (cJSON_IsString(v) && v->valuestring[0] && strcmp(v->valuestring, "bytes") && strcmp(v->valuestring, "none") &&
+            realpath(v->valuestring, rp))
+            cJSON_SetValuestring(v, rp);
+    }
+}
+
+/* what identifies a finished run: its resolved config without run.out and run.batch (the batch
+ * changes no number), with canonical paths, and the pathens version. Takes ownership of config. */
+static cJSON *run_identity(cJSON *config, const char *version) {
+    cJSON *run = cJSON_GetObjectItemCaseSensitive(config, "run");
     cJSON_DeleteItemFromObjectCaseSensitive(run, "out");
     cJSON_DeleteItemFromObjectCaseSensitive(run, "batch");
-    cJSON_DeleteItemFromObjectCaseSensitive(run, "per_example");
-    cJSON_AddStringToObject(j, "pathens_version", PATHENS_VERSION);
+    canon_paths(config);
+    cJSON_AddStringToObject(config, "pathens_version", version ? version : "?");
+    return config;
+}
+
+#ifdef PATHENS_WITH_MPI /* the journal exists in MPI builds only */
+/* identity of a run for its journal: run_identity without run.per_example either (the journal's
+ * rows do not depend on it); FNV-1a 64 of its JSON text */
+static uint64_t config_fingerprint(const pe_config *c) {
+    cJSON *j = run_identity((cJSON *)cfg_to_json(c), PATHENS_VERSION);
+    cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "run"), "per_example");
     char *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     uint64_t h = pe_hash_str(t);
@@ -177,9 +213,128 @@ static uint64_t config_fingerprint(const pe_config *c) {
 }
 #endif
 
+/* the first few keys where two identities differ, as "section.key: A here, B in FILE" */
+static void identity_diff(const cJSON *now, const cJSON *then, char *out, size_t n) {
+    out[0] = '\0';
+    int shown = 0;
+    const cJSON *sec;
+    cJSON_ArrayForEach(sec, now) {
+        const cJSON *osec = cJSON_GetObjectItemCaseSensitive(then, sec->string), *k;
+        if (!cJSON_IsObject(sec)) {
+            if (!cJSON_Compare(sec, osec, 1) && shown++ < 3) {
+                char *a = cJSON_PrintUnformatted(sec), *b = osec ? cJSON_PrintUnformatted(osec) : NULL;
+                snprintf(out + strlen(out), n - strlen(out), "%s%s: %s here, %s there", shown > 1 ? "; " : "",
+                         sec->string, a, b ? b : "(absent)");
+                free(a);
+                free(b);
+            }
+            continue;
+        }
+        cJSON_ArrayForEach(k, sec) {
+            const cJSON *ok = cJSON_GetObjectItemCaseSensitive(osec, k->string);
+            if (cJSON_Compare(k, ok, 1) || shown++ >= 3) continue;
+            char *a = cJSON_PrintUnformatted(k), *b = ok ? cJSON_PrintUnformatted(ok) : NULL;
+            snprintf(out + strlen(out), n - strlen(out), "%s%s.%s: %s here, %s there", shown > 1 ? "; " : "",
+                     sec->string, k->string, a, b ? b : "(absent)");
+            free(a);
+            free(b);
+        }
+    }
+    if (shown > 3) snprintf(out + strlen(out), n - strlen(out), "; and %d more", shown - 3);
+    if (!out[0]) snprintf(out, n, "keys that the other pathens version did not have");
+}
+
+/* the files a run leaves in run.out (frontier.json: pathens prune's, it describes the old results) */
+static const char *const run_files[] = {"results.json", "members.csv", "curve.csv",  "importance.csv", "per_example.msgpack",
+                                        "timing.json",  "report.html", "frontier.json", "journal.msgpack"};
+
+/* Rank 0, before anything is loaded: 0 go on, -1 run.out holds this config's finished run (said,
+ * nothing to do), or an exit code with err set. overwrite: remove the old run's files first. */
+static int run_out_check(const pe_config *cfg, int overwrite, int quiet, pe_err *err) {
+    char path[CFG_PATH_MAX + 64];
+    const char *out = cfg->run_out;
+    if (overwrite) {
+        int removed = 0;
+        for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s", out, run_files[i]);
+            struct stat sb;
+            if (lstat(path, &sb) != 0) continue;
+            if (S_ISDIR(sb.st_mode) || unlink(path) != 0)
+                return pe_fail(err, PE_ERR_INPUT, "--overwrite: cannot remove %s (%s); remove it yourself", path,
+                               S_ISDIR(sb.st_mode) ? "a directory" : strerror(errno));
+            removed++;
+        }
+        if (removed && !quiet) fprintf(stderr, "--overwrite: removed %d file%s of the previous run in %s\n", removed,
+                                       removed == 1 ? "" : "s", out);
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/results.json", out);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        char  *text = NULL;
+        cJSON *old = NULL;
+        if (S_ISREG(sb.st_mode) && pe_read_file(path, &text, NULL, NULL) == PE_OK) old = cJSON_Parse(text);
+        free(text);
+        const cJSON *oc = cJSON_GetObjectItemCaseSensitive(old, "config");
+        const cJSON *ov = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(old, "pathens"), "version");
+        if (!cJSON_IsObject(oc) || !cJSON_IsString(ov)) {
+            cJSON_Delete(old);
+            return pe_fail(err, PE_ERR_INPUT, "%s exists but is not a pathens results.json; to keep it, write this run "
+                           "to another folder (--set run.out=DIR); to replace it, add --overwrite", path);
+        }
+        cJSON *then = run_identity(cJSON_Duplicate(oc, 1), ov->valuestring);
+        cJSON *now  = run_identity((cJSON *)cfg_to_json(cfg), PATHENS_VERSION);
+        int    same = cJSON_Compare(now, then, 1);
+        char   diff[1024];
+        if (!same) identity_diff(now, then, diff, sizeof diff);
+        cJSON_Delete(now);
+        cJSON_Delete(then);
+        cJSON_Delete(old);
+        if (!same)
+            return pe_fail(err, PE_ERR_INPUT, "%s holds the finished run of another config (%s); to keep it, write "
+                           "this run to another folder (--set run.out=DIR); to replace it, add --overwrite", out, diff);
+        /* finished: tidy what a crash after results.json may have left, and say so */
+        snprintf(path, sizeof path, "%s/journal.msgpack", out);
+        if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(path);
+        snprintf(path, sizeof path, "%s/report.html", out);
+        int report = 0;
+        if (access(path, F_OK) != 0) {
+            char written[CFG_PATH_MAX + 32];
+            pe_err rerr = {0};
+            report = report_write(out, NULL, written, sizeof written, &rerr) == PE_OK;
+        }
+        fprintf(stderr, "pathens: %s already holds the finished run of this config (results.json); nothing to do%s. "
+                "To compute it again, add --overwrite.\n", out, report ? " but rewrite the missing report.html" : "");
+        return -1;
+    }
+#ifdef PATHENS_WITH_MPI
+    int      exists = 0, have = 0, n_tasks = 0;
+    uint64_t fp = 0;
+    if (journal_peek(out, &exists, &have, &fp, &n_tasks, err)) return err->code;
+    if (have && fp != config_fingerprint(cfg))
+        return pe_fail(err, PE_ERR_INPUT, "%s/journal.msgpack holds an unfinished run of another config (fingerprint "
+                       "%016llx, this config %016llx): to resume it, rerun the config that wrote it; to keep it, write "
+                       "this run to another folder (--set run.out=DIR); to discard it, add --overwrite", out,
+                       (unsigned long long)fp, (unsigned long long)config_fingerprint(cfg));
+#else
+    snprintf(path, sizeof path, "%s/journal.msgpack", out);
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return pe_fail(err, PE_ERR_INPUT, "%s is %s, not a journal file; remove it, or choose another run.out "
+                       "(--set run.out=DIR)", path, S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
+    if (lstat(path, &sb) == 0)
+        return pe_fail(err, PE_ERR_INPUT, "%s holds an unfinished run of an MPI build of pathens, which this build "
+                       "(without MPI) cannot resume: resume it with the MPI build; to keep it, write this run to another "
+                       "folder (--set run.out=DIR); to discard it, add --overwrite", path);
+#endif
+    return 0;
+}
+
+static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwrite);
+int eval_config(const pe_config *cfg, int threads, int quiet) { return eval_run(cfg, threads, quiet, 0); }
+
 int cmd_eval(int argc, char **argv) {
     const char *ini = NULL;
-    int         threads = 0, quiet = 0;
+    int         threads = 0, quiet = 0, overwrite = 0;
     pe_err      err = {0};
     pe_config   cfg;
     cfg_init_defaults(&cfg);
@@ -194,6 +349,8 @@ int cmd_eval(int argc, char **argv) {
             i++;
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(argv[i], "--overwrite")) {
+            overwrite = 1;
         } else if (argv[i][0] == '-') {
             return usage_error("eval", "unknown option '%s'", argv[i]);
         } else if (!ini) {
@@ -215,7 +372,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (cfg_validate(&cfg, &err)) return die(&err);
-    return eval_config(&cfg, threads, quiet);
+    return eval_run(&cfg, threads, quiet, overwrite);
 }
 
 /* The closing summary of an evaluation (rank 0): headline numbers with intervals, the ensemble
@@ -288,10 +445,17 @@ static void print_summary(const cJSON *root, const char *report_path) {
     if (report_path) fprintf(stderr, "  report: %s\n", pe_path_tidy(report_path, tidy, sizeof tidy));
 }
 
-int eval_config(const pe_config *cfg_in, int threads, int quiet) {
+static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwrite) {
     pe_err    err = {0};
     pe_config cfg = *cfg_in;
     if (g_rank != 0) quiet = 1; /* only the coordinator talks */
+    /* run.out first: a finished run is not redone, another run is not mixed in (every rank follows rank 0) */
+    int pre = g_rank == 0 ? run_out_check(&cfg, overwrite, quiet, &err) : 0;
+#ifdef PATHENS_WITH_MPI
+    if (g_size > 1) dist_bcast_int(&pre);
+#endif
+    if (pre < 0) return 0;
+    if (pre > 0) return g_rank == 0 ? die(&err) : pre;
     if (threads == 0) {
         const char *env = getenv("OPENBLAS_NUM_THREADS");
         threads = env && atoi(env) > 0 ? atoi(env) : 1;
@@ -572,28 +736,19 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
         rc = die(&err);
         goto done_data;
     }
-    char *text = cJSON_Print(root);
     char path[CFG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/results.json", cfg.run_out);
-    size_t tl = strlen(text);
-    text = realloc(text, tl + 2);
-    text[tl] = '\n';
-    text[tl + 1] = 0;
-    if (pe_write_file_atomic(path, text, tl + 1, &err)) {
-        free(text);
-        cJSON_Delete(root);
-        rc = die(&err);
-        goto done_data;
-    }
-    free(text);
+    /* results.json last: it marks the run finished (run_out_check) */
     struct { const char *name; const void *data; size_t len; } extra[4] = {
         {"members.csv", members_csv, members_csv ? strlen(members_csv) : 0},
         {"curve.csv", curve_csv, curve_csv ? strlen(curve_csv) : 0},
         {"importance.csv", imp_csv, imp_csv ? strlen(imp_csv) : 0},
         {"per_example.msgpack", pex, pex_len}};
     for (int i = 0; i < 4 && !rc; i++) {
-        if (!extra[i].data) continue;
         snprintf(path, sizeof path, "%s/%s", cfg.run_out, extra[i].name);
+        if (!extra[i].data) { /* not an output of this config: no stale copy beside its results */
+            unlink(path);
+            continue;
+        }
         if (pe_write_file_atomic(path, extra[i].data, extra[i].len, &err)) rc = die(&err);
     }
     if (rc) {
@@ -632,6 +787,16 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
     snprintf(path, sizeof path, "%s/timing.json", cfg.run_out);
     if (pe_write_file_atomic(path, tt, strlen(tt), &err)) rc = die(&err);
     free(tt);
+    if (!rc) {
+        char *text = cJSON_Print(root);
+        snprintf(path, sizeof path, "%s/results.json", cfg.run_out);
+        size_t tl = strlen(text);
+        text = realloc(text, tl + 2);
+        text[tl] = '\n';
+        text[tl + 1] = 0;
+        if (pe_write_file_atomic(path, text, tl + 1, &err)) rc = die(&err);
+        free(text);
+    }
     if (!rc && !quiet) fprintf(stderr, "wrote %s/results.json (%.2f s)\n", pe_path_tidy(cfg.run_out, path, sizeof path), t2 - t1);
     if (!rc) { /* the HTML report beside results.json; a failure here is a warning, the results stand */
         char written[CFG_PATH_MAX + 32] = "";
@@ -641,6 +806,10 @@ int eval_config(const pe_config *cfg_in, int threads, int quiet) {
             written[0] = 0;
         }
         if (!quiet) print_summary(root, written[0] ? written : NULL);
+        /* the outputs are in place: the journal has done its job (a crash before this line leaves it,
+         * and the rerun, finding results.json, removes it) */
+        snprintf(path, sizeof path, "%s/journal.msgpack", cfg.run_out);
+        unlink(path);
     }
     cJSON_Delete(root);
 done_data:

@@ -243,6 +243,7 @@ int cmd_prune(int argc, char **argv) {
             na++;
         }
         args[na++] = "--quiet";
+        args[na++] = "--overwrite"; /* the plan file was just rewritten: its old evaluation is not this one */
         if ((rc = cmd_eval(na, args)) != 0) break;
         char rpath[4400];
         snprintf(rpath, sizeof rpath, "%s/results.json", out);

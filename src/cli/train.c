@@ -1,13 +1,20 @@
-/* train.c (CLI): pathens train CONFIG.ini [--set section.key=value ...] [--resume] [--threads N] [--quiet]
+/* train.c (CLI): pathens train CONFIG.ini [--set section.key=value ...] [--resume | --overwrite]
+ *                                         [--threads N] [--quiet]
  *
  * Every rank of an mpirun runs this; train_run (src/train_loop.c) does the work, data-parallel
- * over the ranks through train_comm (mpi/dist.c fills it). SIGTERM, SIGUSR1 and SIGUSR2 set a flag:
- * every rank stops at the next step boundary, rank 0 writes a checkpoint, the exit code is 75. */
+ * over the ranks through train_comm (mpi/dist.c fills it). SIGINT (Ctrl-C), SIGTERM, SIGUSR1 and
+ * SIGUSR2 set a flag: every rank stops at the next step boundary, rank 0 writes a checkpoint, the
+ * exit code is 75 (a second Ctrl-C stops at once: the last checkpoint stands). A run.out that holds
+ * a training run is continued with --resume, replaced with --overwrite, or refused (exit 2). */
 #include <cblas.h>
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "train.h"
@@ -17,7 +24,66 @@
 #endif
 
 static volatile sig_atomic_t train_stop = 0;
-static void train_on_signal(int sig) { train_stop = sig; }
+static int train_talks = 0; /* rank 0 acknowledges the signal */
+static void train_on_signal(int sig) {
+    if (!train_stop && train_talks) {
+        static const char msg[] = "\npathens: signal received: stopping after this step with a checkpoint "
+                                  "(Ctrl-C again stops at once; the last checkpoint stands)\n";
+        ssize_t r = write(2, msg, sizeof msg - 1);
+        (void)r;
+    }
+    train_stop = sig;
+}
+
+/* rm -r path (no symlink followed); 0 on success or when it does not exist */
+static int remove_tree(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(sb.st_mode)) return unlink(path);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[4400];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        rc = remove_tree(sub);
+    }
+    closedir(d);
+    return rc ? rc : rmdir(path);
+}
+
+/* rank 0: what run.out holds decides: 0 go on, or an exit code (message printed) */
+static int train_run_out(const pe_config *cfg, int resume, int overwrite, int quiet) {
+    char path[4400];
+    if (overwrite) { /* the files a training run leaves (train_loop.c), and nothing else */
+        static const char *const names[] = {"checkpoint", "pre_finetune", "model.safetensors", "config.json",
+                                            "train_log.csv", "train.json"};
+        int removed = 0;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s", cfg->run_out, names[i]);
+            if (access(path, F_OK) != 0) continue;
+            if (remove_tree(path) != 0) {
+                fprintf(stderr, "pathens: error: --overwrite: cannot remove %s (%s); remove it yourself\n", path,
+                        strerror(errno));
+                return PE_ERR_INPUT;
+            }
+            removed++;
+        }
+        if (removed && !quiet) fprintf(stderr, "--overwrite: removed %d item%s of the previous training run in %s\n",
+                                       removed, removed == 1 ? "" : "s", cfg->run_out);
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/checkpoint/LATEST", cfg->run_out);
+    if (!resume && access(path, F_OK) == 0) {
+        fprintf(stderr, "pathens: error: %s exists: %s holds a training run (finished or not); to continue it, add "
+                "--resume; to keep it, write this run to another folder (--set run.out=DIR); to replace it, add "
+                "--overwrite\n", path, cfg->run_out);
+        return PE_ERR_INPUT;
+    }
+    return 0;
+}
 
 /* the config keys pathens train reads (src/train_loop.c) */
 #define TRAIN_KEYS                                                                                                  \
@@ -36,21 +102,22 @@ static void help_train(FILE *f) {
             "options:\n"
             "  --set section.key=value  override one config key (repeatable; paths relative to the cwd)\n"
             "  --resume      continue from run.out/checkpoint (start fresh when there is none)\n"
+            "  --overwrite   start over: remove the training run in run.out first (checkpoint/, model, logs)\n"
             "  --threads N   BLAS threads per rank (default: OPENBLAS_NUM_THREADS, else 1)\n"
             "  --quiet       no progress on stderr\n\n"
             "example (from the repository root; a 10-step smoke run of the shipped character LM, a few\n"
             "seconds, into runs/shakespeare-char-train/; without the --set options it is the full run):\n"
             "  pathens train configs/shakespeare-char-train.ini --set train.steps=10 --set train.batch=8 "
             "--set train.warmup=2 --set train.finetune_dense_steps=2\n\n"
-            "exit codes: 0 ok, 1 usage, 2 bad input, 3 internal, 75 stopped by a signal after a checkpoint\n"
-            "(rerun with --resume). docs/training.md.\n\n"
+            "exit codes: 0 ok, 1 usage, 2 bad input, 3 internal, 75 stopped by a signal (Ctrl-C, SIGTERM,\n"
+            "SIGUSR1/2) after a checkpoint (rerun with --resume). docs/training.md.\n\n"
             "config keys (docs/config.md):\n");
     cfg_print_keys(f, TRAIN_KEYS);
 }
 
 int cmd_train(int argc, char **argv) {
     const char *ini = NULL;
-    int         threads = 0, quiet = 0, resume = 0;
+    int         threads = 0, quiet = 0, resume = 0, overwrite = 0;
     pe_err      err = {0};
     pe_config   cfg;
     cfg_init_defaults(&cfg);
@@ -69,6 +136,8 @@ int cmd_train(int argc, char **argv) {
             quiet = 1;
         } else if (!strcmp(argv[i], "--resume")) {
             resume = 1;
+        } else if (!strcmp(argv[i], "--overwrite")) {
+            overwrite = 1;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "pathens train: unknown option '%s'\nRun 'pathens train --help' for usage.\n", argv[i]);
             return PE_ERR_USAGE;
@@ -81,6 +150,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (!ini) {
         fprintf(stderr, "pathens train: missing CONFIG.ini\nRun 'pathens train --help' for usage.\n");
+        return PE_ERR_USAGE;
+    }
+    if (resume && overwrite) {
+        fprintf(stderr, "pathens train: --resume continues a run, --overwrite replaces it: give one of them\n");
         return PE_ERR_USAGE;
     }
     int rank = cli_rank(), size = cli_size();
@@ -109,12 +182,25 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "pathens %s (%.12s) train: %d rank%s x %d BLAS thread%s (OpenBLAS %s)\n", PATHENS_VERSION,
                 PATHENS_GIT_COMMIT, size, size == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
                 openblas_get_corename());
+    /* run.out: continue, replace or refuse; rank 0 decides for every rank */
+    int pre = rank == 0 ? train_run_out(&cfg, resume, overwrite, quiet) : 0;
+#ifdef PATHENS_WITH_MPI
+    if (size > 1) dist_bcast_int(&pre);
+#endif
+    if (pre) return pre;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = train_on_signal;
+    sigemptyset(&sa.sa_mask);
+    train_talks = rank == 0;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGUSR2, &sa, NULL);
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
+    struct sigaction was;
+    sigaction(SIGINT, NULL, &was);
+    if (was.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL); /* ignored from the start (a script's background
+                                                                    * job, nohup): stays ignored */
     train_comm comm = {rank, size, NULL, NULL, NULL};
 #ifdef PATHENS_WITH_MPI
     comm.sum_floats  = dist_sum_floats;
