@@ -5,9 +5,11 @@
 # weights; the shipped default model models/fashion-vit (<= 2 MB) loads and evaluates.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
-FASHION=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
-[ -r "$PATHENS_DATA_DIR/tinyshakespeare.txt" ] || { echo "FAIL: $PATHENS_DATA_DIR/tinyshakespeare.txt missing"; exit 1; }
-[ -r "$FASHION/t10k-images-idx3-ubyte.gz" ] || { echo "FAIL: $FASHION (dataset-fashion-mnist) missing"; exit 1; }
+export PATHENS_FASHION_DIR=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+FASHION=$PATHENS_FASHION_DIR
+source "$PATHENS_SRC/tests/lib.sh"
+need_data tinyshakespeare.txt
+need_fashion
 T="$PATHENS_TEST_TMP/cli_train"; rm -rf "$T"; mkdir -p "$T"
 fails=0
 ok()  { echo "ok   $*"; }

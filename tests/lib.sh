@@ -3,7 +3,8 @@
 #                     filled by tools/fetch-data.sh); if one is absent the test is SKIPPED (exit 77,
 #                     CTest SKIP_RETURN_CODE) with one line naming tools/fetch-data.sh, except under
 #                     CI (CI=true), where a missing data file is a failure (exit 1).
-# need_fashion        the same for Debian's Fashion-MNIST ($PATHENS_FASHION_DIR, dataset-fashion-mnist).
+# need_fashion [FILE...]  the same for Debian's Fashion-MNIST ($PATHENS_FASHION_DIR, dataset-fashion-mnist;
+#                     FILE defaults to t10k-images-idx3-ubyte.gz).
 PATHENS_SKIP_RC=77
 pe_missing_data() { # pe_missing_data WHAT HOWTO
     if [ "${CI:-}" = true ]; then
@@ -19,7 +20,10 @@ need_data() {
         [ -r "${PATHENS_DATA_DIR:?}/$f" ] || pe_missing_data "$PATHENS_DATA_DIR/$f" "run tools/fetch-data.sh to fill data/"
     done
 }
-need_fashion() {
-    [ -r "${PATHENS_FASHION_DIR:?}/t10k-images-idx3-ubyte.gz" ] ||
-        pe_missing_data "$PATHENS_FASHION_DIR/t10k-images-idx3-ubyte.gz" "install Debian's dataset-fashion-mnist (tools/deps.sh)"
+need_fashion() { # need_fashion [FILE...]: default t10k-images-idx3-ubyte.gz
+    local f
+    for f in "${@:-t10k-images-idx3-ubyte.gz}"; do
+        [ -r "${PATHENS_FASHION_DIR:?}/$f" ] ||
+            pe_missing_data "$PATHENS_FASHION_DIR/$f" "install Debian's dataset-fashion-mnist (tools/deps.sh)"
+    done
 }

@@ -9,9 +9,11 @@
 #   run.out that holds a run is not overwritten without --resume.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
-FASHION=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
-[ -r "$PATHENS_DATA_DIR/tinyshakespeare.txt" ] || { echo "FAIL: $PATHENS_DATA_DIR/tinyshakespeare.txt missing"; exit 1; }
-[ -r "$FASHION/train-images-idx3-ubyte.gz" ] || { echo "FAIL: $FASHION (dataset-fashion-mnist) missing"; exit 1; }
+export PATHENS_FASHION_DIR=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+FASHION=$PATHENS_FASHION_DIR
+source "$PATHENS_SRC/tests/lib.sh"
+need_data tinyshakespeare.txt
+need_fashion train-images-idx3-ubyte.gz
 T="$PATHENS_TEST_TMP/mpi_train"; rm -rf "$T"; mkdir -p "$T"
 fails=0
 ok()  { echo "ok   $*"; }
