@@ -1316,9 +1316,9 @@ int main(void) {
         cmocka_unit_test(test_half_conversions_exhaustive),
         cmocka_unit_test(test_mixed_dtypes),
         cmocka_unit_test(test_misaligned_f32),
-        cmocka_unit_test(test_bad_llama2c),
+        tu_needs(tu_have_data("stories260K.bin", "stories260K_v1.bin", NULL), cmocka_unit_test(test_bad_llama2c)),
         cmocka_unit_test(test_bad_safetensors),
         cmocka_unit_test(test_fuzz_safetensors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
