@@ -8,7 +8,7 @@ set -u
 export PATHENS_FASHION_DIR=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 FASHION=$PATHENS_FASHION_DIR
 source "$PATHENS_SRC/tests/lib.sh"
-need_data tinyshakespeare.txt
+need_data tinyshakespeare.txt stories260K.bin
 need_fashion
 T="$PATHENS_TEST_TMP/cli_train"; rm -rf "$T"; mkdir -p "$T"
 fails=0

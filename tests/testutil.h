@@ -32,7 +32,8 @@ struct CMUnitTest tu_needs_entry(int have, struct CMUnitTest t);
 /* main's return value from cmocka's count of failed tests (see above) */
 int tu_finish(int failed);
 /* Path of a file under PATHENS_DATA_DIR. When it is missing (a test that did not declare it with
- * tu_needs): inside a test, the test is skipped there (fails under CI=true); elsewhere exit 77. */
+ * tu_needs), the running test is skipped there, or fails under CI=true; never call it from a setup
+ * (cmocka counts a skipped setup as an error). */
 const char *tu_data_path(const char *name);
 /* A fresh scratch folder under the build tree for this test binary: PATHENS_TEST_TMP/<tag>. */
 const char *tu_tmp_dir(const char *tag);
