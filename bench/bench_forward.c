@@ -4,7 +4,7 @@
  * is llama2.c's own forward, generalised).
  *
  *   bench_forward [--model M] [--tokenizer TOK] [--data TXT] [--limit N] [--batch B] [--reps R]
- * defaults: ../shared/data/{stories260K.bin,tok512.bin,tinystories_val.txt}, limit 400, batch 16.
+ * defaults: data/{stories260K.bin,tok512.bin,tinystories_val.txt}, limit 400, batch 16.
  */
 #include <cblas.h>
 #include <math.h>
@@ -20,7 +20,7 @@
 #include "tokenizer.h"
 
 #ifndef PATHENS_DATA_DIR
-#define PATHENS_DATA_DIR "../shared/data"
+#define PATHENS_DATA_DIR "data"
 #endif
 
 static void check(pe_status st, const pe_err *err) {

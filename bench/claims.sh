@@ -23,7 +23,7 @@ case $DS in
     EVAL_DATA=(--set data.path=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --set data.span=0:1 --set run.batch=64) ;;
   shakespeare)
     TRAIN=$SRC/configs/shakespeare-char-train.ini
-    EVAL_DATA=(--set data.path="$SRC/../shared/data/tinyshakespeare.txt" --set data.span=0.9:1 --set data.mode=windows
+    EVAL_DATA=(--set data.path="$SRC/data/tinyshakespeare.txt" --set data.span=0.9:1 --set data.mode=windows
                --set data.context=128 --set data.stride=128 --set model.tokenizer=bytes --set run.batch=16) ;;
   *) echo "unknown dataset $DS" >&2; exit 1 ;;
 esac

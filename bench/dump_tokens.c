@@ -4,7 +4,7 @@
  * then needs no tokenizer of its own.
  *
  *   dump_tokens [--model M] [--tokenizer TOK] [--data TXT] [--limit N]
- * defaults: ../shared/data/{stories260K.bin,tok512.bin,tinystories_val.txt}, limit 60.
+ * defaults: data/{stories260K.bin,tok512.bin,tinystories_val.txt}, limit 60.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 #include "tokenizer.h"
 
 #ifndef PATHENS_DATA_DIR
-#define PATHENS_DATA_DIR "../shared/data"
+#define PATHENS_DATA_DIR "data"
 #endif
 
 static void check(pe_status st, const pe_err *err) {

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
+DATA = os.path.normpath(os.path.join(HERE, "..", "data"))  # the checkout's data/ (tools/fetch-data.sh)
 
 
 def load_llama2c_v0(path):

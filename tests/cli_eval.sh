@@ -7,9 +7,8 @@
 # "dir/.."; the progress line is not repeated; importance.csv has no "nan".
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
-for f in stories260K.bin stories260K_v1.bin tok512.bin tinystories_val.txt tinyshakespeare.txt; do
-    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
-done
+source "$PATHENS_SRC/tests/lib.sh"
+need_data stories260K.bin stories260K_v1.bin tok512.bin tinystories_val.txt tinyshakespeare.txt
 T="$PATHENS_TEST_TMP/cli_eval"; rm -rf "$T"; mkdir -p "$T"
 fails=0
 ok()   { echo "ok   $*"; }

@@ -4,9 +4,8 @@
 # cells (never nan) for missing values; printed paths have dir/.. collapsed; usage errors exit 1.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
-for f in stories260K.bin tok512.bin tinystories_val.txt; do
-    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
-done
+source "$PATHENS_SRC/tests/lib.sh"
+need_data stories260K.bin tok512.bin tinystories_val.txt
 T="$PATHENS_TEST_TMP/cli_prune"; rm -rf "$T"; mkdir -p "$T"
 fails=0
 ok()  { echo "ok   $*"; }

@@ -10,10 +10,9 @@
 # shipped 4-head Fashion-MNIST ViT with ablations is the heatmap case that overlapped).
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${PATHENS_TEST_WRITER:?}" "${PATHENS_FASHION_DIR:?}"
-for f in stories260K.bin tok512.bin tinystories_val.txt; do
-    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
-done
-[ -r "$PATHENS_FASHION_DIR/t10k-images-idx3-ubyte.gz" ] || { echo "FAIL: Fashion-MNIST missing (apt-get install dataset-fashion-mnist)"; exit 1; }
+source "$PATHENS_SRC/tests/lib.sh"
+need_data stories260K.bin tok512.bin tinystories_val.txt
+need_fashion
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || { echo "FAIL: chromium missing; the report is checked by rendering it (apt-get install chromium, see tools/deps.sh)"; exit 1; }
 PY=/usr/bin/python3

@@ -12,9 +12,8 @@
 # overlapping labels.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
-for f in stories260K.bin tok512.bin tinystories_val.txt; do
-    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
-done
+source "$PATHENS_SRC/tests/lib.sh"
+need_data stories260K.bin tok512.bin tinystories_val.txt
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || { echo "FAIL: chromium missing; the report is checked by rendering it (apt-get install chromium, see tools/deps.sh)"; exit 1; }
 PY=/usr/bin/python3

@@ -5,9 +5,8 @@
 # relative in the dense NLL), so that pair is compared to 1e-6 relative, not byte for byte.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
-for f in stories260K.bin tok512.bin tinystories_val.txt; do
-    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
-done
+source "$PATHENS_SRC/tests/lib.sh"
+need_data stories260K.bin tok512.bin tinystories_val.txt
 T="$PATHENS_TEST_TMP/mpi_determinism"; rm -rf "$T"; mkdir -p "$T"
 fails=0
 ok()  { echo "ok   $*"; }

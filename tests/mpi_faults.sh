@@ -14,9 +14,8 @@
 #   and redone, and the results are those of a clean run; a journal of another config is refused.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
-for f in stories260K.bin tok512.bin tinystories_val.txt; do
-    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
-done
+source "$PATHENS_SRC/tests/lib.sh"
+need_data stories260K.bin tok512.bin tinystories_val.txt
 T="$PATHENS_TEST_TMP/mpi_faults"; rm -rf "$T"; mkdir -p "$T"
 fails=0
 ok()  { echo "ok   $*"; }

@@ -9,9 +9,11 @@
 # Optional: PATHENS_NOMPI = a pathens built with -DPATHENS_WITH_MPI=OFF, compared as well.
 set -u
 : "${PATHENS:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
-FASHION="${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}"
+export PATHENS_FASHION_DIR="${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}"
+FASHION=$PATHENS_FASHION_DIR
 WRITER="${PATHENS_TEST_WRITER:-$(dirname "$PATHENS")/tests/pathens_mkmodel}"
-[ -r "$FASHION/t10k-images-idx3-ubyte.gz" ] || { echo "FAIL: Fashion-MNIST missing in $FASHION (apt-get install dataset-fashion-mnist, or set PATHENS_FASHION_DIR)"; exit 1; }
+source "$PATHENS_SRC/tests/lib.sh"
+need_fashion
 [ -x "$WRITER" ] || { echo "FAIL: pathens_mkmodel not found at $WRITER (build it, or set PATHENS_TEST_WRITER)"; exit 1; }
 T="$PATHENS_TEST_TMP/mpi_images"; rm -rf "$T"; mkdir -p "$T"
 fails=0

@@ -11,9 +11,11 @@
 #   run.out that holds a run is not overwritten without --resume.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
-FASHION=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
-[ -r "$PATHENS_DATA_DIR/tinyshakespeare.txt" ] || { echo "FAIL: $PATHENS_DATA_DIR/tinyshakespeare.txt missing"; exit 1; }
-[ -r "$FASHION/train-images-idx3-ubyte.gz" ] || { echo "FAIL: $FASHION (dataset-fashion-mnist) missing"; exit 1; }
+export PATHENS_FASHION_DIR=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+FASHION=$PATHENS_FASHION_DIR
+source "$PATHENS_SRC/tests/lib.sh"
+need_fashion train-images-idx3-ubyte.gz
+models=vit; have_data tinyshakespeare.txt && models="vit lm" # without it, the LM part of 1. is skipped
 T="$PATHENS_TEST_TMP/mpi_train"; rm -rf "$T"; mkdir -p "$T"
 fails=0
 ok()  { echo "ok   $*"; }
@@ -62,7 +64,7 @@ checkpoint_minutes = 0
 I
 
 # 1. the same weights for the serial binary and 1..4 ranks
-for m in vit lm; do
+for m in $models; do
     "$PATHENS" train "$T/$m.ini" --set run.out="$T/$m-serial" --quiet || bad "$m serial run failed"
     for n in 1 2 3 4; do
         "$MPIEXEC" -n $n "$PATHENS" train "$T/$m.ini" --set run.out="$T/$m-$n" --quiet || bad "$m $n ranks failed"
@@ -146,4 +148,4 @@ cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" && ok "SIGTERM (seria
     || bad "existing run without --resume: exit $rc: $(head -2 "$T/err7")"
 
 [ $fails = 0 ] && echo "mpi_train: all passed" || echo "mpi_train: $fails failure(s)"
-exit $((fails > 0))
+finish $fails

@@ -19,9 +19,9 @@
 # with `scontrol update JobId=... StartTime=now`. FAILS (never skips) without the SLURM packages.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
-for f in stories260K.bin tok512.bin tinystories_val.txt; do
-    [ -r "$PATHENS_DATA_DIR/$f" ] || { echo "FAIL: shared data $PATHENS_DATA_DIR/$f missing"; exit 1; }
-done
+source "$PATHENS_SRC/tests/lib.sh"
+need_data stories260K.bin tok512.bin tinystories_val.txt
+need_fashion train-images-idx3-ubyte.gz
 for b in slurmctld slurmd sbatch squeue scontrol scancel srun sinfo; do
     command -v "$b" >/dev/null || {
         echo "FAIL: $b not found: install the SLURM packages (slurmctld slurmd slurm-client, tools/deps.sh)"; exit 1; }

@@ -1019,25 +1019,61 @@ static void copy_prefix(const char *src, const char *dst, size_t n) {
     free(buf);
 }
 
+/* A tiny llama2.c checkpoint with random weights (format in docs/formats.md): dim 16, hidden 24,
+ * 2 layers, 4 query / 2 KV heads, vocab 32 (shared classifier), seq_len 16. version 0: the legacy
+ * 28-byte header, the tensors and the two RoPE tables; version 1: the 256-byte header, no tables.
+ * Returns the file's length. */
+static size_t write_llama2c(const char *path, int version, uint64_t seed) {
+    const int32_t h[7] = {16, 24, 2, 4, 2, 32, 16}; /* dim hidden layers heads kv_heads vocab seq_len */
+    const size_t d = 16, hid = 24, L = 2, kvd = 16 / 4 * 2, V = 32, S = 16, hs = 4;
+    size_t n = V * d + 2 * L * d + 2 * L * d * d + 2 * L * kvd * d + 3 * L * hid * d + d; /* every tensor */
+    size_t head = version == 1 ? 256 : sizeof h;
+    if (version == 0) n += 2 * S * (hs / 2); /* freq_cis_real, freq_cis_imag */
+    unsigned char *b = calloc(1, head + n * sizeof(float));
+    assert_non_null(b);
+    if (version == 1) {
+        const uint32_t magic = 0x616b3432;
+        const int32_t  one = 1;
+        memcpy(b, &magic, 4);
+        memcpy(b + 4, &one, 4);
+        memcpy(b + 8, h, sizeof h);
+        b[8 + sizeof h] = 1; /* shared classifier */
+    } else {
+        memcpy(b, h, sizeof h);
+    }
+    float *w = malloc(n * sizeof(float));
+    assert_non_null(w);
+    tu_fill_random(w, n, seed, 0.25f);
+    memcpy(b + head, w, n * sizeof(float));
+    write_bytes(path, b, head + n * sizeof(float));
+    free(w);
+    free(b);
+    return head + n * sizeof(float);
+}
+
 static void test_bad_llama2c(void **state) {
     (void)state;
-    char dir[4096], path[4200];
+    char dir[4096], path[4200], v0[4200], v1[4200];
     tmp_dir(dir, sizeof dir, "bad-llama2c");
     snprintf(path, sizeof path, "%s/trunc.bin", dir);
-    static const size_t cuts[] = {1000, 1056539, 28, 20};
+    snprintf(v0, sizeof v0, "%s/good_v0.bin", dir);
+    snprintf(v1, sizeof v1, "%s/good_v1.bin", dir);
+    size_t len0 = write_llama2c(v0, 0, 5);
+    write_llama2c(v1, 1, 6);
+    const size_t cuts[] = {1000, len0 - 1, 28, 20};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        copy_prefix(tu_data_path("stories260K.bin"), path, cuts[i]);
+        copy_prefix(v0, path, cuts[i]);
         EXPECT_BAD(path, NULL, path, "truncated");
     }
-    copy_prefix(tu_data_path("stories260K.bin"), path, 0);
+    copy_prefix(v0, path, 0);
     EXPECT_BAD(path, NULL, path, "empty");
-    copy_prefix(tu_data_path("stories260K_v1.bin"), path, 100); /* inside the 256-byte header */
+    copy_prefix(v1, path, 100); /* inside the 256-byte header */
     EXPECT_BAD(path, NULL, path, "256 bytes", "truncated");
-    copy_prefix(tu_data_path("stories260K_v1.bin"), path, 4096);
+    copy_prefix(v1, path, 4096);
     EXPECT_BAD(path, NULL, path, "llama2c-v1", "truncated");
     /* one byte too many */
     size_t len;
-    char  *buf = read_bytes(tu_data_path("stories260K.bin"), &len);
+    char  *buf = read_bytes(v0, &len);
     char  *big = malloc(len + 4);
     memcpy(big, buf, len);
     memset(big + len, 0, 4);
@@ -1045,30 +1081,36 @@ static void test_bad_llama2c(void **state) {
     EXPECT_BAD(path, NULL, path, "too long");
     /* a version-2 (int8) v1-style header, and a header with a negative dimension */
     free(buf);
-    buf = read_bytes(tu_data_path("stories260K_v1.bin"), &len);
+    buf = read_bytes(v1, &len);
     int32_t two = 2;
     memcpy(buf + 4, &two, 4);
     write_bytes(path, buf, len);
     EXPECT_BAD(path, NULL, path, "version 2");
     free(buf);
-    buf = read_bytes(tu_data_path("stories260K.bin"), &len);
+    buf = read_bytes(v0, &len);
     int32_t neg = -3;
     memcpy(buf + 8, &neg, 4); /* n_layers */
     write_bytes(path, buf, len);
     EXPECT_BAD(path, NULL, path, "is not a llama2.c", "n_layers -3");
-    /* and the good files still load with format named */
+    /* and the good files still load with format named (the real stories260K files: test_golden) */
     free(buf);
     free(big);
     pe_err err = {0};
     ckpt_file ck;
-    assert_int_equal(ckpt_open(&ck, tu_data_path("stories260K.bin"), "llama2c", NULL, &err), PE_OK);
+    model     m;
+    assert_int_equal(ckpt_open(&ck, v0, "llama2c", NULL, &err), PE_OK);
     assert_string_equal(ck.format, "llama2c-v0");
+    assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+    assert_int_equal(m.cfg.n_kv_heads, 2);
+    model_free(&m);
     ckpt_close(&ck);
-    assert_int_equal(ckpt_open(&ck, tu_data_path("stories260K_v1.bin"), "auto", NULL, &err), PE_OK);
+    assert_int_equal(ckpt_open(&ck, v1, "auto", NULL, &err), PE_OK);
     assert_string_equal(ck.format, "llama2c-v1");
+    assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+    model_free(&m);
     ckpt_close(&ck);
     const char *needles[] = {"[model] format", "gguf", NULL};
-    expect_bad(tu_data_path("stories260K.bin"), "gguf", NULL, needles);
+    expect_bad(v0, "gguf", NULL, needles);
 }
 
 /* a valid gpt model in dir; returns its tensors in *t */
@@ -1653,6 +1695,7 @@ static void test_config_limits(void **state) {
 }
 
 int main(void) {
+    int stories = tu_have_data("stories260K.bin", "stories260K_v1.bin", NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_json),
         cmocka_unit_test(test_roundtrip_gpt),
@@ -1669,11 +1712,11 @@ int main(void) {
         cmocka_unit_test(test_bad_safetensors),
         cmocka_unit_test(test_fuzz_safetensors),
         cmocka_unit_test(test_checked_arithmetic),
-        cmocka_unit_test(test_llama2c_check),
+        tu_needs(stories, cmocka_unit_test(test_llama2c_check)),
         cmocka_unit_test(test_sniff),
         cmocka_unit_test(test_safetensors_layout),
         cmocka_unit_test(test_llama2c_layers),
         cmocka_unit_test(test_config_limits),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests(tests, NULL, NULL)); /* 77 if a test skipped in tu_data_path */
 }

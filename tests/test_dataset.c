@@ -239,8 +239,13 @@ static void expect_text_error(const char *path, const tokenizer *t, data_text_mo
 
 static void test_text_errors(void **state) {
     tokenizer t;
-    load_tok512(&t);
-    const char *good = tu_data_path("tinystories_val.txt");
+    tok_init_bytes(&t);
+    char good[4096];
+    char   text[4000];
+    size_t n = 0;
+    for (int i = 0; i < 40; i++) /* a good file: 40 short documents */
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s a story, number %d.\n\n", i % 2 ? "Once" : "Then", i);
+    write_tmp(good, "good.txt", text, n);
     expect_text_error("/nonexistent/data.txt", &t, DATA_MODE_DOCUMENTS, 64, 0, "[data] path");
     expect_text_error(good, &t, DATA_MODE_DOCUMENTS, 1, 0, "context is 1");
     expect_text_error(good, &t, DATA_MODE_WINDOWS, 64, 0, "stride is 0");
@@ -521,16 +526,18 @@ static void test_idx_hostile(void **state) {
 }
 
 int main(void) {
+    int stories = tu_have_data("tok512.bin", "tinystories_val.txt", NULL);
+    int shakespeare = tu_have_data("tinyshakespeare.txt", NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_documents_tinystories),
+        tu_needs(stories, cmocka_unit_test(test_documents_tinystories)),
         cmocka_unit_test(test_documents_splitting),
-        cmocka_unit_test(test_windows_tinystories),
-        cmocka_unit_test(test_windows_bytes_shakespeare),
+        tu_needs(stories, cmocka_unit_test(test_windows_tinystories)),
+        tu_needs(shakespeare, cmocka_unit_test(test_windows_bytes_shakespeare)),
         cmocka_unit_test(test_text_errors),
         cmocka_unit_test(test_text_not_binary),
-        cmocka_unit_test(test_fashion_mnist),
+        tu_needs(tu_have_fashion(), cmocka_unit_test(test_fashion_mnist)),
         cmocka_unit_test(test_idx_files),
         cmocka_unit_test(test_idx_hostile),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1,6 +1,7 @@
-/* test_eval.c: dense evaluation on real data equals llama2.c's own forward pass (the
- * token-by-token KV-cache loop, checked against llama2.c's golden logits in test_golden) and
- * never depends on the batch size; accumulators merge exactly. */
+/* test_eval.c: dense evaluation equals llama2.c's own forward pass (the token-by-token KV-cache
+ * loop, checked against llama2.c's golden logits in test_golden) and never depends on the batch
+ * size; accumulators merge exactly. On a generated model and documents (no data needed), then on
+ * the real stories260K and TinyStories when data/ has them. */
 #include "testutil.h"
 
 #include <math.h>
@@ -21,8 +22,13 @@ static int setup(void **state) {
     return 0;
 }
 
+static int setup_generated(void **state) {
+    *state = tu_lm_fixture_open("eval_lm", 40, 3);
+    return 0;
+}
+
 static int teardown(void **state) {
-    tu_stories_close(*state);
+    if (*state) tu_stories_close(*state);
     return 0;
 }
 
@@ -91,10 +97,17 @@ static void test_eval_merge(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest generated[] = {
         cmocka_unit_test(test_eval_matches_token_by_token),
         cmocka_unit_test(test_eval_batch_invariance),
         cmocka_unit_test(test_eval_merge),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    int stories = tu_have_data(TU_STORIES_FILES, NULL);
+    const struct CMUnitTest real[] = {
+        tu_needs(stories, cmocka_unit_test(test_eval_matches_token_by_token)),
+        tu_needs(stories, cmocka_unit_test(test_eval_batch_invariance)),
+    };
+    int failed = cmocka_run_group_tests_name("generated model", generated, setup_generated, teardown);
+    failed += cmocka_run_group_tests_name("stories260K", real, stories ? setup : NULL, stories ? teardown : NULL);
+    return tu_finish(failed);
 }

@@ -1,5 +1,5 @@
 /* test_golden.c: stories260K against logits computed by llama2.c's own run.c
- * (../shared/data/golden/stories260K_lily.txt): same tokens, every logit within 1e-4,
+ * (data/golden/stories260K_lily.txt; tools/fetch-data.sh links it from ../shared/data): same tokens, every logit within 1e-4,
  * mean NLL within 1e-5; for the v0 and v1 files, the batched path, the naive reference path
  * and the token-by-token loop. */
 #include "testutil.h"
@@ -142,9 +142,11 @@ static void test_golden_v0(void **state) { (void)state; run_model_file("stories2
 static void test_golden_v1(void **state) { (void)state; run_model_file("stories260K_v1.bin"); }
 
 int main(void) {
+    int v0 = tu_have_data("golden/stories260K_lily.txt", "stories260K.bin", "tok512.bin", NULL);
+    int v1 = tu_have_data("golden/stories260K_lily.txt", "stories260K_v1.bin", "tok512.bin", NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_v0),
-        cmocka_unit_test(test_golden_v1),
+        tu_needs(v0, cmocka_unit_test(test_golden_v0)),
+        tu_needs(v1, cmocka_unit_test(test_golden_v1)),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

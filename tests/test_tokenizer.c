@@ -407,15 +407,16 @@ static void test_encode_whole_file(void **state) {
 }
 
 int main(void) {
+    int tok = tu_have_data("tok512.bin", NULL), text = tu_have_data("tok512.bin", "tinystories_val.txt", NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_lily),
-        cmocka_unit_test(test_fast_matches_ref_on_paragraphs),
-        cmocka_unit_test(test_fast_matches_ref_on_random_bytes),
-        cmocka_unit_test(test_decode_rules),
+        tu_needs(tok, cmocka_unit_test(test_golden_lily)),
+        tu_needs(text, cmocka_unit_test(test_fast_matches_ref_on_paragraphs)),
+        tu_needs(tok, cmocka_unit_test(test_fast_matches_ref_on_random_bytes)),
+        tu_needs(tok, cmocka_unit_test(test_decode_rules)),
         cmocka_unit_test(test_byte_tokenizer),
-        cmocka_unit_test(test_bad_files),
+        tu_needs(tok, cmocka_unit_test(test_bad_files)),
         cmocka_unit_test(test_fast_matches_ref_with_ties),
-        cmocka_unit_test(test_encode_whole_file),
+        tu_needs(text, cmocka_unit_test(test_encode_whole_file)),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

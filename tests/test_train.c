@@ -858,10 +858,10 @@ int main(void) {
         cmocka_unit_test(test_grad_norm),
         cmocka_unit_test(test_adamw_vs_reference),
         cmocka_unit_test(test_adamw_decay_matrices_only),
-        cmocka_unit_test(test_training_learns_fashion),
+        tu_needs(tu_have_fashion(), cmocka_unit_test(test_training_learns_fashion)),
         cmocka_unit_test(test_training_learns_lm),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_check_config),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

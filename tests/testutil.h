@@ -6,8 +6,34 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-/* Path of a file in the shared real-data folder. Fails the test (never skips) when the
- * folder or file is missing: CI must have ../shared/data. */
+/* ---- real data: PATHENS_DATA_DIR (the checkout's data/, filled by tools/fetch-data.sh) and
+ * PATHENS_FASHION_DIR (Debian's dataset-fashion-mnist). A test binary checks up front what each
+ * test needs, so that no test stops half-way and every test that needs nothing runs:
+ *
+ *     int stories = tu_have_data("stories260K.bin", "tok512.bin", NULL);
+ *     const struct CMUnitTest tests[] = {
+ *         cmocka_unit_test(test_fixture_only),
+ *         tu_needs(stories, cmocka_unit_test_setup_teardown(test_on_stories, setup, teardown)),
+ *     };
+ *     return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
+ *
+ * A test whose data is missing is reported SKIPPED by cmocka (its setup never runs), and tu_finish
+ * makes the binary exit 77 (CTest: skipped) with one line naming tools/fetch-data.sh, unless a test
+ * failed. Under CI=true missing data fails instead: such a test fails and the binary exits 1. */
+/* 1 when every file (a NULL-terminated list) is readable under PATHENS_DATA_DIR; else 0, and the
+ * missing names are remembered for tu_finish's line */
+int tu_have_data(const char *name, ...);
+/* the same for Fashion-MNIST: its test and train images and labels */
+int tu_have_fashion(void);
+/* tu_needs(have, cmocka_unit_test...(...)): the entry itself when have, else an entry of the same
+ * name that skips (fails under CI=true) and runs no setup */
+#define tu_needs(have, entry) tu_needs_entry((have), (struct CMUnitTest)entry)
+struct CMUnitTest tu_needs_entry(int have, struct CMUnitTest t);
+/* main's return value from cmocka's count of failed tests (see above) */
+int tu_finish(int failed);
+/* Path of a file under PATHENS_DATA_DIR. When it is missing (a test that did not declare it with
+ * tu_needs), the running test is skipped there, or fails under CI=true; never call it from a setup
+ * (cmocka counts a skipped setup as an error). */
 const char *tu_data_path(const char *name);
 /* A fresh scratch folder under the build tree for this test binary: PATHENS_TEST_TMP/<tag>. */
 const char *tu_tmp_dir(const char *tag);
@@ -52,7 +78,15 @@ typedef struct {
     text_dataset d;
 } tu_stories;
 
-/* documents mode, context 512, the first `docs` documents; fails the test if anything is missing */
+/* documents mode, context 512, the first `docs` documents; declare its data with
+ * tu_have_data(TU_STORIES_FILES, NULL) */
+#define TU_STORIES_FILES "stories260K.bin", "tok512.bin", "tinystories_val.txt"
 tu_stories *tu_stories_open(long docs);
+/* The same without data: a random model shaped like stories260K but with 2 layers (llama: dim 64,
+ * hidden 172, 8 heads, 4 KV heads, vocab 512, seq_len 512, tied classifier; native safetensors
+ * under PATHENS_TEST_TMP/<tag>) and the byte tokenizer on `docs` generated paragraphs of 30 to 240
+ * bytes (one sequence each), deterministic in seed. For tests that need "a language model on some
+ * documents", not stories260K's numbers. */
+tu_stories *tu_lm_fixture_open(const char *tag, long docs, uint64_t seed);
 void        tu_stories_close(tu_stories *f);
 

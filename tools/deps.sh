@@ -9,6 +9,7 @@ pkgs=(
   zlib1g-dev libcmocka-dev                   # gzip'd IDX data, unit tests
   libopenmpi-dev openmpi-bin                 # MPI (mpirun); PATHENS_WITH_MPI=OFF builds without
   dataset-fashion-mnist                      # image data, /usr/share/datasets/fashion-mnist
+  curl ca-certificates                       # tools/fetch-data.sh downloads the real data (and tests/cli_fetch_data.sh)
   python3                                    # tests parse JSON outputs with the standard library
   python3-torch                              # test oracle of the training gradients (cli_train_torch.sh), bench peers
   chromium                                   # tests render report.html headless (cli_report.sh)
