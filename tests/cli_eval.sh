@@ -97,9 +97,9 @@ usage_once "inspect --format without a value" "--format" "$PATHENS" inspect "$D/
 usage_once "report --out without a value" "--out" "$PATHENS" report "$T" --out
 
 # every worked example runs from the repository root on the shipped configs: a copy of configs/
-# (their run.out is ../runs/...), models/ and the shared data where configs/ expects it (../../shared/data)
-R="$T/root"; mkdir -p "$R" "$T/shared"
-cp -r "$PATHENS_SRC/configs" "$R/configs" && ln -s "$PATHENS_SRC/models" "$R/models" && ln -s "$(cd "$D" && pwd)" "$T/shared/data"
+# (their run.out is ../runs/...), models/ and the data where configs/ expects it (../data, the repo's data/)
+R="$T/root"; mkdir -p "$R"
+cp -r "$PATHENS_SRC/configs" "$R/configs" && ln -s "$PATHENS_SRC/models" "$R/models" && ln -s "$(cd "$D" && pwd)" "$R/data"
 for c in inspect eval prune report sweep train version; do # prune and report use the eval example's run
     i=0
     while read -r line; do
