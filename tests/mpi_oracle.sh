@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# mpi_oracle.sh: tests/oracle_runs.sh under a real mpirun with 1 and 3 ranks, and the MPI-less
+# build (PATHENS_NOMPI, built by the nompi_build fixture of tests/CMakeLists.txt) : every number
+# of `pathens eval` against tests/oracle.py (see oracle_runs.sh for the list).
+l=(mpi1 mpi3)
+[ -n "${PATHENS_NOMPI:-}" ] && l+=(nompi)
+exec bash "${PATHENS_SRC:?}/tests/oracle_runs.sh" "${l[@]}"

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# oracle_runs.sh LAUNCHER...: the numbers a user sees, checked against independent oracles.
+# Sourced-free helper of cli_oracle.sh (LAUNCHER serial: the binary as is, no mpirun) and
+# mpi_oracle.sh (mpi1, mpi3: real mpirun with 1 and 3 ranks; nompi: $PATHENS_NOMPI, a build
+# with -DPATHENS_WITH_MPI=OFF). Every run goes through `pathens eval` (in the MPI build that is
+# mpi/dist.c, also without mpirun) and is checked by tests/oracle.py, which recomputes from the
+# model files alone (PyTorch forward, its own tokenizer, its own copy of the pathway sampler):
+#   lm   stories260K on the first 12 TinyStories documents, shards of 5 (two full shards and a
+#        short one), 4 unbiased members: dense, every member, member_mean, the curve, the
+#        ensemble, KL, top-1 agreement, kept connections, minus_dense (sign and stderr), and the
+#        per-document per_example.msgpack; the same with members split over tasks
+#        (run.member_block = 2) and with combine = logit;
+#        ratio 1: the default prob ensemble equals dense, member for member, exactly;
+#        window (a static scheme), 3 members: identical members mix to themselves, exactly;
+#        golden: the text of golden/stories260K_lily.txt, dense NLL = llama2.c's run.c value.
+#   vit  the shipped models/fashion-vit on 300 Fashion-MNIST test images, 4 unbiased members:
+#        accuracy, NLL, ECE of dense, members, curve and ensemble, KL, agreement,
+#        nll_minus_dense / accuracy_minus_dense, per-image per_example.msgpack; the same with
+#        run.member_block = 2 (the coordinator mixes the staged class probabilities) and with
+#        combine = logit.
+# ORACLE_PARTS (default "lm vit") restricts the parts (the mutation check runs one part).
+set -u
+: "${PATHENS:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${PATHENS_DATA_DIR:?}"
+source "$PATHENS_SRC/tests/lib.sh"
+need_data stories260K.bin tok512.bin tinystories_val.txt
+need_fashion
+FASHION=$PATHENS_FASHION_DIR
+PY=/usr/bin/python3
+ORACLE="$PY $PATHENS_SRC/tests/oracle.py"
+launchers=("$@")
+[ ${#launchers[@]} -gt 0 ] || { echo "usage: oracle_runs.sh serial|mpi1|mpi3|nompi ..."; exit 2; }
+T="$PATHENS_TEST_TMP/oracle_$(printf '%s_' "${launchers[@]}")"; rm -rf "$T"; mkdir -p "$T"
+fails=0
+ok()  { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+export OPENBLAS_NUM_THREADS=1
+$PY -c "import torch" 2>/dev/null || { echo "FAIL: PyTorch not importable by $PY (python3-torch, tools/deps.sh)"; exit 1; }
+
+launch() { # launch LAUNCHER ARGS...: pathens through that launcher
+    local l=$1; shift
+    case $l in
+    serial) "$PATHENS" "$@" ;;
+    mpi1) "${MPIEXEC:?}" --oversubscribe -n 1 "$PATHENS" "$@" ;;
+    mpi3) "${MPIEXEC:?}" --oversubscribe -n 3 "$PATHENS" "$@" ;;
+    nompi) "${PATHENS_NOMPI:?}" "$@" ;;
+    *) echo "unknown launcher $l"; return 2 ;;
+    esac
+}
+dirs=()
+runall() { # runall NAME CONFIG [--set ...]: every launcher; dirs = the run folders that exist
+    local name=$1 ini=$2 l rc; shift 2
+    dirs=()
+    for l in "${launchers[@]}"; do
+        local out="$T/$name-$l"
+        launch "$l" eval "$ini" --quiet --set run.out="$out" "$@" 2>"$out.err"; rc=$?
+        if [ $rc = 0 ] && [ -f "$out/results.json" ]; then dirs+=("$out")
+        else bad "$name ($l): exit $rc: $(head -3 "$out.err")"; fi
+    done
+    [ ${#dirs[@]} -gt 0 ]
+}
+t0=$(date +%s)
+oracle() { # oracle WHAT MODE ARGS...: tests/oracle.py over $dirs
+    local what=$1; shift
+    if $ORACLE "$@" "${dirs[@]}" >"$T/oracle.out" 2>&1; then ok "$what: oracle agrees ($(grep -c '^ok' "$T/oracle.out") run(s))"
+    else bad "$what: the oracle disagrees:"; head -25 "$T/oracle.out"; fi
+}
+json() { $PY -c "import json,sys; d=json.load(open(sys.argv[1]+'/results.json')); print($2)" "$1"; } # json DIR EXPR
+
+parts=${ORACLE_PARTS:-lm vit}
+D=$PATHENS_DATA_DIR
+if [[ " $parts " == *" lm "* ]]; then
+    LM=(--model "$D/stories260K.bin" --tokenizer "$D/tok512.bin" --text "$D/tinystories_val.txt")
+    printf '[model]\npath = %s\ntokenizer = %s\n[data]\npath = %s\nlimit = 12\n[run]\nshard = 5\nbatch = 4\nper_example = 1\n[pathways]\nscheme = unbiased\nratio = 4\nmembers = 4\nseed = 77\n' \
+        "$D/stories260K.bin" "$D/tok512.bin" "$D/tinystories_val.txt" >"$T/lm.ini"
+    runall lm "$T/lm.ini"; d1=("${dirs[@]}")
+    runall lm_split "$T/lm.ini" --set run.member_block=2; dirs+=("${d1[@]}")
+    oracle "lm: 12 documents, 4 unbiased members, in one task and split over tasks" lm "${LM[@]}"
+    runall lm_logit "$T/lm.ini" --set pathways.combine=logit --set pathways.members=3 && oracle "lm: combine = logit" lm "${LM[@]}"
+    # ratio 1: every member is the dense model, so is their mixture (bit for bit)
+    if runall lm_r1 "$T/lm.ini" --set pathways.ratio=1 --set pathways.members=3 --set data.limit=4; then
+        oracle "lm: ratio 1" lm "${LM[@]}"
+        for d in "${dirs[@]}"; do
+            v=$(json "$d" "[k for k in ('nll_per_token','nll_per_token_stderr','tokens') if not (d['ensemble'][k]==d['dense'][k] and abs(d['member_mean'][k]-d['dense'][k])<=1e-12*d['dense'][k] and all(m[k]==d['dense'][k] for m in d['members']+d['curve']))] or (d['ensemble']['minus_dense']['mean']==0 and 'same')")
+            [ "$v" = same ] && ok "lm ratio 1 ($(basename "$d")): ensemble, members, curve = dense exactly (member_mean to 1e-12); minus_dense 0" \
+                || bad "lm ratio 1 ($(basename "$d")): differ from dense in: $v"
+        done
+    fi
+    # window: deterministic, so 3 members are one sub-model; their mixture is that sub-model
+    if runall lm_window "$T/lm.ini" --set pathways.scheme=window --set pathways.members=3 --set data.limit=4; then
+        oracle "lm: window (static) members" lm "${LM[@]}"
+        for d in "${dirs[@]}"; do
+            v=$(json "$d" "[k for k in ('nll_per_token','nll_per_token_stderr','kl_from_dense','top1_agreement') if not all(abs(m[k]-d['members'][0][k])<=1e-12*abs(m[k]) for m in d['members'])] + [k for k in ('nll_per_token','nll_per_token_stderr') if not all(abs(x[k]-d['members'][0][k])<=1e-12*x[k] for x in d['curve']+[d['ensemble'],d['member_mean']])] or 'same'")
+            [ "$v" = same ] && ok "lm window ($(basename "$d")): 3 identical members, ensemble = curve = member_mean = member" \
+                || bad "lm window ($(basename "$d")): identical members do not mix to themselves: $v"
+        done
+    fi
+    # llama2.c's own reference values (shared/data/golden, made by run.c)
+    G="$D/golden/stories260K_lily.txt"
+    if [ -r "$G" ]; then
+        $ORACLE text "$G" "$T/lily.txt"
+        if runall golden "$T/lm.ini" --set data.path="$T/lily.txt" --set pathways.members=0; then
+            if $ORACLE golden "$G" "${dirs[@]}" >"$T/golden.out"; then ok "llama2.c's reference NLL: $(head -1 "$T/golden.out" | cut -c6-)"
+            else bad "golden:"; cat "$T/golden.out"; fi
+        fi
+    else
+        [ "${CI:-}" = true ] && bad "$G missing under CI" || echo "SKIP golden: $G missing (tools/fetch-data.sh)"
+    fi
+fi
+if [[ " $parts " == *" vit "* ]]; then
+    VIT=(--model "$PATHENS_SRC/models/fashion-vit" --images "$FASHION/t10k-images-idx3-ubyte.gz")
+    printf '[model]\npath = %s/models/fashion-vit/model.safetensors\n[data]\npath = %s/t10k-images-idx3-ubyte.gz\nlimit = 300\n[run]\nshard = 64\nbatch = 32\nper_example = 1\n[pathways]\nscheme = unbiased\nratio = 4\nmembers = 4\nseed = 1234\n[importance]\nablation = 1\n' \
+        "$PATHENS_SRC" "$FASHION" >"$T/vit.ini"
+    runall vit "$T/vit.ini"; d1=("${dirs[@]}")
+    runall vit_split "$T/vit.ini" --set run.member_block=2 --set importance.ablation=0; dirs+=("${d1[@]}")
+    oracle "vit: 300 images, 4 unbiased members, in one task and split over tasks" vit "${VIT[@]}"
+    runall vit_logit "$T/vit.ini" --set pathways.combine=logit --set data.limit=100 --set importance.ablation=0 && oracle "vit: combine = logit" vit "${VIT[@]}"
+fi
+echo "$(( $(date +%s) - t0 )) s, $fails failure(s)"
+[ "$fails" = 0 ]
