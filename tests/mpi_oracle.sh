@@ -3,5 +3,8 @@
 # build (PATHENS_NOMPI, built by the nompi_build fixture of tests/CMakeLists.txt) : every number
 # of `pathens eval` against tests/oracle.py (see oracle_runs.sh for the list).
 l=(mpi1 mpi3)
-[ -n "${PATHENS_NOMPI:-}" ] && l+=(nompi)
+if [ -n "${PATHENS_NOMPI:-}" ]; then
+    [ -x "$PATHENS_NOMPI" ] || { echo "FAIL: PATHENS_NOMPI=$PATHENS_NOMPI is not an executable (the nompi_build fixture)"; exit 1; }
+    l+=(nompi)
+fi
 exec bash "${PATHENS_SRC:?}/tests/oracle_runs.sh" "${l[@]}"
