@@ -18,7 +18,9 @@
 #        nll_minus_dense / accuracy_minus_dense, per-image per_example.msgpack; the same with
 #        run.member_block = 2 (the coordinator mixes the staged class probabilities) and with
 #        combine = logit.
-# ORACLE_PARTS (default "lm vit") restricts the parts (the mutation check runs one part).
+# ORACLE_PARTS (default "lm vit") restricts the parts: lm, vit (all of their parts), or some of
+# lm_main lm_split lm_logit lm_r1 lm_window lm_replay lm_golden vit_main vit_split vit_logit
+# (the mutation check runs the one part that kills a mutant).
 set -u
 : "${PATHENS:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${PATHENS_DATA_DIR:?}"
 source "$PATHENS_SRC/tests/lib.sh"
@@ -31,7 +33,8 @@ launchers=("$@")
 [ ${#launchers[@]} -gt 0 ] || { echo "usage: oracle_runs.sh serial|mpi1|mpi3|nompi ..."; exit 2; }
 T="$PATHENS_TEST_TMP/oracle_$(printf '%s_' "${launchers[@]}")"; rm -rf "$T"; mkdir -p "$T"
 fails=0
-ok()  { echo "ok   $*"; }
+checks=0
+ok()  { echo "ok   $*"; checks=$((checks + 1)); }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 export OPENBLAS_NUM_THREADS=1
 $PY -c "import torch" 2>/dev/null || { echo "FAIL: PyTorch not importable by $PY (python3-torch, tools/deps.sh)"; exit 1; }
@@ -67,17 +70,24 @@ oracle() { # oracle WHAT MODE ARGS...: tests/oracle.py over $dirs
 json() { $PY -c "import json,sys; d=json.load(open(sys.argv[1]+'/results.json')); print($2)" "$1"; } # json DIR EXPR
 
 parts=${ORACLE_PARTS:-lm vit}
+want() { # want PART: in ORACLE_PARTS, itself or its group (lm_x: lm)
+    local p
+    for p in $parts; do [ "$p" = "$1" ] || [ "$p" = "${1%%_*}" ] && return 0; done
+    return 1
+}
 D=$PATHENS_DATA_DIR
-if [[ " $parts " == *" lm "* ]]; then
+if want lm_main || want lm_split || want lm_logit || want lm_r1 || want lm_window || want lm_replay || want lm_golden; then
     LM=(--model "$D/stories260K.bin" --tokenizer "$D/tok512.bin" --text "$D/tinystories_val.txt")
     printf '[model]\npath = %s\ntokenizer = %s\n[data]\npath = %s\nlimit = 12\n[run]\nshard = 5\nbatch = 4\nper_example = 1\n[pathways]\nscheme = unbiased\nratio = 4\nmembers = 4\nseed = 77\n' \
         "$D/stories260K.bin" "$D/tok512.bin" "$D/tinystories_val.txt" >"$T/lm.ini"
-    runall lm "$T/lm.ini"; d1=("${dirs[@]}")
-    runall lm_split "$T/lm.ini" --set run.member_block=2; dirs+=("${d1[@]}")
-    oracle "lm: 12 documents, 4 unbiased members, in one task and split over tasks" lm "${LM[@]}"
-    runall lm_logit "$T/lm.ini" --set pathways.combine=logit --set pathways.members=3 && oracle "lm: combine = logit" lm "${LM[@]}"
+    d1=()
+    want lm_main && runall lm "$T/lm.ini" && d1=("${dirs[@]}")
+    want lm_split && runall lm_split "$T/lm.ini" --set run.member_block=2 && d1+=("${dirs[@]}")
+    dirs=("${d1[@]}")
+    [ ${#dirs[@]} -gt 0 ] && oracle "lm: 12 documents, 4 unbiased members (in one task / split over tasks)" lm "${LM[@]}"
+    want lm_logit && runall lm_logit "$T/lm.ini" --set pathways.combine=logit --set pathways.members=3 && oracle "lm: combine = logit" lm "${LM[@]}"
     # ratio 1: every member is the dense model, so is their mixture (bit for bit)
-    if runall lm_r1 "$T/lm.ini" --set pathways.ratio=1 --set pathways.members=3 --set data.limit=4; then
+    if want lm_r1 && runall lm_r1 "$T/lm.ini" --set pathways.ratio=1 --set pathways.members=3 --set data.limit=4; then
         oracle "lm: ratio 1" lm "${LM[@]}"
         for d in "${dirs[@]}"; do
             v=$(json "$d" "[k for k in ('nll_per_token','nll_per_token_stderr','tokens') if not (d['ensemble'][k]==d['dense'][k] and abs(d['member_mean'][k]-d['dense'][k])<=1e-12*d['dense'][k] and all(m[k]==d['dense'][k] for m in d['members']+d['curve']))] or (d['ensemble']['minus_dense']['mean']==0 and 'same')")
@@ -86,7 +96,7 @@ if [[ " $parts " == *" lm "* ]]; then
         done
     fi
     # window: deterministic, so 3 members are one sub-model; their mixture is that sub-model
-    if runall lm_window "$T/lm.ini" --set pathways.scheme=window --set pathways.members=3 --set data.limit=4; then
+    if want lm_window && runall lm_window "$T/lm.ini" --set pathways.scheme=window --set pathways.members=3 --set data.limit=4; then
         oracle "lm: window (static) members" lm "${LM[@]}"
         for d in "${dirs[@]}"; do
             v=$(json "$d" "[k for k in ('nll_per_token','nll_per_token_stderr','kl_from_dense','top1_agreement') if not all(abs(m[k]-d['members'][0][k])<=1e-12*abs(m[k]) for m in d['members'])] + [k for k in ('nll_per_token','nll_per_token_stderr') if not all(abs(x[k]-d['members'][0][k])<=1e-12*x[k] for x in d['curve']+[d['ensemble'],d['member_mean']])] or 'same'")
@@ -99,9 +109,10 @@ if [[ " $parts " == *" lm "* ]]; then
     # its 3 task records, a rerun (the last launcher) replays those 2, computes only the third,
     # and gives what the oracle computes
     out="$T/lm_replay"; mkdir -p "$out"
-    bash -c 'ln -s /dev/full "$1/results.json.tmp.$$" && shift && exec "$@"' _ "$out" "$PATHENS" eval "$T/lm.ini" \
+    want lm_replay && bash -c 'ln -s /dev/full "$1/results.json.tmp.$$" && shift && exec "$@"' _ "$out" "$PATHENS" eval "$T/lm.ini" \
         --quiet --set run.out="$out" 2>"$out.err0"; rc=$?
-    if [ $rc = 3 ] && [ -f "$out/journal.msgpack" ]; then
+    if ! want lm_replay; then :
+    elif [ $rc = 3 ] && [ -f "$out/journal.msgpack" ]; then
         kept=$($PY - "$out/journal.msgpack" 2 <<'PY'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
@@ -127,7 +138,8 @@ PY
     else bad "journal replay: the run with results.json on /dev/full: exit $rc (expected 3): $(head -2 "$out.err0")"; fi
     # llama2.c's own reference values (shared/data/golden, made by run.c)
     G="$D/golden/stories260K_lily.txt"
-    if [ -r "$G" ]; then
+    if ! want lm_golden; then :
+    elif [ -r "$G" ]; then
         $ORACLE text "$G" "$T/lily.txt"
         if runall golden "$T/lm.ini" --set data.path="$T/lily.txt" --set pathways.members=0; then
             if $ORACLE golden "$G" "${dirs[@]}" >"$T/golden.out"; then ok "llama2.c's reference NLL: $(head -1 "$T/golden.out" | cut -c6-)"
@@ -137,14 +149,17 @@ PY
         [ "${CI:-}" = true ] && bad "$G missing under CI" || echo "SKIP golden: $G missing (tools/fetch-data.sh)"
     fi
 fi
-if [[ " $parts " == *" vit "* ]]; then
+if want vit_main || want vit_split || want vit_logit; then
     VIT=(--model "$PATHENS_SRC/models/fashion-vit" --images "$FASHION/t10k-images-idx3-ubyte.gz")
     printf '[model]\npath = %s/models/fashion-vit/model.safetensors\n[data]\npath = %s/t10k-images-idx3-ubyte.gz\nlimit = 300\n[run]\nshard = 64\nbatch = 32\nper_example = 1\n[pathways]\nscheme = unbiased\nratio = 4\nmembers = 4\nseed = 1234\n[importance]\nablation = 1\n' \
         "$PATHENS_SRC" "$FASHION" >"$T/vit.ini"
-    runall vit "$T/vit.ini"; d1=("${dirs[@]}")
-    runall vit_split "$T/vit.ini" --set run.member_block=2 --set importance.ablation=0; dirs+=("${d1[@]}")
-    oracle "vit: 300 images, 4 unbiased members, in one task and split over tasks" vit "${VIT[@]}"
-    runall vit_logit "$T/vit.ini" --set pathways.combine=logit --set data.limit=100 --set importance.ablation=0 && oracle "vit: combine = logit" vit "${VIT[@]}"
+    d1=()
+    want vit_main && runall vit "$T/vit.ini" && d1=("${dirs[@]}")
+    want vit_split && runall vit_split "$T/vit.ini" --set run.member_block=2 --set importance.ablation=0 && d1+=("${dirs[@]}")
+    dirs=("${d1[@]}")
+    [ ${#dirs[@]} -gt 0 ] && oracle "vit: 300 images, 4 unbiased members (in one task / split over tasks)" vit "${VIT[@]}"
+    want vit_logit && runall vit_logit "$T/vit.ini" --set pathways.combine=logit --set data.limit=100 --set importance.ablation=0 && oracle "vit: combine = logit" vit "${VIT[@]}"
 fi
-echo "$(( $(date +%s) - t0 )) s, $fails failure(s)"
+[ $checks -gt 0 ] || bad "ORACLE_PARTS=$parts selected nothing to check"
+echo "$(( $(date +%s) - t0 )) s, $checks check(s) passed, $fails failure(s)"
 [ "$fails" = 0 ]

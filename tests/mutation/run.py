@@ -11,7 +11,7 @@ incremental (-j2). Then:
             so a kill is the mutant's doing, not a test that fails anyway;
   mutants   for each line: `old` must occur exactly once in `file` (else FAIL: the source drifted
             and the line must be updated), the file is rewritten with `new`, the tree is rebuilt
-            (a mutant that does not build is a FAIL), the killing tests run (ctest -R REGEX, env
+            (a mutant that does not build is a FAIL), the killing tests run (ctest -R '^(A|B)$', env
             set); at least one must fail, else the mutant SURVIVED (FAIL). The file is restored.
 Prints a table (mutant, killed by, seconds) and writes it to $PATHENS_TEST_TMP/mutation/report.txt.
 Exit 0: every mutant applied, built and was killed; 1: otherwise; 2: bad usage or setup.
@@ -61,7 +61,10 @@ def load_mutants(path):
                     die(f"{path}:{ln}: env entry {kv!r} is not NAME=VALUE")
                 k, v = kv.split("=", 1)
                 envd[k] = v
-        rows.append(dict(name=name, file=file, old=unescape(old), new=unescape(new), tests=tests, env=envd, line=ln))
+        names = [t for t in tests.split(",") if t]
+        if not names or any(not re.fullmatch(r"[A-Za-z0-9_]+", t) for t in names):
+            die(f"{path}:{ln}: killing tests {tests!r}: expected CTest names separated by commas")
+        rows.append(dict(name=name, file=file, old=unescape(old), new=unescape(new), tests=names, env=envd, line=ln))
     names = [r["name"] for r in rows]
     if len(set(names)) != len(names):
         die(f"{path}: duplicate mutant names")
@@ -107,8 +110,9 @@ def sh(cmd, log, env=None, timeout=None):
             return 124
 
 
-def run_tests(build, regex, env, log):
-    """(rc, failed test names)"""
+def run_tests(build, tests, env, log):
+    """(rc, failed test names) of the CTest tests named"""
+    regex = "^(" + "|".join(tests) + ")$"
     e = dict(os.environ)
     e.update(env)
     start = os.path.getsize(log) if os.path.exists(log) else 0
@@ -167,17 +171,17 @@ def main(argv):
     if baseline:
         seen = set()
         for m in mutants:
-            key = (m["tests"], tuple(sorted(m["env"].items())))
-            if key in seen:
-                continue
-            seen.add(key)
-            t = time.time()
-            rc, failed = run_tests(build, m["tests"], m["env"], log)
-            envs = " ".join(f"{k}={v}" for k, v in m["env"].items())
-            print(f"baseline {m['tests']} {envs}: {'pass' if rc == 0 else 'FAIL ' + ' '.join(failed)} "
-                  f"({time.time() - t:.0f} s)", flush=True)
-            if rc != 0:
-                die(f"the killing tests {m['tests']} ({envs}) fail without any mutant: fix them first (see {log})", 1)
+            for test in m["tests"]:
+                key = (test, tuple(sorted(m["env"].items())))
+                if key in seen:
+                    continue
+                seen.add(key)
+                t = time.time()
+                rc, failed = run_tests(build, [test], m["env"], log)
+                envs = " ".join(f"{k}={v}" for k, v in m["env"].items())
+                print(f"baseline {test} {envs}: {'pass' if rc == 0 else 'FAIL'} ({time.time() - t:.0f} s)", flush=True)
+                if rc != 0:
+                    die(f"{test} ({envs}) fails without any mutant: fix it first (see {log})", 1)
     rows, bad = [], 0
     for m in mutants:
         t = time.time()
