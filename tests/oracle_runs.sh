@@ -33,8 +33,8 @@ launchers=("$@")
 [ ${#launchers[@]} -gt 0 ] || { echo "usage: oracle_runs.sh serial|mpi1|mpi3|nompi ..."; exit 2; }
 T="$PATHENS_TEST_TMP/oracle_$(printf '%s_' "${launchers[@]}")"; rm -rf "$T"; mkdir -p "$T"
 fails=0
-checks=0
-ok()  { echo "ok   $*"; checks=$((checks + 1)); }
+selected=0
+ok()  { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 export OPENBLAS_NUM_THREADS=1
 $PY -c "import torch" 2>/dev/null || { echo "FAIL: PyTorch not importable by $PY (python3-torch, tools/deps.sh)"; exit 1; }
@@ -53,6 +53,7 @@ dirs=()
 runall() { # runall NAME CONFIG [--set ...]: every launcher; dirs = the run folders that exist
     local name=$1 ini=$2 l rc; shift 2
     dirs=()
+    selected=$((selected + 1))
     for l in "${launchers[@]}"; do
         local out="$T/$name-$l"
         launch "$l" eval "$ini" --quiet --set run.out="$out" "$@" 2>"$out.err"; rc=$?
@@ -112,7 +113,7 @@ if want lm_main || want lm_split || want lm_logit || want lm_r1 || want lm_windo
     want lm_replay && bash -c 'ln -s /dev/full "$1/results.json.tmp.$$" && shift && exec "$@"' _ "$out" "$PATHENS" eval "$T/lm.ini" \
         --quiet --set run.out="$out" 2>"$out.err0"; rc=$?
     if ! want lm_replay; then :
-    elif [ $rc = 3 ] && [ -f "$out/journal.msgpack" ]; then
+    elif selected=$((selected + 1)); [ $rc = 3 ] && [ -f "$out/journal.msgpack" ]; then
         kept=$($PY - "$out/journal.msgpack" 2 <<'PY'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
@@ -160,6 +161,6 @@ if want vit_main || want vit_split || want vit_logit; then
     [ ${#dirs[@]} -gt 0 ] && oracle "vit: 300 images, 4 unbiased members (in one task / split over tasks)" vit "${VIT[@]}"
     want vit_logit && runall vit_logit "$T/vit.ini" --set pathways.combine=logit --set data.limit=100 --set importance.ablation=0 && oracle "vit: combine = logit" vit "${VIT[@]}"
 fi
-[ $checks -gt 0 ] || bad "ORACLE_PARTS=$parts selected nothing to check"
-echo "$(( $(date +%s) - t0 )) s, $checks check(s) passed, $fails failure(s)"
+[ $selected -gt 0 ] || bad "ORACLE_PARTS=$parts selected nothing to check"
+echo "$(( $(date +%s) - t0 )) s, $selected configuration(s), $fails failure(s)"
 [ "$fails" = 0 ]
