@@ -86,8 +86,14 @@ def source_files(src):
 
 def sync(src, dst):
     """copy changed files only (new mtime), so the scratch build stays incremental"""
-    n = 0
-    for f in source_files(src):
+    n, files = 0, source_files(src)
+    keep = set(files)
+    for root, _, names in os.walk(dst):  # files gone from the source go from the copy too
+        for nm in names:
+            rel = os.path.relpath(os.path.join(root, nm), dst)
+            if rel not in keep:
+                os.remove(os.path.join(root, nm)); n += 1
+    for f in files:
         a, b = os.path.join(src, f), os.path.join(dst, f)
         data = open(a, "rb").read()
         if os.path.exists(b) and open(b, "rb").read() == data:
