@@ -107,7 +107,7 @@ if want lm_main || want lm_split || want lm_logit || want lm_r1 || want lm_windo
     fi
     # journal replay: a run that finished every task but could not write results.json (exit 3,
     # /dev/full under its temporary name) keeps its journal; cut to its header and the first 2 of
-    # its 3 task records, a rerun (the last launcher) replays those 2, computes only the third,
+    # its 3 task records, a rerun (the last launcher of this build) replays those 2, computes only the third,
     # and gives what the oracle computes
     out="$T/lm_replay"; mkdir -p "$out"
     want lm_replay && bash -c 'ln -s /dev/full "$1/results.json.tmp.$$" && shift && exec "$@"' _ "$out" "$PATHENS" eval "$T/lm.ini" \
@@ -127,7 +127,7 @@ print(len(recs[:keep]) - 1, len(recs) - 1)
 PY
 )
         read -r k total <<<"$kept"
-        l=${launchers[${#launchers[@]}-1]}
+        l=serial; for x in "${launchers[@]}"; do [ "$x" = nompi ] || l=$x; done # the last one of this build
         launch "$l" eval "$T/lm.ini" --quiet --set run.out="$out" 2>"$out.err1"; rc=$?
         if [ $rc = 0 ] && [ "$total" = 3 ] && [ "$k" = 2 ]; then
             v=$($PY -c "import json,sys; t=json.load(open(sys.argv[1])); print(t['tasks_replayed_from_journal'], sum(r['tasks'] for r in t['per_rank']))" "$out/timing.json")
