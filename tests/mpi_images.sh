@@ -6,7 +6,8 @@
 # oversubscribed); members split over tasks (run.member_block) give the same numbers; the logit
 # combination too. Resume: kill -9 of the coordinator mid-run, and SIGTERM (exit 75), then a
 # rerun with another rank count finishes with byte-identical files.
-# Optional: PATHENS_NOMPI = a pathens built with -DPATHENS_WITH_MPI=OFF, compared as well.
+# PATHENS_NOMPI = a pathens built with -DPATHENS_WITH_MPI=OFF (tests/CMakeLists.txt sets it: the
+# nompi_build fixture), compared as well: the serial results of both builds are byte-identical.
 set -u
 : "${PATHENS:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
 export PATHENS_FASHION_DIR="${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}"

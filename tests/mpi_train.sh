@@ -7,8 +7,11 @@
 #   SIGUSR1 to mpirun (forwarded to the ranks) and SIGTERM to a serial run: exit 75 with a
 #   checkpoint, then --resume: byte-identical; Ctrl-C (SIGINT) to mpirun: mpirun SIGTERMs the
 #   ranks and exits 1 (Open MPI cannot forward SIGINT), the ranks checkpoint and say so, --resume
-#   gives byte-identical weights. A checkpoint of another config is refused, and a
-#   run.out that holds a run is not overwritten without --resume.
+#   gives byte-identical weights. Each --resume run started at the step of the checkpoint it
+#   found (train.json resumed_at_step, > 0) and ran only the remaining steps (a resume that
+#   retrained from scratch gives the same bytes, so the counts are what prove it). A checkpoint
+#   of another config is refused, and a run.out that holds a run is not overwritten without
+#   --resume. MPI_TRAIN_PARTS=resume skips section 1 (the mutation check's resume mutants).
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
 export PATHENS_FASHION_DIR=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
@@ -63,7 +66,23 @@ log_every = 5
 checkpoint_minutes = 0
 I
 
+resumed() { # resumed WHAT OUT STEP: the --resume run into OUT started at checkpoint STEP (> 0), ran only the rest
+    local v
+    v=$(/usr/bin/python3 - "$2/train.json" "$3" <<'PY'
+import json, sys
+t, s = json.load(open(sys.argv[1])), int(sys.argv[2] or 0)
+ran = sum(t.get(k, {}).get("steps", 0) for k in ("attention_ssa_steps", "attention_dense_steps"))
+print("ok" if s > 0 and t["resumed_at_step"] == s and ran == t["steps"] - s
+      else f"resumed_at_step {t['resumed_at_step']}, ran {ran} of {t['steps']} steps; the checkpoint was at step {s}")
+PY
+)
+    [ "$v" = ok ] && ok "$1: --resume started at the checkpoint's step $3 and ran only the remaining steps" \
+        || bad "$1: not resumed from the checkpoint: $v"
+}
+ck_step() { sed 's/^step-0*//' "$1/checkpoint/LATEST" 2>/dev/null; } # the step of the newest checkpoint
+
 # 1. the same weights for the serial binary and 1..4 ranks
+if [ "${MPI_TRAIN_PARTS:-all}" = resume ]; then echo "MPI_TRAIN_PARTS=resume: section 1 skipped"; else
 for m in $models; do
     "$PATHENS" train "$T/$m.ini" --set run.out="$T/$m-serial" --quiet || bad "$m serial run failed"
     for n in 1 2 3 4; do
@@ -86,6 +105,7 @@ done
 "$MPIEXEC" -n 5 "$PATHENS" train "$T/vit.ini" --set run.out="$T/vit-5" --quiet 2>"$T/err5"; rc=$?
 [ $rc != 0 ] && grep -q "grad_chunks" "$T/err5" && ok "5 ranks for 4 chunks refused (exit $rc)" \
     || bad "5 ranks for 4 chunks: exit $rc: $(head -2 "$T/err5")"
+fi
 
 # 2. kill -9 mid-run, then --resume (longer run, checkpoint every 5 steps)
 long=(train "$T/vit.ini" --set train.steps=400 --set train.finetune_dense_steps=40 --set train.checkpoint_steps=5 --quiet)
@@ -99,7 +119,9 @@ done
 pkill -9 -P $job -f "$PATHENS"; kill -9 $job 2>/dev/null; wait $job 2>/dev/null
 at=$(cat "$out/checkpoint/LATEST" 2>/dev/null)
 if [ -f "$out/model.safetensors" ]; then bad "kill -9: the run had already finished (make it longer)"; fi
+s_at=$(ck_step "$out")
 "$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" --resume || bad "resume after kill -9 failed"
+resumed "kill -9" "$out" "$s_at"
 cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" \
     && ok "kill -9 at $at, --resume: byte-identical weights" || bad "kill -9 at $at, --resume: weights differ"
 cut -d, -f1-6 "$T/ref/train_log.csv" > "$T/a.csv"; cut -d, -f1-6 "$out/train_log.csv" > "$T/b.csv"
@@ -113,7 +135,9 @@ for i in $(seq 1 600); do [ -f "$out/train_log.csv" ] && [ "$(wc -l < "$out/trai
 kill -USR1 $job; wait $job; rc=$?
 [ $rc = 75 ] && ok "SIGUSR1 to mpirun: exit 75" || bad "SIGUSR1 to mpirun: exit $rc (expected 75)"
 [ -f "$out/checkpoint/LATEST" ] || bad "SIGUSR1: no checkpoint"
+s_at=$(ck_step "$out")
 "$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" --resume || bad "resume after SIGUSR1 failed"
+resumed "SIGUSR1" "$out" "$s_at"
 cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" && ok "SIGUSR1, --resume: byte-identical weights" \
     || bad "SIGUSR1, --resume: weights differ"
 
@@ -135,7 +159,9 @@ out="$T/term"
 for i in $(seq 1 600); do [ -f "$out/train_log.csv" ] && [ "$(wc -l < "$out/train_log.csv")" -ge 3 ] && break; sleep 0.05; done
 kill -TERM $job; wait $job; rc=$?
 [ $rc = 75 ] && ok "SIGTERM: exit 75" || bad "SIGTERM: exit $rc (expected 75)"
+s_at=$(ck_step "$out")
 "$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" --resume || bad "resume after SIGTERM failed"
+resumed "SIGTERM (serial), resumed on 2 ranks" "$out" "$s_at"
 cmp -s "$T/ref/model.safetensors" "$out/model.safetensors" && ok "SIGTERM (serial), --resume on 2 ranks: byte-identical" \
     || bad "SIGTERM, --resume: weights differ"
 
