@@ -7,13 +7,17 @@
  * real checkpoint that train_run writes), so mutations get past the fingerprint check.
  * Input parts (FZ_SEP between): LATEST, state.json, config.json, model.safetensors,
  * adam_m.safetensors, adam_v.safetensors, train_log.csv (missing parts: no such file).
+ * A resumed run that succeeds must leave a model.safetensors that loads (ckpt_open + model_init)
+ * and a train_log.csv of finite losses.
  * PATHENS_FUZZ_SAVE=DIR writes the real checkpoint as DIR/resume-seed (a seed). */
 #include <cblas.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt.h"
 #include "config.h"
 #include "fuzz_util.h"
 #include "train.h"
@@ -143,5 +147,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pe_err err = {0};
     pe_status st = train_run(&cfg, NULL, 1, 1, NULL, &err);
     fz_check(st, &err, "train_run --resume");
+    if (!st) { /* a resumed run that succeeds leaves a model that loads (finite weights, every tensor) */
+        char path[4300];
+        fz_path(path, sizeof path, "run/model.safetensors");
+        ckpt_file ck;
+        model m;
+        memset(&m, 0, sizeof m);
+        st = ckpt_open(&ck, path, "safetensors", "", &err);
+        if (!st) {
+            st = model_init(&m, &ck, &err);
+            if (!st) model_free(&m);
+            ckpt_close(&ck);
+        }
+        if (st) {
+            fprintf(stderr, "fuzz oracle: train_run --resume succeeded but wrote a model that does not load: %s\n", err.msg);
+            abort();
+        }
+        char *log = NULL; /* nor a train_log.csv with a non-finite loss (column 3; accuracy is nan for an LM) */
+        fz_path(path, sizeof path, "run/train_log.csv");
+        if (pe_read_file(path, &log, NULL, &err) == PE_OK) {
+            for (char *line = strchr(log, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+                const char *c = strchr(line + 1, ',');
+                c = c ? strchr(c + 1, ',') : NULL;
+                if (c && !isfinite(strtod(c + 1, NULL))) {
+                    fprintf(stderr, "fuzz oracle: train_run --resume succeeded with a non-finite loss in train_log.csv:\n%s",
+                            log);
+                    abort();
+                }
+            }
+        }
+        free(log);
+    }
     return 0;
 }

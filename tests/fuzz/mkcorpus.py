@@ -11,8 +11,9 @@ shared data (tok512.bin, default ../shared/data beside the checkout).
 Seeds are small (tiny models: dim 4, one layer) and derived from the real formats. The files named
 known-* rebuild, in a tiny file, the reproducers of ../shared/reliability/fuzz-findings/ (README.txt)
 that belong to a harness, so every replay runs them; files copied from there keep their name.
-Everything is deterministic: rerunning gives the same bytes (the results.json numbers come from
-pathens itself, which is deterministic too)."""
+Rerunning gives the same bytes (pathens is deterministic; the runs use the fixed folder
+/tmp/pathens-mkcorpus, whose paths results.json echoes; timing columns of train_log.csv are fixed).
+fuzz_resume's state.json carries "@FP@" for the fingerprint, which the harness fills in."""
 import gzip
 import json
 import math
@@ -22,7 +23,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zlib
 
 SEP = b"\n=====8<=====\n"
@@ -462,12 +462,43 @@ def gen_self_seeded(build_fuzz, tmp):
     out("journal", "known-journal_nan_dense_crc_ok", patch_bin(j1, b"dense", lambda n: struct.pack("<d", float("nan")) * (n // 8)))
     huge = b"\x83\xa1t\xa4task\xa4task\x01\xa4rows\xdd\x7f\xff\xff\xff"
     out("journal", "known-journal_msgpack_huge_alloc", first_records(j1, 1) + record(huge))
-    seed = open(os.path.join(save, "resume-seed"), "rb").read()
-    p = seed.split(SEP)
+    p = open(os.path.join(save, "resume-seed"), "rb").read().split(SEP)
+    # train_log.csv: the timing columns (examples_per_s, tokens_per_s, elapsed_s) made fixed
+    rows = p[6].decode().splitlines()
+    for i in range(1, len(rows)):
+        f = rows[i].split(",")
+        f[6], f[7], f[11] = "1000.0", "8000.0", "0.010"
+        rows[i] = ",".join(f)
+    p[6] = ("\n".join(rows) + "\n").encode()
+    seed = SEP.join(p)
     out("resume", "checkpoint_step1", seed)
     out("resume", "no_log", SEP.join(p[:6]))
     out("resume", "latest_only", p[0])
     out("resume", "state_step_big", SEP.join([p[0], p[1].replace(b'"step": 1', b'"step": 1e300')] + p[2:]))
+    # new findings of this harness (tests/fuzz/findings-new/README.md), in the corpus too
+    new = {
+        "resume-state_step_1e300": SEP.join([p[0], p[1].replace(b'"step": 1', b'"step": 1e300')] + p[2:]),
+        "resume-nan_weight": SEP.join(p[:3] + [st_patch(p[3], "tok_emb.weight", 5, float("nan"))] + p[4:]),
+        "resume-nan_weight_final_step": SEP.join([p[0], p[1].replace(b'"step": 1', b'"step": 3'), p[2],
+                                                  st_patch(p[3], "tok_emb.weight", 5, float("nan"))] + p[4:]),
+        "resume-adam_v_negative": SEP.join(p[:5] + [st_patch(p[5], "adam_v.tok_emb.weight", 0, -1.0)] + p[6:]),
+        "resume-log_window_inf": SEP.join([p[0], p[1].replace(b'"log_window": [', b'"log_window": [1e999, ')
+                                           .replace(b', 0]', b']', 1)] + p[2:]),
+    }
+    for name, data in new.items():
+        out("resume", name, data)
+        os.makedirs(os.path.join(HERE, "findings-new"), exist_ok=True)
+        with open(os.path.join(HERE, "findings-new", name), "wb") as f:
+            f.write(data)
+
+
+def st_patch(st, name, idx, val):
+    """one float32 of tensor `name` of a safetensors file set to val"""
+    b = bytearray(st)
+    n = struct.unpack_from("<Q", b, 0)[0]
+    h = json.loads(bytes(b[8:8 + n]))
+    struct.pack_into("<f", b, 8 + n + h[name]["data_offsets"][0] + 4 * idx, val)
+    return bytes(b)
 
 
 def records(j):
@@ -523,9 +554,12 @@ def main():
     gen_text(data_dir)
     gen_idx()
     gen_plan()
-    with tempfile.TemporaryDirectory() as tmp:
-        gen_runs(build, data_dir, tmp)
-        gen_self_seeded(build_fuzz, tmp)
+    tmp = "/tmp/pathens-mkcorpus"  # a fixed folder: results.json echoes the paths of its config
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    gen_runs(build, data_dir, tmp)
+    gen_self_seeded(build_fuzz, tmp)
+    shutil.rmtree(tmp)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(CORPUS) for f in fs)
     print("mkcorpus: %d files, %d bytes in %s" % (sum(len(fs) for _, _, fs in os.walk(CORPUS)), total, CORPUS))
 

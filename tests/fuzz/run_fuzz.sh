@@ -9,6 +9,7 @@ set -euo pipefail
 mode=$1 bin=$2 corpus=$3
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export OPENBLAS_NUM_THREADS=1 # one core per fuzzer (ctest -j2 runs two)
 opts=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048)
 name=$(basename "$bin")
 case $mode in
