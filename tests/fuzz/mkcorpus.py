@@ -486,10 +486,36 @@ def gen_self_seeded(build_fuzz, tmp):
                                            .replace(b', 0]', b']', 1)] + p[2:]),
     }
     for name, data in new.items():
-        out("resume", name, data)
-        os.makedirs(os.path.join(HERE, "findings-new"), exist_ok=True)
-        with open(os.path.join(HERE, "findings-new", name), "wb") as f:
-            f.write(data)
+        new_finding("resume", name, data)
+
+
+def new_finding(harness, name, data):
+    """a new finding of this work (findings-new/README.md): its reproducer, also in the corpus"""
+    out(harness, name, data)
+    os.makedirs(os.path.join(HERE, "findings-new"), exist_ok=True)
+    with open(os.path.join(HERE, "findings-new", name), "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
+def gen_findings_new():
+    """hand-minimised results.json files of the new findings in the report / prune / sweep readers"""
+    def res(imp_heads=None, n_layers=1, n_heads=1, dense=None, arch=None, **extra):
+        r = {"config": {"pathways": {"scheme": "local", "ratio": 2}}, "dense": dense or {"nll_per_token": 1.5, "tokens": 10, "units": 2},
+             "model": {"architecture": arch or {"causal": True}}}
+        if imp_heads is not None:
+            r["importance"] = {"n_layers": n_layers, "n_heads": n_heads, "heads": imp_heads}
+        r.update(extra)
+        return json.dumps(r)
+    h1 = [{"layer": 0, "head": 0, "ablation": {"delta": 0.5}}]
+    new_finding("prune", "prune-head_out_of_range", res([{"layer": 0, "head": 5, "ablation": {"delta": 0.5}}]))
+    new_finding("prune", "prune-head_layer_missing", res([{"head": 0, "ablation": {"delta": 0.5}}]))
+    new_finding("prune", "prune-n_layers_missing", json.dumps(dict(json.loads(res(h1)), importance={"n_heads": 1, "heads": h1})))
+    img = {"causal": False, "image_size": 28, "patch_size": 4}
+    new_finding("prune", "prune-image_head_missing", res(h1, dense={"nll": 0.5, "accuracy": 0.8}, arch=img))
+    new_finding("prune", "prune-image_patch_missing", res(h1, dense={"nll": 0.5, "accuracy": 0.8},
+                                                          arch={"causal": False, "image_size": 28, "head": "cls_token"}))
+    new_finding("prune", "prune-band_31", res([{"layer": 0, "head": 0, "ablation": {"delta": 0.5},
+                                                 "attention": {"mass_by_band": [0.0] * 31 + [1.0]}}]))
 
 
 def st_patch(st, name, idx, val):
@@ -545,8 +571,11 @@ def main():
     build, build_fuzz = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     data_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "..", "..", "..", "shared", "data")
     src = os.path.join(HERE, "..", "..")
-    if os.path.isdir(CORPUS):
-        shutil.rmtree(CORPUS)
+    for d in (CORPUS, os.path.join(HERE, "findings-new")):
+        for dd, _, fs in os.walk(d):
+            for f in fs:
+                if f != "README.md":
+                    os.remove(os.path.join(dd, f))
     gen_safetensors()
     gen_llama2c()
     gen_tokenizer(data_dir)
@@ -554,6 +583,7 @@ def main():
     gen_text(data_dir)
     gen_idx()
     gen_plan()
+    gen_findings_new()
     tmp = "/tmp/pathens-mkcorpus"  # a fixed folder: results.json echoes the paths of its config
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
