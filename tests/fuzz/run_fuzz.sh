@@ -3,8 +3,8 @@
 #   run_fuzz.sh replay HARNESS CORPUS_DIR                every corpus file once
 #   run_fuzz.sh fuzz   HARNESS CORPUS_DIR SECONDS WORK   fuzz for SECONDS from the corpus
 # Fails on any crash, sanitizer report (ASan, UBSan), leak, timeout (10 s for one input), the
-# harness' own oracle (fuzz_util.h) or an allocation over 2 GB. New inputs and crash files go
-# under WORK (never into the committed corpus); the message says how to replay a crash.
+# harness' own oracle (fuzz_util.h) or an allocation over 2 GB, naming each input and its report.
+# New inputs, crash files and libFuzzer's log go under WORK (never into the committed corpus).
 set -euo pipefail
 mode=$1 bin=$2 corpus=$3
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
@@ -12,15 +12,23 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OPENBLAS_NUM_THREADS=1 # one core per fuzzer (ctest -j2 runs two)
 opts=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048)
 name=$(basename "$bin")
+# first line of the report an input gives (for the summary)
+why() { "$bin" "${opts[@]}" "$1" 2>&1 | grep -m1 -E 'runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|fuzz oracle|SUMMARY' | cut -c1-240; }
 case $mode in
 replay)
     mapfile -t files < <(find "$corpus" -type f | LC_ALL=C sort)
     [ "${#files[@]}" -gt 0 ] || { echo "run_fuzz.sh: no corpus files in $corpus" >&2; exit 1; }
-    echo "$name: replaying ${#files[@]} corpus files of $corpus"
-    # the readers' own error messages are expected here: keep only libFuzzer's lines and reports
-    if ! "$bin" "${opts[@]}" -close_fd_mask=3 "${files[@]}"; then
-        echo "FAIL $name: a corpus file crashed it (see the report above: the file is named on the" \
-             "'Running:' line before it); replay one with: $bin FILE" >&2
+    echo "$name: replaying ${#files[@]} corpus files of $corpus, one process each"
+    bad=0
+    for f in "${files[@]}"; do
+        # the readers' own error messages are expected: keep only libFuzzer's lines and reports
+        if ! out=$("$bin" "${opts[@]}" -close_fd_mask=3 "$f" 2>&1); then
+            bad=$((bad + 1))
+            echo "FAIL $f: $(echo "$out" | grep -m1 -E 'runtime error|ERROR: |fuzz oracle|SUMMARY' | cut -c1-240)"
+        fi
+    done
+    if [ "$bad" -gt 0 ]; then
+        echo "FAIL $name: $bad of ${#files[@]} corpus files crashed it; full report: $bin FILE" >&2
         exit 1
     fi
     ;;
@@ -28,11 +36,21 @@ fuzz)
     secs=$4 work=$5
     rm -rf "$work"
     mkdir -p "$work/new" "$work/crashes"
-    if ! "$bin" "${opts[@]}" -close_fd_mask=3 -max_total_time="$secs" -print_final_stats=1 \
-        -artifact_prefix="$work/crashes/" "$work/new" "$corpus"; then
-        echo "FAIL $name: a finding, saved under $work/crashes/:" >&2
-        ls -l "$work/crashes" >&2 || true
-        echo "replay with: $bin $work/crashes/FILE (minimise: $bin -minimize_crash=1 -runs=10000 FILE)" >&2
+    # fork mode keeps fuzzing after a finding (the corpus may hold reproducers of known findings
+    # whose fixes are not in yet); every finding is a file in crashes/ and fails the test
+    "$bin" "${opts[@]}" -close_fd_mask=3 -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
+        -max_total_time="$secs" -artifact_prefix="$work/crashes/" "$work/new" "$corpus" >"$work/log.txt" 2>&1 || true
+    grep -E '^#[0-9]+: cov' "$work/log.txt" | tail -1 || true
+    mapfile -t found < <(find "$work/crashes" -type f | LC_ALL=C sort)
+    if ! grep -q -E '^#[0-9]+: cov|INFO: fuzzing done|DONE' "$work/log.txt"; then
+        echo "FAIL $name: libFuzzer did not run; its log:" >&2
+        tail -20 "$work/log.txt" >&2
+        exit 1
+    fi
+    if [ "${#found[@]}" -gt 0 ]; then
+        echo "FAIL $name: ${#found[@]} finding(s) in $secs s, saved under $work/crashes/:" >&2
+        for f in "${found[@]:0:10}"; do echo "  $(basename "$f"): $(why "$f")" >&2; done
+        echo "replay: $bin FILE; minimise: $bin -minimize_crash=1 -runs=20000 FILE" >&2
         exit 1
     fi
     ;;
