@@ -518,6 +518,13 @@ def gen_findings_new():
                                                  "attention": {"mass_by_band": [0.0] * 31 + [1.0]}}]))
 
 
+    sw = {"dense": {"nll_per_token": 1.5}, "ensemble": {"nll_per_token": 1.4, "minus_dense": {"mean": -0.1, "ci95": [-0.2]}},
+          "members": [{"nll_per_token": 1.6, "kept_fraction": 0.5}]}
+    new_finding("sweep", "sweep-gain_ci95_short", json.dumps(sw))
+    sw["ensemble"]["minus_dense"]["ci95"] = "n/a"
+    new_finding("sweep", "sweep-gain_ci95_not_array", json.dumps(sw))
+
+
 def st_patch(st, name, idx, val):
     """one float32 of tensor `name` of a safetensors file set to val"""
     b = bytearray(st)
