@@ -1,14 +1,17 @@
 /* fuzz_journal: the evaluation journal <run.out>/journal.msgpack (mpi/journal.c: the reader is
  * MPI-free, msgpack + zlib), replayed as the coordinator replays it (mpi/dist.c, one process):
  * journal_open with the coordinator's task check, then every task the journal did not hold is
- * computed, appended and merged, then the rows are reduced into results.json (results_add_lm).
- * The evaluation is a fixed tiny one: a 1-layer 2-head byte-level LM (seeded weights), six short
- * documents, 2 members, importance statistics and ablations on, run.shard = 2; once with each task
- * holding both members (fingerprint 0x70617468656e7301) and once with one member per task
- * (0x70617468656e7302: split ensembles, the "lp" rows). Whatever the journal held, a replay that
- * succeeds must give finite results (no NaN, no Inf, kept fractions in [0, 1]).
- * Input: journal.msgpack. PATHENS_FUZZ_SAVE=DIR copies the journal each run leaves to
- * DIR/journal-<1|2>.msgpack (an empty input gives the complete journal of each: seeds). */
+ * computed, appended and merged, then the rows are reduced into results.json (results_add_lm /
+ * results_add_cls). The evaluations are fixed tiny ones (2 members, importance statistics and
+ * ablations on, run.shard = 2), each with its own journal fingerprint 0x70617468656e73NN:
+ *   01 text documents, both members per task      02 the same, one member per task ("lp" rows)
+ *   03 text windows (context 8, stride 4)          04 images (ViT), both members per task
+ *   05 images, one member per task
+ * on a 1-layer 2-head byte-level LM and a 1-layer ViT on 6 random 4x4 images (seeded weights).
+ * Whatever the journal held, a replay that succeeds must give finite results (no NaN / null, no
+ * Inf) with kept connections in [0, allowed].
+ * Input: journal.msgpack. PATHENS_FUZZ_SAVE=DIR copies the journal each evaluation leaves to
+ * DIR/journal-NN.msgpack (an empty input gives the complete journal of each: seeds). */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <msgpack.h>
@@ -33,34 +36,74 @@ typedef struct {
     int       shard, n_units, n_tasks, K, block, n_blocks;
 } coord;
 
-static train_params tp; /* the model: seeded weights in memory */
-static text_dataset td;
+typedef struct {
+    const model         *m;
+    const text_dataset  *td; /* exactly one of td, id */
+    const image_dataset *id;
+    int                  block;
+    uint64_t             fp;
+} setup_t;
+
+static train_params lm, vit; /* the models: seeded weights in memory */
+static text_dataset docs, wins;
+static image_dataset imgs;
 static pw_config    pw;
 static ens_options  eo;
+static setup_t      setups[5];
 
-static void setup(void) {
+static void model_of(train_params *p, int images, pe_err *err) {
     model_config c = {0};
     c.dim = 4, c.hidden_dim = 8, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 2, c.vocab_size = 256, c.seq_len = 16;
     c.norm = MODEL_NORM_LAYERNORM, c.norm_eps = 1e-5f, c.pos = MODEL_POS_LEARNED, c.mlp = MODEL_MLP_GELU;
     c.causal = 1, c.bias = 1, c.head = MODEL_HEAD_LM_TIED, c.input = MODEL_INPUT_TOKENS, c.pixel_std = 1.0f;
+    if (images) {
+        c.vocab_size = 0, c.seq_len = 5, c.causal = 0, c.head = MODEL_HEAD_CLS_TOKEN, c.n_classes = 3;
+        c.input = MODEL_INPUT_PATCHES, c.image_size = 4, c.patch_size = 2, c.channels = 1, c.pixel_mean = 0.5f;
+        c.pixel_std = 0.25f;
+    }
+    if (train_params_init(p, &c, err)) {
+        fprintf(stderr, "fuzz_journal setup: %s\n", err->msg);
+        abort();
+    }
+    train_params_seed(p, images ? 11 : 7);
+}
+
+static void setup(void) {
     pe_err err = {0};
-    if (train_params_init(&tp, &c, &err)) goto fail;
-    train_params_seed(&tp, 7);
+    model_of(&lm, 0, &err);
+    model_of(&vit, 1, &err);
     fz_write("data.txt", TEXT, sizeof TEXT - 1);
     char path[4300];
     fz_path(path, sizeof path, "data.txt");
     tokenizer tk;
     tok_init_bytes(&tk);
-    if (data_load_text(&td, path, &tk, DATA_MODE_DOCUMENTS, 16, 0, 0, &err)) goto fail;
+    if (data_load_text(&docs, path, &tk, DATA_MODE_DOCUMENTS, 16, 0, 0, &err) ||
+        data_load_text(&wins, path, &tk, DATA_MODE_WINDOWS, 8, 4, 5, &err))
+        goto fail;
     tok_free(&tk);
+    imgs.n = 6, imgs.rows = 4, imgs.cols = 4, imgs.n_classes = 3;
+    imgs.pixels = malloc(6 * 16);
+    imgs.labels = malloc(6);
+    for (int i = 0; i < 6 * 16; i++) imgs.pixels[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 0; i < 6; i++) imgs.labels[i] = (uint8_t)(i % 3);
     pw.scheme = PW_SCHEME_UNBIASED, pw.ratio = 2.0, pw.lambda = INFINITY, pw.members = 2, pw.seed = 3;
-    pw.granularity = PW_GRAN_HEAD, pw.n_heads = c.n_heads;
+    pw.granularity = PW_GRAN_HEAD, pw.n_heads = 2;
     if (pw_config_check(&pw, &err)) goto fail;
     eo.combine = ENS_COMBINE_PROB, eo.batch = 4, eo.importance = 1, eo.ablation = 1;
+    setups[0] = (setup_t){&lm.m, &docs, NULL, 2, 0x70617468656e7301ull};
+    setups[1] = (setup_t){&lm.m, &docs, NULL, 1, 0x70617468656e7302ull};
+    setups[2] = (setup_t){&lm.m, &wins, NULL, 2, 0x70617468656e7303ull};
+    setups[3] = (setup_t){&vit.m, NULL, &imgs, 2, 0x70617468656e7304ull};
+    setups[4] = (setup_t){&vit.m, NULL, &imgs, 1, 0x70617468656e7305ull};
     return;
 fail:
     fprintf(stderr, "fuzz_journal setup: %s\n", err.msg);
     abort();
+}
+
+static ens_rows *rows_of(const setup_t *su, int u0, int n, int k0, int kb, pe_err *err) {
+    return su->td ? ens_rows_new_block(su->m, su->td, &pw, &eo, u0, n, k0, kb, err)
+                  : ens_rows_new_images(su->m, su->id, &pw, &eo, u0, n, k0, kb, err);
 }
 
 static void task_range(const coord *cs, int task, int *u0, int *n, int *k0, int *kb) {
@@ -109,29 +152,30 @@ static void check_finite(const cJSON *j, const char *where) {
     cJSON_ArrayForEach(c, j) check_finite(c, c->string ? c->string : where);
 }
 
-static void run(const uint8_t *data, size_t size, int block, uint64_t fp) {
+static void run(const uint8_t *data, size_t size, const setup_t *su, int which) {
     fz_reset();
     if (size) fz_write("journal.msgpack", data, size);
     coord cs = {0};
-    cs.shard = 2, cs.n_units = td.n_seqs, cs.K = pw.members, cs.block = block;
+    cs.shard = 2, cs.n_units = su->td ? su->td->n_seqs : su->id->n, cs.K = pw.members, cs.block = su->block;
     cs.n_blocks = (cs.K + cs.block - 1) / cs.block;
     cs.n_tasks = (cs.n_units + cs.shard - 1) / cs.shard * cs.n_blocks;
     pe_err err = {0};
-    cs.all = ens_rows_new_block(&tp.m, &td, &pw, &eo, 0, cs.n_units, 0, cs.K, &err);
+    cs.all = rows_of(su, 0, cs.n_units, 0, cs.K, &err);
     cs.done = calloc((size_t)cs.n_tasks + 1, 1);
     if (!cs.all || !cs.done) {
         fprintf(stderr, "fuzz_journal: %s\n", err.msg);
         abort();
     }
     journal jn;
-    pe_status st = journal_open(&jn, fz_dir(), fp, cs.n_tasks, accept_rows, &cs, &err);
+    pe_status st = journal_open(&jn, fz_dir(), su->fp, cs.n_tasks, accept_rows, &cs, &err);
     fz_check(st, &err, "journal_open");
     for (int task = 0; !st && task < cs.n_tasks; task++) {
         if (cs.done[task]) continue;
         int u0, n, k0, kb;
         task_range(&cs, task, &u0, &n, &k0, &kb);
-        ens_rows *rw = ens_rows_new_block(&tp.m, &td, &pw, &eo, u0, n, k0, kb, &err);
-        if (!rw || ens_text_rows_run(rw, &tp.m, &td, &pw, &eo, &err)) {
+        ens_rows *rw = rows_of(su, u0, n, k0, kb, &err);
+        if (!rw || (su->td ? ens_text_rows_run(rw, su->m, su->td, &pw, &eo, &err)
+                           : ens_images_rows_run(rw, su->m, su->id, &pw, &eo, &err))) {
             fprintf(stderr, "fuzz_journal: computing task %d: %s\n", task, err.msg);
             abort();
         }
@@ -166,32 +210,53 @@ static void run(const uint8_t *data, size_t size, int block, uint64_t fp) {
     }
     if (!st) {
         journal_close(&jn);
-        ens_lm_result r;
-        memset(&r, 0, sizeof r);
-        st = ens_text_reduce(&r, cs.all, &td, &eo, &err);
-        fz_check(st, &err, "ens_text_reduce");
+        cJSON *root = cJSON_CreateObject();
+        int64_t *kept = NULL, *allowed = NULL;
+        int nk = 0;
+        ens_lm_result lr;
+        ens_cls_result cr;
+        memset(&lr, 0, sizeof lr);
+        memset(&cr, 0, sizeof cr);
+        if (su->td) {
+            st = ens_text_reduce(&lr, cs.all, su->td, &eo, &err);
+            fz_check(st, &err, "ens_text_reduce");
+            if (!st) {
+                results_add_lm(root, &lr);
+                free(results_members_csv_lm(&lr));
+                free(results_curve_csv_lm(&lr));
+                kept = lr.kept, allowed = lr.allowed, nk = lr.K * lr.L * lr.NH;
+            }
+        } else {
+            st = ens_images_reduce(&cr, cs.all, su->id, &eo, &err);
+            fz_check(st, &err, "ens_images_reduce");
+            if (!st) {
+                results_add_cls(root, &cr);
+                free(results_members_csv_cls(&cr));
+                free(results_curve_csv_cls(&cr));
+                kept = cr.kept, allowed = cr.allowed, nk = cr.K * cr.L * cr.NH;
+            }
+        }
         if (!st) {
-            cJSON *root = cJSON_CreateObject();
-            results_add_lm(root, &r);
             check_finite(root, "results"); /* (importance estimates may be null: too few members) */
-            results_add_importance(root, &r.imp, "nll_per_token");
-            for (int i = 0; i < r.K * r.L * r.NH; i++)
-                if (r.kept[i] < 0 || r.kept[i] > r.allowed[i]) {
+            for (int i = 0; i < nk; i++)
+                if (kept[i] < 0 || kept[i] > allowed[i]) {
                     fprintf(stderr, "fuzz oracle: replayed journal gave %lld of %lld connections kept\n",
-                            (long long)r.kept[i], (long long)r.allowed[i]);
+                            (long long)kept[i], (long long)allowed[i]);
                     abort();
                 }
-            char *csv = results_members_csv_lm(&r);
-            free(csv);
-            cJSON_Delete(root);
-            ens_free_lm(&r);
+            if (su->td) results_add_importance(root, &lr.imp, "nll_per_token");
+            else results_add_importance(root, &cr.imp, "nll");
+            free(cJSON_PrintUnformatted(root));
+            if (su->td) ens_free_lm(&lr);
+            else ens_free_cls(&cr);
         }
+        cJSON_Delete(root);
         const char *save = getenv("PATHENS_FUZZ_SAVE");
         if (save) {
             char src[4300], dst[4300], *buf = NULL;
             size_t len = 0;
             fz_path(src, sizeof src, "journal.msgpack");
-            snprintf(dst, sizeof dst, "%s/journal-%d.msgpack", save, block == cs.K ? 1 : 2);
+            snprintf(dst, sizeof dst, "%s/journal-%02d.msgpack", save, which + 1);
             if (!pe_read_file(src, &buf, &len, &err)) pe_write_file_atomic(dst, buf, len, &err);
             free(buf);
         }
@@ -207,7 +272,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         setup();
         ready = 1;
     }
-    run(data, size, 2, 0x70617468656e7301ull);
-    run(data, size, 1, 0x70617468656e7302ull);
+    for (int i = 0; i < (int)(sizeof setups / sizeof setups[0]); i++) run(data, size, &setups[i], i);
     return 0;
 }

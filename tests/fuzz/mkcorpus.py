@@ -449,10 +449,11 @@ def gen_self_seeded(build_fuzz, tmp):
     env = dict(os.environ, PATHENS_FUZZ_SAVE=save)
     for h in ("journal", "resume"):
         run([os.path.join(build_fuzz, "tests", "fuzz", "fuzz_" + h), empty], env=env)
-    j1 = open(os.path.join(save, "journal-1.msgpack"), "rb").read()
-    j2 = open(os.path.join(save, "journal-2.msgpack"), "rb").read()
-    out("journal", "complete_members_together", j1)
-    out("journal", "complete_members_split", j2)
+    js = [open(os.path.join(save, "journal-%02d.msgpack" % i), "rb").read() for i in range(1, 6)]
+    j1, j2 = js[0], js[1]
+    for name, j in zip(("text_docs", "text_docs_split", "text_windows", "images", "images_split"), js):
+        out("journal", "complete_" + name, j)
+    out("journal", "half_images_split", first_records(js[4], 3))
     out("journal", "header_only_1", first_records(j1, 1))
     out("journal", "half_2", first_records(j2, 4))
     out("journal", "torn_tail_1", j1[:-7])
