@@ -186,8 +186,9 @@ int cmd_prune(int argc, char **argv) {
     }
     /* every number the plans are built from is checked before use: a damaged results.json is exit 2 */
     const char *bad = NULL;
-    if (!(Ld >= 1 && Ld <= 4096 && Ld == floor(Ld) && NHd >= 1 && NHd <= 4096 && NHd == floor(NHd)))
-        bad = "importance.n_layers / n_heads (whole numbers in [1, 4096])";
+    if (!(Ld >= 1 && Ld <= 4096 && Ld == floor(Ld) && NHd >= 1 && NHd <= 4096 && NHd == floor(NHd)) ||
+        cJSON_GetArraySize(heads) != (int)(Ld * NHd))
+        bad = "importance.n_layers / n_heads (whole numbers in [1, 4096], one heads[] entry per layer x head)";
     else if (!(nd >= 1 && nd <= 1 << 24))
         bad = strcmp(metric, "nll") ? "dense.tokens / dense.units (a mean length in [0, 2^24))"
                                     : "model.architecture.image_size / patch_size (at most 2^24 patches)";

@@ -426,6 +426,10 @@ def gen_runs(build, data_dir, tmp):
     # report: results.json | frontier.json | sweep.json
     out("report", "lm_importance_frontier", parts(res, fr, swj))
     out("report", "lm_results_only", res)
+    big = json.loads(res)  # new finding: 4096 x 4096 heads claimed, 8 listed: gigabytes, minutes
+    big["importance"]["n_layers"] = big["importance"]["n_heads"] = 4096
+    new_finding("report", "report-importance_4096x4096", json.dumps(big))
+    new_finding("prune", "prune-importance_4096x4096", json.dumps(big))
     out("report", "dense_only", dense)
     out("report", "sweep_only", parts(b"{}", b"", swj))
     out("prune", "lm_importance", res)
