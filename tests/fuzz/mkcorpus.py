@@ -530,6 +530,16 @@ def gen_findings_new():
     new_finding("sweep", "sweep-gain_ci95_not_array", json.dumps(sw))
 
 
+    # a sweep INI (no harness: `pathens sweep FILE --count`): 12 keys of 64 values, 2^72 points
+    vals = ", ".join(str(i) for i in range(1, 65))
+    ini = "[model]\npath = m.bin\n[data]\npath = d.txt\n[pathways]\n"
+    ini += "".join("%s = %s\n" % (k, vals) for k in ("ratio", "sigma", "lambda", "keep", "seed", "members"))
+    ini += "[run]\n" + "".join("%s = %s\n" % (k, vals) for k in ("batch", "shard", "member_block"))
+    ini += "[data]\n" + "".join("%s = %s\n" % (k, vals) for k in ("limit", "context", "stride"))
+    with open(os.path.join(HERE, "findings-new", "sweep_ini-points_overflow.ini"), "w") as f:
+        f.write(ini)
+
+
 def st_patch(st, name, idx, val):
     """one float32 of tensor `name` of a safetensors file set to val"""
     b = bytearray(st)
