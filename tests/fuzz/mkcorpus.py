@@ -531,7 +531,7 @@ def gen_findings_new():
 
 
     # a sweep INI (no harness: `pathens sweep FILE --count`): 12 keys of 64 values, 2^72 points
-    vals = ", ".join(str(i) for i in range(1, 65))
+    vals = ",".join(str(i) for i in range(1, 65))  # (inih reads lines of up to 200 bytes)
     ini = "[model]\npath = m.bin\n[data]\npath = d.txt\n[pathways]\n"
     ini += "".join("%s = %s\n" % (k, vals) for k in ("ratio", "sigma", "lambda", "keep", "seed", "members"))
     ini += "[run]\n" + "".join("%s = %s\n" % (k, vals) for k in ("batch", "shard", "member_block"))
