@@ -284,6 +284,11 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
                              "starts from native float32 checkpoints only", cfg->model_path, p.specs[i].name, want);
             else
                 memcpy(p.params + p.offset[i], t->data, t->nbytes);
+            for (size_t k = 0; !st && k < want; k++) /* NaN / Inf would reach the kernels as UB (kern_expf) */
+                if (!isfinite(p.params[p.offset[i] + (int64_t)k]))
+                    st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" element %zu is %g; training starts from finite "
+                                 "weights only", cfg->model_path, p.specs[i].name, k,
+                                 (double)p.params[p.offset[i] + (int64_t)k]);
         }
         ckpt_close(&init);
         have_init = 0;

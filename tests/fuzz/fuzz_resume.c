@@ -9,6 +9,8 @@
  * adam_m.safetensors, adam_v.safetensors, train_log.csv (missing parts: no such file).
  * A resumed run that succeeds must leave a model.safetensors that loads (ckpt_open + model_init)
  * and a train_log.csv of finite losses.
+ * The same model.safetensors + config.json also start a fresh run (model.path), which must leave a
+ * model that loads too.
  * PATHENS_FUZZ_SAVE=DIR writes the real checkpoint as DIR/resume-seed (a seed). */
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -111,6 +113,26 @@ static void setup(void) {
     }
 }
 
+/* a training run that succeeds leaves a model that loads (finite weights, every tensor) */
+static void must_load(const char *name, const char *what) {
+    char path[4300];
+    fz_path(path, sizeof path, name);
+    ckpt_file ck;
+    model m;
+    memset(&m, 0, sizeof m);
+    pe_err err = {0};
+    pe_status st = ckpt_open(&ck, path, "safetensors", "", &err);
+    if (!st) {
+        st = model_init(&m, &ck, &err);
+        if (!st) model_free(&m);
+        ckpt_close(&ck);
+    }
+    if (st) {
+        fprintf(stderr, "fuzz oracle: %s succeeded but wrote a model that does not load: %s\n", what, err.msg);
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int ready;
     if (!ready) {
@@ -145,24 +167,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(s);
     }
     pe_err err = {0};
-    pe_status st = train_run(&cfg, NULL, 1, 1, NULL, &err);
+    /* first, the checkpoint's model.safetensors + config.json as model.path of a fresh training run
+     * (before the resume, which removes the step-00000001 folder once it checkpoints step 3) */
+    static pe_config start;
+    start = cfg;
+    fz_path(start.model_path, sizeof start.model_path, "run/checkpoint/step-00000001/model.safetensors");
+    start.model_config[0] = '\0';
+    fz_path(start.run_out, sizeof start.run_out, "start");
+    pe_status st = train_run(&start, NULL, 0, 1, NULL, &err);
+    fz_check(st, &err, "train_run from model.path");
+    if (!st) must_load("start/model.safetensors", "train_run from model.path");
+    st = train_run(&cfg, NULL, 1, 1, NULL, &err);
     fz_check(st, &err, "train_run --resume");
     if (!st) { /* a resumed run that succeeds leaves a model that loads (finite weights, every tensor) */
         char path[4300];
-        fz_path(path, sizeof path, "run/model.safetensors");
-        ckpt_file ck;
-        model m;
-        memset(&m, 0, sizeof m);
-        st = ckpt_open(&ck, path, "safetensors", "", &err);
-        if (!st) {
-            st = model_init(&m, &ck, &err);
-            if (!st) model_free(&m);
-            ckpt_close(&ck);
-        }
-        if (st) {
-            fprintf(stderr, "fuzz oracle: train_run --resume succeeded but wrote a model that does not load: %s\n", err.msg);
-            abort();
-        }
+        must_load("run/model.safetensors", "train_run --resume");
         char *log = NULL; /* nor a train_log.csv with a non-finite loss (column 3; accuracy is nan for an LM) */
         fz_path(path, sizeof path, "run/train_log.csv");
         if (pe_read_file(path, &log, NULL, &err) == PE_OK) {

@@ -486,6 +486,7 @@ def gen_self_seeded(build_fuzz, tmp):
         "resume-nan_weight": SEP.join(p[:3] + [st_patch(p[3], "tok_emb.weight", 5, float("nan"))] + p[4:]),
         "resume-nan_weight_final_step": SEP.join([p[0], p[1].replace(b'"step": 1', b'"step": 3'), p[2],
                                                   st_patch(p[3], "tok_emb.weight", 5, float("nan"))] + p[4:]),
+        "resume-start_nan_weight": SEP.join([b"none"] + p[1:3] + [st_patch(p[3], "layers.0.attn.wq.weight", 2, float("nan"))] + p[4:]),
         "resume-adam_v_negative": SEP.join(p[:5] + [st_patch(p[5], "adam_v.tok_emb.weight", 0, -1.0)] + p[6:]),
         "resume-log_window_inf": SEP.join([p[0], p[1].replace(b'"log_window": [', b'"log_window": [1e999, ')
                                            .replace(b', 0]', b']', 1)] + p[2:]),
