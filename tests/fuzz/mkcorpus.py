@@ -265,6 +265,8 @@ def gen_llama2c():
     out(h, "v1_shared", llama2c(c, 1, True))
     out(h, "v1_classifier", llama2c(LLAMA, 1, False))
     out(h, "v1_two_layers", llama2c(dict(c, n_layers=2), 1, True))
+    tiny = dict(LLAMA, dim=2, hidden_dim=2, n_layers=123, n_heads=1, n_kv_heads=1, vocab_size=4, seq_len=2)
+    out(h, "known-llama2c_v0_123layers_tiny", llama2c(tiny, 0, True))  # mistaken for safetensors by "auto"
     for f in ("llama2c_v0_vocab_intmin.bin", "llama2c_v0_122layers_tiny.bin"):
         shutil.copy(os.path.join(FINDINGS, f), os.path.join(CORPUS, h, f))
 
