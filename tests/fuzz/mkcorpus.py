@@ -265,6 +265,11 @@ def gen_llama2c():
     out(h, "v1_shared", llama2c(c, 1, True))
     out(h, "v1_classifier", llama2c(LLAMA, 1, False))
     out(h, "v1_two_layers", llama2c(dict(c, n_layers=2), 1, True))
+    # new finding: finite but large weights (x 1e10) overflow in the forward pass to NaN -> kern_expf UB
+    b = bytearray(llama2c(c, 0, True))
+    for o in range(28, len(b) - 3, 4):
+        struct.pack_into("<f", b, o, struct.unpack_from("<f", b, o)[0] * 1e10)
+    new_finding(h, "llama2c-huge_finite_weights", bytes(b))
     tiny = dict(LLAMA, dim=2, hidden_dim=2, n_layers=123, n_heads=1, n_kv_heads=1, vocab_size=4, seq_len=2)
     out(h, "known-llama2c_v0_123layers_tiny", llama2c(tiny, 0, True))  # mistaken for safetensors by "auto"
     for f in ("llama2c_v0_vocab_intmin.bin", "llama2c_v0_122layers_tiny.bin"):
