@@ -494,6 +494,7 @@ def gen_self_seeded(build_fuzz, tmp):
         "resume-nan_weight_final_step": SEP.join([p[0], p[1].replace(b'"step": 1', b'"step": 3'), p[2],
                                                   st_patch(p[3], "tok_emb.weight", 5, float("nan"))] + p[4:]),
         "resume-start_nan_weight": SEP.join([b"none"] + p[1:3] + [st_patch(p[3], "layers.0.attn.wq.weight", 2, float("nan"))] + p[4:]),
+        "resume-huge_finite_weights": SEP.join(p[:3] + [st_scale(p[3], 1e15)] + p[4:]),
         "resume-adam_v_negative": SEP.join(p[:5] + [st_patch(p[5], "adam_v.tok_emb.weight", 0, -1.0)] + p[6:]),
         "resume-log_window_inf": SEP.join([p[0], p[1].replace(b'"log_window": [', b'"log_window": [1e999, ')
                                            .replace(b', 0]', b']', 1)] + p[2:]),
@@ -546,6 +547,15 @@ def gen_findings_new():
     ini += "[data]\n" + "".join("%s = %s\n" % (k, vals) for k in ("limit", "context", "stride"))
     with open(os.path.join(HERE, "findings-new", "sweep_ini-points_overflow.ini"), "w") as f:
         f.write(ini)
+
+
+def st_scale(st, k):
+    """every float32 of a safetensors file times k"""
+    b = bytearray(st)
+    n = struct.unpack_from("<Q", b, 0)[0]
+    for o in range(8 + n, len(b) - 3, 4):
+        struct.pack_into("<f", b, o, struct.unpack_from("<f", b, o)[0] * k)
+    return bytes(b)
 
 
 def st_patch(st, name, idx, val):
