@@ -1,7 +1,8 @@
 /* fuzz_util.h: what every libFuzzer harness of tests/fuzz shares.
  *
  * The readers take paths, so a harness writes the fuzz input into a per-process scratch folder
- * (fz_dir(): /dev/shm when there is one, else $TMPDIR or /tmp; removed at exit) and calls the real
+ * (fz_dir(): under $PATHENS_FUZZ_TMP, else /dev/shm when there is one, else $TMPDIR or /tmp;
+ * removed at a normal exit, left behind by a crash) and calls the real
  * reader API on it. Inputs that stand for several files are split on FZ_SEP (one part per file,
  * in the order the harness documents); tests/fuzz/mkcorpus.py writes such files.
  *

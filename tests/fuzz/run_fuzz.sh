@@ -11,6 +11,10 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OPENBLAS_NUM_THREADS=1 # one core per fuzzer (ctest -j2 runs two)
 opts=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048)
+# the harnesses' scratch folders (fuzz_util.c) go here, not /dev/shm: a crashing input leaves its own
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pathens-fuzz-run.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+export PATHENS_FUZZ_TMP=$tmp
 name=$(basename "$bin")
 # first line of the report an input gives (for the summary)
 why() { "$bin" "${opts[@]}" "$1" 2>&1 | grep -m1 -E 'runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|fuzz oracle|SUMMARY' | cut -c1-240; }
