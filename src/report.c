@@ -1094,6 +1094,12 @@ static int imp_parse(rep *r, const cJSON *im, imp_data *d) {
     const cJSON *bands = jarr(r, f, im, "importance", "bands", 1), *heads = jarr(r, f, im, "importance", "heads", 1);
     const cJSON *layers = jarr(r, f, im, "importance", "layers", 0);
     if (r->failed) return -1;
+    if (cJSON_GetArraySize(heads) != d->L * d->H) { /* before sizing anything by L x H */
+        char what[96];
+        snprintf(what, sizeof what, "has %d entries, expected n_layers x n_heads = %d", cJSON_GetArraySize(heads), d->L * d->H);
+        jfail(r, f, "importance", "heads", what);
+        return -1;
+    }
     int L = d->L, H = d->H, nb = d->nb = cJSON_GetArraySize(bands);
     size_t LH = (size_t)L * H;
     d->lo      = calloc((size_t)nb * 2 + 1, sizeof(double));

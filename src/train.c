@@ -138,7 +138,14 @@ pe_status train_params_load(train_params *p, float *dst, const char *path, const
             st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" is %s [%s], expected F32 [%s]; the file belongs to another "
                          "architecture", path, name, ckpt_dtype_name(t->dtype), got, want);
         } else {
-            memcpy(dst + p->offset[i], t->data, t->nbytes);
+            float *x = dst + p->offset[i];
+            memcpy(x, t->data, t->nbytes);
+            for (int64_t k = 0; k < n; k++) /* NaN / Inf would reach the kernels as UB (kern_expf) */
+                if (!isfinite(x[k])) {
+                    st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" element %lld is %g; the checkpoint is damaged: "
+                                 "resume from another one or remove it", path, name, (long long)k, (double)x[k]);
+                    break;
+                }
         }
     }
     ckpt_close(&ck);

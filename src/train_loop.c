@@ -127,8 +127,8 @@ static pe_status save_checkpoint(const train_params *p, const float *m, const fl
 }
 
 /* Load run.out/checkpoint/LATEST into p, m, v; *step set. PE_OK with *step = -1 when there is none. */
-static pe_status load_checkpoint(train_params *p, float *m, float *v, int64_t *step, uint64_t fingerprint,
-                                 double *win, const char *out, pe_err *err) {
+static pe_status load_checkpoint(train_params *p, float *m, float *v, int64_t *step, int64_t max_step,
+                                 uint64_t fingerprint, double *win, const char *out, pe_err *err) {
     char path[4400], dir[4300];
     char *name = NULL, *js = NULL;
     size_t n;
@@ -137,6 +137,12 @@ static pe_status load_checkpoint(train_params *p, float *m, float *v, int64_t *s
     if (access(path, F_OK) != 0) return PE_OK;
     pe_status st = pe_read_file(path, &name, &n, err);
     if (st) return st;
+    while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == '\r' || name[n - 1] == ' ')) name[--n] = '\0';
+    if (n == 0 || strlen(name) != n || strchr(name, '/') || name[0] == '.') {
+        free(name);
+        return pe_fail(err, PE_ERR_INPUT, "%s: does not name a checkpoint folder (step-NNNNNNNN) beside it; remove "
+                       "%s/checkpoint to start over", path, out);
+    }
     snprintf(dir, sizeof dir, "%s/checkpoint/%s", out, name);
     free(name);
     snprintf(path, sizeof path, "%s/state.json", dir);
@@ -154,10 +160,21 @@ static pe_status load_checkpoint(train_params *p, float *m, float *v, int64_t *s
     } else if (strcmp(f->valuestring, want)) {
         st = pe_fail(err, PE_ERR_INPUT, "%s: the checkpoint belongs to another training config (fingerprint %s, this "
                      "config %s); use another run.out or remove %s/checkpoint", path, f->valuestring, want, out);
+    } else if (!(s->valuedouble >= 0 && s->valuedouble <= (double)max_step) || s->valuedouble != floor(s->valuedouble)) {
+        st = pe_fail(err, PE_ERR_INPUT, "%s: step %g is not a whole number in [0, train.steps = %lld]; the training state "
+                     "is damaged: remove %s/checkpoint to start over", path, s->valuedouble, (long long)max_step, out);
     } else {
         *step = (int64_t)s->valuedouble;
         const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "log_window");
-        for (int i = 0; i < 5 && cJSON_GetArraySize(w) == 5; i++) win[i] = cJSON_GetArrayItem(w, i)->valuedouble;
+        for (int i = 0; i < 5 && cJSON_GetArraySize(w) == 5; i++) {
+            const cJSON *x = cJSON_GetArrayItem(w, i);
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
+                st = pe_fail(err, PE_ERR_INPUT, "%s: log_window[%d] is not a finite number; the training state is "
+                             "damaged: remove %s/checkpoint to start over", path, i, out);
+                break;
+            }
+            win[i] = x->valuedouble;
+        }
     }
     cJSON_Delete(root);
     if (st) return st;
@@ -167,6 +184,10 @@ static pe_status load_checkpoint(train_params *p, float *m, float *v, int64_t *s
     if (!st) st = train_params_load(p, m, path, "adam_m.", err);
     snprintf(path, sizeof path, "%s/adam_v.safetensors", dir);
     if (!st) st = train_params_load(p, v, path, "adam_v.", err);
+    for (int64_t k = 0; !st && k < p->n_params; k++) /* second moments: sqrt(v) in every update */
+        if (v[k] < 0)
+            st = pe_fail(err, PE_ERR_INPUT, "%s: second moment %lld is %g, below 0; the checkpoint is damaged: remove "
+                         "%s/checkpoint to start over", path, (long long)k, (double)v[k], out);
     return st;
 }
 
@@ -263,6 +284,11 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
                              "starts from native float32 checkpoints only", cfg->model_path, p.specs[i].name, want);
             else
                 memcpy(p.params + p.offset[i], t->data, t->nbytes);
+            for (size_t k = 0; !st && k < want; k++) /* NaN / Inf would reach the kernels as UB (kern_expf) */
+                if (!isfinite(p.params[p.offset[i] + (int64_t)k]))
+                    st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" element %zu is %g; training starts from finite "
+                                 "weights only", cfg->model_path, p.specs[i].name, k,
+                                 (double)p.params[p.offset[i] + (int64_t)k]);
         }
         ckpt_close(&init);
         have_init = 0;
@@ -375,7 +401,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
     }
     if (resume) {
         int64_t got;
-        if ((st = load_checkpoint(&p, m, v, &got, fp, win, cfg->run_out, err))) goto done;
+        if ((st = load_checkpoint(&p, m, v, &got, cfg->tr_steps, fp, win, cfg->run_out, err))) goto done;
         if (got >= 0) start = got;
         if (!quiet && rank == 0)
         {

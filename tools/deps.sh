@@ -14,6 +14,7 @@ pkgs=(
   python3-torch                              # test oracle of the training gradients (cli_train_torch.sh), bench peers
   chromium                                   # tests render report.html headless (cli_report.sh)
   slurmctld slurmd slurm-client              # tests/slurm_*.sh, jobs/ (tools/slurm_up.sh; pulls munge)
+  clang libclang-rt-dev                      # tests/fuzz (PATHENS_FUZZ=ON): libclang_rt.fuzzer (libclang-rt-14-dev), ASan, UBSan
 )
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

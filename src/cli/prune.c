@@ -72,7 +72,7 @@ static int head_window(const cJSON *h, int n) {
     const cJSON *x;
     cJSON_ArrayForEach(x, mb) {
         cum += cJSON_IsNumber(x) ? x->valuedouble : 0.0;
-        if (cum >= PRUNE_COVERAGE) {
+        if (cum >= PRUNE_COVERAGE || b >= 30) { /* band 30 reaches 2^30 - 1 > any length */
             int w = imp_band_hi(b) + 1; /* distances 0 .. hi kept */
             return w >= n ? 0 : w;
         }
@@ -180,16 +180,37 @@ int cmd_prune(int argc, char **argv) {
                 "(and pathways.members > 1 or importance.ablation = 1)", path);
         return fail(&err);
     }
-    int L = (int)jnum(imp, "n_layers"), NH = (int)jnum(imp, "n_heads");
+    double Ld = jnum(imp, "n_layers"), NHd = jnum(imp, "n_heads"), nd;
     int causal = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(arch, "causal"));
     const char *metric = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(dense, "nll_per_token")) ? "nll_per_token" : "nll";
     /* mean sequence length of the run: LMs from scored tokens per unit, images from the architecture */
-    int n;
-    if (!strcmp(metric, "nll_per_token")) n = (int)lround(jnum(dense, "tokens") / jnum(dense, "units")) + 1;
+    const cJSON *hk = cJSON_GetObjectItemCaseSensitive(arch, "head");
+    if (!strcmp(metric, "nll_per_token")) nd = round(jnum(dense, "tokens") / jnum(dense, "units")) + 1;
     else {
-        int per = (int)(jnum(arch, "image_size") / jnum(arch, "patch_size"));
-        n = per * per + (!strcmp(cJSON_GetObjectItemCaseSensitive(arch, "head")->valuestring, "cls_token") ? 1 : 0);
+        double per = floor(jnum(arch, "image_size") / jnum(arch, "patch_size"));
+        nd = per * per + (cJSON_IsString(hk) && !strcmp(hk->valuestring, "cls_token") ? 1 : 0);
     }
+    /* every number the plans are built from is checked before use: a damaged results.json is exit 2 */
+    const char *bad = NULL;
+    if (!(Ld >= 1 && Ld <= 4096 && Ld == floor(Ld) && NHd >= 1 && NHd <= 4096 && NHd == floor(NHd)) ||
+        cJSON_GetArraySize(heads) != (int)(Ld * NHd))
+        bad = "importance.n_layers / n_heads (whole numbers in [1, 4096], one heads[] entry per layer x head)";
+    else if (!(nd >= 1 && nd <= 1 << 24))
+        bad = strcmp(metric, "nll") ? "dense.tokens / dense.units (a mean length in [0, 2^24))"
+                                    : "model.architecture.image_size / patch_size (at most 2^24 patches)";
+    const cJSON *hh;
+    cJSON_ArrayForEach(hh, heads) {
+        double l = jnum(hh, "layer"), k = jnum(hh, "head");
+        if (!bad && !(l >= 0 && l < Ld && l == floor(l) && k >= 0 && k < NHd && k == floor(k)))
+            bad = "importance.heads[].layer / head (whole numbers below n_layers / n_heads)";
+    }
+    if (bad) {
+        cJSON_Delete(res);
+        pe_fail(&err, PE_ERR_INPUT, "%s: %s: missing or out of range; the file is damaged: rerun pathens eval with "
+                "importance.statistics = 1", path, bad);
+        return fail(&err);
+    }
+    int L = (int)Ld, NH = (int)NHd, n = (int)nd;
     plan p = {L, NH, malloc((size_t)L * NH), malloc(sizeof(int) * L * NH), 0, 0};
     cJSON *frontier = cJSON_CreateObject(), *plans = NULL;
     cJSON_AddStringToObject(frontier, "metric", metric);

@@ -261,7 +261,8 @@ static int sweep_aggregate(const sweep_spec *sp, int argc, char **argv, const ch
         }
         double gv = gain ? jget(gain, "mean", NULL) : NAN;
         const cJSON *gci = gain ? cJSON_GetObjectItemCaseSensitive(gain, "ci95") : NULL;
-        double gl = gci ? cJSON_GetArrayItem(gci, 0)->valuedouble : NAN, gh = gci ? cJSON_GetArrayItem(gci, 1)->valuedouble : NAN;
+        const cJSON *g0 = cJSON_GetArrayItem(gci, 0), *g1 = cJSON_GetArrayItem(gci, 1); /* NULL-safe: any ci95 */
+        double gl = cJSON_IsNumber(g0) ? g0->valuedouble : NAN, gh = cJSON_IsNumber(g1) ? g1->valuedouble : NAN;
 #define NUM(o, k, x) (isfinite(x) ? cJSON_AddNumberToObject(o, k, x) : cJSON_AddNullToObject(o, k))
         NUM(mt, "dense", dv);
         cJSON *a = cJSON_AddArrayToObject(mt, "dense_ci95");
