@@ -58,10 +58,11 @@ void kern_attention_ref(float *out, float *scratch, float *gather, int *iscratch
 
 /* exp(x) in float, branch-free so loops over it vectorise (Cephes-style range reduction and a
  * degree-6 polynomial, about 1 ulp on [-87, 88]; below -87 it returns 0, above 88 it saturates).
- * The same bits on every machine, unlike libm's expf, which differs between glibc versions. */
-static inline float kern_expf(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+ * The same bits on every machine, unlike libm's expf, which differs between glibc versions.
+ * exp(NaN) = NaN (a model whose activations overflow gives NaN scores, never UB). */
+static inline float kern_expf(float x0) {
+    float x = x0 > -87.0f ? x0 : -87.0f; /* NaN takes the clamp here (no int conversion of a NaN) ... */
+    x = x < 88.0f ? x : 88.0f;
     float fx = x * 1.44269504088896341f + 0.5f;
     int   t  = (int)fx;
     int   n  = t - (fx < (float)t); /* floor */
@@ -77,7 +78,7 @@ static inline float kern_expf(float x) {
     uint32_t u = (uint32_t)(n + 127) << 23; /* 2^n */
     float    sc;
     memcpy(&sc, &u, sizeof sc);
-    return p * sc;
+    return x0 == x0 ? p * sc : x0; /* ... and comes out a NaN */
 }
 
 /* dot product with 8 independent partial sums (the compiler vectorises it; a single chain does not).

@@ -21,10 +21,10 @@ qs = t[t.index("## Quick start"):]
 cmd = re.search(r"mpirun -n (\d+) [^\n]*?pathens eval (\S+\.ini)", qs)
 num = r"([−-]?\d+\.\d+)"
 fig = re.search(r"prints\s+dense\s+" + num + r"\s+\[" + num + r",\s+" + num + r"\],\s+ensemble\s+" + num +
-                r",\s+gain\s+" + num + r"\s+\[" + num + r",\s+" + num + r"\]", qs)
+                r",\s+ensemble\s+[−-]\s+dense\s+" + num + r"\s+\[" + num + r",\s+" + num + r"\]", qs)
 if not cmd or not fig:
     print("FAIL: README.md quick start: no 'mpirun -n N ... pathens eval CONFIG.ini' command or no "
-          "'prints dense A [lo, hi], ensemble B, gain G [lo, hi]' sentence")
+          "'prints dense A [lo, hi], ensemble B, ensemble − dense G [lo, hi]' sentence")
     sys.exit(1)
 print(cmd.group(1), cmd.group(2), *(g.replace("−", "-") for g in fig.groups()))
 PY
@@ -42,14 +42,14 @@ import json, re, sys
 d = json.load(open(sys.argv[1]))
 printed = open(sys.argv[2]).read()
 want = sys.argv[3:]
-num = r"(-?\d+\.\d+)"
+num = r"([+-]?\d+\.\d+)"
 m = [re.search(r"dense accuracy\s+" + num + r"\s+95% CI \[" + num + ", " + num + r"\]", printed),
      re.search(r"ensemble accuracy\s+" + num, printed),
-     re.search(r"ensemble gain\s+" + num + r"\s+95% CI \[" + num + ", " + num + r"\]", printed)]
+     re.search(r"ensemble - dense\s+" + num + r"\s+95% CI \[" + num + ", " + num + r"\]", printed)]
 shown = [g for x in m for g in (x.groups() if x else [])]
 if len(shown) != 7:
     print("FAIL the printed summary lacks the lines 'dense accuracy A 95% CI [lo, hi]', 'ensemble accuracy B', "
-          "'ensemble gain G 95% CI [lo, hi]'")
+          "'ensemble - dense G 95% CI [lo, hi]'")
     sys.exit(1)
 e = d["ensemble"]
 got = [d["dense"]["accuracy"], *d["dense"]["accuracy_ci95"], e["accuracy"], e["accuracy_minus_dense"]["mean"],

@@ -445,6 +445,18 @@ static void print_summary(const cJSON *root, const char *report_path) {
     if (report_path) fprintf(stderr, "  report: %s\n", pe_path_tidy(report_path, tidy, sizeof tidy));
 }
 
+/* A model whose activations overflow float32 (finite but huge weights) gives NaN or infinite
+ * losses; they are refused as results (exit 2), never written as nulls. */
+static pe_status eval_check_finite(double dense_loss, const pe_config *cfg, pe_err *err) {
+    if (isfinite(dense_loss)) return PE_OK;
+    char mp[CFG_PATH_MAX], dp[CFG_PATH_MAX];
+    return pe_fail(err, PE_ERR_INPUT,
+                   "%s: the dense model's loss on %s is %s: its activations overflow float32 (weights too large, or a "
+                   "damaged checkpoint: check them with 'pathens inspect'); no results written",
+                   pe_path_tidy(cfg->model_path, mp, sizeof mp), pe_path_tidy(cfg->data_path, dp, sizeof dp),
+                   isnan(dense_loss) ? "NaN" : "infinite");
+}
+
 static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwrite) {
     pe_err    err = {0};
     pe_config cfg = *cfg_in;
@@ -653,6 +665,15 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
             rc = est == PE_ERR_CHECKPOINT ? (int)PE_ERR_CHECKPOINT : die(&err);
             goto done_data;
         }
+        if (eval_check_finite(lr.dense.sum_nll, &cfg, &err)) {
+            cJSON_Delete(root);
+#ifdef PATHENS_WITH_MPI
+            free(rt);
+            free(rn);
+#endif
+            rc = die(&err);
+            goto done_data;
+        }
         cJSON_AddStringToObject(dj, "kind", "text");
         cJSON_AddStringToObject(dj, "mode", mode);
         cJSON_AddNumberToObject(dj, "sequences", td.n_seqs);
@@ -704,6 +725,15 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
             free(rn);
 #endif
             rc = est == PE_ERR_CHECKPOINT ? (int)PE_ERR_CHECKPOINT : die(&err);
+            goto done_data;
+        }
+        if (eval_check_finite(cr.dense.sum_nll, &cfg, &err)) {
+            cJSON_Delete(root);
+#ifdef PATHENS_WITH_MPI
+            free(rt);
+            free(rn);
+#endif
+            rc = die(&err);
             goto done_data;
         }
         cJSON_AddStringToObject(dj, "kind", "images");

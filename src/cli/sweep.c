@@ -78,9 +78,16 @@ static void sweep_free(sweep_spec *sp) {
     sp->n = 0;
 }
 
+/* the most points one sweep may have: every point is validated up front and gets a folder */
+#define SWEEP_MAX_POINTS 1000000L
+
+/* points of the grid (the product of the value counts), or -1 past SWEEP_MAX_POINTS */
 static long sweep_points(const sweep_spec *sp) {
     long n = 1;
-    for (int i = 0; i < sp->n; i++) n *= sp->e[i].n;
+    for (int i = 0; i < sp->n; i++) {
+        if (sp->e[i].n > SWEEP_MAX_POINTS / n) return -1; /* n * count would pass the cap (no overflow) */
+        n *= sp->e[i].n;
+    }
     return n;
 }
 
@@ -359,6 +366,13 @@ int cmd_sweep(int argc, char **argv) {
         return PE_ERR_INPUT;
     }
     long np = sweep_points(&sp);
+    if (np < 0) {
+        if (cli_rank() == 0)
+            fprintf(stderr, "pathens: error: %s: the grid has more than %ld points (the product of the value counts of "
+                    "its %d keys); split it into several sweep files\n", ini, SWEEP_MAX_POINTS, sp.n);
+        sweep_free(&sp);
+        return PE_ERR_INPUT;
+    }
     int  rc = 0;
     /* validate every point up front: a typo fails now, not in point 37 */
     pe_config c;

@@ -175,6 +175,10 @@ def main():
     write("llama2c_v0_header_cut.bin", v0[:20])
     write("llama2c_v0_too_long.bin", v0 + b"\x00" * 4)
     write("ckpt_empty.bin", b"")
+    # finite weights x 1e15: every tensor loads, but the activations overflow to Inf and the softmax to NaN
+    hv = llama2c_v0(8, 8, 1, 2, 2, 256, 32)
+    write("llama2c_huge_finite_weights.bin", hv[:28] + struct.pack("<%df" % ((len(hv) - 28) // 4),
+          *[x * 1e15 for x in struct.unpack("<%df" % ((len(hv) - 28) // 4), hv[28:])]))
     # text (the runner's eval rows read it with the bytes tokenizer)
     write("ckpt_eval.txt", b"one two three\n\nfour five six seven\n")
     write("ckpt_eval.ini", b"; tests/fuzz/regress/ckpt.tsv: eval rows (paths relative to this folder)\n"
