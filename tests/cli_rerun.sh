@@ -78,19 +78,6 @@ grep -q -- "--set run.out=" "$T/err3" && grep -q -- "--overwrite" "$T/err3" \
 "$PATHENS" eval --overwrite --bogus 2>/dev/null; [ $? = 1 ] && ok "eval option parsing: unknown option still exit 1" || bad "usage exit"
 
 # 5. SIGINT (Ctrl-C) to a serial run
-journal_records() { # task records in the journal (from its framing)
-    /usr/bin/python3 - "$1/journal.msgpack" <<'PY'
-import struct, sys
-try: b = open(sys.argv[1], 'rb').read()
-except OSError: print(0); sys.exit()
-n, p = 0, 0
-while p + 12 <= len(b) and b[p:p+4] == b'PJR1':
-    l = struct.unpack('<I', b[p+4:p+8])[0]
-    if p + 12 + l > len(b): break
-    n += 1; p += 12 + l
-print(max(n - 1, 0))
-PY
-}
 int_out="$T/int"
 with_sigint "$PATHENS" "${base[@]}" --set run.out="$int_out" 2>"$T/err5" & job=$!
 if [ $mpi = 1 ]; then

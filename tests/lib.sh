@@ -48,3 +48,21 @@ need_fashion() { # need_fashion [FILE...]: default t10k-images-idx3-ubyte.gz
             pe_missing_data "$PATHENS_FASHION_DIR/$f" "install Debian's dataset-fashion-mnist (tools/deps.sh)"
     done
 }
+
+# journal_records [RUN_DIR | JOURNAL_FILE]: the task records in an eval journal, counted from its
+# framing (PJR1 records; the first is the header); default: the run folder "$out"
+journal_records() {
+    local j=${1:-$out}
+    [ -d "$j" ] && j="$j/journal.msgpack"
+    /usr/bin/python3 - "$j" <<'PY'
+import struct, sys
+try: b = open(sys.argv[1], 'rb').read()
+except OSError: print(0); sys.exit()
+n, p = 0, 0
+while p + 12 <= len(b) and b[p:p+4] == b'PJR1':
+    l = struct.unpack('<I', b[p+4:p+8])[0]
+    if p + 12 + l > len(b): break
+    n += 1; p += 12 + l
+print(max(n - 1, 0))
+PY
+}

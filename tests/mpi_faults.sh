@@ -36,19 +36,6 @@ tasks=$(( (240 + 3) / 4 ))
 [ $rc = 0 ] && grep -q "nothing to do" "$T/err0" && cmp -s "$T/ref.json" "$out/results.json" \
     && ok "rerun of the finished run under mpirun: no-op (exit 0)" || bad "rerun under mpirun: exit $rc: $(tail -3 "$T/err0")"
 
-journal_records() { # number of task records in the journal (from its framing)
-    /usr/bin/python3 - "$out/journal.msgpack" <<'PY'
-import struct, sys
-try: b = open(sys.argv[1], 'rb').read()
-except OSError: print(0); sys.exit()
-n, p = 0, 0
-while p + 12 <= len(b) and b[p:p+4] == b'PJR1':
-    l = struct.unpack('<I', b[p+4:p+8])[0]
-    if p + 12 + l > len(b): break
-    n += 1; p += 12 + l
-print(max(n - 1, 0))
-PY
-}
 wait_records() { # wait until the journal holds at least $1 task records (or the job ended)
     for i in $(seq 1 400); do
         [ "$(journal_records)" -ge "$1" ] && return 0

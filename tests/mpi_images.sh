@@ -83,19 +83,6 @@ args=(eval "$T/vit.ini" --quiet --set data.limit=1500 --set run.shard=15 --set i
       --set run.out="$out")
 tasks=100
 run big_ref 0
-journal_records() { # task records in the journal (from its framing)
-    /usr/bin/python3 - "$out/journal.msgpack" <<'PY'
-import struct, sys
-try: b = open(sys.argv[1], 'rb').read()
-except OSError: print(0); sys.exit()
-n, p = 0, 0
-while p + 12 <= len(b) and b[p:p+4] == b'PJR1':
-    l = struct.unpack('<I', b[p+4:p+8])[0]
-    if p + 12 + l > len(b): break
-    n += 1; p += 12 + l
-print(max(n - 1, 0))
-PY
-}
 wait_records() { # until the journal holds at least $1 task records (or the job ended)
     for i in $(seq 1 600); do
         [ "$(journal_records)" -ge "$1" ] && return 0

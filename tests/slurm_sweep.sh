@@ -52,19 +52,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-journal_records() { # journal_records FILE: number of task records (the first record is the header)
-    /usr/bin/python3 - "$1" <<'PY'
-import struct, sys
-try: b = open(sys.argv[1], 'rb').read()
-except OSError: print(0); sys.exit()
-n, p = 0, 0
-while p + 12 <= len(b) and b[p:p+4] == b'PJR1':
-    l = struct.unpack('<I', b[p+4:p+8])[0]
-    if p + 12 + l > len(b): break
-    n += 1; p += 12 + l
-print(max(n - 1, 0))
-PY
-}
 job_state() { squeue -h -r -t all -j "$1" -o '%T' 2>/dev/null | head -1; }
 restarts() { scontrol show job "$1" 2>/dev/null | grep -o 'Restarts=[0-9]*' | head -1 | cut -d= -f2; }
 # wait_job ID TIMEOUT: wait until every task of job (array) ID has ended; requeued tasks held for
