@@ -201,18 +201,10 @@ static void task_members(const coord_state *cs, int task, int *k0, int *kb) {
     *kb = cs->K - *k0 < cs->block ? cs->K - *k0 : cs->block;
 }
 
-static int key_is(const msgpack_object *k, const char *s) {
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(s) && !memcmp(k->via.str.ptr, s, strlen(s));
-}
-
-/* The values of a task's rows, before they are merged (ens_rows_merge checks the sizes): every
- * connection count is within what units [u0, u0 + n) can have (0 <= kept <= allowed <= sum of T^2
- * over the units, so no sum can overflow and no kept fraction can leave [0, 1]), agreement counts
- * are within [0, T], and, for a journal record (finite = 1), every loss, KL, confidence and
- * attention statistic is finite: a model that yields NaN does so again when the task is redone, so
- * a NaN there in the journal can only be damage. */
+/* The values of a task's rows, before they are merged: ens_rows_check with the bounds of units
+ * [u0, u0 + n) (sum of T^2 for connection counts, the longest T for agreement counts); finite = 1
+ * for a journal record. */
 static pe_status rows_check(const coord_state *cs, int u0, int n, const msgpack_object *o, int finite, pe_err *err) {
-    if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "the rows are not a map");
     const dist_job *jb = cs->jb;
     int64_t bound = 0, tmax = 0;
     for (int u = u0; u < u0 + n; u++) {
@@ -220,48 +212,7 @@ static pe_status rows_check(const coord_state *cs, int u0, int n, const msgpack_
         bound += T * T;
         if (T > tmax) tmax = T;
     }
-    /* xh, xb: importance features, NaN where a unit has no connection of that head or band (a sentinel) */
-    static const char *const f64s[] = {"mem", "lp", "curve", "kl", "xh", "xb", "mcc", "ccc", "dcc", "dense", "att", "abl"};
-    const char *kept = NULL, *allowed = NULL;
-    size_t      n_kept = 0, n_allowed = 0;
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-        if (v->type != MSGPACK_OBJECT_BIN) continue; /* u0, n, k0, kb: checked by the caller */
-        const char *b = v->via.bin.ptr;
-        size_t      m = v->via.bin.size / 8;
-        for (size_t f = 0; finite && f < sizeof f64s / sizeof f64s[0]; f++) {
-            if (!key_is(k, f64s[f])) continue;
-            for (size_t j = 0; j < m; j++) {
-                double x;
-                memcpy(&x, b + 8 * j, 8);
-                if (!isfinite(x) && !(isnan(x) && f64s[f][0] == 'x'))
-                    return pe_fail(err, PE_ERR_INPUT, "field \"%s\" holds %s at index %zu (a finished task's numbers "
-                                   "are finite)", f64s[f], isnan(x) ? "NaN" : "an infinity", j);
-            }
-        }
-        if (key_is(k, "agree")) {
-            for (size_t j = 0; j < m; j++) {
-                int64_t a;
-                memcpy(&a, b + 8 * j, 8);
-                if (a < 0 || a > tmax)
-                    return pe_fail(err, PE_ERR_INPUT, "field \"agree\" holds %lld at index %zu, outside [0, %lld]",
-                                   (long long)a, j, (long long)tmax);
-            }
-        } else if (key_is(k, "kept")) {
-            kept = b, n_kept = m;
-        } else if (key_is(k, "allowed")) {
-            allowed = b, n_allowed = m;
-        }
-    }
-    for (size_t j = 0; kept && allowed && j < n_kept && j < n_allowed; j++) {
-        int64_t kv, av;
-        memcpy(&kv, kept + 8 * j, 8);
-        memcpy(&av, allowed + 8 * j, 8);
-        if (kv < 0 || av < 0 || kv > av || av > bound)
-            return pe_fail(err, PE_ERR_INPUT, "attention connection counts out of range at index %zu: %lld kept of %lld "
-                           "allowed (these %d units have at most %lld)", j, (long long)kv, (long long)av, n, (long long)bound);
-    }
-    return PE_OK;
+    return ens_rows_check(o, n, bound, tmax, finite, err);
 }
 
 /* accept the rows of one task (from the journal or a worker), after checking they are that task */

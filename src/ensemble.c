@@ -809,6 +809,57 @@ static void curve_from_probs(ens_rows *all, int u, const double *p, double *pe) 
     }
 }
 
+static int rows_key_is(const msgpack_object *k, const char *s) {
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(s) && !memcmp(k->via.str.ptr, s, strlen(s));
+}
+
+pe_status ens_rows_check(const void *object, int n, int64_t bound, int64_t tmax, int finite, pe_err *err) {
+    const msgpack_object *o = object;
+    if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "the rows are not a map");
+    /* xh, xb: importance features, NaN where a unit has no connection of that head or band (a sentinel) */
+    static const char *const f64s[] = {"mem", "lp", "curve", "kl", "xh", "xb", "mcc", "ccc", "dcc", "dense", "att", "abl"};
+    const char *kept = NULL, *allowed = NULL;
+    size_t      n_kept = 0, n_allowed = 0;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+        if (v->type != MSGPACK_OBJECT_BIN) continue; /* u0, n, k0, kb: checked by the caller */
+        const char *b = v->via.bin.ptr;
+        size_t      m = v->via.bin.size / 8;
+        for (size_t f = 0; finite && f < sizeof f64s / sizeof f64s[0]; f++) {
+            if (!rows_key_is(k, f64s[f])) continue;
+            for (size_t j = 0; j < m; j++) {
+                double x;
+                memcpy(&x, b + 8 * j, 8);
+                if (!isfinite(x) && !(isnan(x) && f64s[f][0] == 'x'))
+                    return pe_fail(err, PE_ERR_INPUT, "field \"%s\" holds %s at index %zu (a finished task's numbers "
+                                   "are finite)", f64s[f], isnan(x) ? "NaN" : "an infinity", j);
+            }
+        }
+        if (rows_key_is(k, "agree")) {
+            for (size_t j = 0; j < m; j++) {
+                int64_t a;
+                memcpy(&a, b + 8 * j, 8);
+                if (a < 0 || a > tmax)
+                    return pe_fail(err, PE_ERR_INPUT, "field \"agree\" holds %lld at index %zu, outside [0, %lld]",
+                                   (long long)a, j, (long long)tmax);
+            }
+        } else if (rows_key_is(k, "kept")) {
+            kept = b, n_kept = m;
+        } else if (rows_key_is(k, "allowed")) {
+            allowed = b, n_allowed = m;
+        }
+    }
+    for (size_t j = 0; kept && allowed && j < n_kept && j < n_allowed; j++) {
+        int64_t kv, av;
+        memcpy(&kv, kept + 8 * j, 8);
+        memcpy(&av, allowed + 8 * j, 8);
+        if (kv < 0 || av < 0 || kv > av || av > bound)
+            return pe_fail(err, PE_ERR_INPUT, "attention connection counts out of range at index %zu: %lld kept of %lld "
+                           "allowed (these %d units have at most %lld)", j, (long long)kv, (long long)av, n, (long long)bound);
+    }
+    return PE_OK;
+}
+
 pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
     const msgpack_object *o = object;
     if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "result is not a map");

@@ -163,7 +163,7 @@ char *plan_to_json(const plan *p, const char *source) {
     cJSON_AddNumberToObject(o, "version", 1);
     cJSON_AddNumberToObject(o, "n_layers", p->L);
     cJSON_AddNumberToObject(o, "n_heads", p->NH);
-    cJSON_AddNumberToObject(o, "budget", p->budget);
+    if (p->budget > 0) cJSON_AddNumberToObject(o, "budget", p->budget); /* 0: a plan loaded without one */
     cJSON_AddNumberToObject(o, "flops_fraction", p->flops_fraction);
     cJSON_AddStringToObject(o, "source", source ? source : "");
     cJSON *hs = cJSON_AddArrayToObject(o, "heads");

@@ -31,18 +31,19 @@ static const char TEXT[] = "the cat sat on the mat\n\nthe dog ran\n\nabcabcabc a
                            "a b c d e f g h i j\n";
 
 typedef struct {
-    ens_rows *all;
-    uint8_t  *done;
-    int       shard, n_units, n_tasks, K, block, n_blocks;
-} coord;
-
-typedef struct {
     const model         *m;
     const text_dataset  *td; /* exactly one of td, id */
     const image_dataset *id;
     int                  block;
     uint64_t             fp;
 } setup_t;
+
+typedef struct {
+    ens_rows *all;
+    uint8_t  *done;
+    int       shard, n_units, n_tasks, K, block, n_blocks;
+    const setup_t *su;
+} coord;
 
 static train_params lm, vit; /* the models: seeded weights in memory */
 static text_dataset docs, wins;
@@ -135,7 +136,14 @@ static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_er
     const msgpack_object *o = rows_object;
     if (mint(o, "u0") != u0 || mint(o, "n") != n || mint(o, "k0") != k0 || mint(o, "kb") != kb)
         return pe_fail(err, PE_ERR_INPUT, "task %d: rows of another task", task);
-    pe_status st = ens_rows_merge(cs->all, rows_object, err);
+    int64_t bound = 0, tmax = 0; /* rows_check in mpi/dist.c: the units' bounds, then the core check */
+    for (int u = u0; u < u0 + n; u++) {
+        int64_t T = cs->su->td ? cs->su->td->seqs[u].len : cs->su->m->cfg.seq_len;
+        bound += T * T;
+        if (T > tmax) tmax = T;
+    }
+    pe_status st = ens_rows_check(rows_object, n, bound, tmax, 1, err);
+    if (!st) st = ens_rows_merge(cs->all, rows_object, err);
     if (!st) cs->done[task] = 1;
     return st;
 }
@@ -158,6 +166,7 @@ static void run(const uint8_t *data, size_t size, const setup_t *su, int which) 
     if (size) fz_write("journal.msgpack", data, size);
     coord cs = {0};
     cs.shard = 2, cs.n_units = su->td ? su->td->n_seqs : su->id->n, cs.K = pw.members, cs.block = su->block;
+    cs.su = su;
     cs.n_blocks = (cs.K + cs.block - 1) / cs.block;
     cs.n_tasks = (cs.n_units + cs.shard - 1) / cs.shard * cs.n_blocks;
     if (cs.n_tasks > 16) abort(); /* rows_cache */
