@@ -1,4 +1,5 @@
-/* dist.c: coordinator and workers (dist.h, docs/mpi.md).
+/* dist.c: coordinator and workers (dist.h, docs/mpi.md). Rank 0's main thread coordinates while
+ * its second thread computes tasks like a worker (local_main), so every rank computes.
  *
  * Protocol: every message is one MessagePack map with "t" (type) and "v" (version 1), sent as
  * MPI_BYTE with tag DIST_TAG.
