@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# scaling.sh: weak-scaling efficiency of `pathens eval` over MPI worker ranks.
-#   bench/scaling.sh [BUILD_DIR] [WORKERS...]        default: build, 1 2
-# W workers run with 1 coordinator (mpirun -n W+1) on W x BASE documents (BASE=200 by default),
+# scaling.sh: weak-scaling efficiency of `pathens eval` over MPI ranks.
+#   bench/scaling.sh [BUILD_DIR] [RANKS...]          default: build, 1 2
+# W computing ranks (mpirun -n W; rank 0 computes beside coordinating) on W x BASE documents (BASE=200 by default),
 # stories260K, 4 local members at ratio 4, 1 BLAS thread per rank, best of REPS runs (default 3).
-# Efficiency(W) = T(1 worker) / T(W workers): 1.0 is perfect weak scaling. Prints one line per W.
+# Efficiency(W) = T(1 rank) / T(W ranks): 1.0 is perfect weak scaling. Prints one line per W.
 # On a bigger machine without apt, carry a bundle made by ../shared/tools/mpi-bundle.sh and set
 # MPIRUN=OUTDIR/run.sh PATHENS=OUTDIR/bin/pathens.
 set -euo pipefail
@@ -15,12 +15,12 @@ MPIRUN=${MPIRUN:-mpirun}; PATHENS=${PATHENS:-$build/pathens}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 t1=""
-printf "%-8s %-6s %-10s %-12s %-10s\n" workers docs seconds docs/s efficiency
+printf "%-8s %-6s %-10s %-12s %-10s\n" ranks docs seconds docs/s efficiency
 for w in "${workers[@]}"; do
     docs=$((BASE * w)); best=""
     for r in $(seq 1 "$REPS"); do
         rm -rf "$tmp/run"
-        "$MPIRUN" -n $((w + 1)) "$PATHENS" eval configs/stories260k.ini --quiet --set data.limit=$docs \
+        "$MPIRUN" -n "$w" "$PATHENS" eval configs/stories260k.ini --quiet --set data.limit=$docs \
             --set run.out="$tmp/run" --set importance.statistics=0 --set run.shard=${SHARD:-4} >/dev/null
         s=$(/usr/bin/python3 -c "import json; print(json.load(open('$tmp/run/timing.json'))['eval_seconds'])")
         best=$(/usr/bin/python3 -c "print(min(float('$s'), float('${best:-1e30}')))")

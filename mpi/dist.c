@@ -1,4 +1,5 @@
-/* dist.c: coordinator and workers (dist.h, docs/mpi.md).
+/* dist.c: coordinator and workers (dist.h, docs/mpi.md). Rank 0's main thread coordinates while
+ * its second thread computes tasks like a worker (local_main), so every rank computes.
  *
  * Protocol: every message is one MessagePack map with "t" (type) and "v" (version 1), sent as
  * MPI_BYTE with tag DIST_TAG.
@@ -20,6 +21,7 @@
 #include <math.h>
 #include <mpi.h>
 #include <msgpack.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +86,17 @@ static void signals_restore(const saved_signals *old) {
     sigaction(SIGINT, &old->intr, NULL);
 }
 
-void dist_init(int *argc, char ***argv) { MPI_Init(argc, argv); }
+/* rank 0 computes tasks on a second thread while its main thread coordinates; only the main thread
+ * calls MPI, which MPI_THREAD_FUNNELED allows (Open MPI 4.1 provides up to MPI_THREAD_MULTIPLE).
+ * Should an MPI library give less, rank 0 only coordinates, as before (same results, one rank fewer
+ * computing). */
+static int dist_funneled = 0;
+
+void dist_init(int *argc, char ***argv) {
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    dist_funneled = provided >= MPI_THREAD_FUNNELED;
+}
 void dist_finalize(void) { MPI_Finalize(); }
 int dist_rank(void) {
     int r = 0;
@@ -265,6 +277,59 @@ static void progress_show(progress *p, int done, int total, int replayed, int fi
     fflush(stderr);
 }
 
+/* ---- rank 0's compute thread ------------------------------------------------------------------
+ * Under mpirun, rank 0's main thread coordinates (MPI, journal, progress, signals) and this thread
+ * computes tasks as a worker does, without MPI and with the four stop signals blocked: the
+ * coordinator gives it a task, it hands back the packed rows, and the coordinator checks, merges
+ * and journals them exactly as a worker's result. So N ranks are N computing ranks. */
+typedef struct {
+    const dist_job *jb;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    int             task, u0, n, k0, kb; /* the task given (task -1: none) */
+    int             quit;                /* no more tasks: return */
+    int             done_task;           /* >= 0: that task's result is in st, err, rows */
+    pe_status       st;
+    pe_err          err;
+    msgpack_sbuffer rows;                /* ens_rows_pack of the result */
+    double          compute, wait;       /* seconds computing, waiting for a task */
+} local_worker;
+
+static void *local_main(void *arg) {
+    local_worker *lw = arg;
+    pthread_mutex_lock(&lw->mu);
+    for (;;) {
+        double w0 = pe_time_now();
+        while (lw->task < 0 && !lw->quit) pthread_cond_wait(&lw->cv, &lw->mu);
+        lw->wait += pe_time_now() - w0;
+        if (lw->task < 0) break; /* quit */
+        int task = lw->task, u0 = lw->u0, n = lw->n, k0 = lw->k0, kb = lw->kb;
+        pthread_mutex_unlock(&lw->mu);
+        double          c0 = pe_time_now();
+        pe_err          e  = {0};
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        ens_rows *rw = job_rows(lw->jb, u0, n, k0, kb, &e);
+        pe_status st = rw ? job_run(lw->jb, rw, &e) : (e.code ? e.code : pe_fail(&e, PE_ERR_INTERNAL, "out of memory"));
+        if (!st) {
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            ens_rows_pack(rw, &pk);
+        }
+        ens_rows_free(rw);
+        double dt = pe_time_now() - c0;
+        pthread_mutex_lock(&lw->mu);
+        lw->compute += dt;
+        lw->st        = st;
+        lw->err       = e;
+        lw->rows      = sb;
+        lw->done_task = task;
+        lw->task      = -1;
+    }
+    pthread_mutex_unlock(&lw->mu);
+    return NULL;
+}
+
 /* lr (text) or cr (images) receives the reduced result */
 static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_job *jb, dist_opts *opt, int size,
                              pe_err *err) {
@@ -326,7 +391,7 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
         unlink(dist_pid_path); /* a signal between install and write: no pid file left */
     }
     progress pg = {pe_time_now(), 0.0, isatty(2), opt->quiet, 0};
-    int n_done = 0, next = 0;
+    int n_done = 0, next = 0, rank0_computes = 0;
     for (int t = 0; t < cs.n_tasks; t++) n_done += cs.done[t];
     /* next task not yet done */
     #define ADVANCE() while (next < cs.n_tasks && cs.done[next]) next++
@@ -375,11 +440,103 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
     } else {
         int *busy = malloc(sizeof(int) * (size_t)size), active = size - 1; /* busy[r]: task of rank r, -1 idle */
         for (int i = 0; i < size; i++) busy[i] = -1;
-        while (!st && active > 0) {
+        /* rank 0 computes too, on a second thread (busy[0]: its task); the stop signals stay with
+         * this thread, which alone calls MPI and writes the journal */
+        local_worker lw;
+        memset(&lw, 0, sizeof lw);
+        lw.jb        = jb;
+        lw.task      = -1;
+        lw.done_task = -1;
+        pthread_t lw_thread;
+        int       local_on = 0;
+        if (dist_funneled && !pthread_mutex_init(&lw.mu, NULL)) {
+            if (!pthread_cond_init(&lw.cv, NULL)) {
+                sigset_t block, keep;
+                sigemptyset(&block);
+                sigaddset(&block, SIGINT);
+                sigaddset(&block, SIGTERM);
+                sigaddset(&block, SIGUSR1);
+                sigaddset(&block, SIGUSR2);
+                pthread_sigmask(SIG_BLOCK, &block, &keep); /* the new thread inherits the mask */
+                local_on = !pthread_create(&lw_thread, NULL, local_main, &lw);
+                pthread_sigmask(SIG_SETMASK, &keep, NULL);
+                if (!local_on) pthread_cond_destroy(&lw.cv);
+            }
+            if (!local_on) pthread_mutex_destroy(&lw.mu);
+        }
+        rank0_computes = local_on;
+        while (!st && (active > 0 || busy[0] >= 0)) {
+            int event = 0;
+            if (local_on) { /* rank 0's own task: take its result, give it the next task first, then journal */
+                double          c0  = pe_time_now();
+                int             got = -1;
+                pe_status       lst = PE_OK;
+                pe_err          lerr;
+                msgpack_sbuffer rows;
+                msgpack_sbuffer_init(&rows);
+                pthread_mutex_lock(&lw.mu);
+                if (lw.done_task >= 0) {
+                    got  = lw.done_task;
+                    lst  = lw.st;
+                    lerr = lw.err;
+                    rows = lw.rows;
+                    msgpack_sbuffer_init(&lw.rows);
+                    lw.done_task = -1;
+                    busy[0]      = -1;
+                }
+                ADVANCE();
+                if (!lst && busy[0] < 0 && next < cs.n_tasks && !dist_stop_signal) {
+                    busy[0] = lw.task = next++;
+                    task_range(&cs, lw.task, &lw.u0, &lw.n);
+                    task_members(&cs, lw.task, &lw.k0, &lw.kb);
+                    pthread_cond_signal(&lw.cv);
+                    event = 1;
+                }
+                pthread_mutex_unlock(&lw.mu);
+                if (lst) {
+                    st = pe_fail(err, lst, "rank 0: %s", lerr.msg);
+                } else if (got >= 0) { /* checked, merged and journaled as a worker's result is */
+                    msgpack_unpacked up;
+                    msgpack_unpacked_init(&up);
+                    size_t off = 0;
+                    if (msgpack_unpack_next(&up, rows.data, rows.size, &off) != MSGPACK_UNPACK_SUCCESS) {
+                        st = pe_fail(err, PE_ERR_INTERNAL, "rank 0: the rows of task %d do not unpack", got);
+                    } else {
+                        msgpack_sbuffer rec;
+                        msgpack_sbuffer_init(&rec);
+                        pack_task_record(&rec, got, &up.data);
+                        pe_err e2 = {0};
+                        st = accept_rows(&cs, got, &up.data, &e2);
+                        if (st) st = pe_fail(err, PE_ERR_INTERNAL, "rank 0: result of task %d rejected: %s", got, e2.msg);
+                        if (!st) st = journal_append(&jn, rec.data, rec.size, err);
+                        msgpack_sbuffer_destroy(&rec);
+                        if (!st) {
+                            n_done++;
+                            if (opt->rank_tasks) opt->rank_tasks[0]++;
+                        }
+                    }
+                    msgpack_unpacked_destroy(&up);
+                    event = 1;
+                }
+                msgpack_sbuffer_destroy(&rows);
+                if (st) break;
+                if (got >= 0) {
+                    t_comm += pe_time_now() - c0;
+                    progress_show(&pg, n_done, cs.n_tasks, opt->replayed, 0);
+                }
+                if (active == 0) { /* only rank 0's task is left: wait for it without spinning */
+                    struct timespec ts = {0, 500000};
+                    double w0 = pe_time_now();
+                    nanosleep(&ts, NULL);
+                    t_wait += pe_time_now() - w0;
+                    continue;
+                }
+            }
             int flag = 0;
             MPI_Status ps;
             MPI_Iprobe(MPI_ANY_SOURCE, DIST_TAG, MPI_COMM_WORLD, &flag, &ps);
-            if (!flag) { /* poll gently: the coordinator must not steal a worker's core */
+            if (!flag) { /* poll gently: the coordinator must not steal a computing thread's core */
+                if (event) continue;
                 struct timespec ts = {0, 500000};
                 double w0 = pe_time_now();
                 nanosleep(&ts, NULL);
@@ -465,7 +622,21 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
             progress_show(&pg, n_done, cs.n_tasks, opt->replayed, 0);
         }
         free(busy);
-        if (st) { /* a fatal error: the journal holds what is done; take every rank down */
+        if (local_on && !st) { /* rank 0's thread is idle (the loop ran until busy[0] < 0): let it return */
+            pthread_mutex_lock(&lw.mu);
+            lw.quit = 1;
+            pthread_cond_signal(&lw.cv);
+            pthread_mutex_unlock(&lw.mu);
+            pthread_join(lw_thread, NULL);
+            pthread_cond_destroy(&lw.cv);
+            pthread_mutex_destroy(&lw.mu);
+            msgpack_sbuffer_destroy(&lw.rows);
+            if (opt->rank_compute) {
+                opt->rank_compute[0] = lw.compute;
+                opt->rank_wait[0]    = lw.wait;
+            }
+        }
+        if (st) { /* a fatal error: the journal holds what is done; take every rank down (rank 0's thread too) */
             journal_close(&jn);
             unlink(dist_pid_path);
             dist_pid_path[0] = '\0';
@@ -488,10 +659,12 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
                      dist_signal_name(stopped_by), n_done, cs.n_tasks);
     }
     if (!st) st = jb->td ? ens_text_reduce(lr, cs.all, jb->td, o, err) : ens_images_reduce(cr, cs.all, jb->id, o, err);
-    if (opt->rank_comm) {
+    if (opt->rank_comm) { /* rank 0: its compute thread's compute and wait, the coordinator's comm */
         opt->rank_comm[0] += t_comm;
-        opt->rank_wait[0] += t_wait;
-        opt->rank_compute[0] += size > 1 ? pe_time_now() - tc - t_comm - t_wait : 0.0;
+        if (!rank0_computes) { /* one process (timed in its loop), or a coordinator without a compute thread */
+            opt->rank_wait[0] += t_wait;
+            opt->rank_compute[0] += size > 1 ? pe_time_now() - tc - t_comm - t_wait : 0.0;
+        }
     }
     ens_rows_free(cs.all);
     free(cs.done);

@@ -1,5 +1,5 @@
-/* dist.h: running an evaluation over MPI ranks (rank 0 coordinates, the others work), resumable
- * through a journal and preemption-safe. This header does not include mpi.h, so the CLI can
+/* dist.h: running an evaluation over MPI ranks (every rank computes; rank 0 also coordinates, on its
+ * main thread), resumable through a journal and preemption-safe. This header does not include mpi.h, so the CLI can
  * call it without MPI types. docs/mpi.md describes the design. */
 #pragma once
 #include "ensemble.h"

@@ -47,7 +47,20 @@ t0=$(date +%s)
 
 # 1. serial and 1..4 ranks
 run serial 0
-for n in 1 2 3 4; do run "n$n" "$n" && same serial "n$n" "$n ranks vs serial"; done
+rank0_computes() { # timing.json of the run just done on $1 ranks: rank 0 computed tasks too, all counted
+    local v
+    v=$(/usr/bin/python3 -c "
+import json,sys
+d=json.load(open(sys.argv[1])); r=d['per_rank']
+print(len(r)==int(sys.argv[2]) and r[0]['tasks']>0 and r[0]['compute_seconds']>0 and r[0]['role']=='coordinator+worker'
+      and sum(x['tasks'] for x in r)==18 or [(x['rank'],x['role'],x['tasks'],x['compute_seconds']) for x in r])" "$out/timing.json" "$1" 2>&1)
+    [ "$v" = True ] && ok "$1 ranks: rank 0 computes tasks too (timing.json per_rank[0].tasks > 0; 18 tasks in all)" \
+        || bad "$1 ranks: timing.json per_rank (rank, role, tasks, compute s): $v"
+}
+for n in 1 2 3 4; do
+    run "n$n" "$n" && same serial "n$n" "$n ranks vs serial"
+    case $n in 2|4) rank0_computes "$n";; esac
+done
 if [ -n "${PATHENS_NOMPI:-}" ] && run nompi nompi; then # another build: its git_commit line may differ
     sed -i '/"git_commit":/d' "$T/nompi/results.json"; mkdir -p "$T/serial_nc"; cp "$T/serial/"* "$T/serial_nc/"
     sed -i '/"git_commit":/d' "$T/serial_nc/results.json"

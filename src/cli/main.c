@@ -793,7 +793,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
         for (int i = 0; i < g_size; i++) {
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "rank", i);
-            cJSON_AddStringToObject(e, "role", i == 0 ? (g_size == 1 ? "coordinator+worker" : "coordinator") : "worker");
+            cJSON_AddStringToObject(e, "role", i == 0 ? "coordinator+worker" : "worker"); /* rank 0 computes too */
             cJSON_AddNumberToObject(e, "tasks", rn[i]);
             cJSON_AddNumberToObject(e, "compute_seconds", rt[i]);
             cJSON_AddNumberToObject(e, "wait_seconds", rt[g_size + i]);
