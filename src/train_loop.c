@@ -403,8 +403,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
         int64_t got;
         if ((st = load_checkpoint(&p, m, v, &got, cfg->tr_steps, fp, win, cfg->run_out, err))) goto done;
         if (got >= 0) start = got;
-        if (!quiet && rank == 0)
-        {
+        if (!quiet && rank == 0) {
             if (got >= 0) fprintf(stderr, "resuming from step %lld (%s/checkpoint)\n", (long long)got, cfg->run_out);
             else fprintf(stderr, "no checkpoint in %s: starting at step 0\n", cfg->run_out);
         }
