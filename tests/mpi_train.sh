@@ -108,7 +108,9 @@ done
 fi
 
 # 2. kill -9 mid-run, then --resume (longer run, checkpoint every 5 steps)
-long=(train "$T/vit.ini" --set train.steps=400 --set train.finetune_dense_steps=40 --set train.checkpoint_steps=5 --quiet)
+# long enough that a signal sent after the third log line lands mid-run on an idle machine too
+# (400 steps took about 1 s: mpirun's SIGINT handling could arrive after the last step)
+long=(train "$T/vit.ini" --set train.steps=1200 --set train.finetune_dense_steps=120 --set train.checkpoint_steps=5 --quiet)
 "$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$T/ref" || bad "long reference run failed"
 out="$T/killed"
 "$MPIEXEC" -n 2 "$PATHENS" "${long[@]}" --set run.out="$out" & job=$!
