@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cli_fetch_data.sh: tools/fetch-data.sh in throw-away checkouts (a copy of the script in
-# T/<case>/repo/tools/, so that ../shared/data resolves to T/<case>/shared/data):
-#   link mode from a fake ../shared/data (links, idempotent re-run, --check against the pins);
+# T/<case>/repo/tools/, so that the sibling data folder the script links from is a fake one,
+# T/<case>/shared/data, never the real one):
+#   link mode from that fake folder (links, idempotent re-run, --check against the pins);
 #   download mode from a file:// mirror (PATHENS_DATA_MIRROR; fake files with PATHENS_DATA_PINS);
 #   a sha256 mismatch and a failed download are refused (exit != 0, file and URL named, no file
 #   left behind) while the other files still arrive; --check finds a corrupted file;
@@ -36,7 +37,7 @@ fetch() { # fetch NAME DIR [VAR=value...] [--check]
     rc=$?
 }
 
-# ---- link mode: a fake ../shared/data beside the checkout --------------------------------------
+# ---- link mode: a fake sibling data folder beside the checkout ---------------------------------
 L="$T/link"; checkout "$L"; fake_files "$L/shared/data"
 fetch link1 "$L" PATHENS_DATA_PINS="$L/shared/data.pins"
 [ $rc = 0 ] && ok "link mode: exit 0" || bad "link mode: exit $rc: $(cat "$T/link1.err")"
@@ -44,7 +45,7 @@ n=0
 for f in $FILES $GOLDEN; do
     [ -L "$L/repo/data/$f" ] && [ "$(readlink "$L/repo/data/$f")" = "$L/shared/data/$f" ] && n=$((n + 1))
 done
-[ $n = 6 ] && ok "link mode: 6 links to ../shared/data" || bad "link mode: $n of 6 links: $(ls -lR "$L/repo/data")"
+[ $n = 6 ] && ok "link mode: 6 links to the sibling data folder" || bad "link mode: $n of 6 links: $(ls -lR "$L/repo/data")"
 inodes() { stat -c '%i %Y' "$L"/repo/data/* "$L"/repo/data/golden/*; }
 before=$(inodes); sleep 1
 fetch link2 "$L" PATHENS_DATA_PINS="$L/shared/data.pins"

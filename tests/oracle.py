@@ -7,7 +7,7 @@
     /usr/bin/python3 oracle.py text GOLDEN.txt OUT.txt
 
 Nothing of pathens is reused: the model files, the tokenizer, the text and the IDX images are read
-here from their format specs (shared/data/README.md, docs/formats.md), the forward passes are
+here from their format specs (docs/formats.md), the forward passes are
 written in PyTorch (float64 from the float32 weights), the pathway masks are drawn by a Python
 copy of the counter-based sampler of docs/pathways.md (schemes dense, unbiased, window; head
 granularity), and every metric of docs/metrics.md is recomputed from the per-token (per-image)

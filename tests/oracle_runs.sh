@@ -139,7 +139,7 @@ PY
         echo "SKIP journal replay: an MPI-less build keeps no journal"
     elif [ $rc = 3 ]; then bad "journal replay: the failed run (exit 3) left no $out/journal.msgpack to resume from"
     else bad "journal replay: the run with results.json on /dev/full: exit $rc (expected 3): $(head -2 "$out.err0")"; fi
-    # llama2.c's own reference values (shared/data/golden, made by run.c)
+    # llama2.c's own reference values (data/golden, made by run.c)
     G="$D/golden/stories260K_lily.txt"
     if ! want lm_golden; then :
     elif [ -r "$G" ]; then

@@ -1,5 +1,5 @@
 /* test_golden.c: stories260K against logits computed by llama2.c's own run.c
- * (data/golden/stories260K_lily.txt; tools/fetch-data.sh links it from ../shared/data): same tokens, every logit within 1e-4,
+ * (data/golden/stories260K_lily.txt; filled by tools/fetch-data.sh): same tokens, every logit within 1e-4,
  * mean NLL within 1e-5; for the v0 and v1 files, the batched path, the naive reference path
  * and the token-by-token loop. */
 #include "testutil.h"

@@ -1,5 +1,6 @@
-/* fuzz_text: text data (data_load_text_span) with the byte tokenizer and with the llama2.c
- * tokenizer tok512.bin (the tokenizer corpus' seed), documents and windows modes, whole file and a
+/* fuzz_text: text data (data_load_text_span) with the byte tokenizer and with a llama2.c tokenizer
+ * (data/tok512.bin when tools/fetch-data.sh has filled data/, else the corpus' 300-token
+ * tiny300_ties), documents and windows modes, whole file and a
  * span with a limit; every sequence's tokens and scored bytes are read back.
  * Input: the text file's bytes. */
 #include <stdio.h>
@@ -10,8 +11,7 @@
 #include "fuzz_util.h"
 #include "tokenizer.h"
 
-static tokenizer tk_bytes, tk_512;
-static int have_512;
+static tokenizer tk_bytes, tk_llama;
 
 static void one(const char *path, const tokenizer *t, data_text_mode mode, int context, int stride, long limit,
                 double b, double e) {
@@ -46,8 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!tk_bytes.vocab_size) {
         tok_init_bytes(&tk_bytes);
         pe_err err = {0};
-        have_512 = tok_init_llama2c(&tk_512, PATHENS_FUZZ_CORPUS "/tokenizer/tok512.bin", 512, &err) == PE_OK;
-        if (!have_512) {
+        pe_status st = tok_init_llama2c(&tk_llama, PATHENS_DATA_DIR "/tok512.bin", 512, &err);
+        if (st) {
+            fprintf(stderr, "fuzz_text: %s; using the corpus' tiny300_ties instead\n", err.msg);
+            memset(&err, 0, sizeof err);
+            st = tok_init_llama2c(&tk_llama, PATHENS_FUZZ_CORPUS "/tokenizer/tiny300_ties", 300, &err);
+        }
+        if (st) {
             fprintf(stderr, "fuzz: %s\n", err.msg);
             abort();
         }
@@ -57,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[4300];
     fz_path(path, sizeof path, "data.txt");
     for (int k = 0; k < 2; k++) {
-        const tokenizer *t = k ? &tk_512 : &tk_bytes;
+        const tokenizer *t = k ? &tk_llama : &tk_bytes;
         one(path, t, DATA_MODE_DOCUMENTS, 16, 0, 0, 0.0, 1.0);
         one(path, t, DATA_MODE_WINDOWS, 16, 5, 0, 0.0, 1.0);
         one(path, t, DATA_MODE_WINDOWS, 8, 8, 3, 0.25, 0.75);

@@ -6,7 +6,8 @@
 BUILD: a normal build (its `pathens` and `tests/pathens_mkmodel` make real results.json,
 frontier.json, plans and sweep.json); BUILD_FUZZ: the PATHENS_FUZZ=ON build (fuzz_journal and
 fuzz_resume write their own seeds: a complete journal, a real training checkpoint); DATA_DIR: the
-shared data (tok512.bin, default ../shared/data beside the checkout).
+checkout's data/ folder that tools/fetch-data.sh fills (default), for excerpts of the real text. The
+real tok512.bin is not copied into the corpus: run_fuzz.sh adds data/tok512.bin as a seed at run time.
 
 Seeds are small (tiny models: dim 4, one layer) and derived from the real formats. The files named
 known-* rebuild, in a tiny file, the reproducers of ../shared/reliability/fuzz-findings/ (README.txt)
@@ -284,10 +285,8 @@ def tokenizer_bin(pieces):
     return b
 
 
-def gen_tokenizer(data_dir):
+def gen_tokenizer():
     h = "tokenizer"
-    tok512 = open(os.path.join(data_dir, "tok512.bin"), "rb").read()
-    out(h, "tok512.bin", tok512)  # also the fixed tokenizer of fuzz_text
     # llama2.c layout: <unk>, <s>, </s>, 256 byte pieces <0xXX>, then merges with scores
     base = [(b"<unk>", 0.0), (b"\n<s>\n", 0.0), (b"\n</s>\n", 0.0)] + [(b"<0x%02X>" % i, 0.0) for i in range(256)]
     out(h, "tiny259", tokenizer_bin(base))
@@ -297,16 +296,9 @@ def gen_tokenizer(data_dir):
     out(h, "tiny272_text", parts(tokenizer_bin(pieces[:260]), "the cat and the caf\xc3\xa9 \xe2\x82\xac\n\nthe end"))
     out(h, "tiny260", tokenizer_bin(pieces[:260]))
     out(h, "tiny300_ties", tokenizer_bin(pieces + [(b"x%d" % i, -1.0) for i in range(300 - len(pieces))]))
-    # known finding: tok512.bin with every merge score NaN, or Inf
-    def scores(val):
-        b, pos = bytearray(tok512), 4
-        for _ in range(512):
-            n = struct.unpack_from("<i", b, pos + 4)[0]
-            struct.pack_into("<f", b, pos, val)
-            pos += 8 + n
-        return bytes(b)
-    out(h, "known-tok512_scores_nan", scores(float("nan")))
-    out(h, "known-tok512_scores_inf", scores(float("inf")))
+    # known finding (tok512.bin with every merge score NaN, or Inf), in a tiny vocabulary
+    out(h, "known-tok_scores_nan", tokenizer_bin([(p, float("nan")) for p, _ in pieces[:260]]))
+    out(h, "known-tok_scores_inf", tokenizer_bin([(p, float("inf")) for p, _ in pieces[:260]]))
 
 
 # ---- INI ------------------------------------------------------------------------------------------
@@ -367,6 +359,9 @@ def gen_idx():
     out(h, "known-idx_huge_header", parts(huge, labels))
     out(h, "known-idxgzt", parts(gz(images)[:-8], gz(labels)[:-8]))
     out(h, "known-idxgzj", parts(gz(images) + b"junk after the gzip stream", gz(labels) + b"\0junk"))
+    # new finding: dims 2^26 x 5*2^24 x 2^26 multiply past 2^64 to 0 bytes; realloc(raw, 0) then freed raw twice
+    new_finding(h, "idx-dims_product_overflow",
+                parts(struct.pack(">4I", 0x803, 1 << 26, 5 << 24, 1 << 26), labels))
 
 
 # ---- plans ------------------------------------------------------------------------------------------
@@ -609,7 +604,7 @@ def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     build, build_fuzz = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    data_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "..", "..", "..", "shared", "data")
+    data_dir = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "..", "..", "data")
     src = os.path.join(HERE, "..", "..")
     for d in (CORPUS, os.path.join(HERE, "findings-new")):
         for dd, _, fs in os.walk(d):
@@ -618,7 +613,7 @@ def main():
                     os.remove(os.path.join(dd, f))
     gen_safetensors()
     gen_llama2c()
-    gen_tokenizer(data_dir)
+    gen_tokenizer()
     gen_ini(src)
     gen_text(data_dir)
     gen_idx()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run_fuzz.sh: the CTest entries of tests/fuzz (label "fuzz").
-#   run_fuzz.sh replay HARNESS CORPUS_DIR                every corpus file once
-#   run_fuzz.sh fuzz   HARNESS CORPUS_DIR SECONDS WORK   fuzz for SECONDS from the corpus
+#   run_fuzz.sh replay HARNESS CORPUS_DIR [SEED...]                every corpus file (and seed) once
+#   run_fuzz.sh fuzz   HARNESS CORPUS_DIR SECONDS WORK [SEED...]   fuzz for SECONDS from the corpus
+# SEED: a file of data/ (tools/fetch-data.sh) used as a seed without being copied into the corpus;
+# an absent one is left out with a note, or fails under CI=true.
 # Fails on any crash, sanitizer report (ASan, UBSan), leak, timeout (10 s for one input), the
 # harness' own oracle (fuzz_util.h) or an allocation over 2 GB, naming each input and its report.
 # New inputs, crash files and libFuzzer's log go under WORK (never into the committed corpus).
@@ -16,11 +18,22 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/pathens-fuzz-run.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 export PATHENS_FUZZ_TMP=$tmp
 name=$(basename "$bin")
+seeds_from() { # seeds_from SEED...: the readable ones into the array seeds
+    seeds=()
+    local f
+    for f in "$@"; do
+        if [ -r "$f" ]; then seeds+=("$f")
+        elif [ "${CI:-}" = true ]; then echo "FAIL $name: seed $f is missing (CI=true; run tools/fetch-data.sh)" >&2; exit 1
+        else echo "$name: seed $f is missing, left out (tools/fetch-data.sh fills data/)"; fi
+    done
+}
 # first line of the report an input gives (for the summary)
 why() { "$bin" "${opts[@]}" "$1" 2>&1 | grep -m1 -E 'runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|fuzz oracle|SUMMARY' | cut -c1-240; }
 case $mode in
 replay)
+    seeds_from "${@:4}"
     mapfile -t files < <(find "$corpus" -type f | LC_ALL=C sort)
+    files+=("${seeds[@]}")
     [ "${#files[@]}" -gt 0 ] || { echo "run_fuzz.sh: no corpus files in $corpus" >&2; exit 1; }
     echo "$name: replaying ${#files[@]} corpus files of $corpus, one process each"
     bad=0
@@ -38,8 +51,10 @@ replay)
     ;;
 fuzz)
     secs=$4 work=$5
+    seeds_from "${@:6}"
     rm -rf "$work"
     mkdir -p "$work/new" "$work/crashes"
+    [ "${#seeds[@]}" = 0 ] || cp "${seeds[@]}" "$work/new/" # libFuzzer starts from new/ and the corpus
     # fork mode keeps fuzzing after a finding (the corpus may hold reproducers of known findings
     # whose fixes are not in yet); every finding is a file in crashes/ and fails the test
     "$bin" "${opts[@]}" -close_fd_mask=3 -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \

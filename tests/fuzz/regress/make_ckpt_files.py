@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""make_ckpt_files.py: the checkpoint / model-config reproducers of tests/fuzz/regress/ckpt.tsv.
+"""make_ckpt_files.py: the checkpoint / model-config reproducers of tests/fuzz/regress/ckpt.tsv,
+and the tiny model + tokenizers of data.tsv's tokenizer-score rows.
 
 The fuzz findings (../shared/reliability/fuzz-findings/) are 560 KB copies of the shipped ViT with
 one defect each; here each defect is rebuilt on a tiny model (a 1-layer ViT with dim 4, or a
@@ -179,6 +180,14 @@ def main():
     hv = llama2c_v0(8, 8, 1, 2, 2, 256, 32)
     write("llama2c_huge_finite_weights.bin", hv[:28] + struct.pack("<%df" % ((len(hv) - 28) // 4),
           *[x * 1e15 for x in struct.unpack("<%df" % ((len(hv) - 28) // 4), hv[28:])]))
+    # data.tsv's tokenizer-score rows: a plain tiny model (vocab 256) and llama2.c tokenizers of 256
+    # records (<unk>, BOS, EOS, 253 byte pieces) whose every merge score is NaN, or +Inf (the finding:
+    # tok512.bin so patched was accepted)
+    write("llama2c_v0_tiny.bin", llama2c_v0(8, 8, 1, 2, 2, 256, 32))
+    pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % i for i in range(253)]
+    for name, score in (("tok_nan_scores.bin", float("nan")), ("tok_inf_scores.bin", float("inf"))):
+        write(name, struct.pack("<i", max(map(len, pieces))) +
+              b"".join(struct.pack("<fi", score, len(p)) + p for p in pieces))
     # text (the runner's eval rows read it with the bytes tokenizer)
     write("ckpt_eval.txt", b"one two three\n\nfour five six seven\n")
     write("ckpt_eval.ini", b"; tests/fuzz/regress/ckpt.tsv: eval rows (paths relative to this folder)\n"
