@@ -380,7 +380,12 @@ static pe_status data_read_idx_file(const char *path, const char *key, uint32_t 
                          dims[i], INT_MAX);
             goto done;
         }
-        total *= dims[i]; /* <= (2^31)^3 < 2^64 */
+        if (__builtin_mul_overflow(total, (uint64_t)dims[i], &total)) { /* (2^31)^3 does not fit in 64 bits */
+            st = pe_fail(err, PE_ERR_INPUT, "%s: the dimensions %u x %u x %u promise more than 2^64 bytes: the header is "
+                         "corrupt; re-download or reinstall it (check %s)", path, be[1], n_dims > 1 ? be[2] : 1,
+                         n_dims > 2 ? be[3] : 1, key);
+            goto done;
+        }
     }
     /* the promised size against what the file can hold, before allocating it: a raw file holds
      * exactly header + data; deflate expands at most 1032:1, so a gzip file of n bytes holds at most
