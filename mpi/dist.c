@@ -213,20 +213,6 @@ static void task_members(const coord_state *cs, int task, int *k0, int *kb) {
     *kb = cs->K - *k0 < cs->block ? cs->K - *k0 : cs->block;
 }
 
-/* The values of a task's rows, before they are merged: ens_rows_check with the bounds of units
- * [u0, u0 + n) (sum of T^2 for connection counts, the longest T for agreement counts); finite = 1
- * for a journal record. */
-static pe_status rows_check(const coord_state *cs, int u0, int n, const msgpack_object *o, int finite, pe_err *err) {
-    const dist_job *jb = cs->jb;
-    int64_t bound = 0, tmax = 0;
-    for (int u = u0; u < u0 + n; u++) {
-        int64_t T = jb->td ? jb->td->seqs[u].len : jb->m->cfg.seq_len;
-        bound += T * T;
-        if (T > tmax) tmax = T;
-    }
-    return ens_rows_check(o, n, bound, tmax, finite, err);
-}
-
 /* accept the rows of one task (from the journal or a worker), after checking they are that task */
 static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_err *err) {
     coord_state *cs = ctx;
@@ -240,7 +226,8 @@ static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_er
         return pe_fail(err, PE_ERR_INPUT, "task %d: rows cover units [%lld, +%lld) members [%lld, +%lld), expected "
                        "[%d, +%d) and [%d, +%d)", task, (long long)mint(o, "u0", -1), (long long)mint(o, "n", -1),
                        (long long)mint(o, "k0", -1), (long long)mint(o, "kb", -1), u0, n, k0, kb);
-    pe_status st = rows_check(cs, u0, n, o, !cs->live, err);
+    /* the values (ens_rows_check); a journal record's numbers must also be finite */
+    pe_status st = ens_rows_check(o, cs->jb->m, cs->jb->td, u0, n, !cs->live, err);
     if (!st) st = ens_rows_merge(cs->all, rows_object, err);
     if (!st) cs->done[task] = 1;
     return st;

@@ -215,3 +215,13 @@ const char *pe_path_tidy(const char *path, char *buf, size_t n) {
     buf[used] = '\0';
     return buf;
 }
+
+pe_status pe_read_file_for(const char *path, char **out, size_t *len, const char *what, pe_err *err) {
+    pe_status st = pe_read_file(path, out, len, err);
+    if (st != PE_OK && err) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err->msg, sizeof msg);
+        pe_fail(err, st, "%s (%s)", msg, what);
+    }
+    return st;
+}

@@ -38,6 +38,9 @@ void *pe_calloc(size_t n, size_t size, pe_err *err, const char *what);
 pe_status pe_write_file_atomic(const char *path, const void *data, size_t len, pe_err *err);
 /* Read a whole file into a malloc'ed, NUL-terminated buffer. */
 pe_status pe_read_file(const char *path, char **out, size_t *len, pe_err *err);
+/* pe_read_file, and on failure the message ends with " (" what ")": which setting named the file,
+ * e.g. "the text dataset set by [data] path" */
+pe_status pe_read_file_for(const char *path, char **out, size_t *len, const char *what, pe_err *err);
 /* mkdir -p */
 pe_status pe_mkdir_p(const char *path, pe_err *err);
 

@@ -220,15 +220,8 @@ pe_status data_load_text_span(text_dataset *d, const char *path, const tokenizer
         return pe_fail(err, PE_ERR_INPUT, "%s: unknown text mode %d: expected documents or windows", path, (int)mode);
     char *buf = NULL;
     size_t n = 0;
-    pe_status st = pe_read_file(path, &buf, &n, err);
-    if (st != PE_OK) {
-        if (err) {
-            char msg[sizeof err->msg];
-            memcpy(msg, err->msg, sizeof msg);
-            pe_fail(err, st, "%s (the text dataset set by [data] path)", msg);
-        }
-        return st;
-    }
+    pe_status st = pe_read_file_for(path, &buf, &n, "the text dataset set by [data] path", err);
+    if (st != PE_OK) return st;
     st = data_check_text(path, buf, n, err); /* the whole file, whatever the span */
     if (st != PE_OK) {
         free(buf);
@@ -325,15 +318,10 @@ static pe_status data_read_idx_file(const char *path, const char *key, uint32_t 
     *data = NULL;
     char  *raw = NULL;
     size_t n = 0;
-    pe_status st = pe_read_file(path, &raw, &n, err);
-    if (st != PE_OK) {
-        if (err) {
-            char msg[sizeof err->msg];
-            memcpy(msg, err->msg, sizeof msg);
-            pe_fail(err, st, "%s (the IDX file set by %s)", msg, key);
-        }
-        return st;
-    }
+    char what[64];
+    snprintf(what, sizeof what, "the IDX file set by %s", key);
+    pe_status st = pe_read_file_for(path, &raw, &n, what, err);
+    if (st != PE_OK) return st;
     const uint8_t *b = (const uint8_t *)raw;
     int     gz = n >= 2 && b[0] == 0x1f && b[1] == 0x8b;
     data_gz g;

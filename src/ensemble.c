@@ -813,8 +813,15 @@ static int rows_key_is(const msgpack_object *k, const char *s) {
     return k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(s) && !memcmp(k->via.str.ptr, s, strlen(s));
 }
 
-pe_status ens_rows_check(const void *object, int n, int64_t bound, int64_t tmax, int finite, pe_err *err) {
+pe_status ens_rows_check(const void *object, const model *m, const text_dataset *td, int u0, int n, int finite,
+                         pe_err *err) {
     const msgpack_object *o = object;
+    int64_t bound = 0, tmax = 0; /* sum of T^2 over the units (connection counts), the longest T (agreement) */
+    for (int u = u0; u < u0 + n; u++) {
+        int64_t T = td ? td->seqs[u].len : m->cfg.seq_len;
+        bound += T * T;
+        if (T > tmax) tmax = T;
+    }
     if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "the rows are not a map");
     /* xh, xb: importance features, NaN where a unit has no connection of that head or band (a sentinel) */
     static const char *const f64s[] = {"mem", "lp", "curve", "kl", "xh", "xb", "mcc", "ccc", "dcc", "dense", "att", "abl"};

@@ -114,14 +114,15 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
 pe_status ens_images_rows_run(ens_rows *rw, const model *m, const image_dataset *d, const pw_config *c,
                               const ens_options *o, pe_err *err);
 void      ens_rows_pack(const ens_rows *rw, void *msgpack_packer);
-/* The values of packed rows (object: a msgpack_object*) of n units, before they are merged: every
- * connection count is within what the units can have (0 <= kept <= allowed <= bound, the sum of
- * T^2 over the units, so no sum can overflow and no kept fraction can leave [0, 1]), agreement
- * counts are within [0, tmax], and with finite = 1 (a journal record) every loss, KL, confidence
- * and attention statistic is finite: a model that yields NaN does so again when the task is
- * redone, so a NaN there in a journal can only be damage. Used by the coordinator (mpi/dist.c)
- * and the journal fuzz harness. */
-pe_status ens_rows_check(const void *object, int n, int64_t bound, int64_t tmax, int finite, pe_err *err);
+/* The values of packed rows (object: a msgpack_object*) of units [u0, u0 + n) (documents or windows
+ * of td, or images of m when td is NULL), before they are merged: every connection count is within
+ * what the units can have (0 <= kept <= allowed <= the sum of T^2 over the units, so no sum can
+ * overflow and no kept fraction can leave [0, 1]), agreement counts are within [0, longest T], and
+ * with finite = 1 (a journal record) every loss, KL, confidence and attention statistic is finite:
+ * a model that yields NaN does so again when the task is redone, so a NaN there in a journal can
+ * only be damage. Used by the coordinator (mpi/dist.c) and the journal fuzz harness. */
+pe_status ens_rows_check(const void *object, const model *m, const text_dataset *td, int u0, int n, int finite,
+                         pe_err *err);
 /* object: a msgpack_object* of a packed ens_rows; merged into `all` (rows of every unit) */
 pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err);
 pe_status ens_text_reduce(ens_lm_result *r, ens_rows *all, const text_dataset *d, const ens_options *o, pe_err *err);

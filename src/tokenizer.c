@@ -123,15 +123,8 @@ pe_status tok_init_llama2c(tokenizer *t, const char *path, int vocab_size, pe_er
                        "tokenizer; use tokenizer = bytes for byte-level models", path, vocab_size);
     char *raw = NULL;
     size_t n = 0;
-    pe_status st = pe_read_file(path, &raw, &n, err);
-    if (st != PE_OK) {
-        if (err) {
-            char msg[sizeof err->msg];
-            memcpy(msg, err->msg, sizeof msg);
-            pe_fail(err, st, "%s (the llama2.c tokenizer set by [model] tokenizer)", msg);
-        }
-        return st;
-    }
+    pe_status st = pe_read_file_for(path, &raw, &n, "the llama2.c tokenizer set by [model] tokenizer", err);
+    if (st != PE_OK) return st;
     const unsigned char *buf = (const unsigned char *)raw;
     if (n < 4) {
         free(raw);

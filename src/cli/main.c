@@ -656,6 +656,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
 #else
         est = ens_eval_text(&lr, &m, &td, &pc, &eo, &err);
 #endif
+        if (!est) est = eval_check_finite(lr.dense.sum_nll, &cfg, &err);
         if (est) {
             cJSON_Delete(root);
 #ifdef PATHENS_WITH_MPI
@@ -663,15 +664,6 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
             free(rn);
 #endif
             rc = est == PE_ERR_CHECKPOINT ? (int)PE_ERR_CHECKPOINT : die(&err);
-            goto done_data;
-        }
-        if (eval_check_finite(lr.dense.sum_nll, &cfg, &err)) {
-            cJSON_Delete(root);
-#ifdef PATHENS_WITH_MPI
-            free(rt);
-            free(rn);
-#endif
-            rc = die(&err);
             goto done_data;
         }
         cJSON_AddStringToObject(dj, "kind", "text");
@@ -718,6 +710,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
 #else
         est = ens_eval_images(&cr, &m, &id, &pc, &eo, &err);
 #endif
+        if (!est) est = eval_check_finite(cr.dense.sum_nll, &cfg, &err);
         if (est) {
             cJSON_Delete(root);
 #ifdef PATHENS_WITH_MPI
@@ -725,15 +718,6 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
             free(rn);
 #endif
             rc = est == PE_ERR_CHECKPOINT ? (int)PE_ERR_CHECKPOINT : die(&err);
-            goto done_data;
-        }
-        if (eval_check_finite(cr.dense.sum_nll, &cfg, &err)) {
-            cJSON_Delete(root);
-#ifdef PATHENS_WITH_MPI
-            free(rt);
-            free(rn);
-#endif
-            rc = die(&err);
             goto done_data;
         }
         cJSON_AddStringToObject(dj, "kind", "images");

@@ -136,13 +136,7 @@ static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_er
     const msgpack_object *o = rows_object;
     if (mint(o, "u0") != u0 || mint(o, "n") != n || mint(o, "k0") != k0 || mint(o, "kb") != kb)
         return pe_fail(err, PE_ERR_INPUT, "task %d: rows of another task", task);
-    int64_t bound = 0, tmax = 0; /* rows_check in mpi/dist.c: the units' bounds, then the core check */
-    for (int u = u0; u < u0 + n; u++) {
-        int64_t T = cs->su->td ? cs->su->td->seqs[u].len : cs->su->m->cfg.seq_len;
-        bound += T * T;
-        if (T > tmax) tmax = T;
-    }
-    pe_status st = ens_rows_check(rows_object, n, bound, tmax, 1, err);
+    pe_status st = ens_rows_check(rows_object, cs->su->m, cs->su->td, u0, n, 1, err); /* as mpi/dist.c */
     if (!st) st = ens_rows_merge(cs->all, rows_object, err);
     if (!st) cs->done[task] = 1;
     return st;
