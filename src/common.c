@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -224,4 +225,29 @@ pe_status pe_read_file_for(const char *path, char **out, size_t *len, const char
         pe_fail(err, st, "%s (%s)", msg, what);
     }
     return st;
+}
+
+int pe_remove_tree(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(sb.st_mode)) return unlink(path);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        size_t n = strlen(path) + strlen(e->d_name) + 2;
+        char  *sub = malloc(n);
+        if (!sub) {
+            errno = ENOMEM;
+            rc = -1;
+            break;
+        }
+        snprintf(sub, n, "%s/%s", path, e->d_name);
+        rc = pe_remove_tree(sub);
+        free(sub);
+    }
+    closedir(d);
+    return rc ? rc : rmdir(path);
 }

@@ -36,6 +36,9 @@ void *pe_calloc(size_t n, size_t size, pe_err *err, const char *what);
 /* Write a whole buffer to `path` atomically: write path.tmp.<pid>, fsync, rename.
  * No half-written file is ever left under `path`. */
 pe_status pe_write_file_atomic(const char *path, const void *data, size_t len, pe_err *err);
+/* rm -r path: a file, or a folder and everything under it (symbolic links are removed, never
+ * followed). 0 on success or when path does not exist; -1 with errno set otherwise. */
+int pe_remove_tree(const char *path);
 /* Read a whole file into a malloc'ed, NUL-terminated buffer. */
 pe_status pe_read_file(const char *path, char **out, size_t *len, pe_err *err);
 /* pe_read_file, and on failure the message ends with " (" what ")": which setting named the file,

@@ -67,20 +67,6 @@ static pe_status save_model_dir(const train_params *p, const char *dir, pe_err *
     return st ? st : train_params_save(p, NULL, path, "", err);
 }
 
-static void remove_dir_files(const char *dir) {
-    DIR *dd = opendir(dir);
-    if (!dd) return;
-    struct dirent *e;
-    char path[4700];
-    while ((e = readdir(dd))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(dd);
-    rmdir(dir);
-}
-
 /* run.out/checkpoint/step-N/{model.safetensors, config.json, adam_m.safetensors,
  * adam_v.safetensors, state.json}, then
  * LATEST (atomic) names it, then the previous one is removed. A kill at any point leaves LATEST
@@ -118,9 +104,13 @@ static pe_status save_checkpoint(const train_params *p, const float *m, const fl
         snprintf(name, sizeof name, "step-%08lld", (long long)step);
         snprintf(path, sizeof path, "%s/LATEST", ck);
         st = write_text(path, name, err);
-        if (!st && prev[0] && strcmp(prev, name)) {
+        /* the previous checkpoint goes, but only a folder named as this code names them (step-DIGITS):
+         * a damaged LATEST must never make it remove anything else */
+        prev[strcspn(prev, "\r\n")] = '\0';
+        int ours = !strncmp(prev, "step-", 5) && prev[5] && strspn(prev + 5, "0123456789") == strlen(prev + 5);
+        if (!st && ours && strcmp(prev, name)) {
             snprintf(path, sizeof path, "%s/%s", ck, prev);
-            remove_dir_files(path);
+            pe_remove_tree(path);
         }
     }
     return st;

@@ -35,25 +35,6 @@ static void train_on_signal(int sig) {
     train_stop = sig;
 }
 
-/* rm -r path (no symlink followed); 0 on success or when it does not exist */
-static int remove_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(sb.st_mode)) return unlink(path);
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    struct dirent *e;
-    int rc = 0;
-    while (!rc && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[4400];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rc = remove_tree(sub);
-    }
-    closedir(d);
-    return rc ? rc : rmdir(path);
-}
-
 /* rank 0: what run.out holds decides: 0 go on, or an exit code (message printed) */
 static int train_run_out(const pe_config *cfg, int resume, int overwrite, int quiet) {
     char path[4400];
@@ -64,7 +45,7 @@ static int train_run_out(const pe_config *cfg, int resume, int overwrite, int qu
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
             snprintf(path, sizeof path, "%s/%s", cfg->run_out, names[i]);
             if (access(path, F_OK) != 0) continue;
-            if (remove_tree(path) != 0) {
+            if (pe_remove_tree(path) != 0) {
                 fprintf(stderr, "pathens: error: --overwrite: cannot remove %s (%s); remove it yourself\n", path,
                         strerror(errno));
                 return PE_ERR_INPUT;
