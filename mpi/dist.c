@@ -233,18 +233,6 @@ static pe_status accept_rows(void *ctx, int task, const void *rows_object, pe_er
     return st;
 }
 
-static void pack_task_record(msgpack_sbuffer *sb, int task, const msgpack_object *rows) {
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "t", 1);
-    msgpack_pack_str_with_body(&pk, "task", 4);
-    msgpack_pack_str_with_body(&pk, "task", 4);
-    msgpack_pack_int(&pk, task);
-    msgpack_pack_str_with_body(&pk, "rows", 4);
-    msgpack_pack_object(&pk, *rows);
-}
-
 typedef struct {
     double t0, last;
     int    tty, quiet, shown; /* shown: 1 + the done count last printed (0: none) */
@@ -409,7 +397,7 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
                 msgpack_unpack_next(&up, rb.data, rb.size, &off);
                 msgpack_sbuffer rec;
                 msgpack_sbuffer_init(&rec);
-                pack_task_record(&rec, task, &up.data);
+                journal_pack_task(&rec, task, &up.data);
                 st = journal_append(&jn, rec.data, rec.size, err);
                 if (!st) st = accept_rows(&cs, task, &up.data, err);
                 msgpack_sbuffer_destroy(&rec);
@@ -491,7 +479,7 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
                     } else {
                         msgpack_sbuffer rec;
                         msgpack_sbuffer_init(&rec);
-                        pack_task_record(&rec, got, &up.data);
+                        journal_pack_task(&rec, got, &up.data);
                         pe_err e2 = {0};
                         st = accept_rows(&cs, got, &up.data, &e2);
                         if (st) st = pe_fail(err, PE_ERR_INTERNAL, "rank 0: result of task %d rejected: %s", got, e2.msg);
@@ -586,7 +574,7 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
                 const msgpack_object *rows = proto_map_get(&up.data, "rows");
                 msgpack_sbuffer rec;
                 msgpack_sbuffer_init(&rec);
-                pack_task_record(&rec, task_done, rows);
+                journal_pack_task(&rec, task_done, rows);
                 pe_err e2 = {0};
                 st = accept_rows(&cs, task_done, rows, &e2);
                 if (st) st = pe_fail(err, PE_ERR_INTERNAL, "rank %d: result of task %d rejected: %s", from, task_done, e2.msg);

@@ -261,3 +261,15 @@ void journal_close(journal *j) {
     if (j->f) fclose(j->f);
     j->f = NULL;
 }
+
+void journal_pack_task(void *sb, int task, const void *rows) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "t", 1);
+    msgpack_pack_str_with_body(&pk, "task", 4);
+    msgpack_pack_str_with_body(&pk, "task", 4);
+    msgpack_pack_int(&pk, task);
+    msgpack_pack_str_with_body(&pk, "rows", 4);
+    msgpack_pack_object(&pk, *(const msgpack_object *)rows);
+}

@@ -36,6 +36,8 @@ pe_status journal_open(journal *j, const char *dir, uint64_t fingerprint, int n_
  * regular file. */
 pe_status journal_peek(const char *dir, int *exists, int *have_header, uint64_t *fingerprint, int *n_tasks,
                        pe_err *err);
-/* payload: a packed {"t": "task", "task": id, "rows": ...} */
+/* payload: a packed {"t": "task", "task": id, "rows": ...} (journal_pack_task) */
 pe_status journal_append(journal *j, const void *payload, size_t len, pe_err *err);
+/* append to sb (a msgpack_sbuffer*) the task record of task with its rows (a msgpack_object*) */
+void      journal_pack_task(void *sb, int task, const void *rows);
 void      journal_close(journal *j);

@@ -196,19 +196,11 @@ static void run(const uint8_t *data, size_t size, const setup_t *su, int which) 
         }
         msgpack_sbuffer rec;
         msgpack_sbuffer_init(&rec);
-        msgpack_packer pk;
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
         size_t off = 0;
         msgpack_unpack_next(&up, rb->data, rb->size, &off);
-        msgpack_packer_init(&pk, &rec, msgpack_sbuffer_write); /* mpi/dist.c pack_task_record */
-        msgpack_pack_map(&pk, 3);
-        msgpack_pack_str_with_body(&pk, "t", 1);
-        msgpack_pack_str_with_body(&pk, "task", 4);
-        msgpack_pack_str_with_body(&pk, "task", 4);
-        msgpack_pack_int(&pk, task);
-        msgpack_pack_str_with_body(&pk, "rows", 4);
-        msgpack_pack_object(&pk, up.data);
+        journal_pack_task(&rec, task, &up.data); /* as the coordinator does */
         st = journal_append(&jn, rec.data, rec.size, &err);
         if (!st) st = accept_rows(&cs, task, &up.data, &err);
         if (st) {
