@@ -22,11 +22,18 @@ const char *ckpt_dtype_name(ckpt_dtype d) {
     case CKPT_DTYPE_F32: return "F32";
     case CKPT_DTYPE_F16: return "F16";
     case CKPT_DTYPE_BF16: return "BF16";
+    case CKPT_DTYPE_BOOL: return "BOOL";
+    case CKPT_DTYPE_U8: return "U8";
     }
     return "?";
 }
 
-static size_t ckpt_dtype_size(ckpt_dtype d) { return d == CKPT_DTYPE_F32 ? 4 : 2; }
+static size_t ckpt_dtype_size(ckpt_dtype d) { return d == CKPT_DTYPE_F32 ? 4 : d >= CKPT_DTYPE_BOOL ? 1 : 2; }
+
+static const char *const HF_FAMILY_NAMES[CKPT_HF_N_FAMILIES] = {"", "gpt2", "llama", "mistral", "qwen2", "qwen3",
+                                                                "gpt_neox", "vit"};
+
+const char *ckpt_hf_family_name(int f) { return f >= 0 && f < CKPT_HF_N_FAMILIES ? HF_FAMILY_NAMES[f] : "?"; }
 
 float ckpt_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31;
@@ -61,6 +68,9 @@ const ckpt_tensor *ckpt_find(const ckpt_file *ck, const char *name) {
 }
 
 void ckpt_close(ckpt_file *ck) {
+    for (int i = 0; i < ck->n_shards; i++)
+        if (ck->shards[i].map && ck->shards[i].map != ck->map) munmap(ck->shards[i].map, ck->shards[i].size);
+    free(ck->shards);
     if (ck->map && ck->map != MAP_FAILED) munmap(ck->map, ck->map_size);
     free(ck->tensors);
     memset(ck, 0, sizeof *ck);
@@ -507,8 +517,201 @@ static pe_status config_from_hf_gpt2(model_config *c, const cJSON *root, const c
     return model_check_config(c, where, err);
 }
 
-pe_status ckpt_parse_config_json(model_config *c, int *hf_gpt2, const char *text, const char *where, pe_err *err) {
-    *hf_gpt2 = 0;
+/* ---- Hugging Face config.json of the other families (docs/models.md) ---------------------- */
+
+/* key lookups with HF's defaults: an absent key or null gives the default; a present key of the
+ * wrong type is refused with its name */
+static pe_status hf_int(const cJSON *root, const char *key, int dflt, int *out, const char *where, pe_err *err) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = dflt;
+        return PE_OK;
+    }
+    return json_get_int(it, out, where, err);
+}
+
+static pe_status hf_float(const cJSON *root, const char *key, float dflt, float *out, const char *where, pe_err *err) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = dflt;
+        return PE_OK;
+    }
+    return json_get_float(it, out, where, err);
+}
+
+static pe_status hf_bool(const cJSON *root, const char *key, int dflt, int *out, const char *where, pe_err *err) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) {
+        *out = dflt;
+        return PE_OK;
+    }
+    return json_get_bool(it, out, where, err);
+}
+
+static const char *hf_str(const cJSON *root, const char *key, const char *dflt) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    return cJSON_IsString(it) ? it->valuestring : dflt;
+}
+
+/* rope_scaling: null / absent / type "default" = none; "llama3" with its four numbers; any other
+ * type (linear, dynamic, yarn, longrope, ...) is refused */
+static pe_status hf_rope_scaling(model_config *c, const cJSON *root, const char *where, pe_err *err) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (!rs || cJSON_IsNull(rs)) return PE_OK;
+    if (!cJSON_IsObject(rs)) return pe_fail(err, PE_ERR_INPUT, "%s: \"rope_scaling\" must be an object or null", where);
+    const char *type = hf_str(rs, "rope_type", hf_str(rs, "type", "default"));
+    if (!strcmp(type, "default")) return PE_OK;
+    if (strcmp(type, "llama3"))
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s: rope_scaling type \"%s\" is not supported (pathens implements \"llama3\" and none); "
+                       "evaluate at the original context without it (remove rope_scaling) only if that is what you "
+                       "mean", where, type);
+    c->rope_scaling = MODEL_ROPE_SCALE_LLAMA3;
+    pe_status st = hf_float(rs, "factor", 8.0f, &c->rope_factor, where, err);
+    if (!st) st = hf_float(rs, "low_freq_factor", 1.0f, &c->rope_low_freq_factor, where, err);
+    if (!st) st = hf_float(rs, "high_freq_factor", 4.0f, &c->rope_high_freq_factor, where, err);
+    if (!st) st = hf_int(rs, "original_max_position_embeddings", 8192, &c->rope_orig_ctx, where, err);
+    return st;
+}
+
+/* llama, mistral, qwen2, qwen3: one decoder (RMSNorm, rotate_half RoPE, GQA, SwiGLU) */
+static pe_status config_from_hf_llama(model_config *c, int family, const cJSON *root, const char *where, pe_err *err) {
+    c->norm = MODEL_NORM_RMSNORM;
+    c->pos = MODEL_POS_ROPE;
+    c->rope_style = MODEL_ROPE_HALF;
+    c->mlp = MODEL_MLP_SWIGLU;
+    c->causal = 1;
+    c->input = MODEL_INPUT_TOKENS;
+    c->pixel_std = 1.0f;
+    int tied = 0, attn_bias = 0, head_dim = 0, use_sw = family == CKPT_HF_MISTRAL;
+    float partial = 1.0f;
+    pe_status st = hf_int(root, "hidden_size", 0, &c->dim, where, err);
+    if (!st) st = hf_int(root, "intermediate_size", 0, &c->hidden_dim, where, err);
+    if (!st) st = hf_int(root, "num_hidden_layers", 0, &c->n_layers, where, err);
+    if (!st) st = hf_int(root, "num_attention_heads", 0, &c->n_heads, where, err);
+    if (!st) st = hf_int(root, "num_key_value_heads", c->n_heads, &c->n_kv_heads, where, err);
+    if (!st) st = hf_int(root, "vocab_size", 0, &c->vocab_size, where, err);
+    if (!st) st = hf_int(root, "max_position_embeddings", 0, &c->seq_len, where, err);
+    if (!st) st = hf_float(root, "rms_norm_eps", 1e-6f, &c->norm_eps, where, err);
+    if (!st) st = hf_float(root, "rope_theta", 10000.0f, &c->rope_theta, where, err);
+    if (!st) st = hf_int(root, "head_dim", family == CKPT_HF_QWEN3 ? 128 : 0, &head_dim, where, err);
+    if (!st) st = hf_bool(root, "tie_word_embeddings", 0, &tied, where, err);
+    if (!st) st = hf_bool(root, "attention_bias", 0, &attn_bias, where, err);
+    if (!st) st = hf_bool(root, "mlp_bias", 0, &c->mlp_bias, where, err);
+    if (!st) st = hf_float(root, "partial_rotary_factor", 1.0f, &partial, where, err);
+    if (!st && family != CKPT_HF_MISTRAL) st = hf_bool(root, "use_sliding_window", 0, &use_sw, where, err);
+    if (!st && use_sw) st = hf_int(root, "sliding_window", 0, &c->sliding_window, where, err);
+    if (!st) st = hf_rope_scaling(c, root, where, err);
+    if (st) return st;
+    const char *act = hf_str(root, "hidden_act", "silu");
+    if (strcmp(act, "silu") && strcmp(act, "swish"))
+        return pe_fail(err, PE_ERR_INPUT, "%s: hidden_act \"%s\" is not supported for %s (silu is: the SwiGLU MLP)", where,
+                       act, ckpt_hf_family_name(family));
+    if (partial != 1.0f)
+        return pe_fail(err, PE_ERR_INPUT, "%s: partial_rotary_factor %g is not supported for %s (1 is)", where,
+                       (double)partial, ckpt_hf_family_name(family));
+    if (c->n_heads > 0 && head_dim > 0 && head_dim * c->n_heads != c->dim) c->head_dim = head_dim;
+    if (c->n_heads > 0 && head_dim == 0 && c->dim % c->n_heads)
+        return pe_fail(err, PE_ERR_INPUT, "%s: hidden_size %d is not a multiple of num_attention_heads %d and no "
+                       "head_dim is given", where, c->dim, c->n_heads);
+    if (c->sliding_window < 0) c->sliding_window = 0;
+    c->head = tied ? MODEL_HEAD_LM_TIED : MODEL_HEAD_LM;
+    if (family == CKPT_HF_QWEN2) c->qkv_bias = 1; /* Qwen2Attention: bias on q, k, v; none on o */
+    else c->qkv_bias = c->o_bias = attn_bias;
+    c->qk_norm = family == CKPT_HF_QWEN3;
+    return model_check_config(c, where, err);
+}
+
+static pe_status config_from_hf_neox(model_config *c, const cJSON *root, const char *where, pe_err *err) {
+    c->norm = MODEL_NORM_LAYERNORM;
+    c->pos = MODEL_POS_ROPE;
+    c->rope_style = MODEL_ROPE_HALF;
+    c->causal = 1;
+    c->bias = 1;
+    c->input = MODEL_INPUT_TOKENS;
+    c->pixel_std = 1.0f;
+    int tied = 0, attn_bias = 1;
+    float pct = 0.25f, base = 10000.0f;
+    pe_status st = hf_int(root, "hidden_size", 0, &c->dim, where, err);
+    if (!st) st = hf_int(root, "intermediate_size", 0, &c->hidden_dim, where, err);
+    if (!st) st = hf_int(root, "num_hidden_layers", 0, &c->n_layers, where, err);
+    if (!st) st = hf_int(root, "num_attention_heads", 0, &c->n_heads, where, err);
+    if (!st) st = hf_int(root, "vocab_size", 0, &c->vocab_size, where, err);
+    if (!st) st = hf_int(root, "max_position_embeddings", 0, &c->seq_len, where, err);
+    if (!st) st = hf_float(root, "layer_norm_eps", 1e-5f, &c->norm_eps, where, err);
+    if (!st) st = hf_float(root, "rotary_pct", 0.25f, &pct, where, err);
+    if (!st) st = hf_float(root, "partial_rotary_factor", pct, &pct, where, err);
+    if (!st) st = hf_float(root, "rotary_emb_base", 10000.0f, &base, where, err);
+    if (!st) st = hf_float(root, "rope_theta", base, &c->rope_theta, where, err);
+    if (!st) st = hf_bool(root, "use_parallel_residual", 1, &c->parallel_residual, where, err);
+    if (!st) st = hf_bool(root, "tie_word_embeddings", 0, &tied, where, err);
+    if (!st) st = hf_bool(root, "attention_bias", 1, &attn_bias, where, err);
+    if (!st) st = hf_rope_scaling(c, root, where, err);
+    if (st) return st;
+    c->n_kv_heads = c->n_heads;
+    const char *act = hf_str(root, "hidden_act", "gelu");
+    if (!strcmp(act, "gelu")) c->mlp = MODEL_MLP_GELU;
+    else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh")) c->mlp = MODEL_MLP_GELU_TANH;
+    else
+        return pe_fail(err, PE_ERR_INPUT, "%s: hidden_act \"%s\" is not supported for gpt_neox (gelu, gelu_new)", where,
+                       act);
+    if (!attn_bias)
+        return pe_fail(err, PE_ERR_INPUT, "%s: attention_bias false is not supported for gpt_neox (Pythia has biases)",
+                       where);
+    if (c->n_heads <= 0 || c->dim <= 0 || c->dim % c->n_heads)
+        return pe_fail(err, PE_ERR_INPUT, "%s: hidden_size %d must be a positive multiple of num_attention_heads %d", where,
+                       c->dim, c->n_heads);
+    if (!(pct > 0.0f && pct <= 1.0f))
+        return pe_fail(err, PE_ERR_INPUT, "%s: rotary_pct %g must be in (0, 1]", where, (double)pct);
+    int hs = c->dim / c->n_heads, rot = (int)((float)hs * pct); /* HF: int(head_size * rotary_pct) */
+    if (rot != hs) c->rotary_dim = rot;
+    if (rot < 2 || rot % 2)
+        return pe_fail(err, PE_ERR_INPUT, "%s: rotary_pct %g of head size %d gives %d rotary dims; RoPE needs an even "
+                       "number >= 2", where, (double)pct, hs, rot);
+    c->head = tied ? MODEL_HEAD_LM_TIED : MODEL_HEAD_LM;
+    return model_check_config(c, where, err);
+}
+
+static pe_status config_from_hf_vit(model_config *c, const cJSON *root, const char *where, pe_err *err) {
+    c->norm = MODEL_NORM_LAYERNORM;
+    c->pos = MODEL_POS_LEARNED;
+    c->mlp = MODEL_MLP_GELU;
+    c->causal = 0;
+    c->bias = 1;
+    c->head = MODEL_HEAD_CLS_TOKEN;
+    c->input = MODEL_INPUT_PATCHES;
+    c->pixel_mean = 0.5f; /* ViTImageProcessor's defaults; preprocessor_config.json overrides */
+    c->pixel_std = 0.5f;
+    int qkv_bias = 1;
+    pe_status st = hf_int(root, "hidden_size", 768, &c->dim, where, err);
+    if (!st) st = hf_int(root, "intermediate_size", 3072, &c->hidden_dim, where, err);
+    if (!st) st = hf_int(root, "num_hidden_layers", 12, &c->n_layers, where, err);
+    if (!st) st = hf_int(root, "num_attention_heads", 12, &c->n_heads, where, err);
+    if (!st) st = hf_float(root, "layer_norm_eps", 1e-12f, &c->norm_eps, where, err);
+    if (!st) st = hf_int(root, "image_size", 224, &c->image_size, where, err);
+    if (!st) st = hf_int(root, "patch_size", 16, &c->patch_size, where, err);
+    if (!st) st = hf_int(root, "num_channels", 3, &c->channels, where, err);
+    if (!st) st = hf_bool(root, "qkv_bias", 1, &qkv_bias, where, err);
+    if (st) return st;
+    c->n_kv_heads = c->n_heads;
+    const char *act = hf_str(root, "hidden_act", "gelu");
+    if (!strcmp(act, "gelu")) c->mlp = MODEL_MLP_GELU;
+    else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh")) c->mlp = MODEL_MLP_GELU_TANH;
+    else return pe_fail(err, PE_ERR_INPUT, "%s: hidden_act \"%s\" is not supported for vit (gelu, gelu_new)", where, act);
+    if (!qkv_bias) return pe_fail(err, PE_ERR_INPUT, "%s: qkv_bias false is not supported for vit", where);
+    /* classes: id2label's size (HF writes it), else num_labels, else 2 (PretrainedConfig's default) */
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "id2label");
+    if (cJSON_IsObject(labels)) c->n_classes = cJSON_GetArraySize(labels);
+    else if ((st = hf_int(root, "num_labels", 2, &c->n_classes, where, err))) return st;
+    if (c->patch_size > 0 && c->image_size > 0 && c->image_size <= MODEL_MAX_IMAGE) {
+        int per = c->image_size / c->patch_size;
+        c->seq_len = per * per + 1;
+    }
+    return model_check_config(c, where, err);
+}
+
+pe_status ckpt_parse_config_json(model_config *c, int *hf_family, const char *text, const char *where, pe_err *err) {
+    *hf_family = CKPT_HF_NONE;
     cJSON *root = cJSON_Parse(text);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -517,15 +720,23 @@ pe_status ckpt_parse_config_json(model_config *c, int *hf_gpt2, const char *text
     }
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (cJSON_IsString(mt)) {
+        int fam = CKPT_HF_NONE;
+        for (int f = 1; f < CKPT_HF_N_FAMILIES; f++)
+            if (!strcmp(mt->valuestring, HF_FAMILY_NAMES[f])) fam = f;
         pe_status st;
-        if (strcmp(mt->valuestring, "gpt2") == 0) {
-            *hf_gpt2 = 1;
-            st = config_from_hf_gpt2(c, root, where, err);
-        } else {
+        char      w2[4200]; /* messages name the family: "config.json (model_type llama)" */
+        snprintf(w2, sizeof w2, "%s (model_type %s)", where, mt->valuestring);
+        memset(c, 0, sizeof *c);
+        if (fam == CKPT_HF_GPT2) st = config_from_hf_gpt2(c, root, where, err);
+        else if (fam == CKPT_HF_GPT_NEOX) st = config_from_hf_neox(c, root, w2, err);
+        else if (fam == CKPT_HF_VIT) st = config_from_hf_vit(c, root, w2, err);
+        else if (fam != CKPT_HF_NONE) st = config_from_hf_llama(c, fam, root, w2, err);
+        else
             st = pe_fail(err, PE_ERR_INPUT,
-                         "%s: Hugging Face model_type \"%s\" is not supported (gpt2 is; or write a native "
-                         "pathens config.json, docs/formats.md)", where, mt->valuestring);
-        }
+                         "%s: Hugging Face model_type \"%s\" is not supported (pathens reads gpt2, llama, mistral, "
+                         "qwen2, qwen3, gpt_neox and vit: docs/models.md; or write a native pathens config.json, "
+                         "docs/formats.md)", where, mt->valuestring);
+        if (!st) *hf_family = fam;
         cJSON_Delete(root);
         return st;
     }
@@ -647,17 +858,18 @@ static int json_offset(const cJSON *x, uint64_t *out) {
 
 /* Like the safetensors library: the tensors, sorted by offset, tile the data section exactly —
  * no overlap (two names for one byte), no gap, nothing after the last tensor; names unique. */
-static pe_status safetensors_check_layout(ckpt_file *ck, const unsigned char *data0, size_t data_len, pe_err *err) {
-    int n = ck->n_tensors;
+static pe_status safetensors_check_layout(ckpt_file *ck, int first, const char *path, const unsigned char *data0,
+                                          size_t data_len, pe_err *err) {
+    int n = ck->n_tensors - first;
     const ckpt_tensor **v = pe_malloc((size_t)(n ? n : 1) * sizeof *v, err, "safetensors tensor index");
     if (!v) return PE_ERR_INTERNAL;
-    for (int i = 0; i < n; i++) v[i] = &ck->tensors[i];
+    for (int i = 0; i < n; i++) v[i] = &ck->tensors[first + i];
     pe_status st = PE_OK;
     qsort(v, (size_t)n, sizeof *v, cmp_by_name);
     for (int i = 1; i < n && !st; i++)
         if (!strcmp(v[i - 1]->name, v[i]->name))
             st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" appears twice in the safetensors header; the file is corrupt",
-                         ck->path, v[i]->name);
+                         path, v[i]->name);
     qsort(v, (size_t)n, sizeof *v, cmp_by_offset);
     /* overlaps first (the defect when a tensor was pointed at another's bytes), then gaps */
     size_t at = 0;
@@ -668,7 +880,7 @@ static pe_status safetensors_check_layout(ckpt_file *ck, const unsigned char *da
             st = pe_fail(err, PE_ERR_INPUT,
                          "%s: tensors \"%s\" (data_offsets [%zu, %zu]) and \"%s\" ([%zu, %zu]) overlap; in a safetensors "
                          "file every byte of the data section belongs to exactly one tensor: the header is corrupt",
-                         ck->path, prev->name, (size_t)((const unsigned char *)prev->data - data0),
+                         path, prev->name, (size_t)((const unsigned char *)prev->data - data0),
                          (size_t)((const unsigned char *)prev->data - data0) + prev->nbytes, v[i]->name, b, e);
         if (e > at) at = e, prev = v[i];
     }
@@ -678,7 +890,7 @@ static pe_status safetensors_check_layout(ckpt_file *ck, const unsigned char *da
         if (b > at)
             st = pe_fail(err, PE_ERR_INPUT,
                          "%s: bytes [%zu, %zu) of the data section belong to no tensor (a gap before \"%s\"); a safetensors "
-                         "file's tensors cover its data section without gaps: the header is corrupt", ck->path, at, b,
+                         "file's tensors cover its data section without gaps: the header is corrupt", path, at, b,
                          v[i]->name);
         at = b + v[i]->nbytes;
     }
@@ -686,26 +898,28 @@ static pe_status safetensors_check_layout(ckpt_file *ck, const unsigned char *da
         st = pe_fail(err, PE_ERR_INPUT,
                      "%s: %zu bytes after the last tensor (the tensors end at data offset %zu, the data section holds %zu "
                      "bytes); a safetensors file ends with its last tensor: trailing bytes were appended or the header is "
-                     "wrong", ck->path, data_len - at, at, data_len);
+                     "wrong", path, data_len - at, at, data_len);
     free(v);
     return st;
 }
 
-static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, pe_err *err) {
-    snprintf(ck->format, sizeof ck->format, "safetensors");
-    const unsigned char *p = ck->map;
+/* The tensors of one safetensors file p (size bytes) at `path`, appended to ck's directory with
+ * shard index `shard`; *cap: the directory's capacity. */
+static pe_status safetensors_read_header(ckpt_file *ck, int shard, const char *path, const unsigned char *p, size_t size,
+                                         int *cap, pe_err *err) {
     uint64_t hlen = 0;
     char     why[320];
-    if (sniff_safetensors(p, ck->map_size, &hlen, why, sizeof why))
-        return pe_fail(err, PE_ERR_INPUT, "%s is not a safetensors checkpoint: %s; %s", ck->path, why,
+    int      first = ck->n_tensors;
+    if (sniff_safetensors(p, size, &hlen, why, sizeof why))
+        return pe_fail(err, PE_ERR_INPUT, "%s is not a safetensors checkpoint: %s; %s", path, why,
                        SAFETENSORS_ACCEPTS);
-    size_t data0 = 8 + (size_t)hlen, data_len = ck->map_size - data0;
+    size_t data0 = 8 + (size_t)hlen, data_len = size - data0;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts((const char *)p + 8, (size_t)hlen, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return pe_fail(err, PE_ERR_INPUT, "%s is not a safetensors checkpoint: its %llu-byte header is not a JSON object "
-                       "(parse error at header byte %lld); %s", ck->path, (unsigned long long)hlen,
+                       "(parse error at header byte %lld); %s", path, (unsigned long long)hlen,
                        !root && cJSON_GetErrorPtr() ? (long long)(cJSON_GetErrorPtr() - (const char *)p - 8) : -1LL,
                        SAFETENSORS_ACCEPTS);
     }
@@ -716,15 +930,14 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
             return pe_fail(err, PE_ERR_INPUT,
                            "%s: the safetensors header's JSON object ends at header byte %zu, but byte %zu after it is "
                            "0x%02x, not a padding space (only spaces may follow the object): the header is corrupt",
-                           ck->path, (size_t)(end - (const char *)p - 8), off, (unsigned)(unsigned char)*q);
+                           path, (size_t)(end - (const char *)p - 8), off, (unsigned)(unsigned char)*q);
         }
-    int cap = 0;
     pe_status st = PE_OK;
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
         if (strcmp(it->string, "__metadata__") == 0) continue;
         if (strlen(it->string) >= sizeof ck->tensors[0].name) {
-            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor name too long: %.60s...", ck->path, it->string);
+            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor name too long: %.60s...", path, it->string);
             break;
         }
         const cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
@@ -732,21 +945,23 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
         const cJSON *of = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
         if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2) {
             st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\": header entry needs dtype, shape and data_offsets [begin, end]",
-                         ck->path, it->string);
+                         path, it->string);
             break;
         }
         ckpt_dtype dtype;
         if (!strcmp(dt->valuestring, "F32")) dtype = CKPT_DTYPE_F32;
         else if (!strcmp(dt->valuestring, "F16")) dtype = CKPT_DTYPE_F16;
         else if (!strcmp(dt->valuestring, "BF16")) dtype = CKPT_DTYPE_BF16;
+        else if (!strcmp(dt->valuestring, "BOOL")) dtype = CKPT_DTYPE_BOOL; /* export buffers (model_init) */
+        else if (!strcmp(dt->valuestring, "U8")) dtype = CKPT_DTYPE_U8;
         else {
             st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" has dtype %s; pathens reads F32, F16 and BF16; convert it",
-                         ck->path, it->string, dt->valuestring);
+                         path, it->string, dt->valuestring);
             break;
         }
         int ndim = cJSON_GetArraySize(sh);
         if (ndim > 4) {
-            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" has %d dims; at most 4 supported", ck->path, it->string, ndim);
+            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" has %d dims; at most 4 supported", path, it->string, ndim);
             break;
         }
         int64_t shape[4] = {0}, numel = 1;
@@ -754,27 +969,27 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
             const cJSON *x = cJSON_GetArrayItem(sh, d);
             if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0) || x->valuedouble > 1e12 || x->valuedouble != floor(x->valuedouble))
                 st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\": bad shape entry %d (dims are integers in [0, 10^12])",
-                             ck->path, it->string, d);
+                             path, it->string, d);
             else
                 shape[d] = (int64_t)x->valuedouble;
         }
         if (st) break;
         if (ckpt_numel(shape, ndim, (int64_t)1 << 40, &numel)) {
-            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" too large: its shape has more than 2^40 elements", ck->path,
+            st = pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" too large: its shape has more than 2^40 elements", path,
                          it->string);
             break;
         }
         uint64_t bo, eo;
         if (json_offset(cJSON_GetArrayItem(of, 0), &bo) || json_offset(cJSON_GetArrayItem(of, 1), &eo) || eo < bo) {
             st = pe_fail(err, PE_ERR_INPUT,
-                         "%s: tensor \"%s\": data_offsets must be [begin, end], integers with 0 <= begin <= end", ck->path,
+                         "%s: tensor \"%s\": data_offsets must be [begin, end], integers with 0 <= begin <= end", path,
                          it->string);
             break;
         }
         if (eo > data_len) {
             st = pe_fail(err, PE_ERR_INPUT,
                          "%s: tensor \"%s\": data_offsets [%llu, %llu] out of range: the data section holds %zu bytes; "
-                         "the file is truncated or its header is wrong", ck->path, it->string, (unsigned long long)bo,
+                         "the file is truncated or its header is wrong", path, it->string, (unsigned long long)bo,
                          (unsigned long long)eo, data_len);
             break;
         }
@@ -782,28 +997,87 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
         size_t want   = (size_t)numel * ckpt_dtype_size(dtype); /* <= 2^42 */
         if (nbytes != want) {
             st = pe_fail(err, PE_ERR_INPUT,
-                         "%s: tensor \"%s\": shape and dtype %s need %zu bytes but data_offsets span %zu", ck->path,
+                         "%s: tensor \"%s\": shape and dtype %s need %zu bytes but data_offsets span %zu", path,
                          it->string, dt->valuestring, want, nbytes);
             break;
         }
         if (ck->n_tensors >= CKPT_MAX_TENSORS) {
-            st = pe_fail(err, PE_ERR_INPUT, "%s: more than %d tensors", ck->path, CKPT_MAX_TENSORS);
+            st = pe_fail(err, PE_ERR_INPUT, "%s: more than %d tensors", path, CKPT_MAX_TENSORS);
             break;
         }
-        if (!ckpt_add_tensor(ck, &cap, it->string, dtype, ndim, shape, p + data0 + (size_t)bo, nbytes, err)) {
+        ckpt_tensor *t = ckpt_add_tensor(ck, cap, it->string, dtype, ndim, shape, p + data0 + (size_t)bo, nbytes, err);
+        if (!t) {
             st = PE_ERR_INTERNAL;
             break;
         }
+        t->shard = shard;
     }
     cJSON_Delete(root);
-    if (!st) st = safetensors_check_layout(ck, p + data0, data_len, err);
-    if (st) return st;
+    if (!st) st = safetensors_check_layout(ck, first, path, p + data0, data_len, err);
+    return st;
+}
 
-    /* architecture from config.json */
+/* A ViT folder's preprocessor_config.json (beside config.json; absent: ViTImageProcessor's 0.5 /
+ * 0.5): pixels become (x * rescale_factor - image_mean) / image_std. One mean and one std for all
+ * channels (pathens' pixel_mean / pixel_std); images are not resized: they must be image_size. */
+static pe_status ckpt_read_preprocessor(model_config *c, const char *config_json, pe_err *err) {
+    char path[4096];
+    const char *slash = strrchr(config_json, '/');
+    if (slash) snprintf(path, sizeof path, "%.*s/preprocessor_config.json", (int)(slash - config_json), config_json);
+    else snprintf(path, sizeof path, "preprocessor_config.json");
+    struct stat sst;
+    if (stat(path, &sst) != 0) return PE_OK;
+    char *text = NULL;
+    pe_status st = pe_read_file(path, &text, NULL, err);
+    if (st) return st;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return pe_fail(err, PE_ERR_INPUT, "%s: not a JSON object; fix or remove it (absent = mean 0.5, std 0.5)", path);
+    }
+    float rescale = 1.0f / 255.0f, v[2][MODEL_MAX_CHANNELS];
+    int   do_norm = 1, do_rescale = 1;
+    st = hf_float(root, "rescale_factor", rescale, &rescale, path, err);
+    if (!st) st = hf_bool(root, "do_normalize", 1, &do_norm, path, err);
+    if (!st) st = hf_bool(root, "do_rescale", 1, &do_rescale, path, err);
+    if (!st && (!do_rescale || fabsf(rescale * 255.0f - 1.0f) > 1e-6f))
+        st = pe_fail(err, PE_ERR_INPUT, "%s: rescale_factor %g (do_rescale %d): pathens scales pixels by 1/255 only",
+                     path, (double)rescale, do_rescale);
+    const char *keys[2] = {"image_mean", "image_std"};
+    for (int k = 0; k < 2 && !st; k++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, keys[k]);
+        int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+        if (!a) {
+            v[k][0] = 0.5f, n = 1;
+        } else if (cJSON_IsNumber(a)) {
+            st = json_get_float(a, &v[k][0], path, err), n = 1;
+        } else if (n < 1 || n > MODEL_MAX_CHANNELS) {
+            st = pe_fail(err, PE_ERR_INPUT, "%s: \"%s\" must be a number or a list of 1 to %d numbers", path, keys[k],
+                         MODEL_MAX_CHANNELS);
+        } else {
+            for (int i = 0; i < n && !st; i++) st = json_get_float(cJSON_GetArrayItem(a, i), &v[k][i], path, err);
+            for (int i = 1; i < n && !st; i++)
+                if (v[k][i] != v[k][0])
+                    st = pe_fail(err, PE_ERR_INPUT,
+                                 "%s: \"%s\" differs between channels (%g, %g, ...); pathens normalises every channel "
+                                 "alike: not supported yet", path, keys[k], (double)v[k][0], (double)v[k][i]);
+        }
+    }
+    cJSON_Delete(root);
+    if (st) return st;
+    c->pixel_mean = do_norm ? v[0][0] : 0.0f;
+    c->pixel_std  = do_norm ? v[1][0] : 1.0f;
+    return model_check_config(c, path, err);
+}
+
+/* the architecture from config.json: config_path, else config.json in `dir` */
+static pe_status ckpt_read_config(ckpt_file *ck, const char *dir, const char *config_path, pe_err *err) {
+
     char cpath[4096];
-    if (config_path && config_path[0]) {
-        snprintf(cpath, sizeof cpath, "%s", config_path);
-    } else {
+    if (config_path && config_path[0]) snprintf(cpath, sizeof cpath, "%s", config_path);
+    else if (dir) snprintf(cpath, sizeof cpath, "%s/config.json", dir);
+    else {
         const char *slash = strrchr(ck->path, '/');
         if (slash) snprintf(cpath, sizeof cpath, "%.*s/config.json", (int)(slash - ck->path), ck->path);
         else snprintf(cpath, sizeof cpath, "config.json");
@@ -817,8 +1091,187 @@ static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, p
         return pe_fail(err, PE_ERR_INPUT,
                        "%s: a safetensors model needs a config.json describing its architecture; cannot read %s "
                        "(put it beside the model or set [model] config)", ck->path, cpath);
-    st = ckpt_parse_config_json(&ck->cfg, &ck->hf_gpt2, text, cpath, err);
+    pe_status st = ckpt_parse_config_json(&ck->cfg, &ck->hf_family, text, cpath, err);
     free(text);
+    if (!st && ck->hf_family == CKPT_HF_VIT) st = ckpt_read_preprocessor(&ck->cfg, cpath, err);
+    return st;
+}
+
+static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, pe_err *err) {
+    snprintf(ck->format, sizeof ck->format, "safetensors");
+    int cap = 0;
+    pe_status st = safetensors_read_header(ck, 0, ck->path, ck->map, ck->map_size, &cap, err);
+    return st ? st : ckpt_read_config(ck, NULL, config_path, err);
+}
+
+/* ---- Hugging Face model folders ---------------------------------------------------------- */
+
+/* map one safetensors file of a folder read-only; `index` names the index file that lists it
+ * (NULL for a lone model.safetensors) */
+static pe_status folder_map(const char *path, const char *index, void **map, size_t *size, pe_err *err) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        if (index)
+            return pe_fail(err, PE_ERR_INPUT,
+                           "%s: cannot open this shard named in %s (%s); the download or copy of the model folder is "
+                           "incomplete: fetch every file the index names", path, index, strerror(errno));
+        return pe_fail(err, PE_ERR_INPUT, "%s: cannot open (%s)", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return pe_fail(err, PE_ERR_INPUT, "%s: not a regular file%s%s; the model folder is damaged", path,
+                       index ? ", named in " : "", index ? index : "");
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return pe_fail(err, PE_ERR_INPUT, "%s: empty file%s%s; the shard was not written or downloaded completely", path,
+                       index ? " named in " : "", index ? index : "");
+    }
+    *size = (size_t)st.st_size;
+    *map  = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (*map == MAP_FAILED) {
+        *map = NULL;
+        return pe_fail(err, PE_ERR_INTERNAL, "%s: mmap failed (%s)", path, strerror(errno));
+    }
+    return PE_OK;
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* a shard name from the index: a plain file name in the folder (no path, no "..") */
+static int shard_name_ok(const char *n) {
+    size_t len = strlen(n);
+    return len > 0 && len < sizeof ((ckpt_shard *)0)->name && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..");
+}
+
+/* model.safetensors.index.json: {"metadata": {...}, "weight_map": {tensor: shard file}}. Every
+ * shard is mapped and read; then every tensor must be in the shard the index names, and every
+ * tensor of a shard must be in the index. */
+static pe_status folder_open_index(ckpt_file *ck, const char *index_path, pe_err *err) {
+    char *text = NULL;
+    pe_status st = pe_read_file(index_path, &text, NULL, err);
+    if (st) return st;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!cJSON_IsObject(root) || !cJSON_IsObject(wm)) {
+        cJSON_Delete(root);
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s: not a safetensors index (a JSON object with a \"weight_map\" object {tensor name: shard file}); "
+                       "re-save the model with save_pretrained", index_path);
+    }
+    const cJSON *it;
+    int n_map = 0;
+    cJSON_ArrayForEach(it, wm) {
+        n_map++;
+        if (!cJSON_IsString(it) || !shard_name_ok(it->valuestring)) {
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s: weight_map[\"%s\"] must be the file name of a shard in the folder (no path, no \"..\"); "
+                         "the index is damaged", index_path, it->string);
+            break;
+        }
+        int known = 0;
+        for (int i = 0; i < ck->n_shards && !known; i++) known = !strcmp(ck->shards[i].name, it->valuestring);
+        if (known) continue;
+        ckpt_shard *ns = realloc(ck->shards, (size_t)(ck->n_shards + 1) * sizeof *ns);
+        if (!ns) {
+            st = pe_fail(err, PE_ERR_INTERNAL, "out of memory listing the shards of %s", index_path);
+            break;
+        }
+        ck->shards = ns;
+        memset(&ck->shards[ck->n_shards], 0, sizeof *ns);
+        snprintf(ck->shards[ck->n_shards++].name, sizeof ns->name, "%s", it->valuestring);
+    }
+    if (!st && n_map == 0)
+        st = pe_fail(err, PE_ERR_INPUT, "%s: weight_map is empty; the index names no tensor", index_path);
+    int cap = 0;
+    char spath[4352];
+    for (int i = 0; !st && i < ck->n_shards; i++) {
+        ckpt_shard *sh = &ck->shards[i];
+        snprintf(spath, sizeof spath, "%s/%s", ck->path, sh->name);
+        st = folder_map(spath, index_path, &sh->map, &sh->size, err);
+        if (!st) {
+            int before = ck->n_tensors;
+            st = safetensors_read_header(ck, i, spath, sh->map, sh->size, &cap, err);
+            sh->n_tensors = ck->n_tensors - before;
+        }
+    }
+    if (!st) {
+        ck->map      = ck->shards[0].map;
+        ck->map_size = ck->shards[0].size;
+    }
+    /* the index and the shards agree, tensor by tensor */
+    for (int i = 0; !st && i < ck->n_tensors; i++) {
+        const ckpt_tensor *t = &ck->tensors[i];
+        const cJSON *where = cJSON_GetObjectItemCaseSensitive(wm, t->name);
+        if (!cJSON_IsString(where))
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s/%s holds tensor \"%s\", which %s does not list; the shard and the index come from different "
+                         "saves: fetch the folder again", ck->path, ck->shards[t->shard].name, t->name, index_path);
+        else if (strcmp(where->valuestring, ck->shards[t->shard].name))
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s/%s holds tensor \"%s\", which %s places in %s; the shards and the index come from "
+                         "different saves: fetch the folder again", ck->path, ck->shards[t->shard].name, t->name,
+                         index_path, where->valuestring);
+    }
+    cJSON_ArrayForEach(it, wm) {
+        if (st) break;
+        int found = 0;
+        for (int i = 0; i < ck->n_tensors && !found; i++)
+            found = !strcmp(ck->tensors[i].name, it->string) && !strcmp(ck->shards[ck->tensors[i].shard].name, it->valuestring);
+        if (!found)
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s names tensor \"%s\" in shard %s, but %s/%s does not hold it; the shard is incomplete or from "
+                         "another save: fetch it again", index_path, it->string, it->valuestring, ck->path, it->valuestring);
+    }
+    cJSON_Delete(root);
+    return st;
+}
+
+/* A folder as save_pretrained writes it: config.json, then model.safetensors, or
+ * model.safetensors.index.json and its shards. */
+static pe_status ckpt_open_folder(ckpt_file *ck, const char *dir, const char *config_path, pe_err *err) {
+    snprintf(ck->path, sizeof ck->path, "%s", dir);
+    size_t n = strlen(ck->path);
+    while (n > 1 && ck->path[n - 1] == '/') ck->path[--n] = 0;
+    snprintf(ck->format, sizeof ck->format, "safetensors");
+    ck->is_dir = 1;
+    char cfg[4352], single[4352], index[4352], bin[4352];
+    snprintf(cfg, sizeof cfg, "%s/config.json", ck->path);
+    snprintf(single, sizeof single, "%s/model.safetensors", ck->path);
+    snprintf(index, sizeof index, "%s/model.safetensors.index.json", ck->path);
+    snprintf(bin, sizeof bin, "%s/pytorch_model.bin", ck->path);
+    if (!(config_path && config_path[0]) && !file_exists(cfg))
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s: a model folder needs config.json (as save_pretrained writes it); %s is missing (or set [model] "
+                       "config)", ck->path, cfg);
+    pe_status st = PE_OK;
+    if (file_exists(single)) {
+        ck->shards = pe_calloc(1, sizeof *ck->shards, err, "shard table");
+        if (!ck->shards) return PE_ERR_INTERNAL;
+        ck->n_shards = 1;
+        snprintf(ck->shards[0].name, sizeof ck->shards[0].name, "model.safetensors");
+        st = folder_map(single, NULL, &ck->shards[0].map, &ck->shards[0].size, err);
+        if (st) return st;
+        ck->map      = ck->shards[0].map;
+        ck->map_size = ck->shards[0].size;
+        int cap = 0;
+        st = safetensors_read_header(ck, 0, single, ck->map, ck->map_size, &cap, err);
+        ck->shards[0].n_tensors = ck->n_tensors;
+    } else if (file_exists(index)) {
+        st = folder_open_index(ck, index, err);
+    } else {
+        return pe_fail(err, PE_ERR_INPUT,
+                       "%s: no model.safetensors and no model.safetensors.index.json in this folder%s; pathens reads "
+                       "safetensors weights (save_pretrained(..., safe_serialization=True) writes them)", ck->path,
+                       file_exists(bin) ? " (only pytorch_model.bin, a pickle pathens does not read: convert it)" : "");
+    }
+    if (!st) st = ckpt_read_config(ck, ck->path, config_path, err);
     return st;
 }
 
@@ -829,6 +1282,16 @@ static int ends_with(const char *s, const char *suffix) {
 
 pe_status ckpt_open(ckpt_file *ck, const char *path, const char *format, const char *config_path, pe_err *err) {
     memset(ck, 0, sizeof *ck);
+    struct stat dst;
+    if (stat(path, &dst) == 0 && S_ISDIR(dst.st_mode)) {
+        pe_status st = PE_OK;
+        if (format && format[0] && strcmp(format, "auto") && strcmp(format, "safetensors"))
+            st = pe_fail(err, PE_ERR_INPUT, "%s is a model folder (safetensors + config.json); [model] format = '%s' does "
+                         "not fit it: set format = auto", path, format);
+        if (!st) st = ckpt_open_folder(ck, path, config_path, err);
+        if (st) ckpt_close(ck);
+        return st;
+    }
     pe_status st = ckpt_map_file(ck, path, err);
     if (st) return st;
     char      why[768];

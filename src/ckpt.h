@@ -14,7 +14,26 @@
 #include "common.h"
 #include "model.h"
 
-typedef enum { CKPT_DTYPE_F32 = 0, CKPT_DTYPE_F16 = 1, CKPT_DTYPE_BF16 = 2 } ckpt_dtype;
+/* BOOL / U8: only for buffers HF exports carry beside the weights (GPT-NeoX attention.bias causal
+ * masks); model_init ignores those by name and refuses any other tensor that is not a float */
+typedef enum { CKPT_DTYPE_F32 = 0, CKPT_DTYPE_F16 = 1, CKPT_DTYPE_BF16 = 2, CKPT_DTYPE_BOOL = 3, CKPT_DTYPE_U8 = 4 } ckpt_dtype;
+
+/* Hugging Face config.json model_type, 0 = a native pathens config / llama2.c header */
+typedef enum {
+    CKPT_HF_NONE = 0, CKPT_HF_GPT2 = 1, CKPT_HF_LLAMA = 2, CKPT_HF_MISTRAL = 3, CKPT_HF_QWEN2 = 4, CKPT_HF_QWEN3 = 5,
+    CKPT_HF_GPT_NEOX = 6, CKPT_HF_VIT = 7,
+} ckpt_hf_family;
+#define CKPT_HF_N_FAMILIES 8
+/* "gpt2", "llama", ... ("" for CKPT_HF_NONE) */
+const char *ckpt_hf_family_name(int family);
+
+/* one mapped safetensors file of a sharded folder */
+typedef struct {
+    char   name[256];  /* file name inside the folder, as the index names it */
+    void  *map;        /* read-only mapping of the whole file */
+    size_t size;
+    int    n_tensors;  /* tensors this shard holds */
+} ckpt_shard;
 
 typedef struct {
     char        name[96];
@@ -23,14 +42,20 @@ typedef struct {
     int64_t     shape[4];
     const void *data;    /* into the mapping */
     size_t      nbytes;
-    int         used;    /* set by model_init when bound */
+    int         used;    /* set by model_init: 1 bound, 2 an export buffer ignored by name */
+    int         shard;   /* index into ckpt_file.shards (0 for a single file) */
+    int         fused_heads; /* set by model_init: rows stored per head as (q, k, v) blocks (GPT-NeoX
+                                query_key_value, NH heads), re-laid out as (q | k | v) in the owned block */
 } ckpt_tensor;
 
 typedef struct ckpt_file {
-    char          path[4096];
+    char          path[4096];   /* the file, or the model folder */
     char          format[32];   /* llama2c-v0 | llama2c-v1 | safetensors */
-    int           hf_gpt2;      /* tensor names / config are Hugging Face GPT-2 */
-    void         *map;          /* read-only mapping of the whole file */
+    int           hf_family;    /* ckpt_hf_family: tensor names / config are Hugging Face ones */
+    int           is_dir;       /* opened as a save_pretrained folder */
+    int           n_shards;     /* safetensors files: 1, or the shards of model.safetensors.index.json */
+    ckpt_shard   *shards;       /* (n_shards); shards[0].map == map */
+    void         *map;          /* read-only mapping of the whole (first) file */
     size_t        map_size;
     int           n_tensors;
     ckpt_tensor  *tensors;      /* (n_tensors) */
@@ -38,15 +63,19 @@ typedef struct ckpt_file {
 } ckpt_file;
 
 /* format: "auto" (or NULL/""), "llama2c", "safetensors". config_path: safetensors config.json
- * ("" or NULL: config.json in the model's folder). */
+ * ("" or NULL: config.json in the model's folder). path may be a folder as Hugging Face
+ * save_pretrained writes it: config.json, then model.safetensors or model.safetensors.index.json
+ * and the shards it names (each checked: present, complete, holding exactly the tensors the index
+ * gives it). */
 pe_status ckpt_open(ckpt_file *ck, const char *path, const char *format, const char *config_path,
                     pe_err *err);
 void ckpt_close(ckpt_file *ck);
 const ckpt_tensor *ckpt_find(const ckpt_file *ck, const char *name);
 const char *ckpt_dtype_name(ckpt_dtype d);
 
-/* Parse a config.json text (native or HF GPT-2) into cfg. *hf_gpt2 set when it was a GPT-2 one. */
-pe_status ckpt_parse_config_json(model_config *cfg, int *hf_gpt2, const char *text, const char *where,
+/* Parse a config.json text (native, or Hugging Face: gpt2, llama, mistral, qwen2, qwen3, gpt_neox,
+ * vit) into cfg. *hf_family = its ckpt_hf_family (0 for a native config). */
+pe_status ckpt_parse_config_json(model_config *cfg, int *hf_family, const char *text, const char *where,
                                  pe_err *err);
 /* The native config.json text for cfg (malloc'ed; caller frees). */
 char *ckpt_config_to_json(const model_config *cfg);

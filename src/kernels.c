@@ -79,24 +79,48 @@ void kern_norm_ref(float *out, const float *inp, const float *w, const float *b,
 
 /* ---- RoPE -------------------------------------------------------------------------------- */
 
-void kern_rope(float *x, int B, int T, int nh, int hs, float theta) {
-    /* the angle table is shared by every sequence and head: one (T, hs/2) pass of cos/sin */
+void kern_rope_freq(float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot, int half) {
+    /* the angle table is shared by every sequence and head: one (T, R/2) pass of cos/sin */
+    int np = rot / 2;
     for (int t = 0; t < T; t++) {
-        for (int i = 0; i < hs; i += 2) {
-            float freq = 1.0f / powf(theta, (float)i / (float)hs);
-            float val  = (float)t * freq;
+        for (int i = 0; i < np; i++) {
+            float val = (float)t * inv_freq[i];
             float fcr = cosf(val), fci = sinf(val);
+            int   i0 = half ? i : 2 * i, i1 = half ? i + np : 2 * i + 1; /* the pair's two dims */
             for (int b = 0; b < B; b++) {
                 float *xt = x + ((size_t)b * T + t) * (size_t)nh * hs;
                 for (int h = 0; h < nh; h++) {
-                    float *p  = xt + (size_t)h * hs + i;
-                    float  v0 = p[0], v1 = p[1];
-                    p[0] = v0 * fcr - v1 * fci;
-                    p[1] = v0 * fci + v1 * fcr;
+                    float *p  = xt + (size_t)h * hs;
+                    float  v0 = p[i0], v1 = p[i1];
+                    p[i0] = v0 * fcr - v1 * fci;
+                    p[i1] = v0 * fci + v1 * fcr;
                 }
             }
         }
     }
+}
+
+void kern_rope_freq_ref(float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot, int half) {
+    int np = rot / 2;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < nh; h++)
+                for (int i = 0; i < np; i++) {
+                    double ang = (double)t * inv_freq[i];
+                    float *p   = x + (((size_t)b * T + t) * nh + h) * hs;
+                    int    i0 = half ? i : 2 * i, i1 = half ? i + np : 2 * i + 1;
+                    double v0 = p[i0], v1 = p[i1];
+                    p[i0] = (float)(v0 * cos(ang) - v1 * sin(ang));
+                    p[i1] = (float)(v0 * sin(ang) + v1 * cos(ang));
+                }
+}
+
+void kern_rope(float *x, int B, int T, int nh, int hs, float theta) {
+    float *inv_freq = malloc((size_t)(hs / 2 + 1) * sizeof(float)); /* (hs/2) */
+    if (!inv_freq) abort();
+    for (int i = 0; i < hs; i += 2) inv_freq[i / 2] = 1.0f / powf(theta, (float)i / (float)hs);
+    kern_rope_freq(x, inv_freq, B, T, nh, hs, hs, 0);
+    free(inv_freq);
 }
 
 void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta) {

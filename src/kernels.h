@@ -18,9 +18,16 @@ void kern_norm_ref(float *out, const float *inp, const float *w, const float *b,
                    model_norm_kind kind, float eps);
 
 /* rotate adjacent pairs (x[2i], x[2i+1]) of each head of x (B, T, nh*hs) in place by angle
- * pos * theta^(-2i/hs), pos = t (the position inside the sequence) */
+ * pos * theta^(-2i/hs), pos = t (the position inside the sequence); kern_rope_freq with the
+ * llama2.c table (the same bits) */
 void kern_rope(float *x, int B, int T, int nh, int hs, float theta);
 void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta);
+/* RoPE of every head of x (B, T, nh*hs) in place: the first R = rot dims of a head as R/2 pairs,
+ * pair i = (x[2i], x[2i+1]) (half = 0, llama2.c) or (x[i], x[i + R/2]) (half = 1, HF rotate_half),
+ * rotated by the angle t * inv_freq[i] (inv_freq (R/2), model_rope_init_freq); dims >= R untouched.
+ * The _ref twin takes the angle's cosine and sine in double. */
+void kern_rope_freq(float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot, int half);
+void kern_rope_freq_ref(float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot, int half);
 
 /* Which pathways an attention call uses: cfg NULL = dense. Per (sequence, head) the kernel draws
  * the sample of (member, layer, head, seq_ids[b]) (pathways.h) and attends over the kept keys

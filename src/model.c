@@ -36,15 +36,36 @@ pe_status model_check_config(const model_config *c, const char *where, pe_err *e
             "implausibly large dims (dim %d, hidden_dim %d, n_layers %d, seq_len %d; the limits are %d, %d, %d, %d)",
             c->dim, c->hidden_dim, c->n_layers, c->seq_len, MODEL_MAX_DIM, MODEL_MAX_HIDDEN, MODEL_MAX_LAYERS,
             MODEL_MAX_SEQ);
-    REQUIRE(c->dim % c->n_heads == 0, "dim %d is not a multiple of n_heads %d", c->dim, c->n_heads);
+    REQUIRE(c->head_dim > 0 || c->dim % c->n_heads == 0, "dim %d is not a multiple of n_heads %d", c->dim, c->n_heads);
+    REQUIRE(c->head_dim >= 0 && c->head_dim <= MODEL_MAX_DIM && (int64_t)c->n_heads * model_head_size(c) <= MODEL_MAX_DIM,
+            "head_dim %d x n_heads %d must be at most %d", model_head_size(c), c->n_heads, MODEL_MAX_DIM);
     REQUIRE(c->n_kv_heads > 0 && c->n_heads % c->n_kv_heads == 0, "n_heads %d is not a multiple of n_kv_heads %d",
             c->n_heads, c->n_kv_heads);
     REQUIRE(isfinite(c->norm_eps) && c->norm_eps > 0.0f && c->norm_eps <= 1.0f, "norm_eps must be in (0, 1] (got %g)",
             (double)c->norm_eps);
-    REQUIRE(c->pos != MODEL_POS_ROPE || (c->dim / c->n_heads) % 2 == 0, "RoPE needs an even head size (dim/n_heads = %d)",
-            c->dim / c->n_heads);
+    if (c->rotary_dim == 0)
+        REQUIRE(c->pos != MODEL_POS_ROPE || model_head_size(c) % 2 == 0, "RoPE needs an even head size (dim/n_heads = %d)",
+                model_head_size(c));
+    else
+        REQUIRE(c->pos == MODEL_POS_ROPE && c->rotary_dim > 0 && c->rotary_dim % 2 == 0 && c->rotary_dim <= model_head_size(c),
+                "rotary dims %d must be even, positive and at most the head size %d (RoPE models only)", c->rotary_dim,
+                model_head_size(c));
     REQUIRE(c->pos != MODEL_POS_ROPE || (isfinite(c->rope_theta) && c->rope_theta >= 1.0f && c->rope_theta <= 1e10f),
             "rope_theta must be in [1, 1e10] (got %g)", (double)c->rope_theta);
+    REQUIRE(c->rope_style == MODEL_ROPE_INTERLEAVED || c->rope_style == MODEL_ROPE_HALF, "unknown RoPE pair style %d",
+            (int)c->rope_style);
+    if (c->rope_scaling == MODEL_ROPE_SCALE_LLAMA3)
+        REQUIRE(isfinite(c->rope_factor) && c->rope_factor >= 1.0f && c->rope_factor <= 1e6f &&
+                    isfinite(c->rope_low_freq_factor) && isfinite(c->rope_high_freq_factor) && c->rope_low_freq_factor > 0.0f &&
+                    c->rope_high_freq_factor > c->rope_low_freq_factor && c->rope_high_freq_factor <= 1e6f &&
+                    c->rope_orig_ctx > 0,
+                "llama3 rope_scaling needs factor in [1, 1e6], 0 < low_freq_factor < high_freq_factor and a positive "
+                "original_max_position_embeddings (got factor %g, low %g, high %g, original %d)", (double)c->rope_factor,
+                (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor, c->rope_orig_ctx);
+    else
+        REQUIRE(c->rope_scaling == MODEL_ROPE_SCALE_NONE, "unknown rope scaling %d", (int)c->rope_scaling);
+    REQUIRE(c->sliding_window >= 0, "sliding_window must be positive or 0 (none); got %d", c->sliding_window);
+    REQUIRE(!c->parallel_residual || c->causal, "parallel residual blocks are for causal LMs (GPT-NeoX)");
     if (c->input == MODEL_INPUT_TOKENS) {
         REQUIRE(c->vocab_size > 0 && c->vocab_size <= MODEL_MAX_VOCAB, "token input needs vocab_size in [1, 2^24] (got %d)",
                 c->vocab_size);
@@ -86,8 +107,9 @@ static void spec_add(model_tensor_spec *out, int max, int *n, const char *name, 
 }
 
 int model_list_tensors(const model_config *c, model_tensor_spec *out, int max) {
-    int     n = 0, C = c->dim, HID = c->hidden_dim, KVC = c->n_kv_heads * (c->dim / c->n_heads);
+    int     n = 0, C = c->dim, HID = c->hidden_dim, HS = model_head_size(c), QC = c->n_heads * HS, KVC = c->n_kv_heads * HS;
     int     lnb = c->norm == MODEL_NORM_LAYERNORM && c->bias;
+    int     qb = model_has_qkv_bias(c), ob = model_has_o_bias(c), mb = model_has_mlp_bias(c);
     char    nm[96];
     if (c->input == MODEL_INPUT_TOKENS) {
         spec_add(out, max, &n, "tok_emb.weight", 2, c->vocab_size, C);
@@ -105,23 +127,27 @@ int model_list_tensors(const model_config *c, model_tensor_spec *out, int max) {
     } while (0)
         LAYER("attn_norm.weight", 1, C, 0);
         if (lnb) LAYER("attn_norm.bias", 1, C, 0);
-        LAYER("attn.wq.weight", 2, C, C);
-        if (c->bias) LAYER("attn.wq.bias", 1, C, 0);
+        LAYER("attn.wq.weight", 2, QC, C);
+        if (qb) LAYER("attn.wq.bias", 1, QC, 0);
         LAYER("attn.wk.weight", 2, KVC, C);
-        if (c->bias) LAYER("attn.wk.bias", 1, KVC, 0);
+        if (qb) LAYER("attn.wk.bias", 1, KVC, 0);
         LAYER("attn.wv.weight", 2, KVC, C);
-        if (c->bias) LAYER("attn.wv.bias", 1, KVC, 0);
-        LAYER("attn.wo.weight", 2, C, C);
-        if (c->bias) LAYER("attn.wo.bias", 1, C, 0);
+        if (qb) LAYER("attn.wv.bias", 1, KVC, 0);
+        LAYER("attn.wo.weight", 2, C, QC);
+        if (ob) LAYER("attn.wo.bias", 1, C, 0);
+        if (c->qk_norm) {
+            LAYER("attn.q_norm.weight", 1, HS, 0);
+            LAYER("attn.k_norm.weight", 1, HS, 0);
+        }
         LAYER("mlp_norm.weight", 1, C, 0);
         if (lnb) LAYER("mlp_norm.bias", 1, C, 0);
         LAYER("mlp.w1.weight", 2, HID, C);
-        if (c->bias) LAYER("mlp.w1.bias", 1, HID, 0);
+        if (mb) LAYER("mlp.w1.bias", 1, HID, 0);
         LAYER("mlp.w2.weight", 2, C, HID);
-        if (c->bias) LAYER("mlp.w2.bias", 1, C, 0);
+        if (mb) LAYER("mlp.w2.bias", 1, C, 0);
         if (c->mlp == MODEL_MLP_SWIGLU) {
             LAYER("mlp.w3.weight", 2, HID, C);
-            if (c->bias) LAYER("mlp.w3.bias", 1, HID, 0);
+            if (mb) LAYER("mlp.w3.bias", 1, HID, 0);
         }
 #undef LAYER
     }
@@ -136,6 +162,32 @@ int model_list_tensors(const model_config *c, model_tensor_spec *out, int max) {
     return n;
 }
 
+int model_uses_hf_switches(const model_config *c) {
+    return c->head_dim > 0 || c->rope_style != MODEL_ROPE_INTERLEAVED || c->rotary_dim > 0 ||
+           c->rope_scaling != MODEL_ROPE_SCALE_NONE || c->qkv_bias || c->o_bias || c->mlp_bias || c->qk_norm ||
+           c->parallel_residual || c->sliding_window > 0;
+}
+
+void model_rope_init_freq(float *inv_freq, const model_config *c) {
+    int R = model_rotary_dims(c);
+    for (int i = 0; i < R; i += 2) inv_freq[i / 2] = 1.0f / powf(c->rope_theta, (float)i / (float)R);
+    if (c->rope_scaling != MODEL_ROPE_SCALE_LLAMA3) return;
+    /* HF _compute_llama3_parameters: long wavelengths divided by factor, short ones kept, a smooth
+     * blend between (computed in double, stored as float) */
+    double lo_wl = (double)c->rope_orig_ctx / c->rope_low_freq_factor, hi_wl = (double)c->rope_orig_ctx / c->rope_high_freq_factor;
+    for (int i = 0; i < R / 2; i++) {
+        double f = inv_freq[i], wl = 2.0 * M_PI / f, g;
+        if (wl < hi_wl) g = f;
+        else if (wl > lo_wl) g = f / c->rope_factor;
+        else {
+            double sm = ((double)c->rope_orig_ctx / wl - c->rope_low_freq_factor) /
+                        ((double)c->rope_high_freq_factor - c->rope_low_freq_factor);
+            g = (1.0 - sm) * f / c->rope_factor + sm * f;
+        }
+        inv_freq[i] = (float)g;
+    }
+}
+
 /* ---- binding ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -148,20 +200,33 @@ typedef struct {
     ckpt_file *ck;
     bind_rec  *recs;
     int        n, cap;
+    int        flatten;  /* the next bind may flatten trailing dims into the second (a conv weight (C, ch, P, P)) */
 } binder;
 
 static pe_status bind_tensor(binder *bd, const char *name, int ndim, int64_t d0, int64_t d1, const float **dst,
                              size_t offset, pe_err *err) {
     const ckpt_tensor *t = ckpt_find(bd->ck, name);
+    int flatten = bd->flatten;
+    bd->flatten = 0;
     if (!t)
         return pe_fail(err, PE_ERR_INPUT,
                        "%s: tensor \"%s\" is missing (expected shape [%lld%s%lld]); the checkpoint does not match its "
                        "config", bd->ck->path, name, (long long)d0, ndim > 1 ? ", " : "", ndim > 1 ? (long long)d1 : 0LL);
-    /* a trailing dimension of 1 is the only tolerated difference ([C] vs [1, C] for cls_token) */
-    int64_t got0 = t->shape[0], got1 = t->ndim > 1 ? t->shape[1] : 0;
+    if (t->dtype != CKPT_DTYPE_F32 && t->dtype != CKPT_DTYPE_F16 && t->dtype != CKPT_DTYPE_BF16)
+        return pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" has dtype %s; weights must be F32, F16 or BF16", bd->ck->path,
+                       name, ckpt_dtype_name(t->dtype));
+    /* leading dimensions of 1 are the only tolerated difference ([C] vs [1, C] or [1, 1, C] for cls_token,
+     * [1, T, C] for ViT position embeddings), and flattening where the caller asks for it */
+    int64_t g[4];
     int     gotn = t->ndim;
-    if (gotn == 2 && ndim == 1 && got0 == 1) { got0 = got1; got1 = 0; gotn = 1; }
-    if (gotn == 3 && ndim == 1 && t->shape[0] == 1 && t->shape[1] == 1) { got0 = t->shape[2]; got1 = 0; gotn = 1; }
+    for (int i = 0; i < gotn; i++) g[i] = t->shape[i];
+    while (gotn > ndim && g[0] == 1) {
+        for (int i = 1; i < gotn; i++) g[i - 1] = g[i];
+        gotn--;
+    }
+    if (flatten && ndim == 2)
+        while (gotn > 2) g[1] *= g[--gotn];
+    int64_t got0 = gotn > 0 ? g[0] : 0, got1 = gotn > 1 ? g[1] : 0;
     if (gotn != ndim || got0 != d0 || (ndim > 1 && got1 != d1)) {
         char got[96] = "";
         for (int i = 0; i < t->ndim; i++)
@@ -195,7 +260,8 @@ static pe_status bind_linear(binder *bd, const char *wname, const char *bname, i
 static pe_status bind_native(binder *bd, model *m, pe_err *err) {
     const model_config *c = &m->cfg;
     model_weights      *w = &m->w;
-    int C = c->dim, HID = c->hidden_dim, KVC = c->n_kv_heads * (c->dim / c->n_heads), bias = c->bias;
+    int C = c->dim, HID = c->hidden_dim, HS = model_head_size(c), QC = c->n_heads * HS, KVC = c->n_kv_heads * HS;
+    int bias = c->bias, qb = model_has_qkv_bias(c), ob = model_has_o_bias(c), mb = model_has_mlp_bias(c);
     int lnb = c->norm == MODEL_NORM_LAYERNORM && c->bias;
     pe_status st = PE_OK;
     char a[96], b[96];
@@ -213,16 +279,20 @@ static pe_status bind_native(binder *bd, model *m, pe_err *err) {
 #define NM(buf, s) (snprintf(buf, sizeof buf, "layers.%d.%s", l, s), buf)
         TRY(bind_tensor(bd, NM(a, "attn_norm.weight"), 1, C, 0, &lw->attn_norm_w, 0, err));
         if (lnb) TRY(bind_tensor(bd, NM(a, "attn_norm.bias"), 1, C, 0, &lw->attn_norm_b, 0, err));
-        TRY(bind_linear(bd, NM(a, "attn.wq.weight"), bias ? NM(b, "attn.wq.bias") : NULL, C, C, &lw->wq, err));
-        TRY(bind_linear(bd, NM(a, "attn.wk.weight"), bias ? NM(b, "attn.wk.bias") : NULL, KVC, C, &lw->wk, err));
-        TRY(bind_linear(bd, NM(a, "attn.wv.weight"), bias ? NM(b, "attn.wv.bias") : NULL, KVC, C, &lw->wv, err));
-        TRY(bind_linear(bd, NM(a, "attn.wo.weight"), bias ? NM(b, "attn.wo.bias") : NULL, C, C, &lw->wo, err));
+        TRY(bind_linear(bd, NM(a, "attn.wq.weight"), qb ? NM(b, "attn.wq.bias") : NULL, QC, C, &lw->wq, err));
+        TRY(bind_linear(bd, NM(a, "attn.wk.weight"), qb ? NM(b, "attn.wk.bias") : NULL, KVC, C, &lw->wk, err));
+        TRY(bind_linear(bd, NM(a, "attn.wv.weight"), qb ? NM(b, "attn.wv.bias") : NULL, KVC, C, &lw->wv, err));
+        TRY(bind_linear(bd, NM(a, "attn.wo.weight"), ob ? NM(b, "attn.wo.bias") : NULL, C, QC, &lw->wo, err));
+        if (c->qk_norm) {
+            TRY(bind_tensor(bd, NM(a, "attn.q_norm.weight"), 1, HS, 0, &lw->q_norm_w, 0, err));
+            TRY(bind_tensor(bd, NM(a, "attn.k_norm.weight"), 1, HS, 0, &lw->k_norm_w, 0, err));
+        }
         TRY(bind_tensor(bd, NM(a, "mlp_norm.weight"), 1, C, 0, &lw->mlp_norm_w, 0, err));
         if (lnb) TRY(bind_tensor(bd, NM(a, "mlp_norm.bias"), 1, C, 0, &lw->mlp_norm_b, 0, err));
-        TRY(bind_linear(bd, NM(a, "mlp.w1.weight"), bias ? NM(b, "mlp.w1.bias") : NULL, HID, C, &lw->w1, err));
-        TRY(bind_linear(bd, NM(a, "mlp.w2.weight"), bias ? NM(b, "mlp.w2.bias") : NULL, C, HID, &lw->w2, err));
+        TRY(bind_linear(bd, NM(a, "mlp.w1.weight"), mb ? NM(b, "mlp.w1.bias") : NULL, HID, C, &lw->w1, err));
+        TRY(bind_linear(bd, NM(a, "mlp.w2.weight"), mb ? NM(b, "mlp.w2.bias") : NULL, C, HID, &lw->w2, err));
         if (c->mlp == MODEL_MLP_SWIGLU)
-            TRY(bind_linear(bd, NM(a, "mlp.w3.weight"), bias ? NM(b, "mlp.w3.bias") : NULL, HID, C, &lw->w3, err));
+            TRY(bind_linear(bd, NM(a, "mlp.w3.weight"), mb ? NM(b, "mlp.w3.bias") : NULL, HID, C, &lw->w3, err));
 #undef NM
     }
     TRY(bind_tensor(bd, "final_norm.weight", 1, C, 0, &w->final_norm_w, 0, err));
@@ -273,7 +343,7 @@ static pe_status bind_hf_gpt2(binder *bd, model *m, pe_err *err) {
         /* causal-mask buffers some exports carry: not weights */
         for (int i = 0; i < bd->ck->n_tensors; i++) {
             ckpt_tensor *t = &bd->ck->tensors[i];
-            if (!strcmp(t->name, HFL(a, "attn.bias")) || !strcmp(t->name, HFL(a, "attn.masked_bias"))) t->used = 1;
+            if (!strcmp(t->name, HFL(a, "attn.bias")) || !strcmp(t->name, HFL(a, "attn.masked_bias"))) t->used = 2;
         }
     }
     TRY(bind_tensor(bd, HF(a, "ln_f.weight"), 1, C, 0, &w->final_norm_w, 0, err));
@@ -284,46 +354,168 @@ static pe_status bind_hf_gpt2(binder *bd, model *m, pe_err *err) {
     }
 #undef HF
 #undef HFL
-#undef TRY
     return PE_OK;
 }
 
-static int ptr_aligned(const void *p) { return ((uintptr_t)p & 3u) == 0; }
+/* The other Hugging Face families: the names of each role (a linear's name without .weight /
+ * .bias; NULL = the family has none). Views straight into the mmap, except GPT-NeoX's fused
+ * query_key_value, stored per head as (q, k, v) row blocks: re-laid out once into (q | k | v) in
+ * the owned block (model_init), then viewed like separate projections. */
+typedef struct {
+    const char *emb, *patch, *cls, *pos;             /* global tensors */
+    const char *layer;                               /* per-layer prefix, a %d for the layer */
+    const char *attn_norm, *q, *k, *v, *qkv, *o, *q_norm, *k_norm, *mlp_norm, *w1, *w2, *w3;
+    const char *final_norm, *head;
+} hf_names;
 
-/* HF GPT-2 causal-mask buffers h.N.attn.bias / h.N.attn.masked_bias: marked used, never bound,
- * converted or checked. Not h.N.attn.c_attn.bias, which is a weight (hence the leading dot). */
-static int is_hf_mask_buffer(const char *name) {
+static const hf_names HF_LLAMA_NAMES = { /* llama, mistral, qwen2, qwen3 */
+    "model.embed_tokens", NULL, NULL, NULL, "model.layers.%d.", "input_layernorm", "self_attn.q_proj",
+    "self_attn.k_proj", "self_attn.v_proj", NULL, "self_attn.o_proj", "self_attn.q_norm", "self_attn.k_norm",
+    "post_attention_layernorm", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj", "model.norm", "lm_head"};
+static const hf_names HF_NEOX_NAMES = {
+    "gpt_neox.embed_in", NULL, NULL, NULL, "gpt_neox.layers.%d.", "input_layernorm", NULL, NULL, NULL,
+    "attention.query_key_value", "attention.dense", NULL, NULL, "post_attention_layernorm", "mlp.dense_h_to_4h",
+    "mlp.dense_4h_to_h", NULL, "gpt_neox.final_layer_norm", "embed_out"};
+static const hf_names HF_VIT_NAMES = {
+    NULL, "vit.embeddings.patch_embeddings.projection", "vit.embeddings.cls_token", "vit.embeddings.position_embeddings",
+    "vit.encoder.layer.%d.", "layernorm_before", "attention.attention.query", "attention.attention.key",
+    "attention.attention.value", NULL, "attention.output.dense", NULL, NULL, "layernorm_after", "intermediate.dense",
+    "output.dense", NULL, "vit.layernorm", "classifier"};
+
+/* buffers HF exports carry beside the weights (causal masks, RoPE tables): never weights */
+static int is_hf_export_buffer(const char *name) {
+    static const char *const suffixes[] = {".attn.bias", ".attn.masked_bias", ".attention.bias", ".attention.masked_bias",
+                                           ".rotary_emb.inv_freq"};
     size_t n = strlen(name);
-    return (n >= 10 && !strcmp(name + n - 10, ".attn.bias")) || (n >= 17 && !strcmp(name + n - 17, ".attn.masked_bias"));
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n >= k && !strcmp(name + n - k, suffixes[i])) return 1;
+    }
+    return 0;
 }
+
+/* name + ".weight" / ".bias" of a role (in layer l, or global when l < 0) */
+static const char *hf_name(char *buf, size_t n, const hf_names *nm, int l, const char *role, const char *suffix) {
+    char pre[64] = "";
+    if (l >= 0) snprintf(pre, sizeof pre, nm->layer, l);
+    snprintf(buf, n, "%s%s%s", pre, role, suffix);
+    return buf;
+}
+
+static pe_status bind_hf_linear(binder *bd, const hf_names *nm, int l, const char *role, int has_bias, int64_t out,
+                                int64_t in, model_linear *lin, pe_err *err) {
+    char a[160], b[160];
+    return bind_linear(bd, hf_name(a, sizeof a, nm, l, role, ".weight"),
+                       has_bias ? hf_name(b, sizeof b, nm, l, role, ".bias") : NULL, out, in, lin, err);
+}
+
+static pe_status bind_hf_norm(binder *bd, const hf_names *nm, int l, const char *role, int64_t n, const float **w,
+                              const float **b, pe_err *err) {
+    char a[160];
+    pe_status st = bind_tensor(bd, hf_name(a, sizeof a, nm, l, role, ".weight"), 1, n, 0, w, 0, err);
+    if (!st && b) st = bind_tensor(bd, hf_name(a, sizeof a, nm, l, role, ".bias"), 1, n, 0, b, 0, err);
+    return st;
+}
+
+static pe_status bind_hf_family(binder *bd, model *m, pe_err *err) {
+    const model_config *c = &m->cfg;
+    model_weights      *w = &m->w;
+    int fam = bd->ck->hf_family;
+    const hf_names *nm = fam == CKPT_HF_GPT_NEOX ? &HF_NEOX_NAMES : fam == CKPT_HF_VIT ? &HF_VIT_NAMES : &HF_LLAMA_NAMES;
+    int C = c->dim, HID = c->hidden_dim, HS = model_head_size(c), QC = c->n_heads * HS, KVC = c->n_kv_heads * HS;
+    int qb = model_has_qkv_bias(c), ob = model_has_o_bias(c), mb = model_has_mlp_bias(c);
+    int lnb = c->norm == MODEL_NORM_LAYERNORM && c->bias;
+    pe_status st = PE_OK;
+    char a[160];
+    if (nm->emb) TRY(bind_tensor(bd, hf_name(a, sizeof a, nm, -1, nm->emb, ".weight"), 2, c->vocab_size, C, &w->tok_emb, 0, err));
+    if (nm->patch) {
+        bd->flatten = 1; /* conv weight (C, channels, P, P) = (C, channels*P*P) in model_image_patches' order */
+        TRY(bind_hf_linear(bd, nm, -1, nm->patch, c->bias, C, (int64_t)c->channels * c->patch_size * c->patch_size,
+                           &w->patch, err));
+        TRY(bind_tensor(bd, nm->cls, 1, C, 0, &w->cls_token, 0, err));
+        TRY(bind_tensor(bd, nm->pos, 2, c->seq_len, C, &w->pos_emb, 0, err));
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        model_layer_weights *lw = &w->layers[l];
+        TRY(bind_hf_norm(bd, nm, l, nm->attn_norm, C, &lw->attn_norm_w, lnb ? &lw->attn_norm_b : NULL, err));
+        if (nm->qkv) {
+            /* (3 QC, C) rows per head (q, k, v); the same after model_init's re-layout, as (q | k | v) */
+            char b[160];
+            ckpt_tensor *tw = (ckpt_tensor *)ckpt_find(bd->ck, hf_name(a, sizeof a, nm, l, nm->qkv, ".weight"));
+            ckpt_tensor *tb = (ckpt_tensor *)ckpt_find(bd->ck, hf_name(b, sizeof b, nm, l, nm->qkv, ".bias"));
+            model_linear *qkv[3] = {&lw->wq, &lw->wk, &lw->wv};
+            for (int i = 0; i < 3; i++) {
+                *qkv[i] = (model_linear){NULL, C, 0, NULL};
+                TRY(bind_tensor(bd, a, 2, 3 * (int64_t)QC, C, &qkv[i]->w, (size_t)i * QC * C, err));
+                if (qb) TRY(bind_tensor(bd, b, 1, 3 * (int64_t)QC, 0, &qkv[i]->b, (size_t)i * QC, err));
+            }
+            if (tw) tw->fused_heads = c->n_heads;
+            if (tb && qb) tb->fused_heads = c->n_heads;
+        } else {
+            TRY(bind_hf_linear(bd, nm, l, nm->q, qb, QC, C, &lw->wq, err));
+            TRY(bind_hf_linear(bd, nm, l, nm->k, qb, KVC, C, &lw->wk, err));
+            TRY(bind_hf_linear(bd, nm, l, nm->v, qb, KVC, C, &lw->wv, err));
+        }
+        TRY(bind_hf_linear(bd, nm, l, nm->o, ob, C, QC, &lw->wo, err));
+        if (c->qk_norm) {
+            TRY(bind_hf_norm(bd, nm, l, nm->q_norm, HS, &lw->q_norm_w, NULL, err));
+            TRY(bind_hf_norm(bd, nm, l, nm->k_norm, HS, &lw->k_norm_w, NULL, err));
+        }
+        TRY(bind_hf_norm(bd, nm, l, nm->mlp_norm, C, &lw->mlp_norm_w, lnb ? &lw->mlp_norm_b : NULL, err));
+        TRY(bind_hf_linear(bd, nm, l, nm->w1, mb, HID, C, &lw->w1, err));
+        TRY(bind_hf_linear(bd, nm, l, nm->w2, mb, C, HID, &lw->w2, err));
+        if (c->mlp == MODEL_MLP_SWIGLU) TRY(bind_hf_linear(bd, nm, l, nm->w3, mb, HID, C, &lw->w3, err));
+    }
+    TRY(bind_hf_norm(bd, nm, -1, nm->final_norm, C, &w->final_norm_w, lnb ? &w->final_norm_b : NULL, err));
+    const char *head = hf_name(a, sizeof a, nm, -1, nm->head, ".weight");
+    if (c->head == MODEL_HEAD_LM) {
+        TRY(bind_linear(bd, head, NULL, c->vocab_size, C, &w->head, err));
+    } else if (c->head == MODEL_HEAD_LM_TIED) {
+        /* tie_word_embeddings: HF points the head at the embedding whatever a stored copy holds */
+        ckpt_tensor *t = (ckpt_tensor *)ckpt_find(bd->ck, head);
+        if (t) t->used = 2;
+    } else {
+        TRY(bind_hf_linear(bd, nm, -1, nm->head, c->bias, c->n_classes, C, &w->head, err));
+    }
+    for (int i = 0; i < bd->ck->n_tensors; i++)
+        if (!bd->ck->tensors[i].used && is_hf_export_buffer(bd->ck->tensors[i].name)) bd->ck->tensors[i].used = 2;
+    return PE_OK;
+}
+#undef TRY
+
+static int ptr_aligned(const void *p) { return ((uintptr_t)p & 3u) == 0; }
 
 pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = ck->cfg;
     pe_status st = model_check_config(&m->cfg, ck->path, err);
     if (st) return st;
-    snprintf(m->source, sizeof m->source, "%s%s", ck->format, ck->hf_gpt2 ? "-hf-gpt2" : "");
+    snprintf(m->source, sizeof m->source, "%s%s%s", ck->format, ck->hf_family ? "-hf-" : "",
+             ckpt_hf_family_name(ck->hf_family));
     m->w.layers = pe_calloc((size_t)m->cfg.n_layers, sizeof *m->w.layers, err, "layer weights");
     if (!m->w.layers) return PE_ERR_INTERNAL;
-    for (int i = 0; i < ck->n_tensors; i++) ck->tensors[i].used = 0;
-    binder bd = {ck, NULL, 0, 0};
-    st = ck->hf_gpt2 ? bind_hf_gpt2(&bd, m, err) : bind_native(&bd, m, err);
+    for (int i = 0; i < ck->n_tensors; i++) ck->tensors[i].used = ck->tensors[i].fused_heads = 0;
+    binder bd = {ck, NULL, 0, 0, 0};
+    st = ck->hf_family == CKPT_HF_GPT2 ? bind_hf_gpt2(&bd, m, err)
+         : ck->hf_family            ? bind_hf_family(&bd, m, err)
+                                    : bind_native(&bd, m, err);
     for (int i = 0; !st && i < ck->n_tensors; i++)
         if (!ck->tensors[i].used)
             st = pe_fail(err, PE_ERR_INPUT,
                          "%s: unexpected tensor \"%s\" (not part of the architecture in the config); the checkpoint and "
                          "its config disagree", ck->path, ck->tensors[i].name);
-    /* size table of the owned block: every tensor that is not float32 or not aligned */
+    /* size table of the owned block: every bound tensor that is not float32, not aligned or
+     * re-laid out */
     size_t *conv = NULL;
-    if (!st) conv = pe_malloc((size_t)ck->n_tensors * sizeof *conv, err, "conversion table");
+    if (!st) conv = pe_malloc((size_t)(ck->n_tensors ? ck->n_tensors : 1) * sizeof *conv, err, "conversion table");
     if (!st && !conv) st = PE_ERR_INTERNAL;
     size_t total = 0;
     for (int i = 0; !st && i < ck->n_tensors; i++) {
         const ckpt_tensor *t = &ck->tensors[i];
         size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
         conv[i] = (size_t)-1;
-        if (!t->used || (ck->hf_gpt2 && is_hf_mask_buffer(t->name))) continue;
-        if (t->dtype != CKPT_DTYPE_F32 || !ptr_aligned(t->data)) {
+        if (t->used != 1) continue;
+        if (t->dtype != CKPT_DTYPE_F32 || !ptr_aligned(t->data) || t->fused_heads) {
             conv[i] = total;
             total += numel;
         }
@@ -333,18 +525,31 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
         if (!m->owned) st = PE_ERR_INTERNAL;
         m->owned_floats = total;
     }
+    if (!st && m->cfg.pos == MODEL_POS_ROPE) {
+        m->rope_table = pe_malloc((size_t)model_rotary_dims(&m->cfg) / 2 * sizeof(float), err, "RoPE table");
+        if (!m->rope_table) st = PE_ERR_INTERNAL;
+        else model_rope_init_freq(m->rope_table, &m->cfg);
+        m->w.rope_freq = m->rope_table;
+    }
     for (int i = 0; !st && i < ck->n_tensors; i++) {
         const ckpt_tensor *t = &ck->tensors[i];
         if (conv[i] == (size_t)-1) continue;
-        float         *dst = m->owned + conv[i];
         const uint8_t *src = t->data;
         size_t         numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
-        for (size_t k = 0; k < numel; k++) {
-            uint16_t h;
-            if (t->dtype == CKPT_DTYPE_F32) memcpy(&dst[k], src + 4 * k, 4);
-            else {
-                memcpy(&h, src + 2 * k, 2);
-                dst[k] = t->dtype == CKPT_DTYPE_F16 ? ckpt_f16_to_f32(h) : ckpt_bf16_to_f32(h);
+        /* fused (NH, 3, HS, in) rows to (3, NH, HS, in): source row r of head h = r / (3 HS), part
+         * j = (r / HS) % 3, d = r % HS goes to row j NH HS + h HS + d; other tensors keep their rows */
+        size_t rows = t->fused_heads ? (size_t)t->shape[0] : 1, rowlen = numel / rows;
+        size_t HS3 = t->fused_heads ? rows / (size_t)t->fused_heads : 1, HS = HS3 / 3;
+        for (size_t r = 0; r < rows; r++) {
+            size_t dr = t->fused_heads ? ((r / HS) % 3) * (rows / 3) + (r / HS3) * HS + r % HS : r;
+            float *dst = m->owned + conv[i] + dr * rowlen;
+            for (size_t k = 0, at = r * rowlen; k < rowlen; k++, at++) {
+                uint16_t h;
+                if (t->dtype == CKPT_DTYPE_F32) memcpy(&dst[k], src + 4 * at, 4);
+                else {
+                    memcpy(&h, src + 2 * at, 2);
+                    dst[k] = t->dtype == CKPT_DTYPE_F16 ? ckpt_f16_to_f32(h) : ckpt_bf16_to_f32(h);
+                }
             }
         }
     }
@@ -357,12 +562,9 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
     }
     for (int i = 0; !st && i < ck->n_tensors; i++) {
         const ckpt_tensor *t = &ck->tensors[i];
-        if (!t->used) continue;
+        if (t->used != 1) continue;
         const float *base = conv[i] == (size_t)-1 ? (const float *)t->data : m->owned + conv[i];
         size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
-        if (t->dtype == CKPT_DTYPE_F32 && conv[i] == (size_t)-1 && !ptr_aligned(t->data)) continue;
-        int is_buffer = is_hf_mask_buffer(t->name);
-        if (ck->hf_gpt2 && is_buffer) continue;
         for (size_t k = 0; k < numel; k++)
             if (!isfinite(base[k])) {
                 st = pe_fail(err, PE_ERR_INPUT,
@@ -381,6 +583,7 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
 void model_free(model *m) {
     free(m->w.layers);
     free(m->owned);
+    free(m->rope_table);
     memset(m, 0, sizeof *m);
 }
 
@@ -411,11 +614,16 @@ pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *e
     const model_config *c = &m->cfg;
     if (B <= 0 || T <= 0 || T > c->seq_len)
         return pe_fail(err, PE_ERR_INPUT, "batch %d x length %d is not valid for a model with seq_len %d", B, T, c->seq_len);
-    size_t BT = (size_t)B * T, C = (size_t)c->dim, KVC = (size_t)c->n_kv_heads * (c->dim / c->n_heads),
+    if (c->sliding_window > 0 && T > c->sliding_window)
+        return pe_fail(err, PE_ERR_INPUT,
+                       "this model attends over a sliding window of %d tokens (config.json sliding_window) and the "
+                       "context used is %d tokens; pathens runs such a model only where the window changes nothing: set "
+                       "[data] context to at most %d", c->sliding_window, T, c->sliding_window);
+    size_t HS = (size_t)model_head_size(c), QC = (size_t)c->n_heads * HS;
+    size_t BT = (size_t)B * T, C = (size_t)c->dim, KVC = (size_t)c->n_kv_heads * HS,
            HID = (size_t)c->hidden_dim, PP = (size_t)c->channels * c->patch_size * c->patch_size;
     /* the size table: one allocation carved into the named buffers */
-    size_t HS = (size_t)(c->dim / c->n_heads);
-    size_t sizes[12] = {BT * C, BT * C, BT * C, BT * KVC, BT * KVC, BT * C, BT * HID,
+    size_t sizes[12] = {BT * C, BT * C, BT * QC, BT * KVC, BT * KVC, BT * QC, BT * HID,
                         c->mlp == MODEL_MLP_SWIGLU ? BT * HID : 0, (size_t)T * T + T + 1,
                         c->input == MODEL_INPUT_PATCHES ? BT * PP : 0, (size_t)B * C, 2 * (size_t)T * HS};
     float **ptrs[12] = {&a->x, &a->xn, &a->q, &a->k, &a->v, &a->att, &a->h1, &a->h3, &a->scores, &a->patches,
@@ -451,13 +659,13 @@ void model_acts_free(model_acts *a) {
 typedef struct {
     void (*matmul)(float *, const float *, const model_linear *, int, int, int);
     void (*norm)(float *, const float *, const float *, const float *, int, int, model_norm_kind, float);
-    void (*rope)(float *, int, int, int, int, float);
+    void (*rope)(float *, const float *, int, int, int, int, int, int);
     void (*attention)(float *, float *, float *, int *, const float *, const float *, const float *, const int *, int,
                       int, int, int, int, int, const kern_pathways *);
 } kernel_set;
 
-static const kernel_set KERNELS_FAST = {kern_matmul, kern_norm, kern_rope, kern_attention};
-static const kernel_set KERNELS_REF  = {kern_matmul_ref, kern_norm_ref, kern_rope_ref, kern_attention_ref};
+static const kernel_set KERNELS_FAST = {kern_matmul, kern_norm, kern_rope_freq, kern_attention};
+static const kernel_set KERNELS_REF  = {kern_matmul_ref, kern_norm_ref, kern_rope_freq_ref, kern_attention_ref};
 
 /* Projections run as one sgemm per sequence over its [len, C] rows (B sequences per forward
  * call, never token by token). Not one [B*T, C] call: measured on OpenBLAS 0.3.21, the bits of a
@@ -477,18 +685,23 @@ static void seq_matmul(const kernel_set *K, float *out, const float *inp, const 
 static void model_forward_blocks(model_acts *a, const model *m, const int *lens, int B, int T, const kernel_set *K,
                                  const model_pathways *pw) {
     const model_config *c = &m->cfg;
-    int    C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = C / NH, KVC = NKV * HS, HID = c->hidden_dim;
+    int    C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = model_head_size(c), QC = NH * HS, KVC = NKV * HS;
+    int    HID = c->hidden_dim, R = model_rotary_dims(c), half = c->rope_style == MODEL_ROPE_HALF;
     int    N = B * T;
     for (int l = 0; l < c->n_layers; l++) {
         const model_layer_weights *lw = &m->w.layers[l];
         /* attention sub-layer: x += wo(attn(norm(x))) */
         K->norm(a->xn, a->x, lw->attn_norm_w, lw->attn_norm_b, N, C, c->norm, c->norm_eps);
-        seq_matmul(K, a->q, a->xn, &lw->wq, lens, B, T, C, C);   /* (B, T, C) */
+        seq_matmul(K, a->q, a->xn, &lw->wq, lens, B, T, C, QC);  /* (B, T, QC) */
         seq_matmul(K, a->k, a->xn, &lw->wk, lens, B, T, C, KVC); /* (B, T, KVC) */
         seq_matmul(K, a->v, a->xn, &lw->wv, lens, B, T, C, KVC); /* (B, T, KVC) */
+        if (c->qk_norm) { /* Qwen3: RMSNorm over each head's HS dims, (B*T*NH, HS) rows */
+            K->norm(a->q, a->q, lw->q_norm_w, NULL, N * NH, HS, MODEL_NORM_RMSNORM, c->norm_eps);
+            K->norm(a->k, a->k, lw->k_norm_w, NULL, N * NKV, HS, MODEL_NORM_RMSNORM, c->norm_eps);
+        }
         if (c->pos == MODEL_POS_ROPE) {
-            K->rope(a->q, B, T, NH, HS, c->rope_theta);
-            K->rope(a->k, B, T, NKV, HS, c->rope_theta);
+            K->rope(a->q, m->w.rope_freq, B, T, NH, HS, R, half);
+            K->rope(a->k, m->w.rope_freq, B, T, NKV, HS, R, half);
         }
         kern_pathways kp = {.cfg = NULL, .sample = &a->sample, .layer = l};
         if (pw && pw->cfg && (pw->cfg->scheme != PW_SCHEME_DENSE || pw->cfg->head_keep)) {
@@ -509,9 +722,12 @@ static void model_forward_blocks(model_acts *a, const model *m, const int *lens,
             if (pw->att_stats) kp.att_stats = pw->att_stats + (size_t)l * BH * (3 + (size_t)pw->n_bands);
         }
         K->attention(a->att, a->scores, a->gather, a->iscratch, a->q, a->k, a->v, lens, B, T, NH, NKV, HS, c->causal, &kp);
-        seq_matmul(K, a->xn, a->att, &lw->wo, lens, B, T, C, C);
-        kern_add(a->x, a->xn, (size_t)N * C);
-        /* MLP sub-layer: x += w2(act(w1(norm(x))) [* w3(norm(x))]) */
+        if (!c->parallel_residual) {
+            seq_matmul(K, a->xn, a->att, &lw->wo, lens, B, T, QC, C);
+            kern_add(a->x, a->xn, (size_t)N * C);
+        }
+        /* MLP sub-layer: x += w2(act(w1(norm(x))) [* w3(norm(x))]); parallel residual (NeoX): norm of
+         * the block's input x, and wo(att) added after the MLP */
         K->norm(a->xn, a->x, lw->mlp_norm_w, lw->mlp_norm_b, N, C, c->norm, c->norm_eps);
         seq_matmul(K, a->h1, a->xn, &lw->w1, lens, B, T, C, HID); /* (B, T, HID) */
         if (c->mlp == MODEL_MLP_SWIGLU) {
@@ -522,6 +738,10 @@ static void model_forward_blocks(model_acts *a, const model *m, const int *lens,
         }
         seq_matmul(K, a->xn, a->h1, &lw->w2, lens, B, T, HID, C);
         kern_add(a->x, a->xn, (size_t)N * C);
+        if (c->parallel_residual) {
+            seq_matmul(K, a->xn, a->att, &lw->wo, lens, B, T, QC, C);
+            kern_add(a->x, a->xn, (size_t)N * C);
+        }
     }
     K->norm(a->xn, a->x, m->w.final_norm_w, m->w.final_norm_b, N, C, c->norm, c->norm_eps);
 }
@@ -619,6 +839,10 @@ pe_status model_seq_init(model_seq_state *s, const model *m, pe_err *err) {
     const model_config *c = &m->cfg;
     if (c->input != MODEL_INPUT_TOKENS || !c->causal)
         return pe_fail(err, PE_ERR_INPUT, "the token-by-token reference needs a causal token model");
+    if (model_uses_hf_switches(c))
+        return pe_fail(err, PE_ERR_INPUT, "the token-by-token reference implements the llama2.c / GPT-2 switches only; "
+                       "this model uses Hugging Face ones (head_dim, rotate_half or partial RoPE, q/k norm, parallel "
+                       "residual, ...): use model_forward_tokens with use_ref = 1");
     size_t C = (size_t)c->dim, HID = (size_t)c->hidden_dim, KVC = (size_t)c->n_kv_heads * (c->dim / c->n_heads),
            L = (size_t)c->n_layers, T = (size_t)c->seq_len, NH = (size_t)c->n_heads;
     size_t sizes[9] = {C, C, C, HID, HID, C, NH * T, L * T * KVC, L * T * KVC};

@@ -1,12 +1,18 @@
 /* model.h: one transformer, many architectures as switches (not copies).
  *
  * Legend: B batch (sequences or images), T tokens per sequence, C model width (dim),
- *         NH query heads, NKV key/value heads, HS head size (C / NH), KVC = NKV * HS,
- *         HID MLP hidden width, V vocabulary size, NC classes, L layers.
+ *         NH query heads, NKV key/value heads, HS head size (head_dim, else C / NH), QC = NH * HS,
+ *         KVC = NKV * HS, R rotary dims per head (<= HS), HID MLP hidden width, V vocabulary size,
+ *         NC classes, L layers.
  *
  * Switches: LayerNorm | RMSNorm; learned positions | RoPE | none; GELU (erf or tanh) | SwiGLU MLP;
  * multi-head or grouped-query attention (NKV < NH); causal | bidirectional; tied or separate
  * LM head, or a classifier head (CLS token or mean pooling); token or patch (ViT) input.
+ * Hugging Face families (docs/models.md) add: head_dim != C / NH (QC != C); RoPE pairs interleaved
+ * (llama2.c: (2i, 2i+1)) | half (HF rotate_half: (i, i + R/2)); partial rotary (R < HS, NeoX);
+ * llama3 frequency scaling; biases on q/k/v only, on o, on the MLP (each independent of `bias`);
+ * per-head RMSNorm of q and k (Qwen3); parallel residual (NeoX); a static sliding window (Mistral,
+ * only where it changes nothing: T <= window).
  *
  * Weights are views: into the checkpoint's read-only mmap when the stored layout is float32 and
  * aligned, otherwise into one owned block (F16/BF16 converted) carved by a size table.
@@ -27,6 +33,11 @@ typedef enum {
     MODEL_HEAD_CLS_MEAN  = 3, /* classifier on the mean of all positions */
 } model_head_kind;
 typedef enum { MODEL_INPUT_TOKENS = 0, MODEL_INPUT_PATCHES = 1 } model_input_kind;
+typedef enum {
+    MODEL_ROPE_INTERLEAVED = 0, /* llama2.c / Meta: pair i = (x[2i], x[2i+1]) */
+    MODEL_ROPE_HALF        = 1, /* HF rotate_half (Llama, NeoX, Qwen): pair i = (x[i], x[i + R/2]) */
+} model_rope_style;
+typedef enum { MODEL_ROPE_SCALE_NONE = 0, MODEL_ROPE_SCALE_LLAMA3 = 1 } model_rope_scaling;
 
 typedef struct {
     int   dim;          /* C */
@@ -51,7 +62,29 @@ typedef struct {
     int   channels;
     float pixel_mean;   /* input pixel x in [0,255] becomes (x/255 - mean) / std */
     float pixel_std;
+    /* Hugging Face families (0 everywhere = the native / llama2.c model) */
+    int   head_dim;     /* HS; 0 = dim / n_heads */
+    model_rope_style   rope_style;
+    int   rotary_dim;   /* R: leading dims of each head that RoPE rotates; 0 = HS */
+    model_rope_scaling rope_scaling;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor; /* llama3 scaling */
+    int   rope_orig_ctx;      /* llama3 scaling: original_max_position_embeddings */
+    int   qkv_bias;     /* q, k, v projections carry biases (Qwen2, Llama attention_bias) */
+    int   o_bias;       /* the output projection carries a bias (Llama attention_bias) */
+    int   mlp_bias;     /* the MLP projections carry biases (Llama mlp_bias) */
+    int   qk_norm;      /* per-head RMSNorm (weights (HS)) of q and k before RoPE (Qwen3) */
+    int   parallel_residual; /* x += attn(norm1(x)) + mlp(norm2(x)) (GPT-NeoX) */
+    int   sliding_window;    /* W: query i sees keys j > i - W; 0 = none. Only T <= W runs (it changes nothing) */
 } model_config;
+
+/* HS, R and the bias switches with their defaults resolved */
+static inline int model_head_size(const model_config *c) { return c->head_dim > 0 ? c->head_dim : c->dim / c->n_heads; }
+static inline int model_rotary_dims(const model_config *c) { return c->rotary_dim > 0 ? c->rotary_dim : model_head_size(c); }
+static inline int model_has_qkv_bias(const model_config *c) { return c->bias || c->qkv_bias; }
+static inline int model_has_o_bias(const model_config *c) { return c->bias || c->o_bias; }
+static inline int model_has_mlp_bias(const model_config *c) { return c->bias || c->mlp_bias; }
+/* 1 when any Hugging Face switch is on (training and the token-by-token reference refuse them) */
+int model_uses_hf_switches(const model_config *c);
 
 /* linear layer view: y(N, out) = x(N, in) . W^T + b */
 typedef struct {
@@ -63,10 +96,11 @@ typedef struct {
 
 typedef struct {
     const float *attn_norm_w, *attn_norm_b; /* (C), bias (C) or NULL */
-    model_linear wq;   /* (NH*HS, C) */
+    model_linear wq;   /* (QC, C) */
     model_linear wk;   /* (KVC, C) */
     model_linear wv;   /* (KVC, C) */
-    model_linear wo;   /* (C, C) */
+    model_linear wo;   /* (C, QC) */
+    const float *q_norm_w, *k_norm_w;       /* (HS) each, qk_norm only */
     const float *mlp_norm_w, *mlp_norm_b;   /* (C) */
     model_linear w1;   /* (HID, C): GELU up-projection, or SwiGLU gate */
     model_linear w2;   /* (C, HID): down-projection */
@@ -81,6 +115,7 @@ typedef struct {
     model_layer_weights *layers; /* (L) */
     const float *final_norm_w, *final_norm_b; /* (C) */
     model_linear head;       /* (V, C) LM head (tied: tok_emb) or (NC, C) classifier */
+    const float *rope_freq;  /* (R/2) inverse frequencies of the RoPE pairs (model_rope_init_freq) */
 } model_weights;
 
 /* one named tensor the architecture needs (the size table that drives loading and writing) */
@@ -95,10 +130,11 @@ struct ckpt_file;
 typedef struct {
     model_config   cfg;
     model_weights  w;
-    float         *owned;        /* one block for converted / re-aligned tensors, or NULL */
+    float         *owned;        /* one block for converted / re-aligned / re-laid-out tensors, or NULL */
     size_t         owned_floats;
+    float         *rope_table;   /* (R/2) the RoPE inverse frequencies w.rope_freq points at, or NULL */
     int64_t        n_params;
-    char           source[64];   /* "llama2c-v0", "llama2c-v1", "safetensors", "safetensors-hf-gpt2" */
+    char           source[64];   /* "llama2c-v0", "llama2c-v1", "safetensors", "safetensors-hf-<model_type>" */
 } model;
 
 /* Limits model_check_config enforces (and the llama2.c header sniffing in ckpt.c shares): every size
@@ -123,6 +159,9 @@ pe_status model_init(model *m, struct ckpt_file *ck, pe_err *err);
 void model_free(model *m);
 /* human-readable one-line summary */
 void model_describe(const model *m, char *buf, size_t n);
+/* inv_freq (R/2) of the RoPE pairs: theta^(-2i/R) in float (the bits llama2.c and HF's float32
+ * table give), then llama3 scaling (HF _compute_llama3_parameters) when the config asks for it */
+void model_rope_init_freq(float *inv_freq, const model_config *c);
 
 /* ---- batched forward ------------------------------------------------------------------- */
 typedef struct {
@@ -130,10 +169,10 @@ typedef struct {
     float *block;              /* the one allocation */
     float *x;      /* (B, T, C) residual stream */
     float *xn;     /* (B, T, C) normalised input of a sub-layer */
-    float *q;      /* (B, T, C) queries (NH*HS == C) */
+    float *q;      /* (B, T, QC) queries */
     float *k;      /* (B, T, KVC) */
     float *v;      /* (B, T, KVC) */
-    float *att;    /* (B, T, C) attention output before wo */
+    float *att;    /* (B, T, QC) attention output before wo */
     float *h1;     /* (B, T, HID) */
     float *h3;     /* (B, T, HID) */
     float *scores; /* (T, T) attention scratch for one (sequence, head) */

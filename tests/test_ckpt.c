@@ -446,7 +446,7 @@ static void roundtrip(const model_config *c, const char *tag, uint64_t seed) {
         model     m;
         open_model(&ck, &m, dir, pass ? "safetensors" : "auto");
         assert_string_equal(ck.format, "safetensors");
-        assert_int_equal(ck.hf_gpt2, 0);
+        assert_int_equal(ck.hf_family, 0);
         assert_string_equal(m.source, "safetensors");
         assert_memory_equal(&m.cfg, c, sizeof *c); /* config.json round trip (all fields 4 bytes: no padding) */
         assert_null(m.owned);                      /* aligned F32: views into the mapping, nothing copied */
@@ -1265,7 +1265,17 @@ static void test_bad_safetensors(void **state) {
     char missing[4200];
     snprintf(missing, sizeof missing, "%s/nope.safetensors", dir);
     EXPECT_BAD(missing, NULL, missing, "cannot open model");
-    EXPECT_BAD(dir, NULL, dir, "is a folder", "model.safetensors");
+    { /* the folder itself: a model folder (config.json + model.safetensors) loads like its file */
+        ckpt_file ck;
+        pe_err    err = {0};
+        model     m;
+        if (ckpt_open(&ck, dir, "auto", NULL, &err) != PE_OK) fail_msg("ckpt_open: %s", err.msg);
+        if (model_init(&m, &ck, &err) != PE_OK) fail_msg("model_init: %s", err.msg);
+        assert_int_equal(ck.is_dir, 1);
+        assert_int_equal(ck.n_shards, 1);
+        model_free(&m);
+        ckpt_close(&ck);
+    }
     {
         const char *needles[] = {"format", "gguf", NULL};
         expect_bad(path, "gguf", NULL, needles);
