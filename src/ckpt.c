@@ -67,6 +67,14 @@ const ckpt_tensor *ckpt_find(const ckpt_file *ck, const char *name) {
     return NULL;
 }
 
+const char *ckpt_tensor_file(const ckpt_file *ck, const ckpt_tensor *t, char *buf, size_t n) {
+    if (!ck->is_dir || ck->n_shards < 1) snprintf(buf, n, "%s", ck->path);
+    else if (t && t->shard >= 0 && t->shard < ck->n_shards) snprintf(buf, n, "%s/%s", ck->path, ck->shards[t->shard].name);
+    else if (ck->n_shards == 1) snprintf(buf, n, "%s/%s", ck->path, ck->shards[0].name);
+    else snprintf(buf, n, "%s/model.safetensors.index.json (%d shards)", ck->path, ck->n_shards);
+    return buf;
+}
+
 void ckpt_close(ckpt_file *ck) {
     for (int i = 0; i < ck->n_shards; i++)
         if (ck->shards[i].map && ck->shards[i].map != ck->map) munmap(ck->shards[i].map, ck->shards[i].size);
@@ -1091,6 +1099,7 @@ static pe_status ckpt_read_config(ckpt_file *ck, const char *dir, const char *co
         return pe_fail(err, PE_ERR_INPUT,
                        "%s: a safetensors model needs a config.json describing its architecture; cannot read %s "
                        "(put it beside the model or set [model] config)", ck->path, cpath);
+    snprintf(ck->config_path, sizeof ck->config_path, "%s", cpath);
     pe_status st = ckpt_parse_config_json(&ck->cfg, &ck->hf_family, text, cpath, err);
     free(text);
     if (!st && ck->hf_family == CKPT_HF_VIT) st = ckpt_read_preprocessor(&ck->cfg, cpath, err);

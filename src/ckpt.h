@@ -60,6 +60,7 @@ typedef struct ckpt_file {
     int           n_tensors;
     ckpt_tensor  *tensors;      /* (n_tensors) */
     model_config  cfg;          /* architecture from the header or config.json */
+    char          config_path[4096]; /* the config.json read ("" for llama2.c) */
 } ckpt_file;
 
 /* format: "auto" (or NULL/""), "llama2c", "safetensors". config_path: safetensors config.json
@@ -71,6 +72,10 @@ pe_status ckpt_open(ckpt_file *ck, const char *path, const char *format, const c
                     pe_err *err);
 void ckpt_close(ckpt_file *ck);
 const ckpt_tensor *ckpt_find(const ckpt_file *ck, const char *name);
+/* The file a message about tensor t names: its shard in a folder, else the checkpoint file; t NULL
+ * (a tensor that is missing): the file(s) that should hold it (a folder's model.safetensors, or
+ * its index). Returns buf. */
+const char *ckpt_tensor_file(const ckpt_file *ck, const ckpt_tensor *t, char *buf, size_t n);
 const char *ckpt_dtype_name(ckpt_dtype d);
 
 /* Parse a config.json text (native, or Hugging Face: gpt2, llama, mistral, qwen2, qwen3, gpt_neox,

@@ -208,12 +208,15 @@ static pe_status bind_tensor(binder *bd, const char *name, int ndim, int64_t d0,
     const ckpt_tensor *t = ckpt_find(bd->ck, name);
     int flatten = bd->flatten;
     bd->flatten = 0;
+    char file[4400];
+    ckpt_tensor_file(bd->ck, t, file, sizeof file);
     if (!t)
         return pe_fail(err, PE_ERR_INPUT,
                        "%s: tensor \"%s\" is missing (expected shape [%lld%s%lld]); the checkpoint does not match its "
-                       "config", bd->ck->path, name, (long long)d0, ndim > 1 ? ", " : "", ndim > 1 ? (long long)d1 : 0LL);
+                       "config%s%s%s", file, name, (long long)d0, ndim > 1 ? ", " : "", ndim > 1 ? (long long)d1 : 0LL,
+                       bd->ck->config_path[0] ? " (" : "", bd->ck->config_path, bd->ck->config_path[0] ? ")" : "");
     if (t->dtype != CKPT_DTYPE_F32 && t->dtype != CKPT_DTYPE_F16 && t->dtype != CKPT_DTYPE_BF16)
-        return pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" has dtype %s; weights must be F32, F16 or BF16", bd->ck->path,
+        return pe_fail(err, PE_ERR_INPUT, "%s: tensor \"%s\" has dtype %s; weights must be F32, F16 or BF16", file,
                        name, ckpt_dtype_name(t->dtype));
     /* leading dimensions of 1 are the only tolerated difference ([C] vs [1, C] or [1, 1, C] for cls_token,
      * [1, T, C] for ViT position embeddings), and flattening where the caller asks for it */
@@ -233,7 +236,8 @@ static pe_status bind_tensor(binder *bd, const char *name, int ndim, int64_t d0,
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
         return pe_fail(err, PE_ERR_INPUT,
                        "%s: tensor \"%s\" has shape [%s] but the config needs [%lld%s%lld]; the checkpoint and its config "
-                       "disagree", bd->ck->path, name, got, (long long)d0, ndim > 1 ? ", " : "", ndim > 1 ? (long long)d1 : 0LL);
+                       "disagree%s%s%s", file, name, got, (long long)d0, ndim > 1 ? ", " : "", ndim > 1 ? (long long)d1 : 0LL,
+                       bd->ck->config_path[0] ? " (" : "", bd->ck->config_path, bd->ck->config_path[0] ? ")" : "");
     }
     if (bd->n == bd->cap) {
         int       nc = bd->cap ? bd->cap * 2 : 256;
@@ -499,11 +503,13 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
     st = ck->hf_family == CKPT_HF_GPT2 ? bind_hf_gpt2(&bd, m, err)
          : ck->hf_family            ? bind_hf_family(&bd, m, err)
                                     : bind_native(&bd, m, err);
+    char file[4400];
     for (int i = 0; !st && i < ck->n_tensors; i++)
         if (!ck->tensors[i].used)
             st = pe_fail(err, PE_ERR_INPUT,
                          "%s: unexpected tensor \"%s\" (not part of the architecture in the config); the checkpoint and "
-                         "its config disagree", ck->path, ck->tensors[i].name);
+                         "its config%s%s%s disagree", ckpt_tensor_file(ck, &ck->tensors[i], file, sizeof file),
+                         ck->tensors[i].name, ck->config_path[0] ? " (" : "", ck->config_path, ck->config_path[0] ? ")" : "");
     /* size table of the owned block: every bound tensor that is not float32, not aligned or
      * re-laid out */
     size_t *conv = NULL;
@@ -569,7 +575,7 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
             if (!isfinite(base[k])) {
                 st = pe_fail(err, PE_ERR_INPUT,
                              "%s: tensor \"%s\" element %zu is %s; the checkpoint is corrupt or training diverged",
-                             ck->path, t->name, k, isnan(base[k]) ? "NaN" : "Inf");
+                             ckpt_tensor_file(ck, t, file, sizeof file), t->name, k, isnan(base[k]) ? "NaN" : "Inf");
                 break;
             }
         m->n_params += (int64_t)numel;
