@@ -1257,8 +1257,10 @@ static pe_status ckpt_open_folder(ckpt_file *ck, const char *dir, const char *co
     snprintf(bin, sizeof bin, "%s/pytorch_model.bin", ck->path);
     if (!(config_path && config_path[0]) && !file_exists(cfg))
         return pe_fail(err, PE_ERR_INPUT,
-                       "%s: a model folder needs config.json (as save_pretrained writes it); %s is missing (or set [model] "
-                       "config)", ck->path, cfg);
+                       "%s is a folder but not a model folder: it has no config.json (a save_pretrained folder holds "
+                       "config.json and model.safetensors, or model.safetensors.index.json and its shards); set [model] "
+                       "path to a model folder or to the model file in it (or [model] config to its config.json)",
+                       ck->path);
     pe_status st = PE_OK;
     if (file_exists(single)) {
         ck->shards = pe_calloc(1, sizeof *ck->shards, err, "shard table");
