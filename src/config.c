@@ -43,13 +43,13 @@ typedef struct {
 
 static const cfg_key cfg_keys[] = {
     {"model", "path", CFG_PATH, CFG_AT(model_path), .def = "", .required = 1,
-     .help = "model checkpoint: llama2.c .bin or .safetensors"},
+     .help = "model checkpoint: llama2.c .bin, .safetensors, or a Hugging Face model folder (docs/models.md)"},
     {"model", "format", CFG_ENUM, CFG_AT(model_format), .def = "auto", .choices = "auto|llama2c|safetensors",
      .help = "checkpoint format; auto = detect from the file"},
     {"model", "tokenizer", CFG_PATH, CFG_AT(model_tokenizer), .def = "",
      .help = "tokenizer file, 'bytes', 'none', or empty = auto (none)"},
     {"model", "config", CFG_PATH, CFG_AT(model_config), .def = "",
-     .help = "safetensors config.json; empty = config.json next to the model"},
+     .help = "safetensors config.json; empty = config.json next to the model (in the model folder)"},
     {"data", "path", CFG_PATH, CFG_AT(data_path), .def = "", .required = 1,
      .help = "evaluation data: text file or idx images file"},
     {"data", "format", CFG_ENUM, CFG_AT(data_format), .def = "auto", .choices = "auto|text|idx",

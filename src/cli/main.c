@@ -78,15 +78,77 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 static void help_inspect(FILE *f) {
     fprintf(f,
             "usage: pathens inspect MODEL [--format auto|llama2c|safetensors] [--config CONFIG.json]\n\n"
-            "Prints the architecture, the parameter count and every tensor (name, dtype, shape) of a\n"
-            "checkpoint, after checking every tensor against the architecture (shapes, dtypes, finiteness).\n"
-            "Formats: llama2.c v0/v1 .bin, safetensors + config.json (native or Hugging Face GPT-2);\n"
-            "see docs/formats.md.\n\n"
+            "Prints the family, dtypes, shards, vocabulary, architecture, the parameter count and every\n"
+            "tensor (name, dtype, shape) of a checkpoint, after checking every tensor against the\n"
+            "architecture (shapes, dtypes, finiteness). MODEL: a llama2.c v0/v1 .bin, a safetensors file\n"
+            "with its config.json (native, or Hugging Face), or a Hugging Face model folder (config.json +\n"
+            "model.safetensors or model.safetensors.index.json + shards: gpt2, llama, mistral, qwen2,\n"
+            "qwen3, gpt_neox, vit); see docs/models.md and docs/formats.md.\n\n"
             "options:\n"
             "  --format F       checkpoint format (default auto: detected from the file)\n"
             "  --config FILE    the safetensors config.json (default: config.json next to MODEL)\n\n"
             "example (from the repository root):\n"
             "  pathens inspect models/fashion-vit/model.safetensors\n");
+}
+
+/* family, dtypes, shards, vocabulary, tokenizer, memory: what a user checks first about a folder */
+static void inspect_print_summary(const ckpt_file *ck, const model *m) {
+    const model_config *c = &m->cfg;
+    printf("family: %s\n", ck->hf_family ? ckpt_hf_family_name(ck->hf_family)
+                                        : !strncmp(ck->format, "llama2c", 7) ? "llama2.c" : "native pathens");
+    int64_t count[5] = {0}; /* tensors per ckpt_dtype */
+    for (int i = 0; i < ck->n_tensors; i++)
+        if (ck->tensors[i].dtype >= 0 && ck->tensors[i].dtype < 5) count[ck->tensors[i].dtype]++;
+    printf("dtype:");
+    for (int d = 0; d < 5; d++)
+        if (count[d]) printf(" %s (%lld tensors)", ckpt_dtype_name((ckpt_dtype)d), (long long)count[d]);
+    printf("\n");
+    if (ck->is_dir) {
+        printf("shards: %d%s\n", ck->n_shards, ck->n_shards > 1 ? " (model.safetensors.index.json)" : "");
+        for (int i = 0; i < ck->n_shards; i++)
+            printf("  %s: %d tensors, %zu bytes\n", ck->shards[i].name, ck->shards[i].n_tensors, ck->shards[i].size);
+    }
+    if (c->input == MODEL_INPUT_TOKENS) printf("vocabulary: %d\n", c->vocab_size);
+    else printf("classes: %d (images %dx%dx%d)\n", c->n_classes, c->channels, c->image_size, c->image_size);
+    /* TOKENIZER (issue 11, tokenizers part): the tokenizer kind [model] tokenizer = auto would load
+     * (tok_init_for_model) is printed here; until then, the tokenizer files the folder holds */
+    if (ck->is_dir) {
+        static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"};
+        printf("tokenizer files:");
+        int any = 0;
+        for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+            char p[4400];
+            struct stat st;
+            snprintf(p, sizeof p, "%s/%s", ck->path, files[i]);
+            if (stat(p, &st) == 0) printf(" %s", files[i]), any = 1;
+        }
+        printf("%s\n", any ? "" : " none");
+    }
+    size_t mapped = 0;
+    for (int i = 0; i < ck->n_shards; i++) mapped += ck->shards[i].size;
+    if (!ck->n_shards) mapped = ck->map_size;
+    printf("memory: %.1f MiB mapped read-only (shared by the processes of a node), %.1f MiB converted per process "
+           "(F16/BF16 to F32, fused q/k/v re-laid out)\n", (double)mapped / 1048576.0,
+           (double)m->owned_floats * 4.0 / 1048576.0);
+}
+
+static void inspect_print_switches(const model_config *c) {
+    if (!model_uses_hf_switches(c)) return;
+    printf("  switches:");
+    if (c->head_dim) printf(" head_dim %d (q width %d)", c->head_dim, c->n_heads * c->head_dim);
+    if (c->pos == MODEL_POS_ROPE)
+        printf(" RoPE %s theta %g over %d of %d dims", c->rope_style == MODEL_ROPE_HALF ? "rotate_half" : "interleaved",
+               (double)c->rope_theta, model_rotary_dims(c), model_head_size(c));
+    if (c->rope_scaling == MODEL_ROPE_SCALE_LLAMA3)
+        printf(", llama3 scaling (factor %g, low %g, high %g, original %d)", (double)c->rope_factor,
+               (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor, c->rope_orig_ctx);
+    if (c->qkv_bias && !c->bias) printf(", q/k/v biases");
+    if (c->o_bias && !c->bias) printf(", o bias");
+    if (c->mlp_bias && !c->bias) printf(", MLP biases");
+    if (c->qk_norm) printf(", q/k RMSNorm per head");
+    if (c->parallel_residual) printf(", parallel residual");
+    if (c->sliding_window) printf(", sliding window %d (contexts up to it only)", c->sliding_window);
+    printf("\n");
 }
 
 static int cmd_inspect(int argc, char **argv) {
@@ -121,10 +183,12 @@ static int cmd_inspect(int argc, char **argv) {
     model_describe(&m, desc, sizeof desc);
     printf("model: %s\n", path);
     printf("format: %s\n", m.source);
+    inspect_print_summary(&ck, &m);
     printf("architecture: %s\n", desc);
     const model_config *c = &m.cfg;
     printf("  dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, head_size %d\n", c->dim, c->hidden_dim,
-           c->n_layers, c->n_heads, c->n_kv_heads, c->dim / c->n_heads);
+           c->n_layers, c->n_heads, c->n_kv_heads, model_head_size(c));
+    inspect_print_switches(c);
     printf("parameters: %lld\n", (long long)m.n_params);
     printf("tensors: %d\n", ck.n_tensors);
     for (int i = 0; i < ck.n_tensors; i++) {
