@@ -16,6 +16,9 @@ pe_status train_check_config(const model_config *c, const char *where, pe_err *e
     else if (c->pos != MODEL_POS_LEARNED) bad = "pos must be learned";
     else if (c->mlp != MODEL_MLP_GELU) bad = "mlp must be gelu (erf form)";
     else if (c->n_kv_heads != c->n_heads) bad = "n_kv_heads must equal n_heads (no grouped-query attention)";
+    else if (model_uses_hf_switches(c))
+        bad = "it uses Hugging Face switches (head_dim, rotate_half or partial RoPE, q/k norm, parallel residual, "
+              "separate q/k/v/o/MLP biases, sliding window), which pathens evaluates but does not train";
     else if (c->input == MODEL_INPUT_TOKENS && !(c->head == MODEL_HEAD_LM || c->head == MODEL_HEAD_LM_TIED))
         bad = "a token-input model needs an LM head (tied or separate)";
     else if (c->input == MODEL_INPUT_TOKENS && !c->causal) bad = "a token-input LM must be causal";

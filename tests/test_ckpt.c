@@ -6,7 +6,12 @@
  *     gives the same logits as the same weights written as a native model;
  *   - F16 / BF16 conversion (exhaustive), mixed-dtype and misaligned files;
  *   - bad input: every broken file is refused with PE_ERR_INPUT and a message naming the file
- *     and the problem, never a crash (run under ASan + UBSan with -DPATHENS_SANITIZE=ON). */
+ *     and the problem, never a crash (run under ASan + UBSan with -DPATHENS_SANITIZE=ON);
+ *   - Hugging Face model folders: a llama folder (q/k rows permuted as transformers converts them,
+ *     rotate_half RoPE) computes what the native model computes, one file or shards alike; every
+ *     broken folder (unknown model_type, missing / extra tensor, wrong shape, bad index, missing or
+ *     truncated shard) refused; RoPE pair styles, partial rotary and llama3 scaling; GPT-NeoX's fused
+ *     query_key_value re-laid out. */
 #include "testutil.h"
 
 #include <math.h>
@@ -16,7 +21,9 @@
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "kernels.h"
 #include "model.h"
+#include "train.h"
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -1704,6 +1711,504 @@ static void test_config_limits(void **state) {
     assert_int_equal(model_image_seq_len(&c), 5);
 }
 
+/* ---- Hugging Face model folders (issue 11) ----------------------------------------------------
+ * A native llama model (interleaved RoPE) written as an HF Llama folder: q/k rows permuted the way
+ * transformers' convert_llama_weights_to_hf does (pairs (2i, 2i+1) of a head to (i, i + HS/2)),
+ * names mapped, an HF config.json. With rotate_half RoPE it must compute what the native model
+ * computes; one file or two shards + index, bit for bit the same; every broken folder refused. */
+
+static const char *const HF_LLAMA_MAP[][2] = {
+    {"attn_norm.weight", "input_layernorm.weight"}, {"attn.wq.weight", "self_attn.q_proj.weight"},
+    {"attn.wk.weight", "self_attn.k_proj.weight"},  {"attn.wv.weight", "self_attn.v_proj.weight"},
+    {"attn.wo.weight", "self_attn.o_proj.weight"},  {"mlp_norm.weight", "post_attention_layernorm.weight"},
+    {"mlp.w1.weight", "mlp.gate_proj.weight"},      {"mlp.w2.weight", "mlp.down_proj.weight"},
+    {"mlp.w3.weight", "mlp.up_proj.weight"},
+};
+
+/* the HF name of a native llama tensor */
+static void hf_llama_name(char *out, size_t n, const char *native) {
+    int l;
+    char rest[96];
+    if (!strcmp(native, "tok_emb.weight")) snprintf(out, n, "model.embed_tokens.weight");
+    else if (!strcmp(native, "final_norm.weight")) snprintf(out, n, "model.norm.weight");
+    else if (!strcmp(native, "lm_head.weight")) snprintf(out, n, "lm_head.weight");
+    else {
+        assert_int_equal(sscanf(native, "layers.%d.%95s", &l, rest), 2);
+        for (size_t i = 0; i < sizeof HF_LLAMA_MAP / sizeof *HF_LLAMA_MAP; i++)
+            if (!strcmp(rest, HF_LLAMA_MAP[i][0])) {
+                snprintf(out, n, "model.layers.%d.%s", l, HF_LLAMA_MAP[i][1]);
+                return;
+            }
+        fail_msg("no HF name for %s", native);
+    }
+}
+
+/* rows (heads, hs, in): row h*hs + 2i + j -> h*hs + j*hs/2 + i (transformers' permute) */
+static void permute_rows_half(float *dst, const float *src, int heads, int hs, int in) {
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < hs / 2; i++)
+            for (int j = 0; j < 2; j++)
+                memcpy(dst + ((size_t)h * hs + (size_t)j * hs / 2 + i) * in, src + ((size_t)h * hs + 2 * i + j) * in,
+                       (size_t)in * sizeof(float));
+}
+
+typedef struct {
+    raw_tensor r[64];
+    float     *perm[64];
+    int        n;
+} hf_folder;
+
+/* the tensors of native llama model t under HF names (q/k permuted; F32, views into t) */
+static void hf_llama_tensors(hf_folder *f, const model_config *c, const tu_tensors *t) {
+    memset(f, 0, sizeof *f);
+    assert_true(t->n <= 64);
+    int HS = c->dim / c->n_heads;
+    for (int i = 0; i < t->n; i++) {
+        raw_tensor *r = &f->r[f->n++];
+        hf_llama_name(r->name, sizeof r->name, t->specs[i].name);
+        r->dtype = "F32";
+        r->ndim  = t->specs[i].ndim;
+        for (int d = 0; d < r->ndim; d++) r->shape[d] = t->specs[i].shape[d];
+        r->nbytes = 4 * tu_spec_numel(&t->specs[i]);
+        r->data   = t->data[i];
+        const char *s = t->specs[i].name;
+        size_t      k = strlen(s);
+        int is_q = k > 15 && !strcmp(s + k - 15, ".attn.wq.weight"), is_k = k > 15 && !strcmp(s + k - 15, ".attn.wk.weight");
+        if (is_q || is_k) {
+            float *p = malloc(r->nbytes);
+            assert_non_null(p);
+            permute_rows_half(p, t->data[i], (int)(t->specs[i].shape[0] / HS), HS, (int)t->specs[i].shape[1]);
+            r->data = f->perm[i] = p;
+        }
+    }
+}
+
+static void hf_folder_free(hf_folder *f) {
+    for (int i = 0; i < 64; i++) free(f->perm[i]);
+}
+
+static void write_hf_llama_config(const char *dir, const model_config *c, const char *model_type, const char *extra) {
+    char path[4200], json[2048];
+    snprintf(json, sizeof json,
+             "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"%s\", \"hidden_size\": %d, "
+             "\"intermediate_size\": %d, \"num_hidden_layers\": %d, \"num_attention_heads\": %d, "
+             "\"num_key_value_heads\": %d, \"vocab_size\": %d, \"max_position_embeddings\": %d, \"rms_norm_eps\": %g, "
+             "\"rope_theta\": %g, \"tie_word_embeddings\": false, \"torch_dtype\": \"float32\"%s%s}",
+             model_type, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len,
+             (double)c->norm_eps, (double)c->rope_theta, extra && strstr(extra, "hidden_act") ? "" : ", \"hidden_act\": \"silu\"",
+             extra ? extra : "");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_text(path, json);
+}
+
+/* a fresh folder PATHENS_TEST_TMP/ckpt-<tag> without the files a previous run left */
+static void hf_dir(char *out, size_t n, const char *tag) {
+    tmp_dir(out, n, tag);
+    static const char *const files[] = {"model.safetensors.index.json", "model-00001-of-00002.safetensors",
+                                        "model-00002-of-00002.safetensors", "pytorch_model.bin"};
+    char p[4300];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, files[i]);
+        unlink(p);
+    }
+}
+
+/* shards: 1 = model.safetensors; 2 = the first `split` tensors in shard 1, the rest in shard 2,
+ * with an index (index_extra: more weight_map entries, "" for none) */
+static void write_hf_tensors(const char *dir, const raw_tensor *r, int n, int shards, int split, const char *index_extra) {
+    char path[4300];
+    if (shards == 1) {
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        write_raw_safetensors(path, r, n, 0, 0);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/model-00001-of-00002.safetensors", dir);
+    write_raw_safetensors(path, r, split, 0, 0);
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
+    write_raw_safetensors(path, r + split, n - split, 0, 0);
+    size_t cap = 256 + (size_t)n * 160, len = 0;
+    char  *js  = malloc(cap);
+    assert_non_null(js);
+    len += (size_t)snprintf(js + len, cap - len, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(js + len, cap - len, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "",
+                                r[i].name, i < split ? 1 : 2);
+    snprintf(js + len, cap - len, "%s}}", index_extra);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    write_text(path, js);
+    free(js);
+}
+
+/* logits (B, T, V) of the model at path, fast (ref = 0) or naive (ref = 1) */
+static float *path_logits(const char *path, const int *tok, const int *lens, int B, int T, int ref, ckpt_file *ck_out,
+                          model *m_out) {
+    pe_err err = {0};
+    if (ckpt_open(ck_out, path, "auto", NULL, &err) != PE_OK) fail_msg("ckpt_open %s: %s", path, err.msg);
+    if (model_init(m_out, ck_out, &err) != PE_OK) fail_msg("model_init %s: %s", path, err.msg);
+    model_acts a;
+    assert_int_equal(model_acts_init(&a, m_out, B, T, &err), PE_OK);
+    float *lg = calloc((size_t)B * T * m_out->cfg.vocab_size, sizeof(float));
+    assert_non_null(lg);
+    assert_int_equal(model_forward_tokens(lg, &a, m_out, tok, lens, B, T, ref, &err), PE_OK);
+    model_acts_free(&a);
+    return lg;
+}
+
+static void test_hf_llama_folder(void **state) {
+    (void)state;
+    model_config c = cfg_llama();
+    c.rope_theta   = 500000.0f;
+    char native[4096], one[4096], two[4096];
+    tmp_dir(native, sizeof native, "hf-native");
+    hf_dir(one, sizeof one, "hf-llama-one");
+    hf_dir(two, sizeof two, "hf-llama-two");
+    tu_tensors t;
+    pe_err     err = {0};
+    assert_int_equal(tu_random_tensors(&t, &c, 31, &err), PE_OK);
+    assert_int_equal(tu_write_model_dir(&c, native, &t, &err), PE_OK);
+    hf_folder f;
+    hf_llama_tensors(&f, &c, &t);
+    write_hf_tensors(one, f.r, f.n, 1, 0, "");
+    write_hf_llama_config(one, &c, "llama", NULL);
+    write_hf_tensors(two, f.r, f.n, 2, f.n / 2, "");
+    write_hf_llama_config(two, &c, "llama", NULL);
+    enum { B = 2, T = 70 };
+    int tok[B * T], lens[B] = {T, 37};
+    uint64_t s = 5;
+    for (int i = 0; i < B * T; i++) tok[i] = (int)(lcg_next(&s) % (uint64_t)c.vocab_size);
+    ckpt_file ck[4];
+    model     m[4];
+    char      npath[4200];
+    snprintf(npath, sizeof npath, "%s/model.safetensors", native);
+    float *ln = path_logits(npath, tok, lens, B, T, 0, &ck[0], &m[0]);
+    float *l1 = path_logits(one, tok, lens, B, T, 0, &ck[1], &m[1]);
+    float *l2 = path_logits(two, tok, lens, B, T, 0, &ck[2], &m[2]);
+    float *lr = path_logits(two, tok, lens, B, T, 1, &ck[3], &m[3]);
+    assert_string_equal(m[1].source, "safetensors-hf-llama");
+    assert_int_equal(ck[1].hf_family, CKPT_HF_LLAMA);
+    assert_int_equal(m[1].cfg.rope_style, MODEL_ROPE_HALF);
+    assert_null(m[1].owned); /* aligned F32: every weight a view into the mapping */
+    assert_int_equal(ck[1].n_shards, 1);
+    assert_int_equal(ck[2].n_shards, 2);
+    assert_int_equal(ck[2].shards[0].n_tensors + ck[2].shards[1].n_tensors, f.n);
+    assert_int_equal(m[1].n_params, m[0].n_params);
+    /* rotate_half on permuted rows = interleaved pairs on the original ones (sums in another order) */
+    check_valid_logits(l1, ln, lens, B, T, c.vocab_size, 2e-5f, "HF llama folder vs native");
+    check_valid_logits(lr, ln, lens, B, T, c.vocab_size, 2e-5f, "HF llama folder (naive kernels) vs native");
+    /* sharding changes nothing: the same bits */
+    for (int b = 0; b < B; b++)
+        assert_memory_equal(l1 + (size_t)b * T * c.vocab_size, l2 + (size_t)b * T * c.vocab_size,
+                            (size_t)lens[b] * c.vocab_size * sizeof(float));
+    for (int i = 0; i < 4; i++) {
+        model_free(&m[i]);
+        ckpt_close(&ck[i]);
+    }
+    free(ln), free(l1), free(l2), free(lr);
+    hf_folder_free(&f);
+    tu_free_tensors(&t);
+}
+
+/* a folder broken one way; every one refused with PE_ERR_INPUT naming the file and the problem */
+static void test_hf_folder_refusals(void **state) {
+    (void)state;
+    model_config c = cfg_llama();
+    char         dir[4096], path[4300], path2[4300];
+    tu_tensors   t;
+    pe_err       err = {0};
+    assert_int_equal(tu_random_tensors(&t, &c, 32, &err), PE_OK);
+    hf_folder f;
+    hf_llama_tensors(&f, &c, &t);
+    int n = f.n, half = n / 2;
+
+    /* unknown model_type */
+    hf_dir(dir, sizeof dir, "hf-bad-type");
+    write_hf_tensors(dir, f.r, n, 1, 0, "");
+    write_hf_llama_config(dir, &c, "mamba", NULL);
+    EXPECT_BAD(dir, NULL, "config.json", "model_type \"mamba\" is not supported", "llama");
+    /* an unsupported rope_scaling type; a hidden_act other than silu */
+    write_hf_llama_config(dir, &c, "llama", ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}");
+    EXPECT_BAD(dir, NULL, "config.json", "rope_scaling type \"linear\"");
+    write_hf_llama_config(dir, &c, "llama", ", \"hidden_act\": \"gelu\"");
+    EXPECT_BAD(dir, NULL, "config.json", "hidden_act \"gelu\"");
+    /* a shape that disagrees with config.json: one layer fewer in the config is an extra tensor, a
+     * wider intermediate_size a wrong shape */
+    model_config c2 = c;
+    c2.n_layers = 1;
+    write_hf_llama_config(dir, &c2, "llama", NULL);
+    EXPECT_BAD(dir, NULL, "model.safetensors", "unexpected tensor \"model.layers.1.", "config.json");
+    c2 = c, c2.hidden_dim += 2;
+    write_hf_llama_config(dir, &c2, "llama", NULL);
+    EXPECT_BAD(dir, NULL, "model.safetensors", "model.layers.0.mlp.", "has shape", "config.json");
+
+    /* a missing tensor, an extra tensor */
+    write_hf_llama_config(dir, &c, "llama", NULL);
+    raw_tensor r[66];
+    memcpy(r, f.r, (size_t)n * sizeof *r);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(r[i].name, "model.layers.1.mlp.up_proj.weight")) r[i] = r[--n];
+    write_hf_tensors(dir, r, n, 1, 0, "");
+    EXPECT_BAD(dir, NULL, "model.safetensors", "\"model.layers.1.mlp.up_proj.weight\" is missing");
+    n = f.n;
+    memcpy(r, f.r, (size_t)n * sizeof *r);
+    r[n] = r[0];
+    snprintf(r[n++].name, sizeof r[0].name, "model.layers.0.mlp.extra_proj.weight");
+    write_hf_tensors(dir, r, n, 1, 0, "");
+    EXPECT_BAD(dir, NULL, "model.safetensors", "unexpected tensor \"model.layers.0.mlp.extra_proj.weight\"");
+    n = f.n;
+    /* the transposed k_proj of a GQA model: [C, KVC] instead of [KVC, C] */
+    memcpy(r, f.r, (size_t)n * sizeof *r);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(r[i].name, "model.layers.0.self_attn.k_proj.weight")) {
+            int64_t d = r[i].shape[0];
+            r[i].shape[0] = r[i].shape[1], r[i].shape[1] = d;
+        }
+    write_hf_tensors(dir, r, n, 1, 0, "");
+    EXPECT_BAD(dir, NULL, "model.safetensors", "\"model.layers.0.self_attn.k_proj.weight\" has shape [32, 16]", "[16, 32]");
+
+    /* no weights at all; only a pickle */
+    hf_dir(dir, sizeof dir, "hf-bad-empty");
+    write_hf_llama_config(dir, &c, "llama", NULL);
+    EXPECT_BAD(dir, NULL, dir, "no model.safetensors and no model.safetensors.index.json");
+    snprintf(path, sizeof path, "%s/pytorch_model.bin", dir);
+    write_text(path, "PK");
+    EXPECT_BAD(dir, NULL, dir, "pytorch_model.bin");
+    /* no config.json */
+    hf_dir(dir, sizeof dir, "hf-bad-noconfig");
+    write_hf_tensors(dir, f.r, f.n, 1, 0, "");
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    EXPECT_BAD(dir, NULL, dir, "no config.json");
+
+    /* sharded: a missing shard, a truncated shard, the index and the shards disagreeing */
+    hf_dir(dir, sizeof dir, "hf-bad-shards");
+    write_hf_llama_config(dir, &c, "llama", NULL);
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
+    snprintf(path2, sizeof path2, "%s/model.safetensors.index.json", dir);
+    write_hf_tensors(dir, f.r, f.n, 2, half, "");
+    unlink(path);
+    EXPECT_BAD(dir, NULL, path, "cannot open this shard", "model.safetensors.index.json");
+    write_hf_tensors(dir, f.r, f.n, 2, half, "");
+    {
+        size_t len = 0;
+        char  *b   = read_bytes(path, &len);
+        write_bytes(path, b, len - 100);
+        free(b);
+    }
+    EXPECT_BAD(dir, NULL, path, "truncated");
+    /* the index names a tensor that no shard holds */
+    write_hf_tensors(dir, f.r, f.n, 2, half, ", \"model.layers.9.mlp.up_proj.weight\": \"model-00002-of-00002.safetensors\"");
+    EXPECT_BAD(dir, NULL, "model.safetensors.index.json", "names tensor \"model.layers.9.mlp.up_proj.weight\"",
+               "does not hold it");
+    /* a shard holds a tensor the index does not list: shard 2 written with one tensor more */
+    write_hf_tensors(dir, f.r, f.n, 2, half, "");
+    write_raw_safetensors(path, f.r + half - 1, f.n - half + 1, 0, 0);
+    EXPECT_BAD(dir, NULL, "model-00002-of-00002.safetensors", f.r[half - 1].name, "places in",
+               "model-00001-of-00002.safetensors");
+    /* index: not JSON; no weight_map; a shard name with a path; empty */
+    write_text(path2, "{\"weight_map\": ");
+    EXPECT_BAD(dir, NULL, path2, "not a safetensors index");
+    write_text(path2, "{\"metadata\": {}}");
+    EXPECT_BAD(dir, NULL, path2, "weight_map");
+    write_text(path2, "{\"weight_map\": {\"model.norm.weight\": \"../elsewhere.safetensors\"}}");
+    EXPECT_BAD(dir, NULL, path2, "no path");
+    write_text(path2, "{\"weight_map\": {}}");
+    EXPECT_BAD(dir, NULL, path2, "empty");
+
+    /* a sliding window smaller than the context: loads, runs up to the window, refused past it */
+    hf_dir(dir, sizeof dir, "hf-window");
+    write_hf_tensors(dir, f.r, f.n, 1, 0, "");
+    write_hf_llama_config(dir, &c, "mistral", ", \"sliding_window\": 16");
+    {
+        ckpt_file ck;
+        model     m;
+        model_acts a;
+        assert_int_equal(ckpt_open(&ck, dir, "auto", NULL, &err), PE_OK);
+        assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+        assert_int_equal(m.cfg.sliding_window, 16);
+        assert_int_equal(model_acts_init(&a, &m, 1, 16, &err), PE_OK);
+        model_acts_free(&a);
+        assert_int_equal(model_acts_init(&a, &m, 1, 17, &err), PE_ERR_INPUT);
+        assert_contains(err.msg, "sliding_window");
+        assert_contains(err.msg, "context");
+        model_free(&m);
+        ckpt_close(&ck);
+    }
+    /* training refuses each HF switch (on a config it otherwise trains) instead of computing
+     * something else */
+    model_config g = cfg_gpt();
+    g.pos = MODEL_POS_LEARNED, g.mlp = MODEL_MLP_GELU;
+    assert_int_equal(train_check_config(&g, "gpt", &err), PE_OK);
+    for (int k = 0; k < 5; k++) {
+        model_config h = g;
+        if (k == 0) h.parallel_residual = 1;
+        if (k == 1) h.head_dim = 8;
+        if (k == 2) h.sliding_window = 64;
+        if (k == 3) h.qk_norm = 1;
+        if (k == 4) h.rope_style = MODEL_ROPE_HALF;
+        assert_int_equal(train_check_config(&h, "gpt", &err), PE_ERR_INPUT);
+        assert_contains(err.msg, "Hugging Face switches");
+    }
+    hf_folder_free(&f);
+    tu_free_tensors(&t);
+}
+
+/* RoPE: the fast kernel against its twin for both pair styles and partial rotary; rotate_half is
+ * interleaved RoPE in a permuted basis; llama3 scaling against its formula */
+static void test_hf_rope(void **state) {
+    (void)state;
+    enum { B = 2, T = 33, NH = 3, HS = 12 };
+    size_t n = (size_t)B * T * NH * HS;
+    float *x0 = malloc(n * sizeof(float)), *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    float *p = malloc(n * sizeof(float)), freq[HS / 2];
+    assert_true(x0 && a && b && p);
+    tu_fill_random(x0, n, 77, 1.0f);
+    model_config c = cfg_llama();
+    c.rope_theta = 10000.0f;
+    c.dim = NH * HS, c.n_heads = NH, c.n_kv_heads = NH;
+    for (int rot = 4; rot <= HS; rot += 8) /* partial (4 of 12) and full */
+        for (int half = 0; half < 2; half++) {
+            c.rotary_dim = rot == HS ? 0 : rot;
+            model_rope_init_freq(freq, &c);
+            for (int i = 0; i < rot / 2; i++) assert_true(fabs(freq[i] - pow(10000.0, -2.0 * i / rot)) < 1e-6 * freq[i]);
+            memcpy(a, x0, n * sizeof(float));
+            memcpy(b, x0, n * sizeof(float));
+            kern_rope_freq(a, freq, B, T, NH, HS, rot, half);
+            kern_rope_freq_ref(b, freq, B, T, NH, HS, rot, half);
+            assert_true(tu_max_abs_diff(a, b, n) < 1e-5f);
+            for (size_t k = 0; k < n; k++) /* dims >= R of every head untouched */
+                if ((int)(k % HS) >= rot) assert_true(a[k] == x0[k]);
+            if (!half) {
+                /* the same rotation in the basis where pair i is (i, i + R/2) */
+                for (size_t r = 0; r < n / HS; r++)
+                    for (int i = 0; i < HS; i++) {
+                        int j = i < rot ? (i % 2 ? rot / 2 + i / 2 : i / 2) : i; /* interleaved dim -> half dim */
+                        p[r * HS + j] = x0[r * HS + i];
+                    }
+                kern_rope_freq(p, freq, B, T, NH, HS, rot, 1);
+                for (size_t r = 0; r < n / HS; r++)
+                    for (int i = 0; i < HS; i++) {
+                        int j = i < rot ? (i % 2 ? rot / 2 + i / 2 : i / 2) : i;
+                        assert_true(p[r * HS + j] == a[r * HS + i]);
+                    }
+            }
+        }
+    /* kern_rope (llama2.c's table) is kern_rope_freq over theta^(-2i/HS), bit for bit */
+    c.rotary_dim = 0;
+    model_rope_init_freq(freq, &c);
+    memcpy(a, x0, n * sizeof(float));
+    memcpy(b, x0, n * sizeof(float));
+    kern_rope(a, B, T, NH, HS, 10000.0f);
+    kern_rope_freq(b, freq, B, T, NH, HS, HS, 0);
+    assert_memory_equal(a, b, n * sizeof(float));
+    /* llama3 scaling (Llama 3.1 numbers: factor 8, low 1, high 4, original 8192; theta 500000, HS 128) */
+    float f128[64];
+    c.dim = 128, c.n_heads = 1, c.n_kv_heads = 1, c.rope_theta = 500000.0f;
+    c.rope_scaling = MODEL_ROPE_SCALE_LLAMA3, c.rope_factor = 8.0f, c.rope_low_freq_factor = 1.0f;
+    c.rope_high_freq_factor = 4.0f, c.rope_orig_ctx = 8192;
+    pe_err err_dummy = {0};
+    assert_int_equal(model_check_config(&c, "llama3", &err_dummy), PE_OK);
+    model_rope_init_freq(f128, &c);
+    int kept = 0, divided = 0, blended = 0;
+    for (int i = 0; i < 64; i++) {
+        double f = pow(500000.0, -2.0 * i / 128.0), wl = 2.0 * M_PI / f, want;
+        if (wl < 8192.0 / 4.0) want = f, kept++;
+        else if (wl > 8192.0 / 1.0) want = f / 8.0, divided++;
+        else {
+            double sm = (8192.0 / wl - 1.0) / (4.0 - 1.0);
+            want = (1.0 - sm) * f / 8.0 + sm * f, blended++;
+        }
+        assert_true(fabs(f128[i] - want) <= 2e-6 * want);
+    }
+    assert_true(kept > 0 && divided > 0 && blended > 0); /* all three branches taken */
+    free(x0), free(a), free(b), free(p);
+}
+
+/* GPT-NeoX's fused query_key_value, stored per head as (q, k, v) row blocks, is re-laid out once:
+ * wq / wk / wv views read the right rows (F32 and BF16), the rest stay views into the mapping */
+static void test_hf_neox_fused(void **state) {
+    (void)state;
+    enum { C = 16, NH = 2, HS = 8, HID = 32, V = 20, L = 1 };
+    char dir[4096];
+    hf_dir(dir, sizeof dir, "hf-neox");
+    float qkv[3 * C * C], qkvb[3 * C], emb[V * C], out[V * C], ln[C], lnb[C], dw[C * C], db[C], w1[HID * C], b1[HID],
+        w2[C * HID], b2[C];
+    float *all[] = {qkv, qkvb, emb, out, ln, lnb, dw, db, w1, b1, w2, b2};
+    size_t cnt[] = {3 * C * C, 3 * C, V * C, V * C, C, C, C * C, C, HID * C, HID, C * HID, C};
+    for (int i = 0; i < 12; i++) tu_fill_random(all[i], cnt[i], 100 + i, 0.5f);
+    for (int dt = 0; dt < 2; dt++) {
+        const char *dtype = dt ? "BF16" : "F32";
+        /* names and shapes as transformers writes a GPTNeoXForCausalLM */
+        struct { const char *name; float *d; int nd; int64_t s0, s1; } spec[] = {
+            {"gpt_neox.embed_in.weight", emb, 2, V, C},
+            {"gpt_neox.layers.0.input_layernorm.weight", ln, 1, C, 0},
+            {"gpt_neox.layers.0.input_layernorm.bias", lnb, 1, C, 0},
+            {"gpt_neox.layers.0.post_attention_layernorm.weight", ln, 1, C, 0},
+            {"gpt_neox.layers.0.post_attention_layernorm.bias", lnb, 1, C, 0},
+            {"gpt_neox.layers.0.attention.query_key_value.weight", qkv, 2, 3 * C, C},
+            {"gpt_neox.layers.0.attention.query_key_value.bias", qkvb, 1, 3 * C, 0},
+            {"gpt_neox.layers.0.attention.dense.weight", dw, 2, C, C},
+            {"gpt_neox.layers.0.attention.dense.bias", db, 1, C, 0},
+            {"gpt_neox.layers.0.mlp.dense_h_to_4h.weight", w1, 2, HID, C},
+            {"gpt_neox.layers.0.mlp.dense_h_to_4h.bias", b1, 1, HID, 0},
+            {"gpt_neox.layers.0.mlp.dense_4h_to_h.weight", w2, 2, C, HID},
+            {"gpt_neox.layers.0.mlp.dense_4h_to_h.bias", b2, 1, C, 0},
+            {"gpt_neox.final_layer_norm.weight", ln, 1, C, 0},
+            {"gpt_neox.final_layer_norm.bias", lnb, 1, C, 0},
+            {"embed_out.weight", out, 2, V, C},
+        };
+        int        ns = (int)(sizeof spec / sizeof *spec);
+        raw_tensor r[16];
+        uint16_t  *blob[16] = {0};
+        memset(r, 0, sizeof r);
+        for (int i = 0; i < ns; i++) {
+            size_t numel = (size_t)spec[i].s0 * (spec[i].nd > 1 ? (size_t)spec[i].s1 : 1);
+            snprintf(r[i].name, sizeof r[i].name, "%s", spec[i].name);
+            r[i].dtype = dtype, r[i].ndim = spec[i].nd, r[i].shape[0] = spec[i].s0, r[i].shape[1] = spec[i].s1;
+            if (dt) { /* BF16: round the source so the expected values are exact */
+                blob[i] = malloc(2 * numel);
+                assert_non_null(blob[i]);
+                for (size_t k = 0; k < numel; k++) {
+                    blob[i][k]    = f32_to_bf16_rne(spec[i].d[k]);
+                    spec[i].d[k] = ckpt_bf16_to_f32(blob[i][k]);
+                }
+                r[i].data = blob[i], r[i].nbytes = 2 * numel;
+            } else {
+                r[i].data = spec[i].d, r[i].nbytes = 4 * numel;
+            }
+        }
+        write_hf_tensors(dir, r, ns, 1, 0, "");
+        char path[4300];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        write_text(path, "{\"model_type\": \"gpt_neox\", \"hidden_size\": 16, \"intermediate_size\": 32, "
+                         "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"vocab_size\": 20, "
+                         "\"max_position_embeddings\": 32, \"rotary_pct\": 0.5, \"rotary_emb_base\": 10000, "
+                         "\"use_parallel_residual\": true, \"hidden_act\": \"gelu\", \"layer_norm_eps\": 1e-5, "
+                         "\"tie_word_embeddings\": false}");
+        ckpt_file ck;
+        model     m;
+        pe_err    err = {0};
+        if (ckpt_open(&ck, dir, "auto", NULL, &err) || model_init(&m, &ck, &err)) fail_msg("neox %s: %s", dtype, err.msg);
+        assert_int_equal(m.cfg.rotary_dim, 4); /* int(8 * 0.5) */
+        assert_int_equal(m.cfg.parallel_residual, 1);
+        assert_int_equal(m.cfg.head, MODEL_HEAD_LM);
+        const model_layer_weights *lw = &m.w.layers[0];
+        const model_linear *part[3] = {&lw->wq, &lw->wk, &lw->wv};
+        for (int j = 0; j < 3; j++)
+            for (int h = 0; h < NH; h++)
+                for (int d = 0; d < HS; d++) {
+                    int src = h * 3 * HS + j * HS + d, dst = h * HS + d; /* fused row -> row of q, k or v */
+                    assert_memory_equal(part[j]->w + (size_t)dst * part[j]->ld, qkv + (size_t)src * C, C * sizeof(float));
+                    assert_true(part[j]->b[dst] == qkvb[src]);
+                }
+        /* the fused tensor (F32 too) is the only copy besides dtype conversion */
+        assert_int_equal(m.owned_floats, dt ? (size_t)m.n_params : (size_t)(3 * C * C + 3 * C));
+        if (!dt) assert_true(m.w.head.w == (const float *)ckpt_find(&ck, "embed_out.weight")->data);
+        model_free(&m);
+        ckpt_close(&ck);
+        for (int i = 0; i < 16; i++) free(blob[i]);
+    }
+}
+
 int main(void) {
     int stories = tu_have_data("stories260K.bin", "stories260K_v1.bin", NULL);
     const struct CMUnitTest tests[] = {
@@ -1727,6 +2232,10 @@ int main(void) {
         cmocka_unit_test(test_safetensors_layout),
         cmocka_unit_test(test_llama2c_layers),
         cmocka_unit_test(test_config_limits),
+        cmocka_unit_test(test_hf_llama_folder),
+        cmocka_unit_test(test_hf_folder_refusals),
+        cmocka_unit_test(test_hf_rope),
+        cmocka_unit_test(test_hf_neox_fused),
     };
     return tu_finish(cmocka_run_group_tests(tests, NULL, NULL)); /* 77 if a test skipped in tu_data_path */
 }
