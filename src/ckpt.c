@@ -618,11 +618,11 @@ static pe_status config_from_hf_llama(model_config *c, int family, const cJSON *
     if (partial != 1.0f)
         return pe_fail(err, PE_ERR_INPUT, "%s: partial_rotary_factor %g is not supported for %s (1 is)", where,
                        (double)partial, ckpt_hf_family_name(family));
-    if (c->n_heads > 0 && head_dim > 0 && head_dim * c->n_heads != c->dim) c->head_dim = head_dim;
+    if (c->n_heads > 0 && head_dim > 0 && (int64_t)head_dim * c->n_heads != c->dim) c->head_dim = head_dim;
+    if (head_dim < 0) return pe_fail(err, PE_ERR_INPUT, "%s: head_dim %d must be positive", where, head_dim);
     if (c->n_heads > 0 && head_dim == 0 && c->dim % c->n_heads)
         return pe_fail(err, PE_ERR_INPUT, "%s: hidden_size %d is not a multiple of num_attention_heads %d and no "
                        "head_dim is given", where, c->dim, c->n_heads);
-    if (c->sliding_window < 0) c->sliding_window = 0;
     c->head = tied ? MODEL_HEAD_LM_TIED : MODEL_HEAD_LM;
     if (family == CKPT_HF_QWEN2) c->qkv_bias = 1; /* Qwen2Attention: bias on q, k, v; none on o */
     else c->qkv_bias = c->o_bias = attn_bias;

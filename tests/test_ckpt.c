@@ -516,6 +516,24 @@ static void test_config_json(void **state) {
         {"{\"dim\":8,\"hidden_dim\":16,\"n_layers\":1,\"n_heads\":2,\"vocab_size\":10,\"seq_len\":4}", "no \"format\""},
         {"{\"format\":\"pathens\",\"causal\":1}", "\"causal\" must be true or false"},
         {"{\"model_type\":\"llama\"}", "llama"},
+        {"{\"model_type\":\"mamba\"}", "model_type \"mamba\" is not supported"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":1000000000,"
+         "\"head_dim\":1000000000,\"vocab_size\":8,\"max_position_embeddings\":8}", "head_dim"},
+        {"{\"model_type\":\"qwen3\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"head_dim\":-4,\"vocab_size\":8,\"max_position_embeddings\":8}", "head_dim"},
+        {"{\"model_type\":\"llama\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"vocab_size\":8,\"max_position_embeddings\":8,\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}}", "\"yarn\""},
+        {"{\"model_type\":\"llama\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"vocab_size\":8,\"max_position_embeddings\":8,\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,"
+         "\"low_freq_factor\":4,\"high_freq_factor\":1,\"original_max_position_embeddings\":8}}", "low_freq_factor"},
+        {"{\"model_type\":\"gpt_neox\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"vocab_size\":8,\"max_position_embeddings\":8,\"rotary_pct\":0.1}", "rotary dims"},
+        {"{\"model_type\":\"gpt_neox\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"vocab_size\":8,\"max_position_embeddings\":8,\"rotary_pct\":0}", "rotary_pct"},
+        {"{\"model_type\":\"vit\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"image_size\":8,\"patch_size\":3}", "patch_size"},
+        {"{\"model_type\":\"mistral\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"vocab_size\":8,\"max_position_embeddings\":8,\"sliding_window\":-3}", "sliding_window"},
         {"[1, 2]", "not a JSON object"},
         {"{\"format\":", "not a JSON object"},
     };
