@@ -38,7 +38,7 @@ pe_status model_check_config(const model_config *c, const char *where, pe_err *e
             MODEL_MAX_SEQ);
     REQUIRE(c->head_dim > 0 || c->dim % c->n_heads == 0, "dim %d is not a multiple of n_heads %d", c->dim, c->n_heads);
     REQUIRE(c->head_dim >= 0 && c->head_dim <= MODEL_MAX_DIM && (int64_t)c->n_heads * model_head_size(c) <= MODEL_MAX_DIM,
-            "head_dim %d x n_heads %d must be at most %d", model_head_size(c), c->n_heads, MODEL_MAX_DIM);
+            "head_dim %d x n_heads %d (the query width) must be at most %d", model_head_size(c), c->n_heads, MODEL_MAX_DIM);
     REQUIRE(c->n_kv_heads > 0 && c->n_heads % c->n_kv_heads == 0, "n_heads %d is not a multiple of n_kv_heads %d",
             c->n_heads, c->n_kv_heads);
     REQUIRE(isfinite(c->norm_eps) && c->norm_eps > 0.0f && c->norm_eps <= 1.0f, "norm_eps must be in (0, 1] (got %g)",

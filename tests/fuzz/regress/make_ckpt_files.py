@@ -107,6 +107,46 @@ def vit_dir(name, st_bytes, config=None, **changes):
     write(name + "/config.json", (json.dumps(cfg) + "\n").encode())
 
 
+# ---- a tiny Hugging Face Llama folder (dim 4, 2 heads of 2, 1 KV head, vocab 256, 2 shards) -------
+
+HF_LLAMA_CONFIG = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4, "intermediate_size": 4,
+    "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 256,
+    "max_position_embeddings": 16, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "hidden_act": "silu",
+    "tie_word_embeddings": False, "torch_dtype": "float32",
+}
+
+
+def hf_llama_tensors():
+    p = "model.layers.0."
+    return [("model.embed_tokens.weight", [256, 4]), (p + "input_layernorm.weight", [4]),
+            (p + "self_attn.q_proj.weight", [4, 4]), (p + "self_attn.k_proj.weight", [2, 4]),
+            (p + "self_attn.v_proj.weight", [2, 4]), (p + "self_attn.o_proj.weight", [4, 4]),
+            (p + "post_attention_layernorm.weight", [4]), (p + "mlp.gate_proj.weight", [4, 4]),
+            (p + "mlp.up_proj.weight", [4, 4]), (p + "mlp.down_proj.weight", [4, 4]),
+            ("model.norm.weight", [4]), ("lm_head.weight", [256, 4])]
+
+
+def hf_llama_dir(name, index_extra=None, index_override=None, drop_shard2=False, cut_shard2=0, **changes):
+    """a sharded HF llama folder: the first 6 tensors in shard 1, the rest in shard 2"""
+    t = hf_llama_tensors()
+    shards = {"model-00001-of-00002.safetensors": t[:6], "model-00002-of-00002.safetensors": t[6:]}
+    wm = {}
+    for i, (fn, ts) in enumerate(sorted(shards.items())):
+        blob = safetensors(ts, seed=10 + i)
+        if fn.startswith("model-00002") and cut_shard2:
+            blob = blob[:len(blob) - cut_shard2]
+        if not (fn.startswith("model-00002") and drop_shard2):
+            write(name + "/" + fn, blob)
+        wm.update({n: fn for n, _ in ts})
+    wm.update(index_extra or {})
+    index = index_override if index_override is not None else {"metadata": {"total_size": 0}, "weight_map": wm}
+    write(name + "/model.safetensors.index.json", (json.dumps(index, indent=2) + "\n").encode())
+    cfg = dict(HF_LLAMA_CONFIG)
+    cfg.update(changes)
+    write(name + "/config.json", (json.dumps(cfg, indent=2) + "\n").encode())
+
+
 # ---- tiny llama2.c v0 (7 x int32 header, float32 arrays, RoPE tables) ------------------------
 
 def llama2c_v0(dim, hidden, layers, heads, kv_heads, vocab, seq_len, seed=3):
@@ -188,6 +228,17 @@ def main():
     for name, score in (("tok_nan_scores.bin", float("nan")), ("tok_inf_scores.bin", float("inf"))):
         write(name, struct.pack("<i", max(map(len, pieces))) +
               b"".join(struct.pack("<fi", score, len(p)) + p for p in pieces))
+    # -- Hugging Face folders (docs/formats.md#hugging-face-model-folders) --
+    hf_llama_dir("hf_unknown_type", model_type="mamba")
+    hf_llama_dir("hf_rope_yarn", rope_scaling={"rope_type": "yarn", "factor": 4.0})
+    hf_llama_dir("hf_missing_shard", drop_shard2=True)
+    hf_llama_dir("hf_truncated_shard", cut_shard2=24)
+    hf_llama_dir("hf_index_escape", index_extra={"model.norm.weight": "../hf_unknown_type/model-00002-of-00002.safetensors"})
+    hf_llama_dir("hf_index_stale", index_extra={"model.layers.1.mlp.up_proj.weight": "model-00002-of-00002.safetensors"})
+    hf_llama_dir("hf_index_no_map", index_override={"metadata": {}})
+    hf_llama_dir("hf_head_dim_huge", head_dim=1000000000, num_attention_heads=1000000000)
+    # a Mistral window of 4 tokens: the default context (max_position_embeddings 16) is refused
+    hf_llama_dir("hf_window", model_type="mistral", sliding_window=4)
     # text (the runner's eval rows read it with the bytes tokenizer)
     write("ckpt_eval.txt", b"one two three\n\nfour five six seven\n")
     write("ckpt_eval.ini", b"; tests/fuzz/regress/ckpt.tsv: eval rows (paths relative to this folder)\n"
