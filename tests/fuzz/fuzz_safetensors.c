@@ -1,5 +1,6 @@
 /* fuzz_safetensors: safetensors checkpoints with a config.json beside them (native pathens
- * configs of GPT-, llama- and ViT-style models, Hugging Face GPT-2 configs and tensor names):
+ * configs of GPT-, llama- and ViT-style models, Hugging Face configs and tensor names of gpt2,
+ * llama, qwen3, gpt_neox and vit):
  * ckpt_open (auto-detected, and forced "safetensors"), model_init, one forward pass.
  * Input: model.safetensors FZ_SEP config.json (no separator: no config.json). */
 #include <stdlib.h>

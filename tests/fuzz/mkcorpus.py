@@ -186,6 +186,56 @@ def gen_safetensors():
     head = [("lm_head.weight", (V, C), values(rng, V * C, "lm_head.weight"))]
     out(h, "hf_gpt2_prefix_lmhead", parts(safetensors(pre + head), json.dumps(dict(hcfg, activation_function="gelu"))))
     out(h, "hf_gpt2_maskbuf", parts(safetensors(hft + mask), json.dumps(hcfg)))
+    # the other Hugging Face families (issue 11, docs/models.md): llama / qwen3 names (GQA, head_dim,
+    # q/k norm), GPT-NeoX's fused per-head query_key_value (partial rotary, parallel residual), ViT
+    rng = random.Random(3)
+    NH, NKV, HS, HID = 2, 1, 4, 6
+    lp = "model.layers.0."
+    ll = [("model.embed_tokens.weight", (V, C)), (lp + "input_layernorm.weight", (C,)),
+          (lp + "self_attn.q_proj.weight", (NH * HS, C)), (lp + "self_attn.k_proj.weight", (NKV * HS, C)),
+          (lp + "self_attn.v_proj.weight", (NKV * HS, C)), (lp + "self_attn.o_proj.weight", (C, NH * HS)),
+          (lp + "post_attention_layernorm.weight", (C,)), (lp + "mlp.gate_proj.weight", (HID, C)),
+          (lp + "mlp.up_proj.weight", (HID, C)), (lp + "mlp.down_proj.weight", (C, HID)), ("model.norm.weight", (C,))]
+    llt = [(n, sh, values(rng, numel(sh), n)) for n, sh in ll]
+    lcfg = {"model_type": "llama", "hidden_size": C, "intermediate_size": HID, "num_hidden_layers": 1,
+            "num_attention_heads": NH, "num_key_value_heads": NKV, "head_dim": HS, "vocab_size": V,
+            "max_position_embeddings": T, "rms_norm_eps": 1e-6, "rope_theta": 500000.0, "tie_word_embeddings": True,
+            "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                             "original_max_position_embeddings": 4}}
+    out(h, "hf_llama_bf16", parts(safetensors(llt, "BF16"), json.dumps(lcfg)))
+    qn = [(lp + "self_attn.q_norm.weight", (HS,), [1.0] * HS), (lp + "self_attn.k_norm.weight", (HS,), [1.0] * HS)]
+    out(h, "hf_qwen3", parts(safetensors(llt + qn), json.dumps(dict(lcfg, model_type="qwen3", rope_scaling=None))))
+    np_ = "gpt_neox.layers.0."
+    nx = [("gpt_neox.embed_in.weight", (V, C)), (np_ + "input_layernorm.weight", (C,)),
+          (np_ + "input_layernorm.bias", (C,)), (np_ + "post_attention_layernorm.weight", (C,)),
+          (np_ + "post_attention_layernorm.bias", (C,)), (np_ + "attention.query_key_value.weight", (3 * C, C)),
+          (np_ + "attention.query_key_value.bias", (3 * C,)), (np_ + "attention.dense.weight", (C, C)),
+          (np_ + "attention.dense.bias", (C,)), (np_ + "mlp.dense_h_to_4h.weight", (HID, C)),
+          (np_ + "mlp.dense_h_to_4h.bias", (HID,)), (np_ + "mlp.dense_4h_to_h.weight", (C, HID)),
+          (np_ + "mlp.dense_4h_to_h.bias", (C,)), ("gpt_neox.final_layer_norm.weight", (C,)),
+          ("gpt_neox.final_layer_norm.bias", (C,)), ("embed_out.weight", (V, C))]
+    nxt = [(n, sh, values(rng, numel(sh), n)) for n, sh in nx]
+    ncfg = {"model_type": "gpt_neox", "hidden_size": C, "intermediate_size": HID, "num_hidden_layers": 1,
+            "num_attention_heads": 1, "vocab_size": V, "max_position_embeddings": T, "rotary_pct": 0.5,
+            "rotary_emb_base": 10000, "use_parallel_residual": True, "hidden_act": "gelu", "layer_norm_eps": 1e-5}
+    out(h, "hf_gpt_neox", parts(safetensors(nxt), json.dumps(ncfg)))
+    vp = "vit.encoder.layer.0."
+    vi = [("vit.embeddings.cls_token", (1, 1, C)), ("vit.embeddings.position_embeddings", (1, 5, C)),
+          ("vit.embeddings.patch_embeddings.projection.weight", (C, 1, 2, 2)),
+          ("vit.embeddings.patch_embeddings.projection.bias", (C,))]
+    for r, o in (("layernorm_before", C), ("layernorm_after", C)):
+        vi += [(vp + r + ".weight", (o,)), (vp + r + ".bias", (o,))]
+    for r, o, i in (("attention.attention.query", C, C), ("attention.attention.key", C, C),
+                    ("attention.attention.value", C, C), ("attention.output.dense", C, C),
+                    ("intermediate.dense", HID, C), ("output.dense", C, HID)):
+        vi += [(vp + r + ".weight", (o, i)), (vp + r + ".bias", (o,))]
+    vi += [("vit.layernorm.weight", (C,)), ("vit.layernorm.bias", (C,)), ("classifier.weight", (3, C)),
+           ("classifier.bias", (3,))]
+    vit = [(n, sh, values(rng, numel(sh), n)) for n, sh in vi]
+    vcfg = {"model_type": "vit", "hidden_size": C, "intermediate_size": HID, "num_hidden_layers": 1,
+            "num_attention_heads": 1, "image_size": 4, "patch_size": 2, "num_channels": 1, "qkv_bias": True,
+            "id2label": {"0": "a", "1": "b", "2": "c"}, "hidden_act": "gelu", "layer_norm_eps": 1e-12}
+    out(h, "hf_vit_f16", parts(safetensors(vit, "F16"), json.dumps(vcfg)))
     # the known findings, rebuilt tiny (same defect as the fuzz-findings reproducer of that name)
     vt = native_tensors(VIT)
 
