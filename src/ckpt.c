@@ -1026,8 +1026,9 @@ static pe_status safetensors_read_header(ckpt_file *ck, int shard, const char *p
 }
 
 /* A ViT folder's preprocessor_config.json (beside config.json; absent: ViTImageProcessor's 0.5 /
- * 0.5): pixels become (x * rescale_factor - image_mean) / image_std. One mean and one std for all
- * channels (pathens' pixel_mean / pixel_std); images are not resized: they must be image_size. */
+ * 0.5): pixels become (x * rescale_factor - image_mean) / image_std, one value for all channels
+ * (pixel_mean / pixel_std) or one per channel (pixel_mean_c / pixel_std_c); images are not
+ * resized: they must be image_size. */
 static pe_status ckpt_read_preprocessor(model_config *c, const char *config_json, pe_err *err) {
     char path[4096];
     const char *slash = strrchr(config_json, '/');
@@ -1053,29 +1054,33 @@ static pe_status ckpt_read_preprocessor(model_config *c, const char *config_json
         st = pe_fail(err, PE_ERR_INPUT, "%s: rescale_factor %g (do_rescale %d): pathens scales pixels by 1/255 only",
                      path, (double)rescale, do_rescale);
     const char *keys[2] = {"image_mean", "image_std"};
+    int         nv[2] = {1, 1};
     for (int k = 0; k < 2 && !st; k++) {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, keys[k]);
         int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
-        if (!a) {
-            v[k][0] = 0.5f, n = 1;
+        if (!a || cJSON_IsNull(a)) {
+            v[k][0] = 0.5f;
         } else if (cJSON_IsNumber(a)) {
-            st = json_get_float(a, &v[k][0], path, err), n = 1;
-        } else if (n < 1 || n > MODEL_MAX_CHANNELS) {
-            st = pe_fail(err, PE_ERR_INPUT, "%s: \"%s\" must be a number or a list of 1 to %d numbers", path, keys[k],
-                         MODEL_MAX_CHANNELS);
+            st = json_get_float(a, &v[k][0], path, err);
+        } else if (n != 1 && n != c->channels) {
+            st = pe_fail(err, PE_ERR_INPUT, "%s: \"%s\" must be a number or a list of 1 or num_channels (%d) numbers", path,
+                         keys[k], c->channels);
         } else {
+            nv[k] = n;
             for (int i = 0; i < n && !st; i++) st = json_get_float(cJSON_GetArrayItem(a, i), &v[k][i], path, err);
-            for (int i = 1; i < n && !st; i++)
-                if (v[k][i] != v[k][0])
-                    st = pe_fail(err, PE_ERR_INPUT,
-                                 "%s: \"%s\" differs between channels (%g, %g, ...); pathens normalises every channel "
-                                 "alike: not supported yet", path, keys[k], (double)v[k][0], (double)v[k][i]);
         }
     }
     cJSON_Delete(root);
     if (st) return st;
+    /* one value for every channel, or one per channel (DeiT: ImageNet's mean and std) */
     c->pixel_mean = do_norm ? v[0][0] : 0.0f;
     c->pixel_std  = do_norm ? v[1][0] : 1.0f;
+    for (int ch = 0; do_norm && ch < c->channels; ch++) {
+        c->pixel_mean_c[ch] = v[0][nv[0] > 1 ? ch : 0];
+        c->pixel_std_c[ch]  = v[1][nv[1] > 1 ? ch : 0];
+        if (c->pixel_mean_c[ch] != c->pixel_mean || c->pixel_std_c[ch] != c->pixel_std) c->pixel_per_channel = 1;
+    }
+    if (!c->pixel_per_channel) memset(c->pixel_mean_c, 0, sizeof c->pixel_mean_c), memset(c->pixel_std_c, 0, sizeof c->pixel_std_c);
     return model_check_config(c, path, err);
 }
 

@@ -80,6 +80,11 @@ pe_status model_check_config(const model_config *c, const char *where, pe_err *e
                 (double)c->pixel_mean);
         REQUIRE(isfinite(c->pixel_std) && c->pixel_std >= 1e-6f && c->pixel_std <= 1000.0f,
                 "pixel_std must be in [1e-6, 1000] (got %g)", (double)c->pixel_std);
+        for (int ch = 0; c->pixel_per_channel && ch < c->channels; ch++)
+            REQUIRE(isfinite(c->pixel_mean_c[ch]) && fabsf(c->pixel_mean_c[ch]) <= 1000.0f && isfinite(c->pixel_std_c[ch]) &&
+                        c->pixel_std_c[ch] >= 1e-6f && c->pixel_std_c[ch] <= 1000.0f,
+                    "channel %d: mean must be in [-1000, 1000] and std in [1e-6, 1000] (got %g, %g)", ch,
+                    (double)c->pixel_mean_c[ch], (double)c->pixel_std_c[ch]);
         REQUIRE(c->head == MODEL_HEAD_CLS_TOKEN || c->head == MODEL_HEAD_CLS_MEAN,
                 "patch input needs a classifier head (cls_token or cls_mean)");
         REQUIRE(model_image_seq_len(c) <= c->seq_len, "seq_len %d is less than the %d patch tokens (+CLS)", c->seq_len,
@@ -789,12 +794,15 @@ void model_image_patches(float *patches, const model_config *c, const uint8_t *p
         for (int py = 0; py < per; py++)
             for (int px = 0; px < per; px++) {
                 float *dst = patches + ((size_t)b * NP + (size_t)py * per + px) * PP;
-                for (int ch = 0; ch < CH; ch++)
+                for (int ch = 0; ch < CH; ch++) {
+                    float mean = c->pixel_per_channel ? c->pixel_mean_c[ch] : c->pixel_mean;
+                    float std  = c->pixel_per_channel ? c->pixel_std_c[ch] : c->pixel_std;
                     for (int y = 0; y < P; y++)
                         for (int x = 0; x < P; x++) {
                             uint8_t v = pixels[(((size_t)b * CH + ch) * S + (size_t)py * P + y) * S + (size_t)px * P + x];
-                            *dst++ = ((float)v / 255.0f - c->pixel_mean) / c->pixel_std;
+                            *dst++ = ((float)v / 255.0f - mean) / std;
                         }
+                }
             }
 }
 

@@ -75,6 +75,8 @@ typedef struct {
     int   qk_norm;      /* per-head RMSNorm (weights (HS)) of q and k before RoPE (Qwen3) */
     int   parallel_residual; /* x += attn(norm1(x)) + mlp(norm2(x)) (GPT-NeoX) */
     int   sliding_window;    /* W: query i sees keys j > i - W; 0 = none. Only T <= W runs (it changes nothing) */
+    int   pixel_per_channel; /* 1: channel ch uses pixel_mean_c[ch] / pixel_std_c[ch] (HF image_mean / image_std) */
+    float pixel_mean_c[16], pixel_std_c[16]; /* (MODEL_MAX_CHANNELS) */
 } model_config;
 
 /* HS, R and the bias switches with their defaults resolved */

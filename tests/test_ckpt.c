@@ -2141,6 +2141,33 @@ static void test_hf_rope(void **state) {
     free(x0), free(a), free(b), free(p);
 }
 
+/* per-channel pixel normalisation (a DeiT preprocessor_config.json's ImageNet mean / std) */
+static void test_hf_pixels_per_channel(void **state) {
+    (void)state;
+    model_config c = cfg_vit_cls();
+    c.channels = 3, c.image_size = 4, c.patch_size = 2, c.seq_len = 5;
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    c.pixel_per_channel = 1;
+    for (int ch = 0; ch < 3; ch++) c.pixel_mean_c[ch] = mean[ch], c.pixel_std_c[ch] = std[ch];
+    pe_err err = {0};
+    assert_int_equal(model_check_config(&c, "deit", &err), PE_OK);
+    uint8_t px[3 * 16];
+    for (int i = 0; i < 48; i++) px[i] = (uint8_t)(i * 5 + 3);
+    float patches[4 * 12]; /* (NP = 4, 3 * 2 * 2) */
+    model_image_patches(patches, &c, px, 1);
+    for (int p = 0; p < 4; p++)
+        for (int ch = 0; ch < 3; ch++)
+            for (int y = 0; y < 2; y++)
+                for (int x = 0; x < 2; x++) {
+                    int   row = (p / 2) * 2 + y, col = (p % 2) * 2 + x;
+                    float v = px[(ch * 4 + row) * 4 + col];
+                    assert_true(patches[p * 12 + ch * 4 + y * 2 + x] == (v / 255.0f - mean[ch]) / std[ch]);
+                }
+    c.pixel_std_c[2] = 0.0f;
+    assert_int_equal(model_check_config(&c, "deit", &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "channel 2");
+}
+
 /* GPT-NeoX's fused query_key_value, stored per head as (q, k, v) row blocks, is re-laid out once:
  * wq / wk / wv views read the right rows (F32 and BF16), the rest stay views into the mapping */
 static void test_hf_neox_fused(void **state) {
@@ -2254,6 +2281,7 @@ int main(void) {
         cmocka_unit_test(test_hf_folder_refusals),
         cmocka_unit_test(test_hf_rope),
         cmocka_unit_test(test_hf_neox_fused),
+        cmocka_unit_test(test_hf_pixels_per_channel),
     };
     return tu_finish(cmocka_run_group_tests(tests, NULL, NULL)); /* 77 if a test skipped in tu_data_path */
 }

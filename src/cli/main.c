@@ -109,7 +109,14 @@ static void inspect_print_summary(const ckpt_file *ck, const model *m) {
             printf("  %s: %d tensors, %zu bytes\n", ck->shards[i].name, ck->shards[i].n_tensors, ck->shards[i].size);
     }
     if (c->input == MODEL_INPUT_TOKENS) printf("vocabulary: %d\n", c->vocab_size);
-    else printf("classes: %d (images %dx%dx%d)\n", c->n_classes, c->channels, c->image_size, c->image_size);
+    else {
+        printf("classes: %d (images %dx%dx%d, pixels x/255 normalised by mean / std", c->n_classes, c->channels,
+               c->image_size, c->image_size);
+        for (int ch = 0; ch < (c->pixel_per_channel ? c->channels : 1); ch++)
+            printf(" %g/%g", (double)(c->pixel_per_channel ? c->pixel_mean_c[ch] : c->pixel_mean),
+                   (double)(c->pixel_per_channel ? c->pixel_std_c[ch] : c->pixel_std));
+        printf(")\n");
+    }
     /* TOKENIZER (issue 11, tokenizers part): the tokenizer kind [model] tokenizer = auto would load
      * (tok_init_for_model) is printed here; until then, the tokenizer files the folder holds */
     if (ck->is_dir) {
