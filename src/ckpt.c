@@ -1111,8 +1111,31 @@ static pe_status ckpt_read_config(ckpt_file *ck, const char *dir, const char *co
     return st;
 }
 
+/* a shard of a sharded folder opened on its own would read as a model with missing tensors: say
+ * what it is instead (the index beside it names it) */
+static pe_status safetensors_check_not_shard(const ckpt_file *ck, pe_err *err) {
+    const char *slash = strrchr(ck->path, '/'), *base = slash ? slash + 1 : ck->path;
+    char index[4200], quoted[4200];
+    snprintf(index, sizeof index, "%.*smodel.safetensors.index.json", slash ? (int)(slash - ck->path + 1) : 0, ck->path);
+    snprintf(quoted, sizeof quoted, "\"%s\"", base);
+    struct stat st;
+    if (stat(index, &st) != 0 || !S_ISREG(st.st_mode)) return PE_OK;
+    char *text = NULL;
+    pe_err ignore = {0};
+    if (pe_read_file(index, &text, NULL, &ignore) != PE_OK) return PE_OK;
+    int listed = strstr(text, quoted) != NULL;
+    free(text);
+    if (!listed) return PE_OK;
+    return pe_fail(err, PE_ERR_INPUT,
+                   "%s is one shard of a sharded model (%s lists it); set [model] path to the folder %.*s, which "
+                   "pathens reads with all its shards", ck->path, index, slash ? (int)(slash - ck->path) : 1,
+                   slash ? ck->path : ".");
+}
+
 static pe_status ckpt_open_safetensors(ckpt_file *ck, const char *config_path, pe_err *err) {
     snprintf(ck->format, sizeof ck->format, "safetensors");
+    pe_status sst = safetensors_check_not_shard(ck, err);
+    if (sst) return sst;
     int cap = 0;
     pe_status st = safetensors_read_header(ck, 0, ck->path, ck->map, ck->map_size, &cap, err);
     return st ? st : ckpt_read_config(ck, NULL, config_path, err);

@@ -2013,6 +2013,12 @@ static void test_hf_folder_refusals(void **state) {
         free(b);
     }
     EXPECT_BAD(dir, NULL, path, "truncated");
+    /* one shard given as the model file: pointed at the folder */
+    {
+        char shard1[4300];
+        snprintf(shard1, sizeof shard1, "%s/model-00001-of-00002.safetensors", dir);
+        EXPECT_BAD(shard1, NULL, shard1, "is one shard of a sharded model", "set [model] path to the folder");
+    }
     /* the index names a tensor that no shard holds */
     write_hf_tensors(dir, f.r, f.n, 2, half, ", \"model.layers.9.mlp.up_proj.weight\": \"model-00002-of-00002.safetensors\"");
     EXPECT_BAD(dir, NULL, "model.safetensors.index.json", "names tensor \"model.layers.9.mlp.up_proj.weight\"",
