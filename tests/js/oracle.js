@@ -11,6 +11,8 @@
 //           and tokenizer_config.json for pathens to read.
 //
 // usage: node oracle.js VOCAB documents|whole FILE   prints one line per sequence: its token ids.
+//        node oracle.js VOCAB --out DIR MODE:FILE...   the same for several files (the tokenizer is
+//        loaded once), each into DIR/VOCAB.MODE.NAME.js (NAME: the file's name without .txt).
 // documents: the file cut as pathens' dataset.c cuts it ([data] mode = documents): blank-line
 //   separated paragraphs (a blank line holds only spaces, tabs, CR, VT, FF), a paragraph's last
 //   CR dropped; each is encoded with the tokenizer's own special tokens (BOS where the files say)
@@ -82,21 +84,40 @@ function main(argv) {
     fs.writeFileSync(path.join(argv[1], "tokenizer_config.json"), JSON.stringify(config));
     return 0;
   }
-  if (argv.length !== 3 || !["documents", "whole"].includes(argv[1])) {
+  const usage = () => {
     process.stderr.write("usage: node oracle.js gpt2|llama2|llama3|qwen3|llama2-metaspace documents|whole FILE\n" +
+                         "       node oracle.js VOCAB --out DIR documents|whole:FILE...\n" +
                          "       node oracle.js --write-metaspace DIR\n");
     return 1;
+  };
+  let jobs;
+  if (argv.length === 3 && ["documents", "whole"].includes(argv[1])) {
+    jobs = [{ mode: argv[1], file: argv[2], out: 1 }];
+  } else if (argv.length >= 4 && argv[1] === "--out") {
+    jobs = [];
+    for (const j of argv.slice(3)) {
+      const k = j.indexOf(":"), mode = j.slice(0, k), file = j.slice(k + 1);
+      if (!["documents", "whole"].includes(mode)) return usage();
+      const name = path.basename(file).replace(/\.txt$/, "");
+      jobs.push({ mode, file, out: path.join(argv[2], `${argv[0]}.${mode}.${name}.js`) });
+    }
+  } else {
+    return usage();
   }
   const encode = load(argv[0]);
-  const buf = fs.readFileSync(argv[2]);
-  const parts = argv[1] === "documents" ? documents(buf) : [buf];
-  const out = [];
-  for (const part of parts) {
-    const ids = encode(part.toString("utf8"));
-    if (argv[1] === "documents" && ids.length < 2) continue;
-    out.push(ids.join(" "));
+  for (const job of jobs) {
+    const buf = fs.readFileSync(job.file);
+    const parts = job.mode === "documents" ? documents(buf) : [buf];
+    const out = [];
+    for (const part of parts) {
+      const ids = encode(part.toString("utf8"));
+      if (job.mode === "documents" && ids.length < 2) continue;
+      out.push(ids.join(" "));
+    }
+    const text = out.length ? out.join("\n") + "\n" : "";
+    if (job.out === 1) fs.writeSync(1, text);
+    else fs.writeFileSync(job.out, text);
   }
-  fs.writeSync(1, out.length ? out.join("\n") + "\n" : "");
   return 0;
 }
 
