@@ -238,8 +238,8 @@ static pe_status hf_compile(pcre2_code **re, const char *pattern, const char *wh
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
         return pe_fail(err, PE_ERR_INPUT,
-                       "%s: %s: the regex /%s/ does not compile with PCRE2 (%s at offset %zu); the tokenizer needs "
-                       "a regex feature pathens does not have: report it with the file", path, where, pattern,
+                       "%s: %s: the regex /%s/ does not compile with PCRE2 (%s at offset %zu); fix the pattern, or "
+                       "report it with the file if that is the file saved with a real model", path, where, pattern,
                        (const char *)msg, (size_t)off);
     }
     pcre2_jit_compile(*re, PCRE2_JIT_COMPLETE); /* optional: interpreted when JIT is unavailable */
@@ -735,8 +735,8 @@ static pe_status hf_load_tokenizer_json(hftok *h, const char *path, const char *
     if (!type || strcmp(type, "BPE")) {
         st = pe_fail(err, PE_ERR_INPUT,
                      "%s: model.type is \"%s\": pathens runs BPE tokenizers only (GPT-2, Llama, Mistral, Qwen, "
-                     "Pythia); WordPiece (BERT), Unigram (T5, ALBERT) and WordLevel are not supported; evaluate such a "
-                     "model on a token file ([data] format = tokens) tokenized outside pathens",
+                     "Pythia); WordPiece (BERT), Unigram (T5, ALBERT) and WordLevel are not supported, so pathens cannot "
+                     "tokenize text for this model",
                      path, type ? type : "(missing)");
         goto done;
     }
