@@ -11,6 +11,8 @@
 //           and tokenizer_config.json for pathens to read.
 //
 // usage: node oracle.js VOCAB documents|whole FILE   prints one line per sequence: its token ids.
+//        node oracle.js VOCAB --time REPS MODE FILE   no ids: the encode throughput in MB/s of input
+//        (best of REPS passes over the file as MODE cuts it, CPU time; bench/tok_throughput.sh)
 //        node oracle.js VOCAB --out DIR MODE:FILE...   the same for several files (the tokenizer is
 //        loaded once), each into DIR/VOCAB.MODE.NAME.js (NAME: the file's name without .txt).
 // documents: the file cut as pathens' dataset.c cuts it ([data] mode = documents): blank-line
@@ -91,6 +93,20 @@ function main(argv) {
     return 1;
   };
   let jobs;
+  if (argv.length === 5 && argv[1] === "--time") {
+    const encode = load(argv[0]), buf = fs.readFileSync(argv[4]);
+    const texts = (argv[3] === "documents" ? documents(buf) : [buf]).map((b) => b.toString("utf8"));
+    let best = Infinity;
+    for (let r = 0; r < Number(argv[2]); r++) {
+      const t0 = process.cpuUsage(); // CPU time (user + system), as tok_encode --time measures
+      for (const t of texts) encode(t);
+      const u = process.cpuUsage(t0), dt = (u.user + u.system) / 1e6;
+      if (dt < best) best = dt;
+    }
+    process.stdout.write(`${(buf.length / best / 1e6).toFixed(3)} MB/s (${buf.length} bytes, ${texts.length} ` +
+                         `${argv[3] === "documents" ? "documents" : "stream"}, best of ${argv[2]}: ${best.toFixed(3)} s of CPU time)\n`);
+    return 0;
+  }
   if (argv.length === 3 && ["documents", "whole"].includes(argv[1])) {
     jobs = [{ mode: argv[1], file: argv[2], out: 1 }];
   } else if (argv.length >= 4 && argv[1] === "--out") {
