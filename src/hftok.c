@@ -957,7 +957,7 @@ pe_status hftok_load(hftok **out, const char *path, pe_err *err) {
                                                        "outside the vocabulary of %d", h->source, h->suffix[i], h->n_ids);
     }
     if (st == PE_OK) {
-        qsort(h->added, (size_t)h->n_added, sizeof *h->added, hf_cmp_added);
+        if (h->n_added > 1) qsort(h->added, (size_t)h->n_added, sizeof *h->added, hf_cmp_added);
         for (int c2 = 0, i = 0; c2 <= 256; c2++) {
             while (i < h->n_added && (unsigned char)h->added[i].content[0] < c2) i++;
             h->added_first[c2] = i;
