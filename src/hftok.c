@@ -13,6 +13,7 @@
 #define HF_MAX_STEPS 16 /* normalizer / pre-tokenizer steps after flattening Sequences */
 #define HF_MAX_SPECIAL 8 /* post-processor tokens before / after a text */
 #define HF_MAX_ID (1 << 24)
+#define HF_RE_FAILED (-3) /* a PCRE2 match error other than "no match" */
 
 /* GPT-2's byte-level regex (ByteLevel with use_regex, and vocab.json + merges.txt folders) */
 static const char *HF_GPT2_REGEX =
@@ -1075,7 +1076,8 @@ static int hf_norm_apply(const hf_norm *s, const char *in, size_t n, hf_buf *out
         }
         while (i <= n) {
             int rc = pcre2_match(s->re, (PCRE2_SPTR)in, n, i, PCRE2_NO_UTF_CHECK, md, NULL);
-            if (rc < 0) break;
+            if (rc == PCRE2_ERROR_NOMATCH) break;
+            if (rc < 0) return HF_RE_FAILED; /* a match or stack limit: never a silent "no match" */
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             if (hf_buf_add(out, in + i, ov[0] - i)) return -1;
             if (hf_buf_add(out, s->b, cl)) return -1;
@@ -1110,7 +1112,8 @@ static int hf_split_piece(const hf_pre *s, const char *p, size_t n, hf_buf *ob, 
         size_t ms, me;
         if (s->re) {
             int rc = pcre2_match(s->re, (PCRE2_SPTR)p, n, i, PCRE2_NO_UTF_CHECK, md, NULL);
-            if (rc < 0) break;
+            if (rc == PCRE2_ERROR_NOMATCH) break;
+            if (rc < 0) return HF_RE_FAILED; /* a match or stack limit: never a silent "no match" */
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             ms = ov[0], me = ov[1];
         } else {
@@ -1141,7 +1144,8 @@ static int hf_pre_apply(const hf_pre *s, hf_ctx *c, int section) {
         size_t      st = k ? c->ea[k - 1] : 0, n = c->ea[k] - st;
         const char *p = c->pa.b + st;
         if (s->kind == HF_PRE_SPLIT) {
-            if (hf_split_piece(s, p, n, &c->pb, &c->eb, &c->nb, &c->ceb, c->md)) return -1;
+            int e = hf_split_piece(s, p, n, &c->pb, &c->eb, &c->nb, &c->ceb, c->md);
+            if (e) return e;
         } else if (s->kind == HF_PRE_BYTELEVEL) {
             hf_buf tmp = {0};
             const char *q = p;
@@ -1161,7 +1165,7 @@ static int hf_pre_apply(const hf_pre *s, hf_ctx *c, int section) {
                 fail = qn && (hf_buf_add(&c->pb, q, qn) || hf_pieces_push(&c->eb, &c->nb, &c->ceb, c->pb.n));
             }
             free(tmp.b);
-            if (fail) return -1;
+            if (fail) return fail;
         } else { /* Metaspace: spaces -> replacement, the prefix, then words starting at each replacement */
             size_t rl = strlen(s->str), w0 = c->pb.n;
             int    pre = s->scheme == HF_SCHEME_ALWAYS || (s->scheme == HF_SCHEME_FIRST && section == 0 && k == 0);
@@ -1333,15 +1337,18 @@ static int hf_encode_section(const hftok *h, hf_ctx *c, const char *s, size_t n,
     size_t      cn = n;
     for (int i = 0; i < h->n_norm; i++) {
         hf_buf *dst = (i % 2) ? &c->norm_b : &c->norm_a;
-        if (hf_norm_apply(&h->norm[i], cur, cn, dst, c->md)) return -1;
+        int e = hf_norm_apply(&h->norm[i], cur, cn, dst, c->md);
+        if (e) return e;
         cur = dst->b, cn = dst->n;
     }
     if (cn == 0) return 0;
     c->pa.n = 0;
     c->na = 0;
     if (hf_buf_add(&c->pa, cur, cn) || hf_pieces_push(&c->ea, &c->na, &c->cea, cn)) return -1;
-    for (int i = 0; i < h->n_pre; i++)
-        if (hf_pre_apply(&h->pre[i], c, section)) return -1;
+    for (int i = 0; i < h->n_pre; i++) {
+        int e = hf_pre_apply(&h->pre[i], c, section);
+        if (e) return e;
+    }
     for (size_t k = 0; k < c->na; k++) {
         size_t st = k ? c->ea[k - 1] : 0;
         int    rc = hf_bpe_word(h, c, c->pa.b + st, c->ea[k] - st, ref);
@@ -1423,6 +1430,12 @@ pe_status hftok_encode(const hftok *h, const char *text, size_t len, int prefix,
             if (rc == -2) {
                 st = pe_fail(err, PE_ERR_INPUT, "cannot encode the text: a character is neither in the vocabulary nor "
                              "representable by byte fallback, and the tokenizer has no unk_token (%s)", h->source);
+                goto done;
+            }
+            if (rc == HF_RE_FAILED) {
+                st = pe_fail(err, PE_ERR_INPUT, "cannot encode the text: a regex of %s hit PCRE2's match or stack "
+                             "limit on a section of %zu bytes; split the text into smaller documents", h->source,
+                             e - a);
                 goto done;
             }
             if (rc) goto oom;

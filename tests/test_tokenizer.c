@@ -716,6 +716,14 @@ static void test_hf_bad_files(void **state) {
     assert_int_equal(tok_encode(&t, "ab", 2, 0, 0, &ids, &n, &err), PE_ERR_INPUT);
     assert_contains(err.msg, "neither in the vocabulary nor representable by byte fallback");
     tok_free(&t);
+    /* a regex that backtracks without end: PCRE2's match limit is an error, never "no match" */
+    load_hf(&t, write_tmp_str("backtrack.json", "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": "
+                              "\"(a+a+)+y\"}, \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+                              "{\"a\": 0, \"z\": 1, \"y\": 2}, \"merges\": []}}"));
+    const char *aaa = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaazy";
+    assert_int_equal(tok_encode(&t, aaa, strlen(aaa), 0, 0, &ids, &n, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "hit PCRE2's match or stack limit");
+    tok_free(&t);
     /* a folder without tokenizer files */
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/emptydir", tu_tmp_dir("tokenizer"));
