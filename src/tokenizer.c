@@ -208,6 +208,11 @@ static int tok_is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+static int tok_is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
 pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_path, int model_vocab, pe_err *err) {
     memset(t, 0, sizeof *t);
     size_t    n = strlen(spec);
@@ -219,8 +224,20 @@ pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_p
                        "auto (a Hugging Face model folder), a tokenizer.json, a folder with one, a llama2.c "
                        "tokenizer.bin, or bytes");
     } else if (!n || !strcmp(spec, "auto")) {
+        char beside[4096] = "";
+        if (model_path && !tok_is_dir(model_path)) { /* a weights file: tokenizer files beside it */
+            const char *slash = strrchr(model_path, '/');
+            int         dl = slash ? (int)(slash - model_path) : 1;
+            char        a[4200], b[4200];
+            snprintf(beside, sizeof beside, "%.*s", dl, slash ? model_path : ".");
+            snprintf(a, sizeof a, "%s/tokenizer.json", beside);
+            snprintf(b, sizeof b, "%s/vocab.json", beside);
+            if (!tok_is_file(a) && !tok_is_file(b)) beside[0] = '\0';
+        }
         if (model_path && tok_is_dir(model_path)) {
             if ((st = tok_init_hf(t, model_path, err))) return st;
+        } else if (beside[0]) {
+            if ((st = tok_init_hf(t, beside, err))) return st;
         } else if (model_vocab == 256) {
             tok_init_bytes(t);
         } else {

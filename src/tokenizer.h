@@ -52,12 +52,14 @@ void tok_init_bytes(tokenizer *t);
 pe_status tok_init_hf(tokenizer *t, const char *path, pe_err *err);
 /* The tokenizer of a model, as [model] tokenizer names it (spec):
  *   "bytes"; "none" (fails: the model needs one); "" or "auto": the HF tokenizer in the folder
- *   model_path when it is a folder, else bytes for a vocab-256 model, else an error; a .json
- *   file or a folder:
+ *   model_path when it is a folder, or beside the weights file model_path when its folder holds
+ *   tokenizer.json or vocab.json (+ merges.txt), else bytes for a vocab-256 model, else an error;
+ *   a .json file or a folder:
  *   an HF tokenizer; any other file: a llama2.c tokenizer.bin.
  * A tokenizer with more ids than model_vocab is refused (PE_ERR_INPUT). */
 pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_path, int model_vocab, pe_err *err);
-/* "llama2.c", "bytes", "bpe-byte-level" or "bpe-sentencepiece" (for `pathens inspect`) */
+/* "llama2.c", "bytes", "bpe-byte-level" or "bpe-sentencepiece"; with t->vocab_size, what
+ * `pathens inspect` prints (tok_init_for_model(&t, "auto", dir, INT_MAX, &err) reads a folder's) */
 const char *tok_kind_name(const tokenizer *t);
 /* the file(s) it was read from ("" for bytes) */
 const char *tok_source(const tokenizer *t);

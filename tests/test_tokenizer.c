@@ -661,6 +661,13 @@ static void test_hf_gpt2_folder(void **state) {
     free(a);
     free(b);
     tok_free(&t);
+    /* auto beside a weights file in that folder (the file itself need not be read here) */
+    char weights[4200];
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    if (tok_init_for_model(&t, "", weights, 260, &err) != PE_OK) fail_msg("%s", err.msg);
+    assert_int_equal(t.kind, TOK_KIND_BPE_BYTELEVEL);
+    assert_contains(tok_source(&t), "gpt2dir/vocab.json + merges.txt");
+    tok_free(&t);
     /* a model with fewer embedding rows than the tokenizer has ids is refused */
     assert_int_equal(tok_init_for_model(&t, dir, NULL, 259, &err), PE_ERR_INPUT);
     assert_contains(err.msg, "has 260 token ids but the model's vocabulary has 259");
