@@ -1101,35 +1101,37 @@ static int hf_norm_apply(const hf_norm *s, const char *in, size_t n, hf_buf *out
  * invert swaps which parts are the delimiters) */
 static int hf_split_piece(const hf_pre *s, const char *p, size_t n, hf_buf *ob, size_t **oe, size_t *on, size_t *cap,
                           pcre2_match_data *md) {
-    size_t i = 0;
+    size_t i = 0, at = 0; /* i: start of the text not yet emitted; at: where the next search starts */
 #define HF_EMIT(ptr, len, is_delim)                                                                              \
     do {                                                                                                        \
         if ((len) > 0 && !(s->behavior == HF_SPLIT_REMOVED && (is_delim))) {                                    \
             if (hf_buf_add(ob, (ptr), (len)) || hf_pieces_push(oe, on, cap, ob->n)) return -1;                  \
         }                                                                                                       \
     } while (0)
-    while (i < n) {
+    while (at < n) {
         size_t ms, me;
         if (s->re) {
-            int rc = pcre2_match(s->re, (PCRE2_SPTR)p, n, i, PCRE2_NO_UTF_CHECK, md, NULL);
+            int rc = pcre2_match(s->re, (PCRE2_SPTR)p, n, at, PCRE2_NO_UTF_CHECK, md, NULL);
             if (rc == PCRE2_ERROR_NOMATCH) break;
             if (rc < 0) return HF_RE_FAILED; /* a match or stack limit: never a silent "no match" */
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             ms = ov[0], me = ov[1];
         } else {
-            const char *hit = hf_find(p + i, n - i, s->str, strlen(s->str));
+            const char *hit = hf_find(p + at, n - at, s->str, strlen(s->str));
             if (!hit) break;
             ms = (size_t)(hit - p), me = ms + strlen(s->str);
         }
-        if (me == ms) { /* empty match: no piece; step over one character */
+        if (me == ms) { /* an empty match splits there (as tokenizers and transformers.js do), then the
+                         * search goes on one character further */
             size_t sub, l = ms < n ? hf_utf8_char((const unsigned char *)p + ms, n - ms, &sub) : 1;
-            HF_EMIT(p + i, ms + (l ? l : 1) - i, s->invert);
-            i = ms + (l ? l : 1);
+            HF_EMIT(p + i, ms - i, s->invert);
+            i = ms;
+            at = ms + (l ? l : 1);
             continue;
         }
         HF_EMIT(p + i, ms - i, s->invert);
         HF_EMIT(p + ms, me - ms, !s->invert);
-        i = me;
+        i = at = me;
     }
     if (i < n) HF_EMIT(p + i, n - i, s->invert);
 #undef HF_EMIT

@@ -723,6 +723,16 @@ static void test_hf_bad_files(void **state) {
     assert_int_equal(tok_encode(&t, "ab", 2, 0, 0, &ids, &n, &err), PE_ERR_INPUT);
     assert_contains(err.msg, "neither in the vocabulary nor representable by byte fallback");
     tok_free(&t);
+    /* a Split regex that can match empty ("x*"): like the tokenizers library's and transformers.js's
+     * splitters, every empty match is a split point (so "ab" is two words, never merged; Removed drops
+     * the runs of x) */
+    load_hf(&t, write_tmp_str("empty_match.json", "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": "
+                              "\"x*\"}, \"behavior\": \"Removed\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+                              "{\"a\": 0, \"b\": 1, \"ab\": 2, \"x\": 3}, \"merges\": [\"a b\"]}}"));
+    expect_ids(&t, "abxxab", (int[]){0, 1, 0, 1}, 4);
+    expect_ids(&t, "ab", (int[]){0, 1}, 2);
+    expect_ids(&t, "xxx", (int[]){0}, 0);
+    tok_free(&t);
     /* a regex that backtracks without end: PCRE2's match limit is an error, never "no match" */
     load_hf(&t, write_tmp_str("backtrack.json", "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": "
                               "\"(a+a+)+y\"}, \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
