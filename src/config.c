@@ -47,7 +47,8 @@ static const cfg_key cfg_keys[] = {
     {"model", "format", CFG_ENUM, CFG_AT(model_format), .def = "auto", .choices = "auto|llama2c|safetensors",
      .help = "checkpoint format; auto = detect from the file"},
     {"model", "tokenizer", CFG_PATH, CFG_AT(model_tokenizer), .def = "",
-     .help = "tokenizer file, 'bytes', 'none', or empty = auto (none)"},
+     .help = "auto (empty: a model folder's tokenizer.json or vocab.json + merges.txt; bytes for a vocab-256 model), "
+             "bytes, a tokenizer.json or a folder holding one, or a llama2.c tokenizer.bin"},
     {"model", "config", CFG_PATH, CFG_AT(model_config), .def = "",
      .help = "safetensors config.json; empty = config.json next to the model (in the model folder)"},
     {"data", "path", CFG_PATH, CFG_AT(data_path), .def = "", .required = 1,
@@ -246,7 +247,7 @@ static pe_status cfg_store_value(pe_config *c, const cfg_key *k, const char *val
     if (k->type == CFG_ENUM && !cfg_has_choice(k, value)) return cfg_fail_enum(k, value, ctx, err);
     const char *slash = base_dir ? strrchr(base_dir, '/') : NULL;
     int join = k->type == CFG_PATH && slash && value[0] != '\0' && value[0] != '/' &&
-               strcmp(value, "bytes") != 0 && strcmp(value, "none") != 0;
+               strcmp(value, "bytes") != 0 && strcmp(value, "none") != 0 && strcmp(value, "auto") != 0;
     int dir_len = join ? (int)(slash - base_dir) : 0;
     size_t need = strlen(value) + (join ? (size_t)dir_len + 1 : 0);
     if (need >= k->size)

@@ -7,7 +7,7 @@
  * included) is echoed into results.json by cfg_to_json.
  *
  * Sections and keys (docs/config.md lists them all):
- *   [model] path, format (auto|llama2c|safetensors), tokenizer (path | bytes | none | auto), config
+ *   [model] path, format (auto|llama2c|safetensors), tokenizer (auto | bytes | none | path), config
  *   [data]  path, format (auto|text|idx), mode (documents|windows|images), labels, limit,
  *           context (0 = model seq_len), stride (0 = context), span
  *   [run]   out, batch, shard, member_block, per_example
@@ -25,7 +25,7 @@ typedef struct {
     /* [model] */
     char model_path[CFG_PATH_MAX];
     char model_format[32];          /* auto | llama2c | safetensors */
-    char model_tokenizer[CFG_PATH_MAX]; /* path | "bytes" | "none" | "" (auto: none) */
+    char model_tokenizer[CFG_PATH_MAX]; /* path | "bytes" | "none" | "auto" = "" (tok_init_for_model) */
     char model_config[CFG_PATH_MAX];    /* safetensors config.json; "" = <model dir>/config.json */
     /* [data] */
     char data_path[CFG_PATH_MAX];

@@ -52,7 +52,7 @@ static int data_is_blank(const char *s, size_t n) {
 static pe_status data_add_document(text_dataset *d, const tokenizer *t, const char *text, size_t len,
                                    int64_t doc_id, int64_t *tok_cap, int *seq_cap, pe_err *err) {
     int *toks, n;
-    pe_status st = tok_encode(t, text, len, t->bos_id >= 0, 0, &toks, &n, err);
+    pe_status st = tok_encode(t, text, len, t->add_bos, t->add_eos, &toks, &n, err);
     if (st != PE_OK) return st;
     if (n > d->context) n = d->context;
     if (n < 2) { /* nothing to predict */
@@ -105,7 +105,7 @@ static pe_status data_cut_documents(text_dataset *d, const tokenizer *t, const c
 static pe_status data_cut_windows(text_dataset *d, const tokenizer *t, const char *buf, size_t n, long limit,
                                   pe_err *err) {
     int *toks, nt;
-    pe_status st = tok_encode(t, buf, n, t->bos_id >= 0, 0, &toks, &nt, err);
+    pe_status st = tok_encode(t, buf, n, t->add_bos, t->add_eos, &toks, &nt, err);
     if (st != PE_OK) return st;
     d->tokens = toks;
     d->n_tokens = nt;

@@ -3,6 +3,8 @@
  * Text (tokenised once, then cut into sequences):
  *   documents: the file is split on blank lines (a line of only whitespace); each document is
  *              BOS + encode(text), truncated to `context` tokens; every position predicts the next.
+ *              BOS / EOS are the tokenizer's own (t->add_bos, t->add_eos): llama2.c's BOS, none for
+ *              bytes, a Hugging Face tokenizer's post-processor special tokens.
  *   windows:   the whole file is one token stream (BOS + encode(file)); windows of `context`
  *              tokens start every `stride` tokens; window 0 scores all its targets, window w > 0
  *              scores only the targets not scored by an earlier window (HF-style strided PPL).

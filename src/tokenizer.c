@@ -5,7 +5,10 @@
  */
 #include "tokenizer.h"
 
+#include "hftok.h"
+
 #include <limits.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +170,8 @@ pe_status tok_init_llama2c(tokenizer *t, const char *path, int vocab_size, pe_er
     }
     t->bos_id = 1;
     t->eos_id = 2;
+    t->add_bos = 1;
+    t->add_eos = 0;
     t->space_id = tok_find_piece(t, " ");
     tok_fill_byte_pieces(t);
     return PE_OK;
@@ -183,7 +188,94 @@ void tok_init_bytes(tokenizer *t) {
     tok_fill_byte_pieces(t);
 }
 
+pe_status tok_init_hf(tokenizer *t, const char *path, pe_err *err) {
+    memset(t, 0, sizeof *t);
+    pe_status st = hftok_load(&t->hf, path, err);
+    if (st != PE_OK) return st;
+    t->kind = hftok_byte_level(t->hf) ? TOK_KIND_BPE_BYTELEVEL : TOK_KIND_BPE_SPM;
+    t->vocab_size = hftok_n_ids(t->hf);
+    t->bos_id = hftok_bos_id(t->hf);
+    t->eos_id = hftok_eos_id(t->hf);
+    t->space_id = -1;
+    t->add_bos = hftok_n_prefix(t->hf) > 0;
+    t->add_eos = hftok_n_suffix(t->hf) > 0;
+    tok_fill_byte_pieces(t);
+    return PE_OK;
+}
+
+static int tok_is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static int tok_is_file(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_path, int model_vocab, pe_err *err) {
+    memset(t, 0, sizeof *t);
+    size_t    n = strlen(spec);
+    pe_status st;
+    if (!strcmp(spec, "bytes")) {
+        tok_init_bytes(t);
+    } else if (!strcmp(spec, "none")) {
+        return pe_fail(err, PE_ERR_INPUT, "[model] tokenizer = none, but a language model needs a tokenizer: set it to "
+                       "auto (a Hugging Face model folder), a tokenizer.json, a folder with one, a llama2.c "
+                       "tokenizer.bin, or bytes");
+    } else if (!n || !strcmp(spec, "auto")) {
+        char beside[4096] = "";
+        if (model_path && !tok_is_dir(model_path)) { /* a weights file: tokenizer files beside it */
+            const char *slash = strrchr(model_path, '/');
+            int         dl = slash ? (int)(slash - model_path) : 1;
+            char        a[4200], b[4200];
+            snprintf(beside, sizeof beside, "%.*s", dl, slash ? model_path : ".");
+            snprintf(a, sizeof a, "%s/tokenizer.json", beside);
+            snprintf(b, sizeof b, "%s/vocab.json", beside);
+            if (!tok_is_file(a) && !tok_is_file(b)) beside[0] = '\0';
+        }
+        if (model_path && tok_is_dir(model_path)) {
+            if ((st = tok_init_hf(t, model_path, err))) return st;
+        } else if (beside[0]) {
+            if ((st = tok_init_hf(t, beside, err))) return st;
+        } else if (model_vocab == 256) {
+            tok_init_bytes(t);
+        } else {
+            return pe_fail(err, PE_ERR_INPUT, "a language model needs a tokenizer and %s is not a model folder to find "
+                           "one in: set [model] tokenizer = PATH (a tokenizer.json, a folder with one, or a llama2.c "
+                           "tokenizer.bin) or bytes", model_path ? model_path : "[model] path");
+        }
+    } else if (tok_is_dir(spec) || (n >= 5 && !strcmp(spec + n - 5, ".json"))) {
+        if ((st = tok_init_hf(t, spec, err))) return st;
+    } else {
+        return tok_init_llama2c(t, spec, model_vocab, err);
+    }
+    if (t->vocab_size > model_vocab) {
+        pe_fail(err, PE_ERR_INPUT,
+                "tokenizer %s has %d token ids but the model's vocabulary has %d (its embedding rows): the tokenizer "
+                "belongs to another model; set [model] tokenizer to the one saved with this model",
+                t->hf ? hftok_source(t->hf) : spec, t->vocab_size, model_vocab);
+        tok_free(t);
+        return PE_ERR_INPUT;
+    }
+    return PE_OK;
+}
+
+const char *tok_kind_name(const tokenizer *t) {
+    switch (t->kind) {
+    case TOK_KIND_LLAMA2C: return "llama2.c";
+    case TOK_KIND_BYTES: return "bytes";
+    case TOK_KIND_BPE_BYTELEVEL: return "bpe-byte-level";
+    case TOK_KIND_BPE_SPM: return "bpe-sentencepiece";
+    }
+    return "unknown";
+}
+
+const char *tok_source(const tokenizer *t) { return t->hf ? hftok_source(t->hf) : ""; }
+
 void tok_free(tokenizer *t) {
+    hftok_free(t->hf);
+    t->hf = NULL;
     if (t->vocab)
         for (int i = 0; i < t->vocab_size; i++) free(t->vocab[i]);
     free(t->vocab);
@@ -279,6 +371,7 @@ static pe_status tok_encode_bytes(const char *text, size_t len, int **out, int *
 pe_status tok_encode_ref(const tokenizer *t, const char *text, size_t len, int bos, int eos,
                          int **out, int *n_out, pe_err *err) {
     if (t->kind == TOK_KIND_BYTES) return tok_encode_bytes(text, len, out, n_out, err);
+    if (t->hf) return hftok_encode(t->hf, text, len, bos, eos, 1, out, n_out, err);
     int *toks, n;
     char *buf;
     pe_status st = tok_split_codepoints(t, text, len, bos, &toks, &n, &buf, err);
@@ -370,6 +463,7 @@ static void tok_try_pair(const tokenizer *t, const tok_symbols *s, tok_heap *h, 
 pe_status tok_encode(const tokenizer *t, const char *text, size_t len, int bos, int eos,
                      int **out, int *n_out, pe_err *err) {
     if (t->kind == TOK_KIND_BYTES) return tok_encode_bytes(text, len, out, n_out, err);
+    if (t->hf) return hftok_encode(t->hf, text, len, bos, eos, 0, out, n_out, err);
     int *toks, n;
     char *buf;
     pe_status st = tok_split_codepoints(t, text, len, bos, &toks, &n, &buf, err);
@@ -440,6 +534,7 @@ const char *tok_decode_piece(const tokenizer *t, int prev, int cur, int *len) {
         *len = 1;
         return t->byte_pieces[cur];
     }
+    if (t->hf) return hftok_piece(t->hf, prev, cur, len);
     const char *piece = t->vocab[cur];
     int n = t->vocab_len[cur];
     if (prev == t->bos_id && n > 0 && piece[0] == ' ') { /* sentencepiece strips it after BOS */

@@ -1,5 +1,8 @@
 /* test_tokenizer.c: llama2.c tokenizer loading, encoding (golden ids, fast == reference), decoding
- * round trips, bad files, the byte tokenizer, and whole-file encoding speed. */
+ * round trips, bad files, the byte tokenizer, and whole-file encoding speed; Hugging Face BPE
+ * tokenizers (hftok.c) on small hand-made files: ids worked out by hand, fast == reference on random
+ * text with many rank ties, invalid UTF-8, decoded byte counts, GPT-2 folders, refused files. The
+ * real vocabularies are compared with an independent implementation by tests/cli_tok_oracle.sh. */
 #include "testutil.h"
 
 #include "tokenizer.h"
@@ -406,6 +409,352 @@ static void test_encode_whole_file(void **state) {
     tok_free(&t);
 }
 
+
+/* ---- Hugging Face tokenizers: small hand-made files ------------------------------------------ */
+
+/* GPT-2's bytes_to_unicode, written out again here: the UTF-8 of the character standing for byte b */
+static void bl_char(int b, char *out) {
+    int cp, n = 0;
+    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) cp = b;
+    else {
+        for (int k = 0; k < b; k++)
+            if (!((k >= '!' && k <= '~') || (k >= 0xA1 && k <= 0xAC) || (k >= 0xAE && k <= 0xFF))) n++;
+        cp = 256 + n;
+    }
+    if (cp < 0x80) out[0] = (char)cp, out[1] = '\0';
+    else out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3F)), out[2] = '\0';
+}
+
+static const char *write_tmp_str(const char *name, const char *s) { return write_tmp(name, s, strlen(s)); }
+
+/* append to a growing JSON text */
+static void jcat(char **j, size_t *n, const char *s) {
+    size_t l = strlen(s);
+    *j = realloc(*j, *n + l + 1);
+    assert_non_null(*j);
+    memcpy(*j + *n, s, l + 1);
+    *n += l;
+}
+
+/* A byte-level BPE over bytes 0..255 (ids 0..255 in byte order) plus the merged tokens of `merges`
+ * ("left right" in the byte-level alphabet; the merged token gets the next id), GPT-2's regex
+ * (ByteLevel use_regex) unless `split_regex` is given (then Split + ByteLevel(use_regex false), as
+ * Llama 3 / Qwen write it), and the added tokens "<|x|>" (special, 300) and "<y>" (not special, 301). */
+static const char *write_bytelevel(const char *name, const char *const *merges, int n_merges, const char *split_regex,
+                                   const char *normalizer) {
+    char  *j = NULL, c[8], buf[512];
+    size_t n = 0;
+    jcat(&j, &n, "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 300, \"content\": \"<|x|>\", \"special\": true},"
+                 " {\"id\": 301, \"content\": \"<y>\", \"special\": false}], \"normalizer\": ");
+    jcat(&j, &n, normalizer ? normalizer : "null");
+    if (split_regex) {
+        snprintf(buf, sizeof buf, ", \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
+                 "\"pattern\": {\"Regex\": \"%s\"}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", "
+                 "\"add_prefix_space\": false, \"use_regex\": false}]}", split_regex);
+        jcat(&j, &n, buf);
+    } else {
+        jcat(&j, &n, ", \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}");
+    }
+    jcat(&j, &n, ", \"post_processor\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {");
+    for (int b = 0; b < 256; b++) {
+        bl_char(b, c);
+        snprintf(buf, sizeof buf, "%s\"%s%s\": %d", b ? ", " : "", b == '"' || b == '\\' ? "\\" : "", c, b);
+        jcat(&j, &n, buf);
+    }
+    for (int m = 0; m < n_merges; m++) { /* merged token = left + right without the space */
+        char tok[64];
+        const char *sp = strchr(merges[m], ' ');
+        snprintf(tok, sizeof tok, "%.*s%s", (int)(sp - merges[m]), merges[m], sp + 1);
+        snprintf(buf, sizeof buf, ", \"%s\": %d", tok, 256 + m);
+        jcat(&j, &n, buf);
+    }
+    jcat(&j, &n, "}, \"merges\": [");
+    for (int m = 0; m < n_merges; m++) {
+        snprintf(buf, sizeof buf, "%s\"%s\"", m ? ", " : "", merges[m]);
+        jcat(&j, &n, buf);
+    }
+    jcat(&j, &n, "]}}");
+    const char *path = write_tmp_str(name, j);
+    free(j);
+    return path;
+}
+
+static void load_hf(tokenizer *t, const char *path) {
+    pe_err err = {0};
+    if (tok_init_hf(t, path, &err) != PE_OK) fail_msg("tok_init_hf %s: %s", path, err.msg);
+}
+
+static void expect_ids(const tokenizer *t, const char *text, const int *want, int n_want) {
+    int n, *ids = encode_both(t, text, strlen(text), t->add_bos, &n);
+    if (n != n_want) fail_msg("'%s': %d ids, expected %d", text, n, n_want);
+    for (int i = 0; i < n; i++)
+        if (ids[i] != want[i]) fail_msg("'%s': id %d is %d, expected %d", text, i, ids[i], want[i]);
+    free(ids);
+}
+
+/* ids worked out by hand: merges by rank, the GPT-2 regex, added tokens before the model */
+static void test_hf_bytelevel_by_hand(void **state) {
+    static const char *const merges[] = {"a b", "a ab", "Ġ ab", "b a"}; /* ab=256 aab=257 " ab"=258 ba=259 */
+    tokenizer t;
+    load_hf(&t, write_bytelevel("bl.json", merges, 4, NULL, NULL));
+    assert_int_equal(t.kind, TOK_KIND_BPE_BYTELEVEL);
+    assert_string_equal(tok_kind_name(&t), "bpe-byte-level");
+    assert_int_equal(t.vocab_size, 302);
+    assert_int_equal(t.add_bos, 0);
+    /* "aab" -> a a b -> a ab (rank 0) -> aab (rank 1); " ab" -> Ġ a b -> Ġ ab -> " ab"; "<|x|>" is the added
+     * token; "bab" -> b a b: (a b) rank 0 beats (b a) rank 3 -> b ab */
+    expect_ids(&t, "aab ab<|x|>bab", (int[]){257, 258, 300, 'b', 256}, 5);
+    /* the regex splits "'s" and digits; "<y>" is matched even glued to text */
+    expect_ids(&t, "it's 42<y>a", (int[]){'i', 't', '\'', 's', ' ', '4', '2', 301, 'a'}, 9);
+    /* ties: "aaab" has (a a)? no merge; (a b) at the end only */
+    expect_ids(&t, "aaab", (int[]){'a', 257}, 2);
+    /* decoded bytes: the special token counts nothing, the other added token its text */
+    assert_int_equal(tok_count_bytes(&t, -1, 258), 3);
+    assert_int_equal(tok_count_bytes(&t, 258, 300), 0);
+    assert_int_equal(tok_count_bytes(&t, 300, 301), 3);
+    tok_free(&t);
+}
+
+/* random text over a small alphabet with many merges of equal length: fast == naive reference */
+static void test_hf_fast_matches_ref(void **state) {
+    static const char *const merges[] = {"a a", "a b", "b a", "aa a", "a aa", "ab a", "a ba", "aa aa", "Ġ a", "Ġ b",
+                                         "Ġa a", "Ġ aa", "b b", "bb a", "Ġ Ġ", "ĠĠ Ġ", "Ã ©", "aa b", "b aa", "Ġb a"};
+    const char *regexes[] = {NULL, "(?i:'s|'t)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+"};
+    uint64_t    seed = 7;
+    char        buf[301];
+    for (int r = 0; r < 2; r++) {
+        tokenizer t;
+        load_hf(&t, write_bytelevel(r ? "bl_split.json" : "bl_gpt2.json", merges, 20, regexes[r], NULL));
+        for (int k = 0; k < 400; k++) {
+            size_t len = lcg_next(&seed) % 300;
+            for (size_t i = 0; i < len;) {
+                uint64_t x = lcg_next(&seed) % 24;
+                const char *piece = x < 8 ? "a" : x < 13 ? "b" : x < 17 ? " " : x == 17 ? "\xc3\xa9" : x == 18 ? "\n"
+                                  : x == 19 ? "1" : x == 20 ? "'s" : x == 21 ? "<|x|>" : x == 22 ? "\xe2\x82" : "\t";
+                size_t pl = strlen(piece);
+                if (i + pl > len) break;
+                memcpy(buf + i, piece, pl);
+                i += pl;
+                buf[i] = '\0';
+                if (i == len) break;
+            }
+            buf[len] = '\0';
+            int n, *ids = encode_both(&t, buf, strlen(buf), 0, &n);
+            free(ids);
+        }
+        tok_free(&t);
+    }
+}
+
+/* invalid UTF-8 becomes U+FFFD, one per maximal invalid subpart, before anything else */
+static void test_hf_invalid_utf8(void **state) {
+    static const char *const merges[] = {"ï ¿", "ï¿ ½"};
+    tokenizer t;
+    load_hf(&t, write_bytelevel("bl_fffd.json", merges, 2, NULL, NULL));
+    static const char *const pairs[][2] = {
+        {"a\xff" "b", "a\xef\xbf\xbd" "b"},                       /* a byte that never starts a character */
+        {"\xe2\x82" "A", "\xef\xbf\xbd" "A"},                     /* a cut 3-byte character: one U+FFFD */
+        {"x\xf0\x9f\x98", "x\xef\xbf\xbd"},                       /* a cut 4-byte one at the end */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate: three */
+        {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},                 /* an overlong form: two */
+        {"caf\xe9 ok", "caf\xef\xbf\xbd ok"},                     /* Latin-1 */
+    };
+    for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+        int na, nb, *a = encode_both(&t, pairs[p][0], strlen(pairs[p][0]), 0, &na);
+        int *b = encode_both(&t, pairs[p][1], strlen(pairs[p][1]), 0, &nb);
+        if (na != nb || memcmp(a, b, (size_t)na * sizeof *a)) fail_msg("pair %zu: invalid bytes not read as U+FFFD", p);
+        free(a);
+        free(b);
+    }
+    tok_free(&t);
+}
+
+/* SentencePiece-style BPE: the legacy normalizer (Prepend + Replace) and the Metaspace form, byte
+ * fallback, TemplateProcessing's BOS, decoded bytes */
+static void test_hf_sentencepiece(void **state) {
+    char  *j = NULL, buf[256];
+    size_t n = 0;
+    /* ids: <unk>=0 <s>=1 </s>=2 <0x00>..<0xFF>=3..258, then ▁=259 a=260 b=261 ▁a=262 ab=263 ▁ab=264 ▁▁=265 */
+    const char *head = "{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true}, {\"id\": 1, \"content\": "
+                       "\"<s>\", \"special\": true}, {\"id\": 2, \"content\": \"</s>\", \"special\": true}], ";
+    const char *legacy = "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": "
+                         "\"\xe2\x96\x81\"}, {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": "
+                         "\"\xe2\x96\x81\"}]}, \"pre_tokenizer\": null, ";
+    const char *meta = "\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\xe2\x96\x81\", "
+                       "\"prepend_scheme\": \"first\", \"split\": true}, ";
+    const char *tail = "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
+                       "\"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"special_tokens\": "
+                       "{\"<s>\": {\"id\": \"<s>\", \"ids\": [1], \"tokens\": [\"<s>\"]}}}, \"model\": {\"type\": \"BPE\", "
+                       "\"unk_token\": \"<unk>\", \"byte_fallback\": true, \"fuse_unk\": true, \"vocab\": {\"<unk>\": 0, "
+                       "\"<s>\": 1, \"</s>\": 2";
+    for (int form = 0; form < 2; form++) {
+        n = 0;
+        jcat(&j, &n, head);
+        jcat(&j, &n, form ? meta : legacy);
+        jcat(&j, &n, tail);
+        for (int b = 0; b < 256; b++) {
+            snprintf(buf, sizeof buf, ", \"<0x%02X>\": %d", b, 3 + b);
+            jcat(&j, &n, buf);
+        }
+        jcat(&j, &n, ", \"\xe2\x96\x81\": 259, \"a\": 260, \"b\": 261, \"\xe2\x96\x81" "a\": 262, \"ab\": 263, \"\xe2\x96\x81"
+                     "ab\": 264, \"\xe2\x96\x81\xe2\x96\x81\": 265}, \"merges\": [\"a b\", \"\xe2\x96\x81 a\", \"\xe2\x96\x81"
+                     " ab\", \"\xe2\x96\x81 \xe2\x96\x81\"]}}");
+        tokenizer t;
+        load_hf(&t, write_tmp_str(form ? "spm_meta.json" : "spm_legacy.json", j));
+        assert_int_equal(t.kind, TOK_KIND_BPE_SPM);
+        assert_int_equal(t.add_bos, 1);
+        assert_int_equal(t.bos_id, 1);
+        /* "ab ab\xc3\xa9" -> "▁ab▁abé": ▁ab ▁ab, é by byte fallback (0xC3, 0xA9) */
+        expect_ids(&t, "ab ab\xc3\xa9", (int[]){1, 264, 264, 3 + 0xC3, 3 + 0xA9}, 5);
+        /* "  a": legacy gives "▁▁▁a": (▁ a) rank 1 first, then (▁ ▁) rank 3: ▁▁ ▁a; Metaspace does not prepend
+         * to a text that starts with a space: "▁▁a", split into the words "▁" and "▁a" */
+        if (form == 0) expect_ids(&t, "  a", (int[]){1, 265, 262}, 3);
+        else expect_ids(&t, "  a", (int[]){1, 259, 262}, 3);
+        /* a special token splits the text; legacy prepends ▁ to every section, "first" only to the first */
+        if (form == 0) expect_ids(&t, "a</s>b", (int[]){1, 262, 2, 259, 261}, 5);
+        else expect_ids(&t, "a</s>b", (int[]){1, 262, 2, 261}, 4);
+        /* decoded bytes add up to the text: the added ▁ is dropped after BOS */
+        const char *text = "ab ab\xc3\xa9 b";
+        int         nt, *ids = encode_both(&t, text, strlen(text), 1, &nt);
+        long        total = 0;
+        for (int i = 1; i < nt; i++) total += tok_count_bytes(&t, ids[i - 1], ids[i]);
+        assert_int_equal(total, (long)strlen(text));
+        free(ids);
+        tok_free(&t);
+    }
+    free(j);
+}
+
+/* a GPT-2 style folder (vocab.json + merges.txt) read by tok_init_for_model, as [model] tokenizer =
+ * auto does for a model folder: the same ids as the tokenizer.json of the same vocabulary */
+static void test_hf_gpt2_folder(void **state) {
+    static const char *const merges[] = {"a b", "a ab", "Ġ ab", "b a"};
+    tokenizer ref, t;
+    load_hf(&ref, write_bytelevel("bl_ref.json", merges, 4, NULL, NULL));
+    char dir[4096], path[4200], c[8];
+    snprintf(dir, sizeof dir, "%s/gpt2dir", tu_tmp_dir("tokenizer"));
+    assert_int_equal(pe_mkdir_p(dir, NULL), PE_OK);
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{");
+    for (int b = 0; b < 256; b++) {
+        bl_char(b, c);
+        fprintf(f, "%s\"%s%s\": %d", b ? ", " : "", b == '"' || b == '\\' ? "\\" : "", c, b);
+    }
+    fprintf(f, ", \"ab\": 256, \"aab\": 257, \"\xc4\xa0" "ab\": 258, \"ba\": 259}");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/merges.txt", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "#version: 0.2\na b\na ab\n\xc4\xa0 ab\nb a\n");
+    fclose(f);
+    pe_err err = {0};
+    if (tok_init_for_model(&t, "auto", dir, 260, &err) != PE_OK) fail_msg("%s", err.msg);
+    assert_int_equal(t.kind, TOK_KIND_BPE_BYTELEVEL);
+    assert_int_equal(t.vocab_size, 260);
+    const char *text = "aab ab bab it's 42 <|x|>";
+    int         n1, n2, *a = encode_both(&t, text, strlen(text), 0, &n1), *b = encode_both(&ref, text, strlen(text), 0, &n2);
+    /* the folder has no added tokens: "<|x|>" is plain text there, one token in the json's vocabulary */
+    assert_int_equal(n1, n2 + 4);
+    assert_memory_equal(a, b, (size_t)(n2 - 1) * sizeof *a);
+    free(a);
+    free(b);
+    tok_free(&t);
+    /* auto beside a weights file in that folder (the file itself need not be read here) */
+    char weights[4200];
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    if (tok_init_for_model(&t, "", weights, 260, &err) != PE_OK) fail_msg("%s", err.msg);
+    assert_int_equal(t.kind, TOK_KIND_BPE_BYTELEVEL);
+    assert_contains(tok_source(&t), "gpt2dir/vocab.json + merges.txt");
+    tok_free(&t);
+    /* a model with fewer embedding rows than the tokenizer has ids is refused */
+    assert_int_equal(tok_init_for_model(&t, dir, NULL, 259, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "has 260 token ids but the model's vocabulary has 259");
+    tok_free(&ref);
+}
+
+static void expect_bad_hf(const char *name, const char *json, const char *what) {
+    tokenizer   t;
+    pe_err      err = {0};
+    const char *path = write_tmp_str(name, json);
+    pe_status   st = tok_init_for_model(&t, path, NULL, 1 << 20, &err);
+    if (st != PE_ERR_INPUT) fail_msg("%s: expected PE_ERR_INPUT, got %d (%s)", name, st, err.msg);
+    assert_contains(err.msg, path);
+    assert_contains(err.msg, what);
+    print_message("  %s\n", err.msg);
+}
+
+static void test_hf_bad_files(void **state) {
+    expect_bad_hf("wp.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}", "model.type is \"WordPiece\"");
+    expect_bad_hf("uni.json", "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", "Unigram (T5, ALBERT)");
+    expect_bad_hf("nomodel.json", "{\"version\": \"1.0\"}", "no \"model\" object");
+    expect_bad_hf("cut.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\":", "not valid JSON");
+    expect_bad_hf("array.json", "[1, 2]", "expected a JSON object");
+    expect_bad_hf("empty.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", "vocab is empty");
+    expect_bad_hf("negid.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}",
+                  "vocab entry \"a\": expected an integer id");
+    expect_bad_hf("dupid.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}",
+                  "id 0 is given to two tokens");
+    expect_bad_hf("merge.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}",
+                  "merge 0 (\"a\" + \"b\"): the merged token is not in the vocab");
+    expect_bad_hf("merge1.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"ab\"]}}",
+                  "merge 0 \"ab\": expected \"left right\"");
+    expect_bad_hf("dropout.json", "{\"model\": {\"type\": \"BPE\", \"dropout\": 0.1, \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                  "model.dropout is 0.1");
+    expect_bad_hf("lower.json", "{\"normalizer\": {\"type\": \"Lowercase\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+                  "{\"a\": 0}, \"merges\": []}}", "normalizer type \"Lowercase\" is not supported");
+    expect_bad_hf("ws.json", "{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+                  "{\"a\": 0}, \"merges\": []}}", "pre_tokenizer type \"Whitespace\" is not supported");
+    expect_bad_hf("regex.json", "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"[a\"}, \"behavior\": "
+                  "\"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                  "the regex /[a/ does not compile with PCRE2");
+    expect_bad_hf("bytes.json", "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+                  "{\"a\": 0}, \"merges\": []}}", "byte-level vocab has no token for byte 0x00");
+    expect_bad_hf("post.json", "{\"post_processor\": {\"type\": \"BertProcessing\"}, \"model\": {\"type\": \"BPE\", "
+                  "\"vocab\": {\"a\": 0}, \"merges\": []}}", "post_processor type \"BertProcessing\" is not supported");
+    expect_bad_hf("single.json", "{\"added_tokens\": [{\"id\": 1, \"content\": \"<w>\", \"single_word\": true}], \"model\": "
+                  "{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "single_word = true");
+    /* a character neither in the vocabulary nor representable: no byte fallback, no unk */
+    tokenizer t;
+    pe_err    err = {0};
+    load_hf(&t, write_tmp_str("nofallback.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}"));
+    int *ids, n;
+    assert_int_equal(tok_encode(&t, "ab", 2, 0, 0, &ids, &n, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "neither in the vocabulary nor representable by byte fallback");
+    tok_free(&t);
+    /* a Split regex that can match empty ("x*"): like the tokenizers library's and transformers.js's
+     * splitters, every empty match is a split point (so "ab" is two words, never merged; Removed drops
+     * the runs of x) */
+    load_hf(&t, write_tmp_str("empty_match.json", "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": "
+                              "\"x*\"}, \"behavior\": \"Removed\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+                              "{\"a\": 0, \"b\": 1, \"ab\": 2, \"x\": 3}, \"merges\": [\"a b\"]}}"));
+    expect_ids(&t, "abxxab", (int[]){0, 1, 0, 1}, 4);
+    expect_ids(&t, "ab", (int[]){0, 1}, 2);
+    expect_ids(&t, "xxx", (int[]){0}, 0);
+    tok_free(&t);
+    /* a regex that backtracks without end: PCRE2's match limit is an error, never "no match" */
+    load_hf(&t, write_tmp_str("backtrack.json", "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": "
+                              "\"(a+a+)+y\"}, \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+                              "{\"a\": 0, \"z\": 1, \"y\": 2}, \"merges\": []}}"));
+    const char *aaa = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaazy";
+    assert_int_equal(tok_encode(&t, aaa, strlen(aaa), 0, 0, &ids, &n, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "hit PCRE2's match or stack limit");
+    tok_free(&t);
+    /* a folder without tokenizer files */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/emptydir", tu_tmp_dir("tokenizer"));
+    assert_int_equal(pe_mkdir_p(dir, NULL), PE_OK);
+    assert_int_equal(tok_init_for_model(&t, "auto", dir, 512, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "holds neither tokenizer.json nor vocab.json + merges.txt");
+    assert_int_equal(tok_init_for_model(&t, "none", dir, 512, &err), PE_ERR_INPUT);
+    assert_int_equal(tok_init_for_model(&t, "", "model.bin", 512, &err), PE_ERR_INPUT);
+    assert_contains(err.msg, "needs a tokenizer");
+    assert_int_equal(tok_init_for_model(&t, "", "model.bin", 256, &err), PE_OK);
+    assert_int_equal(t.kind, TOK_KIND_BYTES);
+    tok_free(&t);
+}
+
 int main(void) {
     int tok = tu_have_data("tok512.bin", NULL), text = tu_have_data("tok512.bin", "tinystories_val.txt", NULL);
     const struct CMUnitTest tests[] = {
@@ -417,6 +766,12 @@ int main(void) {
         tu_needs(tok, cmocka_unit_test(test_bad_files)),
         cmocka_unit_test(test_fast_matches_ref_with_ties),
         tu_needs(text, cmocka_unit_test(test_encode_whole_file)),
+        cmocka_unit_test(test_hf_bytelevel_by_hand),
+        cmocka_unit_test(test_hf_fast_matches_ref),
+        cmocka_unit_test(test_hf_invalid_utf8),
+        cmocka_unit_test(test_hf_sentencepiece),
+        cmocka_unit_test(test_hf_gpt2_folder),
+        cmocka_unit_test(test_hf_bad_files),
     };
     return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -583,25 +583,14 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     memset(&id, 0, sizeof id);
     char data_desc[512];
     if (is_lm) {
-        const char *tk = cfg.model_tokenizer;
-        if (!strcmp(tk, "bytes") || (!tk[0] && m.cfg.vocab_size == 256)) {
-            tok_init_bytes(&tok);
-        } else if (!tk[0] || !strcmp(tk, "none")) {
-            pe_fail(&err, PE_ERR_INPUT, "a language model needs a tokenizer: set [model] tokenizer = PATH (llama2.c "
-                    "tokenizer.bin) or bytes");
-            rc = die(&err);
-            goto done_model;
-        } else if (tok_init_llama2c(&tok, tk, m.cfg.vocab_size, &err)) {
+        /* [model] tokenizer: auto (a model folder's tokenizer.json / vocab.json + merges.txt, or bytes for
+         * a vocab-256 model), bytes, a tokenizer.json or folder, or a llama2.c tokenizer.bin; a tokenizer
+         * with more ids than the model's vocabulary is refused there */
+        if (tok_init_for_model(&tok, cfg.model_tokenizer, cfg.model_path, m.cfg.vocab_size, &err)) {
             rc = die(&err);
             goto done_model;
         }
         have_tok = 1;
-        if (tok.vocab_size > m.cfg.vocab_size) {
-            pe_fail(&err, PE_ERR_INPUT, "tokenizer has %d tokens but the model's vocabulary is %d", tok.vocab_size,
-                    m.cfg.vocab_size);
-            rc = die(&err);
-            goto done_data;
-        }
         int context = cfg.data_context ? cfg.data_context : m.cfg.seq_len;
         if (context > m.cfg.seq_len) {
             pe_fail(&err, PE_ERR_INPUT, "data.context = %d exceeds the model's seq_len %d", context, m.cfg.seq_len);

@@ -120,7 +120,8 @@ static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, cons
                      canon.pw_plan};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         char rp[PATH_MAX];
-        if (paths[i][0] && strcmp(paths[i], "bytes") && strcmp(paths[i], "none") && realpath(paths[i], rp))
+        if (paths[i][0] && strcmp(paths[i], "bytes") && strcmp(paths[i], "none") && strcmp(paths[i], "auto") &&
+            realpath(paths[i], rp))
             snprintf(paths[i], CFG_PATH_MAX, "%s", rp);
     }
     canon.run_out[0] = '\0';
