@@ -12,6 +12,8 @@
     /usr/bin/python3 hf_oracle.py suite ROOT [--seed S]
     /usr/bin/python3 hf_oracle.py compare-suite ROOT RESULTS.tsv [--tol 1e-4]
     /usr/bin/python3 hf_oracle.py sensitivity ROOT [--tol 1e-4]
+    /usr/bin/python3 hf_oracle.py selfcheck ROOT [--tol 1e-4]
+    /usr/bin/python3 hf_oracle.py eval-check OUTDIR TEXT RESULTS.json [--limit N] [--context C] [--tol 1e-4]
     /usr/bin/python3 hf_oracle.py nll-text OUTDIR TEXT [--limit N] [--context C]
 
 `make` writes a small random-weight checkpoint folder in the exact layout `save_pretrained` gives
@@ -35,9 +37,15 @@ SEQS.txt: one sequence per line, token ids separated by spaces. PIXELS.u8: N ima
 (channels, H, W) uint8.
 
 `suite ROOT` makes every family/variant of VARIANTS under ROOT with its inputs and the oracle's
-logits, plus the broken folders the loader must refuse, and writes ROOT/suite.tsv and
-ROOT/broken.tsv for tests/cli_hf_models.sh. `compare-suite` compares what that script's runs
-wrote (RESULTS.tsv: variant, pathens output file) and prints the worst difference per family.
+logits, the MHA expansions of the GQA variants (`expand-kv`: K/V rows repeated per query head),
+and the broken folders the loader must refuse; it writes ROOT/suite.tsv (variant, family, kind,
+folder, input, count, oracle logits), ROOT/pairs.tsv (GQA variant, its MHA expansion) and
+ROOT/broken.tsv for tests/cli_hf_models.sh. `selfcheck` is the oracle checking itself: every
+deliberate bug of `sensitivity` must move its logits by more than 5 x tol on the suite's inputs,
+and each GQA variant must equal its MHA expansion. `compare-suite` compares what that script's
+runs wrote (RESULTS.tsv: variant, label, pathens output file), and the GQA / MHA pairs through
+pathens, and prints the worst difference per family. `eval-check` compares `pathens eval` of a
+folder (tokenizer = bytes) with the oracle's NLL per token on the same documents.
 
 Exit 0: done / every comparison within tolerance; 1: a comparison failed; 2: bad usage or input.
 """
@@ -960,6 +968,16 @@ def suite(root, seed):
             write_seqs(inp, seqs)
             write_f32(oracle, logits_tokens(d, seqs))
             rows.append((name, family, "tokens", d, inp, len(seqs), oracle))
+    # GQA = MHA: the same models with K/V repeated per query head, as folders of their own
+    with open(os.path.join(root, "pairs.tsv"), "w") as f:
+        for name in GQA_PAIRS:
+            d = os.path.join(root, name + "-mha")
+            expand_kv(os.path.join(root, name), d)
+            inp = os.path.join(root, name + ".seqs")
+            oracle = os.path.join(root, name + "-mha.oracle.f32")
+            write_f32(oracle, logits_tokens(d, read_seqs(inp)))
+            rows.append((name + "-mha", VARIANTS[name][0], "tokens", d, inp, len(SEQ_LENGTHS), oracle))
+            f.write(f"{name}\t{name}-mha\n")
     with open(os.path.join(root, "suite.tsv"), "w") as f:
         for r in rows:
             f.write("\t".join(map(str, r)) + "\n")
@@ -971,20 +989,43 @@ def suite(root, seed):
             f.write("\t".join((name, kind, d, inp, what, must, where)) + "\n")
 
 
-def compare_suite(root, results, tol):
-    """RESULTS.tsv rows: variant, label (e.g. fast / ref), pathens output. Prints every figure and
-    the worst per family; exit 1 when one is above tol."""
-    suite_rows = {}
+GQA_PAIRS = ("llama-gqa", "llama-tied-bias", "qwen3-base")
+
+
+def read_suite(root):
+    rows = {}
     with open(os.path.join(root, "suite.tsv")) as f:
         for line in f:
             r = line.rstrip("\n").split("\t")
-            suite_rows[r[0]] = r
-    worst, bad = {}, []
+            rows[r[0]] = r
+    with open(os.path.join(root, "pairs.tsv")) as f:
+        pairs = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    return rows, pairs
+
+
+def selfcheck(root, tol):
+    """the oracle's own checks: sensitivity, and each GQA folder equal to its MHA expansion"""
+    rows, pairs = read_suite(root)
+    bad = sensitivity(root, tol)
+    for a, b in pairs:
+        d, n = compare(rows[a][6], rows[b][6])
+        ok = d <= 1e-9
+        bad |= not ok
+        print(f"{'ok  ' if ok else 'FAIL'} oracle: {a} = {b} (K/V repeated as MHA): max |diff| = {d:.3g} over {n} logits")
+    return 1 if bad else 0
+
+
+def compare_suite(root, results, tol):
+    """RESULTS.tsv rows: variant, label (e.g. fast / ref), pathens output. Prints every figure and
+    the worst per family; exit 1 when one is above tol."""
+    suite_rows, pairs = read_suite(root)
+    worst, bad, outs = {}, [], {}
     with open(results) as f:
         for line in f:
             if not line.strip():
                 continue
             name, label, out = line.rstrip("\n").split("\t")
+            outs[name, label] = out
             fam, oracle = suite_rows[name][1], suite_rows[name][6]
             d, n = compare(out, oracle)
             ok = d <= tol
@@ -993,6 +1034,13 @@ def compare_suite(root, results, tol):
                 bad.append(f"{name} ({label})")
             if d >= worst.get(fam, (-1, ""))[0]:
                 worst[fam] = (d, f"{name} ({label})")
+    for a, b in pairs:  # pathens on GQA = pathens on its MHA expansion
+        if (a, "fast") in outs and (b, "fast") in outs:
+            d, n = compare(outs[a, "fast"], outs[b, "fast"])
+            ok = d <= tol
+            print(f"{'ok  ' if ok else 'FAIL'} pathens: {a} = {b}: max |diff| = {d:.3g} over {n} logits")
+            if not ok:
+                bad.append(f"{a} = {b}")
     for fam in sorted(worst):
         print(f"worst {fam}: {worst[fam][0]:.3g} ({worst[fam][1]})")
     if bad:
@@ -1029,7 +1077,20 @@ def nll_text(d, text_path, limit, context):
         tgt = torch.tensor(ids[1:])
         total -= logp[:-1].gather(1, tgt[:, None]).sum().item()
         n += len(ids) - 1
-    print(f"nll_per_token {total / n:.10f} tokens {n}")
+    return total / n, n
+
+
+def eval_check(d, text_path, results_json, limit, context, tol):
+    """`pathens eval` of folder d's weights (tokenizer = bytes, documents, data.limit = limit): its
+    dense nll_per_token and tokens against nll_text"""
+    with open(results_json) as f:
+        dense = json.load(f)["dense"]
+    want, n = nll_text(d, text_path, limit, context)
+    got = dense["nll_per_token"]
+    ok = abs(got - want) <= tol and dense["tokens"] == n
+    print(f"{'ok  ' if ok else 'FAIL'} pathens eval {d}: nll_per_token {got!r} over {dense['tokens']} tokens, "
+          f"oracle {want!r} over {n} (tolerance {tol:g})")
+    return 0 if ok else 1
 
 
 # ---- GQA = MHA with K/V repeated ---------------------------------------------------------------
@@ -1071,11 +1132,7 @@ def sensitivity(root, tol):
     """each deviation of SENSITIVITY, run on the suite's folder and inputs, must move the logits by
     more than 5 x tol: a pathens with that bug cannot pass the comparison (the GELU variants are the
     smallest, 6e-4 .. 4e-3)"""
-    rows = {}
-    with open(os.path.join(root, "suite.tsv")) as f:
-        for line in f:
-            r = line.rstrip("\n").split("\t")
-            rows[r[0]] = r
+    rows, _ = read_suite(root)
     bad = 0
     for name, dev in SENSITIVITY:
         _, fam, kind, d, inp, n, oracle = rows[name]
@@ -1148,7 +1205,11 @@ def main(argv):
     elif cmd == "compare-suite" and len(rest) == 2:
         return compare_suite(rest[0], rest[1], tol)
     elif cmd == "nll-text" and len(rest) == 2:
-        nll_text(rest[0], rest[1], limit, context or 1 << 30)
+        print("nll_per_token %.10f tokens %d" % nll_text(rest[0], rest[1], limit, context or 1 << 30))
+    elif cmd == "eval-check" and len(rest) == 3:
+        return eval_check(rest[0], rest[1], rest[2], limit, context or 1 << 30, tol)
+    elif cmd == "selfcheck" and len(rest) == 1:
+        return selfcheck(rest[0], tol)
     else:
         raise Bad(f"bad usage: {' '.join(argv[1:])}\n{__doc__}")
     return 0
