@@ -52,7 +52,7 @@ out = $T/run-gpt2
 members = 0
 EOF
     if "${PATHENS:?}" eval "$T/gpt2.ini" --quiet > "$T/eval.log" 2>&1; then
-        $PY "$ORACLE" eval-check "$T/gpt2-hub" "$PATHENS_DATA_DIR/tinystories_val.txt" "$T/run-gpt2/results.json" \
+        $PY "$ORACLE" eval-check "$T/gpt2-hub" "$T/run-gpt2/results.json" --text "$PATHENS_DATA_DIR/tinystories_val.txt" \
             --limit 5 --context 96 --tol 1e-4 || fail "pathens eval of the GPT-2 folder differs from the oracle"
     else
         cat "$T/eval.log"

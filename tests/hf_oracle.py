@@ -13,8 +13,9 @@
     /usr/bin/python3 hf_oracle.py compare-suite ROOT RESULTS.tsv [--tol 1e-4]
     /usr/bin/python3 hf_oracle.py sensitivity ROOT [--tol 1e-4]
     /usr/bin/python3 hf_oracle.py selfcheck ROOT [--tol 1e-4]
-    /usr/bin/python3 hf_oracle.py eval-check OUTDIR TEXT RESULTS.json [--limit N] [--context C] [--tol 1e-4]
-    /usr/bin/python3 hf_oracle.py nll-text OUTDIR TEXT [--limit N] [--context C]
+    /usr/bin/python3 hf_oracle.py docs TEXT N OUT.json
+    /usr/bin/python3 hf_oracle.py eval-check OUTDIR RESULTS.json --text TEXT | --ids IDS.txt
+                                  [--limit N] [--context C] [--tol 1e-4]
 
 `make` writes a small random-weight checkpoint folder in the exact layout `save_pretrained` gives
 for that model_type: config.json with the keys transformers writes, the tensor names, shapes,
@@ -45,7 +46,8 @@ deliberate bug of `sensitivity` must move its logits by more than 5 x tol on the
 and each GQA variant must equal its MHA expansion. `compare-suite` compares what that script's
 runs wrote (RESULTS.tsv: variant, label, pathens output file), and the GQA / MHA pairs through
 pathens, and prints the worst difference per family. `eval-check` compares `pathens eval` of a
-folder (tokenizer = bytes) with the oracle's NLL per token on the same documents.
+folder with the oracle's NLL per token on the same documents: byte tokens of a text, or the ids a
+JavaScript tokenizer gave the documents that `docs` cut (tests/cli_hf_llama3_eval.sh).
 
 Exit 0: done / every comparison within tolerance; 1: a comparison failed; 2: bad usage or input.
 """
@@ -1049,16 +1051,13 @@ def compare_suite(root, results, tol):
     return 0
 
 
-# ---- self-check against `pathens eval` of a GPT-2 folder with tokenizer = bytes ---------------
+# ---- `pathens eval` of a folder: NLL per token on documents ---------------------------------------
 
-def nll_text(d, text_path, limit, context):
-    """documents of docs/formats.md (blank-line separated, trailing \\r stripped), byte tokens
-    (tokenizer = bytes: no BOS), truncated to context; prints nll_per_token and tokens scored"""
-    cfg, W, fam = load_checked(d)
-    with open(text_path, "rb") as f:
-        lines = f.read().split(b"\n")
+def cut_documents(buf):
+    """[data] mode = documents (docs/formats.md): blank-line separated paragraphs (a blank line holds
+    only spaces, tabs, CR, VT, FF), each paragraph's last CR dropped; bytes"""
     docs, cur = [], []
-    for ln in lines:
+    for ln in buf.split(b"\n"):
         if ln.strip(b" \t\r\v\f"):
             cur.append(ln)
         elif cur:
@@ -1066,11 +1065,21 @@ def nll_text(d, text_path, limit, context):
             cur = []
     if cur:
         docs.append(cur)
-    fwd = forward_gpt2 if fam == "gpt2" else forward_llama if fam != "gpt_neox" else forward_gpt_neox
+    out = []
+    for doc in docs:
+        text = b"\n".join(doc)
+        out.append(text[:-1] if text.endswith(b"\r") else text)
+    return out
+
+
+def nll_seqs(d, seqs, context):
+    """sum over sequences (each truncated to context, skipped under 2 tokens) of the NLL of every
+    token after the first, over the count of those tokens"""
+    cfg, W, fam = load_checked(d)
+    fwd = {"gpt2": forward_gpt2, "gpt_neox": forward_gpt_neox}.get(fam, forward_llama)
     total, n = 0.0, 0
-    for doc in docs[:limit] if limit else docs:
-        doc[-1] = doc[-1][:-1] if doc[-1].endswith(b"\r") else doc[-1]
-        ids = list(b"\n".join(doc))[:context]
+    for ids in seqs:
+        ids = ids[:context]
         if len(ids) < 2:
             continue
         logp = torch.log_softmax(fwd(cfg, W, torch.tensor(ids)), -1)
@@ -1080,16 +1089,23 @@ def nll_text(d, text_path, limit, context):
     return total / n, n
 
 
-def eval_check(d, text_path, results_json, limit, context, tol):
-    """`pathens eval` of folder d's weights (tokenizer = bytes, documents, data.limit = limit): its
-    dense nll_per_token and tokens against nll_text"""
+def eval_check(d, results_json, text_path, ids_path, limit, context, tol):
+    """the dense nll_per_token and token count of `pathens eval` (RESULTS.json) of folder d's weights
+    against the oracle's: on the first `limit` documents of TEXT as byte tokens (tokenizer = bytes,
+    no BOS), or on the token ids of IDS.txt (one document a line, as the JS tokenizer gave them)"""
     with open(results_json) as f:
         dense = json.load(f)["dense"]
-    want, n = nll_text(d, text_path, limit, context)
+    if ids_path:
+        seqs = read_seqs(ids_path)
+    else:
+        with open(text_path, "rb") as f:
+            seqs = [list(doc) for doc in cut_documents(f.read())]
+    # data.limit counts documents, also those dataset.c then drops for having under 2 tokens
+    want, n = nll_seqs(d, seqs[:limit] if limit else seqs, context)
     got = dense["nll_per_token"]
     ok = abs(got - want) <= tol and dense["tokens"] == n
     print(f"{'ok  ' if ok else 'FAIL'} pathens eval {d}: nll_per_token {got!r} over {dense['tokens']} tokens, "
-          f"oracle {want!r} over {n} (tolerance {tol:g})")
+          f"oracle {want!r} over {n} (|diff| {abs(got - want):.3g}, tolerance {tol:g})")
     return 0 if ok else 1
 
 
@@ -1171,6 +1187,8 @@ def main(argv):
     lengths = opt(args, "--lengths", ",".join(map(str, SEQ_LENGTHS)), str)
     limit = opt(args, "--limit", 0, int)
     context = opt(args, "--context", 0, int)
+    text = opt(args, "--text", None, str)
+    ids = opt(args, "--ids", None, str)
     if not args:
         raise Bad(__doc__)
     cmd, rest = args[0], args[1:]
@@ -1204,10 +1222,13 @@ def main(argv):
         return sensitivity(rest[0], tol)
     elif cmd == "compare-suite" and len(rest) == 2:
         return compare_suite(rest[0], rest[1], tol)
-    elif cmd == "nll-text" and len(rest) == 2:
-        print("nll_per_token %.10f tokens %d" % nll_text(rest[0], rest[1], limit, context or 1 << 30))
-    elif cmd == "eval-check" and len(rest) == 3:
-        return eval_check(rest[0], rest[1], rest[2], limit, context or 1 << 30, tol)
+    elif cmd == "docs" and len(rest) == 3:
+        with open(rest[0], "rb") as f:
+            docs = cut_documents(f.read())[:int(rest[1])]
+        with open(rest[2], "w") as f:
+            json.dump([doc.decode("utf-8", "replace") for doc in docs], f)
+    elif cmd == "eval-check" and len(rest) == 2 and (text is None) != (ids is None):
+        return eval_check(rest[0], rest[1], text, ids, limit, context or 1 << 30, tol)
     elif cmd == "selfcheck" and len(rest) == 1:
         return selfcheck(rest[0], tol)
     else:
