@@ -211,6 +211,12 @@ VARIANTS = {
                                            rotary_pct=0.25, parallel=True)),
     "gpt_neox-sequential": ("gpt_neox", dict(C=64, L=2, NH=2, I=128, V=300, P=128, dtype="F32", shards=2,
                                              rotary_pct=0.5, parallel=False)),
+    # the real Llama 3 vocabulary (128,256 ids, tokenizer.json copied beside it by
+    # tests/cli_hf_llama3_eval.sh), Llama 3.2's rope settings; not in the suite (80 MB of float64)
+    "llama-vocab128k": ("llama", dict(C=64, L=2, NH=4, NKV=2, hd=16, I=128, V=128256, P=512, dtype="BF16",
+                                      shards=2, tied=True, theta=500000.0, bos=128000, eos=128001, suite=False,
+                                      scaling=dict(factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                                   original_max_position_embeddings=8192, rope_type="llama3"))),
     "vit-base": ("vit", dict(C=48, L=2, NH=4, I=256, image=32, patch=8, ch=3, NC=10, dtype="F32", shards=1)),
     "vit-gray": ("vit", dict(C=32, L=2, NH=2, I=64, image=28, patch=7, ch=1, NC=10, dtype="BF16", shards=2)),
 }
@@ -260,8 +266,8 @@ def cfg_llama_like(family, p):
     c = {
         "architectures": [arch],
         "attention_dropout": 0.0,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
+        "bos_token_id": p.get("bos", 1),
+        "eos_token_id": p.get("eos", 2),
         "hidden_act": "silu",
         "hidden_size": p["C"],
         "initializer_range": 0.02,
@@ -953,6 +959,8 @@ def suite(root, seed):
     os.makedirs(root, exist_ok=True)
     rows = []
     for i, (name, (family, p)) in enumerate(VARIANTS.items()):
+        if not p.get("suite", True):
+            continue
         d = os.path.join(root, name)
         make_folder(name, d, seed)
         gen = torch.Generator().manual_seed(seed * 7919 + i)
