@@ -40,7 +40,9 @@ SEQS.txt: one sequence per line, token ids separated by spaces. PIXELS.u8: N ima
 `suite ROOT` makes every family/variant of VARIANTS under ROOT with its inputs and the oracle's
 logits, the MHA expansions of the GQA variants (`expand-kv`: K/V rows repeated per query head),
 and the broken folders the loader must refuse; it writes ROOT/suite.tsv (variant, family, kind,
-folder, input, count, oracle logits), ROOT/pairs.tsv (GQA variant, its MHA expansion) and
+folder, input, count, oracle logits, and the config key whose value pathens may refuse with exit 2
+instead of honouring it: mistral's sliding_window below the context, DeiT's per-channel
+image_mean), ROOT/pairs.tsv (GQA variant, its MHA expansion) and
 ROOT/broken.tsv for tests/cli_hf_models.sh. `selfcheck` is the oracle checking itself: every
 deliberate bug of `sensitivity` must move its logits by more than 5 x tol on the suite's inputs,
 and each GQA variant must equal its MHA expansion. `compare-suite` compares what that script's
@@ -198,7 +200,8 @@ VARIANTS = {
     "mistral-base": ("mistral", dict(C=64, L=2, NH=4, NKV=2, hd=16, I=96, V=320, P=128, dtype="BF16", shards=1,
                                      tied=False, theta=1000000.0, window=4096)),
     "mistral-window": ("mistral", dict(C=64, L=2, NH=4, NKV=2, hd=16, I=96, V=320, P=128, dtype="F32",
-                                       shards=1, tied=False, theta=10000.0, window=8)),
+                                       shards=1, tied=False, theta=10000.0, window=8,
+                                       refusable="sliding_window")),
     "qwen2-base": ("qwen2", dict(C=64, L=2, NH=4, NKV=2, I=128, V=300, P=128, dtype="F32", shards=2,
                                  tied=True, theta=1000000.0)),
     "qwen2-untied": ("qwen2", dict(C=48, L=2, NH=6, NKV=2, I=64, V=290, P=64, dtype="BF16", shards=1,
@@ -218,12 +221,17 @@ VARIANTS = {
                                       scaling=dict(factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
                                                    original_max_position_embeddings=8192, rope_type="llama3"))),
     "vit-base": ("vit", dict(C=48, L=2, NH=4, I=256, image=32, patch=8, ch=3, NC=10, dtype="F32", shards=1)),
-    "vit-gray": ("vit", dict(C=32, L=2, NH=2, I=64, image=28, patch=7, ch=1, NC=10, dtype="BF16", shards=2)),
+    "vit-gray": ("vit", dict(C=32, L=2, NH=2, I=64, image=28, patch=7, ch=1, NC=10, dtype="BF16", shards=2,
+                             mean=[0.286], std=[0.353])),
+    # DeiT (facebook/deit-*-patch16-224: model_type vit, the same tensor names) normalises with
+    # ImageNet's per-channel mean and std
+    "vit-deit": ("vit", dict(C=48, L=2, NH=3, I=96, image=32, patch=16, ch=3, NC=10, dtype="F32", shards=1,
+                             mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], refusable="image_mean")),
 }
 
 # sequence lengths of the token variants (each at most the variant's positions P)
 SEQ_LENGTHS = (1, 5, 17, 40, 64)
-N_IMAGES = 12
+N_IMAGES = 32
 
 
 def cfg_gpt2(p):
@@ -362,9 +370,9 @@ def vit_preprocessor(p):
         "do_normalize": True,
         "do_rescale": True,
         "do_resize": True,
-        "image_mean": [0.5] * p["ch"],
+        "image_mean": p.get("mean", [0.5] * p["ch"]),
         "image_processor_type": "ViTImageProcessor",
-        "image_std": [0.5] * p["ch"],
+        "image_std": p.get("std", [0.5] * p["ch"]),
         "resample": 2,
         "rescale_factor": 0.00392156862745098,
         "size": {"height": p["image"], "width": p["image"]},
@@ -783,6 +791,10 @@ def forward_vit(cfg, W, pixels, d):
     mean, std, rescale = vit_norm_params(d, cfg)
     if "pixels-01" in DEV:  # x / 255 without the processor's mean / std
         mean, std = 0.0, 1.0
+    if "pixels-default" in DEV:  # preprocessor_config.json ignored: ViTImageProcessor's 0.5, 0.5
+        mean, std = 0.5, 0.5
+    if "pixels-channel0" in DEV:  # channel 0's mean and std for every channel
+        mean, std = mean[0], std[0]
     x = (pixels.to(DT) * rescale - mean) / std
     e = "vit.embeddings."
     p = F.conv2d(x, W[e + "patch_embeddings.projection.weight"], W[e + "patch_embeddings.projection.bias"],
@@ -958,12 +970,12 @@ def make_broken(root, name, base, seed):
 def suite(root, seed):
     os.makedirs(root, exist_ok=True)
     rows = []
-    for i, (name, (family, p)) in enumerate(VARIANTS.items()):
+    for name, (family, p) in VARIANTS.items():
         if not p.get("suite", True):
             continue
         d = os.path.join(root, name)
         make_folder(name, d, seed)
-        gen = torch.Generator().manual_seed(seed * 7919 + i)
+        gen = torch.Generator().manual_seed(seed * 7919 + sum(map(ord, name)))
         oracle = os.path.join(root, name + ".oracle.f32")
         if family == "vit":
             N = N_IMAGES
@@ -971,13 +983,13 @@ def suite(root, seed):
             with open(inp, "wb") as f:
                 f.write(bytes(torch.randint(0, 256, (N * p["ch"] * p["image"] ** 2,), generator=gen).tolist()))
             write_f32(oracle, [logits_images(d, inp, N)])
-            rows.append((name, family, "images", d, inp, N, oracle))
+            rows.append((name, family, "images", d, inp, N, oracle, p.get("refusable", "")))
         else:
             inp = os.path.join(root, name + ".seqs")
             seqs = make_seqs(p["V"], p["P"], SEQ_LENGTHS, gen)
             write_seqs(inp, seqs)
             write_f32(oracle, logits_tokens(d, seqs))
-            rows.append((name, family, "tokens", d, inp, len(seqs), oracle))
+            rows.append((name, family, "tokens", d, inp, len(seqs), oracle, p.get("refusable", "")))
     # GQA = MHA: the same models with K/V repeated per query head, as folders of their own
     with open(os.path.join(root, "pairs.tsv"), "w") as f:
         for name in GQA_PAIRS:
@@ -986,7 +998,7 @@ def suite(root, seed):
             inp = os.path.join(root, name + ".seqs")
             oracle = os.path.join(root, name + "-mha.oracle.f32")
             write_f32(oracle, logits_tokens(d, read_seqs(inp)))
-            rows.append((name + "-mha", VARIANTS[name][0], "tokens", d, inp, len(SEQ_LENGTHS), oracle))
+            rows.append((name + "-mha", VARIANTS[name][0], "tokens", d, inp, len(SEQ_LENGTHS), oracle, ""))
             f.write(f"{name}\t{name}-mha\n")
     with open(os.path.join(root, "suite.tsv"), "w") as f:
         for r in rows:
@@ -1148,7 +1160,8 @@ SENSITIVITY = [
     ("gpt_neox-parallel", "flip-parallel"), ("gpt_neox-parallel", "gelu-tanh"),
     ("gpt_neox-sequential", "flip-parallel"), ("gpt_neox-sequential", "full-rotary"),
     ("gpt_neox-sequential", "rope-interleaved"), ("vit-base", "gelu-tanh"), ("vit-base", "patches-colmajor"),
-    ("vit-base", "pixels-01"), ("vit-gray", "patches-colmajor"),
+    ("vit-base", "pixels-01"), ("vit-gray", "patches-colmajor"), ("vit-gray", "pixels-default"),
+    ("vit-deit", "pixels-default"), ("vit-deit", "pixels-channel0"),
 ]
 
 
@@ -1159,7 +1172,7 @@ def sensitivity(root, tol):
     rows, _ = read_suite(root)
     bad = 0
     for name, dev in SENSITIVITY:
-        _, fam, kind, d, inp, n, oracle = rows[name]
+        _, fam, kind, d, inp, n, oracle, _ = rows[name]
         DEV.clear()
         DEV.add(dev)
         try:
