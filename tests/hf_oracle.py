@@ -205,7 +205,7 @@ VARIANTS = {
     "qwen2-base": ("qwen2", dict(C=64, L=2, NH=4, NKV=2, I=128, V=300, P=128, dtype="F32", shards=2,
                                  tied=True, theta=1000000.0)),
     "qwen2-untied": ("qwen2", dict(C=48, L=2, NH=6, NKV=2, I=64, V=290, P=64, dtype="BF16", shards=1,
-                                   tied=False, theta=10000.0)),
+                                   tied=False, theta=10000.0, window=4)),  # unused: use_sliding_window false
     "qwen3-base": ("qwen3", dict(C=64, L=2, NH=4, NKV=2, hd=24, I=96, V=310, P=128, dtype="BF16", shards=1,
                                  tied=False, theta=1000000.0)),
     "qwen3-tied-bias": ("qwen3", dict(C=48, L=2, NH=4, NKV=4, hd=16, I=64, V=300, P=64, dtype="F32", shards=2,
@@ -301,7 +301,7 @@ def cfg_llama_like(family, p):
     elif family == "mistral":
         c.update({"head_dim": p["hd"], "sliding_window": p["window"]})
     elif family == "qwen2":
-        c.update({"max_window_layers": p["L"], "rope_scaling": None, "sliding_window": p["P"],
+        c.update({"max_window_layers": p["L"], "rope_scaling": None, "sliding_window": p.get("window", p["P"]),
                   "use_sliding_window": False})
     else:  # qwen3
         c.update({"attention_bias": p.get("bias", False), "head_dim": p["hd"], "max_window_layers": p["L"],
@@ -698,6 +698,8 @@ def forward_llama(cfg, W, ids):
         window = cfg["sliding_window"]
     if fam in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
         raise Bad("qwen use_sliding_window = true is not implemented by the oracle")
+    if fam in ("qwen2", "qwen3") and "unused-window" in DEV:  # sliding_window honoured though switched off
+        window = cfg.get("sliding_window")
     scaling = cfg.get("rope_scaling") if fam == "llama" else None
     if fam != "llama" and cfg.get("rope_scaling"):
         raise Bad(f"{fam} rope_scaling is not implemented by the oracle")
@@ -1153,14 +1155,16 @@ def expand_kv(src, dst):
 SENSITIVITY = [
     ("gpt2-base", "gelu-exact"), ("gpt2-hub", "c-proj-transposed"), ("gpt2-untied", "gelu-tanh"),
     ("llama-gqa", "no-llama3-scaling"), ("llama-gqa", "rope-interleaved"), ("llama-gqa", "kv-modulo"),
-    ("llama-gqa", "flip-tie"), ("llama-tied-bias", "no-qkv-bias"), ("qwen2-untied", "flip-tie"),
-    ("llama-mha", "no-llama3-scaling"), ("mistral-base", "kv-modulo"), ("mistral-window", "no-window"),
-    ("qwen2-base", "no-qkv-bias"), ("qwen2-untied", "kv-modulo"), ("qwen3-base", "no-qk-norm"),
-    ("qwen3-tied-bias", "no-qk-norm"), ("gpt_neox-parallel", "full-rotary"), ("gpt_neox-parallel", "qkv-blocked"),
+    ("llama-gqa", "flip-tie"), ("llama-tied-bias", "no-qkv-bias"), ("llama-mha", "no-llama3-scaling"),
+    ("mistral-base", "kv-modulo"), ("mistral-window", "no-window"), ("qwen2-base", "no-qkv-bias"),
+    ("qwen2-untied", "kv-modulo"), ("qwen2-untied", "unused-window"), ("qwen2-untied", "flip-tie"),
+    ("qwen3-base", "no-qk-norm"), ("qwen3-tied-bias", "no-qk-norm"),
+    ("gpt_neox-parallel", "full-rotary"), ("gpt_neox-parallel", "qkv-blocked"),
     ("gpt_neox-parallel", "flip-parallel"), ("gpt_neox-parallel", "gelu-tanh"),
     ("gpt_neox-sequential", "flip-parallel"), ("gpt_neox-sequential", "full-rotary"),
-    ("gpt_neox-sequential", "rope-interleaved"), ("vit-base", "gelu-tanh"), ("vit-base", "patches-colmajor"),
-    ("vit-base", "pixels-01"), ("vit-gray", "patches-colmajor"), ("vit-gray", "pixels-default"),
+    ("gpt_neox-sequential", "rope-interleaved"),
+    ("vit-base", "gelu-tanh"), ("vit-base", "patches-colmajor"), ("vit-base", "pixels-01"),
+    ("vit-gray", "patches-colmajor"), ("vit-gray", "pixels-default"),
     ("vit-deit", "pixels-default"), ("vit-deit", "pixels-channel0"),
 ]
 
