@@ -117,19 +117,19 @@ static void inspect_print_summary(const ckpt_file *ck, const model *m) {
                    (double)(c->pixel_per_channel ? c->pixel_std_c[ch] : c->pixel_std));
         printf(")\n");
     }
-    /* TOKENIZER (issue 11, tokenizers part): the tokenizer kind [model] tokenizer = auto would load
-     * (tok_init_for_model) is printed here; until then, the tokenizer files the folder holds */
-    if (ck->is_dir) {
-        static const char *const files[] = {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"};
-        printf("tokenizer files:");
-        int any = 0;
-        for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-            char p[4400];
-            struct stat st;
-            snprintf(p, sizeof p, "%s/%s", ck->path, files[i]);
-            if (stat(p, &st) == 0) printf(" %s", files[i]), any = 1;
+    /* the tokenizer `[model] tokenizer = auto` would load (a folder's tokenizer.json or vocab.json +
+     * merges.txt, or one beside the weights file); a file that does not load is reported, not fatal */
+    if (m->cfg.input == MODEL_INPUT_TOKENS) {
+        tokenizer tok;
+        pe_err terr = {0};
+        if (tok_init_for_model(&tok, "auto", ck->path, INT_MAX, &terr) == PE_OK) {
+            printf("tokenizer: %s, %d tokens (%s)%s\n", tok_kind_name(&tok), tok.vocab_size,
+                   tok_source(&tok)[0] ? tok_source(&tok) : "built in",
+                   tok.vocab_size > c->vocab_size ? ": MORE than the model's vocabulary, eval refuses it" : "");
+            tok_free(&tok);
+        } else {
+            printf("tokenizer: none loaded by [model] tokenizer = auto (%s)\n", terr.msg);
         }
-        printf("%s\n", any ? "" : " none");
     }
     size_t mapped = 0;
     for (int i = 0; i < ck->n_shards; i++) mapped += ck->shards[i].size;
