@@ -12,9 +12,9 @@
 #     tokens, 256 ids) on 5 TinyStories documents, nll_per_token within 1e-4.
 #  4. $PATHENS_HF_LOGITS (tests/hf_logits.c, pathens' dense forward) on every variant, with the fast
 #     kernels and with --ref: logits within 1e-4 of the oracle, worst figure printed per family;
-#     GQA and its MHA expansion through pathens; mistral with sliding_window 8 < context, and DeiT's
-#     per-channel image_mean / image_std, are either honoured (compared like the rest) or refused
-#     with exit 2 naming sliding_window / image_mean (suite.tsv's last column); every broken
+#     GQA and its MHA expansion through pathens; DeiT's per-channel image_mean / image_std; mistral
+#     with sliding_window 8 < context is either honoured (compared like the rest) or refused with
+#     exit 2 naming sliding_window (suite.tsv's last column: what may be refused); every broken
 #     folder (unknown model_type, missing / extra tensor, wrong shape, missing / truncated shard)
 #     gives exit 2 with a message naming what is wrong and the file.
 # Part 4 needs build/hf_logits: absent, it is reported skipped (a failure under CI=true).

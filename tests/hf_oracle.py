@@ -41,8 +41,7 @@ SEQS.txt: one sequence per line, token ids separated by spaces. PIXELS.u8: N ima
 logits, the MHA expansions of the GQA variants (`expand-kv`: K/V rows repeated per query head),
 and the broken folders the loader must refuse; it writes ROOT/suite.tsv (variant, family, kind,
 folder, input, count, oracle logits, and the config key whose value pathens may refuse with exit 2
-instead of honouring it: mistral's sliding_window below the context, DeiT's per-channel
-image_mean), ROOT/pairs.tsv (GQA variant, its MHA expansion) and
+instead of honouring it: mistral's sliding_window below the context), ROOT/pairs.tsv (GQA variant, its MHA expansion) and
 ROOT/broken.tsv for tests/cli_hf_models.sh. `selfcheck` is the oracle checking itself: every
 deliberate bug of `sensitivity` must move its logits by more than 5 x tol on the suite's inputs,
 and each GQA variant must equal its MHA expansion. `compare-suite` compares what that script's
@@ -226,7 +225,7 @@ VARIANTS = {
     # DeiT (facebook/deit-*-patch16-224: model_type vit, the same tensor names) normalises with
     # ImageNet's per-channel mean and std
     "vit-deit": ("vit", dict(C=48, L=2, NH=3, I=96, image=32, patch=16, ch=3, NC=10, dtype="F32", shards=1,
-                             mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], refusable="image_mean")),
+                             mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])),
 }
 
 # sequence lengths of the token variants (each at most the variant's positions P)
