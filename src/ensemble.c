@@ -294,7 +294,7 @@ struct ens_rows {
     int         has_dense; /* this block carries the dense values, attention statistics and ablations (k0 = 0) */
     int         images;   /* 1: units are images of an image_dataset */
     int         NC;       /* images: classes */
-    int         head_rows, use_ref; /* text: ens_rows_set_head */
+    int         head_rows, group, use_ref; /* text: ens_rows_set_head */
     const uint8_t *labels; /* images: the dataset's labels (N), indexed by unit */
     double     *lp;       /* split: (positions of the units, K) text: member log-prob of each scored target;
                            * images: member probability of each class */
@@ -415,8 +415,9 @@ ens_rows *ens_rows_new_images(const model *m, const image_dataset *d, const pw_c
     return rows_new(m, NULL, d, c, o, d->n, model_image_seq_len(mc), u0, n, k0, kb, err);
 }
 
-void ens_rows_set_head(ens_rows *rw, int head_rows, int use_ref) {
+void ens_rows_set_head(ens_rows *rw, int head_rows, int group, int use_ref) {
     rw->head_rows = head_rows;
+    rw->group     = group;
     rw->use_ref   = use_ref;
 }
 
@@ -612,7 +613,7 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
     int batch = o->batch < n ? o->batch : n;
     size_t Kc = K > 0 ? (size_t)K : 1, BT = (size_t)batch * Tmax, LH = (size_t)L * NH;
     /* members whose hidden states are held at once; the logit rule sums every member's logits per row */
-    int64_t G64 = ENS_HIDDEN_BUDGET / ((int64_t)BT * mc->dim);
+    int64_t G64 = rw->group > 0 ? rw->group : ENS_HIDDEN_BUDGET / ((int64_t)BT * mc->dim);
     int     G = K == 0 ? 0 : combine == ENS_COMBINE_LOGIT || G64 >= K ? K : G64 < 1 ? 1 : (int)G64;
     imp_collect *ic = &rw->ic;
     model_acts a;
