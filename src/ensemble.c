@@ -54,26 +54,6 @@ const void *ens_per_example_data(const void *per_example, size_t *len) {
     return sb ? sb->data : NULL;
 }
 
-/* log-softmax pieces of one row of logits (V), in double */
-static double row_lse(const float *x, int V, int *argmax) {
-    double mx = x[0];
-    int    am = 0;
-    for (int v = 1; v < V; v++)
-        if (x[v] > mx) {
-            mx = x[v];
-            am = v;
-        }
-    double s = 0.0;
-    float mxf = (float)mx, e[256];
-    for (int v0 = 0; v0 < V; v0 += 256) { /* exps in a loop that vectorises, summed in order in double */
-        int nv = V - v0 < 256 ? V - v0 : 256;
-        for (int v = 0; v < nv; v++) e[v] = kern_expf(x[v0 + v] - mxf);
-        for (int v = 0; v < nv; v++) s += (double)e[v];
-    }
-    if (argmax) *argmax = am;
-    return mx + log(s);
-}
-
 /* log((1/k) Σ_{m<k} exp(lp[m])) */
 static double log_mean_exp(const double *lp, int k) {
     double mx = lp[0];
@@ -314,6 +294,7 @@ struct ens_rows {
     int         has_dense; /* this block carries the dense values, attention statistics and ablations (k0 = 0) */
     int         images;   /* 1: units are images of an image_dataset */
     int         NC;       /* images: classes */
+    int         head_rows, group, use_ref; /* text: ens_rows_set_head */
     const uint8_t *labels; /* images: the dataset's labels (N), indexed by unit */
     double     *lp;       /* split: (positions of the units, K) text: member log-prob of each scored target;
                            * images: member probability of each class */
@@ -434,6 +415,12 @@ ens_rows *ens_rows_new_images(const model *m, const image_dataset *d, const pw_c
     return rows_new(m, NULL, d, c, o, d->n, model_image_seq_len(mc), u0, n, k0, kb, err);
 }
 
+void ens_rows_set_head(ens_rows *rw, int head_rows, int group, int use_ref) {
+    rw->head_rows = head_rows;
+    rw->group     = group;
+    rw->use_ref   = use_ref;
+}
+
 void ens_rows_free(ens_rows *rw) {
     if (!rw) return;
     free(rw->dense); free(rw->mem); free(rw->curve); free(rw->kl); free(rw->agree); free(rw->kept); free(rw->allowed);
@@ -446,41 +433,209 @@ void ens_rows_free(ens_rows *rw) {
 }
 
 
+/* ---- the LM head over chunks of rows ------------------------------------------------------- */
+
+/* ln Σ_v exp(x_v) of one row of logits (V) and its argmax (first maximum): exps in float
+ * (kern_expf, in blocks that vectorise), summed in order in double */
+static double row_lse(const float *x, int V, int *argmax) {
+    double mx = x[0];
+    int    am = 0;
+    for (int v = 1; v < V; v++)
+        if (x[v] > mx) {
+            mx = x[v];
+            am = v;
+        }
+    double s = 0.0;
+    float mxf = (float)mx, e[256];
+    for (int v0 = 0; v0 < V; v0 += 256) {
+        int nv = V - v0 < 256 ? V - v0 : 256;
+        for (int v = 0; v < nv; v++) e[v] = kern_expf(x[v0 + v] - mxf);
+        for (int v = 0; v < nv; v++) s += (double)e[v];
+    }
+    if (argmax) *argmax = am;
+    return mx + log(s);
+}
+
+/* naive twin: libm exp in double */
+static double row_lse_ref(const float *x, int V, int *argmax) {
+    int am = 0;
+    for (int v = 1; v < V; v++)
+        if (x[v] > x[am]) am = v;
+    double s = 0.0;
+    for (int v = 0; v < V; v++) s += exp((double)x[v] - (double)x[am]);
+    if (argmax) *argmax = am;
+    return (double)x[am] + log(s);
+}
+
+/* KL(dense || member) of one row, Σ_v p_d,v (log p_d,v - log p_m,v): dense logits xd with their
+ * log-sum-exp lse_d and probabilities pd (V) = kern_expf(log p_d) (exact as floats), member
+ * logits xm with lse_m */
+static double row_kl(const float *xd, double lse_d, const float *pd, const float *xm, double lse_m, int V) {
+    double kl = 0.0;
+    for (int v = 0; v < V; v++) kl += (double)pd[v] * (((double)xd[v] - lse_d) - ((double)xm[v] - lse_m));
+    return kl;
+}
+
+/* naive twin: p_d = exp(log p_d) in double */
+static double row_kl_ref(const float *xd, double lse_d, const float *xm, double lse_m, int V) {
+    double kl = 0.0;
+    for (int v = 0; v < V; v++) {
+        double ld = (double)xd[v] - lse_d;
+        kl += exp(ld) * (ld - ((double)xm[v] - lse_m));
+    }
+    return kl;
+}
+
+/* Buffers of one text batch: the final hidden states of its passes and one chunk of head rows.
+ * One allocation, carved by the size table in head_bufs_init. */
+typedef struct {
+    float  *block;
+    float  *hd;    /* (B, T, C) dense final hidden states */
+    float  *hm;    /* (G, B, T, C) hidden states of a group of G members */
+    float  *xd;    /* (R, V) dense logits of the chunk */
+    float  *pd;    /* (R, V) dense probabilities (members > 0) */
+    float  *xm;    /* (R, V) member (or ablation) logits of the chunk */
+    float  *ls;    /* (R, V) running sum of member logits (combine = logit), else NULL */
+    float  *lrow;  /* (V) mean logits */
+    double *lse_d; /* (R) dense log-sum-exp per chunk row */
+    int    *am_d;  /* (R) dense argmax per chunk row */
+    double *dn;    /* (B) dense NLL of each sequence, summed over its chunks */
+} head_bufs;
+
+static pe_status head_bufs_init(head_bufs *h, int B, int T, int C, int V, int R, int G, int K, int logit, pe_err *err) {
+    memset(h, 0, sizeof *h);
+    size_t BTC = (size_t)B * T * C, RV = (size_t)R * V;
+    /* sizes in floats; the doubles and ints come last, each rounded up to whole 8-byte units */
+    size_t sizes[10] = {BTC, (size_t)G * BTC, RV, K > 0 ? RV : 0, RV, logit ? RV : 0, (size_t)V, 2 * (size_t)R,
+                        (size_t)R + (R & 1), 2 * (size_t)B};
+    void  *ptrs[10] = {&h->hd, &h->hm, &h->xd, &h->pd, &h->xm, &h->ls, &h->lrow, &h->lse_d, &h->am_d, &h->dn};
+    size_t total = 0;
+    for (int i = 0; i < 10; i++) total += sizes[i] + (sizes[i] & 1); /* even: the doubles stay 8-byte aligned */
+    h->block = pe_malloc(total * sizeof(float), err, "LM head buffers");
+    if (!h->block) return PE_ERR_INTERNAL;
+    float *p = h->block;
+    for (int i = 0; i < 10; i++) {
+        *(void **)ptrs[i] = sizes[i] ? (void *)p : NULL;
+        p += sizes[i] + (sizes[i] & 1);
+    }
+    return PE_OK;
+}
+
+/* One text batch's head and per-token metrics: dense + members [g0, g1) of this block (hidden
+ * states in h->hd and h->hm), over the chunk grid of every sequence; only chunks holding scored
+ * positions run. Each per-(unit, member) sum still adds its positions in order, so the numbers
+ * are those of the whole-sequence evaluation. first: this is the first group (dense NLL, logit
+ * sums start here). */
+static void text_head_group(ens_rows *rw, head_bufs *h, double *lpt, double *lpc, const model *m, const text_dataset *d,
+                            const int *units, int B, int T, int g0, int g1, int R, int first, int use_ref) {
+    int    C = m->cfg.dim, V = m->cfg.vocab_size, K = rw->K;
+    size_t Kc = K > 0 ? (size_t)K : 1;
+    double (*lse_of)(const float *, int, int *) = use_ref ? row_lse_ref : row_lse;
+    for (int b = 0; b < B; b++) {
+        const text_seq *sq = &d->seqs[units[b]];
+        size_t          u  = (size_t)(units[b] - rw->u0);
+        int             p_end = sq->len - 1; /* positions [score_begin, len - 1) are scored */
+        if (first) h->dn[b] = 0.0;
+        for (int r0 = sq->score_begin - sq->score_begin % R; r0 < p_end; r0 += R) {
+            int n = sq->len - r0 < R ? sq->len - r0 : R; /* the chunk [r0, r0 + n) */
+            int p0 = r0 > sq->score_begin ? r0 : sq->score_begin, p1 = r0 + n < p_end ? r0 + n : p_end;
+            const float *hrow = h->hd + ((size_t)b * T + r0) * C;
+            model_head_lm(h->xd, m, hrow, n, use_ref); /* (n, V) */
+            for (int p = p0; p < p1; p++) {
+                const float *x = h->xd + (size_t)(p - r0) * V;
+                double lse = lse_of(x, V, &h->am_d[p - r0]);
+                h->lse_d[p - r0] = lse;
+                if (first) h->dn[b] -= (double)x[d->tokens[sq->start + p + 1]] - lse;
+                if (h->pd && !use_ref)
+                    for (int v = 0; v < V; v++) h->pd[(size_t)(p - r0) * V + v] = kern_expf((float)((double)x[v] - lse));
+            }
+            if (h->ls && first) memset(h->ls, 0, (size_t)n * V * sizeof(float));
+            for (int k = g0; k < g1; k++) {
+                model_head_lm(h->xm, m, h->hm + (((size_t)(k - g0) * B + b) * T + r0) * C, n, use_ref);
+                for (int p = p0; p < p1; p++) {
+                    const float *x  = h->xm + (size_t)(p - r0) * V, *xd = h->xd + (size_t)(p - r0) * V;
+                    int          am, tgt = d->tokens[sq->start + p + 1];
+                    double       lse = lse_of(x, V, &am), lse_d = h->lse_d[p - r0];
+                    double       kl  = use_ref ? row_kl_ref(xd, lse_d, x, lse, V)
+                                               : row_kl(xd, lse_d, h->pd + (size_t)(p - r0) * V, x, lse, V);
+                    lpt[((size_t)k * B + b) * T + p] = (double)x[tgt] - lse;
+                    rw->kl[u * Kc + k] += kl;
+                    rw->agree[u * Kc + k] += am == h->am_d[p - r0];
+                    if (h->ls) { /* running mean of logits: curve point k, scored like a member */
+                        float *sm = h->ls + (size_t)(p - r0) * V;
+                        for (int v = 0; v < V; v++) {
+                            sm[v] += x[v];
+                            h->lrow[v] = sm[v] / (float)(k + 1);
+                        }
+                        lpc[((size_t)k * B + b) * T + p] = (double)h->lrow[tgt] - lse_of(h->lrow, V, NULL);
+                    }
+                }
+            }
+        }
+        if (first) rw->dense[u] = h->dn[b];
+    }
+}
+
+/* NLL of each sequence of a batch under the pass whose hidden states are hid (B, T, C), over
+ * the chunk grid: nll (B) out */
+static void text_head_nll(double *nll, float *xbuf, const float *hid, const model *m, const text_dataset *d,
+                          const int *units, int B, int T, int R, int use_ref) {
+    int C = m->cfg.dim, V = m->cfg.vocab_size;
+    for (int b = 0; b < B; b++) {
+        const text_seq *sq = &d->seqs[units[b]];
+        nll[b] = 0.0;
+        for (int r0 = sq->score_begin - sq->score_begin % R; r0 < sq->len - 1; r0 += R) {
+            int n = sq->len - r0 < R ? sq->len - r0 : R;
+            int p0 = r0 > sq->score_begin ? r0 : sq->score_begin, p1 = r0 + n < sq->len - 1 ? r0 + n : sq->len - 1;
+            model_head_lm(xbuf, m, hid + ((size_t)b * T + r0) * C, n, use_ref); /* (n, V) */
+            for (int p = p0; p < p1; p++) {
+                const float *x = xbuf + (size_t)(p - r0) * V;
+                nll[b] -= (double)x[d->tokens[sq->start + p + 1]] - (use_ref ? row_lse_ref : row_lse)(x, V, NULL);
+            }
+        }
+    }
+}
+
 pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d, const pw_config *c,
                             const ens_options *o, pe_err *err) {
     const model_config *mc = &m->cfg;
     ens_combine combine = o->combine;
-    int K = rw->K, V = mc->vocab_size, L = rw->L, NH = rw->NH, NB = rw->NB, n = rw->n, u0 = rw->u0, Tmax = 0;
+    int K = rw->K, L = rw->L, NH = rw->NH, NB = rw->NB, n = rw->n, u0 = rw->u0, Tmax = 0, use_ref = rw->use_ref;
     if (rw->images) return pe_fail(err, PE_ERR_INTERNAL, "rows of an image dataset given to the text evaluation");
     if (n == 0) return PE_OK;
     for (int s = u0; s < u0 + n; s++) Tmax = d->seqs[s].len > Tmax ? d->seqs[s].len : Tmax;
     if (rw->Tmax > mc->seq_len)
         return pe_fail(err, PE_ERR_INPUT, "data has sequences of %d tokens but the model's context is %d; set data.context",
                        rw->Tmax, mc->seq_len);
+    int R = rw->head_rows > 0 ? rw->head_rows : model_head_rows_auto(m);
+    if (R % MODEL_HEAD_ROW_ALIGN)
+        return pe_fail(err, PE_ERR_INTERNAL, "LM head chunks of %d rows: not a multiple of %d", R, MODEL_HEAD_ROW_ALIGN);
     int batch = o->batch < n ? o->batch : n;
     size_t Kc = K > 0 ? (size_t)K : 1, BT = (size_t)batch * Tmax, LH = (size_t)L * NH;
+    /* members whose hidden states are held at once; the logit rule sums every member's logits per row */
+    int64_t G64 = rw->group > 0 ? rw->group : ENS_HIDDEN_BUDGET / ((int64_t)BT * mc->dim);
+    int     G = K == 0 ? 0 : combine == ENS_COMBINE_LOGIT || G64 >= K ? K : G64 < 1 ? 1 : (int)G64;
     imp_collect *ic = &rw->ic;
     model_acts a;
+    head_bufs  h;
     pe_status  st = model_acts_init(&a, m, batch, Tmax, err);
     if (st) return st;
+    st = head_bufs_init(&h, batch, Tmax, mc->dim, mc->vocab_size, R, G, K, K > 0 && combine == ENS_COMBINE_LOGIT, err);
+    if (st) {
+        model_acts_free(&a);
+        return st;
+    }
     int     *units   = pe_malloc((size_t)batch * sizeof(int), err, "batch units");  /* (batch) */
     int     *srows   = pe_malloc((size_t)batch * sizeof(int), err, "batch rows");   /* (batch) */
     int     *tokens  = pe_malloc(BT * sizeof(int), err, "tokens");                  /* (batch, T) */
     int     *lens    = pe_malloc((size_t)batch * sizeof(int), err, "lens");         /* (batch) */
     int64_t *ids     = pe_malloc((size_t)batch * sizeof(int64_t), err, "ids");      /* (batch) */
-    float   *logits  = pe_malloc(BT * V * sizeof(float), err, "logits");            /* (batch, T, V) */
-    double  *lp_d    = pe_malloc(BT * V * sizeof(double), err, "dense log-probs");  /* (batch, T, V) */
-    double  *p_d     = pe_malloc(BT * V * sizeof(double), err, "dense probs");      /* (batch, T, V) */
-    float   *lsum    = combine == ENS_COMBINE_LOGIT ? pe_malloc(BT * V * sizeof(float), err, "logit sums") : NULL;
-    int     *am_d    = pe_malloc(BT * sizeof(int), err, "dense argmax");            /* (batch, T) */
     double  *lpt     = pe_malloc(Kc * BT * sizeof(double), err, "member target log-probs"); /* (K, batch, T) */
     double  *lpc     = pe_malloc(Kc * BT * sizeof(double), err, "curve target log-probs");  /* (K, batch, T) */
     double  *kbuf    = pe_malloc(Kc * sizeof(double), err, "member scratch");       /* (K) */
-    float   *lrow    = pe_malloc((size_t)V * sizeof(float), err, "mean logits");    /* (V) */
+    double  *anll    = pe_malloc((size_t)batch * sizeof(double), err, "ablation NLL"); /* (batch) */
     int     *order   = pe_malloc((size_t)n * sizeof(int), err, "order");            /* (n) */
-    if (!units || !srows || !tokens || !lens || !ids || !logits || !lp_d || !p_d || (combine == ENS_COMBINE_LOGIT && !lsum) ||
-        !am_d || !lpt || !lpc || !kbuf || !lrow || !order)
-        st = PE_ERR_INTERNAL;
+    if (!units || !srows || !tokens || !lens || !ids || !lpt || !lpc || !kbuf || !anll || !order) st = PE_ERR_INTERNAL;
     /* stable order of the range by length: batches pad little; rows are stored per unit */
     if (!st) {
         int *count = calloc((size_t)Tmax + 2, sizeof(int));
@@ -504,74 +659,31 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
             memcpy(tokens + (size_t)b * T, d->tokens + sq->start, (size_t)sq->len * sizeof(int));
             for (int t = sq->len; t < T; t++) tokens[(size_t)b * T + t] = 0;
         }
-        /* dense */
+        /* dense: its final hidden states stay for the head of every member group */
         model_pathways dpw = {.cfg = NULL, .n_bands = NB, .att_stats = ic->on ? ic->att_stats : NULL};
-        st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &dpw, 0, err);
+        st = model_forward_hidden_pw(h.hd, &a, m, tokens, lens, B, T, &dpw, use_ref, err);
         if (!st) imp_collect_dense(ic, B, units);
-        for (int b = 0; !st && b < B; b++) {
-            const text_seq *sq = &d->seqs[units[b]];
-            double nll = 0.0;
-            for (int p = sq->score_begin; p < sq->len - 1; p++) {
-                size_t row = (size_t)b * T + p;
-                const float *x = logits + row * V;
-                double lse = row_lse(x, V, &am_d[row]);
-                for (int v = 0; v < V; v++) {
-                    lp_d[row * V + v] = (double)x[v] - lse;
-                    if (K > 0) p_d[row * V + v] = (double)kern_expf((float)lp_d[row * V + v]); /* for KL */
-                }
-                nll -= (double)x[d->tokens[sq->start + p + 1]] - lse;
+        /* members, G at a time: hidden states of the group, then the head over chunks of rows */
+        for (int g0 = 0; !st && (g0 < K || (K == 0 && g0 == 0)); g0 += G > 0 ? G : 1) {
+            int g1 = g0 + G < K ? g0 + G : K;
+            for (int k = g0; !st && k < g1; k++) { /* local member k is member rw->k0 + k of the ensemble */
+                model_pathways pw = {.cfg = c, .member = rw->k0 + k, .seq_ids = ids, .kept = rw->kept + (size_t)k * LH,
+                                     .allowed = rw->allowed + (size_t)k * LH, .n_bands = NB,
+                                     .kept_bh = ic->on ? ic->kept_bh : NULL, .band_kept = ic->on ? ic->band_kept : NULL,
+                                     .stat_rows = srows};
+                st = model_forward_hidden_pw(h.hm + (size_t)(k - g0) * B * T * mc->dim, &a, m, tokens, lens, B, T, &pw,
+                                             use_ref, err);
+                if (!st) imp_collect_member(ic, k, B, units, srows, mc->causal);
             }
-            rw->dense[units[b] - u0] = nll;
-        }
-        if (lsum) memset(lsum, 0, (size_t)B * T * V * sizeof(float));
-        /* members */
-        for (int k = 0; !st && k < K; k++) { /* local member k is member rw->k0 + k of the ensemble */
-            model_pathways pw = {.cfg = c, .member = rw->k0 + k, .seq_ids = ids, .kept = rw->kept + (size_t)k * LH,
-                                 .allowed = rw->allowed + (size_t)k * LH, .n_bands = NB,
-                                 .kept_bh = ic->on ? ic->kept_bh : NULL, .band_kept = ic->on ? ic->band_kept : NULL,
-                                 .stat_rows = srows};
-            st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &pw, 0, err);
-            if (!st) imp_collect_member(ic, k, B, units, srows, mc->causal);
-            for (int b = 0; !st && b < B; b++) {
-                const text_seq *sq = &d->seqs[units[b]];
-                size_t          u  = (size_t)(units[b] - u0);
-                for (int p = sq->score_begin; p < sq->len - 1; p++) {
-                    size_t        row = (size_t)b * T + p;
-                    const float  *x   = logits + row * V;
-                    const double *ld  = lp_d + row * V, *pdr = p_d + row * V;
-                    int           am;
-                    double        lse = row_lse(x, V, &am);
-                    double        kl  = 0.0;
-                    for (int v = 0; v < V; v++) kl += pdr[v] * (ld[v] - ((double)x[v] - lse));
-                    int tgt = d->tokens[sq->start + p + 1];
-                    lpt[((size_t)k * B + b) * T + p] = (double)x[tgt] - lse;
-                    rw->kl[u * Kc + k] += kl;
-                    rw->agree[u * Kc + k] += am == am_d[row];
-                    if (lsum) { /* running mean of logits: curve point k, scored like a member */
-                        float *sm = lsum + row * V;
-                        for (int v = 0; v < V; v++) {
-                            sm[v] += x[v];
-                            lrow[v] = sm[v] / (float)(k + 1);
-                        }
-                        lpc[((size_t)k * B + b) * T + p] = (double)lrow[tgt] - row_lse(lrow, V, NULL);
-                    }
-                }
-            }
+            if (!st) text_head_group(rw, &h, lpt, lpc, m, d, units, B, T, g0, g1, R, g0 == 0, use_ref);
         }
         /* explicit ablations: each head, then each layer, dropped alone */
         for (int ai = 0; !st && ic->abl && ai < ic->A; ai++) {
             pw_config      ac  = imp_ablation_config(ic, ai);
             model_pathways apw = {.cfg = &ac, .seq_ids = ids};
-            st = model_forward_tokens_pw(logits, &a, m, tokens, lens, B, T, &apw, 0, err);
-            for (int b = 0; !st && b < B; b++) {
-                const text_seq *sq  = &d->seqs[units[b]];
-                double          nll = 0.0;
-                for (int p = sq->score_begin; p < sq->len - 1; p++) {
-                    const float *x = logits + ((size_t)b * T + p) * V;
-                    nll -= (double)x[d->tokens[sq->start + p + 1]] - row_lse(x, V, NULL);
-                }
-                ic->u_abl[(size_t)(units[b] - u0) * ic->A + ai] = nll;
-            }
+            st = model_forward_hidden_pw(a.xn, &a, m, tokens, lens, B, T, &apw, use_ref, err);
+            if (!st) text_head_nll(anll, h.xm, a.xn, m, d, units, B, T, R, use_ref);
+            for (int b = 0; !st && b < B; b++) ic->u_abl[(size_t)(units[b] - u0) * ic->A + ai] = anll[b];
         }
         /* per unit: members and the ensemble-size curve */
         for (int b = 0; !st && b < B; b++) {
@@ -598,8 +710,8 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
             }
         }
     }
-    free(units); free(srows); free(tokens); free(lens); free(ids); free(logits); free(lp_d); free(p_d); free(lsum); free(am_d);
-    free(lpt); free(lpc); free(kbuf); free(lrow); free(order);
+    free(units); free(srows); free(tokens); free(lens); free(ids); free(lpt); free(lpc); free(kbuf); free(anll); free(order);
+    free(h.block);
     model_acts_free(&a);
     return st;
 }

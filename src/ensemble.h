@@ -38,6 +38,8 @@ typedef struct {
     int         ablation;    /* 1: explicit ablations, every head and then every layer dropped alone */
 } ens_options;
 
+
+
 /* importance of (layer, head) and (layer, distance band); docs/importance.md */
 typedef struct {
     int         L, NH, NB;
@@ -109,6 +111,17 @@ ens_rows *ens_rows_new_block(const model *m, const text_dataset *d, const pw_con
 ens_rows *ens_rows_new_images(const model *m, const image_dataset *d, const pw_config *c, const ens_options *o, int u0,
                               int n, int k0, int kb, pe_err *err);
 void      ens_rows_free(ens_rows *rw);
+/* Text: the LM head and every per-token metric run over chunks of head_rows rows of one sequence
+ * (model.h: a multiple of MODEL_HEAD_ROW_ALIGN; 0 = model_head_rows_auto, the default), never a
+ * (B, T, V) buffer. A chunk holds (R, V) floats of dense logits, dense probabilities, member
+ * logits and (combine = logit) the running sum of member logits; a batch also holds the final
+ * hidden states (B, T, C) of the dense pass and of a group of members: group members (0 = as many
+ * as ENS_HIDDEN_BUDGET floats hold, at least one; with combine = logit always every member, whose
+ * running sum of logits must see them all within a chunk). use_ref = 1 runs the naive twins: the
+ * reference kernels and the per-token metrics in double with libm exp (for tests). None of the
+ * three changes a result (for use_ref: beyond rounding). */
+void      ens_rows_set_head(ens_rows *rw, int head_rows, int group, int use_ref);
+#define ENS_HIDDEN_BUDGET (1 << 25) /* floats of member hidden states a text batch holds at once */
 pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d, const pw_config *c,
                             const ens_options *o, pe_err *err);
 pe_status ens_images_rows_run(ens_rows *rw, const model *m, const image_dataset *d, const pw_config *c,

@@ -692,9 +692,10 @@ static void seq_matmul(const kernel_set *K, float *out, const float *inp, const 
     }
 }
 
-/* transformer blocks + final norm over x (B, T, C); leaves the normalised output in a->xn */
-static void model_forward_blocks(model_acts *a, const model *m, const int *lens, int B, int T, const kernel_set *K,
-                                 const model_pathways *pw) {
+/* transformer blocks + final norm over x (B, T, C); the normalised output goes to hidden (B, T, C),
+ * which may be a->xn */
+static void model_forward_blocks(float *hidden, model_acts *a, const model *m, const int *lens, int B, int T,
+                                 const kernel_set *K, const model_pathways *pw) {
     const model_config *c = &m->cfg;
     int    C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = model_head_size(c), QC = NH * HS, KVC = NKV * HS;
     int    HID = c->hidden_dim, R = model_rotary_dims(c), half = c->rope_style == MODEL_ROPE_HALF;
@@ -754,7 +755,7 @@ static void model_forward_blocks(model_acts *a, const model *m, const int *lens,
             kern_add(a->x, a->xn, (size_t)N * C);
         }
     }
-    K->norm(a->xn, a->x, m->w.final_norm_w, m->w.final_norm_b, N, C, c->norm, c->norm_eps);
+    K->norm(hidden, a->x, m->w.final_norm_w, m->w.final_norm_b, N, C, c->norm, c->norm_eps);
 }
 
 pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, const int *tokens, const int *lens, int B,
@@ -762,7 +763,7 @@ pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, con
     return model_forward_tokens_pw(logits, a, m, tokens, lens, B, T, NULL, use_ref, err);
 }
 
-pe_status model_forward_tokens_pw(float *logits, model_acts *a, const model *m, const int *tokens, const int *lens,
+pe_status model_forward_hidden_pw(float *hidden, model_acts *a, const model *m, const int *tokens, const int *lens,
                                   int B, int T, const model_pathways *pw, int use_ref, pe_err *err) {
     const model_config *c = &m->cfg;
     if (c->input != MODEL_INPUT_TOKENS || (c->head != MODEL_HEAD_LM && c->head != MODEL_HEAD_LM_TIED))
@@ -780,11 +781,34 @@ pe_status model_forward_tokens_pw(float *logits, model_acts *a, const model *m, 
             memcpy(x, m->w.tok_emb + (size_t)tok * C, (size_t)C * sizeof(float));
             if (c->pos == MODEL_POS_LEARNED) kern_add(x, m->w.pos_emb + (size_t)t * C, (size_t)C);
         }
-    const kernel_set *K = use_ref ? &KERNELS_REF : &KERNELS_FAST;
-    model_forward_blocks(a, m, lens, B, T, K, pw);
+    model_forward_blocks(hidden, a, m, lens, B, T, use_ref ? &KERNELS_REF : &KERNELS_FAST, pw);
+    return PE_OK;
+}
+
+int model_head_rows_auto(const model *m) {
+    int64_t r = MODEL_HEAD_BUDGET / (m->cfg.vocab_size > 0 ? m->cfg.vocab_size : 1);
+    r -= r % MODEL_HEAD_ROW_ALIGN;
+    return r < MODEL_HEAD_ROW_ALIGN ? MODEL_HEAD_ROW_ALIGN : r > MODEL_HEAD_MAX_ROWS ? MODEL_HEAD_MAX_ROWS : (int)r;
+}
+
+void model_head_lm(float *logits, const model *m, const float *hidden, int n, int use_ref) {
+    const model_config *c = &m->cfg;
     model_linear head = m->w.head;
-    if (c->head == MODEL_HEAD_LM_TIED) head = (model_linear){m->w.tok_emb, C, 0, NULL};
-    seq_matmul(K, logits, a->xn, &head, lens, B, T, C, c->vocab_size); /* (B, T, V) */
+    if (c->head == MODEL_HEAD_LM_TIED) head = (model_linear){m->w.tok_emb, c->dim, 0, NULL};
+    if (n > 0) (use_ref ? KERNELS_REF : KERNELS_FAST).matmul(logits, hidden, &head, n, c->dim, c->vocab_size); /* (n, V) */
+}
+
+pe_status model_forward_tokens_pw(float *logits, model_acts *a, const model *m, const int *tokens, const int *lens,
+                                  int B, int T, const model_pathways *pw, int use_ref, pe_err *err) {
+    pe_status st = model_forward_hidden_pw(a->xn, a, m, tokens, lens, B, T, pw, use_ref, err);
+    if (st) return st;
+    int C = m->cfg.dim, V = m->cfg.vocab_size, R = model_head_rows_auto(m);
+    for (int b = 0; b < B; b++) { /* the head over each sequence's chunk grid, as the evaluation runs it */
+        int len = lens ? lens[b] : T;
+        for (int r0 = 0; r0 < len; r0 += R)
+            model_head_lm(logits + ((size_t)b * T + r0) * V, m, a->xn + ((size_t)b * T + r0) * C,
+                          len - r0 < R ? len - r0 : R, use_ref); /* (n, V) */
+    }
     return PE_OK;
 }
 
@@ -829,7 +853,7 @@ pe_status model_forward_images_pw(float *logits, model_acts *a, const model *m, 
         if (c->pos == MODEL_POS_LEARNED)
             for (int t = 0; t < T; t++) kern_add(a->x + ((size_t)b * T + t) * C, m->w.pos_emb + (size_t)t * C, (size_t)C);
     }
-    model_forward_blocks(a, m, NULL, B, T, K, pw);
+    model_forward_blocks(a->xn, a, m, NULL, B, T, K, pw);
     for (int b = 0; b < B; b++) {
         float *pb = a->pooled + (size_t)b * C;
         if (c->head == MODEL_HEAD_CLS_TOKEN) {

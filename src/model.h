@@ -203,10 +203,34 @@ typedef struct {
 pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *err);
 void model_acts_free(model_acts *a);
 
-/* Forward a batch of token sequences. tokens (B, T) row-major; lens (B) valid lengths (NULL: all
- * T); logits (B, T, V) out, written for positions < lens[b] only (the rest are not computed).
- * use_ref = 1 routes every kernel to its naive reference twin. pw: the sub-model (NULL = dense).
- * Every number of a sequence depends on that sequence alone, never on its batch-mates. */
+/* Forward a batch of token sequences up to the final norm. tokens (B, T) row-major; lens (B) valid
+ * lengths (NULL: all T); hidden (B, T, C) out, the final normalised hidden states, written for
+ * positions < lens[b] only (hidden may be a->xn). use_ref = 1 routes every kernel to its naive
+ * reference twin. pw: the sub-model (NULL = dense). Every number of a sequence depends on that
+ * sequence alone, never on its batch-mates. */
+pe_status model_forward_hidden_pw(float *hidden, model_acts *a, const model *m, const int *tokens,
+                                  const int *lens, int B, int T, const model_pathways *pw, int use_ref,
+                                  pe_err *err);
+
+/* ---- the LM head, in chunks of rows ------------------------------------------------------
+ * The head runs over chunks of at most R rows of one sequence, chunk i covering positions
+ * [i R, min((i + 1) R, len)): the caller keeps (R, V) logits at a time, never (B, T, V).
+ * R is a multiple of MODEL_HEAD_ROW_ALIGN and the grid starts at position 0, so a chunk's rows
+ * sit at the same offsets modulo 48 as in one sgemm over the whole sequence and the last chunk
+ * ends where the sequence does: with OpenBLAS 0.3.21 (Zen, Haswell and Sandybridge kernels,
+ * bench/bench_lmhead.c chunks) every logit is then bit-identical to the unchunked call. */
+#define MODEL_HEAD_ROW_ALIGN 48
+#define MODEL_HEAD_MAX_ROWS  384       /* beyond this the sgemm is as fast as one call (docs/performance.md) */
+#define MODEL_HEAD_BUDGET    (1 << 24) /* floats of one (R, V) logits chunk the automatic R aims at */
+/* R for this model: MODEL_HEAD_BUDGET / V rounded down to a multiple of 48, within [48, 384] */
+int model_head_rows_auto(const model *m);
+/* logits (n, V) = hidden (n, C) . head^T: n consecutive rows of one sequence, starting at a
+ * position that is a multiple of 48 (the chunk grid above) */
+void model_head_lm(float *logits, const model *m, const float *hidden, int n, int use_ref);
+
+/* Forward a batch of token sequences to their logits (B, T, V) (positions < lens[b] only):
+ * model_forward_hidden_pw, then the head over every chunk. For tests and small models; the
+ * evaluation (ensemble.c) runs the head a chunk at a time instead. */
 pe_status model_forward_tokens_pw(float *logits, model_acts *a, const model *m, const int *tokens,
                                   const int *lens, int B, int T, const model_pathways *pw, int use_ref,
                                   pe_err *err);
