@@ -159,7 +159,12 @@ static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, in
 /* One softmax row in place: s[j] = exp(s[j] - mx) for j < m in a loop that vectorises, then the
  * sum in the fixed order j = 0..m-1. With es != NULL also Σ_j e_j (s_j - mx) in double (for the
  * entropy), keeping s_j - mx in zbuf (m). */
-static float exp_row(float *s, int m, float mx, float *zbuf, double *es) {
+#if defined(__GNUC__) || defined(__clang__)
+#define KERN_ALWAYS_INLINE inline __attribute__((always_inline)) /* so the AVX2 callers get it 8 lanes wide */
+#else
+#define KERN_ALWAYS_INLINE inline
+#endif
+static KERN_ALWAYS_INLINE float exp_row(float *s, int m, float mx, float *zbuf, double *es) {
     float sum = 0.0f;
     if (es) {
         for (int j = 0; j < m; j++) zbuf[j] = s[j] - mx;
@@ -283,36 +288,273 @@ static int lists_are_ranges(const pw_sample *ps, int n, int causal) {
     return 1;
 }
 
-static int64_t att_per_query(float *ob, float *scores, float *zbuf, const float *qb, const float *kb, const float *vb, int C, int KVC,
-                             int HS, float scale, int n, const pw_sample *ps, int causal, row_stats *rs) {
+/* ---- per-query key lists (random-k): one query row at a time ------------------------------- */
+
+/* The arithmetic of a per-query row, fixed (results are byte-identical across the two paths
+ * below): score_j = kern_dot8(q_i, k_{L[j]}) * scale in list order (the causal self key last
+ * when the list lacks it), the max, exp_row, p_j = e_j / sum (a division), then
+ * o = (((0 + p_0 v_0) + p_1 v_1) + ...) element-wise in list order. */
+
+/* key row c of query i: L[c] for c < lim, else i itself (the causal self key) */
+#define PQ_ROW(c) (kb + (size_t)((c) < lim ? L[c] : i) * KVC)
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define KERN_HAVE_AVX2 1
+
+/* sc[c] = kern_dot8(qi, row c) * scale for the cnt keys, 8 keys per step: each key's 8 partial
+ * sums are one register; two rounds of hadd and one add of the 128-bit halves form
+ * ((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7)) for 8 keys at once, exactly kern_dot8's tree (IEEE adds
+ * commute exactly). mul then add, never an FMA, as the C code (no contraction under -std=c11). */
+__attribute__((target("avx2"))) static void pq_scores_avx2(float *sc, const float *qi, const float *kb, int KVC,
+                                                           const int *L, int lim, int i, int cnt, int HS,
+                                                           float scale) {
+    int HS8 = HS & ~7, c = 0;
+    for (; c + 8 <= cnt; c += 8) {
+        const float *r0 = PQ_ROW(c), *r1 = PQ_ROW(c + 1), *r2 = PQ_ROW(c + 2), *r3 = PQ_ROW(c + 3);
+        const float *r4 = PQ_ROW(c + 4), *r5 = PQ_ROW(c + 5), *r6 = PQ_ROW(c + 6), *r7 = PQ_ROW(c + 7);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int t = 0; t < HS8; t += 8) {
+            __m256 qv = _mm256_loadu_ps(qi + t);
+            a0 = _mm256_add_ps(a0, _mm256_mul_ps(qv, _mm256_loadu_ps(r0 + t)));
+            a1 = _mm256_add_ps(a1, _mm256_mul_ps(qv, _mm256_loadu_ps(r1 + t)));
+            a2 = _mm256_add_ps(a2, _mm256_mul_ps(qv, _mm256_loadu_ps(r2 + t)));
+            a3 = _mm256_add_ps(a3, _mm256_mul_ps(qv, _mm256_loadu_ps(r3 + t)));
+            a4 = _mm256_add_ps(a4, _mm256_mul_ps(qv, _mm256_loadu_ps(r4 + t)));
+            a5 = _mm256_add_ps(a5, _mm256_mul_ps(qv, _mm256_loadu_ps(r5 + t)));
+            a6 = _mm256_add_ps(a6, _mm256_mul_ps(qv, _mm256_loadu_ps(r6 + t)));
+            a7 = _mm256_add_ps(a7, _mm256_mul_ps(qv, _mm256_loadu_ps(r7 + t)));
+        }
+        /* hadd(x, y) = [x0+x1, x2+x3, y0+y1, y2+y3, x4+x5, x6+x7, y4+y5, y6+y7] */
+        __m256 g1 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3)); /* lo sums of keys 0-3 | hi sums */
+        __m256 g2 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7)); /* keys 4-7 */
+        __m256 d  = _mm256_add_ps(_mm256_permute2f128_ps(g1, g2, 0x20), _mm256_permute2f128_ps(g1, g2, 0x31));
+        if (HS8 == HS) {
+            _mm256_storeu_ps(sc + c, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
+        } else {
+            const float *r[8] = {r0, r1, r2, r3, r4, r5, r6, r7};
+            float        dd[8];
+            _mm256_storeu_ps(dd, d);
+            for (int u = 0; u < 8; u++) {
+                for (int t = HS8; t < HS; t++) dd[u] += qi[t] * r[u][t];
+                sc[c + u] = dd[u] * scale;
+            }
+        }
+    }
+    for (; c < cnt; c++) sc[c] = kern_dot8(qi, PQ_ROW(c), HS) * scale;
+}
+
+/* o (HS) = Σ_c p[c] row_c in list order, W registers of 8 columns kept across the keys */
+#define PQ_OUT_CHUNK(W)                                                                                            \
+    for (; t + 8 * (W) <= HS8; t += 8 * (W)) {                                                                     \
+        __m256 acc[W];                                                                                             \
+        for (int w = 0; w < (W); w++) acc[w] = _mm256_setzero_ps();                                                \
+        for (int c = 0; c < cnt; c++) {                                                                            \
+            const float *vr = vb + (size_t)(c < lim ? L[c] : i) * KVC + t;                                         \
+            __m256       pv = _mm256_set1_ps(p[c]);                                                                \
+            for (int w = 0; w < (W); w++) acc[w] = _mm256_add_ps(acc[w], _mm256_mul_ps(pv, _mm256_loadu_ps(vr + 8 * w))); \
+        }                                                                                                          \
+        for (int w = 0; w < (W); w++) _mm256_storeu_ps(o + t + 8 * w, acc[w]);                                     \
+    }
+
+__attribute__((target("avx2"))) static void pq_output_avx2(float *o, const float *p, const float *vb, int KVC,
+                                                           const int *L, int lim, int i, int cnt, int HS) {
+    int HS8 = HS & ~7, t = 0;
+    PQ_OUT_CHUNK(8)
+    PQ_OUT_CHUNK(4)
+    PQ_OUT_CHUNK(1)
+    for (; t < HS; t++) {
+        float acc = 0.0f;
+        for (int c = 0; c < cnt; c++) acc += p[c] * vb[(size_t)(c < lim ? L[c] : i) * KVC + t];
+        o[t] = acc;
+    }
+}
+
+/* max of sc[0..cnt) with the C loop's rule mx = x > mx ? x : mx from -INF: vmaxps(x, mx) is that
+ * rule per lane, and the max of the non-NaN values does not depend on the order (a zero max of
+ * either sign gives the same exp(s - mx) and s - mx for every s) */
+__attribute__((target("avx2"))) static float pq_max_avx2(const float *sc, int cnt) {
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
+    int    c = 0;
+    for (; c + 8 <= cnt; c += 8) m8 = _mm256_max_ps(_mm256_loadu_ps(sc + c), m8);
+    float l[8], mx = -INFINITY;
+    _mm256_storeu_ps(l, m8);
+    for (int u = 0; u < 8; u++) mx = l[u] > mx ? l[u] : mx;
+    for (; c < cnt; c++) mx = sc[c] > mx ? sc[c] : mx;
+    return mx;
+}
+
+/* the softmax of one row of cnt scores, compiled for AVX2 (exp_row vectorises 8-wide) */
+__attribute__((target("avx2"))) static float pq_softmax_avx2(float *sc, int cnt, float *zbuf, double *es) {
+    float sum = exp_row(sc, cnt, pq_max_avx2(sc, cnt), zbuf, es);
+    for (int c = 0; c < cnt; c++) sc[c] = sc[c] / sum;
+    return sum;
+}
+
+/* kern_expf on 8 lanes, operation for operation (so the same bits): the clamps are vmaxps /
+ * vminps (x > c ? x : c and x < c ? x : c, NaN taking the clamp), (int) is vcvttps2dq, and every
+ * a * b + c is a mul then an add, as in the C (no FMA). GCC does not if-convert kern_expf's
+ * selects inside a target("avx2") function, hence the intrinsics. */
+__attribute__((target("avx2"))) static inline __m256 pq_expf8(__m256 x0) {
+    __m256  x  = _mm256_min_ps(_mm256_max_ps(x0, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    __m256  fx = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f));
+    __m256i t  = _mm256_cvttps_epi32(fx);
+    __m256i n  = _mm256_add_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(fx, _mm256_cvtepi32_ps(t), _CMP_LT_OQ)));
+    __m256  fn = _mm256_cvtepi32_ps(n);
+    __m256  r  = _mm256_add_ps(_mm256_sub_ps(x, _mm256_mul_ps(fn, _mm256_set1_ps(0.693359375f))),
+                               _mm256_mul_ps(fn, _mm256_set1_ps(2.12194440e-4f)));
+    __m256  p  = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0f));
+    __m256 sc = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+    return _mm256_blendv_ps(x0, _mm256_mul_ps(p, sc), _mm256_cmp_ps(x0, x0, _CMP_EQ_OQ));
+}
+
+/* s[c] = kern_expf(s[c] - mx), exp_row's first loop */
+__attribute__((target("avx2"))) static void pq_exp_sub(float *s, int m, float mx) {
+    __m256 m8 = _mm256_set1_ps(mx);
+    int    j = 0;
+    for (; j + 8 <= m; j += 8) _mm256_storeu_ps(s + j, pq_expf8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m8)));
+    for (; j < m; j++) s[j] = kern_expf(s[j] - mx);
+}
+
+/* y = pq_expf8 over x (n floats), for kern_expf_lanes */
+__attribute__((target("avx2"))) static void pq_expf_rows(float *y, const float *x, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, pq_expf8(_mm256_loadu_ps(x + j)));
+    for (; j < n; j++) y[j] = kern_expf(x[j]);
+}
+
+/* The softmax of 4 rows at once (no entropy): exp_row's sum is one dependent chain of float adds
+ * in key order (4 cycles each); the 4 rows' chains run interleaved, each in its own order. */
+__attribute__((target("avx2"))) static void pq_softmax4_avx2(float *const sc[4], const int cnt[4], float sum[4]) {
+    for (int g = 0; g < 4; g++) pq_exp_sub(sc[g], cnt[g], pq_max_avx2(sc[g], cnt[g]));
+    int mn = cnt[0];
+    for (int g = 1; g < 4; g++) mn = cnt[g] < mn ? cnt[g] : mn;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    const float *a0 = sc[0], *a1 = sc[1], *a2 = sc[2], *a3 = sc[3];
+    for (int c = 0; c < mn; c++) {
+        s0 += a0[c];
+        s1 += a1[c];
+        s2 += a2[c];
+        s3 += a3[c];
+    }
+    sum[0] = s0, sum[1] = s1, sum[2] = s2, sum[3] = s3;
+    for (int g = 0; g < 4; g++) {
+        float sg = sum[g], *s = sc[g];
+        for (int c = mn; c < cnt[g]; c++) sg += s[c];
+        sum[g] = sg;
+        for (int c = 0; c < cnt[g]; c++) s[c] = s[c] / sg;
+    }
+}
+#endif
+
+static int kern_simd_mode = 1; /* 1: use AVX2 paths when the CPU has AVX2; 0: portable C only */
+
+void kern_set_simd(int on) { kern_simd_mode = on ? 1 : 0; }
+
+int kern_simd_active(void) {
+#ifdef KERN_HAVE_AVX2
+    return kern_simd_mode && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+void kern_expf_lanes(float *y, const float *x, int n) {
+#ifdef KERN_HAVE_AVX2
+    if (kern_simd_active()) {
+        pq_expf_rows(y, x, n);
+        return;
+    }
+#endif
+    for (int j = 0; j < n; j++) y[j] = kern_expf(x[j]);
+}
+
+static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, float *vg, const float *qb, const float *kb,
+                             const float *vb, int C, int KVC, int HS, float scale, int n, const pw_sample *ps, int causal,
+                             row_stats *rs) {
     int64_t kept = 0;
+    int     simd = kern_simd_active();
+    if (simd) { /* the head's K and V rows contiguous: (n, HS) each, a quarter of the cache footprint */
+        for (int j = 0; j < n; j++) {
+            memcpy(kg + (size_t)j * HS, kb + (size_t)j * KVC, (size_t)HS * sizeof(float));
+            memcpy(vg + (size_t)j * HS, vb + (size_t)j * KVC, (size_t)HS * sizeof(float));
+        }
+        kb = kg, vb = vg, KVC = HS;
+    }
+#ifdef KERN_HAVE_AVX2
+    /* AVX2 without the entropy statistic: 4 queries at a time (scores rows n apart in scratch) */
+    int i = 0;
+    if (simd && !(rs && rs->att) && n >= 4)
+        for (; i + 4 <= n; i += 4) {
+            float *sc[4];
+            int    cnt[4], lim[4], self[4];
+            float  sum[4];
+            for (int g = 0; g < 4; g++) {
+                int        q = i + g, m = ps->key_start[q + 1] - ps->key_start[q];
+                const int *L = ps->keys + ps->key_start[q];
+                lim[g]  = causal ? kern_upper_bound(L, m, q) : m;
+                self[g] = causal && !(lim[g] > 0 && L[lim[g] - 1] == q);
+                cnt[g]  = lim[g] + self[g];
+                sc[g]   = scores + (size_t)g * n;
+                pq_scores_avx2(sc[g], qb + (size_t)q * C, kb, KVC, L, lim[g], q, cnt[g], HS, scale);
+            }
+            pq_softmax4_avx2(sc, cnt, sum);
+            for (int g = 0; g < 4; g++) {
+                int        q = i + g;
+                const int *L = ps->keys + ps->key_start[q];
+                pq_output_avx2(ob + (size_t)q * C, sc[g], vb, KVC, L, lim[g], q, cnt[g], HS);
+                kept += cnt[g];
+                if (rs) row_stats_add(rs, q, L, sc[g], lim[g], self[g] ? sc[g][lim[g]] : 0.0f, 0.0);
+            }
+        }
+    for (; i < n; i++) {
+#else
     for (int i = 0; i < n; i++) {
+#endif
         const int   *L   = ps->keys + ps->key_start[i];
         int          m   = ps->key_start[i + 1] - ps->key_start[i];
         int          lim = causal ? kern_upper_bound(L, m, i) : m;
         int          has_self = causal && !(lim > 0 && L[lim - 1] == i);
+        int          cnt = lim + has_self;
         const float *qi  = qb + (size_t)i * C;
-        float        mx  = -INFINITY;
-        for (int j = 0; j < lim + has_self; j++) {
-            const float *kj = kb + (size_t)(j < lim ? L[j] : i) * KVC;
-            scores[j] = kern_dot8(qi, kj, HS) * scale;
-            mx = scores[j] > mx ? scores[j] : mx;
+        float       *o   = ob + (size_t)i * C;
+        double       es  = 0.0;
+        float        sum;
+#ifdef KERN_HAVE_AVX2
+        if (simd) {
+            pq_scores_avx2(scores, qi, kb, KVC, L, lim, i, cnt, HS, scale);
+            sum = pq_softmax_avx2(scores, cnt, zbuf, rs && rs->att ? &es : NULL);
+            pq_output_avx2(o, scores, vb, KVC, L, lim, i, cnt, HS);
+        } else
+#endif
+        {
+            (void)simd;
+            float mx = -INFINITY;
+            for (int j = 0; j < cnt; j++) {
+                scores[j] = kern_dot8(qi, PQ_ROW(j), HS) * scale;
+                mx = scores[j] > mx ? scores[j] : mx;
+            }
+            sum = exp_row(scores, cnt, mx, zbuf, rs && rs->att ? &es : NULL);
+            memset(o, 0, (size_t)HS * sizeof(float));
+            for (int j = 0; j < cnt; j++) {
+                const float *vj = vb + (size_t)(j < lim ? L[j] : i) * KVC;
+                float p = scores[j] / sum;
+                for (int t = 0; t < HS; t++) o[t] += p * vj[t];
+                scores[j] = p;
+            }
         }
-        double es  = 0.0;
-        float  sum = exp_row(scores, lim + has_self, mx, zbuf, rs && rs->att ? &es : NULL);
-        float *o = ob + (size_t)i * C;
-        memset(o, 0, (size_t)HS * sizeof(float));
-        for (int j = 0; j < lim + has_self; j++) {
-            const float *vj = vb + (size_t)(j < lim ? L[j] : i) * KVC;
-            float p = scores[j] / sum;
-            for (int t = 0; t < HS; t++) o[t] += p * vj[t];
-            scores[j] = p;
-        }
-        kept += lim + has_self;
+        kept += cnt;
         if (rs) row_stats_add(rs, i, L, scores, lim, has_self ? scores[lim] : 0.0f, log((double)sum) - es / sum);
     }
     return kept;
 }
+#undef PQ_ROW
 
 void kern_attention(float *out, float *scratch, float *gather, int *iscratch, const float *q, const float *k,
                     const float *v, const int *lens, int B, int T, int NH, int NKV, int HS, int causal,
@@ -353,7 +595,7 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
             } else if (kind == PW_SAMPLE_PER_QUERY && lists_are_ranges(ps, n, causal)) {
                 kept = att_ranges(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
             } else if (kind == PW_SAMPLE_PER_QUERY) {
-                kept = att_per_query(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
+                kept = att_per_query(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
             } else if (kind == PW_SAMPLE_WINDOWS) {
                 for (int w = 0; w < ps->n_windows; w++)
                     kept += att_window(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, ps->win_start[w],

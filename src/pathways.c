@@ -59,7 +59,7 @@ double pw_rng_normal(pw_rng *r) {
 }
 
 /* unbiased integer in [0, m), 1 <= m <= 2^32 (Lemire's multiply-shift with rejection) */
-static uint32_t rng_below(pw_rng *r, uint32_t m) {
+static inline uint32_t rng_below(pw_rng *r, uint32_t m) {
     uint64_t x = (pw_rng_u64(r) >> 32) * (uint64_t)m;
     uint32_t l = (uint32_t)x;
     if (l < m) {
@@ -152,7 +152,8 @@ pe_status pw_sample_init(pw_sample *s, int max_n, pe_err *err) {
     s->keys = pe_malloc(n * n * sizeof(int), err, "pathways keys");
     s->work = pe_malloc((3 * n + 2) * sizeof(double), err, "pathways scratch"); /* n + two (n+1) tables */
     s->perm = pe_malloc(n * sizeof(int), err, "pathways permutation");
-    if (!s->win_start || !s->key_start || !s->keys || !s->work || !s->perm) {
+    s->bits = pe_calloc(n / 64 + 1, sizeof(uint64_t), err, "pathways bitmap");
+    if (!s->win_start || !s->key_start || !s->keys || !s->work || !s->perm || !s->bits) {
         pw_sample_free(s);
         return PE_ERR_INTERNAL;
     }
@@ -167,6 +168,7 @@ void pw_sample_free(pw_sample *s) {
     free(s->keys);
     free(s->work);
     free(s->perm);
+    free(s->bits);
     memset(s, 0, sizeof *s);
 }
 
@@ -317,7 +319,7 @@ static int trunc_geom(double v, int len, double g, double lambda) {
  * toward k), bidirectional [0, n-1]. Draws t keys without replacement, each pick ∝ exp(-|i-j|/λ)
  * among the keys not yet picked (successive sampling). Writes the sorted list to out and returns
  * its length. mark[j] == i means "picked for query i" (mark must not hold i elsewhere). */
-static int random_k_query(int *out, int *mark, double *work, const double *A, const double *G, const pw_rng *base,
+static int random_k_query(int *out, int *mark, uint64_t *bits, double *work, const double *A, const double *G, const pw_rng *base,
                           int i, int n, int causal, double ratio, double lambda) {
     int nv = causal ? i + 1 : n;
     int k = keys_for(nv, ratio);
@@ -337,16 +339,21 @@ static int random_k_query(int *out, int *mark, double *work, const double *A, co
     }
     if (isinf(lambda)) {
         /* Floyd's algorithm: a uniform t-subset of [0, m) in O(t) */
-        int lo = m, hi = -1;
+        /* the picks are bits of a bitmap (clear between queries); reading the set bits in order
+         * gives the sorted list in O(t + m/64) */
         for (int v = m - t; v < m; v++) {
             int x = (int)rng_below(&r, (uint32_t)v + 1);
-            if (mark[x] == i) x = v;
-            mark[x] = i;
-            out[cnt++] = x;
-            if (x < lo) lo = x;
-            if (x > hi) hi = x;
+            if ((bits[x >> 6] >> (x & 63)) & 1) x = v;
+            bits[x >> 6] |= 1ULL << (x & 63);
         }
-        finish_sorted(out, cnt, mark, i, lo, hi);
+        for (int w = 0; w <= (m - 1) >> 6; w++) {
+            uint64_t b = bits[w];
+            bits[w] = 0;
+            while (b) {
+                out[cnt++] = (w << 6) + __builtin_ctzll(b);
+                b &= b - 1;
+            }
+        }
     } else if (4 * (int64_t)t > m) {
         /* Efraimidis-Spirakis with exponential keys: the t smallest E_j exp(|i-j|/λ), E ~ Exp(1),
          * in log form; same law as successive sampling; O(m) */
@@ -509,7 +516,7 @@ void pw_draw(pw_sample *s, const pw_config *c, int member, int layer, int head, 
         int off = 0;
         for (int i = 0; i < n; i++) {
             s->key_start[i] = off;
-            off += random_k_query(s->keys + off, s->perm, s->work, A, G, &r, i, n, causal, c->ratio, c->lambda);
+            off += random_k_query(s->keys + off, s->perm, s->bits, s->work, A, G, &r, i, n, causal, c->ratio, c->lambda);
         }
         s->key_start[n] = off;
         return;
