@@ -491,9 +491,15 @@ static void test_attention_per_query_simd_bitwise(void **state) {
  * on every input class: a dense sweep of [-100, 100], the clamps, zeros, infinities and NaN */
 static void test_expf_lanes_bitwise(void **state) {
     (void)state;
-    int    n = 200003;
+    int    n = 200003 + 261 * 129;
     float *x = alloc_floats((size_t)n + 16), *y = alloc_floats((size_t)n + 16);
-    for (int i = 0; i < n; i++) x[i] = -100.0f + 200.0f * (float)i / (float)(n - 1);
+    for (int i = 0; i < 200003; i++) x[i] = -100.0f + 200.0f * (float)i / (float)(200003 - 1);
+    /* and the 129 floats around each x where x * log2(e) + 0.5 is an integer (the floor's edge) */
+    for (int k = -130, i = 200003; k <= 130; k++) {
+        float c = ((float)k - 0.5f) / 1.44269504088896341f;
+        for (int u = 0; u < 64; u++) c = nextafterf(c, -INFINITY);
+        for (int u = 0; u < 129; u++, c = nextafterf(c, INFINITY)) x[i++] = c;
+    }
     const float special[16] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -87.0f, 88.0f, -87.00001f,
                                88.00001f, 1e-30f, -1e-30f, 0.5f, -0.5f, 87.9999f, -86.9999f, 1.0f};
     for (int i = 0; i < 16; i++) x[n + i] = special[i];
