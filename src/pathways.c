@@ -152,7 +152,7 @@ pe_status pw_sample_init(pw_sample *s, int max_n, pe_err *err) {
     s->keys = pe_malloc(n * n * sizeof(int), err, "pathways keys");
     s->work = pe_malloc((3 * n + 2) * sizeof(double), err, "pathways scratch"); /* n + two (n+1) tables */
     s->perm = pe_malloc(n * sizeof(int), err, "pathways permutation");
-    s->bits = pe_calloc(n / 64 + 1, sizeof(uint64_t), err, "pathways bitmap");
+    s->bits = pe_calloc(n / 64 + 1, sizeof(uint64_t), err, "pathways pick bitmap");
     if (!s->win_start || !s->key_start || !s->keys || !s->work || !s->perm || !s->bits) {
         pw_sample_free(s);
         return PE_ERR_INTERNAL;
@@ -306,6 +306,20 @@ static void finish_sorted(int *out, int cnt, const int *mark, int stamp, int lo,
     }
 }
 
+/* out = the positions j < m whose bit is set, ascending; clears the bits; returns the count */
+static int bits_collect(int *out, uint64_t *bits, int m) {
+    int c = 0;
+    for (int w = 0; w <= (m - 1) >> 6; w++) {
+        uint64_t b = bits[w];
+        bits[w] = 0;
+        while (b) {
+            out[c++] = (w << 6) + __builtin_ctzll(b);
+            b &= b - 1;
+        }
+    }
+    return c;
+}
+
 /* truncated geometric by inversion: offset o in [0, len) with P(o) ∝ exp(-o/λ), from a uniform
  * v in [0, 1) and g = expm1(-len/λ) */
 static int trunc_geom(double v, int len, double g, double lambda) {
@@ -339,21 +353,14 @@ static int random_k_query(int *out, int *mark, uint64_t *bits, double *work, con
     }
     if (isinf(lambda)) {
         /* Floyd's algorithm: a uniform t-subset of [0, m) in O(t) */
-        /* the picks are bits of a bitmap (clear between queries); reading the set bits in order
+        /* the picks are bits of a bitmap (all 0 between queries); reading the set bits in order
          * gives the sorted list in O(t + m/64) */
         for (int v = m - t; v < m; v++) {
             int x = (int)rng_below(&r, (uint32_t)v + 1);
-            if ((bits[x >> 6] >> (x & 63)) & 1) x = v;
+            x += (v - x) & -(int)((bits[x >> 6] >> (x & 63)) & 1); /* taken: v (branch-free) */
             bits[x >> 6] |= 1ULL << (x & 63);
         }
-        for (int w = 0; w <= (m - 1) >> 6; w++) {
-            uint64_t b = bits[w];
-            bits[w] = 0;
-            while (b) {
-                out[cnt++] = (w << 6) + __builtin_ctzll(b);
-                b &= b - 1;
-            }
-        }
+        cnt = bits_collect(out, bits, m);
     } else if (4 * (int64_t)t > m) {
         /* Efraimidis-Spirakis with exponential keys: the t smallest E_j exp(|i-j|/λ), E ~ Exp(1),
          * in log form; same law as successive sampling; O(m) */
