@@ -288,42 +288,36 @@ static int lists_are_ranges(const pw_sample *ps, int n, int causal) {
     return 1;
 }
 
-/* ---- per-query key lists (random-k): one query row at a time ------------------------------- */
+/* ---- per-query key lists (random-k) ------------------------------------------------------- */
 
-/* The arithmetic of a per-query row, fixed (results are byte-identical across the two paths
- * below): score_j = kern_dot8(q_i, k_{L[j]}) * scale in list order (the causal self key last
- * when the list lacks it), the max, exp_row, p_j = e_j / sum (a division), then
- * o = (((0 + p_0 v_0) + p_1 v_1) + ...) element-wise in list order. */
-
-/* key row c of query i: L[c] for c < lim, else i itself (the causal self key) */
-#define PQ_ROW(c) (kb + (size_t)((c) < lim ? L[c] : i) * KVC)
+/* The arithmetic of a per-query row is fixed (results are byte-identical across the portable C
+ * and the AVX2 path): score_j = kern_dot8(q_i, k_{L[j]}) * scale in list order (the causal self
+ * key last when the list lacks it), the max, exp_row (exp, then the sum in list order), p_j =
+ * e_j / sum (a division), then o = (((0 + p_0 v_0) + p_1 v_1) + ...) element-wise in list order. */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define KERN_HAVE_AVX2 1
 
-/* sc[c] = kern_dot8(qi, row c) * scale for the cnt keys, 8 keys per step: each key's 8 partial
- * sums are one register; two rounds of hadd and one add of the 128-bit halves form
- * ((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7)) for 8 keys at once, exactly kern_dot8's tree (IEEE adds
- * commute exactly). mul then add, never an FMA, as the C code (no contraction under -std=c11). */
-__attribute__((target("avx2"))) static void pq_scores_avx2(float *sc, const float *qi, const float *kb, int KVC,
-                                                           const int *L, int lim, int i, int cnt, int HS,
-                                                           float scale) {
-    int HS8 = HS & ~7, c = 0;
-    for (; c + 8 <= cnt; c += 8) {
-        const float *r0 = PQ_ROW(c), *r1 = PQ_ROW(c + 1), *r2 = PQ_ROW(c + 2), *r3 = PQ_ROW(c + 3);
-        const float *r4 = PQ_ROW(c + 4), *r5 = PQ_ROW(c + 5), *r6 = PQ_ROW(c + 6), *r7 = PQ_ROW(c + 7);
+#define PQ_QBLOCK 64 /* queries per block of the AVX2 path */
+
+/* sc[c] = kern_dot8(qi, k_{L[c]}) * scale for c in [a, b). 8 (then 4) keys per step: each key's 8
+ * partial sums are one register; hadd rounds and one add of the 128-bit halves form
+ * ((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7)) for all the keys at once, exactly kern_dot8's tree (IEEE
+ * adds commute exactly); mul then add, never an FMA, as the C (no contraction under -std=c11). */
+__attribute__((target("avx2"))) static void pq_dots_avx2(float *sc, const float *qi, const float *kb, int KVC,
+                                                         const int *L, int a, int b, int HS, float scale) {
+    int HS8 = HS & ~7, c = a;
+#define PQ_R(u) (kb + (size_t)L[c + (u)] * KVC)
+#define PQ_ACC(x, r) x = _mm256_add_ps(x, _mm256_mul_ps(qv, _mm256_loadu_ps((r) + t)))
+    for (; c + 8 <= b; c += 8) {
+        const float *r0 = PQ_R(0), *r1 = PQ_R(1), *r2 = PQ_R(2), *r3 = PQ_R(3);
+        const float *r4 = PQ_R(4), *r5 = PQ_R(5), *r6 = PQ_R(6), *r7 = PQ_R(7);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (int t = 0; t < HS8; t += 8) {
             __m256 qv = _mm256_loadu_ps(qi + t);
-            a0 = _mm256_add_ps(a0, _mm256_mul_ps(qv, _mm256_loadu_ps(r0 + t)));
-            a1 = _mm256_add_ps(a1, _mm256_mul_ps(qv, _mm256_loadu_ps(r1 + t)));
-            a2 = _mm256_add_ps(a2, _mm256_mul_ps(qv, _mm256_loadu_ps(r2 + t)));
-            a3 = _mm256_add_ps(a3, _mm256_mul_ps(qv, _mm256_loadu_ps(r3 + t)));
-            a4 = _mm256_add_ps(a4, _mm256_mul_ps(qv, _mm256_loadu_ps(r4 + t)));
-            a5 = _mm256_add_ps(a5, _mm256_mul_ps(qv, _mm256_loadu_ps(r5 + t)));
-            a6 = _mm256_add_ps(a6, _mm256_mul_ps(qv, _mm256_loadu_ps(r6 + t)));
-            a7 = _mm256_add_ps(a7, _mm256_mul_ps(qv, _mm256_loadu_ps(r7 + t)));
+            PQ_ACC(a0, r0); PQ_ACC(a1, r1); PQ_ACC(a2, r2); PQ_ACC(a3, r3);
+            PQ_ACC(a4, r4); PQ_ACC(a5, r5); PQ_ACC(a6, r6); PQ_ACC(a7, r7);
         }
         /* hadd(x, y) = [x0+x1, x2+x3, y0+y1, y2+y3, x4+x5, x6+x7, y4+y5, y6+y7] */
         __m256 g1 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3)); /* lo sums of keys 0-3 | hi sums */
@@ -341,55 +335,58 @@ __attribute__((target("avx2"))) static void pq_scores_avx2(float *sc, const floa
             }
         }
     }
-    for (; c < cnt; c++) sc[c] = kern_dot8(qi, PQ_ROW(c), HS) * scale;
+    for (; c + 4 <= b; c += 4) {
+        const float *r0 = PQ_R(0), *r1 = PQ_R(1), *r2 = PQ_R(2), *r3 = PQ_R(3);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int t = 0; t < HS8; t += 8) {
+            __m256 qv = _mm256_loadu_ps(qi + t);
+            PQ_ACC(a0, r0); PQ_ACC(a1, r1); PQ_ACC(a2, r2); PQ_ACC(a3, r3);
+        }
+        __m256 g = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+        __m128 d = _mm_add_ps(_mm256_castps256_ps128(g), _mm256_extractf128_ps(g, 1));
+        if (HS8 == HS) {
+            _mm_storeu_ps(sc + c, _mm_mul_ps(d, _mm_set1_ps(scale)));
+        } else {
+            const float *r[4] = {r0, r1, r2, r3};
+            float        dd[4];
+            _mm_storeu_ps(dd, d);
+            for (int u = 0; u < 4; u++) {
+                for (int t = HS8; t < HS; t++) dd[u] += qi[t] * r[u][t];
+                sc[c + u] = dd[u] * scale;
+            }
+        }
+    }
+#undef PQ_ACC
+    for (; c < b; c++) sc[c] = kern_dot8(qi, PQ_R(0), HS) * scale;
+#undef PQ_R
 }
 
-/* o (HS) = Σ_c p[c] row_c in list order, W registers of 8 columns kept across the keys */
+/* o (HS) += Σ_{c in [a, b)} p[c] v_{L[c]} in list order, W registers of 8 columns kept across the keys */
 #define PQ_OUT_CHUNK(W)                                                                                            \
     for (; t + 8 * (W) <= HS8; t += 8 * (W)) {                                                                     \
         __m256 acc[W];                                                                                             \
-        for (int w = 0; w < (W); w++) acc[w] = _mm256_setzero_ps();                                                \
-        for (int c = 0; c < cnt; c++) {                                                                            \
-            const float *vr = vb + (size_t)(c < lim ? L[c] : i) * KVC + t;                                         \
+        for (int w = 0; w < (W); w++) acc[w] = _mm256_loadu_ps(o + t + 8 * w);                                     \
+        for (int c = a; c < b; c++) {                                                                              \
+            const float *vr = vb + (size_t)L[c] * KVC + t;                                                         \
             __m256       pv = _mm256_set1_ps(p[c]);                                                                \
             for (int w = 0; w < (W); w++) acc[w] = _mm256_add_ps(acc[w], _mm256_mul_ps(pv, _mm256_loadu_ps(vr + 8 * w))); \
         }                                                                                                          \
         for (int w = 0; w < (W); w++) _mm256_storeu_ps(o + t + 8 * w, acc[w]);                                     \
     }
 
-__attribute__((target("avx2"))) static void pq_output_avx2(float *o, const float *p, const float *vb, int KVC,
-                                                           const int *L, int lim, int i, int cnt, int HS) {
+__attribute__((target("avx2"))) static void pq_out_avx2(float *o, const float *p, const float *vb, int KVC,
+                                                        const int *L, int a, int b, int HS) {
     int HS8 = HS & ~7, t = 0;
     PQ_OUT_CHUNK(8)
     PQ_OUT_CHUNK(4)
     PQ_OUT_CHUNK(1)
     for (; t < HS; t++) {
-        float acc = 0.0f;
-        for (int c = 0; c < cnt; c++) acc += p[c] * vb[(size_t)(c < lim ? L[c] : i) * KVC + t];
+        float acc = o[t];
+        for (int c = a; c < b; c++) acc += p[c] * vb[(size_t)L[c] * KVC + t];
         o[t] = acc;
     }
 }
-
-/* max of sc[0..cnt) with the C loop's rule mx = x > mx ? x : mx from -INF: vmaxps(x, mx) is that
- * rule per lane, and the max of the non-NaN values does not depend on the order (a zero max of
- * either sign gives the same exp(s - mx) and s - mx for every s) */
-__attribute__((target("avx2"))) static float pq_max_avx2(const float *sc, int cnt) {
-    __m256 m8 = _mm256_set1_ps(-INFINITY);
-    int    c = 0;
-    for (; c + 8 <= cnt; c += 8) m8 = _mm256_max_ps(_mm256_loadu_ps(sc + c), m8);
-    float l[8], mx = -INFINITY;
-    _mm256_storeu_ps(l, m8);
-    for (int u = 0; u < 8; u++) mx = l[u] > mx ? l[u] : mx;
-    for (; c < cnt; c++) mx = sc[c] > mx ? sc[c] : mx;
-    return mx;
-}
-
-/* the softmax of one row of cnt scores, compiled for AVX2 (exp_row vectorises 8-wide) */
-__attribute__((target("avx2"))) static float pq_softmax_avx2(float *sc, int cnt, float *zbuf, double *es) {
-    float sum = exp_row(sc, cnt, pq_max_avx2(sc, cnt), zbuf, es);
-    for (int c = 0; c < cnt; c++) sc[c] = sc[c] / sum;
-    return sum;
-}
+#undef PQ_OUT_CHUNK
 
 /* kern_expf on 8 lanes, operation for operation (so the same bits): the clamps are vmaxps /
  * vminps (x > c ? x : c and x < c ? x : c, NaN taking the clamp), (int) is vcvttps2dq, and every
@@ -414,14 +411,6 @@ __attribute__((target("avx2"))) static inline __m256 pq_expf8(__m256 x0) {
     return _mm256_blendv_ps(x0, _mm256_mul_ps(p, sc), _mm256_cmp_ps(x0, x0, _CMP_EQ_OQ));
 }
 
-/* s[c] = kern_expf(s[c] - mx), exp_row's first loop */
-__attribute__((target("avx2"))) static void pq_exp_sub(float *s, int m, float mx) {
-    __m256 m8 = _mm256_set1_ps(mx);
-    int    j = 0;
-    for (; j + 8 <= m; j += 8) _mm256_storeu_ps(s + j, pq_expf8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m8)));
-    for (; j < m; j++) s[j] = kern_expf(s[j] - mx);
-}
-
 /* y = pq_expf8 over x (n floats), for kern_expf_lanes */
 __attribute__((target("avx2"))) static void pq_expf_rows(float *y, const float *x, int n) {
     int j = 0;
@@ -429,27 +418,154 @@ __attribute__((target("avx2"))) static void pq_expf_rows(float *y, const float *
     for (; j < n; j++) y[j] = kern_expf(x[j]);
 }
 
-/* The softmax of 4 rows at once (no entropy): exp_row's sum is one dependent chain of float adds
- * in key order (4 cycles each); the 4 rows' chains run interleaved, each in its own order. */
-__attribute__((target("avx2"))) static void pq_softmax4_avx2(float *const sc[4], const int cnt[4], float sum[4]) {
-    for (int g = 0; g < 4; g++) pq_exp_sub(sc[g], cnt[g], pq_max_avx2(sc[g], cnt[g]));
-    int mn = cnt[0];
-    for (int g = 1; g < 4; g++) mn = cnt[g] < mn ? cnt[g] : mn;
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    const float *a0 = sc[0], *a1 = sc[1], *a2 = sc[2], *a3 = sc[3];
-    for (int c = 0; c < mn; c++) {
-        s0 += a0[c];
-        s1 += a1[c];
-        s2 += a2[c];
-        s3 += a3[c];
+/* max of sc[0..cnt) with the C loop's rule mx = x > mx ? x : mx from -INF: vmaxps(x, mx) is that
+ * rule per lane, and the max of the non-NaN values does not depend on the order (a zero max of
+ * either sign gives the same s - mx and exp(s - mx) for every s) */
+__attribute__((target("avx2"))) static float pq_max_avx2(const float *sc, int cnt) {
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
+    int    c = 0;
+    for (; c + 8 <= cnt; c += 8) m8 = _mm256_max_ps(_mm256_loadu_ps(sc + c), m8);
+    float l[8], mx = -INFINITY;
+    _mm256_storeu_ps(l, m8);
+    for (int u = 0; u < 8; u++) mx = l[u] > mx ? l[u] : mx;
+    for (; c < cnt; c++) mx = sc[c] > mx ? sc[c] : mx;
+    return mx;
+}
+
+/* s[j] = kern_expf(s[j] - mx); with z != NULL also z[j] = s[j] - mx first (exp_row's loops) */
+__attribute__((target("avx2"))) static void pq_exp_sub(float *s, float *z, int m, float mx) {
+    __m256 m8 = _mm256_set1_ps(mx);
+    int    j = 0;
+    for (; j + 8 <= m; j += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(s + j), m8);
+        if (z) _mm256_storeu_ps(z + j, d);
+        _mm256_storeu_ps(s + j, pq_expf8(d));
     }
-    sum[0] = s0, sum[1] = s1, sum[2] = s2, sum[3] = s3;
-    for (int g = 0; g < 4; g++) {
-        float sg = sum[g], *s = sc[g];
-        for (int c = mn; c < cnt[g]; c++) sg += s[c];
-        sum[g] = sg;
-        for (int c = 0; c < cnt[g]; c++) s[c] = s[c] / sg;
+    for (; j < m; j++) {
+        float d = s[j] - mx;
+        if (z) z[j] = d;
+        s[j] = kern_expf(d);
     }
+}
+
+/* The softmax of G <= 4 rows (exp_row, then p = e / sum). exp_row's sum is one dependent chain of
+ * float adds in key order (4 cycles each): the rows' chains run interleaved, each in its own
+ * order. With es (G = 1 only) also exp_row's Σ e_j (s_j - mx) in double, z (cnt) as scratch. */
+__attribute__((target("avx2"))) static void pq_softmax_avx2(int G, float *const sc[4], const int cnt[4], float sum[4],
+                                                            float *z, double *es) {
+    for (int g = 0; g < G; g++) pq_exp_sub(sc[g], es ? z : NULL, cnt[g], pq_max_avx2(sc[g], cnt[g]));
+    if (es) {
+        float  s0 = 0.0f;
+        double e  = 0.0;
+        for (int c = 0; c < cnt[0]; c++) {
+            s0 += sc[0][c];
+            e += (double)sc[0][c] * z[c];
+        }
+        sum[0] = s0;
+        *es = e;
+    } else if (G == 4) {
+        int mn = cnt[0];
+        for (int g = 1; g < 4; g++) mn = cnt[g] < mn ? cnt[g] : mn;
+        float        s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        const float *a0 = sc[0], *a1 = sc[1], *a2 = sc[2], *a3 = sc[3];
+        for (int c = 0; c < mn; c++) {
+            s0 += a0[c];
+            s1 += a1[c];
+            s2 += a2[c];
+            s3 += a3[c];
+        }
+        sum[0] = s0, sum[1] = s1, sum[2] = s2, sum[3] = s3;
+        for (int g = 0; g < 4; g++) {
+            float sg = sum[g];
+            for (int c = mn; c < cnt[g]; c++) sg += sc[g][c];
+            sum[g] = sg;
+        }
+    } else {
+        for (int g = 0; g < G; g++) {
+            float sg = 0.0f;
+            for (int c = 0; c < cnt[g]; c++) sg += sc[g][c];
+            sum[g] = sg;
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        __m256 s8 = _mm256_set1_ps(sum[g]);
+        float *s = sc[g];
+        int    c = 0;
+        for (; c + 8 <= cnt[g]; c += 8) _mm256_storeu_ps(s + c, _mm256_div_ps(_mm256_loadu_ps(s + c), s8));
+        for (; c < cnt[g]; c++) s[c] = s[c] / sum[g];
+    }
+}
+
+/* The AVX2 path of att_per_query: blocks of PQ_QBLOCK queries; keys in chunks of KC rows (16 KB
+ * of K or V); for each chunk, every query of the block computes its keys inside the chunk (a
+ * segment of its sorted list), so a K or V row is read from L2 once per block and reused from L1
+ * by every query of the block that kept it. Scores land at their list positions and the output
+ * accumulates the segments in list order, so each row's arithmetic is the portable C's. */
+__attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, float *scores, float *zbuf,
+                                                                  const float *qb, const float *kb, const float *vb,
+                                                                  int C, int KVC, int HS, float scale, int n,
+                                                                  const pw_sample *ps, int causal, row_stats *rs) {
+    int64_t kept = 0;
+    int     KC = 4096 / (HS > 0 ? HS : 1);
+    if (KC < 8) KC = 8;
+    int QB = n < PQ_QBLOCK ? n : PQ_QBLOCK; /* QB * n <= n * n <= T * T scores */
+    for (int i0 = 0; i0 < n; i0 += QB) {
+        int        R = n - i0 < QB ? n - i0 : QB, kmax = 0;
+        const int *Ls[PQ_QBLOCK];
+        int        lim[PQ_QBLOCK], self[PQ_QBLOCK], cnt[PQ_QBLOCK], pos[PQ_QBLOCK];
+        float     *sc[PQ_QBLOCK], sum[PQ_QBLOCK];
+        double     es[PQ_QBLOCK];
+        for (int r = 0; r < R; r++) {
+            int q = i0 + r, m = ps->key_start[q + 1] - ps->key_start[q];
+            Ls[r]   = ps->keys + ps->key_start[q];
+            lim[r]  = causal ? kern_upper_bound(Ls[r], m, q) : m;
+            self[r] = causal && !(lim[r] > 0 && Ls[r][lim[r] - 1] == q);
+            cnt[r]  = lim[r] + self[r];
+            sc[r]   = scores + (size_t)r * n;
+            pos[r]  = 0;
+            if (lim[r] > 0 && Ls[r][lim[r] - 1] + 1 > kmax) kmax = Ls[r][lim[r] - 1] + 1;
+        }
+        /* scores, chunk by chunk */
+        for (int c0 = 0; c0 < kmax; c0 += KC)
+            for (int r = 0; r < R; r++) {
+                int e = pos[r];
+                while (e < lim[r] && Ls[r][e] < c0 + KC) e++;
+                if (e > pos[r]) pq_dots_avx2(sc[r], qb + (size_t)(i0 + r) * C, kb, KVC, Ls[r], pos[r], e, HS, scale);
+                pos[r] = e;
+            }
+        for (int r = 0; r < R; r++)
+            if (self[r]) sc[r][lim[r]] = kern_dot8(qb + (size_t)(i0 + r) * C, kb + (size_t)(i0 + r) * KVC, HS) * scale;
+        /* softmax rows */
+        int r = 0;
+        if (rs && rs->att)
+            for (; r < R; r++) pq_softmax_avx2(1, sc + r, cnt + r, sum + r, zbuf, es + r);
+        for (; r + 4 <= R; r += 4) pq_softmax_avx2(4, sc + r, cnt + r, sum + r, NULL, NULL);
+        if (r < R) pq_softmax_avx2(R - r, sc + r, cnt + r, sum + r, NULL, NULL);
+        /* outputs, chunk by chunk, then the self key last */
+        for (r = 0; r < R; r++) {
+            memset(ob + (size_t)(i0 + r) * C, 0, (size_t)HS * sizeof(float));
+            pos[r] = 0;
+        }
+        for (int c0 = 0; c0 < kmax; c0 += KC)
+            for (r = 0; r < R; r++) {
+                int e = pos[r];
+                while (e < lim[r] && Ls[r][e] < c0 + KC) e++;
+                if (e > pos[r]) pq_out_avx2(ob + (size_t)(i0 + r) * C, sc[r], vb, KVC, Ls[r], pos[r], e, HS);
+                pos[r] = e;
+            }
+        for (r = 0; r < R; r++) {
+            if (self[r]) {
+                float       *o  = ob + (size_t)(i0 + r) * C, p = sc[r][lim[r]];
+                const float *vi = vb + (size_t)(i0 + r) * KVC;
+                for (int t = 0; t < HS; t++) o[t] += p * vi[t];
+            }
+            kept += cnt[r];
+            if (rs)
+                row_stats_add(rs, i0 + r, Ls[r], sc[r], lim[r], self[r] ? sc[r][lim[r]] : 0.0f,
+                              rs->att ? log((double)sum[r]) - es[r] / sum[r] : 0.0);
+        }
+    }
+    return kept;
 }
 #endif
 
@@ -478,45 +594,20 @@ void kern_expf_lanes(float *y, const float *x, int n) {
 static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, float *vg, const float *qb, const float *kb,
                              const float *vb, int C, int KVC, int HS, float scale, int n, const pw_sample *ps, int causal,
                              row_stats *rs) {
-    int64_t kept = 0;
-    int     simd = kern_simd_active();
-    if (simd) { /* the head's K and V rows contiguous: (n, HS) each, a quarter of the cache footprint */
+#ifdef KERN_HAVE_AVX2
+    if (kern_simd_active()) {
+        /* the head's K and V rows contiguous, (n, HS) each: a quarter of the cache footprint */
         for (int j = 0; j < n; j++) {
             memcpy(kg + (size_t)j * HS, kb + (size_t)j * KVC, (size_t)HS * sizeof(float));
             memcpy(vg + (size_t)j * HS, vb + (size_t)j * KVC, (size_t)HS * sizeof(float));
         }
-        kb = kg, vb = vg, KVC = HS;
+        return att_per_query_avx2(ob, scores, zbuf, qb, kg, vg, C, HS, HS, scale, n, ps, causal, rs);
     }
-#ifdef KERN_HAVE_AVX2
-    /* AVX2 without the entropy statistic: 4 queries at a time (scores rows n apart in scratch) */
-    int i = 0;
-    if (simd && !(rs && rs->att) && n >= 4)
-        for (; i + 4 <= n; i += 4) {
-            float *sc[4];
-            int    cnt[4], lim[4], self[4];
-            float  sum[4];
-            for (int g = 0; g < 4; g++) {
-                int        q = i + g, m = ps->key_start[q + 1] - ps->key_start[q];
-                const int *L = ps->keys + ps->key_start[q];
-                lim[g]  = causal ? kern_upper_bound(L, m, q) : m;
-                self[g] = causal && !(lim[g] > 0 && L[lim[g] - 1] == q);
-                cnt[g]  = lim[g] + self[g];
-                sc[g]   = scores + (size_t)g * n;
-                pq_scores_avx2(sc[g], qb + (size_t)q * C, kb, KVC, L, lim[g], q, cnt[g], HS, scale);
-            }
-            pq_softmax4_avx2(sc, cnt, sum);
-            for (int g = 0; g < 4; g++) {
-                int        q = i + g;
-                const int *L = ps->keys + ps->key_start[q];
-                pq_output_avx2(ob + (size_t)q * C, sc[g], vb, KVC, L, lim[g], q, cnt[g], HS);
-                kept += cnt[g];
-                if (rs) row_stats_add(rs, q, L, sc[g], lim[g], self[g] ? sc[g][lim[g]] : 0.0f, 0.0);
-            }
-        }
-    for (; i < n; i++) {
 #else
-    for (int i = 0; i < n; i++) {
+    (void)kg, (void)vg;
 #endif
+    int64_t kept = 0;
+    for (int i = 0; i < n; i++) {
         const int   *L   = ps->keys + ps->key_start[i];
         int          m   = ps->key_start[i + 1] - ps->key_start[i];
         int          lim = causal ? kern_upper_bound(L, m, i) : m;
@@ -525,36 +616,24 @@ static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, f
         const float *qi  = qb + (size_t)i * C;
         float       *o   = ob + (size_t)i * C;
         double       es  = 0.0;
-        float        sum;
-#ifdef KERN_HAVE_AVX2
-        if (simd) {
-            pq_scores_avx2(scores, qi, kb, KVC, L, lim, i, cnt, HS, scale);
-            sum = pq_softmax_avx2(scores, cnt, zbuf, rs && rs->att ? &es : NULL);
-            pq_output_avx2(o, scores, vb, KVC, L, lim, i, cnt, HS);
-        } else
-#endif
-        {
-            (void)simd;
-            float mx = -INFINITY;
-            for (int j = 0; j < cnt; j++) {
-                scores[j] = kern_dot8(qi, PQ_ROW(j), HS) * scale;
-                mx = scores[j] > mx ? scores[j] : mx;
-            }
-            sum = exp_row(scores, cnt, mx, zbuf, rs && rs->att ? &es : NULL);
-            memset(o, 0, (size_t)HS * sizeof(float));
-            for (int j = 0; j < cnt; j++) {
-                const float *vj = vb + (size_t)(j < lim ? L[j] : i) * KVC;
-                float p = scores[j] / sum;
-                for (int t = 0; t < HS; t++) o[t] += p * vj[t];
-                scores[j] = p;
-            }
+        float        mx  = -INFINITY;
+        for (int j = 0; j < cnt; j++) {
+            scores[j] = kern_dot8(qi, kb + (size_t)(j < lim ? L[j] : i) * KVC, HS) * scale;
+            mx = scores[j] > mx ? scores[j] : mx;
+        }
+        float sum = exp_row(scores, cnt, mx, zbuf, rs && rs->att ? &es : NULL);
+        memset(o, 0, (size_t)HS * sizeof(float));
+        for (int j = 0; j < cnt; j++) {
+            const float *vj = vb + (size_t)(j < lim ? L[j] : i) * KVC;
+            float p = scores[j] / sum;
+            for (int t = 0; t < HS; t++) o[t] += p * vj[t];
+            scores[j] = p;
         }
         kept += cnt;
         if (rs) row_stats_add(rs, i, L, scores, lim, has_self ? scores[lim] : 0.0f, log((double)sum) - es / sum);
     }
     return kept;
 }
-#undef PQ_ROW
 
 void kern_attention(float *out, float *scratch, float *gather, int *iscratch, const float *q, const float *k,
                     const float *v, const int *lens, int B, int T, int NH, int NKV, int HS, int causal,
