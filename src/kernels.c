@@ -300,6 +300,7 @@ static int lists_are_ranges(const pw_sample *ps, int n, int causal) {
 #define KERN_HAVE_AVX2 1
 
 #define PQ_QBLOCK 64 /* queries per block of the AVX2 path */
+#define PQ_MAXCH 64  /* key chunks per block at most */
 
 /* sc[c] = kern_dot8(qi, k_{L[c]}) * scale for c in [a, b). 8 (then 4) keys per step: each key's 8
  * partial sums are one register; hadd rounds and one add of the 128-bit halves form
@@ -497,7 +498,7 @@ __attribute__((target("avx2"))) static void pq_softmax_avx2(int G, float *const 
 }
 
 /* The AVX2 path of att_per_query: blocks of PQ_QBLOCK queries; keys in chunks of KC rows (16 KB
- * of K or V); for each chunk, every query of the block computes its keys inside the chunk (a
+ * of K or V, a power of 2, at most PQ_MAXCH chunks); for each chunk, every query of the block computes its keys inside the chunk (a
  * segment of its sorted list), so a K or V row is read from L2 once per block and reused from L1
  * by every query of the block that kept it. Scores land at their list positions and the output
  * accumulates the segments in list order, so each row's arithmetic is the portable C's. */
@@ -506,13 +507,15 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
                                                                   int C, int KVC, int HS, float scale, int n,
                                                                   const pw_sample *ps, int causal, row_stats *rs) {
     int64_t kept = 0;
-    int     KC = 4096 / (HS > 0 ? HS : 1);
-    if (KC < 8) KC = 8;
+    int     sh = 3; /* chunks of KC = 2^sh keys: 16 KB of rows, at least 8 keys and at most PQ_MAXCH chunks */
+    while ((1 << (sh + 1)) * HS <= 4096) sh++;
+    while (((n + (1 << sh) - 1) >> sh) > PQ_MAXCH) sh++;
     int QB = n < PQ_QBLOCK ? n : PQ_QBLOCK; /* QB * n <= n * n <= T * T scores */
     for (int i0 = 0; i0 < n; i0 += QB) {
         int        R = n - i0 < QB ? n - i0 : QB, kmax = 0;
         const int *Ls[PQ_QBLOCK];
-        int        lim[PQ_QBLOCK], self[PQ_QBLOCK], cnt[PQ_QBLOCK], pos[PQ_QBLOCK];
+        int        lim[PQ_QBLOCK], self[PQ_QBLOCK], cnt[PQ_QBLOCK];
+        int        seg[PQ_QBLOCK][PQ_MAXCH + 1]; /* query r's keys in chunk ch: list positions [seg[r][ch], seg[r][ch+1]) */
         float     *sc[PQ_QBLOCK], sum[PQ_QBLOCK];
         double     es[PQ_QBLOCK];
         for (int r = 0; r < R; r++) {
@@ -522,17 +525,20 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
             self[r] = causal && !(lim[r] > 0 && Ls[r][lim[r] - 1] == q);
             cnt[r]  = lim[r] + self[r];
             sc[r]   = scores + (size_t)r * n;
-            pos[r]  = 0;
             if (lim[r] > 0 && Ls[r][lim[r] - 1] + 1 > kmax) kmax = Ls[r][lim[r] - 1] + 1;
         }
+        int nch = (kmax + (1 << sh) - 1) >> sh;
+        for (int r = 0; r < R; r++) { /* segment bounds by counting (no branch on the data) */
+            int *sg = seg[r];
+            memset(sg, 0, (size_t)(nch + 1) * sizeof(int));
+            for (int e = 0; e < lim[r]; e++) sg[(Ls[r][e] >> sh) + 1]++;
+            for (int ch = 0; ch < nch; ch++) sg[ch + 1] += sg[ch];
+        }
         /* scores, chunk by chunk */
-        for (int c0 = 0; c0 < kmax; c0 += KC)
-            for (int r = 0; r < R; r++) {
-                int e = pos[r];
-                while (e < lim[r] && Ls[r][e] < c0 + KC) e++;
-                if (e > pos[r]) pq_dots_avx2(sc[r], qb + (size_t)(i0 + r) * C, kb, KVC, Ls[r], pos[r], e, HS, scale);
-                pos[r] = e;
-            }
+        for (int ch = 0; ch < nch; ch++)
+            for (int r = 0; r < R; r++)
+                if (seg[r][ch + 1] > seg[r][ch])
+                    pq_dots_avx2(sc[r], qb + (size_t)(i0 + r) * C, kb, KVC, Ls[r], seg[r][ch], seg[r][ch + 1], HS, scale);
         for (int r = 0; r < R; r++)
             if (self[r]) sc[r][lim[r]] = kern_dot8(qb + (size_t)(i0 + r) * C, kb + (size_t)(i0 + r) * KVC, HS) * scale;
         /* softmax rows */
@@ -542,17 +548,11 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
         for (; r + 4 <= R; r += 4) pq_softmax_avx2(4, sc + r, cnt + r, sum + r, NULL, NULL);
         if (r < R) pq_softmax_avx2(R - r, sc + r, cnt + r, sum + r, NULL, NULL);
         /* outputs, chunk by chunk, then the self key last */
-        for (r = 0; r < R; r++) {
-            memset(ob + (size_t)(i0 + r) * C, 0, (size_t)HS * sizeof(float));
-            pos[r] = 0;
-        }
-        for (int c0 = 0; c0 < kmax; c0 += KC)
-            for (r = 0; r < R; r++) {
-                int e = pos[r];
-                while (e < lim[r] && Ls[r][e] < c0 + KC) e++;
-                if (e > pos[r]) pq_out_avx2(ob + (size_t)(i0 + r) * C, sc[r], vb, KVC, Ls[r], pos[r], e, HS);
-                pos[r] = e;
-            }
+        for (r = 0; r < R; r++) memset(ob + (size_t)(i0 + r) * C, 0, (size_t)HS * sizeof(float));
+        for (int ch = 0; ch < nch; ch++)
+            for (r = 0; r < R; r++)
+                if (seg[r][ch + 1] > seg[r][ch])
+                    pq_out_avx2(ob + (size_t)(i0 + r) * C, sc[r], vb, KVC, Ls[r], seg[r][ch], seg[r][ch + 1], HS);
         for (r = 0; r < R; r++) {
             if (self[r]) {
                 float       *o  = ob + (size_t)(i0 + r) * C, p = sc[r][lim[r]];
