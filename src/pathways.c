@@ -152,7 +152,7 @@ pe_status pw_sample_init(pw_sample *s, int max_n, pe_err *err) {
     s->keys = pe_malloc(n * n * sizeof(int), err, "pathways keys");
     s->work = pe_malloc((3 * n + 2) * sizeof(double), err, "pathways scratch"); /* n + two (n+1) tables */
     s->perm = pe_malloc(n * sizeof(int), err, "pathways permutation");
-    s->bits = pe_calloc(n / 64 + 1, sizeof(uint64_t), err, "pathways pick bitmap");
+    s->bits = pe_calloc(2 * (n / 64 + 1), sizeof(uint64_t), err, "pathways pick bitmaps");
     if (!s->win_start || !s->key_start || !s->keys || !s->work || !s->perm || !s->bits) {
         pw_sample_free(s);
         return PE_ERR_INTERNAL;
@@ -445,6 +445,37 @@ static int random_k_query(int *out, int *mark, uint64_t *bits, double *work, con
     return cnt;
 }
 
+/* Floyd's draws of the queries a = i and b = i + 1 (both with 0 < t < m) at once: each query
+ * keeps its own sub-stream, bitmap and sequence of steps, exactly random_k_query's, so the lists
+ * are the same; the two chains of dependent operations interleave. */
+static void floyd_pair(int *outa, int *outb, uint64_t *ba, uint64_t *bb, const pw_rng *base, int i, int ma, int ta,
+                       int mb, int tb, int causal) {
+    pw_rng ra, rb;
+    rng_substream(&ra, base, (uint64_t)i);
+    rng_substream(&rb, base, (uint64_t)i + 1);
+    int both = ta < tb ? ta : tb, s = 0;
+    for (; s < both; s++) {
+        int va = ma - ta + s, vb = mb - tb + s;
+        int xa = (int)rng_below(&ra, (uint32_t)va + 1), xb = (int)rng_below(&rb, (uint32_t)vb + 1);
+        xa += (va - xa) & -(int)((ba[xa >> 6] >> (xa & 63)) & 1);
+        xb += (vb - xb) & -(int)((bb[xb >> 6] >> (xb & 63)) & 1);
+        ba[xa >> 6] |= 1ULL << (xa & 63);
+        bb[xb >> 6] |= 1ULL << (xb & 63);
+    }
+    for (int u = s; u < ta; u++) {
+        int v = ma - ta + u, x = (int)rng_below(&ra, (uint32_t)v + 1);
+        x += (v - x) & -(int)((ba[x >> 6] >> (x & 63)) & 1);
+        ba[x >> 6] |= 1ULL << (x & 63);
+    }
+    for (int u = s; u < tb; u++) {
+        int v = mb - tb + u, x = (int)rng_below(&rb, (uint32_t)v + 1);
+        x += (v - x) & -(int)((bb[x >> 6] >> (x & 63)) & 1);
+        bb[x >> 6] |= 1ULL << (x & 63);
+    }
+    int ca = bits_collect(outa, ba, ma), cb = bits_collect(outb, bb, mb);
+    if (causal) outa[ca] = i, outb[cb] = i + 1;
+}
+
 /* ---- the draw ------------------------------------------------------------------------------ */
 
 #define PW_SHARED_INDEX 0xffffffffffffffffULL /* layer'/head' when the granularity shares the draw */
@@ -520,8 +551,24 @@ void pw_draw(pw_sample *s, const pw_config *c, int member, int layer, int head, 
                 A[d] = exp(-(double)d / c->lambda);
                 G[d] = -expm1(-(double)d / c->lambda);
             }
-        int off = 0;
-        for (int i = 0; i < n; i++) {
+        int off = 0, i = 0;
+        if (isinf(c->lambda)) /* Floyd, two queries at a time where both draw (same lists, overlapped) */
+            for (; i + 1 < n; i += 2) {
+                int ka = keys_for(causal ? i + 1 : n, c->ratio), kb = keys_for(causal ? i + 2 : n, c->ratio);
+                int ma = causal ? i : n, mb = causal ? i + 1 : n, ta = causal ? ka - 1 : ka, tb = causal ? kb - 1 : kb;
+                s->key_start[i] = off;
+                s->key_start[i + 1] = off + ka; /* a list holds k keys in every case (random_k_query) */
+                if (ta > 0 && ta < ma && tb > 0 && tb < mb) {
+                    floyd_pair(s->keys + off, s->keys + off + ka, s->bits, s->bits + s->cap / 64 + 1, &r, i, ma, ta, mb,
+                               tb, causal);
+                } else {
+                    random_k_query(s->keys + off, s->perm, s->bits, s->work, A, G, &r, i, n, causal, c->ratio, c->lambda);
+                    random_k_query(s->keys + off + ka, s->perm, s->bits, s->work, A, G, &r, i + 1, n, causal, c->ratio,
+                                   c->lambda);
+                }
+                off += ka + kb;
+            }
+        for (; i < n; i++) {
             s->key_start[i] = off;
             off += random_k_query(s->keys + off, s->perm, s->bits, s->work, A, G, &r, i, n, causal, c->ratio, c->lambda);
         }
