@@ -302,64 +302,79 @@ static int lists_are_ranges(const pw_sample *ps, int n, int causal) {
 #define PQ_QBLOCK 64 /* queries per block of the AVX2 path */
 #define PQ_MAXCH 64  /* key chunks per block at most */
 
-/* sc[c] = kern_dot8(qi, k_{L[c]}) * scale for c in [a, b). 8 (then 4) keys per step: each key's 8
- * partial sums are one register; hadd rounds and one add of the 128-bit halves form
- * ((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7)) for all the keys at once, exactly kern_dot8's tree (IEEE
- * adds commute exactly); mul then add, never an FMA, as the C (no contraction under -std=c11). */
+/* res[u] = kern_dot8(qi, r[u]) * scale for U = 8 or 4 rows: each key's 8 partial sums are one
+ * register; hadd rounds and one add of the 128-bit halves form ((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))
+ * for all the keys at once, exactly kern_dot8's tree (IEEE adds commute exactly); mul then add,
+ * never an FMA, as the C (no contraction under -std=c11). Lanes are independent, so a row
+ * repeated to fill a block does not change the others. */
+#define PQ_ACC(x, rr) x = _mm256_add_ps(x, _mm256_mul_ps(qv, _mm256_loadu_ps((rr) + t)))
+__attribute__((target("avx2"))) static inline void pq_dot8rows(float *res, const float *qi, const float *const r[8],
+                                                               int HS, float scale) {
+    int    HS8 = HS & ~7;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int t = 0; t < HS8; t += 8) {
+        __m256 qv = _mm256_loadu_ps(qi + t);
+        PQ_ACC(a0, r[0]); PQ_ACC(a1, r[1]); PQ_ACC(a2, r[2]); PQ_ACC(a3, r[3]);
+        PQ_ACC(a4, r[4]); PQ_ACC(a5, r[5]); PQ_ACC(a6, r[6]); PQ_ACC(a7, r[7]);
+    }
+    /* hadd(x, y) = [x0+x1, x2+x3, y0+y1, y2+y3, x4+x5, x6+x7, y4+y5, y6+y7] */
+    __m256 g1 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3)); /* lo sums of keys 0-3 | hi sums */
+    __m256 g2 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7)); /* keys 4-7 */
+    __m256 d  = _mm256_add_ps(_mm256_permute2f128_ps(g1, g2, 0x20), _mm256_permute2f128_ps(g1, g2, 0x31));
+    if (HS8 == HS) {
+        _mm256_storeu_ps(res, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
+        return;
+    }
+    _mm256_storeu_ps(res, d);
+    for (int u = 0; u < 8; u++) {
+        for (int t = HS8; t < HS; t++) res[u] += qi[t] * r[u][t];
+        res[u] *= scale;
+    }
+}
+
+__attribute__((target("avx2"))) static inline void pq_dot4rows(float *res, const float *qi, const float *const r[4],
+                                                               int HS, float scale) {
+    int    HS8 = HS & ~7;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int t = 0; t < HS8; t += 8) {
+        __m256 qv = _mm256_loadu_ps(qi + t);
+        PQ_ACC(a0, r[0]); PQ_ACC(a1, r[1]); PQ_ACC(a2, r[2]); PQ_ACC(a3, r[3]);
+    }
+    __m256 g = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m128 d = _mm_add_ps(_mm256_castps256_ps128(g), _mm256_extractf128_ps(g, 1));
+    if (HS8 == HS) {
+        _mm_storeu_ps(res, _mm_mul_ps(d, _mm_set1_ps(scale)));
+        return;
+    }
+    _mm_storeu_ps(res, d);
+    for (int u = 0; u < 4; u++) {
+        for (int t = HS8; t < HS; t++) res[u] += qi[t] * r[u][t];
+        res[u] *= scale;
+    }
+}
+#undef PQ_ACC
+
+/* sc[c] = kern_dot8(qi, k_{L[c]}) * scale for c in [a, b): blocks of 8 keys, the rest in one
+ * block of 8 or 4 with its last row repeated (a single key: kern_dot8) */
 __attribute__((target("avx2"))) static void pq_dots_avx2(float *sc, const float *qi, const float *kb, int KVC,
                                                          const int *L, int a, int b, int HS, float scale) {
-    int HS8 = HS & ~7, c = a;
-#define PQ_R(u) (kb + (size_t)L[c + (u)] * KVC)
-#define PQ_ACC(x, r) x = _mm256_add_ps(x, _mm256_mul_ps(qv, _mm256_loadu_ps((r) + t)))
+    const float *r[8];
+    int          c = a;
     for (; c + 8 <= b; c += 8) {
-        const float *r0 = PQ_R(0), *r1 = PQ_R(1), *r2 = PQ_R(2), *r3 = PQ_R(3);
-        const float *r4 = PQ_R(4), *r5 = PQ_R(5), *r6 = PQ_R(6), *r7 = PQ_R(7);
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (int t = 0; t < HS8; t += 8) {
-            __m256 qv = _mm256_loadu_ps(qi + t);
-            PQ_ACC(a0, r0); PQ_ACC(a1, r1); PQ_ACC(a2, r2); PQ_ACC(a3, r3);
-            PQ_ACC(a4, r4); PQ_ACC(a5, r5); PQ_ACC(a6, r6); PQ_ACC(a7, r7);
-        }
-        /* hadd(x, y) = [x0+x1, x2+x3, y0+y1, y2+y3, x4+x5, x6+x7, y4+y5, y6+y7] */
-        __m256 g1 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3)); /* lo sums of keys 0-3 | hi sums */
-        __m256 g2 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7)); /* keys 4-7 */
-        __m256 d  = _mm256_add_ps(_mm256_permute2f128_ps(g1, g2, 0x20), _mm256_permute2f128_ps(g1, g2, 0x31));
-        if (HS8 == HS) {
-            _mm256_storeu_ps(sc + c, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
-        } else {
-            const float *r[8] = {r0, r1, r2, r3, r4, r5, r6, r7};
-            float        dd[8];
-            _mm256_storeu_ps(dd, d);
-            for (int u = 0; u < 8; u++) {
-                for (int t = HS8; t < HS; t++) dd[u] += qi[t] * r[u][t];
-                sc[c + u] = dd[u] * scale;
-            }
-        }
+        for (int u = 0; u < 8; u++) r[u] = kb + (size_t)L[c + u] * KVC;
+        pq_dot8rows(sc + c, qi, r, HS, scale);
     }
-    for (; c + 4 <= b; c += 4) {
-        const float *r0 = PQ_R(0), *r1 = PQ_R(1), *r2 = PQ_R(2), *r3 = PQ_R(3);
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (int t = 0; t < HS8; t += 8) {
-            __m256 qv = _mm256_loadu_ps(qi + t);
-            PQ_ACC(a0, r0); PQ_ACC(a1, r1); PQ_ACC(a2, r2); PQ_ACC(a3, r3);
-        }
-        __m256 g = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-        __m128 d = _mm_add_ps(_mm256_castps256_ps128(g), _mm256_extractf128_ps(g, 1));
-        if (HS8 == HS) {
-            _mm_storeu_ps(sc + c, _mm_mul_ps(d, _mm_set1_ps(scale)));
-        } else {
-            const float *r[4] = {r0, r1, r2, r3};
-            float        dd[4];
-            _mm_storeu_ps(dd, d);
-            for (int u = 0; u < 4; u++) {
-                for (int t = HS8; t < HS; t++) dd[u] += qi[t] * r[u][t];
-                sc[c + u] = dd[u] * scale;
-            }
-        }
+    int rem = b - c;
+    if (rem >= 2) {
+        float res[8];
+        int   U = rem > 4 ? 8 : 4;
+        for (int u = 0; u < U; u++) r[u] = kb + (size_t)L[c + (u < rem ? u : rem - 1)] * KVC;
+        if (U == 8) pq_dot8rows(res, qi, r, HS, scale);
+        else pq_dot4rows(res, qi, r, HS, scale);
+        for (int u = 0; u < rem; u++) sc[c + u] = res[u];
+    } else if (rem == 1) {
+        sc[c] = kern_dot8(qi, kb + (size_t)L[c] * KVC, HS) * scale;
     }
-#undef PQ_ACC
-    for (; c < b; c++) sc[c] = kern_dot8(qi, PQ_R(0), HS) * scale;
-#undef PQ_R
 }
 
 /* o (HS) += Σ_{c in [a, b)} p[c] v_{L[c]} in list order, W registers of 8 columns kept across the keys */
@@ -528,11 +543,12 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
             if (lim[r] > 0 && Ls[r][lim[r] - 1] + 1 > kmax) kmax = Ls[r][lim[r] - 1] + 1;
         }
         int nch = (kmax + (1 << sh) - 1) >> sh;
-        for (int r = 0; r < R; r++) { /* segment bounds by counting (no branch on the data) */
+        for (int r = 0; r < R; r++) { /* segment ends: the last key of a chunk writes it; empty chunks take the
+                                          * previous end (no branch on the data, no chain of increments) */
             int *sg = seg[r];
             memset(sg, 0, (size_t)(nch + 1) * sizeof(int));
-            for (int e = 0; e < lim[r]; e++) sg[(Ls[r][e] >> sh) + 1]++;
-            for (int ch = 0; ch < nch; ch++) sg[ch + 1] += sg[ch];
+            for (int e = 0; e < lim[r]; e++) sg[(Ls[r][e] >> sh) + 1] = e + 1;
+            for (int ch = 0; ch < nch; ch++) sg[ch + 1] = sg[ch + 1] > sg[ch] ? sg[ch + 1] : sg[ch];
         }
         /* scores, chunk by chunk */
         for (int ch = 0; ch < nch; ch++)
