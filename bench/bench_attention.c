@@ -15,12 +15,15 @@
  * counters (so "ratio = work" can be read off); draw ms = the median time of the 8 pw_draw
  * calls of one repetition alone (the part of ms that is sampling).
  *
- *   bench_attention [--quick] [--T N] [--scheme PREFIX] [--reps R] [--min-time S]
+ *   bench_attention [--quick] [--cpu] [--portable] [--T N] [--scheme PREFIX] [--reps R] [--min-time S]
  * --quick: T in {512, 1024}, 3 repetitions, 0.05 s per point. --T: that T only. --scheme: only the
- * schemes whose label starts with PREFIX (e.g. random-k, window; for profiling).
+ * schemes whose label starts with PREFIX (e.g. random-k, window; for profiling). --cpu: times are
+ * this thread's CPU time (steadier on a shared machine). --portable: the portable C attention
+ * path instead of the AVX2 one (kern_set_simd(0); the same results, for before/after ratios).
  */
 #include <cblas.h>
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +64,17 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* --cpu: the calling thread's CPU time instead of wall time (1 BLAS thread: all of the work runs
+ * on this thread). On a shared machine, other processes' time slices then do not count; cache and
+ * memory-bandwidth contention still do. */
+static int use_cpu_time = 0;
+static double now(void) {
+    if (!use_cpu_time) return now();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* xorshift64* uniform in [-1, 1) */
 static uint64_t rng_state = 0x853c49e6748fea9bULL;
 static float frand(void) {
@@ -99,10 +113,10 @@ static void run_point(point *pp, bufs *b, const pw_config *cfg, int causal, int 
     memset(allowed, 0, sizeof allowed);
     while (r < MAX_REPS && (r < min_reps || total < min_time)) {
         kp.member = r + 1;
-        double t0 = pe_time_now();
+        double t0 = now();
         kern_attention(b->out, b->scratch, b->gather, b->iscratch, b->q, b->k, b->v, NULL, 1, b->T, NH, NKV, HS, causal,
                        &kp);
-        t[r] = pe_time_now() - t0;
+        t[r] = now() - t0;
         total += t[r];
         r++;
     }
@@ -123,9 +137,9 @@ static void run_point(point *pp, bufs *b, const pw_config *cfg, int causal, int 
         int nd = r < 5 ? 5 : r;
         if (nd > MAX_REPS) nd = MAX_REPS;
         for (int i = 0; i < nd; i++) {
-            double t0 = pe_time_now();
+            double t0 = now();
             for (int h = 0; h < NH; h++) pw_draw(&b->sample, cfg, i + 1, 0, h, seq_id, b->T, causal);
-            td[i] = pe_time_now() - t0;
+            td[i] = now() - t0;
         }
         p.draw_ms = 1e3 * median(td, nd);
     }
@@ -161,12 +175,14 @@ int main(int argc, char **argv) {
     const char *only = NULL; /* --scheme: run only the schemes whose label starts with this */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--cpu")) use_cpu_time = 1;
+        else if (!strcmp(argv[i], "--portable")) kern_set_simd(0);
         else if (i + 1 < argc && !strcmp(argv[i], "--T")) oneT = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) min_reps = atoi(argv[++i]), set_reps = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--scheme")) only = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--min-time")) min_time = atof(argv[++i]), set_time = 1;
         else {
-            fprintf(stderr, "usage: bench_attention [--quick] [--T N] [--scheme PREFIX] [--reps R] [--min-time S]\n");
+            fprintf(stderr, "usage: bench_attention [--quick] [--cpu] [--portable] [--T N] [--scheme PREFIX] [--reps R] [--min-time S]\n");
             return 1;
         }
     }
@@ -187,8 +203,9 @@ int main(int argc, char **argv) {
     cpu_model(cpu, sizeof cpu);
     printf("bench_attention: kern_attention, B=1 NH=%d NKV=%d HS=%d, %s, OpenBLAS %s, 1 thread\n", NH, NKV, HS, cpu,
            openblas_get_corename());
-    printf("time = median of >= %d calls and >= %.2f s per point; each call includes pw_draw for the %d heads\n",
-           min_reps, min_time, NH);
+    printf("time = median of >= %d calls and >= %.2f s per point (%s); each call includes pw_draw for the %d heads\n",
+           min_reps, min_time, use_cpu_time ? "thread CPU time" : "wall time", NH);
+    printf("attention paths: %s\n", kern_simd_active() ? "AVX2" : "portable C");
     printf("goal: time(rho) / time(dense) <= 1.25 / rho for T >= 1024\n\n");
 
     int Tmax = 0;

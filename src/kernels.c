@@ -183,7 +183,12 @@ static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, in
 /* One softmax row in place: s[j] = exp(s[j] - mx) for j < m in a loop that vectorises, then the
  * sum in the fixed order j = 0..m-1. With es != NULL also Σ_j e_j (s_j - mx) in double (for the
  * entropy), keeping s_j - mx in zbuf (m). */
-static float exp_row(float *s, int m, float mx, float *zbuf, double *es) {
+#if defined(__GNUC__) || defined(__clang__)
+#define KERN_ALWAYS_INLINE inline __attribute__((always_inline)) /* so the AVX2 callers get it 8 lanes wide */
+#else
+#define KERN_ALWAYS_INLINE inline
+#endif
+static KERN_ALWAYS_INLINE float exp_row(float *s, int m, float mx, float *zbuf, double *es) {
     float sum = 0.0f;
     if (es) {
         for (int j = 0; j < m; j++) zbuf[j] = s[j] - mx;
@@ -307,32 +312,364 @@ static int lists_are_ranges(const pw_sample *ps, int n, int causal) {
     return 1;
 }
 
-static int64_t att_per_query(float *ob, float *scores, float *zbuf, const float *qb, const float *kb, const float *vb, int C, int KVC,
-                             int HS, float scale, int n, const pw_sample *ps, int causal, row_stats *rs) {
+/* ---- per-query key lists (random-k) ------------------------------------------------------- */
+
+/* The arithmetic of a per-query row is fixed (results are byte-identical across the portable C
+ * and the AVX2 path): score_j = kern_dot8(q_i, k_{L[j]}) * scale in list order (the causal self
+ * key last when the list lacks it), the max, exp_row (exp, then the sum in list order), p_j =
+ * e_j / sum (a division), then o = (((0 + p_0 v_0) + p_1 v_1) + ...) element-wise in list order. */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define KERN_HAVE_AVX2 1
+
+#define PQ_QBLOCK 64 /* queries per block of the AVX2 path */
+#define PQ_MAXCH 64  /* key chunks per block at most */
+
+/* res[u] = kern_dot8(qi, r[u]) * scale for U = 8 or 4 rows: each key's 8 partial sums are one
+ * register; hadd rounds and one add of the 128-bit halves form ((a0+a1)+(a2+a3))+((a4+a5)+(a6+a7))
+ * for all the keys at once, exactly kern_dot8's tree (IEEE adds commute exactly); mul then add,
+ * never an FMA, as the C (no contraction under -std=c11). Lanes are independent, so a row
+ * repeated to fill a block does not change the others. */
+#define PQ_ACC(x, rr) x = _mm256_add_ps(x, _mm256_mul_ps(qv, _mm256_loadu_ps((rr) + t)))
+__attribute__((target("avx2"))) static inline void pq_dot8rows(float *res, const float *qi, const float *const r[8],
+                                                               int HS, float scale) {
+    int    HS8 = HS & ~7;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int t = 0; t < HS8; t += 8) {
+        __m256 qv = _mm256_loadu_ps(qi + t);
+        PQ_ACC(a0, r[0]); PQ_ACC(a1, r[1]); PQ_ACC(a2, r[2]); PQ_ACC(a3, r[3]);
+        PQ_ACC(a4, r[4]); PQ_ACC(a5, r[5]); PQ_ACC(a6, r[6]); PQ_ACC(a7, r[7]);
+    }
+    /* hadd(x, y) = [x0+x1, x2+x3, y0+y1, y2+y3, x4+x5, x6+x7, y4+y5, y6+y7] */
+    __m256 g1 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3)); /* lo sums of keys 0-3 | hi sums */
+    __m256 g2 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7)); /* keys 4-7 */
+    __m256 d  = _mm256_add_ps(_mm256_permute2f128_ps(g1, g2, 0x20), _mm256_permute2f128_ps(g1, g2, 0x31));
+    if (HS8 == HS) {
+        _mm256_storeu_ps(res, _mm256_mul_ps(d, _mm256_set1_ps(scale)));
+        return;
+    }
+    _mm256_storeu_ps(res, d);
+    for (int u = 0; u < 8; u++) {
+        for (int t = HS8; t < HS; t++) res[u] += qi[t] * r[u][t];
+        res[u] *= scale;
+    }
+}
+
+__attribute__((target("avx2"))) static inline void pq_dot4rows(float *res, const float *qi, const float *const r[4],
+                                                               int HS, float scale) {
+    int    HS8 = HS & ~7;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int t = 0; t < HS8; t += 8) {
+        __m256 qv = _mm256_loadu_ps(qi + t);
+        PQ_ACC(a0, r[0]); PQ_ACC(a1, r[1]); PQ_ACC(a2, r[2]); PQ_ACC(a3, r[3]);
+    }
+    __m256 g = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m128 d = _mm_add_ps(_mm256_castps256_ps128(g), _mm256_extractf128_ps(g, 1));
+    if (HS8 == HS) {
+        _mm_storeu_ps(res, _mm_mul_ps(d, _mm_set1_ps(scale)));
+        return;
+    }
+    _mm_storeu_ps(res, d);
+    for (int u = 0; u < 4; u++) {
+        for (int t = HS8; t < HS; t++) res[u] += qi[t] * r[u][t];
+        res[u] *= scale;
+    }
+}
+#undef PQ_ACC
+
+/* sc[c] = kern_dot8(qi, k_{L[c]}) * scale for c in [a, b): blocks of 8 keys, the rest in one
+ * block of 8 or 4 with its last row repeated (a single key: kern_dot8) */
+__attribute__((target("avx2"))) static void pq_dots_avx2(float *sc, const float *qi, const float *kb, int KVC,
+                                                         const int *L, int a, int b, int HS, float scale) {
+    const float *r[8];
+    int          c = a;
+    for (; c + 8 <= b; c += 8) {
+        for (int u = 0; u < 8; u++) r[u] = kb + (size_t)L[c + u] * KVC;
+        pq_dot8rows(sc + c, qi, r, HS, scale);
+    }
+    int rem = b - c;
+    if (rem >= 2) {
+        float res[8];
+        int   U = rem > 4 ? 8 : 4;
+        for (int u = 0; u < U; u++) r[u] = kb + (size_t)L[c + (u < rem ? u : rem - 1)] * KVC;
+        if (U == 8) pq_dot8rows(res, qi, r, HS, scale);
+        else pq_dot4rows(res, qi, r, HS, scale);
+        for (int u = 0; u < rem; u++) sc[c + u] = res[u];
+    } else if (rem == 1) {
+        sc[c] = kern_dot8(qi, kb + (size_t)L[c] * KVC, HS) * scale;
+    }
+}
+
+/* o (HS) += Σ_{c in [a, b)} p[c] v_{L[c]} in list order, W registers of 8 columns kept across the keys */
+#define PQ_OUT_CHUNK(W)                                                                                            \
+    for (; t + 8 * (W) <= HS8; t += 8 * (W)) {                                                                     \
+        __m256 acc[W];                                                                                             \
+        for (int w = 0; w < (W); w++) acc[w] = _mm256_loadu_ps(o + t + 8 * w);                                     \
+        for (int c = a; c < b; c++) {                                                                              \
+            const float *vr = vb + (size_t)L[c] * KVC + t;                                                         \
+            __m256       pv = _mm256_set1_ps(p[c]);                                                                \
+            for (int w = 0; w < (W); w++) acc[w] = _mm256_add_ps(acc[w], _mm256_mul_ps(pv, _mm256_loadu_ps(vr + 8 * w))); \
+        }                                                                                                          \
+        for (int w = 0; w < (W); w++) _mm256_storeu_ps(o + t + 8 * w, acc[w]);                                     \
+    }
+
+__attribute__((target("avx2"))) static void pq_out_avx2(float *o, const float *p, const float *vb, int KVC,
+                                                        const int *L, int a, int b, int HS) {
+    int HS8 = HS & ~7, t = 0;
+    PQ_OUT_CHUNK(8)
+    PQ_OUT_CHUNK(4)
+    PQ_OUT_CHUNK(1)
+    for (; t < HS; t++) {
+        float acc = o[t];
+        for (int c = a; c < b; c++) acc += p[c] * vb[(size_t)L[c] * KVC + t];
+        o[t] = acc;
+    }
+}
+#undef PQ_OUT_CHUNK
+
+/* kern_expf on 8 lanes, operation for operation (so the same bits): the clamps are vmaxps /
+ * vminps (x > c ? x : c and x < c ? x : c, NaN taking the clamp), (int) is vcvttps2dq, and every
+ * a * b + c is a mul then an add, as in the C (no FMA). GCC does not if-convert kern_expf's
+ * selects inside a target("avx2") function, hence the intrinsics. */
+__attribute__((target("avx2"))) static inline __m256 pq_expf8(__m256 x0) {
+    __m256  x  = _mm256_min_ps(_mm256_max_ps(x0, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    __m256  fx = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f));
+    __m256i t  = _mm256_cvttps_epi32(fx);
+    __m256i n  = _mm256_add_epi32(t, _mm256_castps_si256(_mm256_cmp_ps(fx, _mm256_cvtepi32_ps(t), _CMP_LT_OQ)));
+    __m256  fn = _mm256_cvtepi32_ps(n);
+    __m256  r  = _mm256_add_ps(_mm256_sub_ps(x, _mm256_mul_ps(fn, _mm256_set1_ps(0.693359375f))),
+                               _mm256_mul_ps(fn, _mm256_set1_ps(2.12194440e-4f)));
+    __m256  p  = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0f));
+    __m256 sc = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23));
+    return _mm256_blendv_ps(x0, _mm256_mul_ps(p, sc), _mm256_cmp_ps(x0, x0, _CMP_EQ_OQ));
+}
+
+/* y = pq_expf8 over x (n floats), for kern_expf_lanes */
+__attribute__((target("avx2"))) static void pq_expf_rows(float *y, const float *x, int n) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, pq_expf8(_mm256_loadu_ps(x + j)));
+    for (; j < n; j++) y[j] = kern_expf(x[j]);
+}
+
+/* max of sc[0..cnt) with the C loop's rule mx = x > mx ? x : mx from -INF: vmaxps(x, mx) is that
+ * rule per lane, and the max of the non-NaN values does not depend on the order (a zero max of
+ * either sign gives the same s - mx and exp(s - mx) for every s) */
+__attribute__((target("avx2"))) static float pq_max_avx2(const float *sc, int cnt) {
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
+    int    c = 0;
+    for (; c + 8 <= cnt; c += 8) m8 = _mm256_max_ps(_mm256_loadu_ps(sc + c), m8);
+    float l[8], mx = -INFINITY;
+    _mm256_storeu_ps(l, m8);
+    for (int u = 0; u < 8; u++) mx = l[u] > mx ? l[u] : mx;
+    for (; c < cnt; c++) mx = sc[c] > mx ? sc[c] : mx;
+    return mx;
+}
+
+/* s[j] = kern_expf(s[j] - mx); with z != NULL also z[j] = s[j] - mx first (exp_row's loops) */
+__attribute__((target("avx2"))) static void pq_exp_sub(float *s, float *z, int m, float mx) {
+    __m256 m8 = _mm256_set1_ps(mx);
+    int    j = 0;
+    for (; j + 8 <= m; j += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(s + j), m8);
+        if (z) _mm256_storeu_ps(z + j, d);
+        _mm256_storeu_ps(s + j, pq_expf8(d));
+    }
+    for (; j < m; j++) {
+        float d = s[j] - mx;
+        if (z) z[j] = d;
+        s[j] = kern_expf(d);
+    }
+}
+
+/* The softmax of G <= 4 rows (exp_row, then p = e / sum). exp_row's sum is one dependent chain of
+ * float adds in key order (4 cycles each): the rows' chains run interleaved, each in its own
+ * order. With es (G = 1 only) also exp_row's Σ e_j (s_j - mx) in double, z (cnt) as scratch. */
+__attribute__((target("avx2"))) static void pq_softmax_avx2(int G, float *const sc[4], const int cnt[4], float sum[4],
+                                                            float *z, double *es) {
+    for (int g = 0; g < G; g++) pq_exp_sub(sc[g], es ? z : NULL, cnt[g], pq_max_avx2(sc[g], cnt[g]));
+    if (es) {
+        float  s0 = 0.0f;
+        double e  = 0.0;
+        for (int c = 0; c < cnt[0]; c++) {
+            s0 += sc[0][c];
+            e += (double)sc[0][c] * z[c];
+        }
+        sum[0] = s0;
+        *es = e;
+    } else if (G == 4) {
+        int mn = cnt[0];
+        for (int g = 1; g < 4; g++) mn = cnt[g] < mn ? cnt[g] : mn;
+        float        s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        const float *a0 = sc[0], *a1 = sc[1], *a2 = sc[2], *a3 = sc[3];
+        for (int c = 0; c < mn; c++) {
+            s0 += a0[c];
+            s1 += a1[c];
+            s2 += a2[c];
+            s3 += a3[c];
+        }
+        sum[0] = s0, sum[1] = s1, sum[2] = s2, sum[3] = s3;
+        for (int g = 0; g < 4; g++) {
+            float sg = sum[g];
+            for (int c = mn; c < cnt[g]; c++) sg += sc[g][c];
+            sum[g] = sg;
+        }
+    } else {
+        for (int g = 0; g < G; g++) {
+            float sg = 0.0f;
+            for (int c = 0; c < cnt[g]; c++) sg += sc[g][c];
+            sum[g] = sg;
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        __m256 s8 = _mm256_set1_ps(sum[g]);
+        float *s = sc[g];
+        int    c = 0;
+        for (; c + 8 <= cnt[g]; c += 8) _mm256_storeu_ps(s + c, _mm256_div_ps(_mm256_loadu_ps(s + c), s8));
+        for (; c < cnt[g]; c++) s[c] = s[c] / sum[g];
+    }
+}
+
+/* The AVX2 path of att_per_query: blocks of PQ_QBLOCK queries; keys in chunks of KC rows (16 KB
+ * of K or V, a power of 2, at most PQ_MAXCH chunks); for each chunk, every query of the block computes its keys inside the chunk (a
+ * segment of its sorted list), so a K or V row is read from L2 once per block and reused from L1
+ * by every query of the block that kept it. Scores land at their list positions and the output
+ * accumulates the segments in list order, so each row's arithmetic is the portable C's. */
+__attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, float *scores, float *zbuf,
+                                                                  const float *qb, const float *kb, const float *vb,
+                                                                  int C, int KVC, int HS, float scale, int n,
+                                                                  const pw_sample *ps, int causal, row_stats *rs) {
+    int64_t kept = 0;
+    int     sh = 3; /* chunks of KC = 2^sh keys: 16 KB of rows, at least 8 keys and at most PQ_MAXCH chunks */
+    while ((1 << (sh + 1)) * HS <= 4096) sh++;
+    while (((n + (1 << sh) - 1) >> sh) > PQ_MAXCH) sh++;
+    int QB = n < PQ_QBLOCK ? n : PQ_QBLOCK; /* QB * n <= n * n <= T * T scores */
+    for (int i0 = 0; i0 < n; i0 += QB) {
+        int        R = n - i0 < QB ? n - i0 : QB, kmax = 0;
+        const int *Ls[PQ_QBLOCK];
+        int        lim[PQ_QBLOCK], self[PQ_QBLOCK], cnt[PQ_QBLOCK];
+        int        seg[PQ_QBLOCK][PQ_MAXCH + 1]; /* query r's keys in chunk ch: list positions [seg[r][ch], seg[r][ch+1]) */
+        float     *sc[PQ_QBLOCK], sum[PQ_QBLOCK];
+        double     es[PQ_QBLOCK];
+        for (int r = 0; r < R; r++) {
+            int q = i0 + r, m = ps->key_start[q + 1] - ps->key_start[q];
+            Ls[r]   = ps->keys + ps->key_start[q];
+            lim[r]  = causal ? kern_upper_bound(Ls[r], m, q) : m;
+            self[r] = causal && !(lim[r] > 0 && Ls[r][lim[r] - 1] == q);
+            cnt[r]  = lim[r] + self[r];
+            sc[r]   = scores + (size_t)r * n;
+            if (lim[r] > 0 && Ls[r][lim[r] - 1] + 1 > kmax) kmax = Ls[r][lim[r] - 1] + 1;
+        }
+        int nch = (kmax + (1 << sh) - 1) >> sh;
+        for (int r = 0; r < R; r++) { /* segment ends: the last key of a chunk writes it; empty chunks take the
+                                          * previous end (no branch on the data, no chain of increments) */
+            int *sg = seg[r];
+            memset(sg, 0, (size_t)(nch + 1) * sizeof(int));
+            for (int e = 0; e < lim[r]; e++) sg[(Ls[r][e] >> sh) + 1] = e + 1;
+            for (int ch = 0; ch < nch; ch++) sg[ch + 1] = sg[ch + 1] > sg[ch] ? sg[ch + 1] : sg[ch];
+        }
+        /* scores, chunk by chunk */
+        for (int ch = 0; ch < nch; ch++)
+            for (int r = 0; r < R; r++)
+                if (seg[r][ch + 1] > seg[r][ch])
+                    pq_dots_avx2(sc[r], qb + (size_t)(i0 + r) * C, kb, KVC, Ls[r], seg[r][ch], seg[r][ch + 1], HS, scale);
+        for (int r = 0; r < R; r++)
+            if (self[r]) sc[r][lim[r]] = kern_dot8(qb + (size_t)(i0 + r) * C, kb + (size_t)(i0 + r) * KVC, HS) * scale;
+        /* softmax rows */
+        int r = 0;
+        if (rs && rs->att)
+            for (; r < R; r++) pq_softmax_avx2(1, sc + r, cnt + r, sum + r, zbuf, es + r);
+        for (; r + 4 <= R; r += 4) pq_softmax_avx2(4, sc + r, cnt + r, sum + r, NULL, NULL);
+        if (r < R) pq_softmax_avx2(R - r, sc + r, cnt + r, sum + r, NULL, NULL);
+        /* outputs, chunk by chunk, then the self key last */
+        for (r = 0; r < R; r++) memset(ob + (size_t)(i0 + r) * C, 0, (size_t)HS * sizeof(float));
+        for (int ch = 0; ch < nch; ch++)
+            for (r = 0; r < R; r++)
+                if (seg[r][ch + 1] > seg[r][ch])
+                    pq_out_avx2(ob + (size_t)(i0 + r) * C, sc[r], vb, KVC, Ls[r], seg[r][ch], seg[r][ch + 1], HS);
+        for (r = 0; r < R; r++) {
+            if (self[r]) {
+                float       *o  = ob + (size_t)(i0 + r) * C, p = sc[r][lim[r]];
+                const float *vi = vb + (size_t)(i0 + r) * KVC;
+                for (int t = 0; t < HS; t++) o[t] += p * vi[t];
+            }
+            kept += cnt[r];
+            if (rs)
+                row_stats_add(rs, i0 + r, Ls[r], sc[r], lim[r], self[r] ? sc[r][lim[r]] : 0.0f,
+                              rs->att ? log((double)sum[r]) - es[r] / sum[r] : 0.0);
+        }
+    }
+    return kept;
+}
+#endif
+
+static int kern_simd_mode = 1; /* 1: use AVX2 paths when the CPU has AVX2; 0: portable C only */
+
+void kern_set_simd(int on) { kern_simd_mode = on ? 1 : 0; }
+
+int kern_simd_active(void) {
+#ifdef KERN_HAVE_AVX2
+    return kern_simd_mode && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+void kern_expf_lanes(float *y, const float *x, int n) {
+#ifdef KERN_HAVE_AVX2
+    if (kern_simd_active()) {
+        pq_expf_rows(y, x, n);
+        return;
+    }
+#endif
+    for (int j = 0; j < n; j++) y[j] = kern_expf(x[j]);
+}
+
+static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, float *vg, const float *qb, const float *kb,
+                             const float *vb, int C, int KVC, int HS, float scale, int n, const pw_sample *ps, int causal,
+                             row_stats *rs) {
+#ifdef KERN_HAVE_AVX2
+    if (kern_simd_active()) {
+        /* the head's K and V rows contiguous, (n, HS) each: a quarter of the cache footprint */
+        for (int j = 0; j < n; j++) {
+            memcpy(kg + (size_t)j * HS, kb + (size_t)j * KVC, (size_t)HS * sizeof(float));
+            memcpy(vg + (size_t)j * HS, vb + (size_t)j * KVC, (size_t)HS * sizeof(float));
+        }
+        return att_per_query_avx2(ob, scores, zbuf, qb, kg, vg, C, HS, HS, scale, n, ps, causal, rs);
+    }
+#else
+    (void)kg, (void)vg;
+#endif
     int64_t kept = 0;
     for (int i = 0; i < n; i++) {
         const int   *L   = ps->keys + ps->key_start[i];
         int          m   = ps->key_start[i + 1] - ps->key_start[i];
         int          lim = causal ? kern_upper_bound(L, m, i) : m;
         int          has_self = causal && !(lim > 0 && L[lim - 1] == i);
+        int          cnt = lim + has_self;
         const float *qi  = qb + (size_t)i * C;
+        float       *o   = ob + (size_t)i * C;
+        double       es  = 0.0;
         float        mx  = -INFINITY;
-        for (int j = 0; j < lim + has_self; j++) {
-            const float *kj = kb + (size_t)(j < lim ? L[j] : i) * KVC;
-            scores[j] = kern_dot8(qi, kj, HS) * scale;
+        for (int j = 0; j < cnt; j++) {
+            scores[j] = kern_dot8(qi, kb + (size_t)(j < lim ? L[j] : i) * KVC, HS) * scale;
             mx = scores[j] > mx ? scores[j] : mx;
         }
-        double es  = 0.0;
-        float  sum = exp_row(scores, lim + has_self, mx, zbuf, rs && rs->att ? &es : NULL);
-        float *o = ob + (size_t)i * C;
+        float sum = exp_row(scores, cnt, mx, zbuf, rs && rs->att ? &es : NULL);
         memset(o, 0, (size_t)HS * sizeof(float));
-        for (int j = 0; j < lim + has_self; j++) {
+        for (int j = 0; j < cnt; j++) {
             const float *vj = vb + (size_t)(j < lim ? L[j] : i) * KVC;
             float p = scores[j] / sum;
             for (int t = 0; t < HS; t++) o[t] += p * vj[t];
             scores[j] = p;
         }
-        kept += lim + has_self;
+        kept += cnt;
         if (rs) row_stats_add(rs, i, L, scores, lim, has_self ? scores[lim] : 0.0f, log((double)sum) - es / sum);
     }
     return kept;
@@ -377,7 +714,7 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
             } else if (kind == PW_SAMPLE_PER_QUERY && lists_are_ranges(ps, n, causal)) {
                 kept = att_ranges(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
             } else if (kind == PW_SAMPLE_PER_QUERY) {
-                kept = att_per_query(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
+                kept = att_per_query(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
             } else if (kind == PW_SAMPLE_WINDOWS) {
                 for (int w = 0; w < ps->n_windows; w++)
                     kept += att_window(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, ps->win_start[w],

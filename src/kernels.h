@@ -63,6 +63,16 @@ void kern_attention_ref(float *out, float *scratch, float *gather, int *iscratch
                         const float *v, const int *lens, int B, int T, int NH, int NKV, int HS, int causal,
                         const kern_pathways *pw);
 
+/* The per-query attention path (random-k lists) has an AVX2 version chosen at run time; it gives
+ * the same bits as the portable C (the same operations per element, only more lanes at once).
+ * kern_set_simd(0) forces the portable C (tests compare both; bench); kern_simd_active() says
+ * which one runs. Not thread-safe against concurrent attention calls: set it before. */
+void kern_set_simd(int on);
+int  kern_simd_active(void);
+/* y = kern_expf(x) over n floats through the AVX2 lanes when kern_simd_active() (the tests check
+ * it gives kern_expf's bits) */
+void kern_expf_lanes(float *y, const float *x, int n);
+
 /* exp(x) in float, branch-free so loops over it vectorise (Cephes-style range reduction and a
  * degree-6 polynomial, about 1 ulp on [-87, 88]; below -87 it returns 0, above 88 it saturates).
  * The same bits on every machine, unlike libm's expf, which differs between glibc versions.

@@ -59,7 +59,7 @@ double pw_rng_normal(pw_rng *r) {
 }
 
 /* unbiased integer in [0, m), 1 <= m <= 2^32 (Lemire's multiply-shift with rejection) */
-static uint32_t rng_below(pw_rng *r, uint32_t m) {
+static inline uint32_t rng_below(pw_rng *r, uint32_t m) {
     uint64_t x = (pw_rng_u64(r) >> 32) * (uint64_t)m;
     uint32_t l = (uint32_t)x;
     if (l < m) {
@@ -152,7 +152,8 @@ pe_status pw_sample_init(pw_sample *s, int max_n, pe_err *err) {
     s->keys = pe_malloc(n * n * sizeof(int), err, "pathways keys");
     s->work = pe_malloc((3 * n + 2) * sizeof(double), err, "pathways scratch"); /* n + two (n+1) tables */
     s->perm = pe_malloc(n * sizeof(int), err, "pathways permutation");
-    if (!s->win_start || !s->key_start || !s->keys || !s->work || !s->perm) {
+    s->bits = pe_calloc(2 * (n / 64 + 1), sizeof(uint64_t), err, "pathways pick bitmaps");
+    if (!s->win_start || !s->key_start || !s->keys || !s->work || !s->perm || !s->bits) {
         pw_sample_free(s);
         return PE_ERR_INTERNAL;
     }
@@ -167,6 +168,7 @@ void pw_sample_free(pw_sample *s) {
     free(s->keys);
     free(s->work);
     free(s->perm);
+    free(s->bits);
     memset(s, 0, sizeof *s);
 }
 
@@ -304,6 +306,20 @@ static void finish_sorted(int *out, int cnt, const int *mark, int stamp, int lo,
     }
 }
 
+/* out = the positions j < m whose bit is set, ascending; clears the bits; returns the count */
+static int bits_collect(int *out, uint64_t *bits, int m) {
+    int c = 0;
+    for (int w = 0; w <= (m - 1) >> 6; w++) {
+        uint64_t b = bits[w];
+        bits[w] = 0;
+        while (b) {
+            out[c++] = (w << 6) + __builtin_ctzll(b);
+            b &= b - 1;
+        }
+    }
+    return c;
+}
+
 /* truncated geometric by inversion: offset o in [0, len) with P(o) ∝ exp(-o/λ), from a uniform
  * v in [0, 1) and g = expm1(-len/λ) */
 static int trunc_geom(double v, int len, double g, double lambda) {
@@ -317,7 +333,7 @@ static int trunc_geom(double v, int len, double g, double lambda) {
  * toward k), bidirectional [0, n-1]. Draws t keys without replacement, each pick ∝ exp(-|i-j|/λ)
  * among the keys not yet picked (successive sampling). Writes the sorted list to out and returns
  * its length. mark[j] == i means "picked for query i" (mark must not hold i elsewhere). */
-static int random_k_query(int *out, int *mark, double *work, const double *A, const double *G, const pw_rng *base,
+static int random_k_query(int *out, int *mark, uint64_t *bits, double *work, const double *A, const double *G, const pw_rng *base,
                           int i, int n, int causal, double ratio, double lambda) {
     int nv = causal ? i + 1 : n;
     int k = keys_for(nv, ratio);
@@ -337,16 +353,14 @@ static int random_k_query(int *out, int *mark, double *work, const double *A, co
     }
     if (isinf(lambda)) {
         /* Floyd's algorithm: a uniform t-subset of [0, m) in O(t) */
-        int lo = m, hi = -1;
+        /* the picks are bits of a bitmap (all 0 between queries); reading the set bits in order
+         * gives the sorted list in O(t + m/64) */
         for (int v = m - t; v < m; v++) {
             int x = (int)rng_below(&r, (uint32_t)v + 1);
-            if (mark[x] == i) x = v;
-            mark[x] = i;
-            out[cnt++] = x;
-            if (x < lo) lo = x;
-            if (x > hi) hi = x;
+            x += (v - x) & -(int)((bits[x >> 6] >> (x & 63)) & 1); /* taken: v (branch-free) */
+            bits[x >> 6] |= 1ULL << (x & 63);
         }
-        finish_sorted(out, cnt, mark, i, lo, hi);
+        cnt = bits_collect(out, bits, m);
     } else if (4 * (int64_t)t > m) {
         /* Efraimidis-Spirakis with exponential keys: the t smallest E_j exp(|i-j|/λ), E ~ Exp(1),
          * in log form; same law as successive sampling; O(m) */
@@ -431,6 +445,37 @@ static int random_k_query(int *out, int *mark, double *work, const double *A, co
     return cnt;
 }
 
+/* Floyd's draws of the queries a = i and b = i + 1 (both with 0 < t < m) at once: each query
+ * keeps its own sub-stream, bitmap and sequence of steps, exactly random_k_query's, so the lists
+ * are the same; the two chains of dependent operations interleave. */
+static void floyd_pair(int *outa, int *outb, uint64_t *ba, uint64_t *bb, const pw_rng *base, int i, int ma, int ta,
+                       int mb, int tb, int causal) {
+    pw_rng ra, rb;
+    rng_substream(&ra, base, (uint64_t)i);
+    rng_substream(&rb, base, (uint64_t)i + 1);
+    int both = ta < tb ? ta : tb, s = 0;
+    for (; s < both; s++) {
+        int va = ma - ta + s, vb = mb - tb + s;
+        int xa = (int)rng_below(&ra, (uint32_t)va + 1), xb = (int)rng_below(&rb, (uint32_t)vb + 1);
+        xa += (va - xa) & -(int)((ba[xa >> 6] >> (xa & 63)) & 1);
+        xb += (vb - xb) & -(int)((bb[xb >> 6] >> (xb & 63)) & 1);
+        ba[xa >> 6] |= 1ULL << (xa & 63);
+        bb[xb >> 6] |= 1ULL << (xb & 63);
+    }
+    for (int u = s; u < ta; u++) {
+        int v = ma - ta + u, x = (int)rng_below(&ra, (uint32_t)v + 1);
+        x += (v - x) & -(int)((ba[x >> 6] >> (x & 63)) & 1);
+        ba[x >> 6] |= 1ULL << (x & 63);
+    }
+    for (int u = s; u < tb; u++) {
+        int v = mb - tb + u, x = (int)rng_below(&rb, (uint32_t)v + 1);
+        x += (v - x) & -(int)((bb[x >> 6] >> (x & 63)) & 1);
+        bb[x >> 6] |= 1ULL << (x & 63);
+    }
+    int ca = bits_collect(outa, ba, ma), cb = bits_collect(outb, bb, mb);
+    if (causal) outa[ca] = i, outb[cb] = i + 1;
+}
+
 /* ---- the draw ------------------------------------------------------------------------------ */
 
 #define PW_SHARED_INDEX 0xffffffffffffffffULL /* layer'/head' when the granularity shares the draw */
@@ -506,10 +551,26 @@ void pw_draw(pw_sample *s, const pw_config *c, int member, int layer, int head, 
                 A[d] = exp(-(double)d / c->lambda);
                 G[d] = -expm1(-(double)d / c->lambda);
             }
-        int off = 0;
-        for (int i = 0; i < n; i++) {
+        int off = 0, i = 0;
+        if (isinf(c->lambda)) /* Floyd, two queries at a time where both draw (same lists, overlapped) */
+            for (; i + 1 < n; i += 2) {
+                int ka = keys_for(causal ? i + 1 : n, c->ratio), kb = keys_for(causal ? i + 2 : n, c->ratio);
+                int ma = causal ? i : n, mb = causal ? i + 1 : n, ta = causal ? ka - 1 : ka, tb = causal ? kb - 1 : kb;
+                s->key_start[i] = off;
+                s->key_start[i + 1] = off + ka; /* a list holds k keys in every case (random_k_query) */
+                if (ta > 0 && ta < ma && tb > 0 && tb < mb) {
+                    floyd_pair(s->keys + off, s->keys + off + ka, s->bits, s->bits + s->cap / 64 + 1, &r, i, ma, ta, mb,
+                               tb, causal);
+                } else {
+                    random_k_query(s->keys + off, s->perm, s->bits, s->work, A, G, &r, i, n, causal, c->ratio, c->lambda);
+                    random_k_query(s->keys + off + ka, s->perm, s->bits, s->work, A, G, &r, i + 1, n, causal, c->ratio,
+                                   c->lambda);
+                }
+                off += ka + kb;
+            }
+        for (; i < n; i++) {
             s->key_start[i] = off;
-            off += random_k_query(s->keys + off, s->perm, s->work, A, G, &r, i, n, causal, c->ratio, c->lambda);
+            off += random_k_query(s->keys + off, s->perm, s->bits, s->work, A, G, &r, i, n, causal, c->ratio, c->lambda);
         }
         s->key_start[n] = off;
         return;

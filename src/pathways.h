@@ -79,6 +79,7 @@ typedef struct {
     int    cap;       /* max n this sample was allocated for */
     double *work;     /* (3 cap + 2) sampler scratch */
     int    *perm;     /* (n) */
+    uint64_t *bits;   /* (2, cap/64 + 1) random-k pick bitmaps, all zero between draws */
 } pw_sample;
 
 pe_status pw_sample_init(pw_sample *s, int max_n, pe_err *err);

@@ -418,6 +418,101 @@ static void test_attention_causal_no_future(void **state) {
     att_inputs_free(&a);
 }
 
+
+/* Sampled attention over per-query key lists (random-k, and window lists that are not ranges
+ * through the plan path): the AVX2 path and the portable C give the same bits (outputs, kept
+ * counts, band counts and attention statistics), for head sizes with and without a tail of
+ * HS mod 8 and lists of any length mod 8; and both agree with the masked double twin. On a CPU
+ * without AVX2 both runs take the portable path (the test then checks only the twin). */
+static void test_attention_per_query_simd_bitwise(void **state) {
+    (void)state;
+    static const int hss[] = {1, 4, 8, 12, 16, 64, 67};
+    static const double lambdas[] = {INFINITY, 3.0};
+    int B = 2, T = 97, NH = 2, NKV = 1, NB = 8;
+    int lens[2] = {97, 41};
+    int64_t ids[2] = {11, 12};
+    pw_sample ps;
+    pe_err err = {0};
+    assert_int_equal(pw_sample_init(&ps, T, &err), PE_OK);
+    printf("  AVX2 path %s\n", kern_simd_active() ? "active" : "not available: portable C only");
+    uint64_t seed = 1300;
+    for (size_t hi = 0; hi < sizeof hss / sizeof hss[0]; hi++)
+        for (int li = 0; li < 2; li++)
+            for (int causal = 0; causal <= 1; causal++)
+                for (int ri = 0; ri < 6; ri++) { /* ri >= 3: without the attention statistics */
+                    int HS = hss[hi], C = NH * HS, with_att = ri < 3;
+                    att_inputs a;
+                    att_inputs_init(&a, B, T, NH, NKV, HS, lens, seed++);
+                    pw_config c = {0};
+                    c.scheme = PW_SCHEME_RANDOM_K, c.ratio = (double[]){1.7, 3.0, 8.0}[ri % 3], c.lambda = lambdas[li];
+                    c.members = 1, c.seed = 77;
+                    size_t n = (size_t)B * T * C;
+                    float *o[3];
+                    int64_t kept[3][2], allowed[3][2], kbh[3][2 * 2], band[3][2 * 2 * 8];
+                    double  st[3][2 * 2 * (3 + 8)] = {{0}};
+                    float  *scratch = alloc_floats((size_t)T * T + T + 1), *gather = alloc_floats(2 * (size_t)T * HS);
+                    int    *iscr = malloc((size_t)T * sizeof(int));
+                    for (int r = 0; r < 3; r++) { /* 0: SIMD if available, 1: portable C, 2: masked twin */
+                        memset(kept[r], 0, sizeof kept[r]);
+                        memset(allowed[r], 0, sizeof allowed[r]);
+                        kern_pathways kp = {.cfg = &c, .sample = &ps, .member = 1, .layer = 2, .seq_ids = ids,
+                                            .kept = kept[r], .allowed = allowed[r], .n_bands = NB,
+                                            .kept_bh = r < 2 ? kbh[r] : NULL, .band_kept = r < 2 ? band[r] : NULL,
+                                            .att_stats = r < 2 && with_att ? st[r] : NULL};
+                        o[r] = alloc_out(n, -777.0f);
+                        kern_set_simd(r == 0);
+                        (r == 2 ? kern_attention_ref : kern_attention)(o[r], scratch, gather, iscr, a.q, a.k, a.v,
+                                                                      lens, B, T, NH, NKV, HS, causal, &kp);
+                        check_canaries(o[r], n, "kern_attention");
+                    }
+                    kern_set_simd(1);
+                    char what[120];
+                    snprintf(what, sizeof what, "random-k HS=%d lambda=%g rho=%g %s", HS, c.lambda, c.ratio,
+                             causal ? "causal" : "bidirectional");
+                    if (memcmp(o[0], o[1], n * sizeof(float)) || memcmp(kbh[0], kbh[1], sizeof kbh[0]) ||
+                        memcmp(band[0], band[1], sizeof band[0]) || memcmp(st[0], st[1], sizeof st[0]))
+                        fail_msg("%s: the AVX2 path and the portable C differ (max |diff| %g)", what,
+                                 (double)tu_max_abs_diff(o[0], o[1], n));
+                    assert_memory_equal(kept[0], kept[2], sizeof kept[0]);
+                    assert_memory_equal(allowed[0], allowed[2], sizeof allowed[0]);
+                    float d = tu_max_abs_diff(o[0], o[2], n), tol = 1e-5f * sqrtf((float)(HS + T));
+                    if (!(d <= tol)) fail_msg("%s: fast vs masked twin max diff %g > %g", what, (double)d, (double)tol);
+                    for (int r = 0; r < 3; r++) free(o[r]);
+                    free(scratch);
+                    free(gather);
+                    free(iscr);
+                    att_inputs_free(&a);
+                }
+    pw_sample_free(&ps);
+}
+
+
+/* kern_expf through the AVX2 lanes (used by the per-query attention path) gives kern_expf's bits
+ * on every input class: a dense sweep of [-100, 100], the clamps, zeros, infinities and NaN */
+static void test_expf_lanes_bitwise(void **state) {
+    (void)state;
+    int    n = 200003 + 261 * 129;
+    float *x = alloc_floats((size_t)n + 16), *y = alloc_floats((size_t)n + 16);
+    for (int i = 0; i < 200003; i++) x[i] = -100.0f + 200.0f * (float)i / (float)(200003 - 1);
+    /* and the 129 floats around each x where x * log2(e) + 0.5 is an integer (the floor's edge) */
+    for (int k = -130, i = 200003; k <= 130; k++) {
+        float c = ((float)k - 0.5f) / 1.44269504088896341f;
+        for (int u = 0; u < 64; u++) c = nextafterf(c, -INFINITY);
+        for (int u = 0; u < 129; u++, c = nextafterf(c, INFINITY)) x[i++] = c;
+    }
+    const float special[16] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -87.0f, 88.0f, -87.00001f,
+                               88.00001f, 1e-30f, -1e-30f, 0.5f, -0.5f, 87.9999f, -86.9999f, 1.0f};
+    for (int i = 0; i < 16; i++) x[n + i] = special[i];
+    kern_expf_lanes(y, x, n + 16);
+    for (int i = 0; i < n + 16; i++) {
+        float e = kern_expf(x[i]);
+        if (memcmp(&e, &y[i], sizeof e))
+            fail_msg("kern_expf_lanes(%a) = %a, kern_expf = %a", (double)x[i], (double)y[i], (double)e);
+    }
+    free(x);
+    free(y);
+}
+
 /* ---- activations (no _ref twins: against the double formulas) ------------------------------- */
 
 static void test_activations(void **state) {
@@ -460,6 +555,8 @@ int main(void) {
         cmocka_unit_test(test_attention_gqa_is_repeated_mha),
         cmocka_unit_test(test_attention_padding_equals_alone),
         cmocka_unit_test(test_attention_causal_no_future),
+        cmocka_unit_test(test_attention_per_query_simd_bitwise),
+        cmocka_unit_test(test_expf_lanes_bitwise),
         cmocka_unit_test(test_activations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

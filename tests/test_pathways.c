@@ -709,6 +709,54 @@ static void test_window_exact(void **state) {
     pw_sample_free(&s);
 }
 
+
+/* ---- the sampled sets are pinned ------------------------------------------------------------ */
+
+/* FNV-1a over the key offsets and key lists of a sample */
+static uint64_t sample_hash(const pw_sample *s, uint64_t h) {
+    int nl = s->kind == PW_SAMPLE_WINDOWS ? s->n_windows : s->n;
+    const int *v[2] = {s->key_start, s->keys};
+    int len[2] = {nl + 1, s->key_start[nl]};
+    h = (h ^ (uint64_t)s->kind) * 0x100000001b3ULL;
+    for (int a = 0; a < 2; a++)
+        for (int t = 0; t < len[a]; t++) h = (h ^ (uint32_t)v[a][t]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Random-k draws are part of the results (docs/pathways.md fixes what is drawn): a faster sampler
+ * must give the same key lists. The hashes were recorded with the sampler of 2026-11-30 (before the
+ * bitmap Floyd and the filtered Efraimidis-Spirakis), over every branch: Floyd (lambda = inf),
+ * Efraimidis-Spirakis (4t > m: rho = 2, 3) and the rejection sampler (4t <= m: rho = 8),
+ * causal and bidirectional, n = 1 .. 300 mixed. */
+static void test_random_k_pinned(void **state) {
+    (void)state;
+    pe_err    err = {0};
+    pw_sample s;
+    assert_int_equal(pw_sample_init(&s, MAXN, &err), PE_OK);
+    const double lambdas[] = {INFINITY, 16.0, 2.5, 0.7};
+    const double rhos[] = {1.5, 2.0, 3.0, 4.0, 8.0};
+    const int    ns[] = {1, 2, 7, 64, 65, 199, 300};
+    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0x68deef3c7428cec1ULL, 0xa63e8f8f5fee3484ULL,
+                                     0xc2c4aef424500d5cULL};
+    uint64_t got[4];
+    for (int a = 0; a < 4; a++) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (int b = 0; b < 5; b++)
+            for (int c = 0; c < 7; c++)
+                for (int causal = 0; causal < 2; causal++)
+                    for (int head = 0; head < 3; head++) {
+                        pw_config cf = cfg(PW_SCHEME_RANDOM_K, rhos[b]);
+                        cf.lambda = lambdas[a];
+                        pw_draw(&s, &cf, 2, 1, head, 40 + c, ns[c], causal);
+                        h = sample_hash(&s, h);
+                    }
+        printf("  random-k lambda=%g: hash 0x%016llxULL\n", lambdas[a], (unsigned long long)h);
+        got[a] = h;
+    }
+    for (int a = 0; a < 4; a++) assert_true(got[a] == want[a]);
+    pw_sample_free(&s);
+}
+
 /* ---- config -------------------------------------------------------------------------------- */
 
 static void expect_config_error(const pw_config *c, const char *key) {
@@ -764,6 +812,7 @@ int main(void) {
         cmocka_unit_test(test_local_locality),
         cmocka_unit_test(test_random_k_locality),
         cmocka_unit_test(test_random_k_exact_law),
+        cmocka_unit_test(test_random_k_pinned),
         cmocka_unit_test(test_window_exact),
         cmocka_unit_test(test_config),
     };
