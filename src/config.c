@@ -136,6 +136,14 @@ static const cfg_key cfg_keys[] = {
      .help = "also write one every N steps (0 = by time only)"},
     {"train", "log_every", CFG_INT, CFG_AT(tr_log_every), .def = "50", .min = 1,
      .help = "progress line and a train_log.csv row every N steps"},
+    {"train", "val_span", CFG_STRING, CFG_AT(tr_val_span), .def = "",
+     .help = "held-out part of data.path (begin:end, not overlapping data.span) scored densely: val_loss in train_log.csv"},
+    {"train", "val_every", CFG_INT, CFG_AT(tr_val_every), .def = "0", .min = 0,
+     .help = "score train.val_span every N steps and at the last (0 = at the last step only)"},
+    {"train", "augment_crop", CFG_INT, CFG_AT(tr_augment_crop), .def = "0", .min = 0, .max = 64,
+     .help = "images: shift each training image by up to N pixels each way, zero fill (pad N + random crop)"},
+    {"train", "augment_flip", CFG_INT, CFG_AT(tr_augment_flip), .def = "0", .min = 0, .max = 1,
+     .help = "images: 1 = mirror each training image left-right with probability 1/2"},
 };
 #define CFG_N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -466,6 +474,16 @@ pe_status cfg_validate_train(const pe_config *c, pe_err *err) {
     if (!st && c->tr_finetune_dense > c->tr_steps)
         st = pe_fail(err, PE_ERR_INPUT, "config: train.finetune_dense_steps = %d exceeds train.steps = %d",
                      c->tr_finetune_dense, c->tr_steps);
+    if (!st && c->tr_val_span[0]) { /* the held-out part must not be trained on */
+        double vb, ve;
+        st = cfg_parse_span(c->tr_val_span, &vb, &ve, err);
+        if (st) pe_fail(err, PE_ERR_INPUT, "config: train.val_span = \"%s\" is not begin:end with 0 <= begin < end <= 1 "
+                        "(e.g. 0.9:1 with data.span = 0:0.9)", c->tr_val_span);
+        else if (vb < e && b < ve)
+            st = pe_fail(err, PE_ERR_INPUT, "config: train.val_span = %s overlaps data.span = %s: the held-out part "
+                         "must not be trained on (e.g. data.span = 0:0.9 with train.val_span = 0.9:1)",
+                         c->tr_val_span, c->data_span);
+    }
     return st;
 }
 

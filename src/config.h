@@ -69,6 +69,10 @@ typedef struct {
     double tr_checkpoint_minutes;   /* write a checkpoint at least this often (rank 0) */
     int    tr_checkpoint_steps;     /* and every N steps (0 = by time only) */
     int    tr_log_every;            /* progress line and train_log.csv row every N steps */
+    char   tr_val_span[64];         /* held-out part of data.path scored densely ("" = none) */
+    int    tr_val_every;            /* score it every N steps and at the last (0 = at the last only) */
+    int    tr_augment_crop;         /* images: random shift by up to N pixels each way, zero fill */
+    int    tr_augment_flip;         /* images: 1 = random left-right mirror */
 } pe_config;
 
 /* Set every key to its default. */

@@ -511,3 +511,23 @@ double train_adamw_step(train_params *p, float *m, float *v, float *grad, const 
     }
     return norm;
 }
+
+/* ---- data augmentation ------------------------------------------------------------------ */
+
+void train_augment_image(uint8_t *dst, const uint8_t *src, int H, int W, int crop, int flip, uint64_t seed, int64_t e) {
+    pw_rng r;
+    pw_rng_init(&r, seed, 0x6175676d /* "augm" */, (uint64_t)e, 0, 0, 0);
+    int dy = 0, dx = 0, mirror = 0;
+    if (crop > 0) {
+        dy = (int)(pw_rng_u64(&r) % (uint64_t)(2 * crop + 1)) - crop;
+        dx = (int)(pw_rng_u64(&r) % (uint64_t)(2 * crop + 1)) - crop;
+    }
+    if (flip) mirror = (int)(pw_rng_u64(&r) & 1);
+    for (int y = 0; y < H; y++) {
+        int sy = y + dy;
+        for (int x = 0; x < W; x++) {
+            int sx = (mirror ? W - 1 - x : x) + dx; /* mirror the shifted image: out(y, x) = shifted(y, W-1-x) */
+            dst[(size_t)y * W + x] = sy >= 0 && sy < H && sx >= 0 && sx < W ? src[(size_t)sy * W + sx] : 0;
+        }
+    }
+}

@@ -112,6 +112,14 @@ pe_status train_grad_images(float *grad, train_stats *st, train_acts *a, const t
                             const uint8_t *pixels, const int *labels, int B, const pw_config *pw,
                             const int64_t *seq_ids, float scale, pe_err *err);
 
+/* Data augmentation of one single-channel training image (train.augment_crop, train.augment_flip):
+ * dst (H, W) = src (H, W) shifted by (dy, dx), each drawn uniformly from [-crop, crop], zero fill
+ * outside (the same as padding by crop and cropping H x W at a random offset), then mirrored
+ * left-right when flip is 1 and a fair coin says so: dst(y, x) = shifted(y, W - 1 - x). The draws
+ * are keyed by (seed, example slot e) only, so any rank count or resume sees the same images.
+ * crop 0 and flip 0: dst = src. */
+void train_augment_image(uint8_t *dst, const uint8_t *src, int H, int W, int crop, int flip, uint64_t seed, int64_t e);
+
 /* ---- optimizer --------------------------------------------------------------------------- */
 typedef struct {
     double lr, min_lr;       /* peak and final learning rate */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "eval.h"
 #include "tokenizer.h"
 #include "train.h"
 
@@ -48,6 +49,110 @@ static const int *data_perm(train_data *d, int64_t ep) {
     }
     d->perm_epoch[slot] = ep;
     return p;
+}
+
+/* ---- validation: a held-out span scored densely by the inference forward ------------------- */
+
+typedef struct {
+    int            images;
+    image_dataset  img;        /* images: the units are images */
+    text_dataset   txt;        /* LM: the units are eval-style windows of T tokens (train.val_span) */
+    int            n_units, VB, T, n_chunks;
+    model_acts     ma;
+    float         *logits;     /* (VB, NC) or (VB, T, V) */
+    int           *tok;        /* (VB, T) LM inputs */
+    int           *lens;       /* (VB) */
+    double        *sums;       /* (n_chunks, 3): Σ nll, targets, correct; one rank's chunks, zero elsewhere */
+} train_val;
+
+static void val_free(train_val *vd) {
+    model_acts_free(&vd->ma);
+    free(vd->logits); free(vd->tok); free(vd->lens); free(vd->sums);
+    if (vd->images) data_free_idx(&vd->img);
+    else if (vd->txt.tokens) data_free_text(&vd->txt);
+    memset(vd, 0, sizeof *vd);
+}
+
+/* Load train.val_span of data.path: images, or the windows `pathens eval` makes of it with
+ * data.context = T (stride T), so val_loss is the dense nll eval reports for that span. */
+static pe_status val_init(train_val *vd, const pe_config *cfg, const train_params *p, int images, int T, int VB,
+                          const tokenizer *tk, pe_err *err) {
+    double vb, ve;
+    memset(vd, 0, sizeof *vd);
+    vd->images = images;
+    vd->VB = VB;
+    vd->T = T;
+    pe_status st = cfg_parse_span(cfg->tr_val_span, &vb, &ve, err);
+    if (st) return st;
+    if (images) {
+        if ((st = data_load_idx_span(&vd->img, cfg->data_path, cfg->data_labels, 0, vb, ve, err))) return st;
+        vd->n_units = vd->img.n;
+    } else {
+        if ((st = data_load_text_span(&vd->txt, cfg->data_path, tk, DATA_MODE_WINDOWS, T, T, 0, vb, ve, err))) return st;
+        vd->n_units = vd->txt.n_seqs;
+    }
+    if (vd->n_units < 1)
+        return pe_fail(err, PE_ERR_INPUT, "%s: train.val_span = %s holds no %s; widen it", cfg->data_path,
+                       cfg->tr_val_span, images ? "image" : "scored token");
+    vd->n_chunks = (vd->n_units + VB - 1) / VB;
+    size_t nl = images ? (size_t)VB * p->cfg.n_classes : (size_t)VB * T * p->cfg.vocab_size;
+    vd->logits = pe_malloc(nl * sizeof(float), err, "validation logits");
+    vd->tok    = pe_calloc((size_t)VB * T, sizeof(int), err, "validation tokens");
+    vd->lens   = pe_calloc((size_t)VB, sizeof(int), err, "validation lengths");
+    vd->sums   = pe_calloc((size_t)vd->n_chunks * 3, sizeof(double), err, "validation sums");
+    if (!vd->logits || !vd->tok || !vd->lens || !vd->sums) return PE_ERR_INTERNAL;
+    return model_acts_init(&vd->ma, &p->m, VB, T, err);
+}
+
+/* Dense nll per target and accuracy (images; NaN for an LM) of the weights in p over the val span.
+ * Rank r scores chunks r, r + size, ...; the chunk sums are added in chunk order, so the figures
+ * are the same for any rank count. */
+static pe_status val_score(double *loss, double *acc, train_val *vd, const train_params *p, const train_comm *comm,
+                           pe_err *err) {
+    int rank = comm ? comm->rank : 0, size = comm ? comm->size : 1;
+    memset(vd->sums, 0, (size_t)vd->n_chunks * 3 * sizeof(double));
+    for (int c = rank; c < vd->n_chunks; c += size) {
+        int u0 = c * vd->VB, nb = vd->n_units - u0 < vd->VB ? vd->n_units - u0 : vd->VB;
+        double *sm = vd->sums + (size_t)c * 3;
+        pe_status st;
+        if (vd->images) {
+            int NC = p->cfg.n_classes;
+            st = model_forward_images(vd->logits, &vd->ma, &p->m, vd->img.pixels + (size_t)u0 * vd->img.rows * vd->img.cols,
+                                      nb, 0, err);
+            if (st) return st;
+            for (int b = 0; b < nb; b++) {
+                const float *lg = vd->logits + (size_t)b * NC;
+                int y = vd->img.labels[u0 + b], best = 0;
+                for (int j = 1; j < NC; j++) best = lg[j] > lg[best] ? j : best;
+                sm[0] += eval_nll_of(lg, NC, y);
+                sm[1] += 1;
+                sm[2] += best == y;
+            }
+        } else {
+            int V = p->cfg.vocab_size, T = vd->T;
+            for (int b = 0; b < nb; b++) {
+                const text_seq *q = &vd->txt.seqs[u0 + b];
+                vd->lens[b] = q->len;
+                memcpy(vd->tok + (size_t)b * T, vd->txt.tokens + q->start, (size_t)q->len * sizeof(int));
+            }
+            st = model_forward_tokens(vd->logits, &vd->ma, &p->m, vd->tok, vd->lens, nb, T, 0, err);
+            if (st) return st;
+            for (int b = 0; b < nb; b++) {
+                const text_seq *q = &vd->txt.seqs[u0 + b];
+                for (int t = q->score_begin; t < q->len - 1; t++) { /* position t predicts token t + 1 */
+                    sm[0] += eval_nll_of(vd->logits + ((size_t)b * T + t) * V, V, vd->txt.tokens[q->start + t + 1]);
+                    sm[1] += 1;
+                }
+            }
+        }
+    }
+    if (size > 1) comm->sum_doubles(vd->sums, (size_t)vd->n_chunks * 3, comm->ctx);
+    double s[3] = {0, 0, 0};
+    for (int c = 0; c < vd->n_chunks; c++)
+        for (int i = 0; i < 3; i++) s[i] += vd->sums[(size_t)c * 3 + i];
+    *loss = s[1] > 0 ? s[0] / s[1] : NAN;
+    *acc  = vd->images && s[1] > 0 ? s[2] / s[1] : NAN;
+    return PE_OK;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
@@ -190,6 +295,8 @@ static uint64_t train_fingerprint(const pe_config *cfg) {
     cJSON_DeleteItemFromObjectCaseSensitive(tr, "checkpoint_minutes");
     cJSON_DeleteItemFromObjectCaseSensitive(tr, "checkpoint_steps");
     cJSON_DeleteItemFromObjectCaseSensitive(tr, "log_every");
+    cJSON_DeleteItemFromObjectCaseSensitive(tr, "val_span");
+    cJSON_DeleteItemFromObjectCaseSensitive(tr, "val_every");
     cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "pathways"), "members");
     char *s = cJSON_PrintUnformatted(j);
     uint64_t h = pe_hash_str(s ? s : "");
@@ -238,6 +345,10 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
     int         *tok = NULL, *lab = NULL;
     int64_t     *seq_ids = NULL;
     FILE        *logf = NULL;
+    train_val    vd;
+    int          have_val = cfg->tr_val_span[0] != '\0';
+    double       val_loss = NAN, val_acc = NAN;
+    memset(&vd, 0, sizeof vd);
     memset(&p, 0, sizeof p);
     memset(&d, 0, sizeof d);
     memset(&a, 0, sizeof a);
@@ -304,7 +415,13 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
         d.perm[1] = pe_malloc((size_t)d.img.n * sizeof(int), err, "epoch permutation");
         if (!d.perm[0] || !d.perm[1]) { st = PE_ERR_INTERNAL; goto done; }
         d.T = model_image_seq_len(&arch);
+        if (have_val && (st = val_init(&vd, cfg, &p, 1, d.T, cfg->tr_batch / cfg->tr_grad_chunks, NULL, err))) goto done;
     } else {
+        if (cfg->tr_augment_crop || cfg->tr_augment_flip) {
+            st = pe_fail(err, PE_ERR_INPUT, "train.augment_crop and train.augment_flip apply to images only; this model "
+                         "reads tokens: set them to 0");
+            goto done;
+        }
         tokenizer tk;
         if (!strcmp(cfg->model_tokenizer, "bytes")) {
             tok_init_bytes(&tk);
@@ -322,6 +439,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
             goto done;
         }
         st = data_load_text_span(&d.txt, cfg->data_path, &tk, DATA_MODE_WINDOWS, d.T + 1, d.T + 1, 0, sb, se, err);
+        if (!st && have_val) st = val_init(&vd, cfg, &p, 0, d.T, cfg->tr_batch / cfg->tr_grad_chunks, &tk, err);
         tok_free(&tk);
         if (st) goto done;
         if (d.txt.n_tokens < d.T + 1) {
@@ -408,7 +526,7 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
         }
         if (start == 0)
             fprintf(logf, "step,phase,loss,accuracy,lr,grad_norm,examples_per_s,tokens_per_s,att_kept_frac,"
-                          "att_tape_bytes,att_flops,elapsed_s\n");
+                          "att_tape_bytes,att_flops,elapsed_s,val_loss,val_accuracy\n");
         if (!quiet) {
             int np = (int)(P > 0 ? P : 0);
             fprintf(stderr, "train: %d parameters, %s, batch %d in %d chunks over %d rank%s, %d steps (%d dense "
@@ -448,8 +566,13 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
                 if (d.images) {
                     int64_t n = d.img.n;
                     int idx = data_perm(&d, e / n)[e % n];
-                    memcpy(pix + (size_t)i * d.img.rows * d.img.cols, d.img.pixels + (size_t)idx * d.img.rows * d.img.cols,
-                           (size_t)d.img.rows * d.img.cols);
+                    size_t         npx = (size_t)d.img.rows * d.img.cols;
+                    const uint8_t *src = d.img.pixels + (size_t)idx * npx;
+                    if (cfg->tr_augment_crop || cfg->tr_augment_flip)
+                        train_augment_image(pix + (size_t)i * npx, src, d.img.rows, d.img.cols, cfg->tr_augment_crop,
+                                            cfg->tr_augment_flip, d.seed, e);
+                    else
+                        memcpy(pix + (size_t)i * npx, src, npx);
                     lab[i] = d.img.labels[idx];
                 } else {
                     pw_rng r;
@@ -500,23 +623,28 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
         ph_flops[dense_now] += flops;
         n_steps_run++;
         int last = s + 1 == cfg->tr_steps, stopping = red[5] > 0;
-        if (rank == 0 && ((s + 1) % cfg->tr_log_every == 0 || last || stopping)) {
+        int val_now = have_val && (last || (cfg->tr_val_every && (s + 1) % cfg->tr_val_every == 0));
+        if (val_now && (st = val_score(&val_loss, &val_acc, &vd, &p, comm, err))) goto done;
+        if (rank == 0 && ((s + 1) % cfg->tr_log_every == 0 || last || stopping || val_now)) {
             double now = pe_time_now(), dt = now - t_log, eps_ = dt > 0 ? ex_log / dt : 0.0;
             double tps = d.images ? eps_ * d.T : eps_ * d.T;
             double acc = d.images ? win[2] / win[1] : NAN;
             double rate = (now - t0) / (double)n_steps_run;
             char eta[32];
             fmt_eta(eta, sizeof eta, rate * (cfg->tr_steps - s - 1));
-            fprintf(logf, "%lld,%s,%.6f,%.6f,%.6e,%.6f,%.1f,%.1f,%.6f,%lld,%.6e,%.3f\n", (long long)(s + 1),
+            fprintf(logf, "%lld,%s,%.6f,%.6f,%.6e,%.6f,%.1f,%.1f,%.6f,%lld,%.6e,%.3f,%.6f,%.6f\n", (long long)(s + 1),
                     dense_now ? "dense" : "ssa", win[0] / win[1], acc, lr, norm, eps_, tps, win[3] / win[4],
-                    (long long)peak_tape, flops, now - t0);
+                    (long long)peak_tape, flops, now - t0, val_now ? val_loss : NAN, val_now ? val_acc : NAN);
             fflush(logf);
             if (!quiet) {
                 fprintf(stderr, "step %6lld/%d %s | loss %.4f", (long long)(s + 1), cfg->tr_steps,
                         dense_now ? "dense" : "ssa  ", win[0] / win[1]);
                 if (d.images) fprintf(stderr, " | acc %5.1f%%", 100.0 * acc);
-                fprintf(stderr, " | lr %.2e | |g| %.3f | %.0f %s/s | att kept %.1f%% | ETA %s\n", lr, norm,
+                fprintf(stderr, " | lr %.2e | |g| %.3f | %.0f %s/s | att kept %.1f%% | ETA %s", lr, norm,
                         d.images ? eps_ : tps, d.images ? "img" : "tok", 100.0 * win[3] / win[4], eta);
+                if (val_now && d.images) fprintf(stderr, " | val loss %.4f acc %5.2f%%", val_loss, 100.0 * val_acc);
+                else if (val_now) fprintf(stderr, " | val loss %.4f (%.3f bits/token)", val_loss, val_loss / log(2.0));
+                fprintf(stderr, "\n");
             }
             memset(win, 0, sizeof win);
             ex_log = 0;
@@ -548,6 +676,13 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
         cJSON_AddNumberToObject(j, "resumed_at_step", (double)start);
         cJSON_AddNumberToObject(j, "ranks", size);
         cJSON_AddNumberToObject(j, "final_train_loss", last_loss);
+        if (have_val) { /* the final weights on train.val_span (dense) */
+            cJSON *o = cJSON_AddObjectToObject(j, "validation");
+            cJSON_AddStringToObject(o, "span", cfg->tr_val_span);
+            cJSON_AddNumberToObject(o, "units", vd.n_units);
+            cJSON_AddNumberToObject(o, "loss", val_loss);
+            if (d.images) cJSON_AddNumberToObject(o, "accuracy", val_acc);
+        }
         cJSON_AddNumberToObject(j, "wall_s_this_process", pe_time_now() - t0);
         /* attention cost per phase, over the steps this process ran (a resumed run: since the resume) */
         for (int ph = 0; ph < 2; ph++) {
@@ -573,6 +708,7 @@ done:
     if (have_init) ckpt_close(&init);
     if (logf) fclose(logf);
     train_acts_free(&a);
+    val_free(&vd);
     train_params_free(&p);
     free(m); free(v); free(slots); free(seq_ids); free(pix); free(lab); free(tok);
     free(d.perm[0]); free(d.perm[1]);

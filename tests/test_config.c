@@ -354,7 +354,8 @@ static void test_json_echo(void **state) {
         "\"importance\":{\"statistics\":1,\"ablation\":0},"
         "\"train\":{\"steps\":1000,\"batch\":64,\"grad_chunks\":4,\"context\":0,\"lr\":0.001,\"min_lr\":0.0001,"
         "\"warmup\":100,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.99,\"eps\":1e-08,\"clip\":1,"
-        "\"finetune_dense_steps\":0,\"seed\":1,\"checkpoint_minutes\":5,\"checkpoint_steps\":0,\"log_every\":50}}");
+        "\"finetune_dense_steps\":0,\"seed\":1,\"checkpoint_minutes\":5,\"checkpoint_steps\":0,\"log_every\":50,"
+        "\"val_span\":\"\",\"val_every\":0,\"augment_crop\":0,\"augment_flip\":0}}");
     /* round trip: parse it back and compare values */
     cJSON *back = cJSON_Parse(s);
     assert_non_null(back);

@@ -722,6 +722,69 @@ static void test_training_learns_lm(void **state) {
 
 /* ---- 6. save / load ------------------------------------------------------------------------ */
 
+/* naive twin of train_augment_image's transforms: pad the image by `crop` zeros on every side, cut
+ * the H x W window at (crop + dy, crop + dx), then mirror it left-right when flip */
+static void augment_reference(uint8_t *dst, const uint8_t *src, int H, int W, int crop, int dy, int dx, int flip) {
+    int      PH = H + 2 * crop, PW = W + 2 * crop;
+    uint8_t *pad = calloc((size_t)PH * PW, 1), *cut = malloc((size_t)H * W);
+    assert_non_null(pad);
+    assert_non_null(cut);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) pad[(size_t)(y + crop) * PW + x + crop] = src[(size_t)y * W + x];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) cut[(size_t)y * W + x] = pad[(size_t)(y + crop + dy) * PW + x + crop + dx];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) dst[(size_t)y * W + x] = cut[(size_t)y * W + (flip ? W - 1 - x : x)];
+    free(pad);
+    free(cut);
+}
+
+/* train_augment_image: every output is one of the (2c+1)^2 x 2 shifted / mirrored images the naive
+ * reference makes, each of them drawn about equally often, the same for the same (seed, slot), and
+ * crop 0 flip 0 is the identity. The image (7 x 9, not square) has distinct non-zero pixels, so
+ * the transform is identifiable. */
+static void test_augment_image(void **state) {
+    (void)state;
+    enum { H = 7, W = 9, C = 2, NCAND = (2 * C + 1) * (2 * C + 1) * 2, DRAWS = 4000 };
+    uint8_t src[H * W], out[H * W], again[H * W], ref[NCAND][H * W];
+    for (int i = 0; i < H * W; i++) src[i] = (uint8_t)(1 + i * 3);
+    for (int dy = -C; dy <= C; dy++)
+        for (int dx = -C; dx <= C; dx++)
+            for (int f = 0; f < 2; f++)
+                augment_reference(ref[((dy + C) * (2 * C + 1) + dx + C) * 2 + f], src, H, W, C, dy, dx, f);
+    int seen[NCAND] = {0}, differs_by_seed = 0;
+    for (int64_t e = 0; e < DRAWS; e++) {
+        train_augment_image(out, src, H, W, C, 1, 7, e);
+        int which = -1;
+        for (int k = 0; k < NCAND && which < 0; k++)
+            if (!memcmp(out, ref[k], sizeof out)) which = k;
+        assert_true(which >= 0); /* a transform of the reference, not anything else */
+        seen[which]++;
+        train_augment_image(again, src, H, W, C, 1, 7, e);
+        assert_memory_equal(out, again, sizeof out); /* a pure function of (seed, slot) */
+        train_augment_image(again, src, H, W, C, 1, 8, e);
+        differs_by_seed += memcmp(out, again, sizeof out) != 0;
+    }
+    for (int k = 0; k < NCAND; k++) /* 4000 / 50 = 80 expected each; 40..120 is > 4.5 sigma */
+        assert_true(seen[k] >= 40 && seen[k] <= 120);
+    assert_true(differs_by_seed > DRAWS * 9 / 10);
+    /* flip only: the image or its mirror, both; crop only: never mirrored */
+    int mirrored = 0;
+    for (int64_t e = 0; e < 1000; e++) {
+        train_augment_image(out, src, H, W, 0, 1, 7, e);
+        int m = !memcmp(out, ref[(C * (2 * C + 1) + C) * 2 + 1], sizeof out);
+        assert_true(m || !memcmp(out, src, sizeof out));
+        mirrored += m;
+        train_augment_image(out, src, H, W, C, 0, 7, e);
+        int un = 0;
+        for (int k = 0; k < NCAND; k += 2) un |= !memcmp(out, ref[k], sizeof out);
+        assert_true(un);
+    }
+    assert_true(mirrored > 400 && mirrored < 600);
+    train_augment_image(out, src, H, W, 0, 0, 7, 123);
+    assert_memory_equal(out, src, sizeof out);
+}
+
 static void write_config(const model_config *c, const char *dir) {
     char *js = ckpt_config_to_json(c), path[4300];
     assert_non_null(js);
@@ -862,6 +925,7 @@ int main(void) {
         cmocka_unit_test(test_training_learns_lm),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_check_config),
+        cmocka_unit_test(test_augment_image),
     };
     return tu_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }
