@@ -181,7 +181,8 @@ static pe_status data_check_text(const char *path, const char *text, size_t n, p
             return pe_fail(err, PE_ERR_INPUT,
                            "%s looks like UTF-16 text without a byte-order mark, not UTF-8: every other byte is NUL "
                            "(the first at byte offset %zu); convert it (iconv -f UTF-16%s -t UTF-8 %s > out.txt) and "
-                           "point [data] path at the result", path, (size_t)(nul - s), odd > even ? "LE" : "BE", path);
+                           "point [data] path at the result; or, if it holds token ids (nanoGPT's val.bin), set [data] "
+                           "format = tokens", path, (size_t)(nul - s), odd > even ? "LE" : "BE", path);
         return pe_fail(err, PE_ERR_INPUT,
                        "%s looks binary, not UTF-8 text: byte offset %zu is a NUL byte, which text never holds; %s",
                        path, (size_t)(nul - s), fix);
