@@ -951,8 +951,23 @@ static int cmd_version(int argc, char **argv) {
 
 static int dispatch(int argc, char **argv);
 
+#ifdef PATHENS_WITH_MPI
+/* Commands that never communicate skip MPI_Init, which costs about 0.5 s in a singleton (a sweep's
+ * --status must answer in well under 2 s): version, and sweep --count / --status / --aggregate,
+ * unless a launcher (mpirun, srun) started this process. */
+static int main_needs_mpi(int argc, char **argv) {
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK")) return 1;
+    if (argc >= 2 && (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version"))) return 0;
+    if (argc < 2 || strcmp(argv[1], "sweep")) return 1;
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--count") || !strcmp(argv[i], "--status") || !strcmp(argv[i], "--aggregate")) return 0;
+    return 1;
+}
+#endif
+
 int main(int argc, char **argv) {
 #ifdef PATHENS_WITH_MPI
+    if (!main_needs_mpi(argc, argv)) return dispatch(argc, argv); /* g_rank 0, g_size 1 */
     dist_init(&argc, &argv);
     g_rank = dist_rank();
     g_size = dist_size();
