@@ -25,6 +25,9 @@
 #include "common.h"
 #include "config.h"
 #include "report.h"
+#ifdef PATHENS_WITH_MPI
+#include "dist.h"
+#endif
 
 #define SWEEP_MAX_ENTRIES 256
 #define SWEEP_MAX_VALUES 100000
@@ -216,6 +219,13 @@ static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, cons
     snprintf(c->run_out, sizeof c->run_out, "%s", dir);
     return cfg_validate(c, err);
 }
+
+/* SIGINT / SIGTERM / SIGUSR1 / SIGUSR2 while points run: the point in progress stops as pathens eval
+ * stops (journal, exit 75) or, when it finishes anyway, the sweep stops before the next point
+ * (exit 75) instead of going on with the rest of its range (a preempted array task would run until
+ * its time limit kills it). eval installs its own handlers while it runs and passes the signal on. */
+static volatile sig_atomic_t sweep_stop = 0;
+static void sweep_on_signal(int sig) { sweep_stop = sig; }
 
 static int file_exists(const char *dir, const char *name) {
     char p[4400];
@@ -458,12 +468,16 @@ int cmd_sweep(int argc, char **argv) {
         return PE_ERR_INPUT;
     }
     int  rc = 0;
-    /* every point's config, validated up front (a typo fails now, not in point 37); its folder kept */
+    /* every point's config, validated up front (a typo fails now, not in point 37); its folder kept.
+     * --index builds only its own points (an array task of a 10,000-point sweep need not build them
+     * all: submit-sweep.sh has checked them with --count) */
     pe_config c;
     char      dir[CFG_PATH_MAX];
     char    **dirs = calloc((size_t)np, sizeof *dirs);
+    long      v0 = 0, v1 = np - 1;
+    if (index >= 0 && index < np) v0 = index, v1 = index_last > index && index_last < np ? index_last : index;
     if (!dirs) rc = pe_fail(&err, PE_ERR_INTERNAL, "out of memory listing %ld sweep points", np);
-    for (long p = 0; p < np && !rc; p++) {
+    for (long p = v0; p <= v1 && !rc; p++) {
         if (sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err)) {
             if (cli_rank() == 0) fprintf(stderr, "pathens: error: sweep point %ld: %s\n", p, err.msg);
             rc = err.code;
@@ -519,6 +533,17 @@ int cmd_sweep(int argc, char **argv) {
             rc = cli_usage_error("sweep", "--index %ld but the sweep has %ld points (0..%ld)", index, np, np - 1);
         }
         if (last > np - 1) last = np - 1; /* a range past the end stops at the last point */
+        struct sigaction sa, old_sig[4];
+        const int        sigs[4] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = sweep_on_signal;
+        sigemptyset(&sa.sa_mask);
+        sweep_stop = 0;
+        for (int k = 0; k < 4; k++) {
+            sigaction(sigs[k], NULL, &old_sig[k]);
+            if (old_sig[k].sa_handler != SIG_IGN) sigaction(sigs[k], &sa, NULL); /* ignored stays ignored */
+        }
+        long stopped_after = -1;
         for (long p = first; p <= last && !rc; p++) {
             sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err);
             if (file_exists(dir, "DONE")) {
@@ -553,7 +578,19 @@ int cmd_sweep(int argc, char **argv) {
                 }
             }
             rc = erc;
+            int stop = sweep_stop; /* every rank follows rank 0 */
+#ifdef PATHENS_WITH_MPI
+            if (cli_size() > 1) dist_bcast_int(&stop);
+#endif
+            if (!rc && stop && p < last) {
+                stopped_after = p;
+                rc = PE_ERR_CHECKPOINT;
+            }
         }
+        for (int k = 0; k < 4; k++) sigaction(sigs[k], &old_sig[k], NULL);
+        if (stopped_after >= 0 && cli_rank() == 0)
+            fprintf(stderr, "pathens sweep: stopped by a signal after point %ld (done); points %ld to %ld are left: "
+                    "rerun the same command to do them; exit 75\n", stopped_after, stopped_after + 1, last);
     }
     for (long p = 0; dirs && p < np; p++) free(dirs[p]);
     free(dirs);
