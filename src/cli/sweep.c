@@ -120,7 +120,8 @@ static pe_status sweep_check_lines(const char *path, pe_err *err) {
         } else if (++len > SWEEP_MAX_LINE) {
             fclose(f);
             return pe_fail(err, PE_ERR_INPUT, "%s: line %ld is longer than %d characters, the most the INI reader "
-                           "takes; go on with the list on the next line, indented (ratio = 1, 2, 3,\n    4, 5)",
+                           "takes; go on with the list on the next line, indented (a line 'ratio = 1, 2, 3,' then a line "
+                           "'    4, 5')",
                            path, line, SWEEP_MAX_LINE);
         }
     }
