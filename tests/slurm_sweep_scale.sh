@@ -151,7 +151,9 @@ for what in usr1 rq; do
     u=${!what}
     if [ -z "$u" ]; then bad "(b) no task caught mid-range for $what"; continue; fi
     l="$T/logs/sweep-${J}_$u.out"
-    [ "$what" = rq ] || grep -q "USR1 (preemption warning)" "$l" && grep -q "requeueing ${J}_$u" "$l" || bad "(b) task $u: no USR1 requeue in its log"
+    if [ "$what" = usr1 ] && ! { grep -q "USR1 (preemption warning)" "$l" && grep -q "requeueing ${J}_$u" "$l"; }; then
+        bad "(b) task $u: no USR1 requeue in its log"
+    fi
     [ "$(job_state "${J}_$u")" = COMPLETED ] && [ "$(grep -c 'restart 1,' "$l")" -ge 1 ] &&
         ok "(b) task $u ($what mid-range) requeued, restarted and COMPLETED" ||
         bad "(b) task $u ($what): $(job_state "${J}_$u"), log: $(tail -3 "$l")"
