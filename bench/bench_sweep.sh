@@ -11,8 +11,10 @@
 # DIR gets a random tiny GPT (pathens_mkmodel gpt), a 2 KB text and sweep.ini: 50 ratios x 50 seeds x
 # 2 schemes x 2 combinations = 10,000 points of 1 window each, 2 members. The points are computed
 # once (JOBS processes, `--index A-B`; several minutes), then every command is timed REPS times
-# (wall clock, median). `pathens version` is timed too: the start-up every command pays (with an MPI
-# build, MPI_Init of a singleton). Prints a Markdown table for docs/performance.md.
+# (median wall clock and median CPU time, user + sys: on a shared machine the wall clock is mostly
+# waiting for a core). `pathens version` is timed too: the start-up every command pays (with an MPI
+# build, MPI_Init of a singleton, when it is not skipped). Prints a Markdown table for
+# docs/performance.md.
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 D=${1:-/tmp/pathens-bench-sweep}
@@ -46,27 +48,31 @@ if ! "$P" sweep sweep.ini --status >/dev/null; then
     "$P" sweep sweep.ini --status >/dev/null || { echo "bench_sweep: points missing after the fill (fill-*.log)" >&2; exit 1; }
 fi
 
-# median wall seconds of REPS runs of a command
+# median wall seconds and median CPU seconds (user + sys) of REPS runs of a command: "wall / cpu"
 tmed() {
-    local t=()
+    local w=() c=()
     for _ in $(seq 1 "$REPS"); do
-        local a b
-        a=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; b=$(date +%s.%N)
-        t+=("$(echo "$b - $a" | bc)")
+        /usr/bin/time -f '%e %U %S' -o "$D/time.txt" "$@" >/dev/null 2>&1 || true
+        read -r e u s <"$D/time.txt"
+        w+=("$e"); c+=("$(echo "$u + $s" | bc)")
     done
-    printf '%s\n' "${t[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }'
+    local mw mc
+    mw=$(printf '%s\n' "${w[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')
+    mc=$(printf '%s\n' "${c[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", v[int((NR + 1) / 2)] }')
+    echo "$mw / $mc"
 }
 row() { # row BINARY LABEL
     local b=$1
     printf '| %s | %s | %s | %s | %s |\n' "$2" "$(tmed "$b" version)" "$(tmed "$b" sweep sweep.ini --count)" \
         "$(tmed "$b" sweep sweep.ini --status)" "$(tmed "$b" sweep sweep.ini --aggregate)"
 }
-echo "10,000-point sweep in $D ($(grep -c '"index"' points/sweep.json 2>/dev/null || echo '?') rows aggregated); median of $REPS runs, wall seconds"
+rows=$(row "$P" "$P"; [ -z "${BASELINE:-}" ] || row "$BASELINE" "$BASELINE (baseline)")
+"$P" sweep sweep.ini --aggregate >/dev/null 2>&1
+echo "10,000-point sweep in $D ($(($(wc -l <points/sweep.csv) - 1)) rows aggregated), $(nproc) cores, load average" \
+     "$(cut -d' ' -f1 /proc/loadavg); median of $REPS runs: wall seconds / CPU seconds (user + sys)"
 echo
 echo "| binary | version (start-up) | --count | --status | --aggregate |"
 echo "|---|---|---|---|---|"
-row "$P" "$P"
-[ -n "${BASELINE:-}" ] && row "$BASELINE" "$BASELINE (baseline)"
-"$P" sweep sweep.ini --aggregate >/dev/null 2>&1
+echo "$rows"
 echo
-echo "sweep.csv: $(($(wc -l <points/sweep.csv) - 1)) rows, sweep.json $(du -k points/sweep.json | cut -f1) KB, sweep_report.html $(du -k points/sweep_report.html | cut -f1) KB"
+echo "sweep.json $(du -k points/sweep.json | cut -f1) KB, sweep_report.html $(du -k points/sweep_report.html | cut -f1) KB"
