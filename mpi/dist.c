@@ -625,6 +625,11 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
     dist_pid_path[0] = '\0';
     int stopped_by = dist_stop_signal;
     signals_restore(&old_sig);
+    if (stopped_by && n_done == cs.n_tasks) { /* finished anyway (the last tasks were in flight): a caller */
+        struct sigaction cur;                  /* with its own handler (pathens sweep: stop before the next */
+        sigaction(stopped_by, NULL, &cur);     /* point) still gets the signal */
+        if (cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN) raise(stopped_by);
+    }
     progress_show(&pg, n_done, cs.n_tasks, opt->replayed, 1);
     if (!st && n_done < cs.n_tasks && stopped_by) { /* said even with --quiet: the run did not finish */
         fprintf(stderr, "pathens: stopped by %s after %d of %d tasks; all %d are saved in %s: rerun the same command "

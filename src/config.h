@@ -8,8 +8,8 @@
  *
  * Sections and keys (docs/config.md lists them all):
  *   [model] path, format (auto|llama2c|safetensors), tokenizer (auto | bytes | none | path), config
- *   [data]  path, format (auto|text|idx), mode (documents|windows|images), labels, limit,
- *           context (0 = model seq_len), stride (0 = context), span
+ *   [data]  path, format (auto|text|idx|tokens), mode (documents|windows|images), labels, limit,
+ *           context (0 = model seq_len), stride (0 = context), dtype (uint16|uint32), eos, span
  *   [run]   out, batch, shard, member_block, per_example
  *   [pathways] scheme, ratio, sigma, lambda, keep, members, seed, granularity, plan, combine
  *   [importance] statistics, ablation
@@ -29,12 +29,14 @@ typedef struct {
     char model_config[CFG_PATH_MAX];    /* safetensors config.json; "" = <model dir>/config.json */
     /* [data] */
     char data_path[CFG_PATH_MAX];
-    char data_format[32];           /* auto | text | idx */
+    char data_format[32];           /* auto | text | idx | tokens */
     char data_mode[32];             /* documents | windows | images ("" = auto: images for idx, documents for text) */
     char data_labels[CFG_PATH_MAX]; /* idx labels file; "" = derived from path (images-idx3 -> labels-idx1) */
     long data_limit;                /* 0 = all */
     int  data_context;              /* 0 = model seq_len */
     int  data_stride;               /* 0 = context */
+    char data_dtype[16];            /* tokens: uint16 | uint32 */
+    int  data_eos;                  /* tokens, documents: separator id; -1 = none */
     char data_span[64];             /* "begin:end" fractions of the file (text: bytes, idx: images); "0:1" = all */
     /* [run] */
     char run_out[CFG_PATH_MAX];

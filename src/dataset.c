@@ -101,7 +101,29 @@ static pe_status data_cut_documents(text_dataset *d, const tokenizer *t, const c
     return PE_OK;
 }
 
-/* windows: one token stream, windows of context tokens every step tokens */
+/* windows over the stream d->tokens[0, n_tokens) (tok_bytes filled): windows of context tokens
+ * every step tokens */
+static pe_status data_cut_stream_windows(text_dataset *d, long limit, pe_err *err) {
+    int64_t nt = d->n_tokens;
+    if (nt < 2) return PE_OK;
+    /* Consecutive windows must overlap by a token for every target to be scored once, so
+     * stride == context steps context - 1 (the first token of a window is never a target). */
+    int step = d->stride < d->context ? d->stride : d->context - 1;
+    int seq_cap = 0;
+    int64_t start = 0, prev_end = 0;
+    for (int64_t w = 0; limit <= 0 || w < limit; w++, start += step) {
+        int len = nt - start < d->context ? (int)(nt - start) : d->context;
+        /* predictions from position score_begin on target stream index >= prev_end */
+        text_seq  s  = {start, len, w == 0 ? 0 : (int)(prev_end - start - 1), w};
+        pe_status st = data_push_seq(d, &seq_cap, s, err);
+        if (st != PE_OK) return st;
+        prev_end = start + len;
+        if (prev_end == nt) break;
+    }
+    return PE_OK;
+}
+
+/* windows: one token stream (BOS + encode(text)), cut by data_cut_stream_windows */
 static pe_status data_cut_windows(text_dataset *d, const tokenizer *t, const char *buf, size_t n, long limit,
                                   pe_err *err) {
     int *toks, nt;
@@ -112,22 +134,7 @@ static pe_status data_cut_windows(text_dataset *d, const tokenizer *t, const cha
     d->tok_bytes = pe_malloc((size_t)nt * sizeof *d->tok_bytes, err, "token byte counts");
     if (!d->tok_bytes) return PE_ERR_INTERNAL;
     for (int i = 0; i < nt; i++) d->tok_bytes[i] = i == 0 ? 0 : (uint16_t)tok_count_bytes(t, toks[i - 1], toks[i]);
-    if (nt < 2) return PE_OK;
-    /* Consecutive windows must overlap by a token for every target to be scored once, so
-     * stride == context steps context - 1 (the first token of a window is never a target). */
-    int step = d->stride < d->context ? d->stride : d->context - 1;
-    int seq_cap = 0;
-    int64_t start = 0, prev_end = 0;
-    for (int64_t w = 0; limit <= 0 || w < limit; w++, start += step) {
-        int len = nt - start < d->context ? (int)(nt - start) : d->context;
-        /* predictions from position score_begin on target stream index >= prev_end */
-        text_seq s = {start, len, w == 0 ? 0 : (int)(prev_end - start - 1), w};
-        st = data_push_seq(d, &seq_cap, s, err);
-        if (st != PE_OK) return st;
-        prev_end = start + len;
-        if (prev_end == nt) break;
-    }
-    return PE_OK;
+    return data_cut_stream_windows(d, limit, err);
 }
 
 /* Length of the valid UTF-8 sequence at s[0..n) (1..4), 0 if the bytes there are not one
@@ -156,7 +163,8 @@ static size_t data_utf8_len(const unsigned char *s, size_t n) {
  * A few stray bytes (a Latin-1 accent, a cut-off last character) are accepted. */
 static pe_status data_check_text(const char *path, const char *text, size_t n, pe_err *err) {
     const unsigned char *s = (const unsigned char *)text;
-    const char *fix = "give a UTF-8 text file, or set [data] format = idx (with an image model) for IDX images";
+    const char *fix = "give a UTF-8 text file, or set [data] format = idx (with an image model) for IDX images, or "
+                      "[data] format = tokens for a flat file of token ids (nanoGPT's val.bin)";
     if (n >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF)))
         return pe_fail(err, PE_ERR_INPUT,
                        "%s looks like UTF-16 (or UTF-32) text, not UTF-8: it starts with the byte-order mark %02X %02X; "
@@ -173,7 +181,8 @@ static pe_status data_check_text(const char *path, const char *text, size_t n, p
             return pe_fail(err, PE_ERR_INPUT,
                            "%s looks like UTF-16 text without a byte-order mark, not UTF-8: every other byte is NUL "
                            "(the first at byte offset %zu); convert it (iconv -f UTF-16%s -t UTF-8 %s > out.txt) and "
-                           "point [data] path at the result", path, (size_t)(nul - s), odd > even ? "LE" : "BE", path);
+                           "point [data] path at the result; or, if it holds token ids (nanoGPT's val.bin), set [data] "
+                           "format = tokens", path, (size_t)(nul - s), odd > even ? "LE" : "BE", path);
         return pe_fail(err, PE_ERR_INPUT,
                        "%s looks binary, not UTF-8 text: byte offset %zu is a NUL byte, which text never holds; %s",
                        path, (size_t)(nul - s), fix);
@@ -239,6 +248,125 @@ pe_status data_load_text_span(text_dataset *d, const char *path, const tokenizer
         st = pe_fail(err, PE_ERR_INPUT,
                      "%s: empty dataset: no %s with at least 2 tokens (%zu bytes); check [data] path and mode",
                      path, mode == DATA_MODE_DOCUMENTS ? "document" : "token stream", n);
+    if (st != PE_OK) data_free_text(d);
+    return st;
+}
+
+/* ---- token files ----------------------------------------------------------------------------- */
+
+/* documents of a token stream: a document starts at each eos id (kept as its first, unscored
+ * token) and runs to the next one; tokens before the first eos are a document of their own.
+ * Documents point into the stream (truncated to context), nothing is copied. */
+static pe_status data_cut_stream_documents(text_dataset *d, int eos, long limit, pe_err *err) {
+    int     seq_cap = 0;
+    int64_t doc_id = 0, nt = d->n_tokens;
+    for (int64_t a = 0; a < nt && (limit <= 0 || doc_id < limit);) {
+        int64_t b = a + 1;
+        while (b < nt && d->tokens[b] != eos) b++;
+        int64_t len = b - a < d->context ? b - a : d->context;
+        d->tok_bytes[a] = 0; /* a document's first token is context only */
+        if (len >= 2) { /* else nothing to predict */
+            text_seq  s  = {a, (int)len, 0, doc_id++};
+            pe_status st = data_push_seq(d, &seq_cap, s, err);
+            if (st != PE_OK) return st;
+        }
+        a = b;
+    }
+    return PE_OK;
+}
+
+pe_status data_load_tokens(text_dataset *d, const char *path, const data_token_opts *o, const tokenizer *t,
+                           data_text_mode mode, int context, int stride, long limit, double span_begin,
+                           double span_end, pe_err *err) {
+    memset(d, 0, sizeof *d);
+    d->mode    = mode;
+    d->context = context;
+    d->stride  = stride;
+    if (o->dtype_bytes != 2 && o->dtype_bytes != 4)
+        return pe_fail(err, PE_ERR_INPUT, "%s: token size %d bytes: expected 2 (dtype = uint16) or 4 (uint32); "
+                       "set [data] dtype", path, o->dtype_bytes);
+    if (context < 2)
+        return pe_fail(err, PE_ERR_INPUT, "%s: context is %d tokens: expected at least 2 (an input and its target); "
+                       "set [data] context", path, context);
+    if (mode == DATA_MODE_WINDOWS && (stride < 1 || stride > context))
+        return pe_fail(err, PE_ERR_INPUT, "%s: stride is %d tokens: expected 1..%d (the context); set [data] stride",
+                       path, stride, context);
+    if (mode == DATA_MODE_DOCUMENTS && o->eos < 0)
+        return pe_fail(err, PE_ERR_INPUT, "%s: documents of a token file need the id that separates them: set [data] "
+                       "eos = ID (e.g. 50256 for GPT-2's <|endoftext|>, 1 for llama2.c's BOS), or use [data] mode = "
+                       "windows", path);
+    if (mode == DATA_MODE_WINDOWS && o->eos >= 0)
+        return pe_fail(err, PE_ERR_INPUT, "%s: [data] eos = %d is for documents mode; windows score the whole token "
+                       "stream as it is: unset eos (-1) or set [data] mode = documents", path, o->eos);
+    if (mode != DATA_MODE_DOCUMENTS && mode != DATA_MODE_WINDOWS)
+        return pe_fail(err, PE_ERR_INPUT, "%s: unknown token-file mode %d: expected documents or windows", path,
+                       (int)mode);
+    /* ids are checked against the model's vocabulary, and the tokenizer's when bytes are counted */
+    int         limit_id = o->vocab;
+    const char *whose    = "the model's vocabulary";
+    if (t && t->vocab_size < limit_id) limit_id = t->vocab_size, whose = "the tokenizer's vocabulary ([model] tokenizer)";
+    if (o->eos >= limit_id)
+        return pe_fail(err, PE_ERR_INPUT, "%s: [data] eos = %d is not a token id: expected 0..%d (%s has %d tokens)",
+                       path, o->eos, limit_id - 1, whose, limit_id);
+    char  *buf = NULL;
+    size_t n   = 0;
+    pe_status st = pe_read_file_for(path, &buf, &n, "the token file set by [data] path", err);
+    if (st != PE_OK) return st;
+    const unsigned char *b  = (const unsigned char *)buf;
+    size_t               w  = (size_t)o->dtype_bytes;
+    const char          *dt = w == 2 ? "uint16" : "uint32";
+    if (n % w != 0) {
+        st = pe_fail(err, PE_ERR_INPUT, "%s: %zu bytes is not a whole number of %s token ids (%zu bytes each; %zu "
+                     "bytes left over): the file is cut short, or its ids are another size: check [data] dtype",
+                     path, n, dt, w, n % w);
+        goto done;
+    }
+    int64_t total = (int64_t)(n / w);
+    if ((uint64_t)total > SIZE_MAX / sizeof(int)) {
+        st = pe_fail(err, PE_ERR_INPUT, "%s: %lld token ids do not fit in memory here", path, (long long)total);
+        goto done;
+    }
+    /* every id of the whole file, whatever the span: a bad id means the wrong file or vocabulary */
+    for (int64_t i = 0; i < total; i++) {
+        const unsigned char *q = b + (size_t)i * w; /* little-endian, as numpy writes it on x86 */
+        uint32_t id = w == 2 ? (uint32_t)q[0] | (uint32_t)q[1] << 8
+                             : (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+        if (id >= (uint32_t)limit_id) {
+            st = pe_fail(err, PE_ERR_INPUT, "%s: token %lld (byte offset %lld) is id %u: expected 0..%d (%s has %d "
+                         "tokens); the file was made with another tokenizer%s", path, (long long)i,
+                         (long long)i * (long long)w, id, limit_id - 1, whose, limit_id,
+                         w == 2 ? ", or its ids are uint32: check [data] dtype" : "");
+            goto done;
+        }
+    }
+    /* the span [floor(begin n), floor(end n)) of the file's token ids */
+    int64_t a = (int64_t)floor(span_begin * (double)total), e = (int64_t)floor(span_end * (double)total);
+    if (e > total) e = total;
+    if (a > e) a = e;
+    d->n_tokens  = e - a;
+    d->tokens    = pe_malloc((size_t)(e - a) * sizeof *d->tokens + 1, err, "token ids");
+    d->tok_bytes = pe_malloc((size_t)(e - a) * sizeof *d->tok_bytes + 1, err, "token byte counts");
+    if (!d->tokens || !d->tok_bytes) {
+        st = PE_ERR_INTERNAL;
+        goto done;
+    }
+    for (int64_t i = a; i < e; i++) {
+        const unsigned char *q = b + (size_t)i * w;
+        d->tokens[i - a] = w == 2 ? (int)((uint32_t)q[0] | (uint32_t)q[1] << 8)
+                                  : (int)((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                                          (uint32_t)q[3] << 24);
+    }
+    /* bytes per target: decoded after its predecessor when a tokenizer is given, else unknown (0) */
+    for (int64_t i = 0; i < d->n_tokens; i++)
+        d->tok_bytes[i] = t && i > 0 ? (uint16_t)tok_count_bytes(t, d->tokens[i - 1], d->tokens[i]) : 0;
+    st = mode == DATA_MODE_DOCUMENTS ? data_cut_stream_documents(d, o->eos, limit, err)
+                                     : data_cut_stream_windows(d, limit, err);
+    if (st == PE_OK && d->n_seqs == 0)
+        st = pe_fail(err, PE_ERR_INPUT, "%s: empty dataset: no %s with at least 2 tokens (%lld token ids in the span "
+                     "of %lld); check [data] path, mode, eos and span", path,
+                     mode == DATA_MODE_DOCUMENTS ? "document" : "token stream", (long long)(e - a), (long long)total);
+done:
+    free(buf);
     if (st != PE_OK) data_free_text(d);
     return st;
 }

@@ -55,6 +55,26 @@ pe_status data_load_text_span(text_dataset *d, const char *path, const tokenizer
                               int context, int stride, long limit, double span_begin, double span_end, pe_err *err);
 void data_free_text(text_dataset *d);
 
+/* Token files ([data] format = tokens): a flat file of little-endian token ids, uint16 (nanoGPT's
+ * val.bin) or uint32, with no header, scored exactly as tokenized (no BOS is added).
+ *   documents: a document starts at each `eos` id (kept as its first token, context only, as BOS
+ *              is for text) and runs to the next one, truncated to `context`; tokens before the
+ *              first eos are a document too. eos >= 0 is required.
+ *   windows:   the file (its span) is one token stream, cut as text windows are (above).
+ * Every id of the file must be < vocab (and < the tokenizer's vocabulary when one is given);
+ * data.span cuts token ids. Bytes: with a tokenizer, each target counts the bytes it decodes to
+ * after its predecessor (as for text); without one (t == NULL) every count is 0, n_scored_bytes is
+ * 0 and bits per byte is unknown (results.json writes null). */
+typedef struct {
+    int dtype_bytes; /* 2 (uint16) or 4 (uint32) */
+    int vocab;       /* the model's vocabulary size: every id must be below it */
+    int eos;         /* documents: the separator id; -1 = none (windows) */
+} data_token_opts;
+
+pe_status data_load_tokens(text_dataset *d, const char *path, const data_token_opts *o, const tokenizer *t,
+                           data_text_mode mode, int context, int stride, long limit, double span_begin,
+                           double span_end, pe_err *err);
+
 typedef struct {
     int      n;        /* number of images */
     int      rows;

@@ -1716,12 +1716,12 @@ static int sw_parse(rep *r, const cJSON *root, swrow **out) {
         r->b.oom = 1;
         return -1;
     }
-    for (int i = 0; i < n && !r->failed; i++) {
+    const cJSON *o = rows ? rows->child : NULL; /* walked, not cJSON_GetArrayItem(rows, i): O(n), not O(n^2) */
+    for (int i = 0; i < n && !r->failed; i++, o = o->next) {
         char path[48], mpath[64], ppath[64], tb[40];
         snprintf(path, sizeof path, "rows[%d]", i);
         snprintf(mpath, sizeof mpath, "rows[%d].metrics", i);
         snprintf(ppath, sizeof ppath, "rows[%d].params", i);
-        const cJSON *o = cJSON_GetArrayItem(rows, i);
         swrow       *x = &w[i];
         if (!cJSON_IsObject(o)) {
             jfail(r, f, path, "", "is not an object");

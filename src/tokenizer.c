@@ -213,6 +213,20 @@ static int tok_is_file(const char *p) {
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+int tok_auto_finds(const char *model_path, int model_vocab) {
+    if (model_vocab == 256 || !model_path) return model_vocab == 256;
+    char dir[4096], a[4200], b[4200];
+    if (tok_is_dir(model_path)) {
+        snprintf(dir, sizeof dir, "%s", model_path);
+    } else {
+        const char *slash = strrchr(model_path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - model_path) : 1, slash ? model_path : ".");
+    }
+    snprintf(a, sizeof a, "%s/tokenizer.json", dir);
+    snprintf(b, sizeof b, "%s/vocab.json", dir);
+    return tok_is_file(a) || tok_is_file(b);
+}
+
 pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_path, int model_vocab, pe_err *err) {
     memset(t, 0, sizeof *t);
     size_t    n = strlen(spec);

@@ -58,6 +58,10 @@ pe_status tok_init_hf(tokenizer *t, const char *path, pe_err *err);
  *   an HF tokenizer; any other file: a llama2.c tokenizer.bin.
  * A tokenizer with more ids than model_vocab is refused (PE_ERR_INPUT). */
 pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_path, int model_vocab, pe_err *err);
+/* 1 when [model] tokenizer = auto has something to load for this model (tokenizer.json or vocab.json in
+ * the model folder or beside the weights file, or a vocab-256 model), 0 when it would fail for want of
+ * one (token-file data then runs without a tokenizer) */
+int tok_auto_finds(const char *model_path, int model_vocab);
 /* "llama2.c", "bytes", "bpe-byte-level" or "bpe-sentencepiece"; with t->vocab_size, what
  * `pathens inspect` prints (tok_init_for_model(&t, "auto", dir, INT_MAX, &err) reads a folder's) */
 const char *tok_kind_name(const tokenizer *t);

@@ -346,7 +346,7 @@ static void test_json_echo(void **state) {
     assert_non_null(s);
     assert_string_equal(s,
         "{\"model\":{\"path\":\"m.bin\",\"format\":\"auto\",\"tokenizer\":\"\",\"config\":\"\"},"
-        "\"data\":{\"path\":\"d \\\"q\\\".txt\",\"format\":\"auto\",\"mode\":\"\",\"labels\":\"\","
+        "\"data\":{\"path\":\"d \\\"q\\\".txt\",\"format\":\"auto\",\"mode\":\"\",\"dtype\":\"uint16\",\"eos\":-1,\"labels\":\"\","
         "\"limit\":5000000000,\"context\":0,\"stride\":0,\"span\":\"0:1\"},"
         "\"run\":{\"out\":\"runs/default\",\"batch\":8,\"shard\":16,\"member_block\":0,\"per_example\":0},"
         "\"pathways\":{\"scheme\":\"unbiased\",\"ratio\":4,\"sigma\":4,\"lambda\":\"inf\",\"keep\":0,"

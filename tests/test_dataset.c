@@ -333,6 +333,184 @@ static void test_text_not_binary(void **state) {
     tok_free(&tb);
 }
 
+/* ---- token files ----------------------------------------------------------------------------- */
+
+/* write ids as little-endian uint16 (w = 2) or uint32 (w = 4) to <tmp>/dataset/<name> */
+static const char *write_ids(char *out, const char *name, const int *ids, int n, int w) {
+    unsigned char *b = malloc((size_t)n * (size_t)w + 1);
+    assert_non_null(b);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < w; k++) b[(size_t)i * (size_t)w + (size_t)k] = (unsigned char)((unsigned)ids[i] >> (8 * k));
+    write_tmp(out, name, b, (size_t)n * (size_t)w);
+    free(b);
+    return out;
+}
+
+static text_dataset load_tokens_ok(const char *path, int w, int vocab, int eos, const tokenizer *t,
+                                   data_text_mode mode, int context, int stride, long limit, double b, double e) {
+    text_dataset    d;
+    pe_err          err = {0};
+    data_token_opts o   = {w, vocab, eos};
+    if (data_load_tokens(&d, path, &o, t, mode, context, stride, limit, b, e, &err) != PE_OK) fail_msg("%s", err.msg);
+    check_seqs(&d);
+    return d;
+}
+
+/* documents start at each eos (kept as their first, unscored token), truncated to context; the
+ * ids before the first eos are a document; one-token documents are dropped; limit, span, dtype */
+static void test_tokens_documents(void **state) {
+    (void)state;
+    const int ids[] = {5, 6, 1, 7, 8, 9, 1, 3, 1, 1, 4, 4, 2};
+    const int n     = (int)(sizeof ids / sizeof ids[0]);
+    char      p16[4096], p32[4096];
+    write_ids(p16, "docs16.bin", ids, n, 2);
+    write_ids(p32, "docs32.bin", ids, n, 4);
+    for (int w = 2; w <= 4; w += 2) {
+        text_dataset d = load_tokens_ok(w == 2 ? p16 : p32, w, 10, 1, NULL, DATA_MODE_DOCUMENTS, 3, 0, 0, 0.0, 1.0);
+        assert_int_equal(d.n_tokens, n); /* the stream, not copied per document */
+        assert_memory_equal(d.tokens, ids, sizeof ids);
+        /* {5 6}, {1 7 8 | 9} truncated, {1 3}, {1} dropped, {1 4 4 2} truncated */
+        const int start[] = {0, 2, 6, 9}, len[] = {2, 3, 2, 3};
+        assert_int_equal(d.n_seqs, 4);
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(d.seqs[i].start, start[i]);
+            assert_int_equal(d.seqs[i].len, len[i]);
+            assert_int_equal(d.seqs[i].score_begin, 0);
+            assert_int_equal(d.seqs[i].doc_id, i);
+        }
+        assert_int_equal(d.n_scored, 1 + 2 + 1 + 2);
+        assert_int_equal(d.n_scored_bytes, 0); /* no tokenizer: bytes unknown */
+        data_free_text(&d);
+    }
+    text_dataset d = load_tokens_ok(p16, 2, 10, 1, NULL, DATA_MODE_DOCUMENTS, 100, 0, 2, 0.0, 1.0);
+    assert_int_equal(d.n_seqs, 2); /* limit */
+    assert_int_equal(d.seqs[1].len, 4);
+    data_free_text(&d);
+    /* span 0.5:1 = ids [6, 13): {1 3}, {1}, {1 4 4 2} */
+    d = load_tokens_ok(p16, 2, 10, 1, NULL, DATA_MODE_DOCUMENTS, 100, 0, 0, 0.5, 1.0);
+    assert_int_equal(d.n_tokens, 7);
+    assert_int_equal(d.n_seqs, 2);
+    assert_int_equal(d.tokens[d.seqs[0].start], 1);
+    assert_int_equal(d.seqs[0].len, 2);
+    assert_int_equal(d.seqs[1].len, 4);
+    data_free_text(&d);
+    /* a uint32 id above 65,535 */
+    const int big[] = {70000, 3, 70001, 70000, 5};
+    write_ids(p32, "big32.bin", big, 5, 4);
+    d = load_tokens_ok(p32, 4, 100000, 70000, NULL, DATA_MODE_DOCUMENTS, 8, 0, 0, 0.0, 1.0);
+    assert_int_equal(d.n_seqs, 2);
+    assert_int_equal(d.tokens[2], 70001);
+    assert_int_equal(d.seqs[1].start, 3);
+    data_free_text(&d);
+}
+
+/* the same documents and windows as the text path, from the text path's own ids: tokens, sequences
+ * and bytes per target identical (documents: BOS-prefixed, split at BOS = 1) */
+static void test_tokens_match_text(void **state) {
+    (void)state;
+    tokenizer t;
+    load_tok512(&t);
+    const char *path = tu_data_path("tinystories_val.txt");
+    text_dataset x = load_text_ok(path, &t, DATA_MODE_DOCUMENTS, 1 << 20, 0, 50);
+    int *ids = malloc((size_t)x.n_tokens * sizeof *ids), n = 0;
+    assert_non_null(ids);
+    for (int i = 0; i < x.n_seqs; i++)
+        for (int p = 0; p < x.seqs[i].len; p++) ids[n++] = x.tokens[x.seqs[i].start + p];
+    data_free_text(&x);
+    char tp[4096];
+    write_ids(tp, "stories16.bin", ids, n, 2);
+    for (int ctx = 16; ctx <= 512; ctx *= 32) {
+        x              = load_text_ok(path, &t, DATA_MODE_DOCUMENTS, ctx, 0, 50);
+        text_dataset y = load_tokens_ok(tp, 2, 512, 1, &t, DATA_MODE_DOCUMENTS, ctx, 0, 0, 0.0, 1.0);
+        assert_int_equal(y.n_seqs, x.n_seqs);
+        assert_int_equal(y.n_scored, x.n_scored);
+        assert_int_equal(y.n_scored_bytes, x.n_scored_bytes);
+        for (int i = 0; i < x.n_seqs; i++) {
+            const text_seq *a = &x.seqs[i], *b = &y.seqs[i];
+            assert_int_equal(a->len, b->len);
+            assert_int_equal(a->doc_id, b->doc_id);
+            assert_memory_equal(x.tokens + a->start, y.tokens + b->start, (size_t)a->len * sizeof(int));
+            for (int p = 1; p < a->len; p++) assert_int_equal(x.tok_bytes[a->start + p], y.tok_bytes[b->start + p]);
+        }
+        data_free_text(&x);
+        data_free_text(&y);
+    }
+    free(ids);
+
+    /* windows: the text path's stream (BOS + encode(file[0, 20000))) as uint32 ids */
+    char *text;
+    size_t len;
+    pe_err err = {0};
+    assert_int_equal(pe_read_file(path, &text, &len, &err), PE_OK);
+    char sp[4096];
+    write_tmp(sp, "head.txt", text, 20000);
+    free(text);
+    x = load_text_ok(sp, &t, DATA_MODE_WINDOWS, 64, 24, 0);
+    write_ids(tp, "stream32.bin", x.tokens, (int)x.n_tokens, 4);
+    text_dataset y = load_tokens_ok(tp, 4, 512, -1, &t, DATA_MODE_WINDOWS, 64, 24, 0, 0.0, 1.0);
+    assert_true(x.n_seqs > 100);
+    assert_int_equal(y.n_seqs, x.n_seqs);
+    assert_int_equal(y.n_tokens, x.n_tokens);
+    assert_memory_equal(y.tokens, x.tokens, (size_t)x.n_tokens * sizeof(int));
+    assert_memory_equal(y.seqs, x.seqs, (size_t)x.n_seqs * sizeof *x.seqs);
+    assert_memory_equal(y.tok_bytes, x.tok_bytes, (size_t)x.n_tokens * sizeof *x.tok_bytes);
+    assert_int_equal(y.n_scored_bytes, x.n_scored_bytes);
+    check_coverage(&y, 64, 24);
+    data_free_text(&x);
+    data_free_text(&y);
+    tok_free(&t);
+}
+
+static void expect_tokens_error(const char *path, int w, int vocab, int eos, const tokenizer *t, data_text_mode mode,
+                                int context, int stride, const char *what) {
+    text_dataset    d;
+    pe_err          err = {0};
+    data_token_opts o   = {w, vocab, eos};
+    pe_status       st  = data_load_tokens(&d, path, &o, t, mode, context, stride, 0, 0.0, 1.0, &err);
+    if (st != PE_ERR_INPUT) fail_msg("expected an input error containing '%s', got status %d", what, st);
+    assert_contains(err.msg, what);
+    assert_null(d.tokens);
+    assert_null(d.seqs);
+}
+
+static void test_tokens_errors(void **state) {
+    (void)state;
+    const int ids[] = {1, 30, 40, 1, 300, 7};
+    char      p[4096], q[4096];
+    write_ids(p, "errs.bin", ids, 6, 2);
+    /* the first id not below the vocabulary: its index and byte offset */
+    expect_tokens_error(p, 2, 64, 1, NULL, DATA_MODE_DOCUMENTS, 8, 0,
+                        "token 4 (byte offset 8) is id 300: expected 0..63 (the model's vocabulary has 64 tokens)");
+    write_ids(q, "errs32.bin", ids, 6, 4);
+    expect_tokens_error(q, 4, 64, 1, NULL, DATA_MODE_DOCUMENTS, 8, 0, "token 4 (byte offset 16) is id 300");
+    /* below the model's vocabulary but not the tokenizer's (bytes cannot be counted) */
+    tokenizer bt;
+    tok_init_bytes(&bt);
+    expect_tokens_error(p, 2, 512, 1, &bt, DATA_MODE_DOCUMENTS, 8, 0,
+                        "is id 300: expected 0..255 (the tokenizer's vocabulary ([model] tokenizer) has 256 tokens)");
+    tok_free(&bt);
+    /* a length that is not a whole number of ids */
+    write_tmp(q, "odd.bin", "\x01\x00\x02\x00\x03", 5);
+    expect_tokens_error(q, 2, 64, 1, NULL, DATA_MODE_DOCUMENTS, 8, 0,
+                        "5 bytes is not a whole number of uint16 token ids (2 bytes each; 1 bytes left over)");
+    write_ids(q, "six.bin", ids, 3, 2); /* 6 bytes: not uint32 */
+    expect_tokens_error(q, 4, 512, 1, NULL, DATA_MODE_DOCUMENTS, 8, 0, "6 bytes is not a whole number of uint32");
+    expect_tokens_error(q, 3, 512, 1, NULL, DATA_MODE_DOCUMENTS, 8, 0, "token size 3 bytes");
+    /* options */
+    expect_tokens_error(p, 2, 512, -1, NULL, DATA_MODE_DOCUMENTS, 8, 0, "set [data] eos = ID");
+    expect_tokens_error(p, 2, 512, 1, NULL, DATA_MODE_WINDOWS, 8, 4, "[data] eos = 1 is for documents mode");
+    expect_tokens_error(p, 2, 512, 512, NULL, DATA_MODE_DOCUMENTS, 8, 0, "[data] eos = 512 is not a token id");
+    expect_tokens_error(p, 2, 512, -1, NULL, DATA_MODE_WINDOWS, 8, 9, "stride is 9 tokens");
+    expect_tokens_error(p, 2, 512, -1, NULL, DATA_MODE_WINDOWS, 1, 1, "context is 1 tokens");
+    /* nothing to score: an empty file, a file of eos ids */
+    write_tmp(q, "empty.bin", "", 0);
+    expect_tokens_error(q, 2, 512, -1, NULL, DATA_MODE_WINDOWS, 8, 8, "empty dataset");
+    const int eoses[] = {1, 1, 1};
+    write_ids(q, "eoses.bin", eoses, 3, 2);
+    expect_tokens_error(q, 2, 512, 1, NULL, DATA_MODE_DOCUMENTS, 8, 0, "empty dataset: no document");
+    expect_tokens_error("/nonexistent/val.bin", 2, 512, 1, NULL, DATA_MODE_DOCUMENTS, 8, 0, "/nonexistent/val.bin");
+}
+
 /* ---- IDX ------------------------------------------------------------------------------------- */
 
 static void test_fashion_mnist(void **state) {
@@ -535,6 +713,9 @@ int main(void) {
         tu_needs(shakespeare, cmocka_unit_test(test_windows_bytes_shakespeare)),
         cmocka_unit_test(test_text_errors),
         cmocka_unit_test(test_text_not_binary),
+        cmocka_unit_test(test_tokens_documents),
+        tu_needs(stories, cmocka_unit_test(test_tokens_match_text)),
+        cmocka_unit_test(test_tokens_errors),
         tu_needs(tu_have_fashion(), cmocka_unit_test(test_fashion_mnist)),
         cmocka_unit_test(test_idx_files),
         cmocka_unit_test(test_idx_hostile),

@@ -10,7 +10,8 @@
 #
 # The controller starts with a clean state (-c): job ids restart at 1, nothing from an earlier run
 # survives. Packages: slurmctld slurmd slurm-client (tools/deps.sh). Environment knobs:
-# SLURM_UP_PORT (controller port, default 16817; slurmd uses PORT+1), SLURM_UP_CPUS (default: nproc).
+# SLURM_UP_PORT (controller port, default 16817; slurmd uses PORT+1), SLURM_UP_CPUS (default: nproc),
+# SLURM_UP_EXTRA (lines appended to slurm.conf, e.g. "MaxArraySize=1001").
 # If the start fails, the logs' tails are printed and whatever was started is stopped again.
 set -euo pipefail
 D=${1:?usage: slurm_up.sh DIR (a scratch directory for the config, state and logs)}
@@ -78,6 +79,7 @@ KillWait=10
 Waittime=0
 NodeName=$H NodeAddr=127.0.0.1 NodeHostname=$H CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=debug Nodes=$H Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+${SLURM_UP_EXTRA:-}
 CONF
 export SLURM_CONF="$D/slurm.conf"
 

@@ -557,11 +557,13 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     int is_lm = m.cfg.input == MODEL_INPUT_TOKENS;
     /* data kind */
     int use_idx = !strcmp(cfg.data_format, "idx") || (!strcmp(cfg.data_format, "auto") && detect_idx(cfg.data_path));
-    const char *mode = cfg.data_mode[0] ? cfg.data_mode : (use_idx ? "images" : "documents");
+    int use_tokens = !strcmp(cfg.data_format, "tokens"); /* a token file: documents at eos, else windows */
+    const char *mode = cfg.data_mode[0] ? cfg.data_mode
+                                        : (use_idx ? "images" : use_tokens && cfg.data_eos < 0 ? "windows" : "documents");
     int rc = 0;
     if (use_idx != !is_lm || (use_idx && strcmp(mode, "images")) || (!use_idx && !strcmp(mode, "images"))) {
         pe_fail(&err, PE_ERR_INPUT, "data %s (%s, mode %s) does not fit the model (%s); check [data] path/format/mode",
-                cfg.data_path, use_idx ? "IDX images" : "text", mode, is_lm ? "a language model" : "an image classifier");
+                cfg.data_path, use_idx ? "IDX images" : use_tokens ? "token ids" : "text", mode, is_lm ? "a language model" : "an image classifier");
         rc = die(&err);
         goto done_model;
     }
@@ -585,12 +587,18 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     if (is_lm) {
         /* [model] tokenizer: auto (a model folder's tokenizer.json / vocab.json + merges.txt, or bytes for
          * a vocab-256 model), bytes, a tokenizer.json or folder, or a llama2.c tokenizer.bin; a tokenizer
-         * with more ids than the model's vocabulary is refused there */
-        if (tok_init_for_model(&tok, cfg.model_tokenizer, cfg.model_path, m.cfg.vocab_size, &err)) {
+         * with more ids than the model's vocabulary is refused there. Token files need none: with
+         * tokenizer = none, or auto finding none, bytes per target stay unknown. */
+        const char *tk = cfg.model_tokenizer;
+        int tk_auto = !tk[0] || !strcmp(tk, "auto");
+        if (use_tokens && (!strcmp(tk, "none") || (tk_auto && !tok_auto_finds(cfg.model_path, m.cfg.vocab_size)))) {
+            have_tok = 0;
+        } else if (tok_init_for_model(&tok, tk, cfg.model_path, m.cfg.vocab_size, &err) == PE_OK) {
+            have_tok = 1;
+        } else {
             rc = die(&err);
             goto done_model;
         }
-        have_tok = 1;
         int context = cfg.data_context ? cfg.data_context : m.cfg.seq_len;
         if (context > m.cfg.seq_len) {
             pe_fail(&err, PE_ERR_INPUT, "data.context = %d exceeds the model's seq_len %d", context, m.cfg.seq_len);
@@ -601,15 +609,21 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
         data_text_mode tm = !strcmp(mode, "windows") ? DATA_MODE_WINDOWS : DATA_MODE_DOCUMENTS;
         double sb = 0.0, se = 1.0;
         cfg_parse_span(cfg.data_span, &sb, &se, NULL); /* validated */
-        if (data_load_text_span(&td, cfg.data_path, &tok, tm, context, stride, cfg.data_limit, sb, se, &err)) {
+        data_token_opts to = {!strcmp(cfg.data_dtype, "uint32") ? 4 : 2, m.cfg.vocab_size, cfg.data_eos};
+        if (use_tokens ? data_load_tokens(&td, cfg.data_path, &to, have_tok ? &tok : NULL, tm, context, stride,
+                                          cfg.data_limit, sb, se, &err)
+                       : data_load_text_span(&td, cfg.data_path, &tok, tm, context, stride, cfg.data_limit, sb, se, &err)) {
             rc = die(&err);
             goto done_data;
         }
         have_td = 1;
         char tidy[CFG_PATH_MAX];
-        snprintf(data_desc, sizeof data_desc, "%s: %s mode, %d sequences, %lld scored tokens, %lld bytes, context %d%s",
-                 pe_path_tidy(cfg.data_path, tidy, sizeof tidy), mode, td.n_seqs, (long long)td.n_scored, (long long)td.n_scored_bytes, context,
-                 tm == DATA_MODE_WINDOWS ? "" : "");
+        char nbytes[64];
+        if (use_tokens && !have_tok) snprintf(nbytes, sizeof nbytes, "bytes unknown (no tokenizer)");
+        else snprintf(nbytes, sizeof nbytes, "%lld bytes", (long long)td.n_scored_bytes);
+        snprintf(data_desc, sizeof data_desc, "%s: %s%s mode, %d sequences, %lld scored tokens, %s, context %d",
+                 pe_path_tidy(cfg.data_path, tidy, sizeof tidy), use_tokens ? "token ids, " : "", mode, td.n_seqs,
+                 (long long)td.n_scored, nbytes, context);
     } else {
         double sb = 0.0, se = 1.0;
         cfg_parse_span(cfg.data_span, &sb, &se, NULL); /* validated */
@@ -726,7 +740,10 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
             rc = est == PE_ERR_CHECKPOINT ? (int)PE_ERR_CHECKPOINT : die(&err);
             goto done_data;
         }
-        cJSON_AddStringToObject(dj, "kind", "text");
+        cJSON_AddStringToObject(dj, "kind", use_tokens ? "tokens" : "text");
+        if (use_tokens && !have_tok)
+            cJSON_AddStringToObject(dj, "bytes", "unknown: a token file without [model] tokenizer has no byte counts, "
+                                                 "so every bits_per_byte is null");
         cJSON_AddStringToObject(dj, "mode", mode);
         cJSON_AddNumberToObject(dj, "sequences", td.n_seqs);
         cJSON_AddNumberToObject(dj, "context", td.context);
@@ -741,8 +758,10 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
         pex = ens_per_example_data(lr.per_example, &pex_len);
         if (!quiet) {
             double nll = eval_lm_nll(&lr.dense), se = eval_lm_nll_stderr(&lr.dense);
-            fprintf(stderr, "dense:    nll/token %.5f ± %.5f (standard error), perplexity %.4f, bits/byte %.5f over %lld tokens (%lld %s)\n",
-                    nll, se, exp(nll), lr.dense.sum_nll / (double)lr.dense.bytes / log(2.0), (long long)lr.dense.tokens,
+            char bpb[32] = "unknown"; /* a token file without a tokenizer has no byte counts */
+            if (lr.dense.bytes > 0) snprintf(bpb, sizeof bpb, "%.5f", lr.dense.sum_nll / (double)lr.dense.bytes / log(2.0));
+            fprintf(stderr, "dense:    nll/token %.5f ± %.5f (standard error), perplexity %.4f, bits/byte %s over %lld tokens (%lld %s)\n",
+                    nll, se, exp(nll), bpb, (long long)lr.dense.tokens,
                     (long long)lr.dense.units, td.mode == DATA_MODE_WINDOWS ? "windows" : "documents");
             if (lr.K > 0) {
                 double en = eval_lm_nll(&lr.ensemble), es = eval_lm_nll_stderr(&lr.ensemble);
@@ -996,8 +1015,23 @@ static int cmd_version(int argc, char **argv) {
 
 static int dispatch(int argc, char **argv);
 
+#ifdef PATHENS_WITH_MPI
+/* Commands that never communicate skip MPI_Init, which costs about 0.5 s in a singleton (a sweep's
+ * --status must answer in well under 2 s): version, and sweep --count / --status / --aggregate,
+ * unless a launcher (mpirun, srun) started this process. */
+static int main_needs_mpi(int argc, char **argv) {
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK")) return 1;
+    if (argc >= 2 && (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version"))) return 0;
+    if (argc < 2 || strcmp(argv[1], "sweep")) return 1;
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--count") || !strcmp(argv[i], "--status") || !strcmp(argv[i], "--aggregate")) return 0;
+    return 1;
+}
+#endif
+
 int main(int argc, char **argv) {
 #ifdef PATHENS_WITH_MPI
+    if (!main_needs_mpi(argc, argv)) return dispatch(argc, argv); /* g_rank 0, g_size 1 */
     dist_init(&argc, &argv);
     g_rank = dist_rank();
     g_size = dist_size();

@@ -4,7 +4,11 @@
  * product of the lists (the last listed key varies fastest). Point i runs in
  * <run.out>/<hash>/ (hash: 12 hex digits of the point's resolved config without run.out), with
  * config.json (its resolved config), the usual outputs and journal, and DONE once results.json is
- * complete (FAILED with the exit code if it failed; nothing after a checkpoint, exit 75). */
+ * complete (FAILED with the exit code if it failed; nothing after a checkpoint, exit 75).
+ * A list may go on over several lines (indented continuation lines, or the key repeated): the
+ * values are appended. Every point's config is built once per command (the file paths made
+ * canonical once per distinct path), so --status and --aggregate of 10,000 points take about a
+ * second (docs/performance.md). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -21,15 +25,19 @@
 #include "common.h"
 #include "config.h"
 #include "report.h"
+#ifdef PATHENS_WITH_MPI
+#include "dist.h"
+#endif
 
 #define SWEEP_MAX_ENTRIES 256
-#define SWEEP_MAX_VALUES 64
+#define SWEEP_MAX_VALUES 100000
+#define SWEEP_MAX_LINE 199 /* Debian's libinih reads lines of at most INI_MAX_LINE - 1 = 199 characters */
 
 typedef struct {
-    char  section[32];
-    char  key[64];
-    char *values[SWEEP_MAX_VALUES];
-    int   n;
+    char   section[32];
+    char   key[64];
+    char **values; /* (n) */
+    int    n, cap;
 } sweep_entry;
 
 typedef struct {
@@ -47,34 +55,85 @@ static char *trim(char *s) {
     return s;
 }
 
+static int sweep_push_value(sweep_spec *sp, sweep_entry *e, const char *v) {
+    if (e->n == SWEEP_MAX_VALUES) {
+        sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: [%s] %s has more than %d values", sp->path, e->section, e->key,
+                         SWEEP_MAX_VALUES);
+        return 0;
+    }
+    if (e->n == e->cap) {
+        int    c = e->cap ? 2 * e->cap : 8;
+        char **vs = realloc(e->values, (size_t)c * sizeof *vs);
+        if (!vs) {
+            sp->st = pe_fail(sp->err, PE_ERR_INTERNAL, "out of memory reading %s", sp->path);
+            return 0;
+        }
+        e->values = vs;
+        e->cap = c;
+    }
+    e->values[e->n] = strdup(v);
+    if (!e->values[e->n]) {
+        sp->st = pe_fail(sp->err, PE_ERR_INTERNAL, "out of memory reading %s", sp->path);
+        return 0;
+    }
+    e->n++;
+    return 1;
+}
+
+/* one key = value line; the same key again (an indented continuation line, which inih passes as
+ * the key once more, or the key repeated) appends its values to the list */
 static int sweep_handler(void *user, const char *section, const char *name, const char *value) {
     sweep_spec *sp = user;
     if (sp->st) return 0;
-    if (sp->n == SWEEP_MAX_ENTRIES) {
-        sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: more than %d keys", sp->path, SWEEP_MAX_ENTRIES);
-        return 0;
-    }
-    sweep_entry *e = &sp->e[sp->n++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->section, sizeof e->section, "%s", section);
-    snprintf(e->key, sizeof e->key, "%s", name);
-    char *copy = strdup(value), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (e->n == SWEEP_MAX_VALUES) {
-            sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: [%s] %s has more than %d values", sp->path, section, name,
-                             SWEEP_MAX_VALUES);
-            break;
+    sweep_entry *e = NULL;
+    for (int i = 0; i < sp->n && !e; i++)
+        if (!strcmp(sp->e[i].section, section) && !strcmp(sp->e[i].key, name)) e = &sp->e[i];
+    int cont = e != NULL;
+    if (!e) {
+        if (sp->n == SWEEP_MAX_ENTRIES) {
+            sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: more than %d keys", sp->path, SWEEP_MAX_ENTRIES);
+            return 0;
         }
-        e->values[e->n++] = strdup(trim(tok));
+        e = &sp->e[sp->n++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->section, sizeof e->section, "%s", section);
+        snprintf(e->key, sizeof e->key, "%s", name);
     }
-    if (e->n == 0) e->values[e->n++] = strdup("");
+    char *copy = strdup(value), *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok && !sp->st; tok = strtok_r(NULL, ",", &save))
+        sweep_push_value(sp, e, trim(tok));
+    if (!cont && e->n == 0) sweep_push_value(sp, e, "");
     free(copy);
     return sp->st ? 0 : 1;
 }
 
+/* libinih cuts a line longer than SWEEP_MAX_LINE and reads the rest as another line: refuse it */
+static pe_status sweep_check_lines(const char *path, pe_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return PE_OK; /* ini_parse says it */
+    long line = 1, len = 0;
+    int  c;
+    while ((c = getc(f)) != EOF) {
+        if (c == '\n') {
+            line++;
+            len = 0;
+        } else if (++len > SWEEP_MAX_LINE) {
+            fclose(f);
+            return pe_fail(err, PE_ERR_INPUT, "%s: line %ld is longer than %d characters, the most the INI reader "
+                           "takes; go on with the list on the next line, indented (a line 'ratio = 1, 2, 3,' then a line "
+                           "'    4, 5')",
+                           path, line, SWEEP_MAX_LINE);
+        }
+    }
+    fclose(f);
+    return PE_OK;
+}
+
 static void sweep_free(sweep_spec *sp) {
-    for (int i = 0; i < sp->n; i++)
+    for (int i = 0; i < sp->n; i++) {
         for (int v = 0; v < sp->e[i].n; v++) free(sp->e[i].values[v]);
+        free(sp->e[i].values);
+    }
     sp->n = 0;
 }
 
@@ -95,6 +154,32 @@ static long sweep_points(const sweep_spec *sp) {
 static int sweep_digit(const sweep_spec *sp, long p, int j) {
     for (int i = sp->n - 1; i > j; i--) p /= sp->e[i].n;
     return (int)(p % sp->e[j].n);
+}
+
+/* realpath of the few distinct file names of a sweep, each resolved once per command */
+#define SWEEP_RP_CACHE 64
+static struct {
+    char *in, *out; /* out NULL: realpath failed (the name is kept as it is) */
+} sweep_rp[SWEEP_RP_CACHE];
+static int sweep_rp_n;
+
+static const char *sweep_realpath(const char *in) {
+    for (int i = 0; i < sweep_rp_n; i++)
+        if (!strcmp(sweep_rp[i].in, in)) return sweep_rp[i].out;
+    static char rp[PATH_MAX];
+    if (sweep_rp_n == SWEEP_RP_CACHE) return realpath(in, rp); /* a sweep over many files: past 64, uncached */
+    char *out = realpath(in, rp) ? strdup(rp) : NULL;
+    sweep_rp[sweep_rp_n].in  = strdup(in);
+    sweep_rp[sweep_rp_n].out = out;
+    return sweep_rp[sweep_rp_n++].out;
+}
+
+static void sweep_realpath_free(void) {
+    for (int i = 0; i < sweep_rp_n; i++) {
+        free(sweep_rp[i].in);
+        free(sweep_rp[i].out);
+    }
+    sweep_rp_n = 0;
 }
 
 /* resolved config of point p; dir gets <out>/<hash> */
@@ -119,10 +204,10 @@ static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, cons
     char *paths[] = {canon.model_path, canon.model_tokenizer, canon.model_config, canon.data_path, canon.data_labels,
                      canon.pw_plan};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        char rp[PATH_MAX];
-        if (paths[i][0] && strcmp(paths[i], "bytes") && strcmp(paths[i], "none") && strcmp(paths[i], "auto") &&
-            realpath(paths[i], rp))
-            snprintf(paths[i], CFG_PATH_MAX, "%s", rp);
+        const char *rp = paths[i][0] && strcmp(paths[i], "bytes") && strcmp(paths[i], "none") && strcmp(paths[i], "auto")
+                             ? sweep_realpath(paths[i])
+                             : NULL;
+        if (rp) snprintf(paths[i], CFG_PATH_MAX, "%s", rp);
     }
     canon.run_out[0] = '\0';
     cJSON *j = cfg_to_json(&canon);
@@ -136,6 +221,13 @@ static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, cons
     snprintf(c->run_out, sizeof c->run_out, "%s", dir);
     return cfg_validate(c, err);
 }
+
+/* SIGINT / SIGTERM / SIGUSR1 / SIGUSR2 while points run: the point in progress stops as pathens eval
+ * stops (journal, exit 75) or, when it finishes anyway, the sweep stops before the next point
+ * (exit 75) instead of going on with the rest of its range (a preempted array task would run until
+ * its time limit kills it). eval installs its own handlers while it runs and passes the signal on. */
+static volatile sig_atomic_t sweep_stop = 0;
+static void sweep_on_signal(int sig) { sweep_stop = sig; }
 
 static int file_exists(const char *dir, const char *name) {
     char p[4400];
@@ -157,7 +249,7 @@ static void remove_marker(const char *dir, const char *name) {
 
 static void help_sweep(FILE *f) {
     fprintf(f,
-            "usage: pathens sweep SWEEP.ini [--set section.key=value ...] [--index I | --count | --status |\n"
+            "usage: pathens sweep SWEEP.ini [--set section.key=value ...] [--index I|A-B | --count | --status |\n"
             "                     --aggregate] [--threads N] [--quiet]\n\n"
             "SWEEP.ini is an eval config in which any value may be a comma-separated list\n"
             "(ratio = 1, 2, 4, 8; scheme = unbiased, local); the grid is the product of the lists, the last\n"
@@ -165,6 +257,8 @@ static void help_sweep(FILE *f) {
             "and a DONE marker once results.json is complete.\n\n"
             "  (no mode)     run every point in order, skipping finished ones, resuming interrupted ones\n"
             "  --index I     run only point I (0-based; for job arrays: --index $SLURM_ARRAY_TASK_ID)\n"
+            "  --index A-B   run points A to B in order (B past the last point: up to the last one);\n"
+            "                jobs/submit-sweep.sh --points-per-task K gives each array task such a range\n"
             "  --count       print the number of points\n"
             "  --status      census: done / running / failed / missing, with their indices\n"
             "  --aggregate   collect the finished points into <run.out>/sweep.csv, sweep.json and\n"
@@ -205,7 +299,7 @@ static double jci(const cJSON *o, const char *a, const char *key, int i) {
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
-static int sweep_aggregate(const sweep_spec *sp, int argc, char **argv, const char *base_out, pe_err *err) {
+static int sweep_aggregate(const sweep_spec *sp, char *const *dirs, const char *base_out, pe_err *err) {
     long   np = sweep_points(sp);
     cJSON *rows = cJSON_CreateArray();
     char  *csv = NULL;
@@ -218,14 +312,7 @@ static int sweep_aggregate(const sweep_spec *sp, int argc, char **argv, const ch
                 "ensemble_minus_dense,ensemble_minus_dense_lo,ensemble_minus_dense_hi,kept_fraction\n");
     int n_done = 0;
     for (long p = 0; p < np; p++) {
-        pe_config c;
-        char      dir[CFG_PATH_MAX];
-        if (sweep_point_config(&c, dir, sizeof dir, sp, p, argc, argv, err)) {
-            fclose(cf);
-            free(csv);
-            cJSON_Delete(rows);
-            return err->code;
-        }
+        const char *dir = dirs[p];
         if (!file_exists(dir, "DONE")) continue;
         char rp[4400];
         snprintf(rp, sizeof rp, "%s/results.json", dir);
@@ -324,7 +411,7 @@ static int sweep_aggregate(const sweep_spec *sp, int argc, char **argv, const ch
 
 int cmd_sweep(int argc, char **argv) {
     const char *ini = NULL;
-    long index = -1;
+    long index = -1, index_last = -1;
     int  count = 0, status = 0, aggregate = 0, quiet = 0, threads = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -335,7 +422,15 @@ int cmd_sweep(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--index") && i + 1 < argc) {
             char *e;
             index = strtol(argv[++i], &e, 10);
-            if (*e || e == argv[i] || index < 0) return cli_usage_error("sweep", "--index needs a point number >= 0, not '%s'", argv[i]);
+            if (*e == '-' && e != argv[i]) { /* a range A-B */
+                char *e2;
+                index_last = strtol(e + 1, &e2, 10);
+                if (*e2 || e2 == e + 1 || index_last < index)
+                    return cli_usage_error("sweep", "--index needs a point number >= 0 or a range A-B with A <= B, not '%s'", argv[i]);
+                e = e2;
+            }
+            if (*e || e == argv[i] || index < 0)
+                return cli_usage_error("sweep", "--index needs a point number >= 0 or a range A-B with A <= B, not '%s'", argv[i]);
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             char *e;
             long  t = strtol(argv[++i], &e, 10);
@@ -359,9 +454,9 @@ int cmd_sweep(int argc, char **argv) {
     memset(&sp, 0, sizeof sp);
     snprintf(sp.path, sizeof sp.path, "%s", ini);
     sp.err = &err;
-    int r = ini_parse(ini, sweep_handler, &sp);
+    int r = sweep_check_lines(ini, &err) ? -2 : ini_parse(ini, sweep_handler, &sp);
     if (r != 0 || sp.st) {
-        if (!sp.st) pe_fail(&err, PE_ERR_INPUT, "%s: %s (line %d)", ini, r < 0 ? "cannot open" : "syntax error", r);
+        if (!sp.st && r != -2) pe_fail(&err, PE_ERR_INPUT, "%s: %s (line %d)", ini, r < 0 ? "cannot open" : "syntax error", r);
         if (cli_rank() == 0) fprintf(stderr, "pathens: error: %s\n", err.msg);
         sweep_free(&sp);
         return PE_ERR_INPUT;
@@ -375,14 +470,23 @@ int cmd_sweep(int argc, char **argv) {
         return PE_ERR_INPUT;
     }
     int  rc = 0;
-    /* validate every point up front: a typo fails now, not in point 37 */
+    /* every point's config, validated up front (a typo fails now, not in point 37); its folder kept.
+     * --index builds only its own points (an array task of a 10,000-point sweep need not build them
+     * all: submit-sweep.sh has checked them with --count) */
     pe_config c;
     char      dir[CFG_PATH_MAX];
-    for (long p = 0; p < np && !rc; p++)
+    char    **dirs = calloc((size_t)np, sizeof *dirs);
+    long      v0 = 0, v1 = np - 1;
+    if (index >= 0 && index < np) v0 = index, v1 = index_last > index && index_last < np ? index_last : index;
+    if (!dirs) rc = pe_fail(&err, PE_ERR_INTERNAL, "out of memory listing %ld sweep points", np);
+    for (long p = v0; p <= v1 && !rc; p++) {
         if (sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err)) {
             if (cli_rank() == 0) fprintf(stderr, "pathens: error: sweep point %ld: %s\n", p, err.msg);
             rc = err.code;
+        } else if (!(dirs[p] = strdup(dir))) {
+            rc = pe_fail(&err, PE_ERR_INTERNAL, "out of memory listing %ld sweep points", np);
         }
+    }
     char base[CFG_PATH_MAX];
     if (!rc) {
         const char *sl = strrchr(dir, '/');
@@ -393,35 +497,55 @@ int cmd_sweep(int argc, char **argv) {
         if (cli_rank() == 0) printf("%ld\n", np);
     } else if (status) {
         if (cli_rank() == 0) {
-            static char lists[4][65536];
-            int counts[4] = {0};
+            char  *lists[4] = {NULL};
+            size_t lens[4]  = {0};
+            FILE  *lf[4];
+            long   counts[4] = {0};
             const char *names[4] = {"done", "running", "failed", "missing"};
-            for (int k = 0; k < 4; k++) lists[k][0] = '\0';
+            for (int k = 0; k < 4; k++) lf[k] = open_memstream(&lists[k], &lens[k]);
             for (long p = 0; p < np; p++) {
-                sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err);
+                const char *d = dirs[p];
                 int k = 3;
-                char pidp[4400], *pidt = NULL;
-                snprintf(pidp, sizeof pidp, "%s/coordinator.pid", dir);
-                if (file_exists(dir, "DONE")) k = 0;
-                else if (pe_read_file(pidp, &pidt, NULL, NULL) == PE_OK && atol(pidt) > 0 && kill((pid_t)atol(pidt), 0) == 0) k = 1;
-                else if (file_exists(dir, "FAILED")) k = 2;
-                free(pidt);
+                if (file_exists(d, "DONE")) {
+                    k = 0;
+                } else {
+                    char pidp[4400], *pidt = NULL;
+                    snprintf(pidp, sizeof pidp, "%s/coordinator.pid", d);
+                    if (pe_read_file(pidp, &pidt, NULL, NULL) == PE_OK && atol(pidt) > 0 && kill((pid_t)atol(pidt), 0) == 0) k = 1;
+                    else if (file_exists(d, "FAILED")) k = 2;
+                    free(pidt);
+                }
+                fprintf(lf[k], "%s%ld%s", counts[k] ? " " : "", p,
+                        k == 3 && file_exists(d, "journal.msgpack") ? "(partial)" : "");
                 counts[k]++;
-                size_t l = strlen(lists[k]);
-                snprintf(lists[k] + l, sizeof lists[k] - l, "%s%ld%s", l ? " " : "", p,
-                         k == 3 && file_exists(dir, "journal.msgpack") ? "(partial)" : "");
             }
             printf("sweep %s: %ld points\n", ini, np);
-            for (int k = 0; k < 4; k++) printf("%-8s %4d  %s\n", names[k], counts[k], lists[k]);
+            for (int k = 0; k < 4; k++) {
+                fclose(lf[k]);
+                printf("%-8s %4ld  %s\n", names[k], counts[k], lists[k] ? lists[k] : "");
+                free(lists[k]);
+            }
             rc = counts[0] == np ? 0 : 1;
         }
     } else if (aggregate) {
-        if (cli_rank() == 0) rc = sweep_aggregate(&sp, argc, argv, base, &err);
+        if (cli_rank() == 0) rc = sweep_aggregate(&sp, dirs, base, &err);
     } else {
-        long first = index >= 0 ? index : 0, last = index >= 0 ? index : np - 1;
+        long first = index >= 0 ? index : 0, last = index >= 0 ? (index_last >= 0 ? index_last : index) : np - 1;
         if (index >= np) {
             rc = cli_usage_error("sweep", "--index %ld but the sweep has %ld points (0..%ld)", index, np, np - 1);
         }
+        if (last > np - 1) last = np - 1; /* a range past the end stops at the last point */
+        struct sigaction sa, old_sig[4];
+        const int        sigs[4] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = sweep_on_signal;
+        sigemptyset(&sa.sa_mask);
+        sweep_stop = 0;
+        for (int k = 0; k < 4; k++) {
+            sigaction(sigs[k], NULL, &old_sig[k]);
+            if (old_sig[k].sa_handler != SIG_IGN) sigaction(sigs[k], &sa, NULL); /* ignored stays ignored */
+        }
+        long stopped_after = -1;
         for (long p = first; p <= last && !rc; p++) {
             sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err);
             if (file_exists(dir, "DONE")) {
@@ -456,8 +580,23 @@ int cmd_sweep(int argc, char **argv) {
                 }
             }
             rc = erc;
+            int stop = sweep_stop; /* every rank follows rank 0 */
+#ifdef PATHENS_WITH_MPI
+            if (cli_size() > 1) dist_bcast_int(&stop);
+#endif
+            if (!rc && stop && p < last) {
+                stopped_after = p;
+                rc = PE_ERR_CHECKPOINT;
+            }
         }
+        for (int k = 0; k < 4; k++) sigaction(sigs[k], &old_sig[k], NULL);
+        if (stopped_after >= 0 && cli_rank() == 0)
+            fprintf(stderr, "pathens sweep: stopped by a signal after point %ld (done); points %ld to %ld are left: "
+                    "rerun the same command to do them; exit 75\n", stopped_after, stopped_after + 1, last);
     }
+    for (long p = 0; dirs && p < np; p++) free(dirs[p]);
+    free(dirs);
+    sweep_realpath_free();
     sweep_free(&sp);
     return rc;
 }
