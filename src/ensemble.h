@@ -34,7 +34,7 @@ typedef struct {
     ens_combine combine;
     int         batch;       /* sequences (images) per forward pass */
     int         per_example; /* 1: collect per-unit values as MessagePack */
-    int         importance;  /* 1: sampled importance (needs members) + dense attention statistics */
+    int         importance;  /* 1: dense attention statistics, and drop-one importance passes when imp_units > 0 */
     int         ablation;    /* 1: explicit ablations, every head and then every layer dropped alone; 2: and every
                               * (layer, distance band) */
     int64_t     imp_units;   /* drop-one importance members: units per component (importance.h); 0 = none */
