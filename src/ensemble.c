@@ -125,7 +125,6 @@ typedef struct {
     int      on, abl, K, L, NH, NB, S, A; /* S = 3 + NB attention stats, A ablations: the first A components
                                           * of dsg (L*NH heads + L layers, abl 2: + the bands), 0 without */
     int      P;         /* drop-one importance passes (dsg.M_h + dsg.M_r; the block with the dense values) */
-    int      scheme;    /* the members' pw_scheme */
     imp_design dsg;     /* components and the drop-one design (importance.h) */
     imp_drop   drp;     /* pw_config.drop context of the pass being run */
     double  *u_prb;     /* (N, P) unit loss of each drop-one pass */
@@ -144,12 +143,12 @@ typedef struct {
 } imp_collect;
 
 static pe_status imp_collect_init(imp_collect *ic, const ens_options *o, int K, int L, int NH, int NB, int N, int batch,
-                                  const imp_design *dsg, int scheme, pe_err *err) {
+                                  const imp_design *dsg, pe_err *err) {
     memset(ic, 0, sizeof *ic);
     ic->on  = o->importance;
     ic->abl = o->ablation;
     ic->K = K, ic->L = L, ic->NH = NH, ic->NB = NB, ic->S = 3 + NB;
-    ic->dsg = *dsg, ic->scheme = scheme;
+    ic->dsg = *dsg;
     ic->A = !ic->abl ? 0 : ic->abl >= 2 ? imp_design_components(dsg) : L * NH + L;
     ic->P = ic->on ? dsg->M_h + dsg->M_r : 0;
     size_t Kc = K > 0 ? (size_t)K : 1, LBH = (size_t)L * batch * NH;
@@ -252,7 +251,6 @@ static pe_status imp_result_init(ens_importance *imp, const imp_collect *ic, pe_
     imp->has_band_ablation = ic->abl >= 2;
     imp->has_drop = ic->P > 0;
     imp->design = ic->dsg;
-    imp->scheme = ic->scheme;
     size_t LH = (size_t)ic->L * ic->NH;
     imp->drop      = pe_calloc((size_t)imp_design_components(&ic->dsg) + 1, sizeof(ens_paired), err, "importance");
     imp->abl_band  = pe_calloc((size_t)ic->L * ic->NB, sizeof(ens_paired), err, "importance");
@@ -425,7 +423,7 @@ static ens_rows *rows_new(const model *m, const text_dataset *td, const image_da
     if (rw->pos_off && rw->split) rw->lp = pe_calloc((size_t)rw->pos_off[n] * Kc + 1, sizeof(double), err, "log-probs");
     if (!rw->dense || !rw->mem || !rw->curve || !rw->kl || !rw->agree || !rw->kept || !rw->allowed || !rw->pos_off ||
         !img_ok || (rw->split && !rw->lp) ||
-        imp_collect_init(&rw->ic, &ob, K, rw->L, rw->NH, rw->NB, n, batch, &dsg, c ? (int)c->scheme : 0, err) != PE_OK) {
+        imp_collect_init(&rw->ic, &ob, K, rw->L, rw->NH, rw->NB, n, batch, &dsg, err) != PE_OK) {
         ens_rows_free(rw);
         return NULL;
     }

@@ -51,7 +51,6 @@ typedef struct {
     ens_paired *abl_head;  /* (L, NH) loss with the head dropped minus dense, per unit */
     ens_paired *abl_layer; /* (L) loss with every head of the layer dropped minus dense */
     double     *att;       /* (L, NH, 3 + NB) dense attention: rows, Σ p|i-j|, Σ entropy, mass per band */
-    int         scheme;    /* the members' pw_scheme (which in-member estimates can work) */
     int         has_drop;  /* drop-one importance members ran (importance.h) */
     int         has_band_ablation;
     imp_design  design;    /* their design: components and passes */
