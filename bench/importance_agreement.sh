@@ -12,7 +12,8 @@
 #
 #   bench/importance_agreement.sh [BUILD_DIR]     (default build/; builds nothing)
 #   env: STORIES_LIMIT (documents, default 300), VIT_LIMIT (images, default 2000),
-#        PATHENS_EXTRA (more pathens eval arguments, e.g. "--set importance.units=100")
+#        PATHENS_EXTRA (more pathens eval arguments, e.g. "--set importance.units=100"),
+#        KEEP (a folder to keep the runs in; default: a temporary one, removed)
 # Goals (issue 15): Spearman >= 0.85 over heads, coverage >= 90%, passes <= half of ablation's.
 set -euo pipefail
 
@@ -30,8 +31,9 @@ fi
 for f in stories260K.bin tok512.bin tinystories_val.txt; do
     [ -s "$ROOT/data/$f" ] || { echo "importance_agreement: data/$f missing: run tools/fetch-data.sh" >&2; exit 1; }
 done
-OUT="$(mktemp -d "${TMPDIR:-/tmp}/pe-impagree.XXXXXX")"
-trap 'rm -rf "$OUT"' EXIT
+OUT="${KEEP:-}"
+if [ -z "$OUT" ]; then OUT="$(mktemp -d "${TMPDIR:-/tmp}/pe-impagree.XXXXXX")"; trap 'rm -rf "$OUT"' EXIT; fi
+mkdir -p "$OUT"
 
 run() { # run NAME CONFIG LIMIT: one eval with the reference ablations
     local cmd=("$BUILD/pathens" eval "configs/$2" --quiet --set data.limit="$3" --set importance.ablation=2
@@ -48,19 +50,18 @@ run vit fashion-vit.ini "$VIT_LIMIT"
 import json, sys
 out = sys.argv[1]
 ok = True
-print("%-32s %-6s %8s %9s %8s %-17s %8s %9s %-17s" % ("model (units)", "units", "rho heads", "coverage", "rho bands",
-      "passes heads", "coverage", "rho layers", "passes layers+bands"))
+print("%-30s %-6s | %-9s %-9s %-9s | %-9s %-9s %-9s | %-12s" % ("model", "units", "heads rho", "coverage", "passes",
+      "bands rho", "coverage", "layers rho", "passes l+b"))
 for name, label in (("stories", "stories260K, %d documents"), ("vit", "fashion-vit, %d images")):
     r = json.load(open("%s/%s/results.json" % (out, name)))
-    i, n = r["importance"], r["dense"]["units"]
+    i, n = r["importance"], r["data"].get("sequences", r["data"].get("images"))
     s, a = i["sampled"], i.get("agreement", {})
     h, b, l = a.get("heads", {}), a.get("bands", {}), a.get("layers", {})
-    fmt = lambda x, f: "n/a" if x is None else f % x
-    print("%-32s %-6s %8s %9s %8s %-17s %8s %9s %-17s" % (
-        label % n, r["config"]["importance"]["units"], fmt(h.get("spearman"), "%.3f"),
-        fmt(h.get("coverage"), "%.1f%%" if False else "%.3f"), fmt(b.get("spearman"), "%.3f"),
-        "%d of %d" % (s["passes_heads"], s["ablation_passes_heads"]), fmt(b.get("coverage"), "%.3f"),
-        fmt(l.get("spearman"), "%.3f"), "%d of %d" % (s["passes_layers_bands"], s["ablation_passes_layers_bands"])))
+    fmt = lambda x: "n/a" if x is None else "%.3f" % x
+    print("%-30s %-6s | %-9s %-9s %-9s | %-9s %-9s %-9s | %-12s" % (
+        label % n, r["config"]["importance"]["units"], fmt(h.get("spearman")), fmt(h.get("coverage")),
+        "%d of %d" % (s["passes_heads"], s["ablation_passes_heads"]), fmt(b.get("spearman")), fmt(b.get("coverage")),
+        fmt(l.get("spearman")), "%d of %d" % (s["passes_layers_bands"], s["ablation_passes_layers_bands"])))
     good = (h.get("spearman") or 0) >= 0.85 and (h.get("coverage") or 0) >= 0.90 and \
         2 * s["passes_heads"] <= s["ablation_passes_heads"] and 2 * s["passes_layers_bands"] <= s["ablation_passes_layers_bands"]
     print("  heads: %d, coverage %d of %d; %s" % (h.get("n", 0), round((h.get("coverage") or 0) * h.get("n", 0)), h.get("n", 0),
