@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
            (long long)d.n_scored, openblas_get_corename());
 
     /* batched: best of reps */
-    ens_options   eo = {ENS_COMBINE_PROB, batch, 0, 0, 0}; /* pathens eval with no members, no statistics */
+    ens_options   eo = {ENS_COMBINE_PROB, batch, 0, 0, 0, 0}; /* pathens eval with no members, no statistics */
     ens_lm_result r;
     double        best_b = 1e30, nll_b = 0.0;
     for (int rep = 0; rep < reps; rep++) {

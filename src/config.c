@@ -103,9 +103,15 @@ static const cfg_key cfg_keys[] = {
     {"pathways", "combine", CFG_ENUM, CFG_AT(pw_combine), .def = "prob", .choices = "prob|logit",
      .help = "ensemble rule: prob = mean of probabilities (mixture), logit = softmax of mean logits"},
     {"importance", "statistics", CFG_INT, CFG_AT(imp_statistics), .def = "1", .min = 0, .max = 1,
-     .help = "1 = importance from the sampled members and dense attention statistics (docs/importance.md)"},
-    {"importance", "ablation", CFG_INT, CFG_AT(imp_ablation), .def = "0", .min = 0, .max = 1,
-     .help = "1 = also drop each head, then each layer, alone: L*H + L extra passes over the data"},
+     .help = "1 = importance statistics: dense attention statistics, and the sampled importance when units > 0 "
+             "(docs/importance.md)"},
+    {"importance", "ablation", CFG_INT, CFG_AT(imp_ablation), .def = "0", .min = 0, .max = 2,
+     .help = "1 = also drop each head, then each layer, alone: L*H + L extra passes over the data; 2 = and each "
+             "(layer, distance band): L*NB more"},
+    {"importance", "units", CFG_LONG, CFG_AT(imp_units), .def = "0", .min = 0,
+     .help = "sampled importance by drop-one passes: each head, layer and (layer, distance band) is dropped alone on "
+             "about this many units (at most half: at most half the passes of the ablations); 150 agrees with the "
+             "ablations (docs/importance.md); 0 = none"},
     {"train", "steps", CFG_INT, CFG_AT(tr_steps), .def = "1000", .min = 1,
      .help = "optimizer steps in all, the dense fine-tune steps included"},
     {"train", "batch", CFG_INT, CFG_AT(tr_batch), .def = "64", .min = 1,

@@ -58,6 +58,7 @@ typedef struct {
     /* [importance] */
     int    imp_statistics;          /* sampled importance + dense attention statistics */
     int    imp_ablation;            /* explicit head / layer ablations */
+    long   imp_units;               /* drop-one importance passes: units per component (0 = none) */
     /* [train] (pathens train; docs/training.md) */
     int    tr_steps;                /* optimizer steps in all (SSA steps + dense fine-tune steps) */
     int    tr_batch;                /* examples per step (global, over every rank) */

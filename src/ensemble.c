@@ -102,7 +102,13 @@ static void cls_point(double *nll, double *cc, const double *p, int NC, int y) {
 
 /* per-unit importance inputs, reduced in dataset order at the end */
 typedef struct {
-    int      on, abl, K, L, NH, NB, S, A; /* S = 3 + NB attention stats, A = L*NH + L ablations */
+    int      on, abl, K, L, NH, NB, S, A; /* S = 3 + NB attention stats, A ablations: the first A components
+                                          * of dsg (L*NH heads + L layers, abl 2: + the bands), 0 without */
+    int      P;         /* drop-one importance passes (dsg.M_h + dsg.M_r; the block with the dense values) */
+    imp_design dsg;     /* components and the drop-one design (importance.h) */
+    imp_drop   drp;     /* pw_config.drop context of the pass being run */
+    double  *u_prb;     /* (N, P) unit loss of each drop-one pass */
+    int64_t *uid;       /* (batch) unit index of each batch row: the drop-one design's key */
     int      u0;        /* per-unit arrays hold units [u0, u0 + N) */
     double  *u_att;     /* (N, L, NH, S) dense attention statistics per unit */
     double  *u_xh;      /* (N, K, L, NH) kept fraction of each head */
@@ -111,17 +117,20 @@ typedef struct {
     int64_t *kept_bh;   /* (L, B, NH) batch buffer */
     int64_t *band_kept; /* (L, B, NH, NB) batch buffer */
     double  *att_stats; /* (L, B, NH, S) batch buffer */
-    uint8_t *mask;      /* (L, NH) head_keep for ablations */
+    uint8_t *mask;      /* (L, NH) head_keep of ones: routes an ablation / drop-one pass through the sampler */
     double  *xs;        /* (K) scratch */
     double  *u_y;       /* (N, K) member loss per token (per image) of each unit */
 } imp_collect;
 
 static pe_status imp_collect_init(imp_collect *ic, const ens_options *o, int K, int L, int NH, int NB, int N, int batch,
-                                  pe_err *err) {
+                                  const imp_design *dsg, pe_err *err) {
     memset(ic, 0, sizeof *ic);
     ic->on  = o->importance;
     ic->abl = o->ablation;
-    ic->K = K, ic->L = L, ic->NH = NH, ic->NB = NB, ic->S = 3 + NB, ic->A = L * NH + L;
+    ic->K = K, ic->L = L, ic->NH = NH, ic->NB = NB, ic->S = 3 + NB;
+    ic->dsg = *dsg;
+    ic->A = !ic->abl ? 0 : ic->abl >= 2 ? imp_design_components(dsg) : L * NH + L;
+    ic->P = ic->on ? dsg->M_h + dsg->M_r : 0;
     size_t Kc = K > 0 ? (size_t)K : 1, LBH = (size_t)L * batch * NH;
     ic->xs = pe_malloc(Kc * sizeof(double), err, "member scratch");
     if (!ic->xs) return PE_ERR_INTERNAL;
@@ -136,10 +145,13 @@ static pe_status imp_collect_init(imp_collect *ic, const ens_options *o, int K, 
         if (!ic->u_y || !ic->u_att || !ic->u_xh || !ic->u_xb || !ic->kept_bh || !ic->band_kept || !ic->att_stats)
             return PE_ERR_INTERNAL;
     }
-    if (ic->abl) {
-        ic->u_abl = pe_calloc((size_t)N * ic->A, sizeof(double), err, "ablation losses");
+    if (ic->abl || ic->P) {
+        ic->u_abl = pe_calloc((size_t)N * ic->A + 1, sizeof(double), err, "ablation losses");
+        ic->u_prb = pe_calloc((size_t)N * ic->P + 1, sizeof(double), err, "drop-one losses");
+        ic->uid   = pe_calloc((size_t)batch, sizeof(int64_t), err, "batch unit indices");
         ic->mask  = pe_malloc((size_t)L * NH, err, "ablation mask");
-        if (!ic->u_abl || !ic->mask) return PE_ERR_INTERNAL;
+        if (!ic->u_abl || !ic->u_prb || !ic->uid || !ic->mask) return PE_ERR_INTERNAL;
+        memset(ic->mask, 1, (size_t)L * NH);
     }
     return PE_OK;
 }
@@ -149,6 +161,8 @@ static void imp_collect_free(imp_collect *ic) {
     free(ic->u_xh);
     free(ic->u_xb);
     free(ic->u_abl);
+    free(ic->u_prb);
+    free(ic->uid);
     free(ic->kept_bh);
     free(ic->band_kept);
     free(ic->att_stats);
@@ -190,12 +204,15 @@ static void imp_collect_member(imp_collect *ic, int k, int B, const int *units, 
     }
 }
 
-/* the ablation config of index a: heads 0 .. L*NH-1 one at a time, then layers */
-static pw_config imp_ablation_config(imp_collect *ic, int a) {
-    memset(ic->mask, 1, (size_t)ic->L * ic->NH);
-    if (a < ic->L * ic->NH) ic->mask[a] = 0;
-    else memset(ic->mask + (size_t)(a - ic->L * ic->NH) * ic->NH, 0, (size_t)ic->NH);
+/* the config of extra pass a: a < A the ablation of component a (heads 0 .. L*NH-1 one at a time,
+ * then layers, then (abl 2) the (layer, band) pairs), then drop-one pass a - A; *member: its member index */
+static pw_config imp_ablation_config(imp_collect *ic, int a, int *member) {
+    ic->drp.d     = &ic->dsg;
+    ic->drp.fixed = a < ic->A ? a : -1;
+    *member       = a < ic->A ? 0 : a - ic->A;
     pw_config c = {0};
+    c.drop     = imp_drop_draw;
+    c.drop_ctx = &ic->drp;
     c.scheme = PW_SCHEME_DENSE;
     c.ratio = 1.0;
     c.lambda = INFINITY;
@@ -211,7 +228,13 @@ static pe_status imp_result_init(ens_importance *imp, const imp_collect *ic, pe_
     imp->has_sampled = ic->on && ic->K > 1;
     imp->has_attention = ic->on;
     imp->has_ablation = ic->abl;
+    imp->has_band_ablation = ic->abl >= 2;
+    imp->has_drop = ic->P > 0;
+    imp->design = ic->dsg;
     size_t LH = (size_t)ic->L * ic->NH;
+    imp->drop      = pe_calloc((size_t)imp_design_components(&ic->dsg) + 1, sizeof(ens_paired), err, "importance");
+    imp->abl_band  = pe_calloc((size_t)ic->L * ic->NB, sizeof(ens_paired), err, "importance");
+    if (!imp->drop || !imp->abl_band) return PE_ERR_INTERNAL;
     imp->head      = pe_calloc(LH, sizeof(imp_slope), err, "importance");
     imp->band_delta = pe_calloc((size_t)ic->L * ic->NB, sizeof(double), err, "importance");
     imp->band_se    = pe_calloc((size_t)ic->L * ic->NB, sizeof(double), err, "importance");
@@ -230,6 +253,8 @@ static void imp_result_free(ens_importance *imp) {
     free(imp->abl_head);
     free(imp->abl_layer);
     free(imp->att);
+    free(imp->drop);
+    free(imp->abl_band);
     memset(imp, 0, sizeof *imp);
 }
 
@@ -265,6 +290,14 @@ static void imp_reduce_unit(ens_importance *imp, imp_collect *ic, int u, const d
         const double *ab = ic->u_abl + (size_t)u * ic->A;
         for (size_t c = 0; c < LH; c++) paired_add(&imp->abl_head[c], ab[c] - dense_total, w);
         for (int l = 0; l < L; l++) paired_add(&imp->abl_layer[l], ab[LH + l] - dense_total, w);
+        for (int a = (int)LH + L; a < ic->A; a++) { /* (layer, band) components */
+            int j = a - (int)LH - L, nbl = ic->NB - ic->dsg.b0;
+            paired_add(&imp->abl_band[(j / nbl) * ic->NB + ic->dsg.b0 + j % nbl], ab[a] - dense_total, w);
+        }
+    }
+    for (int p = 0; p < ic->P; p++) { /* drop-one passes: each dropped one component on this unit */
+        int c = imp_design_component(&ic->dsg, p, u);
+        if (c >= 0) paired_add(&imp->drop[c], ic->u_prb[(size_t)u * ic->P + p] - dense_total, w);
     }
 }
 
@@ -354,7 +387,10 @@ static ens_rows *rows_new(const model *m, const text_dataset *td, const image_da
     }
     int batch = o->batch < (n > 0 ? n : 1) ? o->batch : (n > 0 ? n : 1);
     ens_options ob = *o;
-    if (!rw->has_dense) ob.ablation = 0; /* ablations belong to the block with the dense values */
+    if (!rw->has_dense) ob.ablation = 0, ob.imp_units = 0; /* ablations and drop-one passes belong to the block with
+                                                           * the dense values */
+    imp_design dsg; /* a function of the whole dataset: every block and rank agrees on it */
+    imp_design_init(&dsg, rw->L, rw->NH, rw->NB, mc->causal, N, ob.importance ? ob.imp_units : 0, c ? c->seed : 0);
     rw->pos_off = pe_calloc((size_t)n + 1, sizeof(int64_t), err, "positions");
     if (rw->pos_off)
         for (int i = 0; i < n; i++) {
@@ -368,7 +404,7 @@ static ens_rows *rows_new(const model *m, const text_dataset *td, const image_da
     if (rw->pos_off && rw->split) rw->lp = pe_calloc((size_t)rw->pos_off[n] * Kc + 1, sizeof(double), err, "log-probs");
     if (!rw->dense || !rw->mem || !rw->curve || !rw->kl || !rw->agree || !rw->kept || !rw->allowed || !rw->pos_off ||
         !img_ok || (rw->split && !rw->lp) ||
-        imp_collect_init(&rw->ic, &ob, K, rw->L, rw->NH, rw->NB, n, batch, err) != PE_OK) {
+        imp_collect_init(&rw->ic, &ob, K, rw->L, rw->NH, rw->NB, n, batch, &dsg, err) != PE_OK) {
         ens_rows_free(rw);
         return NULL;
     }
@@ -677,13 +713,18 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
             }
             if (!st) text_head_group(rw, &h, lpt, lpc, m, d, units, B, T, g0, g1, R, g0 == 0, use_ref);
         }
-        /* explicit ablations: each head, then each layer, dropped alone */
-        for (int ai = 0; !st && ic->abl && ai < ic->A; ai++) {
-            pw_config      ac  = imp_ablation_config(ic, ai);
-            model_pathways apw = {.cfg = &ac, .seq_ids = ids};
+        /* explicit ablations (each head, then each layer, then each band, dropped alone); drop-one passes */
+        for (int b = 0; b < B && ic->uid; b++) ic->uid[b] = units[b];
+        for (int ai = 0; !st && ai < ic->A + ic->P; ai++) {
+            int            am;
+            pw_config      ac  = imp_ablation_config(ic, ai, &am);
+            model_pathways apw = {.cfg = &ac, .member = am, .seq_ids = ic->uid};
             st = model_forward_hidden_pw(a.xn, &a, m, tokens, lens, B, T, &apw, use_ref, err);
             if (!st) text_head_nll(anll, h.xm, a.xn, m, d, units, B, T, R, use_ref);
-            for (int b = 0; !st && b < B; b++) ic->u_abl[(size_t)(units[b] - u0) * ic->A + ai] = anll[b];
+            for (int b = 0; !st && b < B; b++) {
+                if (ai < ic->A) ic->u_abl[(size_t)(units[b] - u0) * ic->A + ai] = anll[b];
+                else ic->u_prb[(size_t)(units[b] - u0) * ic->P + (ai - ic->A)] = anll[b];
+            }
         }
         /* per unit: members and the ensemble-size curve */
         for (int b = 0; !st && b < B; b++) {
@@ -823,7 +864,7 @@ void ens_rows_pack(const ens_rows *rw, void *packer) {
     msgpack_packer *pk = packer;
     size_t Kc = rw->K > 0 ? (size_t)rw->K : 1, n = (size_t)rw->n, LH = (size_t)rw->L * rw->NH;
     const imp_collect *ic = &rw->ic;
-    int fields = 10 + (ic->on ? 2 : 0) + (rw->has_dense ? 1 + (ic->on ? 1 : 0) + (ic->abl ? 1 : 0) : 0) +
+    int fields = 10 + (ic->on ? 2 : 0) + (rw->has_dense ? 1 + (ic->on ? 1 : 0) + (ic->abl ? 1 : 0) + (ic->P ? 1 : 0) : 0) +
                  (rw->images ? 1 + !rw->split + rw->has_dense : 0);
     msgpack_pack_map(pk, (size_t)fields);
     msgpack_pack_str_with_body(pk, "u0", 2);
@@ -854,6 +895,7 @@ void ens_rows_pack(const ens_rows *rw, void *packer) {
         pack_f64s(pk, "dense", rw->dense, n);
         if (ic->on) pack_f64s(pk, "att", ic->u_att, n * LH * ic->S);
         if (ic->abl) pack_f64s(pk, "abl", ic->u_abl, n * ic->A);
+        if (ic->P) pack_f64s(pk, "prb", ic->u_prb, n * ic->P);
     }
 }
 
@@ -936,7 +978,7 @@ pe_status ens_rows_check(const void *object, const model *m, const text_dataset 
     }
     if (o->type != MSGPACK_OBJECT_MAP) return pe_fail(err, PE_ERR_INPUT, "the rows are not a map");
     /* xh, xb: importance features, NaN where a unit has no connection of that head or band (a sentinel) */
-    static const char *const f64s[] = {"mem", "lp", "curve", "kl", "xh", "xb", "mcc", "ccc", "dcc", "dense", "att", "abl"};
+    static const char *const f64s[] = {"mem", "lp", "curve", "kl", "xh", "xb", "mcc", "ccc", "dcc", "dense", "att", "abl", "prb"};
     const char *kept = NULL, *allowed = NULL;
     size_t      n_kept = 0, n_allowed = 0;
     for (uint32_t i = 0; i < o->via.map.size; i++) {
@@ -1003,7 +1045,7 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
     npos = uoff[n];
     /* every field is checked before anything is copied: a bad record changes nothing */
     const double *mem = bin_field(o, "mem", (size_t)n * kbc * 8, err);
-    const double *cur = NULL, *lp = NULL, *den = NULL, *att = NULL, *xh = NULL, *xb = NULL, *abl = NULL;
+    const double *cur = NULL, *lp = NULL, *den = NULL, *att = NULL, *xh = NULL, *xb = NULL, *abl = NULL, *prb = NULL;
     const double *mcc = NULL, *ccc = NULL, *dcc = NULL; /* images */
     const double *kl = mem ? bin_field(o, "kl", (size_t)n * kbc * 8, err) : NULL;
     const int64_t *ag = kl ? bin_field(o, "agree", (size_t)n * kbc * 8, err) : NULL;
@@ -1017,6 +1059,7 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
     if (good && dense) good = (den = bin_field(o, "dense", (size_t)n * 8, err)) != NULL;
     if (good && dense && ic->on) good = (att = bin_field(o, "att", (size_t)n * LH * S * 8, err)) != NULL;
     if (good && dense && ic->abl) good = (abl = bin_field(o, "abl", (size_t)n * A * 8, err)) != NULL;
+    if (good && dense && ic->P) good = (prb = bin_field(o, "prb", (size_t)n * ic->P * 8, err)) != NULL;
     if (good && all->images) good = (mcc = bin_field(o, "mcc", (size_t)n * kbc * 2 * 8, err)) != NULL;
     if (good && all->images && !split) good = (ccc = bin_field(o, "ccc", (size_t)n * kbc * 2 * 8, err)) != NULL;
     if (good && all->images && dense) good = (dcc = bin_field(o, "dcc", (size_t)n * 2 * 8, err)) != NULL;
@@ -1054,6 +1097,7 @@ pe_status ens_rows_merge(ens_rows *all, const void *object, pe_err *err) {
             if (dcc) memcpy(&all->dcc[u * 2], &dcc[(size_t)i * 2], 16);
             if (ic->on) memcpy(ic->u_att + u * LH * S, att + (size_t)i * LH * S, LH * S * 8);
             if (ic->abl) memcpy(ic->u_abl + u * A, abl + (size_t)i * A, A * 8);
+            if (ic->P) memcpy(ic->u_prb + u * ic->P, prb + (size_t)i * ic->P, (size_t)ic->P * 8);
         }
         if (split) { /* stage this block's log-probs; the curve once every member is in */
             int64_t np = uoff[i + 1] - uoff[i];
@@ -1160,14 +1204,16 @@ pe_status ens_images_rows_run(ens_rows *rw, const model *m, const image_dataset 
                 cls_point(&rw->curve[u * Kc + k], &rw->ccc[(u * Kc + k) * 2], pe, NC, d->labels[i0 + b]);
             }
         }
-        /* explicit ablations: each head, then each layer, dropped alone */
-        for (int ai = 0; !st && ic->abl && ai < ic->A; ai++) {
-            pw_config      ac  = imp_ablation_config(ic, ai);
-            model_pathways apw = {.cfg = &ac, .seq_ids = ids};
+        /* explicit ablations (each head, then each layer, then each band, dropped alone); drop-one passes */
+        for (int ai = 0; !st && ai < ic->A + ic->P; ai++) {
+            int            am;
+            pw_config      ac  = imp_ablation_config(ic, ai, &am);
+            model_pathways apw = {.cfg = &ac, .member = am, .seq_ids = ids}; /* ids: the image index */
             st = model_forward_images_pw(logits, &a, m, px, B, &apw, 0, err);
             for (int b = 0; !st && b < B; b++) {
                 softmax_d(pe, logits + (size_t)b * NC, NC);
-                ic->u_abl[(size_t)(i0 + b - u0) * ic->A + ai] = -log(pe[d->labels[i0 + b]]);
+                if (ai < ic->A) ic->u_abl[(size_t)(i0 + b - u0) * ic->A + ai] = -log(pe[d->labels[i0 + b]]);
+                else ic->u_prb[(size_t)(i0 + b - u0) * ic->P + (ai - ic->A)] = -log(pe[d->labels[i0 + b]]);
             }
         }
         /* per image: dense, members, KL and agreement */

@@ -34,8 +34,10 @@ typedef struct {
     ens_combine combine;
     int         batch;       /* sequences (images) per forward pass */
     int         per_example; /* 1: collect per-unit values as MessagePack */
-    int         importance;  /* 1: sampled importance (needs members) + dense attention statistics */
-    int         ablation;    /* 1: explicit ablations, every head and then every layer dropped alone */
+    int         importance;  /* 1: dense attention statistics, and drop-one importance passes when imp_units > 0 */
+    int         ablation;    /* 1: explicit ablations, every head and then every layer dropped alone; 2: and every
+                              * (layer, distance band) */
+    int64_t     imp_units;   /* drop-one importance members: units per component (importance.h); 0 = none */
 } ens_options;
 
 
@@ -51,6 +53,11 @@ typedef struct {
     ens_paired *abl_head;  /* (L, NH) loss with the head dropped minus dense, per unit */
     ens_paired *abl_layer; /* (L) loss with every head of the layer dropped minus dense */
     double     *att;       /* (L, NH, 3 + NB) dense attention: rows, Σ p|i-j|, Σ entropy, mass per band */
+    int         has_drop;  /* drop-one importance members ran (importance.h) */
+    int         has_band_ablation;
+    imp_design  design;    /* their design: components and passes */
+    ens_paired *drop;      /* (components) loss with the component dropped minus dense, on its units */
+    ens_paired *abl_band;  /* (L, NB) loss with the band of the layer dropped minus dense (band >= design.b0) */
 } ens_importance;
 
 typedef struct {

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 int imp_band_of(int d) { return d <= 0 ? 0 : 32 - __builtin_clz((unsigned)d); }
 
@@ -210,4 +211,126 @@ pe_status imp_joint_fit(double *delta, double *se, int64_t *units_out, int p, in
     #undef CENTRE
     free(xt); free(yt); free(A); free(bv); free(M); free(g); free(idx); free(As); free(beta);
     return PE_OK;
+}
+
+/* ---- drop-one importance members ------------------------------------------------------------- */
+
+void imp_design_init(imp_design *d, int L, int NH, int NB, int causal, int64_t N, int64_t units, uint64_t seed) {
+    memset(d, 0, sizeof *d);
+    d->L = L, d->NH = NH, d->NB = NB, d->b0 = causal ? 1 : 0, d->N = N, d->seed = seed;
+    d->C_h = L * NH;
+    d->C_r = L + L * (NB > d->b0 ? NB - d->b0 : 0);
+    int64_t target = units < N / 2 ? units : N / 2; /* units per component: at most half of them */
+    if (target <= 0 || N <= 0) return;
+    for (int blk = 0; blk < 2; blk++) {
+        int64_t C = blk ? d->C_r : d->C_h;
+        int64_t M = (C * target + N - 1) / N;
+        if (M > C / 2) M = C / 2;
+        if (blk) d->M_r = (int)M;
+        else d->M_h = (int)M;
+    }
+}
+
+int imp_design_components(const imp_design *d) { return d->C_h + d->C_r; }
+
+int imp_design_band_component(const imp_design *d, int layer, int band) {
+    if (band < d->b0 || band >= d->NB || layer < 0 || layer >= d->L) return -1;
+    return d->C_h + d->L + layer * (d->NB - d->b0) + (band - d->b0);
+}
+
+int imp_design_component(const imp_design *d, int m, int64_t u) {
+    int blk = m >= d->M_h, M = blk ? d->M_r : d->M_h, C = blk ? d->C_r : d->C_h;
+    if (m < 0 || m >= d->M_h + d->M_r || u < 0 || M <= 0 || C <= 0) return -1;
+    if (blk) m -= d->M_h;
+    uint64_t q = (uint64_t)u * (uint64_t)M + (uint64_t)m, cyc = q / (uint64_t)C;
+    int      i = (int)(q % (uint64_t)C);
+    /* entry i of the cycle's permutation: forward Fisher-Yates over an implicit identity, i + 1 steps */
+    pw_rng r;
+    pw_rng_init(&r, d->seed, 0x494d50ULL /* "IMP" */, (uint64_t)blk, cyc, (uint64_t)C, 0);
+    int small[256], *p = C <= 256 ? small : malloc(sizeof(int) * (size_t)C);
+    if (!p) abort(); /* a few kilobytes */
+    for (int j = 0; j < C; j++) p[j] = j;
+    for (int a = 0; a <= i && a < C - 1; a++) {
+        int b = a + (int)(pw_rng_u64(&r) % (uint64_t)(C - a));
+        int x = p[a]; p[a] = p[b]; p[b] = x;
+    }
+    int c = p[i] + (blk ? d->C_h : 0);
+    if (p != small) free(p);
+    return c;
+}
+
+int imp_drop_draw(const void *ctx, pw_sample *s, int member, int layer, int head, int64_t seq_id, int n, int causal) {
+    const imp_drop   *dr = ctx;
+    const imp_design *d  = dr->d;
+    int c = dr->fixed >= 0 ? dr->fixed : imp_design_component(d, member, seq_id);
+    if (c < 0) return 0;
+    s->n = n, s->causal = causal, s->n_windows = 0;
+    if (c < d->C_h) {
+        if (c != layer * d->NH + head) return 0;
+        s->kind = PW_SAMPLE_NONE;
+        return 1;
+    }
+    c -= d->C_h;
+    if (c < d->L) {
+        if (c != layer) return 0;
+        s->kind = PW_SAMPLE_NONE;
+        return 1;
+    }
+    c -= d->L;
+    int nbl = d->NB - d->b0, l = c / nbl, band = d->b0 + c % nbl;
+    if (l != layer || n < 2) return 0; /* one position: no distance but 0, which stays */
+    int lo = imp_band_lo(band), hi = imp_band_hi(band), off = 0;
+    s->kind = PW_SAMPLE_PER_QUERY;
+    for (int i = 0; i < n; i++) { /* every allowed key whose distance lies outside the band, ascending */
+        s->key_start[i] = off;
+        for (int j = 0, je = causal ? i : n - 1; j <= je; j++) {
+            int dist = i > j ? i - j : j - i;
+            if (dist < lo || dist > hi) s->keys[off++] = j;
+        }
+    }
+    s->key_start[n] = off;
+    return 1;
+}
+
+/* average ranks (1-based) of x[idx[0..n)] into r */
+static void ranks_of(double *r, const double *x, const int *idx, int n, int *ord) {
+    for (int i = 0; i < n; i++) ord[i] = i;
+    for (int i = 1; i < n; i++) { /* insertion sort: n is a few hundred at most */
+        int v = ord[i], j = i - 1;
+        while (j >= 0 && x[idx[ord[j]]] > x[idx[v]]) ord[j + 1] = ord[j], j--;
+        ord[j + 1] = v;
+    }
+    for (int a = 0; a < n;) {
+        int b = a;
+        while (b + 1 < n && x[idx[ord[b + 1]]] == x[idx[ord[a]]]) b++;
+        for (int k = a; k <= b; k++) r[ord[k]] = 0.5 * (a + b) + 1.0;
+        a = b + 1;
+    }
+}
+
+double imp_spearman(const double *a, const double *b, int n, int *n_out) {
+    int    *idx = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1)), *ord = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    double *ra = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1)), *rb = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    int     m  = 0;
+    double  rho = NAN;
+    if (idx && ord && ra && rb) {
+        for (int i = 0; i < n; i++)
+            if (isfinite(a[i]) && isfinite(b[i])) idx[m++] = i;
+        if (m >= 3) {
+            ranks_of(ra, a, idx, m, ord);
+            ranks_of(rb, b, idx, m, ord);
+            double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+            for (int i = 0; i < m; i++) ma += ra[i], mb += rb[i];
+            ma /= m, mb /= m;
+            for (int i = 0; i < m; i++) {
+                sab += (ra[i] - ma) * (rb[i] - mb);
+                saa += (ra[i] - ma) * (ra[i] - ma);
+                sbb += (rb[i] - mb) * (rb[i] - mb);
+            }
+            if (saa > 0 && sbb > 0) rho = sab / sqrt(saa * sbb);
+        }
+    }
+    free(idx); free(ord); free(ra); free(rb);
+    if (n_out) *n_out = m;
+    return rho;
 }

@@ -52,3 +52,46 @@ double imp_slope_stderr(const imp_slope *s); /* NaN with fewer than 2 informativ
  * varied. Returns PE_ERR_INTERNAL only on allocation failure. */
 pe_status imp_joint_fit(double *delta, double *stderr_out, int64_t *units_out, int p, int N, int K, const double *X,
                         size_t x_unit, size_t x_member, const double *Y);
+
+/* ---- drop-one importance members (docs/importance.md) -------------------------------------------
+ * Components, numbered: c in [0, L*NH) is the head (c / NH, c % NH); c in [L*NH, L*NH + L) the whole
+ * attention of layer c - L*NH; then the (layer, distance band) pairs (l, b) for b in [b0, NB), layer by
+ * layer (b0 = 1 for causal models: a causal query always keeps distance 0). Two blocks of members:
+ * the heads (C_h = L*NH components, M_h members) and the layers with their bands (C_r components,
+ * M_r members). Member m of a block drops exactly one of the block's components on each unit (the
+ * rest of the model dense): slot q = u*M + m of unit u walks the block's components in a seeded
+ * permutation per cycle of C slots, so every component is dropped on about N*M/C units, on a
+ * different random set of units each. M = ceil(C * min(units, floor(N/2)) / N), at most floor(C/2):
+ * never more than half the passes of dropping every component alone. The estimate of a component is
+ * the paired mean over its units of (loss with it dropped - dense loss of the same unit): a sample of
+ * its single-component ablation, with a cluster standard error over those units. */
+#include "pathways.h"
+
+typedef struct {
+    int      L, NH, NB, b0;
+    int      C_h, C_r;   /* components of each block */
+    int      M_h, M_r;   /* members (passes) of each block */
+    int64_t  N;          /* units of the dataset */
+    uint64_t seed;
+} imp_design;
+
+/* the design for N units, each component dropped on about `units` of them (0: no members) */
+void imp_design_init(imp_design *d, int L, int NH, int NB, int causal, int64_t N, int64_t units, uint64_t seed);
+int  imp_design_components(const imp_design *d); /* C_h + C_r */
+/* the component that member m (0 .. M_h + M_r - 1; heads block first) drops on unit u */
+int  imp_design_component(const imp_design *d, int m, int64_t u);
+/* component number of a (layer, band) pair; -1 when the band has no component (b < b0) */
+int  imp_design_band_component(const imp_design *d, int layer, int band);
+
+/* The pw_config.drop hook (pathways.h): ctx is an imp_drop; seq_id is the unit index. Draws the
+ * dropped head or layer as PW_SAMPLE_NONE, a dropped band as per-query key lists without that
+ * band's distances; returns 0 (the scheme draws: dense) where this (layer, head) keeps everything. */
+typedef struct {
+    const imp_design *d;
+    int               fixed; /* >= 0: every unit drops this component (an ablation); -1: the design */
+} imp_drop;
+int imp_drop_draw(const void *ctx, pw_sample *s, int member, int layer, int head, int64_t seq_id, int n, int causal);
+
+/* Spearman rank correlation of (a_i, b_i) over the i where both are finite (average ranks for ties);
+ * NaN with fewer than 3 such pairs or a constant side. *n_out: pairs used (may be NULL). */
+double imp_spearman(const double *a, const double *b, int n, int *n_out);

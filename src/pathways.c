@@ -491,6 +491,7 @@ void pw_draw(pw_sample *s, const pw_config *c, int member, int layer, int head, 
         s->kind = PW_SAMPLE_NONE; /* statically dropped head (ablation, plan) */
         return;
     }
+    if (n > 0 && c->drop && c->drop(c->drop_ctx, s, member, layer, head, seq_id, n, causal)) return;
     if (c->scheme == PW_SCHEME_PLAN) {
         int w = c->head_window ? c->head_window[layer * c->n_heads + head] : 0;
         if (n == 0 || w <= 0 || w >= n) return; /* every key */

@@ -41,6 +41,8 @@ typedef enum {
     PW_GRAN_SEQUENCE = 2, /* one draw per (member, sequence), shared by every layer and head */
 } pw_granularity;
 
+typedef struct pw_sample pw_sample;
+
 typedef struct {
     pw_scheme      scheme;
     double         ratio;       /* ρ >= 1 */
@@ -57,6 +59,11 @@ typedef struct {
     int            n_heads;
     const uint8_t *head_keep;
     const int     *head_window;
+    /* importance.h (drop-one importance members, band ablations): when set, called first for every
+     * draw with seq_id; returns 1 when it drew s itself, 0 to let the scheme draw */
+    int          (*drop)(const void *ctx, pw_sample *s, int member, int layer, int head, int64_t seq_id, int n,
+                         int causal);
+    const void    *drop_ctx;
 } pw_config;
 
 typedef enum {
@@ -67,7 +74,7 @@ typedef enum {
     PW_SAMPLE_NONE      = 3, /* head dropped: output 0 */
 } pw_sample_kind;
 
-typedef struct {
+struct pw_sample {
     pw_sample_kind kind;
     int   n;          /* positions in the sequence */
     int   causal;
@@ -80,7 +87,7 @@ typedef struct {
     double *work;     /* (3 cap + 2) sampler scratch */
     int    *perm;     /* (n) */
     uint64_t *bits;   /* (2, cap/64 + 1) random-k pick bitmaps, all zero between draws */
-} pw_sample;
+};
 
 pe_status pw_sample_init(pw_sample *s, int max_n, pe_err *err);
 void pw_sample_free(pw_sample *s);

@@ -12,6 +12,8 @@
  * The page has no scripts and references nothing outside itself; see docs/report.md. */
 #include "report.h"
 
+#include "importance.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -1072,6 +1074,8 @@ typedef struct {
     double *mdist, *mass;                /* [L*H], [L*H*nb] (NaN: none) */
     int    *has_att;                     /* [L*H] */
     double *lay_d, *lay_lo, *lay_hi;     /* [L] whole-layer ablation */
+    /* sampled vs ablation (NaN: none): heads [L*H] then (layer, band) pairs [L*nb] */
+    double *ag_s, *ag_lo, *ag_hi, *ag_a;
     const char *unit;
 } imp_data;
 
@@ -1081,6 +1085,7 @@ static void imp_free(imp_data *d) {
     free(d->src);
     free(d->has_att);
     free(d->lay_d);
+    free(d->ag_s);
 }
 
 /* parse and check results.json "importance" (schema: docs/report.md); 0 = ok */
@@ -1107,7 +1112,9 @@ static int imp_parse(rep *r, const cJSON *im, imp_data *d) {
     d->src     = calloc(LH, sizeof(int));
     d->has_att = calloc(LH, sizeof(int));
     d->lay_d   = calloc((size_t)L * 3, sizeof(double));
-    if (!d->lo || !d->delta || !d->src || !d->has_att || !d->lay_d) {
+    size_t NA  = LH + (size_t)L * nb; /* sampled vs ablation: heads, then (layer, band) pairs */
+    d->ag_s    = calloc(NA * 4 + 1, sizeof(double));
+    if (!d->lo || !d->delta || !d->src || !d->has_att || !d->lay_d || !d->ag_s) {
         r->b.oom = 1;
         return -1;
     }
@@ -1115,6 +1122,8 @@ static int imp_parse(rep *r, const cJSON *im, imp_data *d) {
     d->lay_lo = d->lay_d + L, d->lay_hi = d->lay_lo + L;
     for (size_t i = 0; i < LH * (4 + (size_t)nb); i++) d->delta[i] = NAN;
     for (int i = 0; i < 3 * L; i++) d->lay_d[i] = NAN;
+    d->ag_lo = d->ag_s + NA, d->ag_hi = d->ag_lo + NA, d->ag_a = d->ag_hi + NA;
+    for (size_t i = 0; i < NA * 4; i++) d->ag_s[i] = NAN;
     for (int i = 0; i < nb; i++) {
         char path[48];
         snprintf(path, sizeof path, "importance.bands[%d]", i);
@@ -1138,11 +1147,14 @@ static int imp_parse(rep *r, const cJSON *im, imp_data *d) {
             d->delta[c] = jnum(r, f, sa, sp, "delta", 1);
             d->se[c]    = jnum(r, f, sa, sp, "stderr", 0);
             d->src[c]   = 1;
+            d->ag_s[c]  = d->delta[c];
+            jci(r, f, sa, sp, "ci95", 0, &d->ag_lo[c], &d->ag_hi[c]);
         }
         if (ab) {
             snprintf(sp, sizeof sp, "%s.ablation", path);
             double dv = jnum(r, f, ab, sp, "delta", 1), sv = jnum(r, f, ab, sp, "stderr", 0);
             if (!sa) d->delta[c] = dv, d->se[c] = sv, d->src[c] = 2;
+            d->ag_a[c] = dv;
         }
         if (at) {
             snprintf(sp, sizeof sp, "%s.attention", path);
@@ -1178,6 +1190,26 @@ static int imp_parse(rep *r, const cJSON *im, imp_data *d) {
             snprintf(sp, sizeof sp, "%s.ablation", path);
             d->lay_d[l] = jnum(r, f, ab, sp, "delta", 1);
             jci(r, f, ab, sp, "ci95", 0, &d->lay_lo[l], &d->lay_hi[l]);
+        }
+    }
+    /* (layer, band) pairs with a sampled and an ablation estimate, for the agreement plot */
+    const cJSON *bl = jarr(r, f, im, "importance", "bands_by_layer", 0);
+    i = 0;
+    cJSON_ArrayForEach(h, bl) {
+        char path[64], sp[96];
+        snprintf(path, sizeof path, "importance.bands_by_layer[%d]", i++);
+        int l = jint(r, f, h, path, "layer", 0, L), b = jint(r, f, h, path, "band", 0, nb > 0 ? nb : 1);
+        const cJSON *sa = jobj(r, f, h, path, "sampled", 0), *ab = jobj(r, f, h, path, "ablation", 0);
+        if (r->failed) return -1;
+        size_t k = LH + (size_t)l * nb + b;
+        if (sa) {
+            snprintf(sp, sizeof sp, "%s.sampled", path);
+            d->ag_s[k] = jnum(r, f, sa, sp, "delta", 1);
+            jci(r, f, sa, sp, "ci95", 0, &d->ag_lo[k], &d->ag_hi[k]);
+        }
+        if (ab) {
+            snprintf(sp, sizeof sp, "%s.ablation", path);
+            d->ag_a[k] = jnum(r, f, ab, sp, "delta", 1);
         }
     }
     return r->failed ? -1 : 0;
@@ -1312,6 +1344,77 @@ static void sec_heatmap(rep *r, const imp_data *d) {
     }
 }
 
+/* one panel of the agreement plot: points k0 .. k1-1 of d->ag_*; counts into *n, *cov */
+static void agreement_panel(rep *r, const imp_data *d, size_t k0, size_t k1, const char *what, int shape,
+                            const char *col, int *n, int *cov) {
+    double lo = NAN, hi = NAN;
+    *n = *cov = 0;
+    for (size_t k = k0; k < k1; k++) {
+        if (!isfinite(d->ag_s[k]) || !isfinite(d->ag_a[k])) continue;
+        (*n)++;
+        *cov += d->ag_lo[k] <= d->ag_a[k] && d->ag_a[k] <= d->ag_hi[k];
+        mm_add(&lo, &hi, d->ag_a[k]), mm_add(&lo, &hi, d->ag_s[k]);
+        mm_add(&lo, &hi, d->ag_lo[k]), mm_add(&lo, &hi, d->ag_hi[k]);
+    }
+    char title[128], xl[96], yl[96];
+    snprintf(title, sizeof title, "%s: sampled vs ablation importance (%s)", what, d->unit);
+    plot p;
+    plot_open(&p, r, 440, 430, 84, 34, 20, 92, "importance-agreement", title);
+    plot_xrange(&p, lo, hi, 5);
+    plot_yrange(&p, lo, hi, 6);
+    snprintf(xl, sizeof xl, "ablation " DELTA " loss (%s)", d->unit);
+    snprintf(yl, sizeof yl, "sampled " DELTA " loss (%s)", d->unit);
+    plot_axes(&p, xl, yl, 40);
+    svg_text(p.b, p.L, 20, "start", 13, " font-weight=\"600\"", what);
+    double a = p.x0 > p.y0 ? p.x0 : p.y0, e = p.x1 < p.y1 ? p.x1 : p.y1;
+    svg_line(p.b, PX(&p, a), PY(&p, a), PX(&p, e), PY(&p, e), "#888888", 1, "4 3");
+    for (size_t k = k0; k < k1; k++) {
+        if (!isfinite(d->ag_s[k]) || !isfinite(d->ag_a[k])) continue;
+        plot_errbar(&p, d->ag_a[k], d->ag_lo[k], d->ag_hi[k], col);
+        plot_marker(&p, d->ag_a[k], d->ag_s[k], shape, col, 1, 3.5);
+    }
+    legend_item lg[2] = {{LG_MARK, col, "estimate, 95% interval", shape}, {LG_DASH, "#888888", "y = x", 0}};
+    svg_legend(p.b, p.L + 10, p.B + 70, lg, 1);
+    svg_legend(p.b, p.L + 220, p.B + 70, lg + 1, 1);
+    svg_close(p.b);
+}
+
+/* sampled (drop-one) importance against the ablations: x = ablation, y = sampled with its 95% interval,
+ * the diagonal y = x; one panel for the heads, one for the (layer, band) pairs when both exist for them;
+ * Spearman and coverage in the caption */
+static void sec_agreement(rep *r, const imp_data *d) {
+    size_t LH = (size_t)d->L * d->H, NA = LH + (size_t)d->L * d->nb;
+    int    n_h = 0, n_b = 0, has_s = 0;
+    for (size_t k = 0; k < NA; k++) {
+        has_s |= isfinite(d->ag_s[k]);
+        if (isfinite(d->ag_s[k]) && isfinite(d->ag_a[k])) k < LH ? n_h++ : n_b++;
+    }
+    if (n_h < 3) {
+        if (has_s) note(r, "Sampled importance without ablations to compare it with: set importance.ablation = 1 "
+                           "(2: the distance bands too) to draw the sampled-vs-ablation plot.");
+        return;
+    }
+    int    nh_used = 0, nb_used = 0, cov_h, cov_b = 0;
+    double rho_h = imp_spearman(d->ag_s, d->ag_a, (int)LH, &nh_used);
+    double rho_b = n_b >= 3 ? imp_spearman(d->ag_s + LH, d->ag_a + LH, (int)(NA - LH), &nb_used) : NAN;
+    sb_put(&r->b, "<figure>\n<div class=\"panels\">\n");
+    agreement_panel(r, d, 0, LH, "heads", MK_CIRCLE, C_ENS, &n_h, &cov_h);
+    if (n_b >= 3) agreement_panel(r, d, LH, NA, "distance bands", MK_TRIANGLE, "#d95f02", &n_b, &cov_b);
+    sb_put(&r->b, "</div>\n");
+    char cap[900], bands[300] = "";
+    if (n_b >= 3)
+        snprintf(bands, sizeof bands, " Right, each (layer, distance band) dropped alone (every head's connections at "
+                 "those distances): Spearman %s over %d pairs; %d of %d intervals contain the ablation value.",
+                 F(r, rho_b, 3), nb_used, cov_b, n_b);
+    snprintf(cap, sizeof cap,
+             "Left, each head: x, the loss increase (%s) when it alone is dropped on every unit (ablation); y, the "
+             "sampled estimate from the drop-one passes (the same drop on a sample of the units, paired with each "
+             "unit's dense loss) with its 95%% interval; dashed: y = x. Spearman rank correlation %s over %d heads; "
+             "%d of %d intervals contain the ablation value.%s",
+             d->unit, F(r, rho_h, 3), nh_used, cov_h, n_h, bands);
+    caption(r, cap);
+}
+
 static void band_label(const imp_data *d, int i, char *out, size_t n) {
     if (d->lo[i] == d->hi[i]) snprintf(out, n, "%.0f", d->lo[i]);
     else snprintf(out, n, "%.0f" NDASH "%.0f", d->lo[i], d->hi[i]);
@@ -1434,6 +1537,7 @@ static void sec_importance(rep *r, const cJSON *root) {
     }
     section(r, "importance", "3. Head importance (layer " TIMES " head)");
     if (ok) sec_heatmap(r, &d);
+    if (ok) sec_agreement(r, &d);
     else note(r, "No importance estimates: results.json has no \"importance\" object.");
     sb_put(&r->b, "</section>\n");
     section(r, "distance", "4. Attention distance");

@@ -225,27 +225,6 @@ char *results_curve_csv_cls(const ens_cls_result *r) {
 
 /* ---- importance ------------------------------------------------------------------------------ */
 
-static cJSON *slope_obj(const imp_slope *s) {
-    if (s->units == 0) return cJSON_CreateNull();
-    cJSON *o = cJSON_CreateObject();
-    double d = imp_slope_delta(s), se = imp_slope_stderr(s);
-    cJSON_AddItemToObject(o, "delta", num(d));
-    cJSON_AddItemToObject(o, "stderr", num(se));
-    add_ci(o, "ci95", d, se);
-    cJSON_AddNumberToObject(o, "units", (double)s->units);
-    return o;
-}
-
-static cJSON *band_obj(const ens_importance *imp, int i) {
-    if (imp->band_units[i] == 0 || isnan(imp->band_delta[i])) return cJSON_CreateNull();
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "delta", num(imp->band_delta[i]));
-    cJSON_AddItemToObject(o, "stderr", num(imp->band_se[i]));
-    add_ci(o, "ci95", imp->band_delta[i], imp->band_se[i]);
-    cJSON_AddNumberToObject(o, "units", (double)imp->band_units[i]);
-    return o;
-}
-
 static cJSON *paired_obj(const ens_paired *p) {
     if (p->units == 0) return cJSON_CreateNull();
     cJSON *o = cJSON_CreateObject();
@@ -256,6 +235,67 @@ static cJSON *paired_obj(const ens_paired *p) {
     return o;
 }
 
+/* The sampled estimate of head c (kind 0), band (l, b) (kind 1, c = l * NB + b), layer l (kind 2): from the
+ * drop-one passes (importance.h); the members' own variation never stands in for it (issue 15: under
+ * local or unbiased sampling it is noise, under head-drop the effect inside much smaller sub-models). */
+static int sampled_est(const ens_importance *imp, int kind, int c, double *d, double *se, int64_t *units) {
+    if (!imp->has_drop) return 0;
+    int comp = kind == 0 ? c : kind == 2 ? imp->design.C_h + c : imp_design_band_component(&imp->design, c / imp->NB, c % imp->NB);
+    const ens_paired *p = comp >= 0 ? &imp->drop[comp] : NULL;
+    if (!p || !p->units) return 0;
+    *d = ens_paired_mean(p), *se = ens_paired_stderr(p), *units = p->units;
+    return 1;
+}
+
+static cJSON *sampled_obj(const ens_importance *imp, int kind, int c) {
+    double  d, se;
+    int64_t units;
+    if (!sampled_est(imp, kind, c, &d, &se, &units)) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "delta", num(d));
+    cJSON_AddItemToObject(o, "stderr", num(se));
+    add_ci(o, "ci95", d, se);
+    cJSON_AddNumberToObject(o, "units", (double)units);
+    return o;
+}
+
+/* the reference ablation of head c / band l * NB + b / layer l, or NULL */
+static const ens_paired *ablation_of(const ens_importance *imp, int kind, int c) {
+    if (kind == 0) return imp->has_ablation ? &imp->abl_head[c] : NULL;
+    if (kind == 2) return imp->has_ablation ? &imp->abl_layer[c] : NULL;
+    return imp->has_band_ablation && c % imp->NB >= imp->design.b0 ? &imp->abl_band[c] : NULL;
+}
+
+/* Spearman rank correlation of sampled and ablation deltas, and the share of 95% intervals of the
+ * sampled estimate that contain the ablation value; NULL when fewer than 3 pairs exist */
+static cJSON *agreement_obj(const ens_importance *imp, int kind, int n) {
+    double *a = malloc(sizeof(double) * (size_t)n), *b = malloc(sizeof(double) * (size_t)n);
+    cJSON  *o = NULL;
+    int     pairs = 0, covered = 0, used = 0;
+    for (int c = 0; a && b && c < n; c++) {
+        double d, se;
+        int64_t units;
+        const ens_paired *ab = ablation_of(imp, kind, c);
+        a[c] = b[c] = NAN;
+        if (!ab || !ab->units || !sampled_est(imp, kind, c, &d, &se, &units)) continue;
+        a[c] = d, b[c] = ens_paired_mean(ab);
+        if (isfinite(d) && isfinite(se) && isfinite(b[c])) {
+            pairs++;
+            covered += fabs(b[c] - d) <= Z95 * se;
+        }
+    }
+    double rho = a && b ? imp_spearman(a, b, n, &used) : NAN;
+    if (used >= 3) {
+        o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "spearman", num(rho));
+        cJSON_AddItemToObject(o, "coverage", pairs ? num((double)covered / pairs) : cJSON_CreateNull());
+        cJSON_AddNumberToObject(o, "n", used);
+    }
+    free(a);
+    free(b);
+    return o;
+}
+
 void results_add_importance(void *root_, const ens_importance *imp, const char *metric) {
     if (!imp->has_sampled && !imp->has_attention && !imp->has_ablation) return;
     cJSON *o = cJSON_AddObjectToObject(root_, "importance");
@@ -263,6 +303,29 @@ void results_add_importance(void *root_, const ens_importance *imp, const char *
     cJSON_AddNumberToObject(o, "n_layers", L);
     cJSON_AddNumberToObject(o, "n_heads", NH);
     cJSON_AddStringToObject(o, "metric", metric);
+    { /* how the sampled column was estimated and at what cost, or why there is none */
+        cJSON *sm = cJSON_AddObjectToObject(o, "sampled");
+        const imp_design *dg = &imp->design;
+        cJSON_AddStringToObject(sm, "method", imp->has_drop ? "drop-one" : "none");
+        cJSON_AddNumberToObject(sm, "passes_heads", imp->has_drop ? dg->M_h : 0);
+        cJSON_AddNumberToObject(sm, "passes_layers_bands", imp->has_drop ? dg->M_r : 0);
+        cJSON_AddNumberToObject(sm, "ablation_passes_heads", dg->C_h);
+        cJSON_AddNumberToObject(sm, "ablation_passes_layers_bands", dg->C_r);
+        if (!imp->has_drop)
+            cJSON_AddStringToObject(sm, "note", imp->has_sampled
+                ? "not estimated: the members' own variation cannot identify single heads or bands (it is noise under "
+                  "local and unbiased sampling and the effect inside much smaller sub-models under head-drop); set "
+                  "importance.units (drop-one passes, docs/importance.md)"
+                : "not estimated: set importance.units (drop-one passes, docs/importance.md)");
+    }
+    {
+        cJSON *ag = cJSON_CreateObject(), *x;
+        if ((x = agreement_obj(imp, 0, imp->L * imp->NH))) cJSON_AddItemToObject(ag, "heads", x);
+        if ((x = agreement_obj(imp, 1, imp->L * imp->NB))) cJSON_AddItemToObject(ag, "bands", x);
+        if ((x = agreement_obj(imp, 2, imp->L))) cJSON_AddItemToObject(ag, "layers", x);
+        if (cJSON_GetArraySize(ag)) cJSON_AddItemToObject(o, "agreement", ag);
+        else cJSON_Delete(ag);
+    }
     cJSON *bands = cJSON_AddArrayToObject(o, "bands");
     for (int b = 0; b < NB; b++) {
         cJSON *e = cJSON_CreateObject();
@@ -278,7 +341,7 @@ void results_add_importance(void *root_, const ens_importance *imp, const char *
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "layer", l);
             cJSON_AddNumberToObject(e, "head", h);
-            cJSON_AddItemToObject(e, "sampled", imp->has_sampled ? slope_obj(&imp->head[c]) : cJSON_CreateNull());
+            cJSON_AddItemToObject(e, "sampled", sampled_obj(imp, 0, c));
             cJSON_AddItemToObject(e, "ablation", imp->has_ablation ? paired_obj(&imp->abl_head[c]) : cJSON_CreateNull());
             const double *a = imp->att + (size_t)c * S;
             if (imp->has_attention && a[0] > 0) {
@@ -296,6 +359,7 @@ void results_add_importance(void *root_, const ens_importance *imp, const char *
     for (int l = 0; l < L; l++) {
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "layer", l);
+        cJSON_AddItemToObject(e, "sampled", sampled_obj(imp, 2, l));
         cJSON_AddItemToObject(e, "ablation", imp->has_ablation ? paired_obj(&imp->abl_layer[l]) : cJSON_CreateNull());
         cJSON_AddItemToArray(layers, e);
     }
@@ -305,7 +369,9 @@ void results_add_importance(void *root_, const ens_importance *imp, const char *
             cJSON *e = cJSON_CreateObject();
             cJSON_AddNumberToObject(e, "layer", l);
             cJSON_AddNumberToObject(e, "band", b);
-            cJSON_AddItemToObject(e, "sampled", imp->has_sampled ? band_obj(imp, l * NB + b) : cJSON_CreateNull());
+            cJSON_AddItemToObject(e, "sampled", sampled_obj(imp, 1, l * NB + b));
+            const ens_paired *ab = ablation_of(imp, 1, l * NB + b);
+            cJSON_AddItemToObject(e, "ablation", ab ? paired_obj(ab) : cJSON_CreateNull());
             double rows = 0.0, mass = 0.0;
             for (int h = 0; h < NH; h++) {
                 rows += imp->att[((size_t)l * NH + h) * S];
@@ -326,8 +392,11 @@ char *results_importance_csv(const ens_importance *imp) {
             int c = l * NH + h;
             const double *a = imp->att + (size_t)c * S;
             sb_printf(&b, "head,%d,%d,,,", l, h); /* band, band_lo, band_hi: not for heads */
-            sb_cell(&b, imp->has_sampled ? imp_slope_delta(&imp->head[c]) : NAN);
-            sb_cell(&b, imp->has_sampled ? imp_slope_stderr(&imp->head[c]) : NAN);
+            double  sd = NAN, ss = NAN;
+            int64_t su;
+            sampled_est(imp, 0, c, &sd, &ss, &su);
+            sb_cell(&b, sd);
+            sb_cell(&b, ss);
             sb_cell(&b, imp->has_ablation ? ens_paired_mean(&imp->abl_head[c]) : NAN);
             sb_cell(&b, imp->has_ablation ? ens_paired_stderr(&imp->abl_head[c]) : NAN);
             sb_cell(&b, a[0] > 0 ? a[1] / a[0] : NAN);
@@ -342,14 +411,25 @@ char *results_importance_csv(const ens_importance *imp) {
                 mass += imp->att[((size_t)l * NH + h) * S + 3 + bd];
             }
             sb_printf(&b, "band,%d,,%d,%d,%d", l, bd, imp_band_lo(bd), imp_band_hi(bd));
-            sb_cell(&b, imp->has_sampled ? imp->band_delta[l * NB + bd] : NAN);
-            sb_cell(&b, imp->has_sampled ? imp->band_se[l * NB + bd] : NAN);
-            sb_printf(&b, ",,,,"); /* ablation_delta, ablation_stderr, mean_distance, entropy: not for bands */
+            double  sd = NAN, ss = NAN;
+            int64_t su;
+            sampled_est(imp, 1, l * NB + bd, &sd, &ss, &su);
+            sb_cell(&b, sd);
+            sb_cell(&b, ss);
+            const ens_paired *ab = ablation_of(imp, 1, l * NB + bd);
+            sb_cell(&b, ab ? ens_paired_mean(ab) : NAN);
+            sb_cell(&b, ab ? ens_paired_stderr(ab) : NAN);
+            sb_printf(&b, ",,"); /* mean_distance, entropy: not for bands */
             sb_cell(&b, rows > 0 ? mass / rows : NAN);
             sb_printf(&b, "\n");
         }
     for (int l = 0; l < L; l++) {
-        sb_printf(&b, "layer,%d,,,,,,", l); /* head, band, band_lo, band_hi, sampled_delta, sampled_stderr */
+        double  sd = NAN, ss = NAN;
+        int64_t su;
+        sampled_est(imp, 2, l, &sd, &ss, &su);
+        sb_printf(&b, "layer,%d,,,,", l); /* head, band, band_lo, band_hi */
+        sb_cell(&b, sd);
+        sb_cell(&b, ss);
         sb_cell(&b, imp->has_ablation ? ens_paired_mean(&imp->abl_layer[l]) : NAN);
         sb_cell(&b, imp->has_ablation ? ens_paired_stderr(&imp->abl_layer[l]) : NAN);
         sb_printf(&b, ",,,\n"); /* mean_distance, entropy, attention_mass */

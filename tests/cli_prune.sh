@@ -13,9 +13,15 @@ bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 cfg="$PATHENS_SRC/configs/stories260k.ini"
 
-"$PATHENS" eval "$cfg" --quiet --set data.limit=24 --set pathways.scheme=head-drop --set pathways.ratio=2 \
-    --set pathways.members=8 --set importance.ablation=1 --set run.out="$T/run"; rc=$?
-[ $rc = 0 ] && ok "eval with importance and ablation" || bad "eval exit $rc"
+"$PATHENS" eval "$cfg" --set data.limit=24 --set pathways.scheme=head-drop --set pathways.ratio=2 \
+    --set pathways.members=8 --set importance.ablation=2 --set importance.units=12 --set run.out="$T/run" 2>"$T/eval.err"; rc=$?
+[ $rc = 0 ] && ok "eval with importance (drop-one passes) and ablation" || bad "eval exit $rc"
+v=$(json "$T/run/results.json" "(lambda s: (s['method'], s['passes_heads'], s['ablation_passes_heads'], s['passes_layers_bands'] * 2 <= s['ablation_passes_layers_bands']))(d['importance']['sampled'])")
+[ "$v" = "('drop-one', 20, 40, True)" ] && ok "drop-one passes: 20 for 40 heads, at most half for layers and bands" || bad "sampled: $v"
+v=$(json "$T/run/results.json" "(lambda i: sorted(i['agreement']) == ['bands', 'heads', 'layers'] and i['agreement']['heads']['n'] == 40 and all(b['ablation'] is not None for b in i['bands_by_layer'] if b['band'] > 0) and all(b['sampled'] is None and b['ablation'] is None for b in i['bands_by_layer'] if b['band'] == 0))(d['importance'])")
+[ "$v" = True ] && ok "agreement of heads, bands, layers; band ablations except band 0 (causal)" || bad "agreement / bands: $v"
+v=$(json "$T/run/results.json" "'sampled vs ablation, 40 heads: Spearman %.3f, 95%% intervals containing the ablation value %.0f%% (20 drop-one passes vs 40)' % (d['importance']['agreement']['heads']['spearman'], 100 * d['importance']['agreement']['heads']['coverage'])")
+grep -qF "$v" "$T/eval.err" && ok "summary: $v" || bad "summary lacks '$v': $(grep -i 'sampled\|importance' "$T/eval.err")"
 v=$(json "$T/run/results.json" "(lambda i: i['n_layers'] == 5 and i['n_heads'] == 8 and len(i['heads']) == 40 and len(i['layers']) == 5 and all(h['sampled'] is not None and h['ablation'] is not None and abs(sum(h['attention']['mass_by_band']) - 1) < 1e-6 for h in i['heads']))(d['importance'])")
 [ "$v" = True ] && ok "importance: 40 heads with sampled, ablation and attention mass summing to 1" || bad "importance object"
 [ "$(grep -c '^head,' "$T/run/importance.csv")" = 40 ] && [ "$(grep -c '^layer,' "$T/run/importance.csv")" = 5 ] && ok "importance.csv rows" || bad "importance.csv"
@@ -35,8 +41,22 @@ for r, h in zip(heads, imp["heads"]):
     assert math.isclose(float(r["sampled_delta"]), h["sampled"]["delta"], rel_tol=1e-13)
     assert r["band"] == r["band_lo"] == r["band_hi"] == r["attention_mass"] == ""
 for r in rows:
-    if r["kind"] == "layer": assert r["sampled_delta"] == r["mean_distance"] == "" and r["ablation_delta"] != ""
+    if r["kind"] == "layer": assert r["mean_distance"] == "" and r["sampled_delta"] != "" and r["ablation_delta"] != ""
+    if r["kind"] == "band" and r["band"] != "0": assert r["sampled_delta"] != "" and r["ablation_delta"] != ""
 PY
+
+# members alone cannot identify heads: no sampled numbers, a note and a summary line that say so
+"$PATHENS" eval "$cfg" --set data.limit=5 --set pathways.scheme=head-drop --set pathways.members=4 \
+    --set run.out="$T/nodrop" 2>"$T/nodrop.err" || bad "eval without drop-one passes"
+/usr/bin/python3 - "$T/nodrop/results.json" <<'PY' && ok "members only: sampled null everywhere, a note names importance.units" || bad "members-only sampled"
+import json, sys
+i = json.load(open(sys.argv[1]))["importance"]
+assert i["sampled"]["method"] == "none" and "importance.units" in i["sampled"]["note"]
+assert all(h["sampled"] is None for h in i["heads"]) and all(b["sampled"] is None for b in i["bands_by_layer"])
+assert "agreement" not in i
+PY
+grep -q "head importance: not estimated: .*importance.units" "$T/nodrop.err" && ok "summary says why there is no head importance" \
+    || bad "summary: $(grep -i importance "$T/nodrop.err")"
 
 mkdir -p "$T/sub"
 "$PATHENS" prune "$T/sub/../run" --budget 0.3 --budget 0.6 --evaluate 2>"$T/prune.err"; rc=$?

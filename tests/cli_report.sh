@@ -76,7 +76,7 @@ expect_rc 1 "report without RUN_DIR" "$PATHENS" report
 expect_rc 1 "report with an unknown option" "$PATHENS" report "$T" --bogus
 
 # ---- a real 4-member self-ensemble on stories260K -------------------------------------------------
-"$PATHENS" eval "$cfg" --set data.limit=20 --set pathways.members=4 --set run.out="$T/run" --quiet; rc=$?
+"$PATHENS" eval "$cfg" --set data.limit=20 --set pathways.members=4 --set importance.units=10 --set run.out="$T/run" --quiet; rc=$?
 [ $rc = 0 ] && ok "eval with 4 members" || bad "eval exit $rc"
 expect_rc 0 "report on the real run" "$PATHENS" report "$T/run"
 grep -q "wrote $T/run/report.html" "$T/err.txt" && ok "report says what it wrote" || bad "report stderr: $(cat "$T/err.txt")"
@@ -86,6 +86,9 @@ has_imp=$(json "$T/run/results.json" "'importance' in d")
 if [ "$has_imp" = True ]; then
     echo "note: results.json of the real run has \"importance\": the heatmap and distance plots are checked on it"
     check_report "$T/run" "real run" curve histogram heatmap distance-profile mean-distance
+    grep -q "Sampled importance without ablations to compare it with" "$T/run/report.html" \
+        && ok "real run: sampled importance (drop-one) without ablations: a note instead of the agreement plot" \
+        || bad "real run: no note about the missing ablations"
 else
     echo "note: results.json of the real run has no \"importance\" yet: heatmap checked on the schema fixture below"
     check_report "$T/run" "real run" curve histogram
@@ -143,7 +146,22 @@ grep -q "<title>vitrun (model vit/model.safetensors) (pathens report)</title>" "
 mkdir -p "$T/sub"
 "$PATHENS" eval "$PATHENS_SRC/configs/fashion-vit.ini" --set data.limit=120 --set pathways.members=2 \
     --set run.out="$T/sub/../fv" --quiet || bad "eval of models/fashion-vit"
-check_report "$T/fv" "shipped ViT with ablations" curve histogram heatmap
+check_report "$T/fv" "shipped ViT with ablations" curve histogram heatmap importance-agreement
+# the sampled-vs-ablation plot: one panel of 16 heads; its caption quotes results.json's agreement
+/usr/bin/python3 - "$T/fv" <<'PY' && ok "sampled vs ablation: 16 heads, Spearman and coverage of results.json in the caption" \
+    || bad "sampled vs ablation plot"
+import html, json, re, sys
+d = sys.argv[1]
+a = json.load(open(d + "/results.json"))["importance"]["agreement"]["heads"]
+page = html.unescape(open(d + "/report.html").read())
+assert page.count('data-plot="importance-agreement"') == 1, "one panel (no band ablations)"
+cap = re.search(r"<figcaption>Left, each head:[^<]*", page).group(0)
+assert "Spearman rank correlation %.3f over 16 heads" % a["spearman"] in cap, cap
+assert "%d of 16 intervals contain the ablation value" % round(a["coverage"] * 16) in cap, cap
+svg = page[page.index('data-plot="importance-agreement"'):]
+svg = svg[:svg.index("</svg>")]
+assert len(re.findall(r"<circle", svg)) >= 16, "a marker per head"
+PY
 grep -q "<title>fv (model fashion-vit/model.safetensors) (pathens report)</title>" "$T/fv/report.html" \
     && ok "shipped ViT title: fv (model fashion-vit/model.safetensors)" || bad "shipped ViT title: $(grep -o '<title>[^<]*' "$T/fv/report.html" | head -1)"
 grep -q '/\.\./' "$T/fv/report.html" && bad "shipped ViT page shows a path with /../: $(grep -o '[^>]*/\.\./[^<]*' "$T/fv/report.html" | head -2)" \

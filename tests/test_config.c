@@ -351,7 +351,7 @@ static void test_json_echo(void **state) {
         "\"run\":{\"out\":\"runs/default\",\"batch\":8,\"shard\":16,\"member_block\":0,\"per_example\":0},"
         "\"pathways\":{\"scheme\":\"unbiased\",\"ratio\":4,\"sigma\":4,\"lambda\":\"inf\",\"keep\":0,"
         "\"members\":0,\"seed\":1234,\"granularity\":\"head\",\"plan\":\"\",\"combine\":\"prob\"},"
-        "\"importance\":{\"statistics\":1,\"ablation\":0},"
+        "\"importance\":{\"statistics\":1,\"ablation\":0,\"units\":0},"
         "\"train\":{\"steps\":1000,\"batch\":64,\"grad_chunks\":4,\"context\":0,\"lr\":0.001,\"min_lr\":0.0001,"
         "\"warmup\":100,\"weight_decay\":0.05,\"beta1\":0.9,\"beta2\":0.99,\"eps\":1e-08,\"clip\":1,"
         "\"finetune_dense_steps\":0,\"seed\":1,\"checkpoint_minutes\":5,\"checkpoint_steps\":0,\"log_every\":50,"

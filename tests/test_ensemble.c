@@ -175,7 +175,7 @@ static void test_one_member_is_member(void **state) {
     for (int comb = 0; comb <= 1; comb++) {
         pw_config c = cfg_of(PW_SCHEME_LOCAL, 4.0, 1);
         ens_lm_result r;
-        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, &(ens_options){(ens_combine)comb, 8, 0, 0, 0}, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, &(ens_options){(ens_combine)comb, 8, 0, 0, 0, 0}, &err), PE_OK);
         assert_true(r.ensemble.sum_nll == r.member[0].sum_nll);
         assert_true(r.ensemble.sum_a2 == r.member[0].sum_a2);
         assert_true(r.curve[0].sum_nll == r.member[0].sum_nll);
@@ -191,7 +191,7 @@ static void test_mixture_beats_mean_member(void **state) {
     for (int i = 0; i < 3; i++) {
         pw_config c = cfg_of(sch[i], 4.0, 4);
         ens_lm_result r;
-        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 8, 0, 1, 0}, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 8, 0, 1, 0, 0}, &err), PE_OK);
         double mean = 0.0;
         for (int k = 0; k < 4; k++) mean += r.member[k].sum_nll / 4.0;
         printf("  %-10s ratio 4: dense %.4f, mean member %.4f, mixture of 4 %.4f nats/token\n", pw_scheme_name(sch[i]),
@@ -209,8 +209,8 @@ static void test_batch_size_invariance(void **state) {
     for (int i = 0; i < 3; i++) {
         pw_config c = cfg_of(sch[i], 3.0, 3);
         ens_lm_result r1, r7;
-        assert_int_equal(ens_eval_text(&r1, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 1, 1, 1, 0}, &err), PE_OK);
-        assert_int_equal(ens_eval_text(&r7, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 7, 1, 1, 0}, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r1, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 1, 1, 1, 0, 0}, &err), PE_OK);
+        assert_int_equal(ens_eval_text(&r7, &f->m, &f->d, &c, &(ens_options){ENS_COMBINE_PROB, 7, 1, 1, 0, 0}, &err), PE_OK);
         assert_memory_equal(&r1.dense, &r7.dense, sizeof r1.dense);
         assert_memory_equal(&r1.ensemble, &r7.ensemble, sizeof r1.ensemble);
         assert_memory_equal(r1.member, r7.member, 3 * sizeof *r1.member);
@@ -242,7 +242,7 @@ static void test_split_rows_merge(void **state) {
     fixture *f = *state;
     pe_err   err = {0};
     pw_config c = cfg_of(PW_SCHEME_UNBIASED, 3.0, 5);
-    ens_options o = {ENS_COMBINE_PROB, 4, 1, 1, 1};
+    ens_options o = {ENS_COMBINE_PROB, 4, 1, 1, 1, 0};
     ens_lm_result ref, got;
     assert_int_equal(ens_eval_text(&ref, &f->m, &f->d, &c, &o, &err), PE_OK);
     ens_rows *all = ens_rows_new(&f->m, &f->d, &c, &o, 0, f->d.n_seqs, &err);
@@ -361,7 +361,7 @@ static void test_image_split_rows_merge(void **state) {
     const int K = 5;
     pw_config c = cfg_of(PW_SCHEME_UNBIASED, 3.0, K);
     for (int comb = 0; comb <= 1; comb++) { /* batch size: 1 and 7 give the same bytes */
-        ens_options o1 = {(ens_combine)comb, 1, 1, 1, 1}, o7 = {(ens_combine)comb, 7, 1, 1, 1};
+        ens_options o1 = {(ens_combine)comb, 1, 1, 1, 1, 0}, o7 = {(ens_combine)comb, 7, 1, 1, 1, 0};
         ens_cls_result r1, r7;
         assert_int_equal(ens_eval_images(&r1, &m, &d, &c, &o1, &err), PE_OK);
         assert_int_equal(ens_eval_images(&r7, &m, &d, &c, &o7, &err), PE_OK);
@@ -369,7 +369,7 @@ static void test_image_split_rows_merge(void **state) {
         ens_free_cls(&r1);
         ens_free_cls(&r7);
     }
-    ens_options o = {ENS_COMBINE_PROB, 4, 1, 1, 1};
+    ens_options o = {ENS_COMBINE_PROB, 4, 1, 1, 1, 0};
     ens_cls_result ref, got;
     assert_int_equal(ens_eval_images(&ref, &m, &d, &c, &o, &err), PE_OK);
     assert_true(ref.imp.has_sampled && ref.imp.has_attention && ref.imp.has_ablation);

@@ -35,7 +35,7 @@ static int teardown(void **state) {
 /* the dense result of the product's evaluation path (no members, no statistics) at a batch size */
 static eval_lm_acc dense_at(fixture *f, int batch) {
     pe_err        err = {0};
-    ens_options   o = {ENS_COMBINE_PROB, batch, 0, 0, 0};
+    ens_options   o = {ENS_COMBINE_PROB, batch, 0, 0, 0, 0};
     ens_lm_result r;
     assert_int_equal(ens_eval_text(&r, &f->m, &f->d, NULL, &o, &err), PE_OK);
     eval_lm_acc acc = r.dense;

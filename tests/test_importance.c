@@ -34,7 +34,11 @@ static float *tensor(tu_tensors *t, const char *name) {
     return t->data[i];
 }
 
-static void build_planted_model(const char *dir) {
+/* zero_head >= 0: that head's columns of the output projection are 0 (it can change nothing) */
+static void build_planted_model_z(const char *dir, int zero_head);
+static void build_planted_model(const char *dir) { build_planted_model_z(dir, -1); }
+
+static void build_planted_model_z(const char *dir, int zero_head) {
     model_config c = {0};
     c.dim = C; c.hidden_dim = 32; c.n_layers = 1; c.n_heads = NH; c.n_kv_heads = NH; c.vocab_size = V; c.seq_len = TT;
     c.norm = MODEL_NORM_RMSNORM; c.norm_eps = 1e-5f; c.pos = MODEL_POS_LEARNED; c.mlp = MODEL_MLP_SWIGLU;
@@ -76,6 +80,7 @@ static void build_planted_model(const char *dir) {
             float w = wo[out * C + in];
             if (h == PLANT) wo[out * C + in] = (r < V && out == 32 + r) ? 1.0f : 0.0f;
             else wo[out * C + in] = out >= 40 ? 0.3f * w : 0.0f;
+            if (h == zero_head) wo[out * C + in] = 0.0f;
         }
     memset(tensor(&t, "layers.0.mlp.w2.weight"), 0, sizeof(float) * C * 32); /* the MLP adds nothing */
     float *lm = tensor(&t, "lm_head.weight");
@@ -127,7 +132,7 @@ static void test_planted_head(void **state) {
     pw_config pc = {0};
     pc.scheme = PW_SCHEME_HEAD_DROP; pc.ratio = 2.0; pc.keep = 0.5; pc.lambda = INFINITY; pc.members = 16;
     pc.seed = 7; pc.granularity = PW_GRAN_HEAD;
-    ens_options   o = {ENS_COMBINE_PROB, 16, 0, 1, 1};
+    ens_options   o = {ENS_COMBINE_PROB, 16, 0, 1, 1, 0};
     ens_lm_result r;
     assert_int_equal(ens_eval_text(&r, &m, &d, &pc, &o, &err), PE_OK);
     double dense = eval_lm_nll(&r.dense);
@@ -201,8 +206,177 @@ static void test_bands_and_slope(void **state) {
     assert_int_equal(s.units, 2);
 }
 
+/* the model of the planted test with an optional zeroed head, opened */
+typedef struct {
+    ckpt_file    ck;
+    model        m;
+    text_dataset d;
+} planted;
+
+static void planted_open(planted *p, const char *tag, int zero_head) {
+    const char *dir = tu_tmp_dir(tag);
+    build_planted_model_z(dir, zero_head);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    pe_err err = {0};
+    assert_int_equal(ckpt_open(&p->ck, path, "auto", NULL, &err), PE_OK);
+    assert_int_equal(model_init(&p->m, &p->ck, &err), PE_OK);
+    build_dataset(&p->d);
+}
+
+static void planted_close(planted *p) {
+    data_free_text(&p->d);
+    model_free(&p->m);
+    ckpt_close(&p->ck);
+}
+
+/* the 95% interval of p contains v (up to float rounding of the per-unit losses: 1e-9 relative) */
+static int covers(const ens_paired *p, double v) {
+    double d = ens_paired_mean(p), se = ens_paired_stderr(p);
+    return fabs(v - d) <= 1.96 * se + 1e-9 * fmax(1.0, fabs(v));
+}
+
+/* Drop-one passes (importance.units) against the planted truth and the ablations of every head,
+ * layer and band: head 2 first and far from 0, the others near 0 (they write where the LM head does
+ * not read; only the final norm feels them), every interval containing its own ablation value;
+ * band 1 first; at most half the passes of the ablations. */
+static void test_drop_one_planted(void **state) {
+    (void)state;
+    planted p;
+    planted_open(&p, "planted_drop", -1);
+    pe_err    err = {0};
+    pw_config pc = {0};
+    pc.scheme = PW_SCHEME_LOCAL; pc.ratio = 2.0; pc.sigma = 2.0; pc.lambda = INFINITY; pc.members = 2; pc.seed = 7;
+    ens_options   o = {ENS_COMBINE_PROB, 16, 0, 1, 2, 120};
+    ens_lm_result r;
+    assert_int_equal(ens_eval_text(&r, &p.m, &p.d, &pc, &o, &err), PE_OK);
+    const imp_design *dg = &r.imp.design;
+    assert_true(r.imp.has_drop && r.imp.has_band_ablation);
+    /* 4 heads; 1 layer + bands 1..4 (16 positions, causal): 2 + 2 passes, each head on 120 of 240 units */
+    assert_int_equal(dg->C_h, NH);
+    assert_int_equal(dg->C_r, 1 + 4);
+    assert_int_equal(dg->M_h, 2);
+    assert_int_equal(dg->M_r, 2);
+    assert_true(2 * dg->M_h <= dg->C_h && 2 * dg->M_r <= dg->C_r);
+    for (int h = 0; h < NH; h++) {
+        const ens_paired *s = &r.imp.drop[h], *a = &r.imp.abl_head[h];
+        printf("  head %d: drop-one %+.3e ± %.1e (%lld units), ablation %+.3e ± %.1e\n", h, ens_paired_mean(s),
+               ens_paired_stderr(s), (long long)s->units, ens_paired_mean(a), ens_paired_stderr(a));
+        assert_true(s->units >= 119 && s->units <= 121); /* N M / C = 240 * 2 / 4 */
+        if (h == PLANT) assert_true(ens_paired_mean(s) > 1.0 && ens_paired_mean(s) > 10.0 * ens_paired_stderr(s));
+        else assert_true(fabs(ens_paired_mean(s)) < 0.01 * ens_paired_mean(&r.imp.drop[PLANT])); /* noise heads: ~0 */
+        assert_true(covers(s, ens_paired_mean(a))); /* the interval holds the ablation of all 240 units */
+    }
+    int best = -1;
+    for (int b = 1; b < r.imp.NB; b++) {
+        int c = imp_design_band_component(dg, 0, b);
+        const ens_paired *s = &r.imp.drop[c], *a = &r.imp.abl_band[b];
+        printf("  band %d [%d,%d]: drop-one %+.4f ± %.4f, ablation %+.4f ± %.4f\n", b, imp_band_lo(b), imp_band_hi(b),
+               ens_paired_mean(s), ens_paired_stderr(s), ens_paired_mean(a), ens_paired_stderr(a));
+        if (best < 0 || ens_paired_mean(s) > ens_paired_mean(&r.imp.drop[imp_design_band_component(dg, 0, best)])) best = b;
+        assert_true(covers(s, ens_paired_mean(a)));
+    }
+    assert_int_equal(best, 1);
+    assert_int_equal(imp_design_band_component(dg, 0, 0), -1); /* causal: distance 0 always stays */
+    /* the layer: dropping all of its attention is dropping the planted head and more */
+    assert_true(ens_paired_mean(&r.imp.drop[dg->C_h]) > 1.0);
+    /* the same bytes for another batch size (the design is keyed by the unit, never the batch) */
+    ens_lm_result r5;
+    o.batch = 5;
+    assert_int_equal(ens_eval_text(&r5, &p.m, &p.d, &pc, &o, &err), PE_OK);
+    assert_memory_equal(r5.imp.drop, r.imp.drop, sizeof(ens_paired) * (size_t)imp_design_components(dg));
+    assert_memory_equal(r5.imp.abl_band, r.imp.abl_band, sizeof(ens_paired) * (size_t)r.imp.NB);
+    ens_free_lm(&r5);
+    ens_free_lm(&r);
+    planted_close(&p);
+}
+
+/* Planted truth: a head whose output projection is zero changes nothing. Its ablation is exactly 0
+ * and the drop-one interval contains 0. */
+static void test_zeroed_head(void **state) {
+    (void)state;
+    planted p;
+    planted_open(&p, "planted_zero", 1);
+    pe_err    err = {0};
+    pw_config pc = {0};
+    pc.scheme = PW_SCHEME_UNBIASED; pc.ratio = 2.0; pc.lambda = INFINITY; pc.members = 2; pc.seed = 3;
+    ens_options   o = {ENS_COMBINE_PROB, 16, 0, 1, 1, 120};
+    ens_lm_result r;
+    assert_int_equal(ens_eval_text(&r, &p.m, &p.d, &pc, &o, &err), PE_OK);
+    const ens_paired *a = &r.imp.abl_head[1], *s = &r.imp.drop[1];
+    double sd = ens_paired_mean(s), se = ens_paired_stderr(s);
+    printf("  zeroed head 1: ablation %+.17g, drop-one %+.6f, 95%% interval [%+.6f, %+.6f] over %lld units\n",
+           ens_paired_mean(a), sd, sd - 1.96 * se, sd + 1.96 * se, (long long)s->units);
+    assert_true(ens_paired_mean(a) == 0.0 && a->sum_d2 == 0.0); /* exactly 0 on every unit */
+    assert_true(s->units > 0 && sd - 1.96 * se <= 0.0 && 0.0 <= sd + 1.96 * se);
+    /* the noise heads that do write are not exactly 0 (the test can tell) */
+    assert_true(ens_paired_mean(&r.imp.abl_head[0]) != 0.0);
+    ens_free_lm(&r);
+    planted_close(&p);
+}
+
+/* the design: each unit's components of a block, the balance over units, the passes; the band draw */
+static void test_design(void **state) {
+    (void)state;
+    imp_design d;
+    imp_design_init(&d, 5, 8, 9, 1, 300, 150, 1234); /* stories260K on 300 documents */
+    assert_int_equal(d.C_h, 40);
+    assert_int_equal(d.C_r, 5 + 5 * 8);
+    assert_int_equal(d.M_h, 20);
+    assert_int_equal(d.M_r, 22);
+    int count[85] = {0};
+    for (int64_t u = 0; u < 300; u++)
+        for (int m = 0; m < d.M_h + d.M_r; m++) {
+            int c = imp_design_component(&d, m, u);
+            assert_true(m < d.M_h ? (c >= 0 && c < 40) : (c >= 40 && c < 85));
+            count[c]++;
+        }
+    for (int c = 0; c < 40; c++) assert_true(count[c] >= 149 && count[c] <= 151); /* 300 * 20 / 40 */
+    for (int c = 40; c < 85; c++) assert_true(count[c] >= 146 && count[c] <= 148); /* 300 * 22 / 45 */
+    imp_design_init(&d, 5, 8, 9, 1, 4303, 150, 1234);  /* many units: fewer passes */
+    assert_int_equal(d.M_h, 2);
+    imp_design_init(&d, 1, 1, 2, 1, 300, 150, 1); /* one component: half a pass is none */
+    assert_int_equal(d.M_h, 0);
+    imp_design_init(&d, 5, 8, 9, 1, 300, 0, 1);
+    assert_int_equal(d.M_h + d.M_r, 0);
+    /* dropping band 2 (distances 2..3) of layer 1, causal and bidirectional */
+    imp_design_init(&d, 2, 2, 4, 0, 10, 5, 1);
+    pw_sample s;
+    pe_err    err = {0};
+    assert_int_equal(pw_sample_init(&s, 8, &err), PE_OK);
+    for (int causal = 0; causal <= 1; causal++) {
+        imp_design_init(&d, 2, 2, 4, causal, 10, 5, 1);
+        imp_drop dr = {&d, imp_design_band_component(&d, 1, 2)};
+        assert_int_equal(imp_drop_draw(&dr, &s, 0, 0, 1, 0, 8, causal), 0); /* another layer: untouched */
+        assert_int_equal(imp_drop_draw(&dr, &s, 0, 1, 1, 0, 8, causal), 1);
+        uint8_t mask[64];
+        pw_mask_dense(&s, mask);
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 8; j++) {
+                int dist = abs(i - j), want = (!causal || j <= i) && !(dist >= 2 && dist <= 3);
+                assert_int_equal(mask[i * 8 + j], want);
+            }
+        dr.fixed = 1; /* head 1 of layer 0 */
+        assert_int_equal(imp_drop_draw(&dr, &s, 0, 0, 1, 0, 8, causal), 1);
+        assert_int_equal(s.kind, PW_SAMPLE_NONE);
+        assert_int_equal(imp_drop_draw(&dr, &s, 0, 0, 0, 0, 8, causal), 0);
+    }
+    pw_sample_free(&s);
+    /* Spearman: ties get average ranks; NaN pairs are left out */
+    double a[6] = {1, 2, 3, 4, 5, NAN}, b[6] = {10, 20, 30, 40, 50, 1}, c[5] = {5, 4, 3, 2, 1}, e[4] = {1, 1, 2, 3};
+    int    n;
+    assert_true(fabs(imp_spearman(a, b, 6, &n) - 1.0) < 1e-12 && n == 5);
+    assert_true(fabs(imp_spearman(a, c, 5, &n) + 1.0) < 1e-12);
+    double f[4] = {1, 2, 3, 4};
+    assert_true(fabs(imp_spearman(e, f, 4, &n) - 0.9486832980505138) < 1e-12); /* ranks 1.5 1.5 3 4 */
+    assert_true(isnan(imp_spearman(a, b, 2, &n)));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_design),
+        cmocka_unit_test(test_drop_one_planted),
+        cmocka_unit_test(test_zeroed_head),
         cmocka_unit_test(test_bands_and_slope),
         cmocka_unit_test(test_planted_head),
     };

@@ -157,7 +157,7 @@ static void test_eval_chunks_same_bytes(void **state) {
     for (int di = 0; di < 2; di++)
         for (int comb = 0; comb <= 1; comb++) {
             pw_config   c = members_cfg(3);
-            ens_options o = {(ens_combine)comb, 5, 1, 1, comb == 0 && di == 1};
+            ens_options o = {(ens_combine)comb, 5, 1, 1, comb == 0 && di == 1, 0};
             ens_lm_result whole, g1, r48;
             eval_rows(&whole, m, ds[di], &c, &o, 480, 0, 0); /* one chunk per sequence, every member at once */
             eval_rows(&g1, m, ds[di], &c, &o, 480, 1, 0);    /* members one at a time (logit: ignored, all) */
@@ -170,7 +170,7 @@ static void test_eval_chunks_same_bytes(void **state) {
             ens_free_lm(&whole); ens_free_lm(&g1); ens_free_lm(&r48);
         }
     /* dense only */
-    ens_options o = {ENS_COMBINE_PROB, 5, 1, 0, 0};
+    ens_options o = {ENS_COMBINE_PROB, 5, 1, 0, 0, 0};
     ens_lm_result a, b;
     eval_rows(&a, m, &x->win, NULL, &o, 480, 0, 0);
     eval_rows(&b, m, &x->win, NULL, &o, 96, 0, 0);
@@ -183,7 +183,7 @@ static void test_eval_chunks_same_bytes_ref(void **state) {
     fixture *x = *state;
     pw_config   c = members_cfg(2);
     for (int comb = 0; comb <= 1; comb++) {
-        ens_options o = {(ens_combine)comb, 4, 1, 0, 0};
+        ens_options o = {(ens_combine)comb, 4, 1, 0, 0, 0};
         ens_lm_result whole, r48;
         eval_rows(&whole, &x->f->m, &x->win, &c, &o, 480, 0, 1);
         eval_rows(&r48, &x->f->m, &x->win, &c, &o, 48, 1, 1);
@@ -200,7 +200,7 @@ static void test_fast_matches_naive(void **state) {
     const text_dataset *d = &x->win;
     int K = 3, V = m->cfg.vocab_size, T = d->context;
     pw_config   c = members_cfg(K);
-    ens_options o = {ENS_COMBINE_PROB, 5, 0, 0, 0};
+    ens_options o = {ENS_COMBINE_PROB, 5, 0, 0, 0, 0};
     ens_lm_result r;
     /* chunks of 48 where they reproduce the whole-sequence logits; elsewhere the grid of
      * model_forward_tokens_pw (one chunk here), so the logits agree bit for bit on any machine */
@@ -273,7 +273,7 @@ static void test_fast_matches_naive(void **state) {
 static void test_chunk_off_grid_refused(void **state) {
     fixture *x = *state;
     pe_err   err = {0};
-    ens_options o = {ENS_COMBINE_PROB, 4, 0, 0, 0};
+    ens_options o = {ENS_COMBINE_PROB, 4, 0, 0, 0, 0};
     ens_rows *rw = ens_rows_new(&x->f->m, &x->win, NULL, &o, 0, 2, &err);
     assert_non_null(rw);
     ens_rows_set_head(rw, 50, 0, 0);

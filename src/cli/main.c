@@ -490,8 +490,8 @@ static void print_summary(const cJSON *root, const char *report_path) {
     if (src) {
         int n = cJSON_GetArraySize(heads), used[4096] = {0};
         if (n > 4096) n = 4096;
-        fprintf(stderr, "  most important heads (%s: increase of the loss when the head is %s; ± standard error):\n", src,
-                !strcmp(src, "ablation") ? "dropped" : "sampled out, per unit of kept fraction");
+        fprintf(stderr, "  most important heads (%s: increase of the loss when the head is dropped%s; ± standard error):\n",
+                src, !strcmp(src, "ablation") ? "" : " on a sample of the units");
         for (int r = 0; r < 3 && r < n; r++) {
             int best = -1;
             double bd = -INFINITY, bs = 0;
@@ -508,10 +508,20 @@ static void print_summary(const cJSON *root, const char *report_path) {
             fprintf(stderr, "    layer %d head %d: %+.4f ± %.4f (standard error)\n", cJSON_GetObjectItemCaseSensitive(h, "layer")->valueint,
                     cJSON_GetObjectItemCaseSensitive(h, "head")->valueint, bd, bs);
         }
-    } else if (cJSON_GetArraySize(heads) > 0) {
-        fprintf(stderr, "  head importance: not estimated (set importance.ablation = 1, or a scheme whose members "
-                        "differ per head, e.g. head-drop)\n");
     }
+    /* sampled (drop-one) importance against the ablations, when both exist; else why there is none */
+    const cJSON *imj = cJSON_GetObjectItemCaseSensitive(root, "importance");
+    const cJSON *agh = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(imj, "agreement"), "heads");
+    const cJSON *smj = cJSON_GetObjectItemCaseSensitive(imj, "sampled");
+    const cJSON *sph = cJSON_GetObjectItemCaseSensitive(agh, "spearman"), *cvh = cJSON_GetObjectItemCaseSensitive(agh, "coverage");
+    if (cJSON_IsNumber(sph) && cJSON_IsNumber(cvh))
+        fprintf(stderr, "  sampled vs ablation, %d heads: Spearman %.3f, 95%% intervals containing the ablation value %.0f%% "
+                "(%d drop-one passes vs %d)\n", cJSON_GetObjectItemCaseSensitive(agh, "n")->valueint, sph->valuedouble,
+                100.0 * cvh->valuedouble, cJSON_GetObjectItemCaseSensitive(smj, "passes_heads")->valueint,
+                cJSON_GetObjectItemCaseSensitive(smj, "ablation_passes_heads")->valueint);
+    const cJSON *nt = cJSON_GetObjectItemCaseSensitive(smj, "note");
+    if (cJSON_IsString(nt) && !src) fprintf(stderr, "  head importance: %s\n", nt->valuestring);
+    else if (cJSON_IsString(nt)) fprintf(stderr, "  sampled importance: %s\n", nt->valuestring);
     char tidy[CFG_PATH_MAX + 32];
     if (report_path) fprintf(stderr, "  report: %s\n", pe_path_tidy(report_path, tidy, sizeof tidy));
 }
@@ -683,7 +693,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     pc.seed        = (uint64_t)cfg.pw_seed;
     pc.granularity = (pw_granularity)pw_granularity_parse(cfg.pw_granularity);
     ens_options eo = {!strcmp(cfg.pw_combine, "logit") ? ENS_COMBINE_LOGIT : ENS_COMBINE_PROB, cfg.run_batch,
-                      cfg.run_per_example, cfg.imp_statistics, cfg.imp_ablation};
+                      cfg.run_per_example, cfg.imp_statistics, cfg.imp_ablation, cfg.imp_units};
     if (pc.scheme == PW_SCHEME_PLAN) {
         if (!cfg.pw_plan[0]) {
             pe_fail(&err, PE_ERR_INPUT, "pathways.scheme = plan needs pathways.plan = FILE (written by pathens prune)");

@@ -17,12 +17,13 @@
 static void help_prune(FILE *f) {
     fprintf(f,
             "usage: pathens prune RUN_DIR --budget F [--budget F ...] [--evaluate] [--quiet]\n\n"
-            "From the importance statistics in RUN_DIR/results.json (a run with importance.statistics = 1,\n"
-            "ideally importance.ablation = 1), writes a static pathway plan RUN_DIR/plan_F.json for each\n"
-            "budget F in (0, 1]: the heads to keep and a distance window per head, using about a fraction F\n"
-            "of the dense attention FLOPs (at the run's mean sequence length). Heads are taken in order of\n"
-            "importance (ablation delta, else sampled delta), each with the smallest power-of-two window\n"
-            "that covers %.0f%% of its dense attention mass, shrunk if needed to fit the budget.\n"
+            "From the importance statistics in RUN_DIR/results.json (a run with importance.ablation = 1,\n"
+            "or with importance.units > 0: the sampled drop-one estimate), writes a static pathway plan\n"
+            "RUN_DIR/plan_F.json for each budget F in (0, 1]: the heads to keep and a distance window per\n"
+            "head, using about a fraction F of the dense attention FLOPs (at the run's mean sequence length).\n"
+            "Heads are taken in order of importance (ablation delta, else sampled delta), each with the\n"
+            "smallest power-of-two window that covers %.0f%% of its dense attention mass, shrunk if needed\n"
+            "to fit the budget.\n"
             "--evaluate runs `pathens eval` with scheme = plan for every plan (same model and data as the\n"
             "run) into RUN_DIR/plan_F/ and writes RUN_DIR/frontier.json: quality vs attention FLOPs for the\n"
             "plans, the dense model and the run's random members. Evaluate with `pathways.scheme = plan`,\n"
@@ -177,7 +178,7 @@ int cmd_prune(int argc, char **argv) {
     if (!cJSON_IsArray(heads) || !cJSON_IsObject(cfg) || !cJSON_IsObject(dense) || !cJSON_IsObject(arch)) {
         cJSON_Delete(res);
         pe_fail(&err, PE_ERR_INPUT, "%s: no importance statistics; rerun pathens eval with importance.statistics = 1 "
-                "(and pathways.members > 1 or importance.ablation = 1)", path);
+                "(and importance.units = 150 or importance.ablation = 1)", path);
         return fail(&err);
     }
     double Ld = jnum(imp, "n_layers"), NHd = jnum(imp, "n_heads"), nd;
