@@ -217,8 +217,8 @@ pe_status model_forward_hidden_pw(float *hidden, model_acts *a, const model *m, 
  * [i R, min((i + 1) R, len)): the caller keeps (R, V) logits at a time, never (B, T, V).
  * R is a multiple of MODEL_HEAD_ROW_ALIGN and the grid starts at position 0, so a chunk's rows
  * sit at the same offsets modulo 48 as in one sgemm over the whole sequence and the last chunk
- * ends where the sequence does: with OpenBLAS 0.3.21 (Zen, Haswell and Sandybridge kernels,
- * bench/bench_lmhead.c chunks) every logit is then bit-identical to the unchunked call. */
+ * ends where the sequence does: with OpenBLAS 0.3.21 on 1 thread (Zen, Haswell and Sandybridge
+ * kernels, bench/bench_lmhead.c chunks) every logit is then bit-identical to the unchunked call. */
 #define MODEL_HEAD_ROW_ALIGN 48
 #define MODEL_HEAD_MAX_ROWS  384       /* beyond this the sgemm is as fast as one call (docs/performance.md) */
 #define MODEL_HEAD_BUDGET    (1 << 24) /* floats of one (R, V) logits chunk the automatic R aims at */
