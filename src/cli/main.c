@@ -514,11 +514,12 @@ static void print_summary(const cJSON *root, const char *report_path) {
     const cJSON *agh = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(imj, "agreement"), "heads");
     const cJSON *smj = cJSON_GetObjectItemCaseSensitive(imj, "sampled");
     const cJSON *sph = cJSON_GetObjectItemCaseSensitive(agh, "spearman"), *cvh = cJSON_GetObjectItemCaseSensitive(agh, "coverage");
-    if (cJSON_IsNumber(sph) && cJSON_IsNumber(cvh))
+    const cJSON *nh = cJSON_GetObjectItemCaseSensitive(agh, "n"), *ph = cJSON_GetObjectItemCaseSensitive(smj, "passes_heads"),
+                *aph = cJSON_GetObjectItemCaseSensitive(smj, "ablation_passes_heads");
+    if (cJSON_IsNumber(sph) && cJSON_IsNumber(cvh) && cJSON_IsNumber(nh) && cJSON_IsNumber(ph) && cJSON_IsNumber(aph))
         fprintf(stderr, "  sampled vs ablation, %d heads: Spearman %.3f, 95%% intervals containing the ablation value %.0f%% "
-                "(%d drop-one passes vs %d)\n", cJSON_GetObjectItemCaseSensitive(agh, "n")->valueint, sph->valuedouble,
-                100.0 * cvh->valuedouble, cJSON_GetObjectItemCaseSensitive(smj, "passes_heads")->valueint,
-                cJSON_GetObjectItemCaseSensitive(smj, "ablation_passes_heads")->valueint);
+                "(%d drop-one passes vs %d)\n", nh->valueint, sph->valuedouble, 100.0 * cvh->valuedouble, ph->valueint,
+                aph->valueint);
     const cJSON *nt = cJSON_GetObjectItemCaseSensitive(smj, "note");
     if (cJSON_IsString(nt) && !src) fprintf(stderr, "  head importance: %s\n", nt->valuestring);
     else if (cJSON_IsString(nt)) fprintf(stderr, "  sampled importance: %s\n", nt->valuestring);
