@@ -126,4 +126,18 @@ rc=$?
 [ $rc = 2 ] || fail "gpt2 tokenizer on a 50,000-row model: exit $rc, expected 2"
 grep -q "has 50257 token ids but the model's vocabulary has 50000" "$T/small.stderr" ||
     fail "gpt2 tokenizer on a 50,000-row model: message: $(cat "$T/small.stderr")"
+# pathens inspect names the tokenizer `auto` finds beside the weights (GPT-2's vocab.json + merges.txt),
+# flags one larger than the model, and says so when there is none
+for m in m50257 m50000; do
+    ln -sf "$T/gpt2/vocab.json" "$T/$m/vocab.json" && ln -sf "$T/gpt2/merges.txt" "$T/$m/merges.txt"
+done
+"$PATHENS" inspect "$T/m50257/model.safetensors" > "$T/inspect_ok.txt" 2>&1 || fail "inspect m50257: exit $?"
+grep -q "^tokenizer: bpe-byte-level, 50257 tokens ($T/m50257/vocab.json" "$T/inspect_ok.txt" ||
+    fail "inspect m50257: tokenizer line: $(grep tokenizer "$T/inspect_ok.txt")"
+"$PATHENS" inspect "$T/m50000/model.safetensors" > "$T/inspect_big.txt" 2>&1 || fail "inspect m50000: exit $?"
+grep -q "^tokenizer: bpe-byte-level, 50257 tokens .*MORE than the model's vocabulary" "$T/inspect_big.txt" ||
+    fail "inspect m50000: tokenizer line: $(grep tokenizer "$T/inspect_big.txt")"
+"$PATHENS" inspect "$T/m32000/model.safetensors" > "$T/inspect_none.txt" 2>&1 || fail "inspect m32000: exit $?"
+grep -q "^tokenizer: none loaded by \[model\] tokenizer = auto" "$T/inspect_none.txt" ||
+    fail "inspect m32000: tokenizer line: $(grep tokenizer "$T/inspect_none.txt")"
 finish "$fails"
