@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cli_fetch_data.sh: tools/fetch-data.sh in throw-away checkouts (a copy of the script in
 # T/<case>/repo/tools/, so that the sibling data folder the script links from is a fake one,
-# T/<case>/shared/data, never the real one):
+# T/<case>/$SIB (the script's own SHARED setting), never the real one):
 #   link mode from that fake folder (links, idempotent re-run, --check against the pins);
 #   download mode from a file:// mirror (PATHENS_DATA_MIRROR; fake files with PATHENS_DATA_PINS);
 #   a sha256 mismatch and a failed download are refused (exit != 0, file and URL named, no file
@@ -18,6 +18,9 @@ ok()  { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 FILES="stories260K.bin stories260K_v1.bin tok512.bin tinystories_val.txt tinyshakespeare.txt"
 GOLDEN=golden/stories260K_lily.txt
+# the folder beside the checkout that the script links from, as the script itself names it
+SIB=$(sed -n 's|^SHARED="\$ROOT/\.\./\(.*\)"$|\1|p' "$PATHENS_SRC/tools/fetch-data.sh")
+[ -n "$SIB" ] || { echo "FAIL: tools/fetch-data.sh has no SHARED=\"\$ROOT/../DIR\" line to read"; exit 1; }
 
 checkout() { # checkout DIR: DIR/repo/tools/fetch-data.sh
     mkdir -p "$1/repo/tools"
@@ -38,28 +41,28 @@ fetch() { # fetch NAME DIR [VAR=value...] [--check]
 }
 
 # ---- link mode: a fake sibling data folder beside the checkout ---------------------------------
-L="$T/link"; checkout "$L"; fake_files "$L/shared/data"
-fetch link1 "$L" PATHENS_DATA_PINS="$L/shared/data.pins"
+L="$T/link"; checkout "$L"; fake_files "$L/$SIB"
+fetch link1 "$L" PATHENS_DATA_PINS="$L/$SIB.pins"
 [ $rc = 0 ] && ok "link mode: exit 0" || bad "link mode: exit $rc: $(cat "$T/link1.err")"
 n=0
 for f in $FILES $GOLDEN; do
-    [ -L "$L/repo/data/$f" ] && [ "$(readlink "$L/repo/data/$f")" = "$L/shared/data/$f" ] && n=$((n + 1))
+    [ -L "$L/repo/data/$f" ] && [ "$(readlink "$L/repo/data/$f")" = "$L/$SIB/$f" ] && n=$((n + 1))
 done
 [ $n = 6 ] && ok "link mode: 6 links to the sibling data folder" || bad "link mode: $n of 6 links: $(ls -lR "$L/repo/data")"
 inodes() { stat -c '%i %Y' "$L"/repo/data/* "$L"/repo/data/golden/*; }
 before=$(inodes); sleep 1
-fetch link2 "$L" PATHENS_DATA_PINS="$L/shared/data.pins"
+fetch link2 "$L" PATHENS_DATA_PINS="$L/$SIB.pins"
 [ $rc = 0 ] && [ "$(inodes)" = "$before" ] && ! grep -q "^linked" "$T/link2.out" &&
     ok "link mode re-run: a no-op" || bad "link re-run: exit $rc, changed: $(cat "$T/link2.out")"
-fetch linkcheck "$L" PATHENS_DATA_PINS="$L/shared/data.pins" --check
+fetch linkcheck "$L" PATHENS_DATA_PINS="$L/$SIB.pins" --check
 [ $rc = 0 ] && grep -q '6 present and verified, 0 missing' "$T/linkcheck.out" &&
     ok "link mode: --check verifies the 6 files" || bad "link --check: exit $rc: $(cat "$T/linkcheck.out" "$T/linkcheck.err")"
 fetch linkreal "$L" --check # the fake files against the real pins
 [ $rc = 2 ] && grep -q 'data/tok512.bin does not match its sha256 pin' "$T/linkreal.err" &&
     ok "--check with the real pins refuses the fake files (exit 2)" || bad "--check real pins: exit $rc: $(cat "$T/linkreal.err")"
-L2="$T/link-bad"; checkout "$L2"; fake_files "$L2/shared/data"
+L2="$T/link-bad"; checkout "$L2"; fake_files "$L2/$SIB"
 fetch linkbad "$L2" # the fake shared files do not match the real pins: not linked
-[ $rc = 2 ] && grep -q "shared/data/stories260K.bin does not match its sha256 pin" "$T/linkbad.err" &&
+[ $rc = 2 ] && grep -q "$SIB/stories260K.bin does not match its sha256 pin" "$T/linkbad.err" &&
     [ ! -e "$L2/repo/data/stories260K.bin" ] && [ -L "$L2/repo/data/$GOLDEN" ] &&
     ok "link mode: a shared file that mismatches its pin is not linked (exit 2); golden (no pin) is" ||
     bad "link mismatch: exit $rc: $(cat "$T/linkbad.err")"

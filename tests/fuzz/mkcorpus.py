@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import struct
 import subprocess
@@ -367,8 +368,9 @@ def gen_ini(src):
         "[train]\nsteps = 10\nbatch = 4\ngrad_chunks = 2\ncontext = 8\nlr = 1e-3\nmin_lr = 1e-4\nwarmup = 2\n"
         "weight_decay = 0.1\nbeta1 = 0.9\nbeta2 = 0.95\neps = 1e-8\nclip = 1\nfinetune_dense_steps = 2\nseed = 5\n"
         "checkpoint_minutes = 0.5\ncheckpoint_steps = 3\nlog_every = 1\n")
-    for f in ("ini_dup.ini", "ini_nul.ini"):
-        shutil.copy(os.path.join(FINDINGS, f), os.path.join(CORPUS, h, f))
+    for f in ("ini_dup.ini", "ini_nul.ini"):  # the findings' data paths pointed at the fuzzer's machine: data/ here
+        raw = re.sub(rb"/tmp/[^/\n]+/data/", b"../data/", open(os.path.join(FINDINGS, f), "rb").read())
+        out(h, f, raw)
 
 
 # ---- text and IDX data ------------------------------------------------------------------------------
