@@ -40,12 +40,6 @@ typedef struct {
     size_t start, len;
 } span;
 
-static int blank_line(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!strchr(" \t\r\v\f", s[i]) || !s[i]) return 0;
-    return 1;
-}
-
 static double cpu_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -62,28 +56,15 @@ static span *cut(const char *buf, size_t n, int documents, int *n_spans) {
         *n_spans = 1;
         return sp;
     }
-    size_t doc_start = 0, doc_end = 0;
-    int    in_doc = 0;
-    for (size_t p = 0; p <= n;) {
-        const char *nl = p < n ? memchr(buf + p, '\n', n - p) : NULL;
-        size_t      eol = nl ? (size_t)(nl - buf) : n;
-        int         blank = blank_line(buf + p, eol - p);
-        if (!blank) {
-            if (!in_doc) doc_start = p;
-            in_doc = 1;
-            doc_end = eol > p && buf[eol - 1] == '\r' ? eol - 1 : eol;
+    size_t pos = 0, start, len;
+    while (data_next_document(buf, n, &pos, &start, &len)) {
+        if (ns == cap) {
+            cap = cap ? 2 * cap : 1024;
+            span *q = realloc(sp, (size_t)cap * sizeof *q);
+            if (!q) return NULL;
+            sp = q;
         }
-        if (in_doc && (blank || eol == n)) {
-            if (ns == cap) {
-                cap = cap ? 2 * cap : 1024;
-                span *q = realloc(sp, (size_t)cap * sizeof *q);
-                if (!q) return NULL;
-                sp = q;
-            }
-            sp[ns++] = (span){doc_start, doc_end - doc_start};
-            in_doc = 0;
-        }
-        p = eol + 1;
+        sp[ns++] = (span){start, len};
     }
     *n_spans = ns;
     return sp;

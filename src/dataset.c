@@ -74,14 +74,10 @@ static pe_status data_add_document(text_dataset *d, const tokenizer *t, const ch
     return st;
 }
 
-/* documents: blank-line separated paragraphs, each its own sequence */
-static pe_status data_cut_documents(text_dataset *d, const tokenizer *t, const char *buf, size_t n, long limit,
-                                    pe_err *err) {
-    int64_t tok_cap = 0, doc_id = 0;
-    int seq_cap = 0;
+int data_next_document(const char *buf, size_t n, size_t *pos, size_t *start, size_t *len) {
     size_t doc_start = 0, doc_end = 0;
-    int in_doc = 0;
-    for (size_t p = 0; p <= n && (limit <= 0 || doc_id < limit);) {
+    int    in_doc = 0;
+    for (size_t p = *pos; p <= n;) {
         const char *nl = p < n ? memchr(buf + p, '\n', n - p) : NULL;
         size_t eol = nl ? (size_t)(nl - buf) : n;
         int blank = data_is_blank(buf + p, eol - p);
@@ -90,13 +86,25 @@ static pe_status data_cut_documents(text_dataset *d, const tokenizer *t, const c
             in_doc = 1;
             doc_end = eol > p && buf[eol - 1] == '\r' ? eol - 1 : eol;
         }
-        if (in_doc && (blank || eol == n)) {
-            pe_status st = data_add_document(d, t, buf + doc_start, doc_end - doc_start, doc_id++, &tok_cap,
-                                             &seq_cap, err);
-            if (st != PE_OK) return st;
-            in_doc = 0;
-        }
         p = eol + 1;
+        if (in_doc && (blank || eol == n)) {
+            *pos = p, *start = doc_start, *len = doc_end - doc_start;
+            return 1;
+        }
+    }
+    *pos = n + 1;
+    return 0;
+}
+
+/* documents: blank-line separated paragraphs, each its own sequence */
+static pe_status data_cut_documents(text_dataset *d, const tokenizer *t, const char *buf, size_t n, long limit,
+                                    pe_err *err) {
+    int64_t tok_cap = 0, doc_id = 0;
+    int seq_cap = 0;
+    size_t pos = 0, start, len;
+    while ((limit <= 0 || doc_id < limit) && data_next_document(buf, n, &pos, &start, &len)) {
+        pe_status st = data_add_document(d, t, buf + start, len, doc_id++, &tok_cap, &seq_cap, err);
+        if (st != PE_OK) return st;
     }
     return PE_OK;
 }

@@ -46,6 +46,11 @@ typedef struct {
     int64_t   n_scored_bytes; /* total bytes of the scored targets */
 } text_dataset;
 
+/* The next document of a text at or after byte *pos (documents mode: blank-line separated paragraphs,
+ * a blank line holding only spaces, tabs, CR, VT, FF; a document's last line loses a trailing CR):
+ * 1 with its bytes [*start, *start + *len) and *pos moved past it; 0 when none is left. Start with
+ * *pos = 0. The one definition of a document (data_load_text and bench/tok_encode.c use it). */
+int data_next_document(const char *buf, size_t n, size_t *pos, size_t *start, size_t *len);
 /* Load a UTF-8 text file and cut it into sequences. context > 0, stride in [1, context] for
  * windows (ignored for documents), limit <= 0 means all. */
 pe_status data_load_text(text_dataset *d, const char *path, const tokenizer *t, data_text_mode mode,
