@@ -409,7 +409,7 @@ static pe_status hf_template_side(hftok *h, const cJSON *pp, const cJSON *items,
             int *n = seen_seq ? &h->n_suffix : &h->n_prefix, *dst = seen_seq ? h->suffix : h->prefix;
             if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= HF_MAX_ID || *n == HF_MAX_SPECIAL)
                 return pe_fail(err, PE_ERR_INPUT, "%s: post_processor TemplateProcessing: special token \"%s\": "
-                               "expected at most %d ids in 0..%d; fix the file", path, name, HF_MAX_SPECIAL, HF_MAX_ID);
+                               "expected at most %d ids in 0..%d; fix the file", path, name, HF_MAX_SPECIAL, HF_MAX_ID - 1);
             dst[(*n)++] = v->valueint;
         }
     }

@@ -213,18 +213,25 @@ static int tok_is_file(const char *p) {
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-int tok_auto_finds(const char *model_path, int model_vocab) {
-    if (model_vocab == 256 || !model_path) return model_vocab == 256;
-    char dir[4096], a[4200], b[4200];
+/* the folder whose tokenizer files `auto` loads: model_path itself when it is a folder, else the folder of
+ * the weights file; 1 when it holds tokenizer.json or vocab.json */
+static int tok_hf_dir(const char *model_path, char *dir, size_t dir_n) {
+    if (!model_path) return 0;
     if (tok_is_dir(model_path)) {
-        snprintf(dir, sizeof dir, "%s", model_path);
+        snprintf(dir, dir_n, "%s", model_path);
     } else {
         const char *slash = strrchr(model_path, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - model_path) : 1, slash ? model_path : ".");
+        snprintf(dir, dir_n, "%.*s", slash ? (int)(slash - model_path) : 1, slash ? model_path : ".");
     }
+    char a[4200], b[4200];
     snprintf(a, sizeof a, "%s/tokenizer.json", dir);
     snprintf(b, sizeof b, "%s/vocab.json", dir);
     return tok_is_file(a) || tok_is_file(b);
+}
+
+int tok_auto_finds(const char *model_path, int model_vocab) {
+    char dir[4096];
+    return model_vocab == 256 || tok_hf_dir(model_path, dir, sizeof dir);
 }
 
 pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_path, int model_vocab, pe_err *err) {
@@ -238,22 +245,13 @@ pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_p
                        "auto (a Hugging Face model folder), a tokenizer.json, a folder with one, a llama2.c "
                        "tokenizer.bin, or bytes");
     } else if (!n || !strcmp(spec, "auto")) {
-        char beside[4096] = "";
-        if (model_path && !tok_is_dir(model_path)) { /* a weights file: tokenizer files beside it */
-            const char *slash = strrchr(model_path, '/');
-            int         dl = slash ? (int)(slash - model_path) : 1;
-            char        a[4200], b[4200];
-            snprintf(beside, sizeof beside, "%.*s", dl, slash ? model_path : ".");
-            snprintf(a, sizeof a, "%s/tokenizer.json", beside);
-            snprintf(b, sizeof b, "%s/vocab.json", beside);
-            if (!tok_is_file(a) && !tok_is_file(b)) beside[0] = '\0';
-        }
-        if (model_path && tok_is_dir(model_path)) {
-            if ((st = tok_init_hf(t, model_path, err))) return st;
-        } else if (beside[0]) {
-            if ((st = tok_init_hf(t, beside, err))) return st;
+        char dir[4096];
+        if (tok_hf_dir(model_path, dir, sizeof dir)) {
+            if ((st = tok_init_hf(t, dir, err))) return st;
         } else if (model_vocab == 256) {
             tok_init_bytes(t);
+        } else if (model_path && tok_is_dir(model_path)) { /* says what the folder lacks */
+            if ((st = tok_init_hf(t, model_path, err))) return st;
         } else {
             return pe_fail(err, PE_ERR_INPUT, "a language model needs a tokenizer and %s is not a model folder to find "
                            "one in: set [model] tokenizer = PATH (a tokenizer.json, a folder with one, or a llama2.c "

@@ -753,6 +753,12 @@ static void test_hf_bad_files(void **state) {
     assert_int_equal(tok_init_for_model(&t, "", "model.bin", 256, &err), PE_OK);
     assert_int_equal(t.kind, TOK_KIND_BYTES);
     tok_free(&t);
+    /* a vocab-256 model folder without tokenizer files: bytes, as for a weights file (tok_auto_finds agrees) */
+    assert_int_equal(tok_auto_finds(dir, 256), 1);
+    assert_int_equal(tok_auto_finds(dir, 512), 0);
+    assert_int_equal(tok_init_for_model(&t, "auto", dir, 256, &err), PE_OK);
+    assert_int_equal(t.kind, TOK_KIND_BYTES);
+    tok_free(&t);
 }
 
 int main(void) {
