@@ -44,7 +44,7 @@ pe_status model_check_config(const model_config *c, const char *where, pe_err *e
     REQUIRE(isfinite(c->norm_eps) && c->norm_eps > 0.0f && c->norm_eps <= 1.0f, "norm_eps must be in (0, 1] (got %g)",
             (double)c->norm_eps);
     if (c->rotary_dim == 0)
-        REQUIRE(c->pos != MODEL_POS_ROPE || model_head_size(c) % 2 == 0, "RoPE needs an even head size (dim/n_heads = %d)",
+        REQUIRE(c->pos != MODEL_POS_ROPE || model_head_size(c) % 2 == 0, "RoPE needs an even head size (got %d)",
                 model_head_size(c));
     else
         REQUIRE(c->pos == MODEL_POS_ROPE && c->rotary_dim > 0 && c->rotary_dim % 2 == 0 && c->rotary_dim <= model_head_size(c),

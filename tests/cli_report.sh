@@ -83,16 +83,11 @@ grep -q "wrote $T/run/report.html" "$T/err.txt" && ok "report says what it wrote
 [ -s "$T/run/report.html" ] && ok "report.html exists" || bad "no report.html"
 ls "$T/run" | grep -q '\.tmp\.' && bad "temporary file left behind" || ok "no temporary file left"
 has_imp=$(json "$T/run/results.json" "'importance' in d")
-if [ "$has_imp" = True ]; then
-    echo "note: results.json of the real run has \"importance\": the heatmap and distance plots are checked on it"
-    check_report "$T/run" "real run" curve histogram heatmap distance-profile mean-distance
-    grep -q "Sampled importance without ablations to compare it with" "$T/run/report.html" \
-        && ok "real run: sampled importance (drop-one) without ablations: a note instead of the agreement plot" \
-        || bad "real run: no note about the missing ablations"
-else
-    echo "note: results.json of the real run has no \"importance\" yet: heatmap checked on the schema fixture below"
-    check_report "$T/run" "real run" curve histogram
-fi
+[ "$has_imp" = True ] && ok "real run: results.json has \"importance\"" || bad "real run: results.json has no \"importance\""
+check_report "$T/run" "real run" curve histogram heatmap distance-profile mean-distance
+grep -q "Sampled importance without ablations to compare it with" "$T/run/report.html" \
+    && ok "real run: sampled importance (drop-one) without ablations: a note instead of the agreement plot" \
+    || bad "real run: no note about the missing ablations"
 [ "$(n_svgs "$T/run/report.html")" -ge 3 ] && ok "real run: at least 3 SVGs" || bad "real run: $(n_svgs "$T/run/report.html") SVGs"
 grep -q 'No frontier.json' "$T/run/report.html" && ok "no frontier.json: a note instead of the plot" || bad "frontier note missing"
 # the numbers in the table are those of results.json

@@ -103,10 +103,6 @@ if run_eval gpt2 "$T/m50257" "$T/gpt2"; then
 import json, sys
 enc = json.load(open(sys.argv[1], encoding="utf-8"))
 dec = {v: k for k, v in enc.items()}
-bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-cs, n = bs[:], 0
-for b in range(256):
-    if b not in bs: bs.append(b); cs.append(256 + n); n += 1
 first = sum(len(dec[int(l.split()[0])]) for l in open(sys.argv[2]))  # each character stands for one byte
 docs = open(sys.argv[3], "rb").read().rstrip(b"\n").split(b"\n\n")
 print(sum(len(d) for d in docs) - first)
