@@ -476,9 +476,11 @@ int cmd_sweep(int argc, char **argv) {
     pe_config c;
     char      dir[CFG_PATH_MAX];
     char    **dirs = calloc((size_t)np, sizeof *dirs);
-    long      v0 = 0, v1 = np - 1;
-    if (index >= 0 && index < np) v0 = index, v1 = index_last > index && index_last < np ? index_last : index;
-    if (!dirs) rc = pe_fail(&err, PE_ERR_INTERNAL, "out of memory listing %ld sweep points", np);
+    long      v0 = 0, v1 = np - 1; /* the points this command builds: --index A[-B] (B past the end: the last) */
+    if (index >= 0) v0 = index, v1 = index_last >= 0 ? (index_last < np ? index_last : np - 1) : index;
+    if (index >= np)
+        rc = cli_usage_error("sweep", "--index %ld but the sweep has %ld points (0..%ld)", index, np, np - 1);
+    else if (!dirs) rc = pe_fail(&err, PE_ERR_INTERNAL, "out of memory listing %ld sweep points", np);
     for (long p = v0; p <= v1 && !rc; p++) {
         if (sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err)) {
             if (cli_rank() == 0) fprintf(stderr, "pathens: error: sweep point %ld: %s\n", p, err.msg);
@@ -530,11 +532,7 @@ int cmd_sweep(int argc, char **argv) {
     } else if (aggregate) {
         if (cli_rank() == 0) rc = sweep_aggregate(&sp, dirs, base, &err);
     } else {
-        long first = index >= 0 ? index : 0, last = index >= 0 ? (index_last >= 0 ? index_last : index) : np - 1;
-        if (index >= np) {
-            rc = cli_usage_error("sweep", "--index %ld but the sweep has %ld points (0..%ld)", index, np, np - 1);
-        }
-        if (last > np - 1) last = np - 1; /* a range past the end stops at the last point */
+        long first = v0, last = v1; /* built and checked above */
         struct sigaction sa, old_sig[4];
         const int        sigs[4] = {SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
         memset(&sa, 0, sizeof sa);
@@ -547,7 +545,11 @@ int cmd_sweep(int argc, char **argv) {
         }
         long stopped_after = -1;
         for (long p = first; p <= last && !rc; p++) {
-            sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err);
+            if (sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err)) { /* passed above: cannot, but never run half a config */
+                if (cli_rank() == 0) fprintf(stderr, "pathens: error: sweep point %ld: %s\n", p, err.msg);
+                rc = err.code;
+                break;
+            }
             if (file_exists(dir, "DONE")) {
                 char tidy[CFG_PATH_MAX];
                 if (!quiet && cli_rank() == 0)
