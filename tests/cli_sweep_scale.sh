@@ -45,6 +45,12 @@ n=$("$PATHENS" sweep "$T/cont.ini" --count 2>&1)
 "$PATHENS" sweep "$T/rng.ini" --status >"$T/st.txt"
 [ "$(status_list "$T/st.txt" done)" = "3 4 5 10 11" ] && ok "--index 3-5 and 10-99 (cut at the last point, 11) ran points 3 4 5 10 11" ||
     bad "--index ranges: $(cat "$T/st.txt")"
+# every point of a range past the end is checked before any runs (a bad point 1 of 0-99 used to run unchecked)
+{ head_ini bad; echo "ratio = 2, 0.5"; } >"$T/badpt.ini"
+"$PATHENS" sweep "$T/badpt.ini" --index 0-99 --quiet >"$T/out.txt" 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "sweep point 1: .*pathways.ratio = 0.5 is out of range" "$T/out.txt" &&
+    [ -z "$(ls "$T/bad" 2>/dev/null)" ] && ok "--index 0-99 with a bad point 1: exit 2 naming it, nothing run" ||
+    bad "--index 0-99 with a bad point 1: exit $rc: $(cat "$T/out.txt"); run folder: $(ls "$T/bad" 2>/dev/null)"
 for a in 5-3 3- -3 3-x; do
     "$PATHENS" sweep "$T/rng.ini" --index "$a" >"$T/out.txt" 2>&1; rc=$?
     [ $rc = 1 ] && grep -q -- "--index needs a point number" "$T/out.txt" || bad "--index $a: exit $rc: $(cat "$T/out.txt")"
