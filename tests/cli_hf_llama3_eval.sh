@@ -58,3 +58,19 @@ if ! "${PATHENS:?}" eval "$T/eval.ini" --quiet > "$T/eval.log" 2>&1; then
     exit 1
 fi
 $PY "$ORACLE" eval-check "$T/model" "$T/run/results.json" --ids "$T/ids.txt" --limit $DOCS --context 512 --tol 1e-4 || exit 1
+# results.json describes the model that ran: the folder's switches beside the native architecture
+# fields, as config.json states them (rope_scaling llama3 and its factors, rotate_half pairs, head size)
+$PY - "$T/model/config.json" "$T/run/results.json" <<'PYEOF' || exit 1
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+sw = json.load(open(sys.argv[2]))["model"]["architecture"].get("switches")
+want_hs = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+rs = cfg["rope_scaling"]
+ok = (sw is not None and sw["rope_pairs"] == "rotate_half" and sw["head_size"] == want_hs
+      and abs(sw["rope_scaling_llama3"]["factor"] - rs["factor"]) < 1e-6
+      and sw["rope_scaling_llama3"]["original_max_position_embeddings"] == rs["original_max_position_embeddings"])
+print("results.json switches:", json.dumps(sw))
+if not ok:
+    print("FAIL: results.json model.architecture.switches does not describe config.json's model")
+    sys.exit(1)
+PYEOF

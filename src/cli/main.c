@@ -139,6 +139,38 @@ static void inspect_print_summary(const ckpt_file *ck, const model *m) {
            (double)m->owned_floats * 4.0 / 1048576.0);
 }
 
+/* the Hugging Face switches of an architecture (the native config.json has no keys for them): what
+ * results.json says beside the native fields, so that it describes the model that ran */
+static void results_add_switches(cJSON *arch, const model_config *c) {
+    if (!arch || (!model_uses_hf_switches(c) && !c->pixel_per_channel)) return;
+    cJSON *o = cJSON_AddObjectToObject(arch, "switches");
+    cJSON_AddNumberToObject(o, "head_size", model_head_size(c));
+    if (c->pos == MODEL_POS_ROPE) {
+        cJSON_AddStringToObject(o, "rope_pairs", c->rope_style == MODEL_ROPE_HALF ? "rotate_half" : "interleaved");
+        cJSON_AddNumberToObject(o, "rotary_dims", model_rotary_dims(c));
+    }
+    if (c->rope_scaling == MODEL_ROPE_SCALE_LLAMA3) {
+        cJSON *r = cJSON_AddObjectToObject(o, "rope_scaling_llama3");
+        cJSON_AddNumberToObject(r, "factor", c->rope_factor);
+        cJSON_AddNumberToObject(r, "low_freq_factor", c->rope_low_freq_factor);
+        cJSON_AddNumberToObject(r, "high_freq_factor", c->rope_high_freq_factor);
+        cJSON_AddNumberToObject(r, "original_max_position_embeddings", c->rope_orig_ctx);
+    }
+    cJSON_AddBoolToObject(o, "qkv_bias", c->qkv_bias || c->bias);
+    cJSON_AddBoolToObject(o, "o_bias", c->o_bias || c->bias);
+    cJSON_AddBoolToObject(o, "mlp_bias", c->mlp_bias || c->bias);
+    cJSON_AddBoolToObject(o, "qk_norm", c->qk_norm);
+    cJSON_AddBoolToObject(o, "parallel_residual", c->parallel_residual);
+    cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+    if (c->pixel_per_channel) {
+        cJSON *mn = cJSON_AddArrayToObject(o, "pixel_mean"), *sd = cJSON_AddArrayToObject(o, "pixel_std");
+        for (int ch = 0; ch < c->channels; ch++) {
+            cJSON_AddItemToArray(mn, cJSON_CreateNumber(c->pixel_mean_c[ch]));
+            cJSON_AddItemToArray(sd, cJSON_CreateNumber(c->pixel_std_c[ch]));
+        }
+    }
+}
+
 static void inspect_print_switches(const model_config *c) {
     if (!model_uses_hf_switches(c)) return;
     printf("  switches:");
@@ -681,8 +713,10 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     cJSON_AddStringToObject(mj, "format", m.source);
     cJSON_AddNumberToObject(mj, "parameters", (double)m.n_params);
     char *arch = ckpt_config_to_json(&m.cfg);
-    cJSON_AddItemToObject(mj, "architecture", cJSON_Parse(arch));
+    cJSON *aj   = cJSON_Parse(arch);
     free(arch);
+    results_add_switches(aj, &m.cfg);
+    cJSON_AddItemToObject(mj, "architecture", aj);
     cJSON *dj = cJSON_AddObjectToObject(root, "data");
     pw_config pc = {0};
     pc.scheme      = (pw_scheme)pw_scheme_parse(cfg.pw_scheme);
