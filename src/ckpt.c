@@ -556,9 +556,12 @@ static pe_status hf_bool(const cJSON *root, const char *key, int dflt, int *out,
     return json_get_bool(it, out, where, err);
 }
 
+/* a string key: absent or null gives dflt; a value of another type gives "(not a string)", a name every
+ * caller refuses as unsupported (never the default in its place) */
 static const char *hf_str(const cJSON *root, const char *key, const char *dflt) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    return cJSON_IsString(it) ? it->valuestring : dflt;
+    if (!it || cJSON_IsNull(it)) return dflt;
+    return cJSON_IsString(it) ? it->valuestring : "(not a string)";
 }
 
 /* rope_scaling: null / absent / type "default" = none; "llama3" with its four numbers; any other

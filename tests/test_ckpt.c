@@ -523,6 +523,11 @@ static void test_config_json(void **state) {
          "\"head_dim\":-4,\"vocab_size\":8,\"max_position_embeddings\":8}", "head_dim"},
         {"{\"model_type\":\"llama\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
          "\"vocab_size\":8,\"max_position_embeddings\":8,\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}}", "\"yarn\""},
+        /* a non-string type is refused, never read as "default" (it silently dropped the scaling) */
+        {"{\"model_type\":\"llama\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"vocab_size\":8,\"max_position_embeddings\":8,\"rope_scaling\":{\"rope_type\":3,\"factor\":4}}", "(not a string)"},
+        {"{\"model_type\":\"gpt_neox\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+         "\"vocab_size\":8,\"max_position_embeddings\":8,\"hidden_act\":5}", "hidden_act \"(not a string)\""},
         {"{\"model_type\":\"llama\",\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
          "\"vocab_size\":8,\"max_position_embeddings\":8,\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,"
          "\"low_freq_factor\":4,\"high_freq_factor\":1,\"original_max_position_embeddings\":8}}", "low_freq_factor"},
