@@ -168,8 +168,13 @@ static const char *sweep_realpath(const char *in) {
         if (!strcmp(sweep_rp[i].in, in)) return sweep_rp[i].out;
     static char rp[PATH_MAX];
     if (sweep_rp_n == SWEEP_RP_CACHE) return realpath(in, rp); /* a sweep over many files: past 64, uncached */
-    char *out = realpath(in, rp) ? strdup(rp) : NULL;
-    sweep_rp[sweep_rp_n].in  = strdup(in);
+    const char *res = realpath(in, rp);
+    char       *key = strdup(in), *out = res ? strdup(res) : NULL;
+    if (!key || (res && !out)) { /* out of memory: the answer, uncached */
+        free(key), free(out);
+        return res;
+    }
+    sweep_rp[sweep_rp_n].in  = key;
     sweep_rp[sweep_rp_n].out = out;
     return sweep_rp[sweep_rp_n++].out;
 }
@@ -305,6 +310,10 @@ static int sweep_aggregate(const sweep_spec *sp, char *const *dirs, const char *
     char  *csv = NULL;
     size_t csvlen = 0;
     FILE  *cf = open_memstream(&csv, &csvlen);
+    if (!cf) {
+        cJSON_Delete(rows);
+        return pe_fail(err, PE_ERR_INTERNAL, "out of memory writing sweep.csv");
+    }
     fprintf(cf, "index,dir");
     for (int j = 0; j < sp->n; j++)
         if (sp->e[j].n > 1) fprintf(cf, ",%s.%s", sp->e[j].section, sp->e[j].key);
@@ -504,30 +513,40 @@ int cmd_sweep(int argc, char **argv) {
             FILE  *lf[4];
             long   counts[4] = {0};
             const char *names[4] = {"done", "running", "failed", "missing"};
-            for (int k = 0; k < 4; k++) lf[k] = open_memstream(&lists[k], &lens[k]);
-            for (long p = 0; p < np; p++) {
-                const char *d = dirs[p];
-                int k = 3;
-                if (file_exists(d, "DONE")) {
-                    k = 0;
-                } else {
-                    char pidp[4400], *pidt = NULL;
-                    snprintf(pidp, sizeof pidp, "%s/coordinator.pid", d);
-                    if (pe_read_file(pidp, &pidt, NULL, NULL) == PE_OK && atol(pidt) > 0 && kill((pid_t)atol(pidt), 0) == 0) k = 1;
-                    else if (file_exists(d, "FAILED")) k = 2;
-                    free(pidt);
+            int    lf_ok = 1;
+            for (int k = 0; k < 4; k++) lf_ok &= (lf[k] = open_memstream(&lists[k], &lens[k])) != NULL;
+            if (!lf_ok) { /* out of memory: say so, list nothing */
+                for (int k = 0; k < 4; k++) {
+                    if (lf[k]) fclose(lf[k]);
+                    free(lists[k]);
                 }
-                fprintf(lf[k], "%s%ld%s", counts[k] ? " " : "", p,
-                        k == 3 && file_exists(d, "journal.msgpack") ? "(partial)" : "");
-                counts[k]++;
+                fprintf(stderr, "pathens: error: out of memory listing %ld sweep points\n", np);
+                rc = PE_ERR_INTERNAL;
+            } else {
+                for (long p = 0; p < np; p++) {
+                    const char *d = dirs[p];
+                    int k = 3;
+                    if (file_exists(d, "DONE")) {
+                        k = 0;
+                    } else {
+                        char pidp[4400], *pidt = NULL;
+                        snprintf(pidp, sizeof pidp, "%s/coordinator.pid", d);
+                        if (pe_read_file(pidp, &pidt, NULL, NULL) == PE_OK && atol(pidt) > 0 && kill((pid_t)atol(pidt), 0) == 0) k = 1;
+                        else if (file_exists(d, "FAILED")) k = 2;
+                        free(pidt);
+                    }
+                    fprintf(lf[k], "%s%ld%s", counts[k] ? " " : "", p,
+                            k == 3 && file_exists(d, "journal.msgpack") ? "(partial)" : "");
+                    counts[k]++;
+                }
+                printf("sweep %s: %ld points\n", ini, np);
+                for (int k = 0; k < 4; k++) {
+                    fclose(lf[k]);
+                    printf("%-8s %4ld  %s\n", names[k], counts[k], lists[k] ? lists[k] : "");
+                    free(lists[k]);
+                }
+                rc = counts[0] == np ? 0 : 1;
             }
-            printf("sweep %s: %ld points\n", ini, np);
-            for (int k = 0; k < 4; k++) {
-                fclose(lf[k]);
-                printf("%-8s %4ld  %s\n", names[k], counts[k], lists[k] ? lists[k] : "");
-                free(lists[k]);
-            }
-            rc = counts[0] == np ? 0 : 1;
         }
     } else if (aggregate) {
         if (cli_rank() == 0) rc = sweep_aggregate(&sp, dirs, base, &err);
