@@ -474,6 +474,14 @@ static pe_status json_get_bool(const cJSON *it, int *out, const char *where, pe_
 /* Hugging Face GPT-2 config.json: the keys that define the architecture are read; the many
  * bookkeeping keys HF writes (task_specific_params, architectures, ...) are ignored; keys that
  * would change the math and that we do not implement are refused. */
+/* HF's activation names of the GELU MLP; 0 for any other name */
+static int hf_gelu_kind(const char *name, model_mlp_kind *out) {
+    if (!strcmp(name, "gelu")) *out = MODEL_MLP_GELU;
+    else if (!strcmp(name, "gelu_new") || !strcmp(name, "gelu_pytorch_tanh")) *out = MODEL_MLP_GELU_TANH;
+    else return 0;
+    return 1;
+}
+
 static pe_status config_from_hf_gpt2(model_config *c, const cJSON *root, const char *where, pe_err *err) {
     memset(c, 0, sizeof *c);
     c->norm = MODEL_NORM_LAYERNORM;
@@ -503,11 +511,7 @@ static pe_status config_from_hf_gpt2(model_config *c, const cJSON *root, const c
                                n_inner);
         } else if (!strcmp(k, "activation_function")) {
             if (!cJSON_IsString(it)) return pe_fail(err, PE_ERR_INPUT, "%s: activation_function must be a string", where);
-            if (!strcmp(it->valuestring, "gelu_new") || !strcmp(it->valuestring, "gelu_pytorch_tanh"))
-                c->mlp = MODEL_MLP_GELU_TANH;
-            else if (!strcmp(it->valuestring, "gelu"))
-                c->mlp = MODEL_MLP_GELU;
-            else
+            if (!hf_gelu_kind(it->valuestring, &c->mlp))
                 return pe_fail(err, PE_ERR_INPUT, "%s: activation_function \"%s\" not supported (gelu_new, gelu)", where,
                                it->valuestring);
         } else if (!strcmp(k, "scale_attn_by_inverse_layer_idx") || !strcmp(k, "reorder_and_upcast_attn")) {
@@ -661,9 +665,7 @@ static pe_status config_from_hf_neox(model_config *c, const cJSON *root, const c
     if (st) return st;
     c->n_kv_heads = c->n_heads;
     const char *act = hf_str(root, "hidden_act", "gelu");
-    if (!strcmp(act, "gelu")) c->mlp = MODEL_MLP_GELU;
-    else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh")) c->mlp = MODEL_MLP_GELU_TANH;
-    else
+    if (!hf_gelu_kind(act, &c->mlp))
         return pe_fail(err, PE_ERR_INPUT, "%s: hidden_act \"%s\" is not supported for gpt_neox (gelu, gelu_new)", where,
                        act);
     if (!attn_bias)
@@ -706,9 +708,7 @@ static pe_status config_from_hf_vit(model_config *c, const cJSON *root, const ch
     if (st) return st;
     c->n_kv_heads = c->n_heads;
     const char *act = hf_str(root, "hidden_act", "gelu");
-    if (!strcmp(act, "gelu")) c->mlp = MODEL_MLP_GELU;
-    else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh")) c->mlp = MODEL_MLP_GELU_TANH;
-    else return pe_fail(err, PE_ERR_INPUT, "%s: hidden_act \"%s\" is not supported for vit (gelu, gelu_new)", where, act);
+    if (!hf_gelu_kind(act, &c->mlp)) return pe_fail(err, PE_ERR_INPUT, "%s: hidden_act \"%s\" is not supported for vit (gelu, gelu_new)", where, act);
     if (!qkv_bias) return pe_fail(err, PE_ERR_INPUT, "%s: qkv_bias false is not supported for vit", where);
     /* classes: id2label's size (HF writes it), else num_labels, else 2 (PretrainedConfig's default) */
     const cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "id2label");
@@ -1121,8 +1121,7 @@ static pe_status safetensors_check_not_shard(const ckpt_file *ck, pe_err *err) {
     char index[4200], quoted[4200];
     snprintf(index, sizeof index, "%.*smodel.safetensors.index.json", slash ? (int)(slash - ck->path + 1) : 0, ck->path);
     snprintf(quoted, sizeof quoted, "\"%s\"", base);
-    struct stat st;
-    if (stat(index, &st) != 0 || !S_ISREG(st.st_mode)) return PE_OK;
+    if (!pe_is_file(index)) return PE_OK;
     char *text = NULL;
     pe_err ignore = {0};
     if (pe_read_file(index, &text, NULL, &ignore) != PE_OK) return PE_OK;
@@ -1176,11 +1175,6 @@ static pe_status folder_map(const char *path, const char *index, void **map, siz
         return pe_fail(err, PE_ERR_INTERNAL, "%s: mmap failed (%s)", path, strerror(errno));
     }
     return PE_OK;
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 /* a shard name from the index: a plain file name in the folder (no path, no "..") */
@@ -1286,14 +1280,14 @@ static pe_status ckpt_open_folder(ckpt_file *ck, const char *dir, const char *co
     snprintf(single, sizeof single, "%s/model.safetensors", ck->path);
     snprintf(index, sizeof index, "%s/model.safetensors.index.json", ck->path);
     snprintf(bin, sizeof bin, "%s/pytorch_model.bin", ck->path);
-    if (!(config_path && config_path[0]) && !file_exists(cfg))
+    if (!(config_path && config_path[0]) && !pe_is_file(cfg))
         return pe_fail(err, PE_ERR_INPUT,
                        "%s is a folder but not a model folder: it has no config.json (a save_pretrained folder holds "
                        "config.json and model.safetensors, or model.safetensors.index.json and its shards); set [model] "
                        "path to a model folder or to the model file in it (or [model] config to its config.json)",
                        ck->path);
     pe_status st = PE_OK;
-    if (file_exists(single)) {
+    if (pe_is_file(single)) {
         ck->shards = pe_calloc(1, sizeof *ck->shards, err, "shard table");
         if (!ck->shards) return PE_ERR_INTERNAL;
         ck->n_shards = 1;
@@ -1305,13 +1299,13 @@ static pe_status ckpt_open_folder(ckpt_file *ck, const char *dir, const char *co
         int cap = 0;
         st = safetensors_read_header(ck, 0, single, ck->map, ck->map_size, &cap, err);
         ck->shards[0].n_tensors = ck->n_tensors;
-    } else if (file_exists(index)) {
+    } else if (pe_is_file(index)) {
         st = folder_open_index(ck, index, err);
     } else {
         return pe_fail(err, PE_ERR_INPUT,
                        "%s: no model.safetensors and no model.safetensors.index.json in this folder%s; pathens reads "
                        "safetensors weights (save_pretrained(..., safe_serialization=True) writes them)", ck->path,
-                       file_exists(bin) ? " (only pytorch_model.bin, a pickle pathens does not read: convert it)" : "");
+                       pe_is_file(bin) ? " (only pytorch_model.bin, a pickle pathens does not read: convert it)" : "");
     }
     if (!st) st = ckpt_read_config(ck, ck->path, config_path, err);
     return st;
@@ -1324,8 +1318,7 @@ static int ends_with(const char *s, const char *suffix) {
 
 pe_status ckpt_open(ckpt_file *ck, const char *path, const char *format, const char *config_path, pe_err *err) {
     memset(ck, 0, sizeof *ck);
-    struct stat dst;
-    if (stat(path, &dst) == 0 && S_ISDIR(dst.st_mode)) {
+    if (pe_is_dir(path)) {
         pe_status st = PE_OK;
         if (format && format[0] && strcmp(format, "auto") && strcmp(format, "safetensors"))
             st = pe_fail(err, PE_ERR_INPUT, "%s is a model folder (safetensors + config.json); [model] format = '%s' does "

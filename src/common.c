@@ -227,6 +227,16 @@ pe_status pe_read_file_for(const char *path, char **out, size_t *len, const char
     return st;
 }
 
+int pe_is_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+int pe_is_dir(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 int pe_remove_tree(const char *path) {
     struct stat sb;
     if (lstat(path, &sb) != 0) return errno == ENOENT ? 0 : -1;

@@ -39,6 +39,9 @@ pe_status pe_write_file_atomic(const char *path, const void *data, size_t len, p
 /* rm -r path: a file, or a folder and everything under it (symbolic links are removed, never
  * followed). 0 on success or when path does not exist; -1 with errno set otherwise. */
 int pe_remove_tree(const char *path);
+/* 1 when path names a regular file (after symbolic links), a folder: pe_is_dir; 0 otherwise */
+int pe_is_file(const char *path);
+int pe_is_dir(const char *path);
 /* Read a whole file into a malloc'ed, NUL-terminated buffer. */
 pe_status pe_read_file(const char *path, char **out, size_t *len, pe_err *err);
 /* pe_read_file, and on failure the message ends with " (" what ")": which setting named the file,

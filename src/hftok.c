@@ -191,6 +191,14 @@ static void hf_byte_map(uint32_t cp_of[256]) {
     }
 }
 
+/* its inverse: the byte each codepoint < 512 stands for, -1 for codepoints that stand for none */
+static void hf_byte_unmap(int byte_of_cp[512]) {
+    uint32_t cp_of[256];
+    for (int i = 0; i < 512; i++) byte_of_cp[i] = -1;
+    hf_byte_map(cp_of);
+    for (int b = 0; b < 256; b++) byte_of_cp[cp_of[b]] = b;
+}
+
 /* ---- vocabulary and merges -------------------------------------------------------------------- */
 
 static int hf_vocab_find(const hftok *h, const char *s, size_t n) {
@@ -441,9 +449,8 @@ static pe_status hf_set_vocab(hftok *h, const cJSON *vocab, const char *path, pe
     uint32_t     cp_of[256];
     const cJSON *it;
     int          n = 0, max_id = -1;
-    for (int i = 0; i < 512; i++) byte_of_cp[i] = -1;
+    hf_byte_unmap(byte_of_cp);
     hf_byte_map(cp_of);
-    for (int b = 0; b < 256; b++) byte_of_cp[cp_of[b]] = b;
     cJSON_ArrayForEach(it, vocab) {
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= HF_MAX_ID ||
             it->valuedouble != (double)it->valueint)
@@ -510,11 +517,8 @@ static pe_status hf_set_vocab(hftok *h, const cJSON *vocab, const char *path, pe
 
 /* the merges: ["a b", ...] (or [["a", "b"], ...]), rank = position */
 static pe_status hf_set_merges(hftok *h, char **lefts, char **rights, int n, const char *path, pe_err *err) {
-    int      byte_of_cp[512];
-    uint32_t cp_of[256];
-    for (int i = 0; i < 512; i++) byte_of_cp[i] = -1;
-    hf_byte_map(cp_of);
-    for (int b = 0; b < 256; b++) byte_of_cp[cp_of[b]] = b;
+    int byte_of_cp[512];
+    hf_byte_unmap(byte_of_cp);
     uint64_t cap = 1;
     while (cap < 2 * (uint64_t)n + 2) cap <<= 1;
     h->mmask = cap - 1;
@@ -619,10 +623,7 @@ static const char *hf_config_token(const cJSON *cfg, const char *key) {
  * folders have no post-processor) */
 static pe_status hf_apply_config(hftok *h, const cJSON *cfg, int have_post, const char *path, pe_err *err) {
     int byte_of_cp[512];
-    uint32_t cp_of[256];
-    for (int i = 0; i < 512; i++) byte_of_cp[i] = -1;
-    hf_byte_map(cp_of);
-    for (int b = 0; b < 256; b++) byte_of_cp[cp_of[b]] = b;
+    hf_byte_unmap(byte_of_cp);
     const char *eos = hf_config_token(cfg, "eos_token"), *bos = hf_config_token(cfg, "bos_token");
     if (eos) h->eos_id = hf_token_id(h, eos, byte_of_cp);
     const char  *cls = hf_str(cfg, "tokenizer_class");
@@ -660,8 +661,16 @@ static pe_status hf_build_decode(hftok *h, pe_err *err) {
     h->special = pe_calloc((size_t)h->n_ids, 1, err, "special flags");
     h->dec_off = pe_malloc((size_t)h->n_ids * sizeof *h->dec_off, err, "decode offsets");
     h->dec_len = pe_calloc((size_t)h->n_ids, sizeof *h->dec_len, err, "decode lengths");
-    if (!h->special || !h->dec_off || !h->dec_len) return PE_ERR_INTERNAL;
-    for (int i = 0; i < h->n_added; i++) h->special[h->added[i].id] = h->added[i].special ? 2 : 1;
+    int *added_of = pe_malloc((size_t)h->n_ids * sizeof *added_of, err, "added-token index"); /* [n_ids] */
+    if (!h->special || !h->dec_off || !h->dec_len || !added_of) {
+        free(added_of);
+        return PE_ERR_INTERNAL;
+    }
+    for (int id = 0; id < h->n_ids; id++) added_of[id] = -1;
+    for (int i = 0; i < h->n_added; i++) { /* a later entry for the same id wins */
+        h->special[h->added[i].id] = h->added[i].special ? 2 : 1;
+        added_of[h->added[i].id]   = i;
+    }
     const char *repl = NULL;
     for (int i = 0; i < h->n_pre; i++)
         if (h->pre[i].kind == HF_PRE_METASPACE) repl = h->pre[i].str;
@@ -673,9 +682,7 @@ static pe_status hf_build_decode(hftok *h, pe_err *err) {
         h->dec_off[id] = (int64_t)d.n;
         const char *s = NULL;
         size_t      n = 0;
-        int         added = -1;
-        for (int i = 0; i < h->n_added; i++)
-            if (h->added[i].id == id) added = i;
+        int         added = added_of[id];
         if (added >= 0) {
             if (!h->added[added].special) s = h->added[added].content, n = (size_t)h->added[added].len;
         } else if (h->str_off[id] >= 0) {
@@ -699,6 +706,7 @@ static pe_status hf_build_decode(hftok *h, pe_err *err) {
         }
         if (fail) {
             free(d.b);
+            free(added_of);
             return pe_fail(err, PE_ERR_INTERNAL, "out of memory building the decode table");
         }
         h->dec_len[id] = (int32_t)(d.n - (size_t)h->dec_off[id]);
@@ -711,6 +719,7 @@ static pe_status hf_build_decode(hftok *h, pe_err *err) {
     for (int i = 0; i < h->n_pre; i++)
         if (h->pre[i].kind == HF_PRE_METASPACE && h->pre[i].scheme != HF_SCHEME_NEVER)
             h->strip_mode = h->pre[i].scheme == HF_SCHEME_ALWAYS ? 1 : 2;
+    free(added_of);
     return PE_OK;
 }
 
@@ -895,11 +904,6 @@ done:
     return st;
 }
 
-static int hf_is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 pe_status hftok_load(hftok **out, const char *path, pe_err *err) {
     *out = NULL;
     hftok *h = pe_calloc(1, sizeof *h, err, "tokenizer");
@@ -914,13 +918,13 @@ pe_status hftok_load(hftok **out, const char *path, pe_err *err) {
     } else if (S_ISDIR(sb.st_mode)) {
         snprintf(a, sizeof a, "%s/tokenizer.json", path);
         snprintf(c, sizeof c, "%s/tokenizer_config.json", path);
-        if (hf_is_file(a)) {
+        if (pe_is_file(a)) {
             snprintf(h->source, sizeof h->source, "%s", a);
             st = hf_load_tokenizer_json(h, a, c, err);
         } else {
             snprintf(a, sizeof a, "%s/vocab.json", path);
             snprintf(b, sizeof b, "%s/merges.txt", path);
-            if (hf_is_file(a) && hf_is_file(b)) {
+            if (pe_is_file(a) && pe_is_file(b)) {
                 snprintf(h->source, sizeof h->source, "%s + merges.txt", a);
                 st = hf_load_gpt2(h, a, b, c, err);
             } else {

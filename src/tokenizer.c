@@ -203,21 +203,11 @@ pe_status tok_init_hf(tokenizer *t, const char *path, pe_err *err) {
     return PE_OK;
 }
 
-static int tok_is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static int tok_is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* the folder whose tokenizer files `auto` loads: model_path itself when it is a folder, else the folder of
  * the weights file; 1 when it holds tokenizer.json or vocab.json */
 static int tok_hf_dir(const char *model_path, char *dir, size_t dir_n) {
     if (!model_path) return 0;
-    if (tok_is_dir(model_path)) {
+    if (pe_is_dir(model_path)) {
         snprintf(dir, dir_n, "%s", model_path);
     } else {
         const char *slash = strrchr(model_path, '/');
@@ -226,7 +216,7 @@ static int tok_hf_dir(const char *model_path, char *dir, size_t dir_n) {
     char a[4200], b[4200];
     snprintf(a, sizeof a, "%s/tokenizer.json", dir);
     snprintf(b, sizeof b, "%s/vocab.json", dir);
-    return tok_is_file(a) || tok_is_file(b);
+    return pe_is_file(a) || pe_is_file(b);
 }
 
 int tok_auto_finds(const char *model_path, int model_vocab) {
@@ -250,14 +240,14 @@ pe_status tok_init_for_model(tokenizer *t, const char *spec, const char *model_p
             if ((st = tok_init_hf(t, dir, err))) return st;
         } else if (model_vocab == 256) {
             tok_init_bytes(t);
-        } else if (model_path && tok_is_dir(model_path)) { /* says what the folder lacks */
+        } else if (model_path && pe_is_dir(model_path)) { /* says what the folder lacks */
             if ((st = tok_init_hf(t, model_path, err))) return st;
         } else {
             return pe_fail(err, PE_ERR_INPUT, "a language model needs a tokenizer and %s is not a model folder to find "
                            "one in: set [model] tokenizer = PATH (a tokenizer.json, a folder with one, or a llama2.c "
                            "tokenizer.bin) or bytes", model_path ? model_path : "[model] path");
         }
-    } else if (tok_is_dir(spec) || (n >= 5 && !strcmp(spec + n - 5, ".json"))) {
+    } else if (pe_is_dir(spec) || (n >= 5 && !strcmp(spec + n - 5, ".json"))) {
         if ((st = tok_init_hf(t, spec, err))) return st;
     } else {
         return tok_init_llama2c(t, spec, model_vocab, err);
