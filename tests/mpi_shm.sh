@@ -13,7 +13,9 @@
 #    ranks whose lowest rank is copy_leader: every rank of the node with 2+ ranks, pairs with
 #    PATHENS_SHM_RANKS=2, nobody with 1 rank or PATHENS_SHM_RANKS=1, nobody for the F32 folder
 #    (0 bytes: its tensors stay views into the mmap); the start-up line says how many copies.
-#  - PATHENS_SHM_RANKS=x is refused (exit 1) with a message naming it.
+#  - PATHENS_SHM_RANKS=x is refused (exit 1) with a message naming it; a window that cannot be made
+#    (Open MPI's backing directory missing) ends the job with exit 3 and a message naming the ways
+#    out, and PATHENS_SHM_RANKS=1 then runs.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
 source "$PATHENS_SRC/tests/lib.sh"
@@ -135,5 +137,16 @@ PATHENS_SHM_RANKS=x "$MPIEXEC" --oversubscribe -n 2 "$PATHENS" eval "$T/qwen3.in
 rc=$?
 [ $rc = 1 ] && grep -q "PATHENS_SHM_RANKS='x' is not a whole number" "$T/bad.log" && ok "PATHENS_SHM_RANKS=x: exit 1 naming it" ||
     bad "PATHENS_SHM_RANKS=x: exit $rc, $(tail -2 "$T/bad.log")"
+# no room for the window (a backing directory that does not exist): exit 3 with the ways out, one of
+# which (a copy per rank) then runs
+rm -rf "$T/run-qwen3"
+timeout 120 "$MPIEXEC" --oversubscribe -n 2 --mca osc_sm_backing_directory "$T/no-such-dir" "$PATHENS" eval "$T/qwen3.ini" \
+    > "$T/nodir.log" 2>&1
+rc=$?
+[ $rc = 3 ] && grep -q "MPI_Win_allocate_shared failed for the converted weights" "$T/nodir.log" &&
+    grep -q "PATHENS_SHM_RANKS=1" "$T/nodir.log" && ok "no room for the window: exit 3 saying how to avoid it" ||
+    bad "no room for the window: exit $rc, $(grep -m2 error "$T/nodir.log")"
+run qwen3 qwen3-nodir-own 2 PATHENS_SHM_RANKS=1 OMPI_MCA_osc_sm_backing_directory="$T/no-such-dir" &&
+    same qwen3-serial qwen3-nodir-own
 [ "$fails" = 0 ] || exit 1
 echo "all mpi_shm checks passed"
