@@ -7,10 +7,11 @@
 # written by tests/hf_oracle.py's safetensors writer into MODEL_DIR (default
 # ${TMPDIR:-/tmp}/pathens-bench-pss-llama, made once and reused; never committed). Each run: byte
 # tokens of 8 TinyStories documents (data/tinystories_val.txt), context 64, 1 member, one document
-# per task. While it runs, /proc/PID/smaps_rollup of every rank is read every 0.1 s; printed is each
-# rank's largest Pss (its share of every page it maps: a page shared by 4 processes counts 1/4 in
-# each) and Rss, their sums, and the Pss split into anonymous, file (the checkpoint's mmap) and
-# shmem (the window). The results.json of the three runs must be byte-identical (checked).
+# per task. While it runs, /proc/PID/smaps_rollup of every rank is read every 0.1 s (all ranks at
+# one moment = a sample); printed is the sample with the largest sum of Pss over the ranks (Pss: a
+# process's share of every page it maps; a page mapped by 4 processes counts 1/4 in each, so the sum
+# is what the node holds for the job): each rank's Pss, the sums of Pss and Rss, and the Pss split
+# into anonymous, file (the checkpoint's mmap) and shmem (the window). The results.json of the three runs must be byte-identical (checked).
 # Heavy: 4 ranks of a 106M model; run it niced on a quiet machine.
 set -euo pipefail
 BUILD=${1:?usage: bench/bench_pss.sh BUILD_DIR [MODEL_DIR]}
@@ -56,8 +57,8 @@ run() {
     /usr/bin/python3 - "$pid" "$name" "$n" > "$TMP/$name.pss" <<'PY'
 import os, sys, time
 mp, name, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-peak = {}  # pid -> max of each field (kB)
 keys = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Pss_Shmem")
+best, best_sum = None, -1  # the sample (every rank at one moment) with the largest sum of Pss
 def children(pid):
     out = []
     for d in os.listdir("/proc"):
@@ -70,24 +71,25 @@ def children(pid):
                 out.append(int(d))
     return out
 while os.path.exists(f"/proc/{mp}") and open(f"/proc/{mp}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+    snap = []
     for c in children(mp):
         try:
             if os.readlink(f"/proc/{c}/exe").endswith("/pathens"):
-                v = {}
+                v = dict.fromkeys(keys, 0)
                 for line in open(f"/proc/{c}/smaps_rollup"):
                     k, _, rest = line.partition(":")
                     if k in keys:
                         v[k] = int(rest.split()[0])
-                p = peak.setdefault(c, dict.fromkeys(keys, 0))
-                if v.get("Pss", 0) > p["Pss"]:  # the whole split at the moment of the largest Pss
-                    p.update(v)
+                snap.append(v)
         except OSError:
             pass
+    if len(snap) == n and sum(v["Pss"] for v in snap) > best_sum:
+        best, best_sum = snap, sum(v["Pss"] for v in snap)
     time.sleep(0.1)
-ranks = sorted(peak.values(), key=lambda p: -p["Pss"])
-if len(ranks) != n:
-    print(f"| {name} | {n} | sampled {len(ranks)} of {n} ranks | | | | |")
+if best is None:
+    print(f"| {name} | {n} | never sampled all {n} ranks at once | | | |")
     sys.exit()
+ranks = sorted(best, key=lambda p: -p["Pss"])
 mb = lambda k: k / 1024.0
 per = " / ".join(f"{mb(p['Pss']):.0f}" for p in ranks)
 tot = lambda k: sum(p[k] for p in ranks)
@@ -98,7 +100,7 @@ PY
     cat "$TMP/$name.pss"
     cp "$TMP/run/results.json" "$TMP/$name.json"
 }
-echo "| run | ranks | peak Pss per rank (MiB) | sum of Pss (MiB) | sum of Rss (MiB) | Pss anon / file / shmem (MiB) |"
+echo "| run | ranks | Pss per rank (MiB) | sum of Pss (MiB) | sum of Rss (MiB) | Pss anon / file / shmem (MiB) |"
 echo "|---|---|---|---|---|---|"
 run "1 rank" 1
 run "4 ranks, a copy per rank (PATHENS_SHM_RANKS=1)" 4 PATHENS_SHM_RANKS=1
