@@ -149,21 +149,23 @@ pe_status shm_model_init(model *m, ckpt_file *ck, pe_err *err) {
     }
     /* what this rank holds, gathered on rank 0 (every rank gets here, model_init_with failed or not) */
     int     shared = st == PE_OK && m->owned_handle != NULL;
-    int64_t mine[4] = {shared, shared ? g.size : 1, shared ? leader : wrank,
-                       st == PE_OK ? (int64_t)m->owned_floats * (int64_t)sizeof(float) : 0};
-    int64_t *all = wrank == 0 ? calloc((size_t)wsize * 4, sizeof *all) : NULL;
+    int64_t mine[5] = {shared, shared ? g.size : 1, shared ? leader : wrank,
+                       st == PE_OK ? (int64_t)m->owned_floats * (int64_t)sizeof(float) : 0,
+                       shared ? (int64_t)((const shm_block *)m->owned_handle)->ro_len : 0};
+    int64_t *all = wrank == 0 ? calloc((size_t)wsize * 5, sizeof *all) : NULL;
     if (wrank == 0 && !all) {
         fprintf(stderr, "pathens: error: out of memory gathering what %d ranks hold\n", wsize);
         MPI_Abort(MPI_COMM_WORLD, PE_ERR_INTERNAL);
     }
-    if (wsize > 1) MPI_Gather(mine, 4, MPI_INT64_T, all, 4, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (wsize > 1) MPI_Gather(mine, 5, MPI_INT64_T, all, 5, MPI_INT64_T, 0, MPI_COMM_WORLD);
     else memcpy(all, mine, sizeof mine);
     if (wrank == 0) {
         free(shm_info);
         shm_info   = calloc((size_t)wsize, sizeof *shm_info);
         shm_info_n = shm_info ? wsize : 0;
         for (int r = 0; r < shm_info_n; r++)
-            shm_info[r] = (shm_weights_info){(int)all[4 * r], (int)all[4 * r + 1], (int)all[4 * r + 2], all[4 * r + 3]};
+            shm_info[r] = (shm_weights_info){(int)all[5 * r], (int)all[5 * r + 1], (int)all[5 * r + 2], all[5 * r + 3],
+                                             all[5 * r + 4]};
         free(all);
     }
     return st;

@@ -17,6 +17,7 @@ typedef struct {
     int     copy_ranks;      /* ranks reading this rank's copy (1: its own) */
     int     copy_leader;     /* world rank of the lowest rank sharing the copy (itself when not shared) */
     int64_t converted_bytes; /* bytes of the converted block (0: every tensor is a view into the file) */
+    int64_t read_only_bytes; /* of those, mapped read-only in this rank (the whole pages of a shared block) */
 } shm_weights_info;
 
 /* model_init for every rank of MPI_COMM_WORLD, collectively (every rank calls it at the same point,

@@ -12,7 +12,9 @@
 #    BF16 tensor of the folder (read from the safetensors headers here), shared with copy_ranks
 #    ranks whose lowest rank is copy_leader: every rank of the node with 2+ ranks, pairs with
 #    PATHENS_SHM_RANKS=2, nobody with 1 rank or PATHENS_SHM_RANKS=1, nobody for the F32 folder
-#    (0 bytes: its tensors stay views into the mmap); the start-up line says how many copies.
+#    (0 bytes: its tensors stay views into the mmap); a shared block is mapped read-only in every
+#    rank but for its partial first and last pages (read_only_bytes); the start-up line says how
+#    many copies.
 #  - PATHENS_SHM_RANKS=x is refused (exit 1) with a message naming it; a window that cannot be made
 #    (Open MPI's backing directory missing) ends the job with exit 3 and a message naming the ways
 #    out, and PATHENS_SHM_RANKS=1 then runs.
@@ -50,10 +52,10 @@ PY
 check_timing() {
     local name=$1 dir=$2 n=$3 bytes=$4 want=$5
     local got
-    got=$($PY - "$dir/timing.json" "$n" "$bytes" "$want" <<'PY'
+    got=$($PY - "$dir/timing.json" "$n" "$bytes" "$want" "$(getconf PAGESIZE)" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))
-n, nbytes, want = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split()
+n, nbytes, want, pg = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(), int(sys.argv[5])
 pr = t.get("per_rank", [])
 errs = []
 if t.get("ranks") != n or len(pr) != n:
@@ -70,6 +72,10 @@ for r, e in enumerate(pr):
         got = f"-(leader {w['copy_leader']}, ranks {w['copy_ranks']})"
     if got != exp:
         errs.append(f"rank {r}: {got}, expected {exp}")
+    # a shared block is read-only in every rank but for its first and last partial pages; a private one is not
+    ro = w.get("read_only_bytes", -1)
+    if (w["shared"] and not (nbytes - 2 * pg < ro <= nbytes and ro % pg == 0)) or (not w["shared"] and ro != 0):
+        errs.append(f"rank {r}: read_only_bytes {ro} of {nbytes} (shared: {w['shared']})")
 print("; ".join(errs) if errs else "ok")
 PY
 )

@@ -923,6 +923,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
                 cJSON_AddBoolToObject(we, "shared", wi->shared);
                 cJSON_AddNumberToObject(we, "copy_ranks", wi->copy_ranks);
                 cJSON_AddNumberToObject(we, "copy_leader", wi->copy_leader);
+                cJSON_AddNumberToObject(we, "read_only_bytes", (double)wi->read_only_bytes);
             }
             cJSON_AddItemToArray(ra, e);
         }
