@@ -63,7 +63,7 @@ static void *shm_alloc(size_t bytes, void *ctx, void **handle, int *part, int *p
     const shm_group *g = ctx;
     shm_block       *b = calloc(1, sizeof *b);
     if (!b) shm_die("out of memory", MPI_SUCCESS, bytes);
-    if (bytes > (size_t)INT64_MAX / 2) shm_die("a block too large for MPI_Aint", MPI_SUCCESS, bytes);
+    if (bytes > (size_t)INT64_MAX) shm_die("a block too large for MPI_Aint", MPI_SUCCESS, bytes);
     void *mine = NULL, *base = NULL;
     int   rc = MPI_Win_allocate_shared(g->rank == 0 ? (MPI_Aint)bytes : 0, (int)sizeof(float), MPI_INFO_NULL, g->comm,
                                        &mine, &b->win);
