@@ -557,6 +557,7 @@ pe_status model_init_with(model *m, ckpt_file *ck, const model_block_alloc *al, 
     }
     for (int i = 0; !st && i < ck->n_tensors; i++) {
         const ckpt_tensor *t = &ck->tensors[i];
+        /* only the tensors whose place starts in this process's piece of ceil(total / parts) floats */
         if (conv[i] == (size_t)-1 || conv[i] / ((total + (size_t)parts - 1) / (size_t)parts) != (size_t)part) continue;
         const uint8_t *src = t->data;
         size_t         numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);

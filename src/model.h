@@ -135,8 +135,8 @@ struct ckpt_file;
  * alloc and ready are called once each, in this order, by every process that shares the block
  * (collective for a shared block), and only when there is something to convert. */
 typedef struct {
-    /* a block of `bytes` bytes aligned for floats, or NULL with err set; *handle: what ready and
-     * release get back. This process converts the tensors whose place in the block starts in piece
+    /* a block of `bytes` bytes aligned for floats, or NULL with err set; *handle (non-NULL): what
+     * ready and release get back. This process converts the tensors whose place in the block starts in piece
      * `part` (0 <= part < parts) of the block cut into pieces of ceil(bytes / 4 / parts) floats */
     void *(*alloc)(size_t bytes, void *ctx, void **handle, int *part, int *parts, pe_err *err);
     /* after this process's part: returns once every part is written (the block is never written
