@@ -494,7 +494,9 @@ static pe_status bind_hf_family(binder *bd, model *m, pe_err *err) {
 
 static int ptr_aligned(const void *p) { return ((uintptr_t)p & 3u) == 0; }
 
-pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
+pe_status model_init(model *m, ckpt_file *ck, pe_err *err) { return model_init_with(m, ck, NULL, err); }
+
+pe_status model_init_with(model *m, ckpt_file *ck, const model_block_alloc *al, pe_err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = ck->cfg;
     pe_status st = model_check_config(&m->cfg, ck->path, err);
@@ -531,11 +533,22 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
             total += numel;
         }
     }
-    if (!st && total) {
+    /* the owned block: malloc'd and converted here whole, or from `al` (a node's shared block, of
+     * which this process converts the tensors starting in its part) */
+    int part = 0, parts = 1;
+    if (!st && total && al) {
+        void *h = NULL;
+        m->owned = al->alloc(total * sizeof(float), al->ctx, &h, &part, &parts, err);
+        if (!m->owned) st = err->code ? err->code : pe_fail(err, PE_ERR_INTERNAL, "converted weights: no block");
+        else {
+            m->owned_handle  = h;
+            m->owned_release = al->release;
+        }
+    } else if (!st && total) {
         m->owned = pe_malloc(total * sizeof(float), err, "converted weights");
         if (!m->owned) st = PE_ERR_INTERNAL;
-        m->owned_floats = total;
     }
+    if (!st) m->owned_floats = total;
     if (!st && m->cfg.pos == MODEL_POS_ROPE) {
         m->rope_table = pe_malloc((size_t)model_rotary_dims(&m->cfg) / 2 * sizeof(float), err, "RoPE table");
         if (!m->rope_table) st = PE_ERR_INTERNAL;
@@ -544,7 +557,8 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
     }
     for (int i = 0; !st && i < ck->n_tensors; i++) {
         const ckpt_tensor *t = &ck->tensors[i];
-        if (conv[i] == (size_t)-1) continue;
+        /* only the tensors whose place starts in this process's piece of ceil(total / parts) floats */
+        if (conv[i] == (size_t)-1 || conv[i] / ((total + (size_t)parts - 1) / (size_t)parts) != (size_t)part) continue;
         const uint8_t *src = t->data;
         size_t         numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
         /* fused (NH, 3, HS, in) rows to (3, NH, HS, in): source row r of head h = r / (3 HS), part
@@ -564,6 +578,7 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
             }
         }
     }
+    if (m->owned_handle) al->ready(m->owned_handle); /* every part written (also after an error: it may be collective) */
     /* point every view, check every value is finite, count parameters once per tensor */
     for (int r = 0; !st && r < bd.n; r++) {
         const ckpt_tensor *t   = bd.recs[r].t;
@@ -593,7 +608,8 @@ pe_status model_init(model *m, ckpt_file *ck, pe_err *err) {
 
 void model_free(model *m) {
     free(m->w.layers);
-    free(m->owned);
+    if (m->owned_release) m->owned_release(m->owned_handle);
+    else free(m->owned);
     free(m->rope_table);
     memset(m, 0, sizeof *m);
 }

@@ -129,11 +129,31 @@ typedef struct {
 
 struct ckpt_file;
 
+/* Where model_init_with puts the owned block (tensors converted from F16 / BF16, re-aligned or
+ * re-laid out). model_init: malloc, and this process converts every tensor. mpi/shm.c: one block
+ * per node in MPI-3 shared memory, each rank of the node converting a part of it (docs/mpi.md).
+ * alloc and ready are called once each, in this order, by every process that shares the block
+ * (collective for a shared block), and only when there is something to convert. */
+typedef struct {
+    /* a block of `bytes` bytes aligned for floats, or NULL with err set; *handle (non-NULL): what
+     * ready and release get back. This process converts the tensors whose place in the block starts in piece
+     * `part` (0 <= part < parts) of the block cut into pieces of ceil(bytes / 4 / parts) floats */
+    void *(*alloc)(size_t bytes, void *ctx, void **handle, int *part, int *parts, pe_err *err);
+    /* after this process's part: returns once every part is written (the block is never written
+     * again; a shared block is made read-only where the system allows) */
+    void (*ready)(void *handle);
+    /* model_free: the block is given back (collective for a shared block) */
+    void (*release)(void *handle);
+    void *ctx; /* alloc's */
+} model_block_alloc;
+
 typedef struct {
     model_config   cfg;
     model_weights  w;
     float         *owned;        /* one block for converted / re-aligned / re-laid-out tensors, or NULL */
     size_t         owned_floats;
+    void          *owned_handle; /* model_block_alloc's handle of owned (NULL: malloc'd) */
+    void         (*owned_release)(void *handle); /* gives owned back (NULL: free) */
     float         *rope_table;   /* (R/2) the RoPE inverse frequencies w.rope_freq points at, or NULL */
     int64_t        n_params;
     char           source[64];   /* "llama2c-v0", "llama2c-v1", "safetensors", "safetensors-hf-<model_type>" */
@@ -158,6 +178,9 @@ int model_list_tensors(const model_config *c, model_tensor_spec *out, int max);
 /* Bind weights from an opened checkpoint; checks every tensor's presence, dtype, shape and that
  * every weight is finite; reports expected vs got. The checkpoint must outlive the model. */
 pe_status model_init(model *m, struct ckpt_file *ck, pe_err *err);
+/* model_init with the owned block from `al` (NULL: malloc, as model_init). Results are
+ * byte-identical whichever allocator and however many parts. */
+pe_status model_init_with(model *m, struct ckpt_file *ck, const model_block_alloc *al, pe_err *err);
 void model_free(model *m);
 /* human-readable one-line summary */
 void model_describe(const model *m, char *buf, size_t n);

@@ -35,6 +35,7 @@
 #ifdef PATHENS_WITH_MPI
 #include "dist.h"
 #include "journal.h"
+#include "shm.h"
 #endif
 
 static int g_rank = 0, g_size = 1; /* MPI rank and size (0, 1 without MPI) */
@@ -593,7 +594,12 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     ckpt_file ck;
     model     m;
     if (ckpt_open(&ck, cfg.model_path, cfg.model_format, cfg.model_config, &err)) return die(&err);
-    if (model_init(&m, &ck, &err)) {
+#ifdef PATHENS_WITH_MPI
+    pe_status mst = shm_model_init(&m, &ck, &err); /* converted weights: one copy per node (mpi/shm.c) */
+#else
+    pe_status mst = model_init(&m, &ck, &err);
+#endif
+    if (mst) {
         ckpt_close(&ck);
         return die(&err);
     }
@@ -695,6 +701,10 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
                     "OPENBLAS_CORETYPE (e.g. SkylakeX or Haswell) for several times the speed\n", core);
         char tidy[CFG_PATH_MAX];
         fprintf(stderr, "model %s\n  %s\n", pe_path_tidy(cfg.model_path, tidy, sizeof tidy), desc);
+#ifdef PATHENS_WITH_MPI
+        char wline[192];
+        if (shm_describe(wline, sizeof wline)) fprintf(stderr, "  %s\n", wline);
+#endif
         fprintf(stderr, "data  %s\n", data_desc);
         if (cfg.pw_members > 0)
             fprintf(stderr, "plan  dense pass + %d members (%s, ratio %g, %s draws, %s combination), batch %d\n",
@@ -906,6 +916,15 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
             cJSON_AddNumberToObject(e, "compute_seconds", rt[i]);
             cJSON_AddNumberToObject(e, "wait_seconds", rt[g_size + i]);
             cJSON_AddNumberToObject(e, "comm_seconds", rt[2 * g_size + i]);
+            const shm_weights_info *wi = shm_rank_info(i); /* its converted weights (mpi/shm.h) */
+            if (wi) {
+                cJSON *we = cJSON_AddObjectToObject(e, "weights");
+                cJSON_AddNumberToObject(we, "converted_bytes", (double)wi->converted_bytes);
+                cJSON_AddBoolToObject(we, "shared", wi->shared);
+                cJSON_AddNumberToObject(we, "copy_ranks", wi->copy_ranks);
+                cJSON_AddNumberToObject(we, "copy_leader", wi->copy_leader);
+                cJSON_AddNumberToObject(we, "read_only_bytes", (double)wi->read_only_bytes);
+            }
             cJSON_AddItemToArray(ra, e);
         }
         cJSON_AddNumberToObject(tj, "tasks_replayed_from_journal", dopt.replayed);
