@@ -695,10 +695,10 @@ static const kernel_set KERNELS_REF  = {kern_matmul_ref, kern_norm_ref, kern_rop
  * on its batch-mates, the batch size and the rank count. Per-sequence calls make every number a
  * function of the sequence alone (docs/performance.md has the cost). A sequence's rows go in
  * blocks of MODEL_MATMUL_ROWS (a multiple of 48, the last block ending where the sequence does),
- * one task each for the threads: the same calls for any thread count, and on 1 thread (Zen,
- * Haswell kernels; bench/bench_sgemm_rows.c, tests/test_threads.c) the bits of one call over all
- * the rows. A grid over output columns would not do: OpenBLAS rounds a column differently when
- * the call's column count changes. */
+ * one task each for the threads: the same calls for any thread count (tests/test_threads.c), and
+ * on the Zen, Haswell and Sandybridge kernels of OpenBLAS 0.3.21 the bits of one call over all the
+ * rows (bench/bench_sgemm_blocks.c). A grid over output columns would not do: OpenBLAS rounds a
+ * column differently when the call's column count changes. */
 static void seq_matmul(const kernel_set *K, float *out, const float *inp, const model_linear *w, const int *lens, int B,
                        int T, int C, int OC) {
     int nblk = (T + MODEL_MATMUL_ROWS - 1) / MODEL_MATMUL_ROWS; /* row blocks per sequence */
