@@ -62,19 +62,26 @@ echo "bench_threads: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p
      "$WINDOWS windows of 1024, members $MEMBERS; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 base_tps=""
-run_one() { # run_one NAME BINARY THREADS
-    /usr/bin/time -v -o "$TMP/$1.time" "$2" eval "$TMP/gpt2.ini" --set run.out="$TMP/$1" --threads "$3" --quiet
-    local es tok cpu tps
-    es=$(json_get "$TMP/$1/timing.json" 'd["eval_seconds"]')
-    tok=$(json_get "$TMP/$1/results.json" 'd["dense"]["tokens"]')
+run_one() { # run_one NAME BINARY THREADS: one evaluation into $TMP/run, its results.json kept as $TMP/NAME.json
+    rm -rf "$TMP/run"
+    /usr/bin/time -v -o "$TMP/$1.time" "$2" eval "$TMP/gpt2.ini" --threads "$3" --quiet
+    cp "$TMP/run/results.json" "$TMP/$1.json"
+    local es tok cpu tps same="-"
+    es=$(json_get "$TMP/run/timing.json" 'd["eval_seconds"]')
+    tok=$(json_get "$TMP/$1.json" 'd["dense"]["tokens"]')
     cpu=$(echo "$(tv "$TMP/$1.time" 'User time (seconds)') + $(tv "$TMP/$1.time" 'System time (seconds)')" | bc -l)
     tps=$(echo "$tok * (1 + $MEMBERS) / $es" | bc -l)
-    [ -n "$base_tps" ] || base_tps=$tps
-    local same="-"
-    [ -f "$TMP/t1/results.json" ] && [ "$1" != t1 ] && [ "$1" != base ] && {
-        cmp -s "$TMP/t1/results.json" <(sed "s|$TMP/$1|$TMP/t1|" "$TMP/$1/results.json") && same=yes || same=NO; }
-    printf '%-6s --threads %-2s eval %7.2f s wall, process %7.2f s CPU, %7.1f tokens/s, ratio %.2fx vs --threads %s; results.json = 1 thread: %s; load %s\n' \
-        "$1" "$3" "$es" "$cpu" "$tps" "$(echo "$tps / $base_tps" | bc -l)" "${THREADS%% *}" "$same" "$(cut -d' ' -f1 /proc/loadavg)"
+    [ -n "$base_tps" ] || { base_tps=$tps; base_name=$1; }
+    # every number (dense, members, ensemble, curve) equal to the baseline run's; the version and
+    # git commit may differ (BASE)
+    [ "$1" != "$base_name" ] && same=$("$PYTHON" -c "
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+print('yes' if all(a.get(k) == b.get(k) for k in ('dense', 'ensemble', 'member_mean', 'members', 'curve')) else 'NO')" \
+        "$TMP/$base_name.json" "$TMP/$1.json")
+    printf '%-6s --threads %-2s eval %7.2f s wall, process %7.2f s CPU, %7.1f tokens/s, ratio %.2fx vs %s; numbers = %s: %s; load %s\n' \
+        "$1" "$3" "$es" "$cpu" "$tps" "$(echo "$tps / $base_tps" | bc -l)" "$base_name" "$base_name" "$same" \
+        "$(cut -d' ' -f1 /proc/loadavg)"
 }
 for t in $THREADS; do run_one "t$t" "$BUILD/pathens" "$t"; done
 [ -z "${BASE:-}" ] || run_one base "$BASE" 1
