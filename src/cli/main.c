@@ -695,7 +695,9 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         if (ncpu > 0 && (long)threads * g_size > ncpu)
             fprintf(stderr, "pathens: warning: %d ranks x %d threads exceeds the %ld cores here (if the ranks "
-                    "share this node); results are unchanged, only slower\n", g_size, threads, ncpu);
+                    "share this node); results are unchanged, only slower%s\n", g_size, threads, ncpu,
+                    threads > 1 && !getenv("OMP_WAIT_POLICY") ? " (set OMP_WAIT_POLICY=passive: waiting threads then "
+                    "sleep instead of spinning)" : "");
         const char *core = openblas_get_corename();
         if (!strcmp(core, "Prescott") || !strcmp(core, "Core2") || !strcmp(core, "Katmai") || !strcmp(core, "Atom"))
             fprintf(stderr, "pathens: warning: OpenBLAS chose the generic '%s' kernels (CPU not recognised); set "
