@@ -79,6 +79,6 @@ int pe_thread_index(void);
 #define PE_PRAGMA(x) _Pragma(#x)
 #define PE_PARALLEL_FOR_N(n) PE_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(n))
 #else
-#define PE_PARALLEL_FOR_N(n)
+#define PE_PARALLEL_FOR_N(n) (void)(n); /* a statement before the loop: n is used, no warning */
 #endif
 #define PE_PARALLEL_FOR PE_PARALLEL_FOR_N(pe_threads_get())
