@@ -12,7 +12,8 @@
 #   (d) a random ViT (pathens_mkmodel vit: GELU, bidirectional, CLS head) on 120 real
 #       Fashion-MNIST images, unbiased members, importance statistics and ablations.
 # And: the start-up line says "1 rank x 3 threads"; timing.json holds "threads"; --threads 0 and
-# --threads 1025 are usage errors (exit 1). (a)-(c) need data/ (tools/fetch-data.sh), (d) Debian's
+# --threads 1025 are usage errors (exit 1); prune --evaluate --threads 3 writes the frontier.json
+# of --threads 1. (a)-(c) need data/ (tools/fetch-data.sh), (d) Debian's
 # Fashion-MNIST. Under a loaded machine OpenMP threads that spin while they wait take the cores
 # from the ones working: the test waits passively (OMP_WAIT_POLICY=passive, docs/mpi.md).
 set -u
@@ -64,6 +65,16 @@ if have_data stories260K.bin tok512.bin tinystories_val.txt; then
     same_all "(a) stories260K, 3 members, importance" s "$FILES importance.csv"
     grep -q "1 rank x 3 threads" "$T/s3.err" && ok "start-up line: 1 rank x 3 threads" || bad "start-up line: $(head -1 "$T/s3.err")"
     grep -q '"threads":[[:space:]]*3' "$T/s3/timing.json" && ok "timing.json: threads 3" || bad "timing.json has no threads 3"
+    # prune --evaluate --threads: the plans' evaluations are the same for 1 and 3 threads
+    for t in 1 3; do
+        cp -r "$T/s$t" "$T/prune$t"
+        "$PATHENS" prune "$T/prune$t" --budget 0.5 --evaluate --threads $t --quiet || bad "prune --threads $t: exit $?"
+    done
+    cmp -s "$T/prune1/frontier.json" "$T/prune3/frontier.json" && ok "prune --evaluate --threads 3: frontier.json byte-identical to 1" \
+        || bad "prune --threads 3 differs: $(diff "$T/prune1/frontier.json" "$T/prune3/frontier.json" | head -4)"
+    "$PATHENS" prune "$T/prune1" --budget 0.5 --threads 0 >"$T/usage.out" 2>&1
+    rc=$?
+    [ $rc = 1 ] && grep -q -- "--threads" "$T/usage.out" && ok "prune --threads 0: usage error (exit 1)" || bad "prune --threads 0: exit $rc"
     for t in 1 2 3 4; do run l$t $t "$T/stories.ini" --set pathways.combine=logit --set importance.statistics=0 \
         --set importance.units=0 --set data.mode=windows --set data.context=320 --set data.limit=7; done
     # windows of 320 tokens: each sequence is two projection tasks (192 + 128 rows, MODEL_MATMUL_ROWS)
