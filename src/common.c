@@ -1,4 +1,4 @@
-/* common.c: status codes, error messages, checked allocation, atomic file output. */
+/* common.c: status codes, error messages, checked allocation, atomic file output, threads per rank. */
 #include "common.h"
 
 #include <errno.h>
@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 pe_status pe_fail(pe_err *err, pe_status code, const char *fmt, ...) {
     if (err) {
@@ -260,4 +263,31 @@ int pe_remove_tree(const char *path) {
     }
     closedir(d);
     return rc ? rc : rmdir(path);
+}
+
+/* ---- threads per rank ------------------------------------------------------------------------ */
+
+static int pe_threads_n = 1; /* set once at start-up by the CLI (pe_threads_set), read by the loops */
+
+int pe_threads_max(void) {
+#ifdef _OPENMP
+    return PE_THREADS_MAX;
+#else
+    return 1;
+#endif
+}
+
+int pe_threads_set(int n) {
+    pe_threads_n = n < 1 ? 1 : n > pe_threads_max() ? pe_threads_max() : n;
+    return pe_threads_n;
+}
+
+int pe_threads_get(void) { return pe_threads_n; }
+
+int pe_thread_index(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }

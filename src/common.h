@@ -59,3 +59,29 @@ double pe_time_now(void);
 /* `path` with "." and "dir/.." collapsed lexically, for messages only (a symlinked dir/.. can name
  * another folder, so never open the result): "configs/../runs/x" -> "runs/x"; into buf, returned */
 const char *pe_path_tidy(const char *path, char *buf, size_t n);
+
+/* ---- threads per rank (--threads N) ----------------------------------------------------------
+ * pathens' own loops (projections, attention, norms, activations in model.c; the LM head and
+ * its per-token metrics in ensemble.c) run on pe_threads_get() OpenMP threads; OpenBLAS stays on
+ * one thread per caller. Every threaded loop walks a task grid that depends on the shapes only,
+ * never on the thread count, each task writes its own outputs in the serial arithmetic order, and
+ * sums across tasks are added in task order after the loop: every number is the same for any N.
+ * Built without OpenMP (a compiler without it, or -DPATHENS_WITH_OPENMP=OFF) it is 1 thread. */
+#define PE_THREADS_MAX 1024
+/* set the threads per rank, clamped to [1, pe_threads_max()]; returns the number in effect.
+ * Call it before model_acts_init (which sizes per-thread scratch) and outside any threaded loop. */
+int pe_threads_set(int n);
+int pe_threads_get(void);
+/* PE_THREADS_MAX with OpenMP, 1 without */
+int pe_threads_max(void);
+/* index of the calling thread inside a threaded loop, in [0, pe_threads_get()); 0 outside */
+int pe_thread_index(void);
+/* before a for loop: its iterations are tasks handed to pe_threads_get() (or n) threads, one
+ * at a time in iteration order; which thread runs a task changes nothing it computes */
+#ifdef _OPENMP
+#define PE_PRAGMA(x) _Pragma(#x)
+#define PE_PARALLEL_FOR_N(n) PE_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(n))
+#else
+#define PE_PARALLEL_FOR_N(n) (void)(n); /* a statement before the loop: n is used, no warning */
+#endif
+#define PE_PARALLEL_FOR PE_PARALLEL_FOR_N(pe_threads_get())

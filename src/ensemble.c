@@ -522,12 +522,10 @@ static double row_kl_ref(const float *xd, double lse_d, const float *xm, double 
     return kl;
 }
 
-/* Buffers of one text batch: the final hidden states of its passes and one chunk of head rows.
- * One allocation, carved by the size table in head_bufs_init. */
+/* Buffers of one text batch: the final hidden states of its passes, and per thread one chunk of
+ * head rows (the head runs one task per sequence, each on its thread's chunk buffers). One
+ * allocation, carved by the size table in head_bufs_init. */
 typedef struct {
-    float  *block;
-    float  *hd;    /* (B, T, C) dense final hidden states */
-    float  *hm;    /* (G, B, T, C) hidden states of a group of G members */
     float  *xd;    /* (R, V) dense logits of the chunk */
     float  *pd;    /* (R, V) dense probabilities (members > 0) */
     float  *xm;    /* (R, V) member (or ablation) logits of the chunk */
@@ -535,39 +533,74 @@ typedef struct {
     float  *lrow;  /* (V) mean logits */
     double *lse_d; /* (R) dense log-sum-exp per chunk row */
     int    *am_d;  /* (R) dense argmax per chunk row */
-    double *dn;    /* (B) dense NLL of each sequence, summed over its chunks */
+} head_chunk;
+
+typedef struct {
+    float      *block;
+    float      *hd;  /* (B, T, C) dense final hidden states */
+    float      *hm;  /* (G, B, T, C) hidden states of a group of G members */
+    double     *dn;  /* (B) dense NLL of each sequence, summed over its chunks */
+    int         nt;  /* threads: chunk buffers held */
+    head_chunk *ch;  /* (nt) thread i's chunk buffers at i */
 } head_bufs;
 
 static pe_status head_bufs_init(head_bufs *h, int B, int T, int C, int V, int R, int G, int K, int logit, pe_err *err) {
     memset(h, 0, sizeof *h);
     size_t BTC = (size_t)B * T * C, RV = (size_t)R * V;
-    /* sizes in floats; the doubles and ints come last, each rounded up to whole 8-byte units */
-    size_t sizes[10] = {BTC, (size_t)G * BTC, RV, K > 0 ? RV : 0, RV, logit ? RV : 0, (size_t)V, 2 * (size_t)R,
-                        (size_t)R + (R & 1), 2 * (size_t)B};
-    void  *ptrs[10] = {&h->hd, &h->hm, &h->xd, &h->pd, &h->xm, &h->ls, &h->lrow, &h->lse_d, &h->am_d, &h->dn};
+    int    nt = pe_threads_get();
+    h->ch = pe_calloc((size_t)nt, sizeof(head_chunk), err, "LM head chunk buffers");
+    if (!h->ch) return PE_ERR_INTERNAL;
+    h->nt = nt;
+    /* sizes in floats: the shared buffers, then one chunk's per thread; the doubles and ints each
+     * rounded up to whole 8-byte units */
+    size_t shared[3] = {BTC, (size_t)G * BTC, 2 * (size_t)B};
+    size_t sizes[7]  = {RV, K > 0 ? RV : 0, RV, logit ? RV : 0, (size_t)V, 2 * (size_t)R, (size_t)R + (R & 1)};
     size_t total = 0;
-    for (int i = 0; i < 10; i++) total += sizes[i] + (sizes[i] & 1); /* even: the doubles stay 8-byte aligned */
+    for (int i = 0; i < 3; i++) total += shared[i] + (shared[i] & 1); /* even: the doubles stay 8-byte aligned */
+    for (int i = 0; i < 7; i++) total += (size_t)nt * (sizes[i] + (sizes[i] & 1));
     h->block = pe_malloc(total * sizeof(float), err, "LM head buffers");
-    if (!h->block) return PE_ERR_INTERNAL;
+    if (!h->block) {
+        free(h->ch);
+        h->ch = NULL;
+        return PE_ERR_INTERNAL;
+    }
     float *p = h->block;
-    for (int i = 0; i < 10; i++) {
-        *(void **)ptrs[i] = sizes[i] ? (void *)p : NULL;
-        p += sizes[i] + (sizes[i] & 1);
+    void  *sptrs[3] = {&h->hd, &h->hm, &h->dn};
+    for (int i = 0; i < 3; i++) {
+        *(void **)sptrs[i] = shared[i] ? (void *)p : NULL;
+        p += shared[i] + (shared[i] & 1);
+    }
+    for (int t = 0; t < nt; t++) {
+        head_chunk *c = &h->ch[t];
+        void *ptrs[7] = {&c->xd, &c->pd, &c->xm, &c->ls, &c->lrow, &c->lse_d, &c->am_d};
+        for (int i = 0; i < 7; i++) {
+            *(void **)ptrs[i] = sizes[i] ? (void *)p : NULL;
+            p += sizes[i] + (sizes[i] & 1);
+        }
     }
     return PE_OK;
+}
+
+static void head_bufs_free(head_bufs *h) {
+    free(h->block);
+    free(h->ch);
+    memset(h, 0, sizeof *h);
 }
 
 /* One text batch's head and per-token metrics: dense + members [g0, g1) of this block (hidden
  * states in h->hd and h->hm), over the chunk grid of every sequence; only chunks holding scored
  * positions run. Each per-(unit, member) sum still adds its positions in order, so the numbers
  * are those of the whole-sequence evaluation. first: this is the first group (dense NLL, logit
- * sums start here). */
+ * sums start here). One task per sequence: everything a task writes is that sequence's own
+ * (rows of lpt / lpc, its unit's sums), computed in the serial order on its thread's chunk. */
 static void text_head_group(ens_rows *rw, head_bufs *h, double *lpt, double *lpc, const model *m, const text_dataset *d,
                             const int *units, int B, int T, int g0, int g1, int R, int first, int use_ref) {
     int    C = m->cfg.dim, V = m->cfg.vocab_size, K = rw->K;
     size_t Kc = K > 0 ? (size_t)K : 1;
     double (*lse_of)(const float *, int, int *) = use_ref ? row_lse_ref : row_lse;
+    PE_PARALLEL_FOR_N(h->nt)
     for (int b = 0; b < B; b++) {
+        head_chunk     *hc = &h->ch[pe_thread_index()];
         const text_seq *sq = &d->seqs[units[b]];
         size_t          u  = (size_t)(units[b] - rw->u0);
         int             p_end = sq->len - 1; /* positions [score_begin, len - 1) are scored */
@@ -576,34 +609,34 @@ static void text_head_group(ens_rows *rw, head_bufs *h, double *lpt, double *lpc
             int n = sq->len - r0 < R ? sq->len - r0 : R; /* the chunk [r0, r0 + n) */
             int p0 = r0 > sq->score_begin ? r0 : sq->score_begin, p1 = r0 + n < p_end ? r0 + n : p_end;
             const float *hrow = h->hd + ((size_t)b * T + r0) * C;
-            model_head_lm(h->xd, m, hrow, n, use_ref); /* (n, V) */
+            model_head_lm(hc->xd, m, hrow, n, use_ref); /* (n, V) */
             for (int p = p0; p < p1; p++) {
-                const float *x = h->xd + (size_t)(p - r0) * V;
-                double lse = lse_of(x, V, &h->am_d[p - r0]);
-                h->lse_d[p - r0] = lse;
+                const float *x = hc->xd + (size_t)(p - r0) * V;
+                double lse = lse_of(x, V, &hc->am_d[p - r0]);
+                hc->lse_d[p - r0] = lse;
                 if (first) h->dn[b] -= (double)x[d->tokens[sq->start + p + 1]] - lse;
-                if (h->pd && !use_ref)
-                    for (int v = 0; v < V; v++) h->pd[(size_t)(p - r0) * V + v] = kern_expf((float)((double)x[v] - lse));
+                if (hc->pd && !use_ref)
+                    for (int v = 0; v < V; v++) hc->pd[(size_t)(p - r0) * V + v] = kern_expf((float)((double)x[v] - lse));
             }
-            if (h->ls && first) memset(h->ls, 0, (size_t)n * V * sizeof(float));
+            if (hc->ls && first) memset(hc->ls, 0, (size_t)n * V * sizeof(float));
             for (int k = g0; k < g1; k++) {
-                model_head_lm(h->xm, m, h->hm + (((size_t)(k - g0) * B + b) * T + r0) * C, n, use_ref);
+                model_head_lm(hc->xm, m, h->hm + (((size_t)(k - g0) * B + b) * T + r0) * C, n, use_ref);
                 for (int p = p0; p < p1; p++) {
-                    const float *x  = h->xm + (size_t)(p - r0) * V, *xd = h->xd + (size_t)(p - r0) * V;
+                    const float *x  = hc->xm + (size_t)(p - r0) * V, *xd = hc->xd + (size_t)(p - r0) * V;
                     int          am, tgt = d->tokens[sq->start + p + 1];
-                    double       lse = lse_of(x, V, &am), lse_d = h->lse_d[p - r0];
+                    double       lse = lse_of(x, V, &am), lse_d = hc->lse_d[p - r0];
                     double       kl  = use_ref ? row_kl_ref(xd, lse_d, x, lse, V)
-                                               : row_kl(xd, lse_d, h->pd + (size_t)(p - r0) * V, x, lse, V);
+                                               : row_kl(xd, lse_d, hc->pd + (size_t)(p - r0) * V, x, lse, V);
                     lpt[((size_t)k * B + b) * T + p] = (double)x[tgt] - lse;
                     rw->kl[u * Kc + k] += kl;
-                    rw->agree[u * Kc + k] += am == h->am_d[p - r0];
-                    if (h->ls) { /* running mean of logits: curve point k, scored like a member */
-                        float *sm = h->ls + (size_t)(p - r0) * V;
+                    rw->agree[u * Kc + k] += am == hc->am_d[p - r0];
+                    if (hc->ls) { /* running mean of logits: curve point k, scored like a member */
+                        float *sm = hc->ls + (size_t)(p - r0) * V;
                         for (int v = 0; v < V; v++) {
                             sm[v] += x[v];
-                            h->lrow[v] = sm[v] / (float)(k + 1);
+                            hc->lrow[v] = sm[v] / (float)(k + 1);
                         }
-                        lpc[((size_t)k * B + b) * T + p] = (double)h->lrow[tgt] - lse_of(h->lrow, V, NULL);
+                        lpc[((size_t)k * B + b) * T + p] = (double)hc->lrow[tgt] - lse_of(hc->lrow, V, NULL);
                     }
                 }
             }
@@ -613,12 +646,14 @@ static void text_head_group(ens_rows *rw, head_bufs *h, double *lpt, double *lpc
 }
 
 /* NLL of each sequence of a batch under the pass whose hidden states are hid (B, T, C), over
- * the chunk grid: nll (B) out */
-static void text_head_nll(double *nll, float *xbuf, const float *hid, const model *m, const text_dataset *d,
+ * the chunk grid: nll (B) out; one task per sequence, on its thread's h->ch[].xm */
+static void text_head_nll(double *nll, head_bufs *h, const float *hid, const model *m, const text_dataset *d,
                           const int *units, int B, int T, int R, int use_ref) {
     int C = m->cfg.dim, V = m->cfg.vocab_size;
+    PE_PARALLEL_FOR_N(h->nt)
     for (int b = 0; b < B; b++) {
-        const text_seq *sq = &d->seqs[units[b]];
+        float          *xbuf = h->ch[pe_thread_index()].xm; /* (R, V) */
+        const text_seq *sq   = &d->seqs[units[b]];
         nll[b] = 0.0;
         for (int r0 = sq->score_begin - sq->score_begin % R; r0 < sq->len - 1; r0 += R) {
             int n = sq->len - r0 < R ? sq->len - r0 : R;
@@ -720,7 +755,7 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
             pw_config      ac  = imp_ablation_config(ic, ai, &am);
             model_pathways apw = {.cfg = &ac, .member = am, .seq_ids = ic->uid};
             st = model_forward_hidden_pw(a.xn, &a, m, tokens, lens, B, T, &apw, use_ref, err);
-            if (!st) text_head_nll(anll, h.xm, a.xn, m, d, units, B, T, R, use_ref);
+            if (!st) text_head_nll(anll, &h, a.xn, m, d, units, B, T, R, use_ref);
             for (int b = 0; !st && b < B; b++) {
                 if (ai < ic->A) ic->u_abl[(size_t)(units[b] - u0) * ic->A + ai] = anll[b];
                 else ic->u_prb[(size_t)(units[b] - u0) * ic->P + (ai - ic->A)] = anll[b];
@@ -752,7 +787,7 @@ pe_status ens_text_rows_run(ens_rows *rw, const model *m, const text_dataset *d,
         }
     }
     free(units); free(srows); free(tokens); free(lens); free(ids); free(lpt); free(lpc); free(kbuf); free(anll); free(order);
-    free(h.block);
+    head_bufs_free(&h);
     model_acts_free(&a);
     return st;
 }

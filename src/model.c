@@ -649,10 +649,11 @@ pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *e
     size_t HS = (size_t)model_head_size(c), QC = (size_t)c->n_heads * HS;
     size_t BT = (size_t)B * T, C = (size_t)c->dim, KVC = (size_t)c->n_kv_heads * HS,
            HID = (size_t)c->hidden_dim, PP = (size_t)c->channels * c->patch_size * c->patch_size;
+    size_t NT = (size_t)pe_threads_get(); /* attention scratch per thread */
     /* the size table: one allocation carved into the named buffers */
     size_t sizes[12] = {BT * C, BT * C, BT * QC, BT * KVC, BT * KVC, BT * QC, BT * HID,
-                        c->mlp == MODEL_MLP_SWIGLU ? BT * HID : 0, (size_t)T * T + T + 1,
-                        c->input == MODEL_INPUT_PATCHES ? BT * PP : 0, (size_t)B * C, 2 * (size_t)T * HS};
+                        c->mlp == MODEL_MLP_SWIGLU ? BT * HID : 0, NT * ((size_t)T * T + T + 1),
+                        c->input == MODEL_INPUT_PATCHES ? BT * PP : 0, (size_t)B * C, NT * 2 * (size_t)T * HS};
     float **ptrs[12] = {&a->x, &a->xn, &a->q, &a->k, &a->v, &a->att, &a->h1, &a->h3, &a->scores, &a->patches,
                         &a->pooled, &a->gather};
     size_t total = 0;
@@ -664,11 +665,18 @@ pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *e
         *ptrs[i] = sizes[i] ? p : NULL;
         p += sizes[i];
     }
-    a->iscratch = pe_malloc((size_t)T * sizeof(int), err, "attention index scratch");
-    if (!a->iscratch || pw_sample_init(&a->sample, T, err) != PE_OK) {
+    a->iscratch = pe_malloc(NT * T * sizeof(int), err, "attention index scratch");              /* (NT, T) */
+    a->kept_b   = pe_malloc(2 * BT / T * (size_t)c->n_heads * sizeof(int64_t), err, "kept counts"); /* (2, B, NH) */
+    a->samples  = pe_calloc(NT, sizeof(pw_sample), err, "pathway samples");                    /* (NT) */
+    if (!a->iscratch || !a->kept_b || !a->samples) {
         model_acts_free(a);
         return PE_ERR_INTERNAL;
     }
+    for (size_t i = 0; i < NT; i++, a->n_thr++)
+        if (pw_sample_init(&a->samples[i], T, err) != PE_OK) {
+            model_acts_free(a);
+            return PE_ERR_INTERNAL;
+        }
     a->B = B;
     a->T = T;
     return PE_OK;
@@ -677,7 +685,9 @@ pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *e
 void model_acts_free(model_acts *a) {
     free(a->block);
     free(a->iscratch);
-    pw_sample_free(&a->sample);
+    free(a->kept_b);
+    for (int i = 0; a->samples && i < a->n_thr; i++) pw_sample_free(&a->samples[i]);
+    free(a->samples);
     memset(a, 0, sizeof *a);
 }
 
@@ -694,22 +704,94 @@ typedef struct {
 static const kernel_set KERNELS_FAST = {kern_matmul, kern_norm, kern_rope_freq, kern_attention};
 static const kernel_set KERNELS_REF  = {kern_matmul_ref, kern_norm_ref, kern_rope_freq_ref, kern_attention_ref};
 
-/* Projections run as one sgemm per sequence over its [len, C] rows (B sequences per forward
+/* Projections run as sgemm calls per sequence over its [len, C] rows (B sequences per forward
  * call, never token by token). Not one [B*T, C] call: measured on OpenBLAS 0.3.21, the bits of a
  * row's result depend on the row's position inside the block (Haswell kernel: period 12) and on
  * the block's row count (tail kernels), so a batched call would make a sequence's numbers depend
  * on its batch-mates, the batch size and the rank count. Per-sequence calls make every number a
- * function of the sequence alone (docs/performance.md has the cost). */
+ * function of the sequence alone (docs/performance.md has the cost). A sequence's rows go in
+ * blocks of MODEL_MATMUL_ROWS (a multiple of 48, the last block ending where the sequence does),
+ * one task each for the threads: the same calls for any thread count (tests/test_threads.c), and
+ * on the Zen, Haswell and Sandybridge kernels of OpenBLAS 0.3.21 the bits of one call over all the
+ * rows (bench/bench_sgemm_blocks.c). A grid over output columns would not do: OpenBLAS rounds a
+ * column differently when the call's column count changes. */
 static void seq_matmul(const kernel_set *K, float *out, const float *inp, const model_linear *w, const int *lens, int B,
                        int T, int C, int OC) {
-    for (int b = 0; b < B; b++) {
-        int len = lens ? lens[b] : T;
-        if (len > 0) K->matmul(out + (size_t)b * T * OC, inp + (size_t)b * T * C, w, len, C, OC);
+    int nblk = (T + MODEL_MATMUL_ROWS - 1) / MODEL_MATMUL_ROWS; /* row blocks per sequence */
+    PE_PARALLEL_FOR
+    for (int task = 0; task < B * nblk; task++) {
+        int b = task / nblk, r0 = task % nblk * MODEL_MATMUL_ROWS, len = lens ? lens[b] : T;
+        int n = len - r0 < MODEL_MATMUL_ROWS ? len - r0 : MODEL_MATMUL_ROWS;
+        if (n > 0) K->matmul(out + ((size_t)b * T + r0) * OC, inp + ((size_t)b * T + r0) * C, w, n, C, OC);
     }
 }
 
+/* norm of N rows of C in tasks of 64 rows (each row alone, so any grid gives the same bits) */
+static void par_norm(const kernel_set *K, float *out, const float *inp, const float *w, const float *bias, int N, int C,
+                     model_norm_kind kind, float eps) {
+    PE_PARALLEL_FOR
+    for (int r0 = 0; r0 < N; r0 += 64)
+        K->norm(out + (size_t)r0 * C, inp + (size_t)r0 * C, w, bias, N - r0 < 64 ? N - r0 : 64, C, kind, eps);
+}
+
+/* RoPE of x (B, T, nh*hs), one task per sequence (the positions are t within the sequence) */
+static void par_rope(const kernel_set *K, float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot,
+                     int half) {
+    PE_PARALLEL_FOR
+    for (int b = 0; b < B; b++) K->rope(x + (size_t)b * T * nh * hs, inv_freq, 1, T, nh, hs, rot, half);
+}
+
+/* Element-wise kernels over n floats in tasks of PAR_ELEMS: every task starts at a multiple of
+ * PAR_ELEMS and the last ends at n, so an element sits at the same offset modulo any vector width
+ * (and in a vector tail or not) as in one call over all n */
+#define PAR_ELEMS 16384
+typedef enum { PAR_GELU, PAR_GELU_TANH, PAR_SWIGLU, PAR_ADD } par_op;
+static void par_elementwise(par_op op, float *x, const float *y, size_t n) {
+    PE_PARALLEL_FOR
+    for (size_t i0 = 0; i0 < n; i0 += PAR_ELEMS) {
+        size_t m = n - i0 < PAR_ELEMS ? n - i0 : PAR_ELEMS;
+        if (op == PAR_GELU || op == PAR_GELU_TANH) kern_gelu(x + i0, m, op == PAR_GELU_TANH);
+        else if (op == PAR_SWIGLU) kern_swiglu(x + i0, y + i0, m);
+        else kern_add(x + i0, y + i0, m);
+    }
+}
+
+/* Attention over (B, T) with one task per sequence: kern_attention on that sequence alone (B = 1)
+ * with the calling thread's scratch and sample; the connection counts per sequence go to a->kept_b
+ * and are added into kp->kept / kp->allowed after the loop, in sequence order. kp's per-(sequence,
+ * head) statistics are written by the sequence's own task. */
+static void par_attention(const kernel_set *K, model_acts *a, const int *lens, int B, int T, int NH, int NKV, int HS,
+                          int causal, const kern_pathways *kp) {
+    size_t   QC = (size_t)NH * HS, KVC = (size_t)NKV * HS, NB = (size_t)kp->n_bands;
+    int64_t *kept_b = a->kept_b, *allowed_b = a->kept_b + (size_t)B * NH; /* (B, NH) each */
+    int      nt = pe_threads_get() < a->n_thr ? pe_threads_get() : a->n_thr; /* threads with scratch */
+    memset(a->kept_b, 0, 2 * (size_t)B * NH * sizeof(int64_t));
+    PE_PARALLEL_FOR_N(nt)
+    for (int b = 0; b < B; b++) {
+        int           t  = pe_thread_index();
+        kern_pathways p  = *kp;
+        p.sample    = &a->samples[t];
+        p.seq_ids   = kp->seq_ids ? kp->seq_ids + b : NULL;
+        p.kept      = kp->kept ? kept_b + (size_t)b * NH : NULL;
+        p.allowed   = kp->kept ? allowed_b + (size_t)b * NH : NULL;
+        p.kept_bh   = kp->kept_bh ? kp->kept_bh + (size_t)b * NH : NULL;
+        p.band_kept = kp->band_kept ? kp->band_kept + (size_t)b * NH * NB : NULL;
+        p.att_stats = kp->att_stats ? kp->att_stats + (size_t)b * NH * (3 + NB) : NULL;
+        p.stat_rows = kp->stat_rows ? kp->stat_rows + b : NULL;
+        K->attention(a->att + (size_t)b * T * QC, a->scores + (size_t)t * ((size_t)T * T + T + 1),
+                     a->gather + (size_t)t * 2 * T * HS, a->iscratch + (size_t)t * T, a->q + (size_t)b * T * QC,
+                     a->k + (size_t)b * T * KVC, a->v + (size_t)b * T * KVC, lens ? lens + b : NULL, 1, T, NH, NKV, HS,
+                     causal, &p);
+    }
+    for (int b = 0; kp->kept && b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            kp->kept[h] += kept_b[(size_t)b * NH + h];
+            kp->allowed[h] += allowed_b[(size_t)b * NH + h];
+        }
+}
+
 /* transformer blocks + final norm over x (B, T, C); the normalised output goes to hidden (B, T, C),
- * which may be a->xn */
+ * which may be a->xn. Every loop inside runs on pe_threads_get() threads (the helpers above). */
 static void model_forward_blocks(float *hidden, model_acts *a, const model *m, const int *lens, int B, int T,
                                  const kernel_set *K, const model_pathways *pw) {
     const model_config *c = &m->cfg;
@@ -719,19 +801,19 @@ static void model_forward_blocks(float *hidden, model_acts *a, const model *m, c
     for (int l = 0; l < c->n_layers; l++) {
         const model_layer_weights *lw = &m->w.layers[l];
         /* attention sub-layer: x += wo(attn(norm(x))) */
-        K->norm(a->xn, a->x, lw->attn_norm_w, lw->attn_norm_b, N, C, c->norm, c->norm_eps);
+        par_norm(K, a->xn, a->x, lw->attn_norm_w, lw->attn_norm_b, N, C, c->norm, c->norm_eps);
         seq_matmul(K, a->q, a->xn, &lw->wq, lens, B, T, C, QC);  /* (B, T, QC) */
         seq_matmul(K, a->k, a->xn, &lw->wk, lens, B, T, C, KVC); /* (B, T, KVC) */
         seq_matmul(K, a->v, a->xn, &lw->wv, lens, B, T, C, KVC); /* (B, T, KVC) */
         if (c->qk_norm) { /* Qwen3: RMSNorm over each head's HS dims, (B*T*NH, HS) rows */
-            K->norm(a->q, a->q, lw->q_norm_w, NULL, N * NH, HS, MODEL_NORM_RMSNORM, c->norm_eps);
-            K->norm(a->k, a->k, lw->k_norm_w, NULL, N * NKV, HS, MODEL_NORM_RMSNORM, c->norm_eps);
+            par_norm(K, a->q, a->q, lw->q_norm_w, NULL, N * NH, HS, MODEL_NORM_RMSNORM, c->norm_eps);
+            par_norm(K, a->k, a->k, lw->k_norm_w, NULL, N * NKV, HS, MODEL_NORM_RMSNORM, c->norm_eps);
         }
         if (c->pos == MODEL_POS_ROPE) {
-            K->rope(a->q, m->w.rope_freq, B, T, NH, HS, R, half);
-            K->rope(a->k, m->w.rope_freq, B, T, NKV, HS, R, half);
+            par_rope(K, a->q, m->w.rope_freq, B, T, NH, HS, R, half);
+            par_rope(K, a->k, m->w.rope_freq, B, T, NKV, HS, R, half);
         }
-        kern_pathways kp = {.cfg = NULL, .sample = &a->sample, .layer = l};
+        kern_pathways kp = {.cfg = NULL, .layer = l};
         if (pw && pw->cfg && (pw->cfg->scheme != PW_SCHEME_DENSE || pw->cfg->head_keep)) {
             kp.cfg     = pw->cfg;
             kp.member  = pw->member;
@@ -749,29 +831,29 @@ static void model_forward_blocks(float *hidden, model_acts *a, const model *m, c
             if (pw->band_kept) kp.band_kept = pw->band_kept + (size_t)l * BH * pw->n_bands;
             if (pw->att_stats) kp.att_stats = pw->att_stats + (size_t)l * BH * (3 + (size_t)pw->n_bands);
         }
-        K->attention(a->att, a->scores, a->gather, a->iscratch, a->q, a->k, a->v, lens, B, T, NH, NKV, HS, c->causal, &kp);
+        par_attention(K, a, lens, B, T, NH, NKV, HS, c->causal, &kp);
         if (!c->parallel_residual) {
             seq_matmul(K, a->xn, a->att, &lw->wo, lens, B, T, QC, C);
-            kern_add(a->x, a->xn, (size_t)N * C);
+            par_elementwise(PAR_ADD, a->x, a->xn, (size_t)N * C);
         }
         /* MLP sub-layer: x += w2(act(w1(norm(x))) [* w3(norm(x))]); parallel residual (NeoX): norm of
          * the block's input x, and wo(att) added after the MLP */
-        K->norm(a->xn, a->x, lw->mlp_norm_w, lw->mlp_norm_b, N, C, c->norm, c->norm_eps);
+        par_norm(K, a->xn, a->x, lw->mlp_norm_w, lw->mlp_norm_b, N, C, c->norm, c->norm_eps);
         seq_matmul(K, a->h1, a->xn, &lw->w1, lens, B, T, C, HID); /* (B, T, HID) */
         if (c->mlp == MODEL_MLP_SWIGLU) {
             seq_matmul(K, a->h3, a->xn, &lw->w3, lens, B, T, C, HID);
-            kern_swiglu(a->h1, a->h3, (size_t)N * HID);
+            par_elementwise(PAR_SWIGLU, a->h1, a->h3, (size_t)N * HID);
         } else {
-            kern_gelu(a->h1, (size_t)N * HID, c->mlp == MODEL_MLP_GELU_TANH);
+            par_elementwise(c->mlp == MODEL_MLP_GELU_TANH ? PAR_GELU_TANH : PAR_GELU, a->h1, NULL, (size_t)N * HID);
         }
         seq_matmul(K, a->xn, a->h1, &lw->w2, lens, B, T, HID, C);
-        kern_add(a->x, a->xn, (size_t)N * C);
+        par_elementwise(PAR_ADD, a->x, a->xn, (size_t)N * C);
         if (c->parallel_residual) {
             seq_matmul(K, a->xn, a->att, &lw->wo, lens, B, T, QC, C);
-            kern_add(a->x, a->xn, (size_t)N * C);
+            par_elementwise(PAR_ADD, a->x, a->xn, (size_t)N * C);
         }
     }
-    K->norm(hidden, a->x, m->w.final_norm_w, m->w.final_norm_b, N, C, c->norm, c->norm_eps);
+    par_norm(K, hidden, a->x, m->w.final_norm_w, m->w.final_norm_b, N, C, c->norm, c->norm_eps);
 }
 
 pe_status model_forward_tokens(float *logits, model_acts *a, const model *m, const int *tokens, const int *lens, int B,

@@ -200,12 +200,15 @@ typedef struct {
     float *att;    /* (B, T, QC) attention output before wo */
     float *h1;     /* (B, T, HID) */
     float *h3;     /* (B, T, HID) */
-    float *scores; /* (T, T) attention scratch for one (sequence, head) */
     float *patches;/* (B, T, channels*patch*patch) image input only */
     float *pooled; /* (B, C) classifier input */
-    float *gather; /* (2, T, HS) gathered keys and values of one (sequence, head) */
-    int   *iscratch; /* (T) */
-    pw_sample sample; /* pathway sample scratch, cap T */
+    /* attention scratch, one set per thread (pe_threads_get() when allocated), thread i's at i */
+    int        n_thr;    /* threads the scratch is sized for */
+    float     *scores;   /* (n_thr, T * T + T + 1) scores of one (sequence, head) */
+    float     *gather;   /* (n_thr, 2, T, HS) gathered keys and values of one (sequence, head) */
+    int       *iscratch; /* (n_thr, T) */
+    pw_sample *samples;  /* (n_thr) pathway sample scratch, cap T */
+    int64_t   *kept_b;   /* (2, B, NH) connections kept / allowed per sequence of one attention call */
 } model_acts;
 
 /* Which sub-model a forward pass runs: cfg NULL (or the whole struct NULL) = dense. */
@@ -243,6 +246,7 @@ pe_status model_forward_hidden_pw(float *hidden, model_acts *a, const model *m, 
  * ends where the sequence does: with OpenBLAS 0.3.21 on 1 thread (Zen, Haswell and Sandybridge
  * kernels, bench/bench_lmhead.c chunks) every logit is then bit-identical to the unchunked call. */
 #define MODEL_HEAD_ROW_ALIGN 48
+#define MODEL_MATMUL_ROWS    192       /* rows of one projection sgemm task, a multiple of 48 (model.c seq_matmul) */
 #define MODEL_HEAD_MAX_ROWS  384       /* beyond this the sgemm is as fast as one call (docs/performance.md) */
 #define MODEL_HEAD_BUDGET    (1 << 24) /* floats of one (R, V) logits chunk the automatic R aims at */
 /* R for this model: MODEL_HEAD_BUDGET / V rounded down to a multiple of 48, within [48, 384] */

@@ -211,7 +211,7 @@ done
     bad "(c) the evaluation was not caught mid-run (journal: ${ke:-none})"
 states=$(wait_job "$E" 180) && [ "$(job_state "$E")" = COMPLETED ] && ok "(c) job $E ended: $states" || bad "(c) job $E: $states"
 le="$T/logs/eval-$E.out"
-grep -q "2 ranks x 1 BLAS thread" "$le" && ok "(c) srun --mpi=pmix started 2 ranks" || bad "(c) not 2 ranks: $(head -3 "$le")"
+grep -q "2 ranks x 1 thread" "$le" && ok "(c) srun --mpi=pmix started 2 ranks" || bad "(c) not 2 ranks: $(head -3 "$le")"
 grep -q "USR1 (preemption warning)" "$le" && grep -q "exit 75: checkpointed; requeueing job $E" "$le" &&
     ok "(c) the trap forwarded USR1 through srun, exit 75, the script requeued the job" ||
     bad "(c) eval log lacks the trap/requeue path: $(grep -E 'USR1|exit|srun' "$le" | head -5)"

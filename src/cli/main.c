@@ -255,7 +255,8 @@ static void help_eval(FILE *f) {
             "with run.per_example = 1 per_example.msgpack. Metrics: docs/metrics.md.\n\n"
             "options:\n"
             "  --set section.key=value  override one config key (repeatable; paths relative to the cwd)\n"
-            "  --threads N              OpenBLAS threads (default: $OPENBLAS_NUM_THREADS, else 1)\n"
+            "  --threads N              threads per rank (default: $OPENBLAS_NUM_THREADS, else 1); every number\n"
+            "                           is the same for any N (OpenBLAS runs on 1 thread inside each)\n"
             "  --overwrite              replace the run that run.out holds (rerunning a finished config without\n"
             "                           it does nothing; another config into a used run.out is refused)\n"
             "  --quiet                  no start-up line or summary on stderr\n\n"
@@ -587,7 +588,13 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
         const char *env = getenv("OPENBLAS_NUM_THREADS");
         threads = env && atoi(env) > 0 ? atoi(env) : 1;
     }
-    openblas_set_num_threads(threads);
+    /* threads per rank run pathens' own loops, each calling OpenBLAS on 1 thread: OpenBLAS's own
+     * threads split a call by the thread count and round differently (src/common.h) */
+    openblas_set_num_threads(1);
+    if (pe_threads_set(threads) < threads && !quiet)
+        fprintf(stderr, "pathens: warning: --threads %d: this build has no OpenMP (PATHENS_WITH_OPENMP), running 1 "
+                "thread per rank\n", threads);
+    threads = pe_threads_get();
 
     /* model */
     double    t0 = pe_time_now();
@@ -688,13 +695,15 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     if (!quiet) {
         char desc[512];
         model_describe(&m, desc, sizeof desc);
-        fprintf(stderr, "pathens %s (%.12s): %d rank%s x %d BLAS thread%s (OpenBLAS %s)\n", PATHENS_VERSION,
-                PATHENS_GIT_COMMIT, g_size, g_size == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
+        fprintf(stderr, "pathens %s (%.12s): %d rank%s x %d thread%s (OpenBLAS %s, 1 BLAS thread each)\n",
+                PATHENS_VERSION, PATHENS_GIT_COMMIT, g_size, g_size == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
                 openblas_get_corename());
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         if (ncpu > 0 && (long)threads * g_size > ncpu)
-            fprintf(stderr, "pathens: warning: %d ranks x %d BLAS threads exceeds the %ld cores here (if the ranks "
-                    "share this node); results are unchanged, only slower\n", g_size, threads, ncpu);
+            fprintf(stderr, "pathens: warning: %d ranks x %d threads exceeds the %ld cores here (if the ranks "
+                    "share this node); results are unchanged, only slower%s\n", g_size, threads, ncpu,
+                    threads > 1 && !getenv("OMP_WAIT_POLICY") ? " (set OMP_WAIT_POLICY=passive: waiting threads then "
+                    "sleep instead of spinning)" : "");
         const char *core = openblas_get_corename();
         if (!strcmp(core, "Prescott") || !strcmp(core, "Core2") || !strcmp(core, "Katmai") || !strcmp(core, "Atom"))
             fprintf(stderr, "pathens: warning: OpenBLAS chose the generic '%s' kernels (CPU not recognised); set "
@@ -933,7 +942,8 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     free(rt);
     free(rn);
 #endif
-    cJSON_AddNumberToObject(tj, "blas_threads", threads);
+    cJSON_AddNumberToObject(tj, "threads", threads);
+    cJSON_AddNumberToObject(tj, "blas_threads", 1);
     cJSON_AddStringToObject(tj, "openblas_core", openblas_get_corename());
     cJSON_AddNumberToObject(tj, "load_seconds", t1 - t0);
     cJSON_AddNumberToObject(tj, "eval_seconds", t2 - t1);

@@ -16,7 +16,7 @@
 
 static void help_prune(FILE *f) {
     fprintf(f,
-            "usage: pathens prune RUN_DIR --budget F [--budget F ...] [--evaluate] [--quiet]\n\n"
+            "usage: pathens prune RUN_DIR --budget F [--budget F ...] [--evaluate] [--threads N] [--quiet]\n\n"
             "From the importance statistics in RUN_DIR/results.json (a run with importance.ablation = 1,\n"
             "or with importance.units > 0: the sampled drop-one estimate), writes a static pathway plan\n"
             "RUN_DIR/plan_F.json for each budget F in (0, 1]: the heads to keep and a distance window per\n"
@@ -31,6 +31,7 @@ static void help_prune(FILE *f) {
             "options:\n"
             "  --budget F   a fraction of the dense attention FLOPs in (0, 1]; repeatable (at most %d)\n"
             "  --evaluate   evaluate every plan and write RUN_DIR/frontier.json\n"
+            "  --threads N  threads per rank of --evaluate (pathens eval --threads; the same numbers for any N)\n"
             "  --quiet      no 'plan ...' or 'wrote ...' lines on stderr\n\n"
             "example (from the repository root, after the example of pathens eval --help):\n"
             "  pathens prune runs/stories260k --budget 0.25 --budget 0.5 --evaluate\n",
@@ -139,6 +140,7 @@ int cmd_prune(int argc, char **argv) {
     const char *dir = NULL;
     double      budgets[PRUNE_MAX_BUDGETS];
     int         nb = 0, evaluate = 0, quiet = 0;
+    const char *threads = NULL; /* --threads, handed to pathens eval as given */
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             help_prune(stdout);
@@ -152,10 +154,16 @@ int cmd_prune(int argc, char **argv) {
             budgets[nb++] = f;
         } else if (!strcmp(argv[i], "--evaluate")) {
             evaluate = 1;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            char *e;
+            long  t = strtol(argv[++i], &e, 10);
+            if (*e || e == argv[i] || t < 1 || t > PE_THREADS_MAX)
+                return cli_usage_error("prune", "--threads needs an integer in [1, %d], not '%s'", PE_THREADS_MAX, argv[i]);
+            threads = argv[i];
         } else if (!strcmp(argv[i], "--quiet")) {
             quiet = 1;
-        } else if (!strcmp(argv[i], "--budget")) {
-            return cli_usage_error("prune", "--budget needs a value");
+        } else if (!strcmp(argv[i], "--budget") || !strcmp(argv[i], "--threads")) {
+            return cli_usage_error("prune", "%s needs a value", argv[i]);
         } else if (argv[i][0] == '-') {
             return cli_usage_error("prune", "unknown option '%s'", argv[i]);
         } else if (!dir) {
@@ -263,6 +271,10 @@ int cmd_prune(int argc, char **argv) {
             snprintf(sets[na], sizeof sets[na], "%s.%s=%s", s, k, val);
             args[na] = sets[na];
             na++;
+        }
+        if (threads) {
+            args[na++] = "--threads";
+            args[na++] = (char *)threads;
         }
         args[na++] = "--quiet";
         args[na++] = "--overwrite"; /* the plan file was just rewritten: its old evaluation is not this one */

@@ -272,7 +272,7 @@ static void help_sweep(FILE *f) {
             "                metric (NLL: < 0 means the ensemble is better; accuracy: > 0 means it is)\n"
             "  --set section.key=value  override a key for every point (give the same to --status and\n"
             "                --aggregate: it changes the points' folders)\n"
-            "  --threads N   OpenBLAS threads (default: $OPENBLAS_NUM_THREADS, else 1)\n"
+            "  --threads N   threads per rank (default: $OPENBLAS_NUM_THREADS, else 1); the same numbers for any N\n"
             "  --quiet       no start-up lines or summaries on stderr\n\n"
             "Keys: those of pathens eval --help ([model], [data], [run], [pathways], [importance]);\n"
             "docs/sweeps.md.\n\n"
