@@ -180,3 +180,39 @@ char *plan_to_json(const plan *p, const char *source) {
     cJSON_Delete(o);
     return s;
 }
+
+/* ---- a plan judged against chance ------------------------------------------------------------ */
+
+void plan_paired_add(plan_paired *p, double a, double b, double w) {
+    double d = a - b;
+    p->sa += a, p->sb += b, p->sw += w;
+    p->saa += a * a, p->sbb += b * b, p->sdd += d * d;
+    p->saw += a * w, p->sbw += b * w, p->sdw += d * w, p->sww += w * w;
+    p->units++;
+}
+
+/* standard error of the ratio Σx/Σw with units as clusters: sqrt(n/(n-1) Σ(x - r w)²) / Σw */
+static double plan_ratio_se(double sx, double sxx, double sxw, double sw, double sww, int64_t n) {
+    if (n < 2 || !(sw > 0)) return NAN;
+    double r = sx / sw, ss = sxx - 2.0 * r * sxw + r * r * sww;
+    if (ss < 0) ss = 0; /* rounding */
+    return sqrt((double)n / (double)(n - 1) * ss) / sw;
+}
+
+void plan_paired_finish(const plan_paired *p, plan_vs_chance *o) {
+    memset(o, 0, sizeof *o);
+    o->units     = p->units;
+    o->value     = p->sw > 0 ? p->sa / p->sw : NAN;
+    o->chance    = p->sw > 0 ? p->sb / p->sw : NAN;
+    o->diff      = p->sw > 0 ? (p->sa - p->sb) / p->sw : NAN;
+    o->value_se  = plan_ratio_se(p->sa, p->saa, p->saw, p->sw, p->sww, p->units);
+    o->chance_se = plan_ratio_se(p->sb, p->sbb, p->sbw, p->sw, p->sww, p->units);
+    o->diff_se   = plan_ratio_se(p->sa - p->sb, p->sdd, p->sdw, p->sw, p->sww, p->units);
+    o->diff_lo   = o->diff - 1.959963984540054 * o->diff_se;
+    o->diff_hi   = o->diff + 1.959963984540054 * o->diff_se;
+    o->verdict   = o->diff_hi < 0 ? PLAN_BEAT_CHANCE : o->diff_lo > 0 ? PLAN_LOST_TO_CHANCE : PLAN_INDISTINGUISHABLE;
+}
+
+const char *plan_verdict_name(int v) {
+    return v == PLAN_BEAT_CHANCE ? "beat chance" : v == PLAN_LOST_TO_CHANCE ? "lost to chance" : "indistinguishable from chance";
+}
