@@ -48,3 +48,8 @@ void plan_paired_add(plan_paired *p, double a, double b, double w);
 /* lower is better (a loss): beat chance when the whole 95% interval of plan - chance is below 0 */
 void plan_paired_finish(const plan_paired *p, plan_vs_chance *out);
 const char *plan_verdict_name(int verdict); /* "beat chance", "lost to chance", "indistinguishable from chance" */
+/* The same from two per_example.msgpack buffers (ensemble.h) of evaluations of the same units: a_u, the
+ * mean member loss of the first (the plan: one member), b_u, that of the second (K random sub-models);
+ * w_u the unit's scored tokens (lm = 1) or 1 (images). Units must match one for one (exit 2 otherwise). */
+pe_status plan_compare_per_example(plan_vs_chance *out, const void *plan_pex, size_t plan_len, const void *chance_pex,
+                                   size_t chance_len, int lm, pe_err *err);

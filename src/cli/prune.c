@@ -2,7 +2,6 @@
  * importance statistics (docs/importance.md), and the quality-vs-attention-FLOPs frontier. */
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,91 +183,6 @@ static int eval_variant(const char *dir, const cJSON *cfg, const char *out, cons
     args[na++] = "--quiet";
     args[na++] = "--overwrite"; /* the plan file was just rewritten: its old evaluation is not this one */
     return cmd_eval(na, args);
-}
-
-/* per_example.msgpack of an evaluation: per unit its id, weight (scored tokens, or 1 per image) and the
- * mean of its members' losses (nats over the unit) */
-typedef struct {
-    int64_t *id;
-    double  *w, *loss;
-    int64_t  n;
-} unit_losses;
-
-static void unit_losses_free(unit_losses *u) {
-    free(u->id);
-    free(u->w);
-    free(u->loss);
-    memset(u, 0, sizeof *u);
-}
-
-static const msgpack_object *mp_get(const msgpack_object *o, const char *key) {
-    if (o->type != MSGPACK_OBJECT_MAP) return NULL;
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl && !memcmp(kv->key.via.str.ptr, key, kl))
-            return &kv->val;
-    }
-    return NULL;
-}
-
-static int mp_num(const msgpack_object *o, double *v) {
-    if (!o) return 0;
-    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) *v = o->via.f64;
-    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *v = (double)o->via.u64;
-    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = (double)o->via.i64;
-    else return 0;
-    return 1;
-}
-
-static pe_status read_unit_losses(unit_losses *u, const char *path, int lm, pe_err *err) {
-    memset(u, 0, sizeof *u);
-    char  *text = NULL;
-    size_t len = 0;
-    if (pe_read_file(path, &text, &len, err)) return err->code;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t    off = 0;
-    pe_status st  = PE_OK;
-    if (msgpack_unpack_next(&up, text, len, &off) != MSGPACK_UNPACK_SUCCESS || up.data.type != MSGPACK_OBJECT_ARRAY) {
-        st = pe_fail(err, PE_ERR_INPUT, "%s: not a per_example.msgpack array; rerun pathens prune --evaluate", path);
-        goto out;
-    }
-    uint32_t n = up.data.via.array.size;
-    u->id   = malloc(sizeof(int64_t) * (n ? n : 1));
-    u->w    = malloc(sizeof(double) * (n ? n : 1));
-    u->loss = malloc(sizeof(double) * (n ? n : 1));
-    if (!u->id || !u->w || !u->loss) {
-        st = pe_fail(err, PE_ERR_INTERNAL, "out of memory reading %s", path);
-        goto out;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object *e = &up.data.via.array.ptr[i], *ml = mp_get(e, "member_nll");
-        double id = 0, w = 1, s = 0;
-        if (!mp_num(mp_get(e, "unit"), &id) || (lm && !mp_num(mp_get(e, "tokens"), &w)) || !ml ||
-            ml->type != MSGPACK_OBJECT_ARRAY || ml->via.array.size == 0) {
-            st = pe_fail(err, PE_ERR_INPUT, "%s: entry %u lacks unit, tokens or member_nll; rerun pathens prune --evaluate",
-                         path, i);
-            goto out;
-        }
-        for (uint32_t k = 0; k < ml->via.array.size; k++) {
-            double v;
-            if (!mp_num(&ml->via.array.ptr[k], &v)) {
-                st = pe_fail(err, PE_ERR_INPUT, "%s: entry %u: member_nll[%u] is not a number", path, i, k);
-                goto out;
-            }
-            s += v;
-        }
-        u->id[i]   = (int64_t)id;
-        u->w[i]    = w;
-        u->loss[i] = s / ml->via.array.size;
-    }
-    u->n = n;
-out:
-    msgpack_unpacked_destroy(&up);
-    free(text);
-    if (st) unit_losses_free(u);
-    return st;
 }
 
 static int is_random_scheme(const char *s) {
@@ -490,39 +404,22 @@ int cmd_prune(int argc, char **argv) {
             rc = fail(&err);
             break;
         }
-        unit_losses up, uc;
-        char pxp[4400];
-        snprintf(pxp, sizeof pxp, "%s/per_example.msgpack", out);
-        int lm = !strcmp(metric, "nll_per_token");
-        if (read_unit_losses(&up, pxp, lm, &err)) {
-            cJSON_Delete(cr);
-            rc = fail(&err);
-            break;
-        }
-        snprintf(pxp, sizeof pxp, "%s/per_example.msgpack", cout);
-        if (read_unit_losses(&uc, pxp, lm, &err)) {
-            unit_losses_free(&up);
-            cJSON_Delete(cr);
-            rc = fail(&err);
-            break;
-        }
-        plan_paired acc = {0};
-        int mismatch = up.n != uc.n;
-        for (int64_t u = 0; !mismatch && u < up.n; u++) {
-            mismatch = up.id[u] != uc.id[u] || up.w[u] != uc.w[u];
-            if (up.w[u] > 0) plan_paired_add(&acc, up.loss[u], uc.loss[u], up.w[u]);
-        }
-        unit_losses_free(&up);
-        unit_losses_free(&uc);
-        if (mismatch) {
-            cJSON_Delete(cr);
-            pe_fail(&err, PE_ERR_INTERNAL, "%s and %s/per_example.msgpack hold different units: the plan and the chance "
-                    "baseline must be evaluated on the same data", out, cout);
-            rc = fail(&err);
-            break;
-        }
+        char   pxp[4400], cxp[4400];
+        char  *pbuf = NULL, *cbuf = NULL;
+        size_t plen = 0, clen = 0;
         plan_vs_chance vs;
-        plan_paired_finish(&acc, &vs);
+        snprintf(pxp, sizeof pxp, "%s/per_example.msgpack", out);
+        snprintf(cxp, sizeof cxp, "%s/per_example.msgpack", cout);
+        pe_status cst = pe_read_file(pxp, &pbuf, &plen, &err);
+        if (!cst) cst = pe_read_file(cxp, &cbuf, &clen, &err);
+        if (!cst) cst = plan_compare_per_example(&vs, pbuf, plen, cbuf, clen, !strcmp(metric, "nll_per_token"), &err);
+        free(pbuf);
+        free(cbuf);
+        if (cst) {
+            cJSON_Delete(cr);
+            rc = fail(&err);
+            break;
+        }
         double fr_sum = 0.0;
         const cJSON *cm;
         cJSON_ArrayForEach(cm, cms) fr_sum += jnum(cm, "kept_fraction");
