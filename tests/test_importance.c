@@ -347,7 +347,7 @@ static void test_design(void **state) {
     assert_int_equal(pw_sample_init(&s, 8, &err), PE_OK);
     for (int causal = 0; causal <= 1; causal++) {
         imp_design_init(&d, 2, 2, 4, causal, 10, 5, 1);
-        imp_drop dr = {&d, imp_design_band_component(&d, 1, 2)};
+        imp_drop dr = {&d, imp_design_band_component(&d, 1, 2), 0, 0, 0, 0};
         assert_int_equal(imp_drop_draw(&dr, &s, 0, 0, 1, 0, 8, causal), 0); /* another layer: untouched */
         assert_int_equal(imp_drop_draw(&dr, &s, 0, 1, 1, 0, 8, causal), 1);
         uint8_t mask[64];
@@ -362,6 +362,18 @@ static void test_design(void **state) {
         assert_int_equal(s.kind, PW_SAMPLE_NONE);
         assert_int_equal(imp_drop_draw(&dr, &s, 0, 0, 0, 0, 8, causal), 0);
     }
+    /* the drop hook walks the design once per (member, unit) and answers every (layer, head) of that unit from it:
+     * the same component as imp_design_component, whatever order the units and members come in */
+    imp_design_init(&d, 5, 8, 9, 1, 300, 150, 1234);
+    imp_drop dd = {&d, -1, 0, 0, 0, 0};
+    for (int rep = 0; rep < 2; rep++)
+        for (int64_t u0 = 0; u0 < 300; u0 += 7)
+            for (int m = 0; m < d.M_h; m++) {
+                int64_t u = rep ? 299 - u0 : u0;
+                int     c = imp_design_component(&d, m, u);
+                for (int h = 0; h < 40; h++)
+                    assert_int_equal(imp_drop_draw(&dd, &s, m, h / 8, h % 8, u, 8, 1), h == c);
+            }
     pw_sample_free(&s);
     /* Spearman: ties get average ranks; NaN pairs are left out */
     double a[6] = {1, 2, 3, 4, 5, NAN}, b[6] = {10, 20, 30, 40, 50, 1}, c[5] = {5, 4, 3, 2, 1}, e[4] = {1, 1, 2, 3};
