@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # cli_prune.sh: importance in results.json and importance.csv, `pathens prune` plans within their
-# budgets, `scheme = plan` evaluation, frontier.json; bad plans refused; importance.csv has empty
-# cells (never nan) for missing values; printed paths have dir/.. collapsed; usage errors exit 1.
+# budgets, `scheme = plan` evaluation, frontier.json with each plan's chance baseline (random sub-models at
+# its FLOPs, paired unit by unit, the verdict printed); a run without head importance refused; the eval
+# summary's heads only when distinguishable from 0 ("none distinguishable" for a ViT whose heads change
+# nothing); bad plans refused; importance.csv has empty cells (never nan) for missing values; printed
+# paths have dir/.. collapsed; usage errors exit 1.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
 source "$PATHENS_SRC/tests/lib.sh"
