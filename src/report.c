@@ -1748,7 +1748,7 @@ static void sec_frontier(rep *r, const cJSON *fr) {
     plot_errbar(&p, dx, dlo, dhi, C_DENSE);
     plot_marker(&p, dx, dy, MK_SQUARE, C_DENSE, 1, 4.5);
     char cl[96];
-    snprintf(cl, sizeof cl, "chance: %d %s sub-models", ck, cscheme ? cscheme : "random");
+    snprintf(cl, sizeof cl, "chance (%d %s)", ck, cscheme ? cscheme : "random"); /* fits the legend column */
     legend_item lg[4] = {{LG_LINE_MARK, C_ENS, "plans (95% CI bars)", MK_CIRCLE}, {LG_MARK, C_DENSE, "dense model", MK_SQUARE}};
     int         nl = 2;
     if (nc) lg[nl++] = (legend_item){LG_LINE_MARK, C_MEAN, cl, MK_DIAMOND};

@@ -134,7 +134,7 @@ f = json.load(open(d + "/frontier.json"))
 page = html.unescape(open(d + "/report.html").read())
 svg = page[page.index('data-plot="frontier"'):]
 svg = svg[:svg.index("</svg>")]
-assert len(f["chance"]) == 2 and "chance: 4 local sub-models" in svg, "legend names the chance baseline"
+assert len(f["chance"]) == 2 and "chance (4 local)" in svg, "legend names the chance baseline"
 assert svg.count("#d9711c") >= 1 + 2 * 2, "an orange line, two bars and two diamonds"
 cap = re.search(r"<figcaption>NLL \(nats/token\) against the attention FLOPs[^<]*<? 0[^<]*", page).group(0)
 s = lambda v: ("%+.4f" % v).replace("-", "\u2212")
