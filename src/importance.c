@@ -260,9 +260,13 @@ int imp_design_component(const imp_design *d, int m, int64_t u) {
 }
 
 int imp_drop_draw(const void *ctx, pw_sample *s, int member, int layer, int head, int64_t seq_id, int n, int causal) {
-    const imp_drop   *dr = ctx;
+    imp_drop         *dr = (imp_drop *)ctx; /* the cache below: the object is the caller's, never const */
     const imp_design *d  = dr->d;
-    int c = dr->fixed >= 0 ? dr->fixed : imp_design_component(d, member, seq_id);
+    if (dr->fixed < 0 && !(dr->c_valid && dr->c_member == member && dr->c_seq == seq_id)) {
+        dr->c_comp = imp_design_component(d, member, seq_id); /* a Fisher-Yates walk: once per (member, unit) */
+        dr->c_member = member, dr->c_seq = seq_id, dr->c_valid = 1;
+    }
+    int c = dr->fixed >= 0 ? dr->fixed : dr->c_comp;
     if (c < 0) return 0;
     s->n = n, s->causal = causal, s->n_windows = 0;
     if (c < d->C_h) {

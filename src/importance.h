@@ -89,6 +89,10 @@ int  imp_design_band_component(const imp_design *d, int layer, int band);
 typedef struct {
     const imp_design *d;
     int               fixed; /* >= 0: every unit drops this component (an ablation); -1: the design */
+    /* the design's component of the last (member, unit) asked for: every (layer, head) of a unit asks for the
+     * same one; zero-initialise (valid = 0) and leave to imp_drop_draw */
+    int               c_valid, c_member, c_comp;
+    int64_t           c_seq;
 } imp_drop;
 int imp_drop_draw(const void *ctx, pw_sample *s, int member, int layer, int head, int64_t seq_id, int n, int causal);
 

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
+#include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,4 +180,148 @@ char *plan_to_json(const plan *p, const char *source) {
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;
+}
+
+/* ---- a plan judged against chance ------------------------------------------------------------ */
+
+void plan_paired_add(plan_paired *p, double a, double b, double w) {
+    double d = a - b;
+    p->sa += a, p->sb += b, p->sw += w;
+    p->saa += a * a, p->sbb += b * b, p->sdd += d * d;
+    p->saw += a * w, p->sbw += b * w, p->sdw += d * w, p->sww += w * w;
+    p->units++;
+}
+
+/* standard error of the ratio Σx/Σw with units as clusters: sqrt(n/(n-1) Σ(x - r w)²) / Σw */
+static double plan_ratio_se(double sx, double sxx, double sxw, double sw, double sww, int64_t n) {
+    if (n < 2 || !(sw > 0)) return NAN;
+    double r = sx / sw, ss = sxx - 2.0 * r * sxw + r * r * sww;
+    if (ss < 0) ss = 0; /* rounding */
+    return sqrt((double)n / (double)(n - 1) * ss) / sw;
+}
+
+void plan_paired_finish(const plan_paired *p, plan_vs_chance *o) {
+    memset(o, 0, sizeof *o);
+    o->units     = p->units;
+    o->value     = p->sw > 0 ? p->sa / p->sw : NAN;
+    o->chance    = p->sw > 0 ? p->sb / p->sw : NAN;
+    o->diff      = p->sw > 0 ? (p->sa - p->sb) / p->sw : NAN;
+    o->value_se  = plan_ratio_se(p->sa, p->saa, p->saw, p->sw, p->sww, p->units);
+    o->chance_se = plan_ratio_se(p->sb, p->sbb, p->sbw, p->sw, p->sww, p->units);
+    o->diff_se   = plan_ratio_se(p->sa - p->sb, p->sdd, p->sdw, p->sw, p->sww, p->units);
+    o->diff_lo   = o->diff - 1.959963984540054 * o->diff_se;
+    o->diff_hi   = o->diff + 1.959963984540054 * o->diff_se;
+    o->verdict   = o->diff_hi < 0 ? PLAN_BEAT_CHANCE : o->diff_lo > 0 ? PLAN_LOST_TO_CHANCE : PLAN_INDISTINGUISHABLE;
+}
+
+const char *plan_verdict_name(int v) {
+    return v == PLAN_BEAT_CHANCE ? "beat chance" : v == PLAN_LOST_TO_CHANCE ? "lost to chance" : "indistinguishable from chance";
+}
+
+/* per unit of a per_example.msgpack buffer: its id, weight (scored tokens, or 1 per image) and the mean of its
+ * members' losses (nats over the unit) */
+typedef struct {
+    int64_t *id;
+    double  *w, *loss;
+    int64_t  n;
+} plan_units;
+
+static void plan_units_free(plan_units *u) {
+    free(u->id);
+    free(u->w);
+    free(u->loss);
+    memset(u, 0, sizeof *u);
+}
+
+static const msgpack_object *plan_mp_get(const msgpack_object *o, const char *key) {
+    if (o->type != MSGPACK_OBJECT_MAP) return NULL;
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl && !memcmp(kv->key.via.str.ptr, key, kl))
+            return &kv->val;
+    }
+    return NULL;
+}
+
+static int plan_mp_num(const msgpack_object *o, double *v) {
+    if (!o) return 0;
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) *v = o->via.f64;
+    else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *v = (double)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) *v = (double)o->via.i64;
+    else return 0;
+    return isfinite(*v);
+}
+
+static pe_status plan_units_read(plan_units *u, const void *buf, size_t len, int lm, const char *what, pe_err *err) {
+    memset(u, 0, sizeof *u);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t    off = 0;
+    pe_status st  = PE_OK;
+    if (!buf || msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || up.data.type != MSGPACK_OBJECT_ARRAY) {
+        st = pe_fail(err, PE_ERR_INPUT, "%s per_example.msgpack: not an array of units; rerun pathens prune --evaluate", what);
+        goto out;
+    }
+    uint32_t n = up.data.via.array.size;
+    u->id   = malloc(sizeof(int64_t) * (n ? n : 1));
+    u->w    = malloc(sizeof(double) * (n ? n : 1));
+    u->loss = malloc(sizeof(double) * (n ? n : 1));
+    if (!u->id || !u->w || !u->loss) {
+        st = pe_fail(err, PE_ERR_INTERNAL, "out of memory reading the %s per_example.msgpack", what);
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *e = &up.data.via.array.ptr[i], *ml = plan_mp_get(e, "member_nll");
+        double id = 0, w = 1, s = 0;
+        if (!plan_mp_num(plan_mp_get(e, "unit"), &id) || (lm && !plan_mp_num(plan_mp_get(e, "tokens"), &w)) || !ml ||
+            ml->type != MSGPACK_OBJECT_ARRAY || ml->via.array.size == 0) {
+            st = pe_fail(err, PE_ERR_INPUT, "%s per_example.msgpack: entry %u lacks unit, tokens or member_nll; rerun "
+                         "pathens prune --evaluate", what, i);
+            goto out;
+        }
+        for (uint32_t k = 0; k < ml->via.array.size; k++) {
+            double v;
+            if (!plan_mp_num(&ml->via.array.ptr[k], &v)) {
+                st = pe_fail(err, PE_ERR_INPUT, "%s per_example.msgpack: entry %u: member_nll[%u] is not a finite number",
+                             what, i, k);
+                goto out;
+            }
+            s += v;
+        }
+        u->id[i]   = (int64_t)id;
+        u->w[i]    = w;
+        u->loss[i] = s / ml->via.array.size;
+    }
+    u->n = n;
+out:
+    msgpack_unpacked_destroy(&up);
+    if (st) plan_units_free(u);
+    return st;
+}
+
+pe_status plan_compare_per_example(plan_vs_chance *out, const void *plan_pex, size_t plan_len, const void *chance_pex,
+                                   size_t chance_len, int lm, pe_err *err) {
+    memset(out, 0, sizeof *out);
+    plan_units a, b;
+    if (plan_units_read(&a, plan_pex, plan_len, lm, "the plan's", err)) return err->code;
+    if (plan_units_read(&b, chance_pex, chance_len, lm, "the chance baseline's", err)) {
+        plan_units_free(&a);
+        return err->code;
+    }
+    plan_paired acc = {0};
+    int mismatch = a.n != b.n;
+    for (int64_t u = 0; !mismatch && u < a.n; u++) {
+        mismatch = a.id[u] != b.id[u] || a.w[u] != b.w[u];
+        if (a.w[u] > 0) plan_paired_add(&acc, a.loss[u], b.loss[u], a.w[u]);
+    }
+    int64_t na = a.n, nb = b.n;
+    plan_units_free(&a);
+    plan_units_free(&b);
+    if (mismatch)
+        return pe_fail(err, PE_ERR_INPUT, "the plan (%lld units) and the chance baseline (%lld units) were evaluated on "
+                       "different units: they must share the data; rerun pathens prune --evaluate", (long long)na,
+                       (long long)nb);
+    plan_paired_finish(&acc, out);
+    return PE_OK;
 }

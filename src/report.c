@@ -1077,6 +1077,10 @@ typedef struct {
     /* sampled vs ablation (NaN: none): heads [L*H] then (layer, band) pairs [L*nb] */
     double *ag_s, *ag_lo, *ag_hi, *ag_a;
     const char *unit;
+    /* uniform attention (every allowed key equally) on T positions: mass by band [nb], mean distance; uni = NULL:
+     * no length known */
+    double *uni, uni_md;
+    int     uni_T, uni_causal;
 } imp_data;
 
 static void imp_free(imp_data *d) {
@@ -1086,6 +1090,34 @@ static void imp_free(imp_data *d) {
     free(d->has_att);
     free(d->lay_d);
     free(d->ag_s);
+    free(d->uni);
+}
+
+/* the attention profile of a head that attends equally to every allowed key, on sequences of T positions:
+ * causal, query i spreads 1/(i+1) over distances 0..i, averaged over the queries i = 0..T-1 (the dense statistics
+ * average over queries too): mass(band) = (1/T) sum_i |band & [0, i]| / (i+1), mean distance (T-1)/4;
+ * bidirectional, every (i, j) pair weighs 1/T^2: mass(band) = sum_{d in band} (d ? 2 (T-d) : T) / T^2, mean distance
+ * (T^2-1)/(3T) */
+static void uniform_reference(imp_data *d, int T, int causal) {
+    if (T < 1 || T > (1 << 20) || d->nb < 1) return;
+    d->uni = calloc((size_t)d->nb, sizeof(double));
+    if (!d->uni) return;
+    d->uni_T = T, d->uni_causal = causal;
+    for (int b = 0; b < d->nb; b++) {
+        double lo = d->lo[b], hi = b == d->nb - 1 ? INFINITY : d->hi[b], m = 0.0; /* the last band takes the rest */
+        if (causal) {
+            for (int i = 0; i < T; i++) {
+                double top = hi < i ? hi : i, cnt = top >= lo ? top - lo + 1 : 0;
+                m += cnt / (i + 1.0);
+            }
+            m /= T;
+        } else {
+            for (int dd = (int)lo; dd < T && dd <= hi; dd++) m += dd ? 2.0 * (T - dd) : T;
+            m /= (double)T * T;
+        }
+        d->uni[b] = m;
+    }
+    d->uni_md = causal ? (T - 1) / 4.0 : ((double)T * T - 1) / (3.0 * T);
 }
 
 /* parse and check results.json "importance" (schema: docs/report.md); 0 = ok */
@@ -1434,10 +1466,16 @@ static void sec_distance(rep *r, const imp_data *d) {
             if (isfinite(d->mass[(size_t)c * nb + b]) && d->mass[(size_t)c * nb + b] > mmax) mmax = d->mass[(size_t)c * nb + b];
         if (isfinite(d->mdist[c]) && d->mdist[c] > dmax) dmax = d->mdist[c];
     }
+    for (int b = 0; d->uni && b < nb; b++)
+        if (d->uni[b] > mmax) mmax = d->uni[b];
+    if (d->uni && d->uni_md > dmax) dmax = d->uni_md;
     /* head colours, shared by every panel */
     sb_put(&r->b, "<div class=\"legend\">");
     for (int h = 0; h < H; h++)
         sb_printf(&r->b, "<span><i style=\"background:%s\"></i>head %d</span> ", PALETTE[h % NPALETTE], h);
+    if (d->uni)
+        sb_put(&r->b, "<span><i style=\"background:repeating-linear-gradient(90deg,#222 0 4px,transparent 4px 7px)\">"
+                      "</i>uniform attention (reference)</span>");
     sb_put(&r->b, "</div>\n<figure>\n<div class=\"panels\">\n");
     /* tick labels rotate when they would not fit side by side */
     double pw = 440, ml = 64, mr = 14, lw = 0;
@@ -1479,12 +1517,27 @@ static void sec_distance(rep *r, const imp_data *d) {
             plot_polyline(&p, x, y, nb, PALETTE[h % NPALETTE], 1.6, h >= NPALETTE ? "5 3" : NULL);
             for (int b = 0; b < nb; b++) plot_marker(&p, x[b], y[b], MK_CIRCLE, PALETTE[h % NPALETTE], 1, 2);
         }
+        if (d->uni) plot_polyline(&p, x, d->uni, nb, "#222222", 1.4, "4 3");
         svg_close(p.b);
     }
     sb_put(&r->b, "</div>\n");
-    caption(r, "Fraction of each head's attention mass on keys at distance |i\xe2\x88\x92j| in each band (labels: the "
-               "band's distance range), one panel per layer, one line per head (colours above); mass at 0 is the "
-               "query attending to itself.");
+    char ucap[700] = "";
+    if (d->uni && d->uni_causal)
+        snprintf(ucap, sizeof ucap, " Dashed black: the uniform-attention reference, a head that attends equally to every "
+                 "allowed key; causal, so query i spreads 1/(i+1) over distances 0..i and the curve is the mean over "
+                 "the queries i = 0..T" MINUS "1 of a sequence of T = %d %s (the run's mean length: scored tokens per "
+                 "unit + 1; it depends on T: shorter sequences put more of it at short distances). A head above it at "
+                 "short distances is local.", d->uni_T, pos);
+    else if (d->uni)
+        snprintf(ucap, sizeof ucap, " Dashed black: the uniform-attention reference, a head that attends equally to all "
+                 "T = %d %s (bidirectional: band mass = its share of the T" TIMES "T pairs). A head above it at short "
+                 "distances is local.", d->uni_T, pos);
+    char dcap[1000];
+    snprintf(dcap, sizeof dcap, "Fraction of each head's attention mass (0 to 1, averaged over the queries of the "
+             "dense model) on keys at distance |i" MINUS "j| in each band (labels: the band's distance range in %s), "
+             "one panel per layer, one line per head (colours above); mass at 0 is the query attending to itself.%s",
+             pos, ucap);
+    caption(r, dcap);
     /* mean attention distance per head */
     sb_put(&r->b, "<figure>\n");
     plot p;
@@ -1512,6 +1565,7 @@ static void sec_distance(rep *r, const imp_data *d) {
         }
         if (n) svg_line(p.b, PX(&p, l - 0.4), PY(&p, s / n), PX(&p, l + 0.4), PY(&p, s / n), "#222", 2, NULL);
     }
+    if (d->uni) svg_line(p.b, PX(&p, -0.5), PY(&p, d->uni_md), PX(&p, L - 0.5), PY(&p, d->uni_md), "#222222", 1.2, "4 3");
     for (int h = 0; h < nleg; h++) {
         char t[32];
         if (h == 23 && H > 24) snprintf(t, sizeof t, "heads 23" NDASH "%d", H - 1); /* colours repeat */
@@ -1520,8 +1574,15 @@ static void sec_distance(rep *r, const imp_data *d) {
         svg_legend(p.b, p.R + 16, p.T + 10 + 20.0 * h, &it, 1);
     }
     svg_close(p.b);
-    caption(r, "Mean attention distance |i\xe2\x88\x92j| of each head (dots, head colours as above), grouped by layer; "
-               "black bar: the layer's mean over heads. Small values: local heads; large: heads that look far back.");
+    char mcap[500];
+    snprintf(mcap, sizeof mcap, "Mean attention distance |i" MINUS "j| (%s, averaged over queries) of each head (dots, "
+             "head colours as above), grouped by layer; black bar: the layer's mean over heads. Small values: local "
+             "heads; large: heads that look far back.%s", pos, "");
+    if (d->uni)
+        snprintf(mcap + strlen(mcap), sizeof mcap - strlen(mcap), " Dashed line: uniform attention, %s %s (%s, T = %d).",
+                 F(r, d->uni_md, 2), pos, d->uni_causal ? "causal: (T" MINUS "1)/4" : "bidirectional: (T" TIMES "T" MINUS "1)/(3T)",
+                 d->uni_T);
+    caption(r, mcap);
     free(x);
 }
 
@@ -1534,6 +1595,22 @@ static void sec_importance(rep *r, const cJSON *root) {
     if (r->failed) {
         imp_free(&d);
         return;
+    }
+    if (ok) { /* the length of the uniform reference: the run's mean sequence (LM), the patches (+ CLS) of an image */
+        const cJSON *arch = jget(jget(root, "model"), "architecture"), *dense = jget(root, "dense");
+        const cJSON *cz = jget(arch, "causal"), *hk = jget(arch, "head");
+        double T = NAN;
+        if (r->is_lm) {
+            const cJSON *tk = jget(dense, "tokens"), *un = jget(dense, "units");
+            if (cJSON_IsNumber(tk) && cJSON_IsNumber(un) && un->valuedouble > 0) T = round(tk->valuedouble / un->valuedouble) + 1;
+        } else {
+            const cJSON *is = jget(arch, "image_size"), *ps = jget(arch, "patch_size");
+            if (cJSON_IsNumber(is) && cJSON_IsNumber(ps) && ps->valuedouble > 0) {
+                double per = floor(is->valuedouble / ps->valuedouble);
+                T = per * per + (cJSON_IsString(hk) && !strcmp(hk->valuestring, "cls_token") ? 1 : 0);
+            }
+        }
+        if (isfinite(T)) uniform_reference(&d, (int)T, cJSON_IsBool(cz) ? cJSON_IsTrue(cz) : r->is_lm);
     }
     section(r, "importance", "3. Head importance (layer " TIMES " head)");
     if (ok) sec_heatmap(r, &d);
@@ -1556,6 +1633,17 @@ static void metric_label(const char *metric, char *out, size_t n) {
     else snprintf(out, n, "%s", metric);
 }
 
+static void sort_points(double *x, double *y, double *lo, double *hi, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && x[j] < x[j - 1]; j--) {
+            double t;
+            t = x[j], x[j] = x[j - 1], x[j - 1] = t;
+            t = y[j], y[j] = y[j - 1], y[j - 1] = t;
+            t = lo[j], lo[j] = lo[j - 1], lo[j - 1] = t;
+            t = hi[j], hi[j] = hi[j - 1], hi[j - 1] = t;
+        }
+}
+
 static void sec_frontier(rep *r, const cJSON *fr) {
     section(r, "frontier", "5. Quality vs attention FLOPs");
     if (!fr) {
@@ -1565,20 +1653,25 @@ static void sec_frontier(rep *r, const cJSON *fr) {
     }
     const char  *f = r->ffile, *metric = jstr(fr, "metric");
     const cJSON *dense = jobj(r, f, fr, "", "dense", 1), *plans = jarr(r, f, fr, "", "plans", 1);
-    const cJSON *samples = jarr(r, f, fr, "", "samples", 0);
+    const cJSON *samples = jarr(r, f, fr, "", "samples", 0), *chance = jarr(r, f, fr, "", "chance", 0);
     if (!r->failed && !metric) jfail(r, f, "", "metric", "is missing or not a string");
     if (r->failed) return;
-    int     np = cJSON_GetArraySize(plans), ns = cJSON_GetArraySize(samples);
-    double *px = calloc((size_t)(np * 4 + ns * 2 + 1), sizeof(double));
+    int     np = cJSON_GetArraySize(plans), ns = cJSON_GetArraySize(samples), nc = cJSON_GetArraySize(chance);
+    double *px = calloc((size_t)(np * 4 + ns * 2 + nc * 4 + 1), sizeof(double));
     if (!px) {
         r->b.oom = 1;
         return;
     }
     double *py = px + np, *plo = py + np, *phi = plo + np, *sx = phi + np, *sy = sx + ns;
+    double *cx = sy + ns, *cy = cx + nc, *clo = cy + nc, *chi = clo + nc;
     double  xmax = 1, ylo = NAN, yhi = NAN;
     double  dx = jnum(r, f, dense, "dense", "flops_fraction", 1), dy = jnum(r, f, dense, "dense", "value", 1), dlo, dhi;
     jci(r, f, dense, "dense", "ci95", 0, &dlo, &dhi);
     mm_add(&ylo, &yhi, dy), mm_add(&ylo, &yhi, dlo), mm_add(&ylo, &yhi, dhi);
+    /* the verdicts of plan - chance, in the plans' order, for the caption */
+    char verd[900] = "";
+    size_t vl = 0;
+    int    beat = 0, lost = 0, same = 0;
     for (int i = 0; i < np; i++) {
         char path[32];
         snprintf(path, sizeof path, "plans[%d]", i);
@@ -1588,6 +1681,22 @@ static void sec_frontier(rep *r, const cJSON *fr) {
         jci(r, f, o, path, "ci95", 0, &plo[i], &phi[i]);
         mm_add(&ylo, &yhi, py[i]), mm_add(&ylo, &yhi, plo[i]), mm_add(&ylo, &yhi, phi[i]);
         if (px[i] > xmax) xmax = px[i];
+        const cJSON *md = jobj(r, f, o, path, "minus_chance", 0);
+        if (md && !r->failed) {
+            char mp[64];
+            snprintf(mp, sizeof mp, "%s.minus_chance", path);
+            double m = jnum(r, f, md, mp, "mean", 1), lo, hi;
+            jci(r, f, md, mp, "ci95", 0, &lo, &hi);
+            const char *v = jstr(md, "verdict");
+            if (r->failed) break;
+            int w = v && !strcmp(v, "beat chance") ? 1 : v && !strcmp(v, "lost to chance") ? 2 : 0;
+            beat += w == 1, lost += w == 2, same += w == 0;
+            if (vl < sizeof verd - 160)
+                vl += (size_t)snprintf(verd + vl, sizeof verd - vl, "%sbudget %g: plan " MINUS " chance %s [%s, %s] (%s)",
+                                       vl ? "; " : "", jnum(r, f, o, path, "budget", 1), S(r, m, 4), S(r, lo, 4),
+                                       S(r, hi, 4), w == 1 ? "beat chance" : w == 2 ? "lost to chance"
+                                                                             : "indistinguishable");
+        }
     }
     for (int i = 0; i < ns; i++) {
         char path[32];
@@ -1598,19 +1707,25 @@ static void sec_frontier(rep *r, const cJSON *fr) {
         mm_add(&ylo, &yhi, sy[i]);
         if (sx[i] > xmax) xmax = sx[i];
     }
+    const char *cscheme = NULL;
+    int         ck = 0;
+    for (int i = 0; i < nc; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "chance[%d]", i);
+        const cJSON *o = cJSON_GetArrayItem(chance, i);
+        cx[i] = jnum(r, f, o, path, "flops_fraction", 1);
+        cy[i] = jnum(r, f, o, path, "value", 1);
+        jci(r, f, o, path, "ci95", 0, &clo[i], &chi[i]);
+        if (!cscheme) cscheme = jstr(o, "scheme"), ck = (int)jnum(r, f, o, path, "members", 0);
+        mm_add(&ylo, &yhi, cy[i]), mm_add(&ylo, &yhi, clo[i]), mm_add(&ylo, &yhi, chi[i]);
+        if (cx[i] > xmax) xmax = cx[i];
+    }
     if (r->failed) {
         free(px);
         return;
     }
-    /* plans joined in order of cost */
-    for (int i = 1; i < np; i++)
-        for (int j = i; j > 0 && px[j] < px[j - 1]; j--) {
-            double t;
-            t = px[j], px[j] = px[j - 1], px[j - 1] = t;
-            t = py[j], py[j] = py[j - 1], py[j - 1] = t;
-            t = plo[j], plo[j] = plo[j - 1], plo[j - 1] = t;
-            t = phi[j], phi[j] = phi[j - 1], phi[j - 1] = t;
-        }
+    sort_points(px, py, plo, phi, np); /* each curve joined in order of cost */
+    sort_points(cx, cy, clo, chi, nc);
     char yl[64];
     metric_label(metric, yl, sizeof yl);
     sb_put(&r->b, "<figure>\n");
@@ -1620,6 +1735,11 @@ static void sec_frontier(rep *r, const cJSON *fr) {
     plot_yrange(&p, ylo, yhi, 6);
     plot_axes(&p, "attention FLOPs (fraction of dense)", yl, 40);
     for (int i = 0; i < ns; i++) plot_marker(&p, sx[i], sy[i], MK_TRIANGLE, "#8c8c8c", 0, 4.5);
+    plot_polyline(&p, cx, cy, nc, C_MEAN, 2, NULL);
+    for (int i = 0; i < nc; i++) {
+        plot_errbar(&p, cx[i], clo[i], chi[i], C_MEAN);
+        plot_marker(&p, cx[i], cy[i], MK_DIAMOND, C_MEAN, 1, 4.5);
+    }
     plot_polyline(&p, px, py, np, C_ENS, 2, NULL);
     for (int i = 0; i < np; i++) {
         plot_errbar(&p, px[i], plo[i], phi[i], C_ENS);
@@ -1627,16 +1747,31 @@ static void sec_frontier(rep *r, const cJSON *fr) {
     }
     plot_errbar(&p, dx, dlo, dhi, C_DENSE);
     plot_marker(&p, dx, dy, MK_SQUARE, C_DENSE, 1, 4.5);
-    legend_item lg[] = {{LG_LINE_MARK, C_ENS, "plans (95% CI bars)", MK_CIRCLE},
-                        {LG_MARK, C_DENSE, "dense model", MK_SQUARE},
-                        {LG_MARK_OPEN, "#8c8c8c", "random pathway samples", MK_TRIANGLE}};
-    svg_legend(p.b, p.R + 18, p.T + 14, lg, 3);
+    char cl[96];
+    snprintf(cl, sizeof cl, "chance (%d %s)", ck, cscheme ? cscheme : "random"); /* fits the legend column */
+    legend_item lg[4] = {{LG_LINE_MARK, C_ENS, "plans (95% CI bars)", MK_CIRCLE}, {LG_MARK, C_DENSE, "dense model", MK_SQUARE}};
+    int         nl = 2;
+    if (nc) lg[nl++] = (legend_item){LG_LINE_MARK, C_MEAN, cl, MK_DIAMOND};
+    if (ns) lg[nl++] = (legend_item){LG_MARK_OPEN, "#8c8c8c", "random pathway samples", MK_TRIANGLE};
+    svg_legend(p.b, p.R + 18, p.T + 14, lg, nl);
     svg_close(p.b);
-    char cap[400];
-    snprintf(cap, sizeof cap,
-             "%s against the attention FLOPs spent, as a fraction of the dense model's (1 = dense): %d pathway plans "
-             "(joined, 95%% interval bars), the dense model and %d single random pathway samples.",
-             yl, np, ns);
+    char cap[1800];
+    int  k = snprintf(cap, sizeof cap,
+                      "%s against the attention FLOPs spent, as a fraction of the dense model's (1 = dense; measured on "
+                      "the data): %d pathway plans (joined, 95%% interval bars), the dense model and %d single random "
+                      "pathway samples (the run's members).",
+                      yl, np, ns);
+    if (nc)
+        snprintf(cap + k, sizeof cap - (size_t)k,
+                 " Orange: the chance baseline of each plan, the mean of %d random %s sub-models at the ratio of the "
+                 "plan's FLOPs fraction, with the 95%% interval over the units. Plan " MINUS " chance, paired unit by "
+                 "unit (%s; < 0: the plan is better), 95%% interval: %s. The importance plan beat chance at %d of %d "
+                 "budgets, lost to it at %d, indistinguishable at %d.",
+                 ck, cscheme ? cscheme : "random", yl, verd[0] ? verd : "none recorded", beat, beat + lost + same, lost,
+                 same);
+    else
+        snprintf(cap + k, sizeof cap - (size_t)k, " No chance baseline in frontier.json (pathens prune --evaluate with "
+                 "--chance-members 0, or an older pathens): nothing says whether the plans beat random sub-models.");
     caption(r, cap);
     sb_put(&r->b, "</section>\n");
     free(px);

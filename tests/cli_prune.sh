@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # cli_prune.sh: importance in results.json and importance.csv, `pathens prune` plans within their
-# budgets, `scheme = plan` evaluation, frontier.json; bad plans refused; importance.csv has empty
-# cells (never nan) for missing values; printed paths have dir/.. collapsed; usage errors exit 1.
+# budgets, `scheme = plan` evaluation, frontier.json with each plan's chance baseline (random sub-models at
+# its FLOPs, paired unit by unit, the verdict printed); a run without head importance refused; the eval
+# summary's heads only when distinguishable from 0 ("none distinguishable" for a ViT whose heads change
+# nothing); bad plans refused; importance.csv has empty cells (never nan) for missing values; printed
+# paths have dir/.. collapsed; usage errors exit 1.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
 source "$PATHENS_SRC/tests/lib.sh"
 need_data stories260K.bin tok512.bin tinystories_val.txt
+need_fashion
 T="$PATHENS_TEST_TMP/cli_prune"; rm -rf "$T"; mkdir -p "$T"
 fails=0
 ok()  { echo "ok   $*"; }
@@ -71,6 +75,77 @@ v=$(json "$T/run/frontier.json" "len(d['plans']) == 2 and d['dense']['flops_frac
 [ "$v" = True ] && ok "frontier.json: 2 plans, dense, 8 samples" || bad "frontier.json"
 v=$(json "$T/run/plan_0.6/results.json" "d['config']['pathways']['scheme'] == 'plan' and len(d['members']) == 1 and d['members'][0]['kept_fraction'] < 0.7")
 [ "$v" = True ] && ok "plan evaluated as one static member" || bad "plan run"
+# judged against chance: 4 head-drop sub-models (the run's scheme) at ratio 1 / the plan's measured FLOPs, paired
+/usr/bin/python3 - "$T/run" "$T/prune.err" <<'PY2' && ok "frontier.json: a chance curve at the plans' FLOPs, plan - chance paired, the verdict printed" || bad "chance baseline"
+import json, math, re, sys
+d, err = sys.argv[1], open(sys.argv[2]).read()
+f = json.load(open(d + "/frontier.json"))
+assert len(f["chance"]) == 2 and [c["budget"] for c in f["chance"]] == [0.3, 0.6], f.get("chance")
+for p, c in zip(f["plans"], f["chance"]):
+    assert c["scheme"] == "head-drop" and c["members"] == 4 and len(c["member_values"]) == 4
+    assert math.isclose(c["ratio"], 1 / p["flops_fraction"], rel_tol=1e-12), (c["ratio"], p["flops_fraction"])
+    cr = json.load(open("%s/%s/results.json" % (d, c["run"])))
+    pw = cr["config"]["pathways"]
+    assert pw["scheme"] == "head-drop" and pw["keep"] == 0 and math.isclose(pw["ratio"], c["ratio"], rel_tol=1e-12)
+    assert len(cr["members"]) == 4 and cr["dense"] == json.load(open(d + "/results.json"))["dense"], "same units"
+    # the chance value is the members' mean (nats over the same tokens), the paired mean is plan - chance
+    assert math.isclose(c["value"], cr["member_mean"]["nll_per_token"], rel_tol=1e-12)
+    assert math.isclose(c["flops_fraction"], sum(m["kept_fraction"] for m in cr["members"]) / 4, rel_tol=1e-12)
+    m = p["minus_chance"]
+    assert math.isclose(m["mean"], p["value"] - c["value"], rel_tol=1e-9, abs_tol=1e-12) and m["units"] == 24
+    lo, hi = m["ci95"]
+    assert lo < m["mean"] < hi
+    want = "beat chance" if hi < 0 else "lost to chance" if lo > 0 else "indistinguishable from chance"
+    assert m["verdict"] == want, (m, want)
+    line = [l for l in err.splitlines() if l.startswith("  budget %g: plan %.4f at %.3f" % (p["budget"], p["value"], p["flops_fraction"]))]
+    assert len(line) == 1, err
+    assert "chance %.4f at %.3f (4 head-drop sub-models" % (c["value"], c["flops_fraction"]) in line[0], line[0]
+    tail = {"beat chance": "importance plan beat chance by %.4f [%.4f, %.4f]" % (-m["mean"], -hi, -lo),
+            "lost to chance": "importance plan did not beat chance: it is worse by %.4f [%.4f, %.4f]" % (m["mean"], lo, hi),
+            "indistinguishable from chance": "indistinguishable from chance: plan - chance %+.4f [%+.4f, %+.4f]" % (m["mean"], lo, hi)}[want]
+    assert line[0].endswith(tail), (line[0], tail)
+PY2
+"$PATHENS" prune "$T/run" --budget 0.3 --evaluate --chance-members 0 --quiet 2>"$T/err"; rc=$?
+v=$(json "$T/run/frontier.json" "'chance' not in d and 'minus_chance' not in d['plans'][0]")
+[ $rc = 0 ] && [ "$v" = True ] && [ ! -s "$T/err" ] && ok "--chance-members 0: no chance baseline" || bad "--chance-members 0: $rc $v $(cat "$T/err")"
+"$PATHENS" prune "$T/run" --budget 0.3 --chance-scheme dense 2>"$T/err"; rc=$?
+[ $rc = 1 ] && grep -q "'dense'" "$T/err" && ok "--chance-scheme dense: usage error" || bad "--chance-scheme dense: $rc $(cat "$T/err")"
+# a run without any head importance (members only): a plan would keep nothing; refused, naming the fix
+"$PATHENS" prune "$T/nodrop" --budget 0.5 2>"$T/err"; rc=$?
+[ $rc = 2 ] && grep -q "no head has an importance estimate.*importance.units" "$T/err" && [ ! -e "$T/nodrop/plan_0.5.json" ] \
+    && ok "prune of a run without importance: exit 2, no plan written" || bad "prune without importance: $rc $(cat "$T/err")"
+
+# the summary lists only heads whose 95% interval lies above 0, ranked, with the interval
+/usr/bin/python3 - "$T/run/results.json" "$T/eval.err" <<'PY2' && ok "summary: only distinguishable heads, ranked by estimate, with their intervals" || bad "summary heads"
+import json, re, sys
+heads = json.load(open(sys.argv[1]))["importance"]["heads"]
+err = open(sys.argv[2]).read()
+pos = sorted((h for h in heads if h["ablation"]["ci95"][0] > 0), key=lambda h: -h["ablation"]["delta"])
+assert 0 < len(pos) < 40, len(pos)  # some heads of stories260K are not distinguishable on 24 documents
+assert "most important heads (%d of 40 distinguishable from 0 at 24 units" % len(pos) in err, err
+got = re.findall(r"^    layer (\d+) head (\d+): ([-+]\S+) \[([-+]\S+), ([-+]\S+)\]$", err, re.M)
+want = [(str(h["layer"]), str(h["head"]), "%+.4f" % h["ablation"]["delta"], "%+.4f" % h["ablation"]["ci95"][0],
+         "%+.4f" % h["ablation"]["ci95"][1]) for h in pos[:5]]
+assert got == want, (got, want)
+PY2
+# a model whose heads can change nothing (every attention output projection zero): none distinguishable
+"$PATHENS_TEST_WRITER" vit "$T/vit0" --seed 3 >/dev/null || bad "mkmodel vit"
+/usr/bin/python3 - "$T/vit0/model.safetensors" <<'PY2' || bad "zeroing attn.wo"
+import json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+for k, t in h.items():
+    if k.endswith("attn.wo.weight"):
+        s, e = t["data_offsets"]
+        b[8 + n + s:8 + n + e] = bytes(e - s)
+open(sys.argv[1], "wb").write(b)
+PY2
+printf '[model]\npath = vit0/model.safetensors\ntokenizer = none\n[data]\npath = %s/t10k-images-idx3-ubyte.gz\nlimit = 40\n[run]\nout = vit0run\n[importance]\nablation = 1\n' \
+    "$PATHENS_FASHION_DIR" >"$T/vit0.ini"
+"$PATHENS" eval "$T/vit0.ini" 2>"$T/vit0.err"; rc=$?
+[ $rc = 0 ] && grep -q "^  most important heads: none distinguishable at 40 units" "$T/vit0.err" && ! grep -q "^    layer" "$T/vit0.err" \
+    && ok "zero-effect heads: 'none distinguishable at 40 units'" || bad "zero-effect heads ($rc): $(grep -A2 'most important' "$T/vit0.err")"
 
 # bad plans
 "$PATHENS" eval "$cfg" --quiet --set data.limit=5 --set pathways.scheme=plan --set run.out="$T/bad1" 2>"$T/err"; rc=$?

@@ -98,6 +98,20 @@ grep -q "$v" "$T/run/report.html" && ok "table shows ensemble - dense $v" || bad
 grep -q "members = 4" "$T/run/report.html" && grep -q "scheme = local" "$T/run/report.html" && ok "header shows the pathways config" || bad "pathways config missing from the header"
 check_render "$T/run/report.html" "$T/shot.png" "real run"
 check_layout "$T/run/report.html" "real run"
+# the uniform-attention reference: one dashed curve per layer panel; the captions name T (the run's mean length)
+$PY - "$T/run" <<'PY2' && ok "distance plots: the uniform-attention reference at T = the run's mean length, causal formula" || bad "uniform reference"
+import html, json, re, sys
+d = sys.argv[1]
+r = json.load(open(d + "/results.json"))
+T = round(r["dense"]["tokens"] / r["dense"]["units"]) + 1
+page = html.unescape(open(d + "/report.html").read())
+L = r["importance"]["n_layers"]
+panels = re.findall(r'data-plot="distance-profile".*?</svg>', page, re.S)
+assert len(panels) == L and all('stroke="#222222"' in p and 'stroke-dasharray="4 3"' in p for p in panels), "a dashed reference per layer"
+assert "uniform attention (reference)" in page
+assert "of a sequence of T = %d tokens (the run's mean length" % T in page, T
+assert "Dashed line: uniform attention, %.2f tokens (causal: (T\u2212" % ((T - 1) / 4) in page, (T - 1) / 4
+PY2
 # the title: run name (run.out's folder) and model, not the checkpoint's file name alone
 grep -q "<title>run (model stories260K.bin) (pathens report)</title>" "$T/run/report.html" \
     && grep -q "<h1>pathens report: run (model stories260K.bin)</h1>" "$T/run/report.html" \
@@ -112,6 +126,25 @@ if "$PATHENS" prune "$T/runp" --budget 0.25 --budget 0.5 --evaluate --quiet >"$T
     expect_rc 0 "report with frontier.json" "$PATHENS" report "$T/runp" --quiet
     check_report "$T/runp" "run with a real frontier.json" curve histogram frontier
     check_layout "$T/runp/report.html" "run with a real frontier.json"
+    # each plan's chance baseline drawn (orange diamonds) and plan - chance per budget in the caption
+    $PY - "$T/runp" <<'PY2' && ok "frontier: the chance curve and plan - chance of frontier.json in the caption" || bad "frontier chance"
+import html, json, re, sys
+d = sys.argv[1]
+f = json.load(open(d + "/frontier.json"))
+page = html.unescape(open(d + "/report.html").read())
+svg = page[page.index('data-plot="frontier"'):]
+svg = svg[:svg.index("</svg>")]
+assert len(f["chance"]) == 2 and "chance (4 local)" in svg, "legend names the chance baseline"
+assert svg.count("#d9711c") >= 1 + 2 * 2, "an orange line, two bars and two diamonds"
+cap = re.search(r"<figcaption>NLL \(nats/token\) against the attention FLOPs[^<]*<? 0[^<]*", page).group(0)
+s = lambda v: ("%+.4f" % v).replace("-", "\u2212")
+for p in f["plans"]:
+    m = p["minus_chance"]
+    want = "budget %g: plan \u2212 chance %s [%s, %s]" % (p["budget"], s(m["mean"]), s(m["ci95"][0]), s(m["ci95"][1]))
+    assert want in cap, (want, cap)
+n = sum(p["minus_chance"]["verdict"] == "beat chance" for p in f["plans"])
+assert "The importance plan beat chance at %d of 2 budgets" % n in cap, cap
+PY2
 else
     bad "pathens prune --evaluate gave no frontier.json: $(tail -3 "$T/prune.txt")"
 fi
@@ -131,6 +164,9 @@ printf '[model]\npath = vit/model.safetensors\ntokenizer = none\n[data]\npath = 
 "$PATHENS" eval "$T/vit.ini" --quiet || bad "ViT eval"
 expect_rc 0 "report on a classifier run" "$PATHENS" report "$T/vitrun" --quiet
 check_report "$T/vitrun" "classifier" curve histogram
+v=$($PY -c "n = 17; print('%.2f' % ((n * n - 1) / (3 * n)))")
+grep -q "Dashed line: uniform attention, $v positions (bidirectional" "$T/vitrun/report.html" \
+    && ok "classifier: uniform reference over the 16 patches + CLS, (T^2-1)/(3T) = $v" || bad "classifier: uniform reference $v missing"
 grep -q 'accuracy (fraction correct)' "$T/vitrun/report.html" && grep -q 'nats/image' "$T/vitrun/report.html" \
     && ok "classifier: accuracy and NLL per image plotted" || bad "classifier axes"
 grep -q "<title>vitrun (model vit/model.safetensors) (pathens report)</title>" "$T/vitrun/report.html" \

@@ -19,6 +19,7 @@
 #include "ensemble.h"
 #include "importance.h"
 #include "model.h"
+#include "plan.h"
 
 #define V 8      /* symbols */
 #define TT 16    /* positions */
@@ -346,7 +347,7 @@ static void test_design(void **state) {
     assert_int_equal(pw_sample_init(&s, 8, &err), PE_OK);
     for (int causal = 0; causal <= 1; causal++) {
         imp_design_init(&d, 2, 2, 4, causal, 10, 5, 1);
-        imp_drop dr = {&d, imp_design_band_component(&d, 1, 2)};
+        imp_drop dr = {&d, imp_design_band_component(&d, 1, 2), 0, 0, 0, 0};
         assert_int_equal(imp_drop_draw(&dr, &s, 0, 0, 1, 0, 8, causal), 0); /* another layer: untouched */
         assert_int_equal(imp_drop_draw(&dr, &s, 0, 1, 1, 0, 8, causal), 1);
         uint8_t mask[64];
@@ -361,6 +362,18 @@ static void test_design(void **state) {
         assert_int_equal(s.kind, PW_SAMPLE_NONE);
         assert_int_equal(imp_drop_draw(&dr, &s, 0, 0, 0, 0, 8, causal), 0);
     }
+    /* the drop hook walks the design once per (member, unit) and answers every (layer, head) of that unit from it:
+     * the same component as imp_design_component, whatever order the units and members come in */
+    imp_design_init(&d, 5, 8, 9, 1, 300, 150, 1234);
+    imp_drop dd = {&d, -1, 0, 0, 0, 0};
+    for (int rep = 0; rep < 2; rep++)
+        for (int64_t u0 = 0; u0 < 300; u0 += 7)
+            for (int m = 0; m < d.M_h; m++) {
+                int64_t u = rep ? 299 - u0 : u0;
+                int     c = imp_design_component(&d, m, u);
+                for (int h = 0; h < 40; h++)
+                    assert_int_equal(imp_drop_draw(&dd, &s, m, h / 8, h % 8, u, 8, 1), h == c);
+            }
     pw_sample_free(&s);
     /* Spearman: ties get average ranks; NaN pairs are left out */
     double a[6] = {1, 2, 3, 4, 5, NAN}, b[6] = {10, 20, 30, 40, 50, 1}, c[5] = {5, 4, 3, 2, 1}, e[4] = {1, 1, 2, 3};
@@ -372,6 +385,85 @@ static void test_design(void **state) {
     assert_true(isnan(imp_spearman(a, b, 2, &n)));
 }
 
+/* one evaluation of the planted model under pc (K members, per-unit values kept); the kept fraction of
+ * the attention connections averaged over the members */
+static double planted_eval(ens_lm_result *r, const model *m, const text_dataset *d, const pw_config *pc) {
+    pe_err       err = {0};
+    ens_options  o   = {ENS_COMBINE_PROB, 16, 1, 0, 0, 0};
+    assert_int_equal(ens_eval_text(r, m, d, pc, &o, &err), PE_OK);
+    int64_t kept = 0, all = 0;
+    for (size_t i = 0; i < (size_t)r->K * r->L * NH; i++) kept += r->kept[i], all += r->allowed[i]; /* one layer */
+    return (double)kept / (double)all;
+}
+
+/* pathens prune --evaluate's chance baseline on the planted model: a plan that keeps the signal head (2) with
+ * a window of 2 keys beats unbiased random sub-models at its attention FLOPs; a plan built from a wrong ranking
+ * (the three noise heads, whole) loses to them; the paired arithmetic of plan_paired on known numbers */
+static void test_plan_against_chance(void **state) {
+    (void)state;
+    /* the estimator: 3 units, weights 1, 2, 1 */
+    plan_paired acc = {0};
+    plan_paired_add(&acc, 1.0, 2.0, 1.0);
+    plan_paired_add(&acc, 2.0, 4.5, 2.0);
+    plan_paired_add(&acc, 1.5, 2.0, 1.0);
+    plan_vs_chance v;
+    plan_paired_finish(&acc, &v);
+    assert_true(fabs(v.value - 4.5 / 4) < 1e-15 && fabs(v.chance - 8.5 / 4) < 1e-15 && fabs(v.diff + 1.0) < 1e-15);
+    /* d = -1, -2.5, -0.5; r = -1: residuals 0, -0.5, 0.5 -> se = sqrt(3/2 * 0.5) / 4 */
+    assert_true(fabs(v.diff_se - sqrt(1.5 * 0.5) / 4) < 1e-15);
+    assert_int_equal(v.verdict, v.diff_hi < 0 ? PLAN_BEAT_CHANCE : PLAN_INDISTINGUISHABLE);
+
+    const char *dir = tu_tmp_dir("planted_chance");
+    build_planted_model(dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    pe_err    err = {0};
+    ckpt_file ck;
+    model     m;
+    assert_int_equal(ckpt_open(&ck, path, "auto", NULL, &err), PE_OK);
+    assert_int_equal(model_init(&m, &ck, &err), PE_OK);
+    text_dataset d;
+    build_dataset(&d);
+    uint8_t   keep_good[NH] = {0, 0, 1, 0}, keep_bad[NH] = {1, 1, 0, 1};
+    int       win_good[NH] = {0, 0, 2, 0}, win_bad[NH] = {0, 0, 0, 0};
+    for (int which = 0; which < 2; which++) {
+        pw_config pc = {0};
+        pc.scheme = PW_SCHEME_PLAN; pc.ratio = 1.0; pc.lambda = INFINITY; pc.members = 1; pc.seed = 7;
+        pc.granularity = PW_GRAN_HEAD; pc.n_heads = NH;
+        pc.head_keep = which ? keep_bad : keep_good;
+        pc.head_window = which ? win_bad : win_good;
+        ens_lm_result rp, rc;
+        double fplan = planted_eval(&rp, &m, &d, &pc);
+        pw_config cc = {0};
+        cc.scheme = PW_SCHEME_UNBIASED; cc.ratio = 1.0 / fplan; cc.lambda = INFINITY; cc.members = 4; cc.seed = 7;
+        cc.granularity = PW_GRAN_HEAD;
+        double fch = planted_eval(&rc, &m, &d, &cc);
+        size_t pl = 0, cl = 0;
+        const void *pb = ens_per_example_data(rp.per_example, &pl), *cb = ens_per_example_data(rc.per_example, &cl);
+        assert_int_equal(plan_compare_per_example(&v, pb, pl, cb, cl, 1, &err), PE_OK);
+        printf("  plan keeping %s: NLL %.4f at %.3f of dense attention FLOPs; 4 unbiased sub-models (ratio %.2f) %.4f "
+               "at %.3f; plan - chance %+.4f [%+.4f, %+.4f] (%lld units): %s\n",
+               which ? "heads 0, 1, 3" : "head 2 (window 2)", v.value, fplan, cc.ratio, v.chance, fch, v.diff,
+               v.diff_lo, v.diff_hi, (long long)v.units, plan_verdict_name(v.verdict));
+        assert_int_equal(v.units, NDOC);
+        assert_true(fabs(v.value - eval_lm_nll(&rp.member[0])) < 1e-12); /* the same numbers as results.json's */
+        assert_true(fabs(v.chance - eval_lm_nll(&rc.member_mean)) < 1e-12);
+        /* ratio 1/f keeps about f, plus the diagonal a causal query always keeps (on 16 positions: most of it at
+         * ratio 17.6): chance never gets fewer FLOPs than the plan */
+        assert_true(fch > fplan - 0.02);
+        assert_int_equal(v.verdict, which ? PLAN_LOST_TO_CHANCE : PLAN_BEAT_CHANCE);
+        /* another set of units is refused */
+        if (!which) {
+            assert_int_equal(plan_compare_per_example(&v, pb, pl, cb, cl / 2, 1, &err), PE_ERR_INPUT);
+        }
+        ens_free_lm(&rp);
+        ens_free_lm(&rc);
+    }
+    data_free_text(&d);
+    model_free(&m);
+    ckpt_close(&ck);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_design),
@@ -379,6 +471,7 @@ int main(void) {
         cmocka_unit_test(test_zeroed_head),
         cmocka_unit_test(test_bands_and_slope),
         cmocka_unit_test(test_planted_head),
+        cmocka_unit_test(test_plan_against_chance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -480,6 +480,56 @@ int cmd_eval(int argc, char **argv) {
     return eval_run(&cfg, threads, quiet, overwrite);
 }
 
+/* the summary's head importance line: only heads whose 95% interval lies above 0 (removing them raises the loss
+ * distinguishably), ranked by the estimate, each with its interval; "none distinguishable" otherwise */
+static void print_heads(const cJSON *heads, const char *src, const char *unit, const cJSON *dense_units) {
+    enum { SHOW = 5 };
+    int    n = cJSON_GetArraySize(heads), n_est = 0, n_pos = 0, best[SHOW];
+    double units_lo = INFINITY, units_hi = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(heads, i), src);
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta"), *ci = cJSON_GetObjectItemCaseSensitive(o, "ci95");
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "units");
+        if (!cJSON_IsNumber(d)) continue;
+        n_est++;
+        double nu = cJSON_IsNumber(u) ? u->valuedouble : cJSON_IsNumber(dense_units) ? dense_units->valuedouble : NAN;
+        if (nu < units_lo) units_lo = nu;
+        if (nu > units_hi) units_hi = nu;
+        const cJSON *lo = cJSON_GetArrayItem(ci, 0);
+        if (!cJSON_IsNumber(lo) || !(lo->valuedouble > 0)) continue; /* interval touches 0 (or none: < 2 units) */
+        /* insert into the top SHOW by estimate (ties: the earlier head) */
+        int k = n_pos < SHOW ? n_pos : SHOW;
+        n_pos++;
+        while (k > 0) {
+            const cJSON *pb = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(heads, best[k - 1]), src);
+            if (cJSON_GetObjectItemCaseSensitive(pb, "delta")->valuedouble >= d->valuedouble) break;
+            if (k < SHOW) best[k] = best[k - 1];
+            k--;
+        }
+        if (k < SHOW) best[k] = i;
+    }
+    char units[64];
+    if (!(units_hi > 0)) snprintf(units, sizeof units, "? units");
+    else if (units_lo == units_hi) snprintf(units, sizeof units, "%.0f units", units_hi);
+    else snprintf(units, sizeof units, "%.0f-%.0f units", units_lo, units_hi);
+    const char *how = !strcmp(src, "ablation") ? "each head dropped alone on every unit"
+                                               : "drop-one passes: each head dropped on a sample of the units";
+    if (n_pos == 0) {
+        fprintf(stderr, "  most important heads: none distinguishable at %s (no head's 95%% interval of the loss "
+                "increase lies above 0; %s estimates, %s)\n", units, src, how);
+        return;
+    }
+    fprintf(stderr, "  most important heads (%d of %d distinguishable from 0 at %s: loss increase in %s when the head is "
+            "dropped, %s; 95%% CI):\n", n_pos, n_est, units, unit, how);
+    for (int r = 0; r < n_pos && r < SHOW; r++) {
+        const cJSON *h = cJSON_GetArrayItem(heads, best[r]), *o = cJSON_GetObjectItemCaseSensitive(h, src);
+        const cJSON *ci = cJSON_GetObjectItemCaseSensitive(o, "ci95");
+        fprintf(stderr, "    layer %d head %d: %+.4f [%+.4f, %+.4f]\n", cJSON_GetObjectItemCaseSensitive(h, "layer")->valueint,
+                cJSON_GetObjectItemCaseSensitive(h, "head")->valueint, cJSON_GetObjectItemCaseSensitive(o, "delta")->valuedouble,
+                cJSON_GetArrayItem(ci, 0)->valuedouble, cJSON_GetArrayItem(ci, 1)->valuedouble);
+    }
+}
+
 /* The closing summary of an evaluation (rank 0): headline numbers with intervals, the ensemble
  * ensemble - dense, the most important heads, and where the report is. Read back from results.json's tree. */
 static void print_summary(const cJSON *root, const char *report_path) {
@@ -521,28 +571,8 @@ static void print_summary(const cJSON *root, const char *report_path) {
             if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(h, field))) { src = field; break; }
         }
     }
-    if (src) {
-        int n = cJSON_GetArraySize(heads), used[4096] = {0};
-        if (n > 4096) n = 4096;
-        fprintf(stderr, "  most important heads (%s: increase of the loss when the head is dropped%s; ± standard error):\n",
-                src, !strcmp(src, "ablation") ? "" : " on a sample of the units");
-        for (int r = 0; r < 3 && r < n; r++) {
-            int best = -1;
-            double bd = -INFINITY, bs = 0;
-            for (int i = 0; i < n; i++) {
-                const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(heads, i), src);
-                const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "delta");
-                if (used[i] || !cJSON_IsNumber(d) || !(d->valuedouble > bd)) continue;
-                best = i; bd = d->valuedouble;
-                bs = cJSON_GetObjectItemCaseSensitive(o, "stderr")->valuedouble;
-            }
-            if (best < 0) break;
-            used[best] = 1;
-            const cJSON *h = cJSON_GetArrayItem(heads, best);
-            fprintf(stderr, "    layer %d head %d: %+.4f ± %.4f (standard error)\n", cJSON_GetObjectItemCaseSensitive(h, "layer")->valueint,
-                    cJSON_GetObjectItemCaseSensitive(h, "head")->valueint, bd, bs);
-        }
-    }
+    if (src) print_heads(heads, src, img ? "nats/image" : "nats/token",
+                         cJSON_GetObjectItemCaseSensitive(dense, img ? "examples" : "units"));
     /* sampled (drop-one) importance against the ablations, when both exist; else why there is none */
     const cJSON *imj = cJSON_GetObjectItemCaseSensitive(root, "importance");
     const cJSON *agh = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(imj, "agreement"), "heads");
