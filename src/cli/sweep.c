@@ -603,9 +603,11 @@ static double sweep_log_last(const char *log, const char *phase, const char *col
 /* a training point's figures for sweep.csv/json: K = 1 and 4 of the ensemble-size curve (with
  * intervals), the held-out validation of train.val_span, the last training loss, and the attention
  * FLOPs of one SSA step and one dense step (the last of each phase in train_log.csv: a step's own
- * count, the same however the run was interrupted). Every figure is a pure function of the
- * finished point (no timings). */
-static void sweep_train_figures(cJSON *row, const cJSON *r, const char *metric, const char *dir, double out[11]) {
+ * count, the same however the run was interrupted); then the training keys (train.json's config:
+ * scheme, ratio, steps, finetune_dense_steps, train seed), whether swept or not. Every figure is a
+ * pure function of the finished point (no timings). */
+static void sweep_train_figures(cJSON *row, const cJSON *r, const char *metric, const char *dir, double out[16],
+                                char scheme[32]) {
     char ci[64];
     snprintf(ci, sizeof ci, "%s_ci95", metric);
     const cJSON *curve = cJSON_GetObjectItemCaseSensitive(r, "curve");
@@ -633,6 +635,14 @@ static void sweep_train_figures(cJSON *row, const cJSON *r, const char *metric, 
     out[6] = val ? jget(val, "loss", NULL) : NAN;
     out[7] = val ? jget(val, "accuracy", NULL) : NAN;
     out[8] = tj ? jget(tj, "final_train_loss", NULL) : NAN;
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(tj, "config");
+    const cJSON *sch = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "pathways"), "scheme");
+    snprintf(scheme, 32, "%s", cJSON_IsString(sch) ? sch->valuestring : "");
+    out[11] = NAN; /* the scheme's column */
+    out[12] = jget(cJSON_GetObjectItemCaseSensitive(cfg, "pathways"), "ratio", NULL);
+    out[13] = jget(cJSON_GetObjectItemCaseSensitive(cfg, "train"), "steps", NULL);
+    out[14] = jget(cJSON_GetObjectItemCaseSensitive(cfg, "train"), "finetune_dense_steps", NULL);
+    out[15] = jget(cJSON_GetObjectItemCaseSensitive(cfg, "train"), "seed", NULL);
     cJSON_Delete(tj);
     char *log = NULL;
     snprintf(path, sizeof path, "%s/train/train_log.csv", dir);
@@ -641,10 +651,13 @@ static void sweep_train_figures(cJSON *row, const cJSON *r, const char *metric, 
     out[10] = log ? sweep_log_last(log, "dense", "att_flops") : NAN;
     free(log);
     cJSON *tr = cJSON_AddObjectToObject(row, "train");
+    cJSON_AddStringToObject(tr, "scheme", scheme);
     static const char *const names[] = {"val_loss", "val_accuracy", "train_loss", "att_flops_ssa_step",
-                                        "att_flops_dense_step"};
-    for (int i = 0; i < 5; i++)
-        cJSON_AddItemToObject(tr, names[i], isfinite(out[6 + i]) ? cJSON_CreateNumber(out[6 + i]) : cJSON_CreateNull());
+                                        "att_flops_dense_step", NULL, "ratio", "steps", "finetune_dense_steps"};
+    for (int i = 0; i < 9; i++)
+        if (names[i])
+            cJSON_AddItemToObject(tr, names[i], isfinite(out[6 + i]) ? cJSON_CreateNumber(out[6 + i]) : cJSON_CreateNull());
+    cJSON_AddItemToObject(tr, "seed", isfinite(out[15]) ? cJSON_CreateNumber(out[15]) : cJSON_CreateNull());
 }
 
 static int sweep_aggregate(const sweep_spec *sp, char *const *dirs, const char *base_out, pe_err *err) {
@@ -663,7 +676,7 @@ static int sweep_aggregate(const sweep_spec *sp, char *const *dirs, const char *
     fprintf(cf, ",metric,members,dense,dense_lo,dense_hi,member_mean,ensemble,ensemble_lo,ensemble_hi,"
                 "ensemble_minus_dense,ensemble_minus_dense_lo,ensemble_minus_dense_hi,kept_fraction%s\n",
             sp->train ? ",k1,k1_lo,k1_hi,k4,k4_lo,k4_hi,val_loss,val_accuracy,train_loss,att_flops_ssa_step,"
-                        "att_flops_dense_step" : "");
+                        "att_flops_dense_step,trained_scheme,trained_ratio,steps,finetune_dense_steps,train_seed" : "");
     int n_done = 0;
     for (long p = 0; p < np; p++) {
         const char *dir = dirs[p];
@@ -734,11 +747,14 @@ static int sweep_aggregate(const sweep_spec *sp, char *const *dirs, const char *
             if (isfinite(cells[c])) fprintf(cf, ",%.17g", cells[c]);
             else fputc(',', cf);
         if (sp->train) {
-            double tcells[11];
-            sweep_train_figures(row, r, metric, dir, tcells);
-            for (size_t c = 0; c < sizeof tcells / sizeof tcells[0]; c++)
-                if (isfinite(tcells[c])) fprintf(cf, ",%.17g", tcells[c]);
+            double tcells[16];
+            char   scheme[32];
+            sweep_train_figures(row, r, metric, dir, tcells, scheme);
+            for (size_t c = 0; c < sizeof tcells / sizeof tcells[0]; c++) {
+                if (c == 11) fprintf(cf, ",%s", scheme);
+                else if (isfinite(tcells[c])) fprintf(cf, ",%.17g", tcells[c]);
                 else fputc(',', cf);
+            }
         }
         fputc('\n', cf);
         cJSON_AddItemToArray(rows, row);
