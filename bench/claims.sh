@@ -35,8 +35,8 @@
 # Environment:
 #   CLAIMS_JOBS=2     points run at once locally (each one process, 1 BLAS thread)
 #   CLAIMS_SCALE=N    a scaled-down run that proves the pipeline: steps / N (at least 20),
-#                     CLAIMS_SEEDS seeds (default 2 when scaled), the first 500 test images / 60
-#                     test windows, into runs/claims-scale<N>/ (default 1: the full run)
+#                     CLAIMS_SEEDS seeds (default 2 when scaled), the first 200 test images / 30
+#                     test windows, validation on the last 1% of the training file (not 10%), into runs/claims-scale<N>/ (default 1: the full run)
 #   CLAIMS_SEEDS=3    seeds for dense training and the two chosen SSA configurations
 #   CLAIMS_SLURM=1    submit each grid with jobs/submit-sweep.sh instead (rerun this script once
 #                     the arrays are done: it then selects, submits the seed grids, and at the end
@@ -57,6 +57,8 @@ case $WHICH in both) SETS=(fashion shakespeare) ;; fashion|shakespeare) SETS=("$
 [ -x "$PATHENS" ] || { echo "bench/claims.sh: no pathens binary in $BUILD" >&2; exit 1; }
 FASHION=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 mkdir -p "$OUT"
+VAL_F=0.9:1 VAL_S=0.8:0.9 # held-out validation spans (scaled runs: the last 1%)
+[ "$SCALE" -gt 1 ] && VAL_F=0.99:1 VAL_S=0.89:0.9
 
 steps_of() { # the step budget of a dataset, scaled
     local s; case $1 in fashion) s=1000 ;; shakespeare) s=400 ;; esac
@@ -107,7 +109,7 @@ min_lr = 1e-5
 warmup = $((steps / 10))
 weight_decay = 0.05
 clip = 1
-val_span = 0.9:1
+val_span = $VAL_F
 log_every = $(( steps / 20 > 0 ? steps / 20 : 1 ))
 checkpoint_minutes = 2
 EOF
@@ -125,7 +127,7 @@ min_lr = 2e-5
 warmup = $((steps / 10))
 weight_decay = 0.05
 clip = 1
-val_span = 0.8:0.9
+val_span = $VAL_S
 log_every = $(( steps / 20 > 0 ? steps / 20 : 1 ))
 checkpoint_minutes = 2
 EOF
@@ -134,7 +136,7 @@ EOF
         if [ "$ds" = fashion ]; then
             echo "[eval.data]"
             echo "path = $FASHION/t10k-images-idx3-ubyte.gz"
-            [ "$SCALE" -gt 1 ] && echo "limit = 500"
+            [ "$SCALE" -gt 1 ] && echo "limit = 200"
             echo "[eval.run]"
             echo "batch = 64"
         else
@@ -146,7 +148,7 @@ mode = windows
 context = 128
 stride = 128
 EOF
-            [ "$SCALE" -gt 1 ] && echo "limit = 60"
+            [ "$SCALE" -gt 1 ] && echo "limit = 30"
             echo "[eval.run]"
             echo "batch = 16"
         fi

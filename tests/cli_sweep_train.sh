@@ -110,7 +110,8 @@ for _ in $(seq 600); do # wait for 3 log rows of the training (checkpointed on t
     sleep 0.05
 done
 kill -TERM $job; wait $job; rc=$?
-[ $rc = 75 ] && ok "SIGTERM mid-training: exit 75" || bad "SIGTERM mid-training: exit $rc (wanted 75): $(tail -3 "$T/sig.err")"
+[ $rc = 75 ] && grep -q "stopped by a signal during the training of .*; rerun the same command to resume it" "$T/sig.err" \
+    && ok "SIGTERM mid-training: exit 75, says how to resume" || bad "SIGTERM mid-training: exit $rc (wanted 75): $(tail -3 "$T/sig.err")"
 [ -n "$p1" ] && [ -f "$p1/train/checkpoint/LATEST" ] && [ ! -f "$p1/DONE" ] && [ ! -f "$p1/FAILED" ] && [ ! -f "$p1/train/model.safetensors" ] \
     && ok "the point holds a checkpoint and neither DONE nor FAILED, no model yet" || bad "after SIGTERM: $(ls "$p1" "$p1/train" 2>&1 | tr '\n' ' ')"
 "$PATHENS" sweep sw.ini --status >"$T/status.txt" 2>&1; src=$?

@@ -488,7 +488,10 @@ static int sweep_train_point(const pe_config *tc, const pe_config *ec, const cha
         pe_status st  = train_run(tc, &comm, 1, quiet || rank != 0, &sweep_stop, &err);
         if (rank == 0) {
             remove_marker(dir, "train.pid");
-            if (st) fprintf(stderr, "pathens: %s: %s\n", st == PE_ERR_CHECKPOINT ? "stopped" : "error", err.msg);
+            if (st == PE_ERR_CHECKPOINT)
+                fprintf(stderr, "pathens sweep: stopped by a signal during the training of %s (checkpoint in "
+                        "train/checkpoint); rerun the same command to resume it; exit 75\n", dir);
+            else if (st) fprintf(stderr, "pathens: error: %s\n", err.msg);
         }
 #ifdef PATHENS_WITH_MPI
         if (st && st != PE_ERR_CHECKPOINT && size > 1) dist_abort((int)st); /* one rank's error: none left waiting */
