@@ -233,7 +233,8 @@ for ds in sets:
     for p in sorted(pts, key=lambda p: (p["scheme"] != "dense", p["scheme"], p["ratio"], p["ft"], p["seed"])):
         ci = lambda k: "[" + ", ".join(fmt(p, conv(p, x)) for x in p[k + "_ci"]) + "]" if p.get(k + "_ci") else ""
         e = p["ensemble_minus_dense"]
-        detail.append(f"| {ds} | {label(p)} | {p['seed']:g} | {p['val_loss']:.4f} | {fmt(p, conv(p, p['dense']))} {ci('dense')} "
+        vl = f"{p['val_loss']:.4f}" if p["val_loss"] is not None else "-"
+        detail.append(f"| {ds} | {label(p)} | {p['seed']:g} | {vl} | {fmt(p, conv(p, p['dense']))} {ci('dense')} "
                       f"| {fmt(p, conv(p, p['k1'])) if p['k1'] is not None else '-'} "
                       f"| {fmt(p, conv(p, p['k4'])) if p['k4'] is not None else '-'} "
                       f"| {fmt(p, conv(p, p['ensemble'])) + ' ' + ci('ensemble') if p['ensemble'] is not None else '-'} "

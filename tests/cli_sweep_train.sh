@@ -171,7 +171,23 @@ assert 2.5 < ratio < 5, ratio  # local rho 4 over a causal 32-token window
 assert float(d["att_flops_dense_step"]) == float(s["att_flops_dense_step"])
 PY
 
-# 5. a rerun skips both points; --set eval.* changes the evaluation, hence the points' folders
+# 5. a point killed after its final checkpoint but before train.json: the rerun resumes at the last
+# step, runs no step, and still scores train.val_span (train.json's validation and the aggregate
+# are the uninterrupted run's)
+h=$(basename "$p1")
+rm -f "out/$h/train/train.json" "out/$h/DONE"
+"$PATHENS" sweep sw.ini --quiet --index 1 2>"$T/final.err" || bad "rerun after the final checkpoint failed: $(tail -3 "$T/final.err")"
+"$PATHENS" sweep sw.ini --aggregate 2>>"$T/final.err"
+$PY - "ref/$h/train/train.json" "out/$h/train/train.json" <<'PY' && ok "resumed at the final checkpoint: train.json's validation loss is the uninterrupted run's" || bad "validation after a resume at the last step: $(grep -A4 validation "out/$h/train/train.json")"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert b["resumed_at_step"] == b["steps"], b["resumed_at_step"]
+assert b["validation"]["loss"] == a["validation"]["loss"], (a["validation"], b["validation"])
+PY
+cut -d, -f1-24 ref/sweep.csv >"$T/a.csv"; cut -d, -f1-24 out/sweep.csv >"$T/b.csv"
+cmp -s "$T/a.csv" "$T/b.csv" && ok "and sweep.csv's evaluation and val_loss columns are the uninterrupted run's" || bad "sweep.csv after a resume at the last step: $(diff "$T/a.csv" "$T/b.csv" | head -3)"
+
+# 6. a rerun skips both points; --set eval.* changes the evaluation, hence the points' folders
 "$PATHENS" sweep sw.ini 2>"$T/again.err"; rc=$?
 [ $rc = 0 ] && [ "$(grep -c "done already" "$T/again.err")" = 2 ] && ok "a rerun skips the 2 finished points" || bad "rerun: exit $rc: $(cat "$T/again.err")"
 "$PATHENS" sweep sw.ini --status --set eval.data.limit=30 >"$T/st2.txt" 2>&1
