@@ -246,4 +246,5 @@ fi
 
 # 3. aggregate every grid, then the table
 for ini in "${PH1[@]}" "${PH2[@]}"; do "$PATHENS" sweep "$ini" --aggregate; done
-/usr/bin/python3 "$SRC/bench/claims_table.py" "$OUT" "${SETS[@]}" | tee "$OUT/claims.md"
+CLAIMS_CMD="$([ "$SCALE" -gt 1 ] && echo "CLAIMS_SCALE=$SCALE ")bench/claims.sh $BUILD $WHICH" \
+    /usr/bin/python3 "$SRC/bench/claims_table.py" "$OUT" "${SETS[@]}" | tee "$OUT/claims.md"

@@ -135,7 +135,7 @@ def spread(ps, k="dense"):
     return f"{fmt(ps[0], statistics.mean(v))} ± {fmt(ps[0], statistics.stdev(v))} ({len(v)} seeds)"
 
 
-CMD = "bench/claims.sh build"
+CMD = os.environ.get("CLAIMS_CMD", "bench/claims.sh build both")  # set by bench/claims.sh: the command that ran
 rows, detail = [], []
 for ds in sets:
     pts, grids = load(ds)
