@@ -667,6 +667,9 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
             goto done;
         }
     }
+    /* resumed from the final checkpoint (a run killed after it, before train.json): no step ran, so
+     * the final weights are scored on train.val_span here (train.json's validation was null) */
+    if (have_val && start >= cfg->tr_steps && (st = val_score(&val_loss, &val_acc, &vd, &p, comm, err))) goto done;
     if (rank == 0) {
         if ((st = save_model_dir(&p, cfg->run_out, err))) goto done;
         cJSON *j = cJSON_CreateObject();

@@ -9,6 +9,7 @@
  * values are appended. Every point's config is built once per command (the file paths made
  * canonical once per distinct path), so --status and --aggregate of 10,000 points take about a
  * second (docs/performance.md). */
+#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +26,7 @@
 #include "common.h"
 #include "config.h"
 #include "report.h"
+#include "train.h"
 #ifdef PATHENS_WITH_MPI
 #include "dist.h"
 #endif
@@ -40,10 +42,17 @@ typedef struct {
     int    n, cap;
 } sweep_entry;
 
+#define SWEEP_MAX_EVAL_KEYS 64
+
 typedef struct {
     char        path[4096];
     sweep_entry e[SWEEP_MAX_ENTRIES];
     int         n;
+    /* sweep.kind = train (docs/sweeps.md, "Training sweeps"): each point trains, then evaluates */
+    int         train;
+    char        dense_scheme[16];           /* sweep.dense_scheme: the self-ensemble of a dense-trained point */
+    sweep_entry ev[SWEEP_MAX_EVAL_KEYS];    /* [eval.<section>] keys (section without "eval."), one value each */
+    int         nev;
     pe_err     *err;
     pe_status   st;
 } sweep_spec;
@@ -82,9 +91,12 @@ static int sweep_push_value(sweep_spec *sp, sweep_entry *e, const char *v) {
 
 /* one key = value line; the same key again (an indented continuation line, which inih passes as
  * the key once more, or the key repeated) appends its values to the list */
+static int sweep_handler_special(sweep_spec *sp, const char *section, const char *name, const char *value);
+
 static int sweep_handler(void *user, const char *section, const char *name, const char *value) {
     sweep_spec *sp = user;
     if (sp->st) return 0;
+    if (!strcmp(section, "sweep") || !strncmp(section, "eval.", 5)) return sweep_handler_special(sp, section, name, value);
     sweep_entry *e = NULL;
     for (int i = 0; i < sp->n && !e; i++)
         if (!strcmp(sp->e[i].section, section) && !strcmp(sp->e[i].key, name)) e = &sp->e[i];
@@ -105,6 +117,110 @@ static int sweep_handler(void *user, const char *section, const char *name, cons
     if (!cont && e->n == 0) sweep_push_value(sp, e, "");
     free(copy);
     return sp->st ? 0 : 1;
+}
+
+/* [sweep] (kind, dense_scheme) and [eval.<section>] (the evaluation of a training sweep's points):
+ * one value each, never a grid axis */
+static int sweep_handler_special(sweep_spec *sp, const char *section, const char *name, const char *value) {
+    int is_sweep = !strcmp(section, "sweep");
+    if (strchr(value, ',')) {
+        sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: [%s] %s = '%s': a list is not allowed here; [sweep] and [eval.*] "
+                         "keys take one value for every point (grid axes go in the other sections)", sp->path, section,
+                         name, value);
+        return 0;
+    }
+    if (is_sweep) {
+        if (!strcmp(name, "kind")) {
+            if (strcmp(value, "eval") && strcmp(value, "train")) {
+                sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: [sweep] kind = '%s' is not allowed; choose one of: eval "
+                                 "(the points are evaluations), train (each point trains a model, then evaluates it)",
+                                 sp->path, value);
+                return 0;
+            }
+            sp->train = !strcmp(value, "train");
+        } else if (!strcmp(name, "dense_scheme")) {
+            static const char *const ok[] = {"unbiased", "local", "random-k", "window", "head-drop"};
+            int found = 0;
+            for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) found |= !strcmp(value, ok[i]);
+            if (!found) {
+                sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: [sweep] dense_scheme = '%s' is not allowed; choose a "
+                                 "sampling scheme: unbiased, local, random-k, window, head-drop", sp->path, value);
+                return 0;
+            }
+            snprintf(sp->dense_scheme, sizeof sp->dense_scheme, "%s", value);
+        } else {
+            sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: unknown key '%s' in section [sweep]; known keys: kind, "
+                             "dense_scheme", sp->path, name);
+            return 0;
+        }
+        return 1;
+    }
+    const char *sec = section + 5;
+    if (strcmp(sec, "model") && strcmp(sec, "data") && strcmp(sec, "run") && strcmp(sec, "pathways") &&
+        strcmp(sec, "importance")) {
+        sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: unknown section [%s]; the evaluation sections are [eval.model], "
+                         "[eval.data], [eval.run], [eval.pathways], [eval.importance]", sp->path, section);
+        return 0;
+    }
+    if ((!strcmp(sec, "model") && (!strcmp(name, "path") || !strcmp(name, "config"))) ||
+        (!strcmp(sec, "run") && !strcmp(name, "out"))) {
+        sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: [%s] %s cannot be set: a training sweep evaluates each point's "
+                         "own model (<point>/train/model.safetensors) into <point>/eval/; remove the key",
+                         sp->path, section, name);
+        return 0;
+    }
+    for (int i = 0; i < sp->nev; i++)
+        if (!strcmp(sp->ev[i].section, sec) && !strcmp(sp->ev[i].key, name)) {
+            sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: [%s] %s is given twice (or continued on another line): "
+                             "[eval.*] keys take one value for every point", sp->path, section, name);
+            return 0;
+        }
+    if (sp->nev == SWEEP_MAX_EVAL_KEYS) {
+        sp->st = pe_fail(sp->err, PE_ERR_INPUT, "%s: more than %d [eval.*] keys", sp->path, SWEEP_MAX_EVAL_KEYS);
+        return 0;
+    }
+    sweep_entry *e = &sp->ev[sp->nev++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->section, sizeof e->section, "%s", sec);
+    snprintf(e->key, sizeof e->key, "%s", name);
+    return sweep_push_value(sp, e, value);
+}
+
+/* the keys of a training sweep that only the evaluation reads: refused in the grid sections */
+static int sweep_eval_only_key(const char *section, const char *key) {
+    if (!strcmp(section, "importance")) return 1;
+    if (!strcmp(section, "run")) return strcmp(key, "out") != 0;
+    if (!strcmp(section, "pathways")) return !strcmp(key, "members") || !strcmp(key, "combine") || !strcmp(key, "plan");
+    return 0;
+}
+
+/* combinations a sweep file cannot mean: exit 2 naming the key */
+static pe_status sweep_check_kind(const sweep_spec *sp, pe_err *err) {
+    if (sp->train) {
+        int have_data = 0;
+        for (int i = 0; i < sp->nev; i++) have_data |= !strcmp(sp->ev[i].section, "data") && !strcmp(sp->ev[i].key, "path");
+        if (!have_data)
+            return pe_fail(err, PE_ERR_INPUT, "%s: [sweep] kind = train needs the test data each trained model is "
+                           "evaluated on: add [eval.data] path = FILE (and e.g. span, mode, context under [eval.data])",
+                           sp->path);
+        for (int i = 0; i < sp->n; i++)
+            if (sweep_eval_only_key(sp->e[i].section, sp->e[i].key))
+                return pe_fail(err, PE_ERR_INPUT, "%s: [%s] %s is an evaluation key, which training does not read: in a "
+                               "[sweep] kind = train sweep put it under [eval.%s] (one value for every point)", sp->path,
+                               sp->e[i].section, sp->e[i].key, sp->e[i].section);
+        return PE_OK;
+    }
+    if (sp->nev)
+        return pe_fail(err, PE_ERR_INPUT, "%s: [eval.%s] %s is for training sweeps: add [sweep] kind = train, or move "
+                       "the key to [%s]", sp->path, sp->ev[0].section, sp->ev[0].key, sp->ev[0].section);
+    if (sp->dense_scheme[0])
+        return pe_fail(err, PE_ERR_INPUT, "%s: [sweep] dense_scheme is for training sweeps: add [sweep] kind = train, "
+                       "or remove it", sp->path);
+    for (int i = 0; i < sp->n; i++)
+        if (!strcmp(sp->e[i].section, "train"))
+            return pe_fail(err, PE_ERR_INPUT, "%s: [train] %s has no effect in an evaluation sweep: add [sweep] kind = "
+                           "train to train a model per point, or remove it", sp->path, sp->e[i].key);
+    return PE_OK;
 }
 
 /* libinih cuts a line longer than SWEEP_MAX_LINE and reads the rest as another line: refuse it */
@@ -134,7 +250,11 @@ static void sweep_free(sweep_spec *sp) {
         for (int v = 0; v < sp->e[i].n; v++) free(sp->e[i].values[v]);
         free(sp->e[i].values);
     }
-    sp->n = 0;
+    for (int i = 0; i < sp->nev; i++) {
+        for (int v = 0; v < sp->ev[i].n; v++) free(sp->ev[i].values[v]);
+        free(sp->ev[i].values);
+    }
+    sp->n = sp->nev = 0;
 }
 
 /* the most points one sweep may have: every point is validated up front and gets a folder */
@@ -187,25 +307,10 @@ static void sweep_realpath_free(void) {
     sweep_rp_n = 0;
 }
 
-/* resolved config of point p; dir gets <out>/<hash> */
-static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, const sweep_spec *sp, long p, int argc,
-                                    char **argv, pe_err *err) {
-    cfg_init_defaults(c);
-    for (int j = 0; j < sp->n; j++) {
-        const sweep_entry *e = &sp->e[j];
-        pe_status st = cfg_apply_value(c, e->section, e->key, e->values[sweep_digit(sp, p, j)], sp->path, err);
-        if (st) return st;
-    }
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--set") && i + 1 < argc) {
-            pe_status st = cfg_apply_set(c, argv[++i], err);
-            if (st) return st;
-        }
-    char base[CFG_PATH_MAX];
-    snprintf(base, sizeof base, "%s", c->run_out);
-    /* the folder name hashes the config with every file path made canonical (realpath), so the
-     * same sweep spelled from another folder or with another path finds the same points */
-    pe_config canon = *c;
+/* the config as hashed: every file path made canonical (realpath), run.out empty */
+static char *sweep_canon_text(const pe_config *c) {
+    static pe_config canon;
+    canon = *c;
     char *paths[] = {canon.model_path, canon.model_tokenizer, canon.model_config, canon.data_path, canon.data_labels,
                      canon.pw_plan};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
@@ -218,13 +323,115 @@ static pe_status sweep_point_config(pe_config *c, char *dir, size_t dirlen, cons
     cJSON *j = cfg_to_json(&canon);
     char  *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
+    return t;
+}
+
+/* the evaluation of a training sweep's point (train: its resolved training config, run.out not yet
+ * set): [model] defaults with the training tokenizer; [data], [run], [importance] defaults; the
+ * point's own [pathways] (a dense-trained point: sweep.dense_scheme at the point's ratio); then the
+ * [eval.*] keys and --set eval.section.key=value; a scheme still dense evaluates densely only
+ * (members 0: dense members are all the dense model) */
+static pe_status sweep_eval_config(pe_config *ec, const pe_config *train, const sweep_spec *sp, int argc, char **argv,
+                                   pe_err *err) {
+    cfg_init_defaults(ec);
+    snprintf(ec->model_tokenizer, sizeof ec->model_tokenizer, "%s", train->model_tokenizer);
+    memcpy(ec->pw_scheme, train->pw_scheme, sizeof ec->pw_scheme);
+    ec->pw_ratio  = train->pw_ratio;
+    ec->pw_sigma  = train->pw_sigma;
+    ec->pw_lambda = train->pw_lambda;
+    ec->pw_keep   = train->pw_keep;
+    ec->pw_seed   = train->pw_seed;
+    memcpy(ec->pw_granularity, train->pw_granularity, sizeof ec->pw_granularity);
+    if (!strcmp(ec->pw_scheme, "dense") && sp->dense_scheme[0])
+        snprintf(ec->pw_scheme, sizeof ec->pw_scheme, "%s", sp->dense_scheme);
+    for (int j = 0; j < sp->nev; j++) {
+        pe_status st = cfg_apply_value(ec, sp->ev[j].section, sp->ev[j].key, sp->ev[j].values[0], sp->path, err);
+        if (st) return st;
+    }
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--set") && i + 1 < argc && !strncmp(argv[++i], "eval.", 5)) {
+            const char *a = argv[i] + 5;
+            if (!strncmp(a, "model.path=", 11) || !strncmp(a, "model.config=", 13) || !strncmp(a, "run.out=", 8))
+                return pe_fail(err, PE_ERR_USAGE, "--set %s: a training sweep evaluates each point's own model into "
+                               "<point>/eval/; this key cannot be set", argv[i]);
+            pe_status st = cfg_apply_set(ec, a, err);
+            if (st) return st;
+        }
+    if (!strcmp(ec->pw_scheme, "dense")) ec->pw_members = 0;
+    return PE_OK;
+}
+
+/* resolved config of point p; dir gets <out>/<hash>. A training sweep (sp->train): c is the training
+ * config (run.out <dir>/train) and ec the evaluation (model <dir>/train/model.safetensors, run.out
+ * <dir>/eval); the hash covers both. ec may be NULL otherwise. */
+static pe_status sweep_point_config(pe_config *c, pe_config *ec, char *dir, size_t dirlen, const sweep_spec *sp, long p,
+                                    int argc, char **argv, pe_err *err) {
+    cfg_init_defaults(c);
+    for (int j = 0; j < sp->n; j++) {
+        const sweep_entry *e = &sp->e[j];
+        pe_status st = cfg_apply_value(c, e->section, e->key, e->values[sweep_digit(sp, p, j)], sp->path, err);
+        if (st) return st;
+    }
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            if (sp->train && !strncmp(argv[i + 1], "eval.", 5)) { /* the evaluation's (sweep_eval_config) */
+                i++;
+                continue;
+            }
+            if (sp->train && strchr(argv[i + 1], '=') && strchr(argv[i + 1], '.') < strchr(argv[i + 1], '=')) {
+                char sec[64], key[64];
+                const char *a = argv[i + 1], *dot = strchr(a, '.'), *eq = strchr(a, '=');
+                snprintf(sec, sizeof sec, "%.*s", (int)(dot - a) < 63 ? (int)(dot - a) : 63, a);
+                snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1) < 63 ? (int)(eq - dot - 1) : 63, dot + 1);
+                if (sweep_eval_only_key(sec, key))
+                    return pe_fail(err, PE_ERR_USAGE, "--set %s: %s.%s is an evaluation key, which training does not "
+                                   "read: in a training sweep write --set eval.%s", a, sec, key, a);
+            }
+            pe_status st = cfg_apply_set(c, argv[++i], err);
+            if (st) return st;
+        }
+    if (sp->train) {
+        pe_status st = sweep_eval_config(ec, c, sp, argc, argv, err);
+        if (st) return st;
+    }
+    char base[CFG_PATH_MAX];
+    snprintf(base, sizeof base, "%s", c->run_out);
+    /* the folder name hashes the config with every file path made canonical (realpath), so the
+     * same sweep spelled from another folder or with another path finds the same points; a training
+     * sweep's, both configs (the evaluation's without its model path and run.out) */
+    char *t = sweep_canon_text(c);
+    if (!t) return pe_fail(err, PE_ERR_INTERNAL, "out of memory hashing sweep point %ld", p);
+    if (sp->train) {
+        ec->model_path[0] = '\0';
+        char  *t2 = sweep_canon_text(ec);
+        size_t n1 = strlen(t), n2 = t2 ? strlen(t2) : 0;
+        char  *both = t2 ? malloc(n1 + n2 + 32) : NULL;
+        if (both) snprintf(both, n1 + n2 + 32, "train %s eval %s", t, t2);
+        free(t);
+        free(t2);
+        if (!both) return pe_fail(err, PE_ERR_INTERNAL, "out of memory hashing sweep point %ld", p);
+        t = both;
+    }
     uint64_t h = pe_hash_str(t);
     free(t);
-    if (strlen(base) + 14 >= dirlen || strlen(base) + 14 >= sizeof c->run_out)
+    if (strlen(base) + 40 >= dirlen || strlen(base) + 40 >= sizeof c->run_out)
         return pe_fail(err, PE_ERR_INPUT, "%s: run.out '%s' is too long for a sweep", sp->path, base);
     snprintf(dir, dirlen, "%.4000s/%012llx", base, (unsigned long long)(h & 0xffffffffffffULL));
-    snprintf(c->run_out, sizeof c->run_out, "%s", dir);
-    return cfg_validate(c, err);
+    if (!sp->train) {
+        snprintf(c->run_out, sizeof c->run_out, "%s", dir);
+        return cfg_validate(c, err);
+    }
+    snprintf(c->run_out, sizeof c->run_out, "%s/train", dir);
+    snprintf(ec->model_path, sizeof ec->model_path, "%s/train/model.safetensors", dir);
+    ec->model_config[0] = '\0';
+    snprintf(ec->run_out, sizeof ec->run_out, "%s/eval", dir);
+    pe_status st = cfg_validate_train(c, err);
+    if (!st && (st = cfg_validate(ec, err))) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        st = pe_fail(err, st, "the evaluation ([eval.*] keys): %s", msg);
+    }
+    return st;
 }
 
 /* SIGINT / SIGTERM / SIGUSR1 / SIGUSR2 while points run: the point in progress stops as pathens eval
@@ -252,6 +459,61 @@ static void remove_marker(const char *dir, const char *name) {
     unlink(p);
 }
 
+/* a training point: pathens train --resume into <dir>/train (skipped once train.json is there),
+ * then the evaluation into <dir>/eval (which resumes from its journal). A signal during training
+ * checkpoints it (75); one that arrives after training but before the evaluation stops there (75). */
+static int sweep_train_point(const pe_config *tc, const pe_config *ec, const char *dir, int threads, int quiet) {
+    int rank = cli_rank(), size = cli_size();
+    int trained = rank == 0 ? file_exists(dir, "train/train.json") : 0;
+#ifdef PATHENS_WITH_MPI
+    if (size > 1) dist_bcast_int(&trained);
+#endif
+    if (!trained) {
+        if (threads == 0) {
+            const char *env = getenv("OPENBLAS_NUM_THREADS");
+            threads = env && atoi(env) > 0 ? atoi(env) : 1;
+        }
+        openblas_set_num_threads(threads);
+        if (rank == 0) {
+            char pid[32];
+            snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+            write_marker(dir, "train.pid", pid);
+        }
+        train_comm comm = {rank, size, NULL, NULL, NULL};
+#ifdef PATHENS_WITH_MPI
+        comm.sum_floats  = dist_sum_floats;
+        comm.sum_doubles = dist_sum_doubles;
+#endif
+        pe_err    err = {0};
+        pe_status st  = train_run(tc, &comm, 1, quiet || rank != 0, &sweep_stop, &err);
+        if (rank == 0) {
+            remove_marker(dir, "train.pid");
+            if (st == PE_ERR_CHECKPOINT)
+                fprintf(stderr, "pathens sweep: stopped by a signal during the training of %s (checkpoint in "
+                        "train/checkpoint); rerun the same command to resume it; exit 75\n", dir);
+            else if (st) fprintf(stderr, "pathens: error: %s\n", err.msg);
+        }
+#ifdef PATHENS_WITH_MPI
+        if (st && st != PE_ERR_CHECKPOINT && size > 1) dist_abort((int)st); /* one rank's error: none left waiting */
+        int s0 = (int)st; /* every rank waits for rank 0's model files */
+        if (size > 1) dist_bcast_int(&s0);
+        st = (pe_status)s0;
+#endif
+        if (st) return (int)st;
+    }
+    int stop = sweep_stop;
+#ifdef PATHENS_WITH_MPI
+    if (size > 1) dist_bcast_int(&stop);
+#endif
+    if (stop) {
+        if (rank == 0)
+            fprintf(stderr, "pathens sweep: stopped by a signal after training %s/train (finished); rerun the same "
+                    "command to evaluate it; exit 75\n", dir);
+        return PE_ERR_CHECKPOINT;
+    }
+    return eval_config(ec, threads, quiet);
+}
+
 static void help_sweep(FILE *f) {
     fprintf(f,
             "usage: pathens sweep SWEEP.ini [--set section.key=value ...] [--index I|A-B | --count | --status |\n"
@@ -276,6 +538,15 @@ static void help_sweep(FILE *f) {
             "  --quiet       no start-up lines or summaries on stderr\n\n"
             "Keys: those of pathens eval --help ([model], [data], [run], [pathways], [importance]);\n"
             "docs/sweeps.md.\n\n"
+            "Training sweeps: with [sweep] kind = train each point is a pathens train of its config (the\n"
+            "[model], [data], [pathways], [train] lists; --resume, into <point>/train/), then an evaluation\n"
+            "of the trained model into <point>/eval/: dense and a self-ensemble with the point's own scheme\n"
+            "and ratio ([sweep] dense_scheme for dense-trained points), on the data of [eval.data] (also\n"
+            "[eval.model] tokenizer, [eval.run], [eval.pathways] members, [eval.importance]: one value\n"
+            "each; --set eval.section.key=value overrides them). DONE once both are complete; a signal\n"
+            "checkpoints the training (exit 75) and the rerun resumes it. --aggregate adds K = 1 and 4 of\n"
+            "the ensemble-size curve, val_loss (train.val_span), the last training loss and the attention\n"
+            "FLOPs of an SSA and a dense step.\n\n"
             "example (from the repository root; the 18-point grid of docs/sweeps.md, one point here):\n"
             "  pathens sweep configs/sweep-stories260k.ini --count\n"
             "  pathens sweep configs/sweep-stories260k.ini --index 0\n"
@@ -304,6 +575,94 @@ static double jci(const cJSON *o, const char *a, const char *key, int i) {
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
 }
 
+/* the last value of column `col` in the train_log.csv rows of phase `phase` (ssa | dense), NAN if none */
+static double sweep_log_last(const char *log, const char *phase, const char *col) {
+    const char *nl = strchr(log, '\n');
+    if (!nl) return NAN;
+    int ci = -1, n = 0;
+    for (const char *q = log; q < nl; n++) { /* the header: which column */
+        const char *c = memchr(q, ',', (size_t)(nl - q));
+        size_t      len = c ? (size_t)(c - q) : (size_t)(nl - q);
+        if (len == strlen(col) && !strncmp(q, col, len)) ci = n;
+        q = c ? c + 1 : nl;
+    }
+    double v = NAN;
+    for (const char *line = nl + 1; ci >= 0 && *line;) {
+        const char *end = strchr(line, '\n');
+        if (!end) end = line + strlen(line);
+        const char *f = line;
+        for (int k = 0; k < ci && f < end; k++) {
+            f = memchr(f, ',', (size_t)(end - f));
+            f = f ? f + 1 : end;
+        }
+        const char *ph = strchr(line, ',');
+        if (ph && ph < end && !strncmp(ph + 1, phase, strlen(phase)) && ph[1 + strlen(phase)] == ',' && f < end)
+            v = strtod(f, NULL);
+        line = *end ? end + 1 : end;
+    }
+    return v;
+}
+
+/* a training point's figures for sweep.csv/json: K = 1 and 4 of the ensemble-size curve (with
+ * intervals), the held-out validation of train.val_span, the last training loss, and the attention
+ * FLOPs of one SSA step and one dense step (the last of each phase in train_log.csv: a step's own
+ * count, the same however the run was interrupted); then the training keys (train.json's config:
+ * scheme, ratio, steps, finetune_dense_steps, train seed), whether swept or not. Every figure is a
+ * pure function of the finished point (no timings). */
+static void sweep_train_figures(cJSON *row, const cJSON *r, const char *metric, const char *dir, double out[16],
+                                char scheme[32]) {
+    char ci[64];
+    snprintf(ci, sizeof ci, "%s_ci95", metric);
+    const cJSON *curve = cJSON_GetObjectItemCaseSensitive(r, "curve");
+    cJSON       *mt    = cJSON_GetObjectItemCaseSensitive(row, "metrics");
+    for (int q = 0; q < 2; q++) {
+        int          K  = q ? 4 : 1;
+        const cJSON *pt = cJSON_GetArrayItem(curve, K - 1);
+        double       v = pt ? jget(pt, metric, NULL) : NAN, lo = NAN, hi = NAN;
+        const cJSON *a = pt ? cJSON_GetObjectItemCaseSensitive(pt, ci) : NULL;
+        if (cJSON_IsNumber(cJSON_GetArrayItem(a, 0))) lo = cJSON_GetArrayItem(a, 0)->valuedouble;
+        if (cJSON_IsNumber(cJSON_GetArrayItem(a, 1))) hi = cJSON_GetArrayItem(a, 1)->valuedouble;
+        out[3 * q] = v, out[3 * q + 1] = lo, out[3 * q + 2] = hi;
+        char key[16];
+        snprintf(key, sizeof key, "k%d", K);
+        cJSON_AddItemToObject(mt, key, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        snprintf(key, sizeof key, "k%d_ci95", K);
+        cJSON *arr = cJSON_AddArrayToObject(mt, key);
+        cJSON_AddItemToArray(arr, isfinite(lo) ? cJSON_CreateNumber(lo) : cJSON_CreateNull());
+        cJSON_AddItemToArray(arr, isfinite(hi) ? cJSON_CreateNumber(hi) : cJSON_CreateNull());
+    }
+    char   path[4400];
+    snprintf(path, sizeof path, "%s/train/train.json", dir);
+    cJSON *tj  = load_json_file(path);
+    cJSON *val = cJSON_GetObjectItemCaseSensitive(tj, "validation");
+    out[6] = val ? jget(val, "loss", NULL) : NAN;
+    out[7] = val ? jget(val, "accuracy", NULL) : NAN;
+    out[8] = tj ? jget(tj, "final_train_loss", NULL) : NAN;
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(tj, "config");
+    const cJSON *sch = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "pathways"), "scheme");
+    snprintf(scheme, 32, "%s", cJSON_IsString(sch) ? sch->valuestring : "");
+    out[11] = NAN; /* the scheme's column */
+    out[12] = jget(cJSON_GetObjectItemCaseSensitive(cfg, "pathways"), "ratio", NULL);
+    out[13] = jget(cJSON_GetObjectItemCaseSensitive(cfg, "train"), "steps", NULL);
+    out[14] = jget(cJSON_GetObjectItemCaseSensitive(cfg, "train"), "finetune_dense_steps", NULL);
+    out[15] = jget(cJSON_GetObjectItemCaseSensitive(cfg, "train"), "seed", NULL);
+    cJSON_Delete(tj);
+    char *log = NULL;
+    snprintf(path, sizeof path, "%s/train/train_log.csv", dir);
+    if (pe_read_file(path, &log, NULL, NULL)) log = NULL;
+    out[9]  = log ? sweep_log_last(log, "ssa", "att_flops") : NAN;
+    out[10] = log ? sweep_log_last(log, "dense", "att_flops") : NAN;
+    free(log);
+    cJSON *tr = cJSON_AddObjectToObject(row, "train");
+    cJSON_AddStringToObject(tr, "scheme", scheme);
+    static const char *const names[] = {"val_loss", "val_accuracy", "train_loss", "att_flops_ssa_step",
+                                        "att_flops_dense_step", NULL, "ratio", "steps", "finetune_dense_steps"};
+    for (int i = 0; i < 9; i++)
+        if (names[i])
+            cJSON_AddItemToObject(tr, names[i], isfinite(out[6 + i]) ? cJSON_CreateNumber(out[6 + i]) : cJSON_CreateNull());
+    cJSON_AddItemToObject(tr, "seed", isfinite(out[15]) ? cJSON_CreateNumber(out[15]) : cJSON_CreateNull());
+}
+
 static int sweep_aggregate(const sweep_spec *sp, char *const *dirs, const char *base_out, pe_err *err) {
     long   np = sweep_points(sp);
     cJSON *rows = cJSON_CreateArray();
@@ -318,13 +677,15 @@ static int sweep_aggregate(const sweep_spec *sp, char *const *dirs, const char *
     for (int j = 0; j < sp->n; j++)
         if (sp->e[j].n > 1) fprintf(cf, ",%s.%s", sp->e[j].section, sp->e[j].key);
     fprintf(cf, ",metric,members,dense,dense_lo,dense_hi,member_mean,ensemble,ensemble_lo,ensemble_hi,"
-                "ensemble_minus_dense,ensemble_minus_dense_lo,ensemble_minus_dense_hi,kept_fraction\n");
+                "ensemble_minus_dense,ensemble_minus_dense_lo,ensemble_minus_dense_hi,kept_fraction%s\n",
+            sp->train ? ",k1,k1_lo,k1_hi,k4,k4_lo,k4_hi,val_loss,val_accuracy,train_loss,att_flops_ssa_step,"
+                        "att_flops_dense_step,trained_scheme,trained_ratio,steps,finetune_dense_steps,train_seed" : "");
     int n_done = 0;
     for (long p = 0; p < np; p++) {
         const char *dir = dirs[p];
         if (!file_exists(dir, "DONE")) continue;
         char rp[4400];
-        snprintf(rp, sizeof rp, "%s/results.json", dir);
+        snprintf(rp, sizeof rp, sp->train ? "%s/eval/results.json" : "%s/results.json", dir);
         cJSON *r = load_json_file(rp);
         if (!r) continue;
         n_done++;
@@ -388,6 +749,16 @@ static int sweep_aggregate(const sweep_spec *sp, char *const *dirs, const char *
         for (size_t c = 0; c < sizeof cells / sizeof cells[0]; c++) /* a missing value is an empty cell */
             if (isfinite(cells[c])) fprintf(cf, ",%.17g", cells[c]);
             else fputc(',', cf);
+        if (sp->train) {
+            double tcells[16];
+            char   scheme[32];
+            sweep_train_figures(row, r, metric, dir, tcells, scheme);
+            for (size_t c = 0; c < sizeof tcells / sizeof tcells[0]; c++) {
+                if (c == 11) fprintf(cf, ",%s", scheme);
+                else if (isfinite(tcells[c])) fprintf(cf, ",%.17g", tcells[c]);
+                else fputc(',', cf);
+            }
+        }
         fputc('\n', cf);
         cJSON_AddItemToArray(rows, row);
         cJSON_Delete(r);
@@ -470,6 +841,11 @@ int cmd_sweep(int argc, char **argv) {
         sweep_free(&sp);
         return PE_ERR_INPUT;
     }
+    if (sweep_check_kind(&sp, &err)) {
+        if (cli_rank() == 0) fprintf(stderr, "pathens: error: %s\n", err.msg);
+        sweep_free(&sp);
+        return PE_ERR_INPUT;
+    }
     long np = sweep_points(&sp);
     if (np < 0) {
         if (cli_rank() == 0)
@@ -482,8 +858,9 @@ int cmd_sweep(int argc, char **argv) {
     /* every point's config, validated up front (a typo fails now, not in point 37); its folder kept.
      * --index builds only its own points (an array task of a 10,000-point sweep need not build them
      * all: submit-sweep.sh has checked them with --count) */
-    pe_config c;
-    char      dir[CFG_PATH_MAX];
+    pe_config        c;
+    static pe_config ec; /* a training sweep's evaluation */
+    char             dir[CFG_PATH_MAX];
     char    **dirs = calloc((size_t)np, sizeof *dirs);
     long      v0 = 0, v1 = np - 1; /* the points this command builds: --index A[-B] (B past the end: the last) */
     if (index >= 0) v0 = index, v1 = index_last >= 0 ? (index_last < np ? index_last : np - 1) : index;
@@ -491,7 +868,7 @@ int cmd_sweep(int argc, char **argv) {
         rc = cli_usage_error("sweep", "--index %ld but the sweep has %ld points (0..%ld)", index, np, np - 1);
     else if (!dirs) rc = pe_fail(&err, PE_ERR_INTERNAL, "out of memory listing %ld sweep points", np);
     for (long p = v0; p <= v1 && !rc; p++) {
-        if (sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err)) {
+        if (sweep_point_config(&c, &ec, dir, sizeof dir, &sp, p, argc, argv, &err)) {
             if (cli_rank() == 0) fprintf(stderr, "pathens: error: sweep point %ld: %s\n", p, err.msg);
             rc = err.code;
         } else if (!(dirs[p] = strdup(dir))) {
@@ -529,14 +906,19 @@ int cmd_sweep(int argc, char **argv) {
                     if (file_exists(d, "DONE")) {
                         k = 0;
                     } else {
-                        char pidp[4400], *pidt = NULL;
-                        snprintf(pidp, sizeof pidp, "%s/coordinator.pid", d);
-                        if (pe_read_file(pidp, &pidt, NULL, NULL) == PE_OK && atol(pidt) > 0 && kill((pid_t)atol(pidt), 0) == 0) k = 1;
-                        else if (file_exists(d, "FAILED")) k = 2;
-                        free(pidt);
+                        /* a training point: training writes <point>/train.pid, its evaluation eval/coordinator.pid */
+                        const char *pids[2] = {sp.train ? "train.pid" : "coordinator.pid", "eval/coordinator.pid"};
+                        for (int q = 0; q < 1 + sp.train && k == 3; q++) {
+                            char pidp[4400], *pidt = NULL;
+                            snprintf(pidp, sizeof pidp, "%s/%s", d, pids[q]);
+                            if (pe_read_file(pidp, &pidt, NULL, NULL) == PE_OK && atol(pidt) > 0 && kill((pid_t)atol(pidt), 0) == 0) k = 1;
+                            free(pidt);
+                        }
+                        if (k == 3 && file_exists(d, "FAILED")) k = 2;
                     }
-                    fprintf(lf[k], "%s%ld%s", counts[k] ? " " : "", p,
-                            k == 3 && file_exists(d, "journal.msgpack") ? "(partial)" : "");
+                    int partial = sp.train ? file_exists(d, "train/checkpoint/LATEST") || file_exists(d, "eval/journal.msgpack")
+                                           : file_exists(d, "journal.msgpack");
+                    fprintf(lf[k], "%s%ld%s", counts[k] ? " " : "", p, k == 3 && partial ? "(partial)" : "");
                     counts[k]++;
                 }
                 printf("sweep %s: %ld points\n", ini, np);
@@ -564,7 +946,7 @@ int cmd_sweep(int argc, char **argv) {
         }
         long stopped_after = -1;
         for (long p = first; p <= last && !rc; p++) {
-            if (sweep_point_config(&c, dir, sizeof dir, &sp, p, argc, argv, &err)) { /* passed above: cannot, but never run half a config */
+            if (sweep_point_config(&c, &ec, dir, sizeof dir, &sp, p, argc, argv, &err)) { /* passed above: cannot, but never run half a config */
                 if (cli_rank() == 0) fprintf(stderr, "pathens: error: sweep point %ld: %s\n", p, err.msg);
                 rc = err.code;
                 break;
@@ -582,6 +964,12 @@ int cmd_sweep(int argc, char **argv) {
                     break;
                 }
                 cJSON *j = cfg_to_json(&c);
+                if (sp.train) { /* a training point: both configs */
+                    cJSON *both = cJSON_CreateObject();
+                    cJSON_AddItemToObject(both, "train", j);
+                    cJSON_AddItemToObject(both, "eval", cfg_to_json(&ec));
+                    j = both;
+                }
                 char  *t = cJSON_Print(j), cp[4400];
                 cJSON_Delete(j);
                 snprintf(cp, sizeof cp, "%s/config.json", dir);
@@ -591,7 +979,7 @@ int cmd_sweep(int argc, char **argv) {
                 char tidy[CFG_PATH_MAX];
                 if (!quiet) fprintf(stderr, "sweep point %ld of %ld: %s\n", p, np, pe_path_tidy(dir, tidy, sizeof tidy));
             }
-            int erc = eval_config(&c, threads, quiet);
+            int erc = sp.train ? sweep_train_point(&c, &ec, dir, threads, quiet) : eval_config(&c, threads, quiet);
             if (cli_rank() == 0) {
                 if (erc == 0) write_marker(dir, "DONE", "done\n");
                 else if (erc != PE_ERR_CHECKPOINT) {
