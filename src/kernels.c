@@ -793,15 +793,57 @@ void kern_attention_ref(float *out, float *scratch, float *gather, int *iscratch
 
 /* ---- activations ------------------------------------------------------------------------- */
 
+/* GELU, tanh form: 0.5 u (1 + tanh(z)) = u * sigmoid(2 z) = u / (1 + exp(-2 z)),
+ * z = sqrt(2/pi) (u + 0.044715 u^3), through kern_expf (so the loop vectorises and the AVX2 lanes
+ * give the same bits): -2 z is formed as c2 * (u + 0.044715f * ((u * u) * u)), c2 = -2 sqrt(2/pi)
+ * in float, then u / (1 + e); a few ulp from the exact formula (tests/test_kernels.c). */
+#define KERN_GELU_C2 -1.5957691216057308f /* -2 sqrt(2/pi) */
+static inline float gelu_tanh1(float u) {
+    float u3 = (u * u) * u;
+    float e  = kern_expf(KERN_GELU_C2 * (u + 0.044715f * u3));
+    return u / (1.0f + e);
+}
+
+static void gelu_tanh_c(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = gelu_tanh1(x[i]);
+}
+
+#ifdef KERN_HAVE_AVX2
+/* gelu_tanh1 on 8 lanes, operation for operation (pq_expf8 is kern_expf's bits) */
+__attribute__((target("avx2"))) static void gelu_tanh_avx2(float *x, size_t n) {
+    const __m256 c2 = _mm256_set1_ps(KERN_GELU_C2), c3 = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 u  = _mm256_loadu_ps(x + i);
+        __m256 u3 = _mm256_mul_ps(_mm256_mul_ps(u, u), u);
+        __m256 e  = pq_expf8(_mm256_mul_ps(c2, _mm256_add_ps(u, _mm256_mul_ps(c3, u3))));
+        _mm256_storeu_ps(x + i, _mm256_div_ps(u, _mm256_add_ps(one, e)));
+    }
+    for (; i < n; i++) x[i] = gelu_tanh1(x[i]);
+}
+#endif
+
 void kern_gelu(float *x, size_t n, int tanh_approx) {
     if (tanh_approx) {
-        const float s = 0.7978845608028654f; /* sqrt(2/pi) */
-        for (size_t i = 0; i < n; i++) {
-            float u = x[i];
-            x[i] = 0.5f * u * (1.0f + tanhf(s * (u + 0.044715f * u * u * u)));
+#ifdef KERN_HAVE_AVX2
+        if (kern_simd_active()) {
+            gelu_tanh_avx2(x, n);
+            return;
         }
+#endif
+        gelu_tanh_c(x, n);
     } else {
         for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.7071067811865476f));
+    }
+}
+
+void kern_gelu_ref(float *x, size_t n, int tanh_approx) {
+    for (size_t i = 0; i < n; i++) {
+        double u = x[i];
+        /* tanh form as u / (1 + e^{-2z}): 0.5 u (1 + tanh z) loses every digit to 1 + tanh z in the
+         * negative tail, even in double (z = -16: 1 + tanh z = 2.5e-14) */
+        x[i] = (float)(tanh_approx ? u / (1.0 + exp(-1.5957691216057308 * (u + 0.044715 * u * u * u)))
+                                   : 0.5 * u * (1.0 + erf(u * 0.7071067811865476)));
     }
 }
 
