@@ -159,20 +159,39 @@ typedef struct {
 static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, int m, float p_self, double ent) {
     if (i < rs->rows) rs->kept += m + (p_self != 0.0f);
     if (rs->band_kept && i < rs->rows) {
+        int cur = -1, run = 0; /* runs of keys in one band, as above */
         for (int j = 0; j < m; j++) {
             int b = kern_band(abs(i - L[j]));
-            rs->band_kept[b < rs->nb ? b : rs->nb - 1]++;
+            b = b < rs->nb ? b : rs->nb - 1;
+            if (b != cur) {
+                if (cur >= 0) rs->band_kept[cur] += run;
+                cur = b, run = 0;
+            }
+            run++;
         }
+        if (cur >= 0) rs->band_kept[cur] += run;
         if (p_self != 0.0f) rs->band_kept[0]++;
     }
     if (rs->att) {
-        double dist = 0.0;
+        /* the band masses are summed in a register over each run of keys in one band (sorted
+         * lists: a band is one or two runs), then stored: the same additions in the same order
+         * as adding into att[] key by key, without a store-to-load chain per key */
+        double dist = 0.0, *band = rs->att + 3;
+        int    cur = -1;
+        double acc = 0.0;
         for (int j = 0; j < m; j++) {
             double pj = p[j];
             int    d  = abs(i - L[j]), b = kern_band(d);
+            b = b < rs->nb ? b : rs->nb - 1;
             dist += pj * d;
-            rs->att[3 + (b < rs->nb ? b : rs->nb - 1)] += pj;
+            if (b != cur) {
+                if (cur >= 0) band[cur] = acc;
+                cur = b;
+                acc = band[b];
+            }
+            acc += pj;
         }
+        if (cur >= 0) band[cur] = acc;
         if (p_self > 0.0f) rs->att[3] += p_self;
         rs->att[0] += 1.0;
         rs->att[1] += dist;
