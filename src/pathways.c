@@ -422,7 +422,9 @@ static int random_k_query(const pw_sample *s, int *out, int *mark, uint64_t *bit
             bits[x >> 6] |= 1ULL << (x & 63);
         }
         cnt = bits_collect(out, bits, m);
-    } else if (2 * (int64_t)t > m) {
+    } else if (causal ? 4 * (int64_t)t > 3 * (int64_t)m : 5 * (int64_t)t > 2 * (int64_t)m) {
+        /* (the cheaper of the two, measured: Efraimidis-Spirakis ~27 ns per candidate, the
+         * rejection sampler ~37 ns per pick with one tail (causal), ~60 with two; n = 1024, λ = 16) */
         /* Efraimidis-Spirakis with exponential keys: the t smallest E_j exp(|i-j|/λ), E ~ Exp(1),
          * in log form; same law as successive sampling; O(m) */
         for (int j = 0; j < m; j++) {
