@@ -650,20 +650,23 @@ void kern_expf_lanes(float *y, const float *x, int n) {
     for (int j = 0; j < n; j++) y[j] = kern_expf(x[j]);
 }
 
-static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, float *vg, const float *qb, const float *kb,
-                             const float *vb, int C, int KVC, int HS, float scale, int n, const pw_sample *ps, int causal,
-                             row_stats *rs) {
+/* *kv_in_gather: the KV head whose rows kg, vg hold (-1: none); GQA query heads of one KV head
+ * gather once */
+static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, float *vg, int *kv_in_gather, int kvh,
+                             const float *qb, const float *kb, const float *vb, int C, int KVC, int HS, float scale, int n,
+                             const pw_sample *ps, int causal, row_stats *rs) {
 #ifdef KERN_HAVE_AVX2
     if (kern_simd_active()) {
         /* the head's K and V rows contiguous, (n, HS) each: a quarter of the cache footprint */
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < n && *kv_in_gather != kvh; j++) {
             memcpy(kg + (size_t)j * HS, kb + (size_t)j * KVC, (size_t)HS * sizeof(float));
             memcpy(vg + (size_t)j * HS, vb + (size_t)j * KVC, (size_t)HS * sizeof(float));
         }
+        *kv_in_gather = kvh;
         return att_per_query_avx2(ob, scores, zbuf, qb, kg, vg, C, HS, HS, scale, n, ps, causal, rs);
     }
 #else
-    (void)kg, (void)vg;
+    (void)kg, (void)vg, (void)kv_in_gather, (void)kvh;
 #endif
     int64_t kept = 0;
     for (int i = 0; i < n; i++) {
@@ -703,7 +706,7 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
     float *zbuf = scratch + (size_t)T * T;             /* (T + 1): past what any path uses of scratch */
     pw_sample *ps = pw && pw->cfg ? pw->sample : NULL;
     for (int b = 0; b < B; b++) {
-        int n = lens ? lens[b] : T;
+        int n = lens ? lens[b] : T, kv_in_gather = -1; /* gather holds no KV head of sequence b yet */
         for (int h = 0; h < NH; h++) {
             const float *qb = q + (size_t)b * T * C + (size_t)h * HS;             /* (T, HS) stride C */
             const float *kb = k + (size_t)b * T * KVC + (size_t)(h / group) * HS; /* (T, HS) stride KVC */
@@ -733,13 +736,16 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
             } else if (kind == PW_SAMPLE_PER_QUERY && lists_are_ranges(ps, n, causal)) {
                 kept = att_ranges(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
             } else if (kind == PW_SAMPLE_PER_QUERY) {
-                kept = att_per_query(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
+                kept = att_per_query(ob, scratch, zbuf, kg, vg, &kv_in_gather, h / group, qb, kb, vb, C, KVC, HS, scale,
+                                     n, ps, causal, rs);
             } else if (kind == PW_SAMPLE_WINDOWS) {
+                kv_in_gather = -1; /* att_window gathers its own key lists */
                 for (int w = 0; w < ps->n_windows; w++)
                     kept += att_window(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, ps->win_start[w],
                                        ps->win_start[w + 1], ps->keys + ps->key_start[w],
                                        ps->key_start[w + 1] - ps->key_start[w], causal, rs);
             } else { /* ALL: one window over every key */
+                kv_in_gather = -1;
                 for (int j = 0; j < n; j++) iscratch[j] = j;
                 kept = att_window(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, 0, n, iscratch, n, causal, rs);
             }
