@@ -159,20 +159,39 @@ typedef struct {
 static void row_stats_add(row_stats *rs, int i, const int *L, const float *p, int m, float p_self, double ent) {
     if (i < rs->rows) rs->kept += m + (p_self != 0.0f);
     if (rs->band_kept && i < rs->rows) {
+        int cur = -1, run = 0; /* runs of keys in one band, as above */
         for (int j = 0; j < m; j++) {
             int b = kern_band(abs(i - L[j]));
-            rs->band_kept[b < rs->nb ? b : rs->nb - 1]++;
+            b = b < rs->nb ? b : rs->nb - 1;
+            if (b != cur) {
+                if (cur >= 0) rs->band_kept[cur] += run;
+                cur = b, run = 0;
+            }
+            run++;
         }
+        if (cur >= 0) rs->band_kept[cur] += run;
         if (p_self != 0.0f) rs->band_kept[0]++;
     }
     if (rs->att) {
-        double dist = 0.0;
+        /* the band masses are summed in a register over each run of keys in one band (sorted
+         * lists: a band is one or two runs), then stored: the same additions in the same order
+         * as adding into att[] key by key, without a store-to-load chain per key */
+        double dist = 0.0, *band = rs->att + 3;
+        int    cur = -1;
+        double acc = 0.0;
         for (int j = 0; j < m; j++) {
             double pj = p[j];
             int    d  = abs(i - L[j]), b = kern_band(d);
+            b = b < rs->nb ? b : rs->nb - 1;
             dist += pj * d;
-            rs->att[3 + (b < rs->nb ? b : rs->nb - 1)] += pj;
+            if (b != cur) {
+                if (cur >= 0) band[cur] = acc;
+                cur = b;
+                acc = band[b];
+            }
+            acc += pj;
         }
+        if (cur >= 0) band[cur] = acc;
         if (p_self > 0.0f) rs->att[3] += p_self;
         rs->att[0] += 1.0;
         rs->att[1] += dist;
@@ -631,20 +650,23 @@ void kern_expf_lanes(float *y, const float *x, int n) {
     for (int j = 0; j < n; j++) y[j] = kern_expf(x[j]);
 }
 
-static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, float *vg, const float *qb, const float *kb,
-                             const float *vb, int C, int KVC, int HS, float scale, int n, const pw_sample *ps, int causal,
-                             row_stats *rs) {
+/* *kv_in_gather: the KV head whose rows kg, vg hold (-1: none); GQA query heads of one KV head
+ * gather once */
+static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, float *vg, int *kv_in_gather, int kvh,
+                             const float *qb, const float *kb, const float *vb, int C, int KVC, int HS, float scale, int n,
+                             const pw_sample *ps, int causal, row_stats *rs) {
 #ifdef KERN_HAVE_AVX2
     if (kern_simd_active()) {
         /* the head's K and V rows contiguous, (n, HS) each: a quarter of the cache footprint */
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < n && *kv_in_gather != kvh; j++) {
             memcpy(kg + (size_t)j * HS, kb + (size_t)j * KVC, (size_t)HS * sizeof(float));
             memcpy(vg + (size_t)j * HS, vb + (size_t)j * KVC, (size_t)HS * sizeof(float));
         }
+        *kv_in_gather = kvh;
         return att_per_query_avx2(ob, scores, zbuf, qb, kg, vg, C, HS, HS, scale, n, ps, causal, rs);
     }
 #else
-    (void)kg, (void)vg;
+    (void)kg, (void)vg, (void)kv_in_gather, (void)kvh;
 #endif
     int64_t kept = 0;
     for (int i = 0; i < n; i++) {
@@ -684,7 +706,7 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
     float *zbuf = scratch + (size_t)T * T;             /* (T + 1): past what any path uses of scratch */
     pw_sample *ps = pw && pw->cfg ? pw->sample : NULL;
     for (int b = 0; b < B; b++) {
-        int n = lens ? lens[b] : T;
+        int n = lens ? lens[b] : T, kv_in_gather = -1; /* gather holds no KV head of sequence b yet */
         for (int h = 0; h < NH; h++) {
             const float *qb = q + (size_t)b * T * C + (size_t)h * HS;             /* (T, HS) stride C */
             const float *kb = k + (size_t)b * T * KVC + (size_t)(h / group) * HS; /* (T, HS) stride KVC */
@@ -714,13 +736,16 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
             } else if (kind == PW_SAMPLE_PER_QUERY && lists_are_ranges(ps, n, causal)) {
                 kept = att_ranges(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
             } else if (kind == PW_SAMPLE_PER_QUERY) {
-                kept = att_per_query(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, n, ps, causal, rs);
+                kept = att_per_query(ob, scratch, zbuf, kg, vg, &kv_in_gather, h / group, qb, kb, vb, C, KVC, HS, scale,
+                                     n, ps, causal, rs);
             } else if (kind == PW_SAMPLE_WINDOWS) {
+                kv_in_gather = -1; /* att_window gathers its own key lists */
                 for (int w = 0; w < ps->n_windows; w++)
                     kept += att_window(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, ps->win_start[w],
                                        ps->win_start[w + 1], ps->keys + ps->key_start[w],
                                        ps->key_start[w + 1] - ps->key_start[w], causal, rs);
             } else { /* ALL: one window over every key */
+                kv_in_gather = -1;
                 for (int j = 0; j < n; j++) iscratch[j] = j;
                 kept = att_window(ob, scratch, zbuf, kg, vg, qb, kb, vb, C, KVC, HS, scale, 0, n, iscratch, n, causal, rs);
             }
@@ -793,15 +818,57 @@ void kern_attention_ref(float *out, float *scratch, float *gather, int *iscratch
 
 /* ---- activations ------------------------------------------------------------------------- */
 
+/* GELU, tanh form: 0.5 u (1 + tanh(z)) = u * sigmoid(2 z) = u / (1 + exp(-2 z)),
+ * z = sqrt(2/pi) (u + 0.044715 u^3), through kern_expf (so the loop vectorises and the AVX2 lanes
+ * give the same bits): -2 z is formed as c2 * (u + 0.044715f * ((u * u) * u)), c2 = -2 sqrt(2/pi)
+ * in float, then u / (1 + e); a few ulp from the exact formula (tests/test_kernels.c). */
+#define KERN_GELU_C2 -1.5957691216057308f /* -2 sqrt(2/pi) */
+static inline float gelu_tanh1(float u) {
+    float u3 = (u * u) * u;
+    float e  = kern_expf(KERN_GELU_C2 * (u + 0.044715f * u3));
+    return u / (1.0f + e);
+}
+
+static void gelu_tanh_c(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = gelu_tanh1(x[i]);
+}
+
+#ifdef KERN_HAVE_AVX2
+/* gelu_tanh1 on 8 lanes, operation for operation (pq_expf8 is kern_expf's bits) */
+__attribute__((target("avx2"))) static void gelu_tanh_avx2(float *x, size_t n) {
+    const __m256 c2 = _mm256_set1_ps(KERN_GELU_C2), c3 = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 u  = _mm256_loadu_ps(x + i);
+        __m256 u3 = _mm256_mul_ps(_mm256_mul_ps(u, u), u);
+        __m256 e  = pq_expf8(_mm256_mul_ps(c2, _mm256_add_ps(u, _mm256_mul_ps(c3, u3))));
+        _mm256_storeu_ps(x + i, _mm256_div_ps(u, _mm256_add_ps(one, e)));
+    }
+    for (; i < n; i++) x[i] = gelu_tanh1(x[i]);
+}
+#endif
+
 void kern_gelu(float *x, size_t n, int tanh_approx) {
     if (tanh_approx) {
-        const float s = 0.7978845608028654f; /* sqrt(2/pi) */
-        for (size_t i = 0; i < n; i++) {
-            float u = x[i];
-            x[i] = 0.5f * u * (1.0f + tanhf(s * (u + 0.044715f * u * u * u)));
+#ifdef KERN_HAVE_AVX2
+        if (kern_simd_active()) {
+            gelu_tanh_avx2(x, n);
+            return;
         }
+#endif
+        gelu_tanh_c(x, n);
     } else {
         for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.7071067811865476f));
+    }
+}
+
+void kern_gelu_ref(float *x, size_t n, int tanh_approx) {
+    for (size_t i = 0; i < n; i++) {
+        double u = x[i];
+        /* tanh form as u / (1 + e^{-2z}): 0.5 u (1 + tanh z) loses every digit to 1 + tanh z in the
+         * negative tail, even in double (z = -16: 1 + tanh z = 2.5e-14) */
+        x[i] = (float)(tanh_approx ? u / (1.0 + exp(-1.5957691216057308 * (u + 0.044715 * u * u * u)))
+                                   : 0.5 * u * (1.0 + erf(u * 0.7071067811865476)));
     }
 }
 

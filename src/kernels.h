@@ -122,6 +122,9 @@ static inline int kern_upper_bound(const int *L, int m, int x) {
 }
 
 /* in place activations over n floats */
-void kern_gelu(float *x, size_t n, int tanh_approx);           /* erf GELU or the tanh approximation */
+/* erf GELU (libm erff) or the tanh approximation (u / (1 + exp(-2z)) through kern_expf, AVX2 lanes
+ * when kern_simd_active() with the portable loop's bits); _ref: the formulas in double */
+void kern_gelu(float *x, size_t n, int tanh_approx);
+void kern_gelu_ref(float *x, size_t n, int tanh_approx);
 void kern_swiglu(float *h1, const float *h3, size_t n);        /* h1 = silu(h1) * h3 */
 void kern_add(float *x, const float *y, size_t n);             /* x += y */

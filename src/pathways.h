@@ -87,6 +87,12 @@ struct pw_sample {
     double *work;     /* (3 cap + 2) sampler scratch */
     int    *perm;     /* (n) */
     uint64_t *bits;   /* (2, cap/64 + 1) random-k pick bitmaps, all zero between draws */
+    /* random-k, finite λ: the Walker/Vose alias table of the geometric law P(o) ∝ e^{-o/λ}
+     * (pathways.c geo_build), rebuilt when λ changes */
+    double    geo_lambda; /* NaN: not built */
+    uint64_t *geo_thr;    /* (PW_GEO_K) acceptance thresholds in units of 2^-48 */
+    int      *geo_alias;  /* (2, PW_GEO_K) aliases, then the builder's work list */
+    double   *geo_p;      /* (PW_GEO_K) the builder's scaled probabilities */
 };
 
 pe_status pw_sample_init(pw_sample *s, int max_n, pe_err *err);

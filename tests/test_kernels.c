@@ -545,6 +545,56 @@ static void test_activations(void **state) {
     free(h3);
 }
 
+
+/* GELU-tanh (u / (1 + exp(-2z)) through kern_expf) against the double formula:
+ * |y - ref| <= (4e-7 + 3e-7 |2z|) |ref| + 1e-37 + |u| e^-88 (a few ulp, plus the float roundings of the
+ * exponent's argument, which the exponential scales by |2z|: the far negative tail, where
+ * y ~ u e^{-2|z|}) over exponents 2^-40 .. 2^7 of both signs and [-20, 20], and
+ * the AVX2 lanes give the portable loop's bits (lengths not a multiple of 8, NaN, infinities) */
+static void test_gelu_tanh_lanes(void **state) {
+    (void)state;
+    size_t n = 0, cap = 40000;
+    float *x = alloc_floats(cap + 16), *y = alloc_floats(cap + 16), *yc = alloc_floats(cap + 16), *r = alloc_floats(cap + 16);
+    for (int e = -40; e <= 7; e++)
+        for (int k = 0; k < 200; k++) {
+            float m = ldexpf(1.0f + (float)k / 200.0f, e);
+            x[n++] = m;
+            x[n++] = -m;
+        }
+    for (int k = 0; k <= 4000; k++) x[n++] = -20.0f + 40.0f * (float)k / 4000.0f;
+    const float special[12] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-30f, -1e-30f, 3e38f, -3e38f, 1e13f, -1e13f, -9.5f};
+    for (int i = 0; i < 12; i++) x[n++] = special[i];
+    n -= 3; /* a length that is not a multiple of 8: the scalar tail runs too */
+    assert_true(n <= cap);
+    memcpy(y, x, n * sizeof(float));
+    memcpy(yc, x, n * sizeof(float));
+    memcpy(r, x, n * sizeof(float));
+    kern_gelu(y, n, 1);
+    kern_gelu_ref(r, n, 1);
+    int was = kern_simd_active();
+    kern_set_simd(0);
+    kern_gelu(yc, n, 1);
+    kern_set_simd(1);
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(&y[i], &yc[i], sizeof(float)) && !(isnan(y[i]) && isnan(yc[i])))
+            fail_msg("gelu_tanh(%a): lanes %a, portable %a (simd %d)", (double)x[i], (double)y[i], (double)yc[i], was);
+        if (!isfinite(x[i]) || fabsf(x[i]) > 1e6f) continue;
+        double u = x[i], a = fabs(1.5957691216057308 * (u + 0.044715 * u * u * u)); /* |2z| */
+        double d = fabs((double)y[i] - (double)r[i]);
+        if (!(d <= (4e-7 + 3e-7 * a) * fabs((double)r[i]) + 1e-37 + 7e-39 * fabs(u)))
+            fail_msg("gelu_tanh(%a) = %a, reference %a (rel err %g)", (double)x[i], (double)y[i], (double)r[i],
+                     d / fabs((double)r[i]));
+    }
+    /* the large-|u| limits: u for u -> +inf, -0 side for u -> -inf; NaN stays NaN */
+    float big[4] = {1e13f, 3e38f, INFINITY, NAN};
+    kern_gelu(big, 4, 1);
+    assert_true(big[0] == 1e13f && big[1] == 3e38f && big[2] == INFINITY && isnan(big[3]));
+    free(x);
+    free(y);
+    free(yc);
+    free(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),
@@ -558,6 +608,7 @@ int main(void) {
         cmocka_unit_test(test_attention_per_query_simd_bitwise),
         cmocka_unit_test(test_expf_lanes_bitwise),
         cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_gelu_tanh_lanes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -625,14 +625,22 @@ static void test_random_k_exact_law(void **state) {
     pe_err    err = {0};
     assert_int_equal(pw_sample_init(&s, 16, &err), PE_OK);
     /* {n, ρ, λ, causal, query}; t = picks besides the forced self key (causal), m = candidates:
-     * 4t > m uses exponential keys, else the rejection sampler (or Floyd for λ = inf) */
+     * t > 3m/4 (causal) or t > 2m/5 (bidirectional) uses exponential keys, else the rejection sampler (offsets from the alias table, or
+     * by inversion when λ > 512 or a tail keeps < 1/4 of the geometric mass) (or Floyd for λ = inf) */
     const struct { int n; double rho, lambda; int causal, i; } cases[] = {
-        {8, 4, 2.0, 0, 2},      /* t = 2, m = 8: rejection */
+        {8, 4, 2.0, 0, 2},      /* t = 2, m = 8: rejection, alias */
         {8, 2.5, 2.0, 0, 2},    /* t = 4, m = 8: exponential keys */
+        {10, 2.5, 3.0, 0, 5},   /* t = 4, m = 10: rejection, alias, two tails */
+        {8, 1.5, 2.0, 0, 2},    /* t = 6, m = 8: exponential keys */
         {12, 4, 1.5, 1, 11},    /* t = 2, m = 11: rejection, one-sided */
-        {12, 2, 1.5, 1, 5},     /* t = 2, m = 5: exponential keys, one-sided */
+        {12, 2, 1.5, 1, 5},     /* t = 2, m = 5: rejection, one-sided */
+        {12, 1.5, 1.5, 1, 7},   /* t = 5, m = 7: rejection, one-sided, tails shorter than the core */
+        {12, 1.2, 1.5, 1, 7},   /* t = 6, m = 7: exponential keys, one-sided */
         {8, 4, INFINITY, 0, 5}, /* Floyd */
         {16, 8, 0.7, 0, 8},     /* t = 2, m = 16, concentrated: core growth */
+        {12, 3, 40.0, 0, 3},    /* t = 4, m = 12: short tails (G[len] < 1/4): inversion */
+        {14, 4, 2000.0, 1, 13}, /* t = 3, m = 13: λ > 512: inversion, nearly uniform */
+        {16, 3, 6.0, 0, 12},    /* t = 6, m = 16: alias with the overshoot rejections of a short right tail */
     };
     const int D = 20000;
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
@@ -657,6 +665,36 @@ static void test_random_k_exact_law(void **state) {
                 printf("  case %zu key %d: frequency %.4f, exact %.4f (sd %.4f)\n", t, j, f, incl[j], sd);
             assert_true(fabs(f - incl[j]) <= 4.5 * sd + 1e-12);
         }
+    }
+    pw_sample_free(&s);
+}
+
+/* The alias table's last slot stands for every offset >= 1023 (then a fresh draw is added): one
+ * pick (ρ = n) of query 0 over n = 2048 keys with λ = 400 puts P(j) ∝ e^{-j/λ} on j in [0, n),
+ * a fifth of it past offset 1023; the frequencies of four ranges of j against the exact law. */
+static void test_random_k_long_tail_law(void **state) {
+    (void)state;
+    pw_sample s;
+    pe_err    err = {0};
+    const int n = 2048, D = 6000;
+    assert_int_equal(pw_sample_init(&s, n, &err), PE_OK);
+    pw_config c = cfg(PW_SCHEME_RANDOM_K, n);
+    c.lambda = 400.0;
+    const int edges[5] = {0, 300, 1023, 1500, n};
+    double    cnt[4] = {0}, tot = 0.0, ex[4] = {0};
+    for (int j = 0; j < n; j++) tot += exp(-j / c.lambda);
+    for (int b = 0; b < 4; b++)
+        for (int j = edges[b]; j < edges[b + 1]; j++) ex[b] += exp(-j / c.lambda) / tot;
+    for (int d = 0; d < D; d++) {
+        pw_draw(&s, &c, 0, 0, 0, d, n, 0);
+        assert_int_equal(s.key_start[1] - s.key_start[0], 1);
+        int j = s.keys[s.key_start[0]];
+        for (int b = 0; b < 4; b++) cnt[b] += j >= edges[b] && j < edges[b + 1];
+    }
+    for (int b = 0; b < 4; b++) {
+        double f = cnt[b] / D, sd = sqrt(ex[b] * (1 - ex[b]) / D);
+        printf("  keys [%d, %d): frequency %.4f, exact %.4f (sd %.4f)\n", edges[b], edges[b + 1], f, ex[b], sd);
+        assert_true(fabs(f - ex[b]) <= 4.5 * sd);
     }
     pw_sample_free(&s);
 }
@@ -724,10 +762,13 @@ static uint64_t sample_hash(const pw_sample *s, uint64_t h) {
 }
 
 /* Random-k draws are part of the results (docs/pathways.md fixes what is drawn): a faster sampler
- * must give the same key lists. The hashes were recorded with the sampler of 2026-11-30 (before the
- * bitmap Floyd and the filtered Efraimidis-Spirakis), over every branch: Floyd (lambda = inf),
- * Efraimidis-Spirakis (4t > m: rho = 2, 3) and the rejection sampler (4t <= m: rho = 8),
- * causal and bidirectional, n = 1 .. 300 mixed. */
+ * must give the same key lists, or change them as a documented change of results. Hashes over
+ * every branch: Floyd (lambda = inf), Efraimidis-Spirakis (t > 3m/4 causal, t > 2m/5
+ * bidirectional: rho = 1.5, and 2 bidirectional) and the rejection sampler (the rest; alias-table
+ * offsets and inversion), causal and
+ * bidirectional, n = 1 .. 300 mixed. lambda = inf: recorded with the sampler of 2026-11-30
+ * (before the bitmap Floyd), unchanged since; finite lambda: recorded with the alias-table sampler
+ * of 2026-11-30 (h-kern; docs/pathways.md "Sampler versions"), which changed those lists. */
 static void test_random_k_pinned(void **state) {
     (void)state;
     pe_err    err = {0};
@@ -736,8 +777,8 @@ static void test_random_k_pinned(void **state) {
     const double lambdas[] = {INFINITY, 16.0, 2.5, 0.7};
     const double rhos[] = {1.5, 2.0, 3.0, 4.0, 8.0};
     const int    ns[] = {1, 2, 7, 64, 65, 199, 300};
-    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0x68deef3c7428cec1ULL, 0xa63e8f8f5fee3484ULL,
-                                     0xc2c4aef424500d5cULL};
+    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0xe0eeb408cf3df896ULL, 0x1bb55015218b51ecULL,
+                                     0xf5ce015c4c9e7cd8ULL};
     uint64_t got[4];
     for (int a = 0; a < 4; a++) {
         uint64_t h = 0xcbf29ce484222325ULL;
@@ -812,6 +853,7 @@ int main(void) {
         cmocka_unit_test(test_local_locality),
         cmocka_unit_test(test_random_k_locality),
         cmocka_unit_test(test_random_k_exact_law),
+        cmocka_unit_test(test_random_k_long_tail_law),
         cmocka_unit_test(test_random_k_pinned),
         cmocka_unit_test(test_window_exact),
         cmocka_unit_test(test_config),
