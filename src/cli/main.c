@@ -260,8 +260,9 @@ static void help_eval(FILE *f) {
             "  --overwrite              replace the run that run.out holds (rerunning a finished config without\n"
             "                           it does nothing; another config into a used run.out is refused)\n"
             "  --quiet                  no start-up line or summary on stderr\n\n"
-            "example (from the repository root; writes runs/stories260k/, about 2 s):\n"
-            "  pathens eval configs/stories260k.ini --set data.limit=50\n\n"
+            "example (from the repository root; writes runs/stories260k/ with a drop-one importance estimate\n"
+            "that pathens prune can plan from, about 3 s):\n"
+            "  pathens eval configs/stories260k.ini --set data.limit=50 --set importance.units=25\n\n"
             "config keys (sections [model], [data], [run], [pathways], [importance]; docs/config.md):\n");
     cfg_print_keys(f, "model data run pathways importance");
 }
