@@ -154,6 +154,8 @@ static const cfg_key cfg_keys[] = {
      .help = "images: shift each training image by up to N pixels each way, zero fill (pad N + random crop)"},
     {"train", "augment_flip", CFG_INT, CFG_AT(tr_augment_flip), .def = "0", .min = 0, .max = 1,
      .help = "images: 1 = mirror each training image left-right with probability 1/2"},
+    {"train", "dropout", CFG_DOUBLE, CFG_AT(tr_dropout), .def = "0", .dmin = 0.0, .dmax = 0.9,
+     .help = "dropout on the embeddings and on each block's attention and MLP outputs (training only; 0 = off)"},
 };
 #define CFG_N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 

@@ -76,6 +76,7 @@ typedef struct {
     int    tr_val_every;            /* score it every N steps and at the last (0 = at the last only) */
     int    tr_augment_crop;         /* images: random shift by up to N pixels each way, zero fill */
     int    tr_augment_flip;         /* images: 1 = random left-right mirror */
+    double tr_dropout;              /* embedding + residual-branch dropout probability (0 = off) */
 } pe_config;
 
 /* Set every key to its default. */

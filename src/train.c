@@ -262,6 +262,22 @@ static layer_ptrs layer_at(const train_params *p, float *base, int l) {
     return r;
 }
 
+void train_dropout_apply(float *x, float p, uint64_t seed, int site, const int64_t *seq_ids, int B, size_t n) {
+    /* keep when the 32-bit draw >= p 2^32: P(drop) = p within 2^-32; two draws per 64-bit word */
+    uint32_t thr   = (uint32_t)fmin((double)p * 4294967296.0, 4294967295.0);
+    float    scale = (float)(1.0 / (1.0 - (double)p));
+    for (int b = 0; b < B; b++) {
+        pw_rng r;
+        pw_rng_init(&r, seed, 0x64726f70 /* "drop" */, (uint64_t)site, (uint64_t)(seq_ids ? seq_ids[b] : b), 0, 0);
+        float *xb = x + (size_t)b * n;
+        for (size_t i = 0; i < n; i += 2) {
+            uint64_t u = pw_rng_u64(&r);
+            xb[i] = (uint32_t)u >= thr ? xb[i] * scale : 0.0f;
+            if (i + 1 < n) xb[i + 1] = (uint32_t)(u >> 32) >= thr ? xb[i + 1] * scale : 0.0f;
+        }
+    }
+}
+
 static void linear_fwd(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
     model_linear lin = {w, C, 0, b};
     kern_matmul(out, inp, &lin, N, C, OC); /* one sgemm over the chunk's N rows */
@@ -292,12 +308,14 @@ static int64_t blocks_forward(train_acts *a, const train_params *p, int B, int T
         if (kl < 0) return -1;
         kept += kl;
         linear_fwd(a->dbuf, att, w.wo, w.bo, (int)N, C, C);
+        if (a->dropout > 0) train_dropout_apply(a->dbuf, a->dropout, a->dropout_seed, 1 + 2 * l, seq_ids, B, (size_t)T * C);
         for (size_t i = 0; i < NC; i++) xmid[i] = xin[i] + a->dbuf[i];
         fwd_layernorm(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, xmid, w.ln2w, w.ln2b, (int)N, C, c->norm_eps);
         linear_fwd(hpre, ln2, w.w1, w.b1, (int)N, C, HID);
         memcpy(hact, hpre, NHID * sizeof(float));
         kern_gelu(hact, NHID, 0);
         linear_fwd(a->dbuf, hact, w.w2, w.b2, (int)N, HID, C);
+        if (a->dropout > 0) train_dropout_apply(a->dbuf, a->dropout, a->dropout_seed, 2 + 2 * l, seq_ids, B, (size_t)T * C);
         for (size_t i = 0; i < NC; i++) xnext[i] = xmid[i] + a->dbuf[i];
     }
     fwd_layernorm(a->lnf, a->lnf_mean, a->lnf_rstd, a->x_out, tptr(p, params, "final_norm.weight", 0),
@@ -305,8 +323,9 @@ static int64_t blocks_forward(train_acts *a, const train_params *p, int B, int T
     return kept;
 }
 
-/* Backward of the blocks: on entry a->dbuf holds d(lnf) (B, T, C); on exit a->dx holds d(x_in[0]). */
-static void blocks_backward(float *grad, train_acts *a, const train_params *p, int B, int T) {
+/* Backward of the blocks: on entry a->dbuf holds d(lnf) (B, T, C); on exit a->dx holds d(x_in[0]).
+ * With dropout, d(branch output) = mask ⊙ d(residual) / (1 - p): the forward's masks, redrawn. */
+static void blocks_backward(float *grad, train_acts *a, const train_params *p, int B, int T, const int64_t *seq_ids) {
     const model_config *c = &p->cfg;
     int    C = c->dim, NH = c->n_heads, HS = C / NH, HID = c->hidden_dim, L = c->n_layers;
     size_t N = (size_t)B * T, NC = N * C, NHID = N * HID;
@@ -320,16 +339,28 @@ static void blocks_backward(float *grad, train_acts *a, const train_params *p, i
         float *att = a->att + l * NC, *ln2 = a->ln2 + l * NC;
         float *hpre = a->h_pre + l * NHID, *hact = a->h_act + l * NHID;
         /* MLP: x_next = x_mid + w2(gelu(w1(ln2(x_mid)))); a->dx is d(x_next) and stays on the residual path */
+        const float *dmlp = a->dx; /* d(MLP output) */
+        if (a->dropout > 0) {
+            memcpy(a->dbuf, a->dx, NC * sizeof(float));
+            train_dropout_apply(a->dbuf, a->dropout, a->dropout_seed, 2 + 2 * l, seq_ids, B, (size_t)T * C);
+            dmlp = a->dbuf;
+        }
         memset(a->dh, 0, NHID * sizeof(float));
-        bwd_matmul(a->dh, g.w2, g.b2, a->dx, hact, w.w2, (int)N, HID, C);
+        bwd_matmul(a->dh, g.w2, g.b2, dmlp, hact, w.w2, (int)N, HID, C);
         memset(hact, 0, NHID * sizeof(float)); /* h_act is no longer needed: it becomes d(h_pre) */
         bwd_gelu(hact, a->dh, hpre, NHID);
         memset(a->dbuf, 0, NC * sizeof(float));
         bwd_matmul(a->dbuf, g.w1, g.b1, hact, ln2, w.w1, (int)N, C, HID);
         bwd_layernorm(a->dx, g.ln2w, g.ln2b, a->dbuf, xmid, a->ln2_mean + l * N, a->ln2_rstd + l * N, w.ln2w, (int)N, C);
         /* attention: x_mid = x_in + wo(attn(q, k, v)); a->dx is now d(x_mid) */
+        const float *datt = a->dx; /* d(attention output after wo) */
+        if (a->dropout > 0) {
+            memcpy(a->dq, a->dx, NC * sizeof(float)); /* dq is free until the attention backward */
+            train_dropout_apply(a->dq, a->dropout, a->dropout_seed, 1 + 2 * l, seq_ids, B, (size_t)T * C);
+            datt = a->dq;
+        }
         memset(a->dbuf, 0, NC * sizeof(float));
-        bwd_matmul(a->dbuf, g.wo, g.bo, a->dx, att, w.wo, (int)N, C, C);
+        bwd_matmul(a->dbuf, g.wo, g.bo, datt, att, w.wo, (int)N, C, C);
         memset(a->dq, 0, NC * sizeof(float));
         memset(a->dk, 0, NC * sizeof(float));
         memset(a->dv, 0, NC * sizeof(float));
@@ -367,6 +398,7 @@ pe_status train_grad_tokens(float *grad, train_stats *st, train_acts *a, const t
             for (int i = 0; i < C; i++) x[i] = tok_emb[(size_t)tok * C + i] + pos_emb[(size_t)t * C + i];
             a->targets[(size_t)b * T + t] = tgt;
         }
+    if (a->dropout > 0) train_dropout_apply(a->x_in, a->dropout, a->dropout_seed, 0, seq_ids, B, (size_t)T * C);
     att_tape_reset(&a->tape);
     int64_t kept = blocks_forward(a, p, B, T, pw, seq_ids);
     if (kept < 0) return pe_fail(err, PE_ERR_INTERNAL, "out of memory growing the attention tape");
@@ -380,7 +412,8 @@ pe_status train_grad_tokens(float *grad, train_stats *st, train_acts *a, const t
     count_allowed(st, c, B, T);
     memset(a->dbuf, 0, N * C * sizeof(float));
     bwd_matmul(a->dbuf, gwh, NULL, a->logits, a->lnf, wh, (int)N, C, V);
-    blocks_backward(grad, a, p, B, T);
+    blocks_backward(grad, a, p, B, T, seq_ids);
+    if (a->dropout > 0) train_dropout_apply(a->dx, a->dropout, a->dropout_seed, 0, seq_ids, B, (size_t)T * C);
     float *gtok = tptr(p, grad, "tok_emb.weight", 0), *gpos = tptr(p, grad, "pos_emb.weight", 0);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -418,6 +451,7 @@ pe_status train_grad_images(float *grad, train_stats *st, train_acts *a, const t
             const float *src = t < off ? cls : a->dbuf + ((size_t)b * NP + t - off) * C;
             for (int i = 0; i < C; i++) x[i] = src[i] + pos[(size_t)t * C + i];
         }
+    if (a->dropout > 0) train_dropout_apply(a->x_in, a->dropout, a->dropout_seed, 0, seq_ids, B, (size_t)T * C);
     att_tape_reset(&a->tape);
     int64_t kept = blocks_forward(a, p, B, T, pw, seq_ids);
     if (kept < 0) return pe_fail(err, PE_ERR_INTERNAL, "out of memory growing the attention tape");
@@ -456,7 +490,8 @@ pe_status train_grad_images(float *grad, train_stats *st, train_acts *a, const t
             for (int i = 0; i < C; i++) d[i] = off ? dp[i] : (float)(dp[i] / (double)T);
         }
     }
-    blocks_backward(grad, a, p, B, T);
+    blocks_backward(grad, a, p, B, T, seq_ids);
+    if (a->dropout > 0) train_dropout_apply(a->dx, a->dropout, a->dropout_seed, 0, seq_ids, B, (size_t)T * C);
     float *gpos = tptr(p, grad, "pos_emb.weight", 0), *gcls = tptr(p, grad, "cls_token", 0);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {

@@ -87,10 +87,20 @@ typedef struct {
     att_tape  tape;     /* kept connections of every (layer, sequence, head) */
     pw_sample sample;   /* cap T */
     int    *targets;    /* (B, T) LM targets or (B) labels */
+    /* dropout (training only; set after train_acts_init, which leaves it off): each element of the
+     * embeddings and of every attention / MLP output is zeroed with probability `dropout` (kept ones
+     * scaled by 1 / (1 - dropout)), the decision a hash of (dropout_seed, site, sequence id, element):
+     * the same masks for any chunking and rank count, and again in the backward */
+    float    dropout;
+    uint64_t dropout_seed;
 } train_acts;
 
 pe_status train_acts_init(train_acts *a, const model_config *cfg, int B, int T, pe_err *err);
 void      train_acts_free(train_acts *a);
+/* x (B, n) *= dropout mask of `site` (0 embeddings, 1 + 2l attention output of layer l, 2 + 2l MLP
+ * output) for the B sequences seq_ids (NULL: 0 .. B-1); p in [0, 1); the backward applies the same
+ * call to the gradient. */
+void      train_dropout_apply(float *x, float p, uint64_t seed, int site, const int64_t *seq_ids, int B, size_t n);
 
 /* What one forward/backward of a chunk reports. */
 typedef struct {

@@ -469,6 +469,8 @@ pe_status train_run(const pe_config *cfg, const train_comm *comm, int resume, in
     }
     if (!m || !v || !slots || !seq_ids || (d.images ? !pix || !lab : !tok)) { st = PE_ERR_INTERNAL; goto done; }
     if ((st = train_acts_init(&a, &arch, Bc, d.T, err))) goto done;
+    a.dropout      = (float)cfg->tr_dropout;
+    a.dropout_seed = (uint64_t)cfg->tr_seed;
 
     /* SSA config */
     pw_config pw = {0};

@@ -323,7 +323,8 @@ static void test_chunk_additivity(void **state) {
     (void)state;
     const char *kinds[] = {"lm", "lm-untied", "vit", "vit-mean"};
     for (int k = 0; k < 4; k++)
-        for (int ssa = 0; ssa < 2; ssa++) {
+        for (int mode = 0; mode < 3; mode++) { /* dense, unbiased SSA, dense + dropout 0.25 */
+            int ssa = mode == 1;
             model_config c = tiny_config(kinds[k]);
             train_params p;
             params_random(&p, &c, 4242 + k);
@@ -335,6 +336,7 @@ static void test_chunk_additivity(void **state) {
             pe_err    err = {0};
             train_acts a;
             assert_int_equal(train_acts_init(&a, &c, B, bt.T, &err), PE_OK);
+            if (mode == 2) a.dropout = 0.25f, a.dropout_seed = 77;
             size_t nb = (size_t)p.n_params * sizeof(float);
             float *g1 = calloc(1, nb), *g2 = calloc(1, nb), *g3 = calloc(1, nb);
             assert_true(g1 && g2 && g3);
@@ -348,7 +350,7 @@ static void test_chunk_additivity(void **state) {
             double gmax = max_abs(g1, p.n_params), dmax = 0.0;
             for (int64_t i = 0; i < p.n_params; i++) dmax = fmax(dmax, fabs((double)g1[i] - (double)g2[i]));
             printf("  %-9s %-8s B=4 vs 2+2: max|dg| %.2e of max|g| %.2e; loss %.9f vs %.9f\n", kinds[k],
-                   ssa ? "unbiased" : "dense", dmax, gmax, s1.loss_sum, s2.loss_sum);
+                   mode == 2 ? "dropout" : ssa ? "unbiased" : "dense", dmax, gmax, s1.loss_sum, s2.loss_sum);
             assert_true(gmax > 1e-3);
             assert_true(dmax <= 1e-6 * gmax);
             /* float32 per-token losses from sgemms of 4 vs 2 rows (OpenBLAS Zen: 2.9e-9 relative) */
@@ -390,7 +392,8 @@ static void test_directional_derivative(void **state) {
     (void)state;
     const char *kinds[] = {"lm", "lm-untied", "vit", "vit-mean"};
     for (int k = 0; k < 4; k++)
-        for (int ssa = 0; ssa < 2; ssa++) {
+        for (int mode = 0; mode < 3; mode++) { /* dense, unbiased SSA, dense + dropout 0.25 */
+            int ssa = mode == 1;
             model_config c = tiny_config(kinds[k]);
             train_params p;
             params_random(&p, &c, 808 + k);
@@ -402,6 +405,7 @@ static void test_directional_derivative(void **state) {
             pe_err    err = {0};
             train_acts a;
             assert_int_equal(train_acts_init(&a, &c, B, bt.T, &err), PE_OK);
+            if (mode == 2) a.dropout = 0.25f, a.dropout_seed = 77;
             size_t nb = (size_t)p.n_params * sizeof(float);
             float *g = calloc(1, nb), *scratch = calloc(1, nb), *w0 = malloc(nb);
             assert_true(g && scratch && w0);
@@ -430,18 +434,85 @@ static void test_directional_derivative(void **state) {
                 double fd = (l[0] - l[1]) / (2 * h), rel = fabs(fd - g2) / g2;
                 if (rel > 1e-2)
                     fail_msg("%s %s tensor %s: loss slope along its gradient %.6g, |g|^2 %.6g", kinds[k],
-                             ssa ? "unbiased" : "dense", p.specs[t].name, fd, g2);
+                             mode == 2 ? "dropout" : ssa ? "unbiased" : "dense", p.specs[t].name, fd, g2);
                 worst = fmax(worst, rel);
                 checked++;
             }
             assert_int_equal(checked, p.n_tensors - c.n_layers);
             printf("  %-9s %-8s %d tensors: slope along the gradient = |g|^2 within %.2e\n", kinds[k],
-                   ssa ? "unbiased" : "dense", checked, worst);
+                   mode == 2 ? "dropout" : ssa ? "unbiased" : "dense", checked, worst);
             free(g), free(scratch), free(w0);
             train_acts_free(&a);
             batch_free(&bt);
             train_params_free(&p);
         }
+}
+
+/* ---- 3c. dropout masks -------------------------------------------------------------------- */
+
+/* train_dropout_apply: P(drop) = p (binomial, 5 sigma), kept values scaled by exactly 1/(1-p) in
+ * float, the mask a function of (seed, site, sequence id) only; and a training loss with dropout is
+ * another loss than without (the masks are applied), the same again with the same ids. */
+static void test_dropout_mask(void **state) {
+    (void)state;
+    const size_t n = 200000;
+    const int    B = 3;
+    float       *x = malloc(B * n * sizeof(float)), *y = malloc(B * n * sizeof(float));
+    assert_true(x && y);
+    for (size_t i = 0; i < B * n; i++) x[i] = 1.0f;
+    int64_t ids[3] = {40, 41, 42};
+    train_dropout_apply(x, 0.25f, 9, 3, ids, B, n);
+    const float kept = (float)(1.0 / 0.75);
+    size_t      zeros = 0;
+    for (size_t i = 0; i < B * n; i++) {
+        if (x[i] == 0.0f) zeros++;
+        else assert_true(x[i] == kept);
+    }
+    double frac = (double)zeros / (double)(B * n), sd = sqrt(0.25 * 0.75 / (double)(B * n));
+    printf("  dropout 0.25: %zu of %zu zeroed (%.5f, sd %.5f)\n", zeros, B * n, frac, sd);
+    assert_true(fabs(frac - 0.25) < 5 * sd);
+    /* sequence 41 alone (a chunk of 1) gets the same mask as inside the chunk of 3 */
+    for (size_t i = 0; i < n; i++) y[i] = 1.0f;
+    train_dropout_apply(y, 0.25f, 9, 3, ids + 1, 1, n);
+    assert_memory_equal(y, x + n, n * sizeof(float));
+    /* another site, seed or sequence: another mask (about 3/8 of the entries differ) */
+    int64_t other[1] = {40};
+    const struct { uint64_t seed; int site; const int64_t *id; } alt[] = {{9, 4, ids + 1}, {10, 3, ids + 1}, {9, 3, other}};
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < n; i++) y[i] = 1.0f;
+        train_dropout_apply(y, 0.25f, alt[k].seed, alt[k].site, alt[k].id, 1, n);
+        size_t diff = 0;
+        for (size_t i = 0; i < n; i++) diff += y[i] != x[n + i];
+        assert_true(diff > n / 4 && diff < n / 2);
+    }
+    free(x), free(y);
+
+    /* the training forward applies it: the loss moves, and repeats bit for bit */
+    model_config c = tiny_config("lm");
+    train_params p;
+    params_random(&p, &c, 31337);
+    batch      bt = make_batch(&c, 2, 5);
+    int64_t    sid[2] = {8, 9};
+    pe_err     err = {0};
+    train_acts a;
+    assert_int_equal(train_acts_init(&a, &c, 2, bt.T, &err), PE_OK);
+    float *g = calloc((size_t)p.n_params, sizeof(float));
+    assert_non_null(g);
+    double loss[3];
+    for (int k = 0; k < 3; k++) {
+        a.dropout = k ? 0.3f : 0.0f, a.dropout_seed = 5;
+        train_stats st;
+        memset(&st, 0, sizeof st);
+        assert_int_equal(grad_call(g, &st, &a, &p, &bt, 0, 2, NULL, sid, 0.0f, &err), PE_OK);
+        loss[k] = st.loss_sum;
+    }
+    printf("  tiny LM loss: no dropout %.9f, dropout 0.3 %.9f (again %.9f)\n", loss[0], loss[1], loss[2]);
+    assert_true(fabs(loss[1] - loss[0]) > 1e-4 * fabs(loss[0]));
+    assert_memory_equal(&loss[1], &loss[2], sizeof(double));
+    free(g);
+    train_acts_free(&a);
+    batch_free(&bt);
+    train_params_free(&p);
 }
 
 /* ---- 4. optimizer --------------------------------------------------------------------------- */
@@ -917,6 +988,7 @@ int main(void) {
         cmocka_unit_test(test_keep_all_is_dense),
         cmocka_unit_test(test_chunk_additivity),
         cmocka_unit_test(test_directional_derivative),
+        cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_lr_schedule),
         cmocka_unit_test(test_grad_norm),
         cmocka_unit_test(test_adamw_vs_reference),
