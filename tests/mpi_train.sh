@@ -2,7 +2,8 @@
 # mpi_train.sh: pathens train under a real mpirun.
 #   Data parallel: the trained weights (model.safetensors, every byte) are identical for the serial
 #   binary and 1, 2, 3, 4 ranks, for a ViT on real Fashion-MNIST images and a byte-level LM on
-#   Tiny Shakespeare, both with SSA and a dense fine-tune (pre_finetune/ too), and the logs agree.
+#   Tiny Shakespeare, both with SSA, a dense fine-tune (pre_finetune/ too) and train.dropout = 0.1
+#   (its masks are keyed by example slot), and the logs agree; the resume cases train with dropout too.
 #   Preemption: kill -9 mid-run, then --resume: byte-identical weights to an uninterrupted run;
 #   SIGUSR1 to mpirun (forwarded to the ranks) and SIGTERM to a serial run: exit 75 with a
 #   checkpoint, then --resume: byte-identical; Ctrl-C (SIGINT) to mpirun: mpirun SIGTERMs the
@@ -44,6 +45,7 @@ lr = 3e-3
 finetune_dense_steps = 6
 log_every = 4
 checkpoint_minutes = 0
+dropout = 0.1
 I
 cat > "$T/lm.ini" <<I
 [model]
@@ -64,6 +66,7 @@ lr = 3e-3
 finetune_dense_steps = 5
 log_every = 5
 checkpoint_minutes = 0
+dropout = 0.1
 I
 
 resumed() { # resumed WHAT OUT STEP: the --resume run into OUT started at checkpoint STEP (> 0), ran only the rest
