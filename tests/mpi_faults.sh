@@ -11,7 +11,8 @@
 #   a finished run keeps no journal; rerunning it is a no-op and another config is refused, under
 #   mpirun too; a corrupted journal (flipped byte, truncated tail, checksum-valid records holding
 #   NaN or impossible connection counts) is detected: the damaged records are dropped with a reason
-#   and redone, and the results are those of a clean run; a journal of another config is refused.
+#   and redone, and the results are those of a clean run; a journal of another config is refused;
+#   a run.out that rank 0 cannot create ends every rank with exit 2 (no worker left waiting).
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
 source "$PATHENS_SRC/tests/lib.sh"
@@ -202,6 +203,14 @@ cmp -s "$T/journal.partial" "$out/journal.msgpack" && ok "the foreign journal is
 "$MPIEXEC" -n 3 "$PATHENS" "${args[@]}" --set pathways.members=5 --overwrite 2>"$T/err10"; rc=$?
 [ $rc = 0 ] && [ "$(json "$out/timing.json" "d['tasks_replayed_from_journal']")" = 0 ] \
     && ok "--overwrite under mpirun: the old journal discarded, a fresh run" || bad "--overwrite under mpirun: exit $rc"
+
+# 8. run.out that rank 0 cannot create: every rank exits 2 with rank 0's message (the workers used
+#    to wait for a task forever)
+#    (under /proc: mkdir fails there even for root, while the checks before it find no run)
+timeout 60 "$MPIEXEC" -n 3 "$PATHENS" "${args[@]}" --set run.out=/proc/pathens-no-such-folder/run 2>"$T/err11"; rc=$?
+[ $rc = 2 ] && grep -q "cannot create folder" "$T/err11" && [ "$(grep -c 'pathens: error' "$T/err11")" = 1 ] \
+    && ok "run.out not creatable under mpirun: exit 2, one message, no rank left waiting" \
+    || bad "run.out not creatable under mpirun: exit $rc (124 = the workers hung): $(head -3 "$T/err11")"
 
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

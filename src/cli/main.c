@@ -809,11 +809,18 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     dist_opts dopt = {cfg.run_out, 0, cfg.run_shard, cfg.run_member_block, quiet, rt, rt + g_size, rt + 2 * g_size, rn, 0,
                       0};
 #endif
+#ifdef PATHENS_WITH_MPI
+    /* rank 0 creates run.out and every rank learns whether it could: workers that entered the task
+     * loop without it would wait for a task forever (the error is rank 0's to print) */
+    int mk = g_rank == 0 ? (int)pe_mkdir_p(cfg.run_out, &err) : 0;
+    if (g_size > 1) dist_bcast_int(&mk);
+    if (g_rank != 0 && mk) err.code = (pe_status)mk;
+#endif
     if (is_lm) {
         pe_status est;
 #ifdef PATHENS_WITH_MPI
         dopt.fingerprint = config_fingerprint(&cfg);
-        if (g_rank == 0 && pe_mkdir_p(cfg.run_out, &err)) est = err.code;
+        if (mk) est = (pe_status)mk;
         else est = dist_eval_text(&lr, &m, &td, &pc, &eo, &dopt, &err);
         if (g_rank != 0) { /* a worker: the coordinator writes everything */
             cJSON_Delete(root);
@@ -872,7 +879,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
         pe_status est; /* the same distributed path as text: tasks of images x member blocks, journal, signals */
 #ifdef PATHENS_WITH_MPI
         dopt.fingerprint = config_fingerprint(&cfg);
-        if (g_rank == 0 && pe_mkdir_p(cfg.run_out, &err)) est = err.code;
+        if (mk) est = (pe_status)mk;
         else est = dist_eval_images(&cr, &m, &id, &pc, &eo, &dopt, &err);
         if (g_rank != 0) { /* a worker: the coordinator writes everything */
             cJSON_Delete(root);
