@@ -14,7 +14,11 @@
 #       pathens' exit code 2 and is not requeued;
 #   (e) a 2-rank `srun --mpi=pmix` training run from jobs/train.sbatch (a small ViT on real
 #       Fashion-MNIST images with SSA), preempted by USR1, requeued and resumed with --resume: its
-#       weights are byte-identical to a local 1-process training run.
+#       weights are byte-identical to a local 1-process training run;
+#   (f) a training sweep ([sweep] kind = train, 2 points of a tiny byte LM with dropout, each trained
+#       then evaluated) as a job array: task 0 is preempted by USR1 mid-training, exits 75 with a
+#       checkpoint, is requeued and resumes from it (train.json resumed_at_step > 0); its weights and
+#       the aggregated sweep.csv / sweep.json are byte-identical to a local uninterrupted sweep.
 # A requeued job waits about 2 minutes (SLURM's Reason=BeginTime); the test releases it at once
 # with `scontrol update JobId=... StartTime=now`. FAILS (never skips) without the SLURM packages.
 set -u
@@ -296,6 +300,86 @@ cmp -s "$T/train-ref/model.safetensors" "$T/train/model.safetensors" &&
     ok "(e) weights of the preempted 2-rank SLURM training byte-identical to the local 1-process run" ||
     bad "(e) trained weights differ from the local run"
 echo "     (e) took $(( $(date +%s) - t0 )) s"
+
+# ---- (f) a training sweep ([sweep] kind = train) as a job array, a task preempted mid-training ----
+fini="$T/sweep-train.ini"
+cat >"$fini" <<EOF
+; slurm_sweep.sh (f): 2 points (dense with sweep.dense_scheme = local, local rho 4 with a dense
+; fine-tune), each trained with dropout on a tiny byte LM, then evaluated on the test span
+[sweep]
+kind = train
+dense_scheme = local
+[model]
+config = $PATHENS_SRC/tests/arch/lm-tiny.json
+tokenizer = bytes
+[data]
+path = $D/tinyshakespeare.txt
+span = 0:0.8
+[pathways]
+scheme = dense, local
+ratio = 4
+[train]
+steps = 600
+batch = 8
+grad_chunks = 2
+warmup = 20
+lr = 3e-3
+dropout = 0.1
+finetune_dense_steps = 60
+val_span = 0.8:0.9
+log_every = 10
+checkpoint_steps = 10
+checkpoint_minutes = 0
+[eval.data]
+path = $D/tinyshakespeare.txt
+span = 0.9:1
+mode = windows
+limit = 40
+[eval.pathways]
+members = 4
+[eval.importance]
+statistics = 0
+[run]
+out = $T/tsweep
+EOF
+t0=$(date +%s)
+"$PATHENS" sweep "$fini" --quiet && "$PATHENS" sweep "$fini" --aggregate 2>"$T/tagg-ref.err" &&
+    cp "$T/tsweep/sweep.csv" "$T/ref-tsweep.csv" && cp "$T/tsweep/sweep.json" "$T/ref-tsweep.json" &&
+    ok "(f) local training-sweep reference: 2 points in $(( $(date +%s) - t0 )) s" ||
+    bad "(f) local training sweep failed: $(cat "$T/tagg-ref.err")"
+tsub=$(/usr/bin/python3 -c 'import json,sys; print([r["dir"] for r in json.load(open(sys.argv[1]))["rows"] if r["index"] == 0][0])' "$T/ref-tsweep.json")
+tdir0="$T/tsweep/$tsub"; tdir0_ref="$T/tsweep-ref/$tsub"
+mv "$T/tsweep" "$T/tsweep-ref"
+t0=$(date +%s)
+MAXPAR=2 PATHENS_LOGS="$T/logs" "$JOBS/submit-sweep.sh" "$fini" >"$T/submit-t.out" 2>&1 || bad "(f) submit-sweep.sh: $(cat "$T/submit-t.out")"
+TJ=$(grep -o 'submitted job array [0-9]*' "$T/submit-t.out" | grep -o '[0-9]*$')
+if [ -z "$TJ" ]; then bad "(f) no job id: $(cat "$T/submit-t.out")"; echo "$fails failure(s)"; exit 1; fi
+ok "(f) submit-sweep.sh: $(head -1 "$T/submit-t.out")"
+tat=""
+for _ in $(seq 1 2400); do
+    if [ "$(job_state "${TJ}_0")" = RUNNING ] && [ ! -e "$tdir0/train/train.json" ] &&
+       grep -q "step-0*[2-9][0-9]$" "$tdir0/train/checkpoint/LATEST" 2>/dev/null; then
+        tat=$(cat "$tdir0/train/checkpoint/LATEST"); timeout 3 scancel --batch --signal=USR1 "${TJ}_0" >>"$T/scancel.log" 2>&1; break
+    fi
+    sleep 0.05
+done
+[ -n "$tat" ] && ok "(f) task ${TJ}_0 sent USR1 mid-training (checkpoint $tat)" || bad "(f) point 0's training was not caught mid-run"
+states=$(wait_job "$TJ" 300) && [ "$(squeue -h -r -t all -j "$TJ" -o '%T' | grep -c '^COMPLETED$')" = 2 ] &&
+    ok "(f) array $TJ ended: $states" || bad "(f) array $TJ: ${states:-} $(squeue -h -r -t all -j "$TJ" -o '%i=%T' | tr '\n' ' ')"
+lf="$T/logs/sweep-${TJ}_0.out"
+grep -q "USR1 (preemption warning)" "$lf" && grep -q "exit 75: checkpointed; requeueing ${TJ}_0" "$lf" &&
+    [ "$(restarts "${TJ}_0")" = 1 ] && ok "(f) task 0: USR1, exit 75 during training, requeued (Restarts=1)" ||
+    bad "(f) task 0 log lacks the trap/requeue path (Restarts=$(restarts "${TJ}_0")): $(tail -5 "$lf")"
+rat=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["resumed_at_step"])' "$tdir0/train/train.json" 2>/dev/null)
+[ -n "$rat" ] && [ "$rat" -gt 0 ] && ok "(f) point 0's training resumed from its checkpoint at step $rat" ||
+    bad "(f) point 0 not resumed from a checkpoint (resumed_at_step ${rat:-none})"
+cmp -s "$tdir0_ref/train/model.safetensors" "$tdir0/train/model.safetensors" &&
+    ok "(f) point 0's weights byte-identical to the local sweep's" || bad "(f) point 0's weights differ from the local sweep's"
+"$PATHENS" sweep "$fini" --aggregate 2>"$T/tagg.err" || bad "(f) aggregate: $(cat "$T/tagg.err")"
+cmp -s "$T/ref-tsweep.json" "$T/tsweep/sweep.json" && cmp -s "$T/ref-tsweep.csv" "$T/tsweep/sweep.csv" &&
+    ok "(f) sweep.json and sweep.csv byte-identical to the uninterrupted local training sweep" ||
+    bad "(f) training sweep differs: $(diff "$T/ref-tsweep.csv" "$T/tsweep/sweep.csv" | head -6)"
+echo "     (f) took $(( $(date +%s) - t0 )) s"
 
 # ---- SLURM down (also done by the EXIT trap); twice is fine ------------------------------------
 pids=$(cat "$S/slurmctld.pid" "$S/slurmd.pid" 2>/dev/null)
