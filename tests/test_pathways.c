@@ -624,23 +624,30 @@ static void test_random_k_exact_law(void **state) {
     pw_sample s;
     pe_err    err = {0};
     assert_int_equal(pw_sample_init(&s, 16, &err), PE_OK);
-    /* {n, ρ, λ, causal, query}; t = picks besides the forced self key (causal), m = candidates:
-     * t > 3m/4 (causal) or t > 2m/5 (bidirectional) uses exponential keys, else the rejection sampler (offsets from the alias table, or
-     * by inversion when λ > 512 or a tail keeps < 1/4 of the geometric mass) (or Floyd for λ = inf) */
+    /* {n, ρ, λ, causal, query}; t = picks besides the forced self key (causal), m = candidates.
+     * Bidirectional queries, and causal ones with t >= 3 ceil(2.5 λ), take the near zone of
+     * K = min(m, t + min(ceil(2.5 λ), t + 32)) keys and exponential jumps beyond it (when K < m);
+     * other causal queries: t > 3m/4 exponential keys over all candidates, else the rejection
+     * sampler (offsets from the alias table, or by inversion when λ > 512 or the tail keeps < 1/4
+     * of the geometric mass) (or Floyd for λ = inf) */
     const struct { int n; double rho, lambda; int causal, i; } cases[] = {
-        {8, 4, 2.0, 0, 2},      /* t = 2, m = 8: rejection, alias */
-        {8, 2.5, 2.0, 0, 2},    /* t = 4, m = 8: exponential keys */
-        {10, 2.5, 3.0, 0, 5},   /* t = 4, m = 10: rejection, alias, two tails */
-        {8, 1.5, 2.0, 0, 2},    /* t = 6, m = 8: exponential keys */
+        {8, 4, 2.0, 0, 2},      /* t = 2, m = 8: near zone K = 7, one candidate beyond */
+        {8, 2.5, 2.0, 0, 2},    /* t = 4, m = 8: near zone = every candidate */
+        {10, 2.5, 3.0, 0, 5},   /* t = 4, m = 10: near zone = every candidate */
+        {8, 1.5, 2.0, 0, 2},    /* t = 6, m = 8: near zone = every candidate */
         {12, 4, 1.5, 1, 11},    /* t = 2, m = 11: rejection, one-sided */
         {12, 2, 1.5, 1, 5},     /* t = 2, m = 5: rejection, one-sided */
         {12, 1.5, 1.5, 1, 7},   /* t = 5, m = 7: rejection, one-sided, tails shorter than the core */
         {12, 1.2, 1.5, 1, 7},   /* t = 6, m = 7: exponential keys, one-sided */
         {8, 4, INFINITY, 0, 5}, /* Floyd */
-        {16, 8, 0.7, 0, 8},     /* t = 2, m = 16, concentrated: core growth */
-        {12, 3, 40.0, 0, 3},    /* t = 4, m = 12: short tails (G[len] < 1/4): inversion */
+        {16, 8, 0.7, 0, 8},     /* t = 2, m = 16, concentrated: near zone K = 4, jumps on both sides */
+        {12, 3, 40.0, 0, 3},    /* t = 4, m = 12, nearly uniform: near zone = every candidate */
         {14, 4, 2000.0, 1, 13}, /* t = 3, m = 13: λ > 512: inversion, nearly uniform */
-        {16, 3, 6.0, 0, 12},    /* t = 6, m = 16: alias with the overshoot rejections of a short right tail */
+        {16, 3, 6.0, 0, 12},    /* t = 6, m = 16: near zone K = 16 = m */
+        {10, 1.5, 0.8, 1, 9},   /* t = 6, m = 9, causal: near zone K = 8, jumps over 1 */
+        {14, 2, 0.3, 1, 13},    /* t = 6, m = 13, causal, concentrated: near zone K = 7, jumps over 6 */
+        {12, 1.3, 0.01, 1, 8},  /* t = 6, m = 8, causal: zone radius 7 > 600 λ = 6: keys scaled (dref = 1) */
+        {16, 6, 3.0, 0, 15},    /* t = 3, m = 16: near zone K = 11 at the right edge, jumps leftwards */
     };
     const int D = 20000;
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
@@ -669,32 +676,39 @@ static void test_random_k_exact_law(void **state) {
     pw_sample_free(&s);
 }
 
-/* The alias table's last slot stands for every offset >= 1023 (then a fresh draw is added): one
- * pick (ρ = n) of query 0 over n = 2048 keys with λ = 400 puts P(j) ∝ e^{-j/λ} on j in [0, n),
- * a fifth of it past offset 1023; the frequencies of four ranges of j against the exact law. */
+/* Long tails, one pick over n = 2048 keys with λ = 400 (P(d) ∝ e^{-d/λ}, a fifth of it past
+ * distance 1023), the frequencies of four ranges of the distance d against the exact law:
+ * bidirectional query 0 (the near zone of 34 keys, then exponential jumps over the other 2014;
+ * fails when a jump's distance or an entrant's key is off), and causal query 2047 (the rejection
+ * sampler: the alias table's last slot stands for every offset >= 1023, then a fresh draw is
+ * added; fails when the slot is read as the single offset 1023). */
 static void test_random_k_long_tail_law(void **state) {
     (void)state;
     pw_sample s;
     pe_err    err = {0};
     const int n = 2048, D = 6000;
     assert_int_equal(pw_sample_init(&s, n, &err), PE_OK);
-    pw_config c = cfg(PW_SCHEME_RANDOM_K, n);
-    c.lambda = 400.0;
     const int edges[5] = {0, 300, 1023, 1500, n};
-    double    cnt[4] = {0}, tot = 0.0, ex[4] = {0};
-    for (int j = 0; j < n; j++) tot += exp(-j / c.lambda);
-    for (int b = 0; b < 4; b++)
-        for (int j = edges[b]; j < edges[b + 1]; j++) ex[b] += exp(-j / c.lambda) / tot;
-    for (int d = 0; d < D; d++) {
-        pw_draw(&s, &c, 0, 0, 0, d, n, 0);
-        assert_int_equal(s.key_start[1] - s.key_start[0], 1);
-        int j = s.keys[s.key_start[0]];
-        for (int b = 0; b < 4; b++) cnt[b] += j >= edges[b] && j < edges[b + 1];
-    }
-    for (int b = 0; b < 4; b++) {
-        double f = cnt[b] / D, sd = sqrt(ex[b] * (1 - ex[b]) / D);
-        printf("  keys [%d, %d): frequency %.4f, exact %.4f (sd %.4f)\n", edges[b], edges[b + 1], f, ex[b], sd);
-        assert_true(fabs(f - ex[b]) <= 4.5 * sd);
+    for (int causal = 0; causal <= 1; causal++) {
+        pw_config c = cfg(PW_SCHEME_RANDOM_K, causal ? n / 2 : n); /* causal query n - 1: k = 2, one pick */
+        c.lambda = 400.0;
+        int    q = causal ? n - 1 : 0;
+        double cnt[4] = {0}, tot = 0.0, ex[4] = {0};
+        for (int d = causal; d < n; d++) tot += exp(-d / c.lambda);
+        for (int b = 0; b < 4; b++)
+            for (int d = edges[b] > causal ? edges[b] : causal; d < edges[b + 1]; d++) ex[b] += exp(-d / c.lambda) / tot;
+        for (int r = 0; r < D; r++) {
+            pw_draw(&s, &c, 0, 0, 0, r, n, causal);
+            assert_int_equal(s.key_start[q + 1] - s.key_start[q], 1 + causal);
+            int d = abs(q - s.keys[s.key_start[q]]); /* causal: the pick, then the self key */
+            for (int b = 0; b < 4; b++) cnt[b] += d >= edges[b] && d < edges[b + 1];
+        }
+        for (int b = 0; b < 4; b++) {
+            double f = cnt[b] / D, sd = sqrt(ex[b] * (1 - ex[b]) / D);
+            printf("  %s: distances [%d, %d): frequency %.4f, exact %.4f (sd %.4f)\n", causal ? "causal" : "bidirectional",
+                   edges[b], edges[b + 1], f, ex[b], sd);
+            assert_true(fabs(f - ex[b]) <= 4.5 * sd);
+        }
     }
     pw_sample_free(&s);
 }
@@ -763,12 +777,12 @@ static uint64_t sample_hash(const pw_sample *s, uint64_t h) {
 
 /* Random-k draws are part of the results (docs/pathways.md fixes what is drawn): a faster sampler
  * must give the same key lists, or change them as a documented change of results. Hashes over
- * every branch: Floyd (lambda = inf), Efraimidis-Spirakis (t > 3m/4 causal, t > 2m/5
- * bidirectional: rho = 1.5, and 2 bidirectional) and the rejection sampler (the rest; alias-table
- * offsets and inversion), causal and
- * bidirectional, n = 1 .. 300 mixed. lambda = inf: recorded with the sampler of 2026-11-30
- * (before the bitmap Floyd), unchanged since; finite lambda: recorded with the alias-table sampler
- * of 2026-11-30 (h-kern; docs/pathways.md "Sampler versions"), which changed those lists. */
+ * every branch: Floyd (lambda = inf); finite lambda: the near zone with exponential jumps (every
+ * bidirectional query, causal ones with t >= 3 ceil(2.5 lambda)), and for the other causal
+ * queries Efraimidis-Spirakis (t > 3m/4) and the rejection sampler (alias-table offsets and
+ * inversion), n = 1 .. 300 mixed. lambda = inf: recorded with the sampler of 2026-11-30 (before
+ * the bitmap Floyd), unchanged since; finite lambda: recorded with the near-zone sampler of
+ * 2026-11-30 (h-kern4; docs/pathways.md "Sampler versions"), which changed those lists again. */
 static void test_random_k_pinned(void **state) {
     (void)state;
     pe_err    err = {0};
@@ -777,8 +791,8 @@ static void test_random_k_pinned(void **state) {
     const double lambdas[] = {INFINITY, 16.0, 2.5, 0.7};
     const double rhos[] = {1.5, 2.0, 3.0, 4.0, 8.0};
     const int    ns[] = {1, 2, 7, 64, 65, 199, 300};
-    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0xe0eeb408cf3df896ULL, 0x1bb55015218b51ecULL,
-                                     0xf5ce015c4c9e7cd8ULL};
+    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0xf42392ff469a161fULL, 0x94ab088c99ea9bb9ULL,
+                                     0x79e8a063260f4ab0ULL};
     uint64_t got[4];
     for (int a = 0; a < 4; a++) {
         uint64_t h = 0xcbf29ce484222325ULL;
