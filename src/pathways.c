@@ -519,14 +519,16 @@ static int random_k_query(const pw_sample *s, int *out, int *mark, uint64_t *bit
             bits[x >> 6] |= 1ULL << (x & 63);
         }
         cnt = bits_collect(out, bits, m);
-    } else if (!causal || 3.0 * ceil(PW_NEAR_MARGIN * lambda) <= (double)t) {
-        /* the cheapest where it applies (measured, n = 1024, λ = 16: about 25-45 ns per pick,
-         * against 37 for the rejection sampler with one tail and 60 with two): every bidirectional
-         * query, and causal ones whose zone margin is at most t/3 */
+    } else if (3.0 * ceil(PW_NEAR_MARGIN * lambda) <= (double)t && (!causal || lambda >= 2.0)) {
+        /* where it is the cheaper (measured at n = 1024: λ = 16, 25-45 ns per pick against 37
+         * for the rejection sampler with one tail and 52-60 with two; λ = 2.5, 22 against 29 / 43;
+         * λ = 0.7, 21 against 27 with two tails, but 22 against 17 with one; λ >= 100, where t is
+         * small against the zone's margin, the rejection sampler): queries whose zone margin is
+         * at most t/3, causal ones only for λ >= 2 */
         cnt = random_k_finite(out, bits, work, A, Bt, &r, i, m, t, causal, causal ? 0 : n - 1 - i, lambda);
-    } else if (4 * (int64_t)t > 3 * (int64_t)m) {
-        /* (causal queries with few picks: Efraimidis-Spirakis ~27 ns per candidate when t > 3m/4,
-         * else the rejection sampler, ~37 ns per pick with its one tail) */
+    } else if (causal ? 4 * (int64_t)t > 3 * (int64_t)m : 5 * (int64_t)t > 2 * (int64_t)m) {
+        /* (the cheaper of the two, measured: Efraimidis-Spirakis ~27 ns per candidate, the
+         * rejection sampler ~37 ns per pick with one tail (causal), ~60 with two; n = 1024, λ = 16) */
         /* Efraimidis-Spirakis with exponential keys: the t smallest E_j exp(|i-j|/λ), E ~ Exp(1),
          * in log form; same law as successive sampling; O(m) */
         for (int j = 0; j < m; j++) {

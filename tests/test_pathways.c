@@ -603,51 +603,60 @@ static void test_random_k_locality(void **state) {
 
 /* exact inclusion probabilities of successive sampling (t picks without replacement, each ∝ w
  * among the rest), by enumerating the ordered pick sequences */
-static void incl_rec(const double *w, int m, int t, int *used, double p, double *incl) {
-    if (t == 0) {
+/* exact inclusion probabilities of successive sampling (t picks, each ∝ w among the keys not yet
+ * picked) over m <= 22 keys: a DP over the sets picked so far (a set's probability flows to each
+ * one-larger set; ascending order visits a set after every set it comes from) */
+static void incl_exact(const double *w, int m, int t, double *incl) {
+    size_t  N = (size_t)1 << m;
+    double *P = calloc(N, sizeof(double)); /* (2^m) probability of having picked exactly the set */
+    assert_non_null(P);
+    P[0] = 1.0;
+    for (size_t S = 0; S < N; S++) {
+        if (P[S] == 0.0) continue;
+        if (__builtin_popcountll(S) == t) {
+            for (int j = 0; j < m; j++)
+                if (S >> j & 1) incl[j] += P[S];
+            continue;
+        }
+        double rest = 0.0;
         for (int j = 0; j < m; j++)
-            if (used[j]) incl[j] += p;
-        return;
+            if (!(S >> j & 1)) rest += w[j];
+        for (int j = 0; j < m; j++)
+            if (!(S >> j & 1)) P[S | (size_t)1 << j] += P[S] * w[j] / rest;
     }
-    double tot = 0;
-    for (int j = 0; j < m; j++)
-        if (!used[j]) tot += w[j];
-    for (int j = 0; j < m; j++) {
-        if (used[j]) continue;
-        used[j] = 1;
-        incl_rec(w, m, t - 1, used, p * w[j] / tot, incl);
-        used[j] = 0;
-    }
+    free(P);
 }
 
 static void test_random_k_exact_law(void **state) {
     pw_sample s;
     pe_err    err = {0};
-    assert_int_equal(pw_sample_init(&s, 16, &err), PE_OK);
+    assert_int_equal(pw_sample_init(&s, 22, &err), PE_OK);
     /* {n, ρ, λ, causal, query}; t = picks besides the forced self key (causal), m = candidates.
-     * Bidirectional queries, and causal ones with t >= 3 ceil(2.5 λ), take the near zone of
+     * Queries with t >= 3 ceil(2.5 λ) (causal: and λ >= 2) take the near zone of
      * K = min(m, t + min(ceil(2.5 λ), t + 32)) keys and exponential jumps beyond it (when K < m);
-     * other causal queries: t > 3m/4 exponential keys over all candidates, else the rejection
-     * sampler (offsets from the alias table, or by inversion when λ > 512 or the tail keeps < 1/4
-     * of the geometric mass) (or Floyd for λ = inf) */
+     * the others: t > 3m/4 causal or t > 2m/5 bidirectional exponential keys over all candidates,
+     * else the rejection sampler (offsets from the alias table, or by inversion when λ > 512 or a
+     * tail keeps < 1/4 of the geometric mass) (or Floyd for λ = inf) */
     const struct { int n; double rho, lambda; int causal, i; } cases[] = {
-        {8, 4, 2.0, 0, 2},      /* t = 2, m = 8: near zone K = 7, one candidate beyond */
-        {8, 2.5, 2.0, 0, 2},    /* t = 4, m = 8: near zone = every candidate */
-        {10, 2.5, 3.0, 0, 5},   /* t = 4, m = 10: near zone = every candidate */
-        {8, 1.5, 2.0, 0, 2},    /* t = 6, m = 8: near zone = every candidate */
+        {8, 4, 2.0, 0, 2},      /* t = 2, m = 8: rejection, alias */
+        {8, 2.5, 2.0, 0, 2},    /* t = 4, m = 8: exponential keys */
+        {10, 2.5, 3.0, 0, 5},   /* t = 4, m = 10: rejection, alias, two tails */
+        {8, 1.5, 2.0, 0, 2},    /* t = 6, m = 8: exponential keys */
         {12, 4, 1.5, 1, 11},    /* t = 2, m = 11: rejection, one-sided */
         {12, 2, 1.5, 1, 5},     /* t = 2, m = 5: rejection, one-sided */
         {12, 1.5, 1.5, 1, 7},   /* t = 5, m = 7: rejection, one-sided, tails shorter than the core */
         {12, 1.2, 1.5, 1, 7},   /* t = 6, m = 7: exponential keys, one-sided */
         {8, 4, INFINITY, 0, 5}, /* Floyd */
-        {16, 8, 0.7, 0, 8},     /* t = 2, m = 16, concentrated: near zone K = 4, jumps on both sides */
-        {12, 3, 40.0, 0, 3},    /* t = 4, m = 12, nearly uniform: near zone = every candidate */
+        {16, 8, 0.7, 0, 8},     /* t = 2, m = 16, concentrated: core growth */
+        {12, 3, 40.0, 0, 3},    /* t = 4, m = 12: short tails (G[len] < 1/4): inversion */
         {14, 4, 2000.0, 1, 13}, /* t = 3, m = 13: λ > 512: inversion, nearly uniform */
-        {16, 3, 6.0, 0, 12},    /* t = 6, m = 16: near zone K = 16 = m */
-        {10, 1.5, 0.8, 1, 9},   /* t = 6, m = 9, causal: near zone K = 8, jumps over 1 */
-        {14, 2, 0.3, 1, 13},    /* t = 6, m = 13, causal, concentrated: near zone K = 7, jumps over 6 */
-        {12, 1.3, 0.01, 1, 8},  /* t = 6, m = 8, causal: zone radius 7 > 600 λ = 6: keys scaled (dref = 1) */
-        {16, 6, 3.0, 0, 15},    /* t = 3, m = 16: near zone K = 11 at the right edge, jumps leftwards */
+        {16, 3, 6.0, 0, 12},    /* t = 6, m = 16: alias with the overshoot rejections of a short right tail */
+        {14, 2, 0.3, 1, 13},    /* t = 6, m = 13, causal, λ < 2: rejection, concentrated */
+        {16, 2.5, 0.7, 0, 8},   /* t = 7, m = 16: near zone K = 9, jumps on both sides */
+        {18, 2, 1.0, 0, 3},     /* t = 9, m = 18: near zone K = 12 (3 left, 8 right), jumps rightwards */
+        {22, 1.4, 2.0, 1, 21},  /* t = 15, m = 21, causal: near zone K = 20, jumps over 1 */
+        {16, 2, 0.006, 0, 7},   /* t = 8, m = 16: zone radius 4 > 600 λ = 3.6: keys scaled (dref = 1);
+                                 * the 8th pick is key 3 or 11 (weights e^-667 each), half each */
     };
     const int D = 20000;
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
@@ -655,11 +664,10 @@ static void test_random_k_exact_law(void **state) {
         pw_config c = cfg(PW_SCHEME_RANDOM_K, cases[t].rho);
         c.lambda = cases[t].lambda;
         int    m = causal ? i : n, picks = k_of(causal ? i + 1 : n, cases[t].rho) - causal;
-        double w[16], incl[16] = {0};
-        int    used[16] = {0};
+        double w[22], incl[22] = {0};
         for (int j = 0; j < m; j++) w[j] = isinf(c.lambda) ? 1.0 : exp(-fabs((double)(i - j)) / c.lambda);
-        incl_rec(w, m, picks, used, 1.0, incl);
-        double cnt[16] = {0};
+        incl_exact(w, m, picks, incl);
+        double cnt[22] = {0};
         for (int d = 0; d < D; d++) {
             pw_draw(&s, &c, 0, 0, 0, d, n, causal);
             for (int p = s.key_start[i]; p < s.key_start[i + 1]; p++) cnt[s.keys[p]] += 1;
@@ -777,10 +785,10 @@ static uint64_t sample_hash(const pw_sample *s, uint64_t h) {
 
 /* Random-k draws are part of the results (docs/pathways.md fixes what is drawn): a faster sampler
  * must give the same key lists, or change them as a documented change of results. Hashes over
- * every branch: Floyd (lambda = inf); finite lambda: the near zone with exponential jumps (every
- * bidirectional query, causal ones with t >= 3 ceil(2.5 lambda)), and for the other causal
- * queries Efraimidis-Spirakis (t > 3m/4) and the rejection sampler (alias-table offsets and
- * inversion), n = 1 .. 300 mixed. lambda = inf: recorded with the sampler of 2026-11-30 (before
+ * every branch: Floyd (lambda = inf); finite lambda: the near zone with exponential jumps
+ * (queries with t >= 3 ceil(2.5 lambda); causal ones only for lambda >= 2), and for the others
+ * Efraimidis-Spirakis (t > 3m/4 causal, t > 2m/5 bidirectional) and the rejection sampler
+ * (alias-table offsets and inversion), causal and bidirectional, n = 1 .. 300 mixed. lambda = inf: recorded with the sampler of 2026-11-30 (before
  * the bitmap Floyd), unchanged since; finite lambda: recorded with the near-zone sampler of
  * 2026-11-30 (h-kern4; docs/pathways.md "Sampler versions"), which changed those lists again. */
 static void test_random_k_pinned(void **state) {
@@ -791,8 +799,8 @@ static void test_random_k_pinned(void **state) {
     const double lambdas[] = {INFINITY, 16.0, 2.5, 0.7};
     const double rhos[] = {1.5, 2.0, 3.0, 4.0, 8.0};
     const int    ns[] = {1, 2, 7, 64, 65, 199, 300};
-    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0xf42392ff469a161fULL, 0x94ab088c99ea9bb9ULL,
-                                     0x79e8a063260f4ab0ULL};
+    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0x25decaff8e8835e6ULL, 0xcc845e9abf7c3689ULL,
+                                     0x53abc9e2312053aeULL};
     uint64_t got[4];
     for (int a = 0; a < 4; a++) {
         uint64_t h = 0xcbf29ce484222325ULL;
