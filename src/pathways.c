@@ -470,6 +470,7 @@ static int random_k_finite(int *out, uint64_t *bits, double *key, const double *
                 if (k > (double)(dmax - cur)) break;
                 int    d  = cur + (int)k, j = side ? i + d : i - d;
                 double wt = tau * exp(-(double)(d - dref) / lambda);  /* w_d τ */
+                if (!(wt > 0.0)) break; /* underflow: probability 0 here and beyond */
                 double e  = -log1p(-pw_rng_uniform(r) * -expm1(-wt)); /* Exp(1) given E < w_d τ */
                 key[j] = e / wt * tau;                                /* E / w_d, scaled */
                 if (!heap) {
