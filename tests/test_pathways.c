@@ -721,6 +721,34 @@ static void test_random_k_long_tail_law(void **state) {
     pw_sample_free(&s);
 }
 
+/* λ at its smallest (config minimum 1e-9) and small enough that the near zone's keys are scaled
+ * against overflow (0.0004): the law puts all but e^{-huge} of its mass on the t nearest keys, so
+ * every list holds every candidate nearer than its farthest key (ties at that distance either
+ * side), causal and bidirectional, n = 300 */
+static void test_random_k_tiny_lambda_nearest(void **state) {
+    (void)state;
+    pw_sample s;
+    pe_err    err = {0};
+    assert_int_equal(pw_sample_init(&s, 300, &err), PE_OK);
+    const double lambdas[2] = {1e-9, 0.0004};
+    for (int a = 0; a < 2; a++)
+        for (int causal = 0; causal <= 1; causal++) {
+            pw_config c = cfg(PW_SCHEME_RANDOM_K, 3.0);
+            c.lambda = lambdas[a];
+            pw_draw(&s, &c, 0, 0, 0, 1, 300, causal);
+            for (int i = 0; i < 300; i++) {
+                int b0 = s.key_start[i], b1 = s.key_start[i + 1], dmax = 0, in = 0, want = 0;
+                for (int p = b0; p < b1; p++) dmax = abs(s.keys[p] - i) > dmax ? abs(s.keys[p] - i) : dmax;
+                for (int p = b0; p < b1; p++) in += abs(s.keys[p] - i) < dmax;
+                for (int j = 0; j < (causal ? i + 1 : 300); j++) want += abs(j - i) < dmax;
+                if (in != want)
+                    fail_msg("lambda %g %s query %d: %d of the %d keys nearer than %d in its list", c.lambda,
+                             causal ? "causal" : "bidirectional", i, in, want, dmax);
+            }
+        }
+    pw_sample_free(&s);
+}
+
 /* ---- window ------------------------------------------------------------------------------- */
 
 static void expect_keys(const pw_sample *s, int i, int first, int last) {
@@ -876,6 +904,7 @@ int main(void) {
         cmocka_unit_test(test_random_k_locality),
         cmocka_unit_test(test_random_k_exact_law),
         cmocka_unit_test(test_random_k_long_tail_law),
+        cmocka_unit_test(test_random_k_tiny_lambda_nearest),
         cmocka_unit_test(test_random_k_pinned),
         cmocka_unit_test(test_window_exact),
         cmocka_unit_test(test_config),
