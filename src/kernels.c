@@ -139,7 +139,6 @@ void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta) {
 /* ---- attention --------------------------------------------------------------------------- */
 
 #define ATT_ROW_BLOCK 64   /* causal: queries in blocks of 64 rows only touch keys < block end */
-#define ATT_RANGE_BLOCK 32 /* sliding windows: a block computes (window + 31) keys per row */
 
 /* ---- attention over sampled pathways ------------------------------------------------------ */
 
@@ -282,41 +281,6 @@ static int64_t att_window(float *ob, float *scratch, float *zbuf, float *kg, flo
                 float       *o  = ob + (size_t)(i0 + r) * C;
                 for (int t = 0; t < HS; t++) o[t] += self_p[r] * vi[t];
             }
-    }
-    return kept;
-}
-
-/* Per-query key lists that are contiguous ranges [first_i, first_i + m_i) containing i when causal
- * (window scheme, plan windows): blocks of 32 queries run as two sgemms over the union of their
- * ranges, each row masked to its own range; the cost is rows x (window + 31) at sgemm speed. */
-static int64_t att_ranges(float *ob, float *scratch, float *zbuf, const float *qb, const float *kb, const float *vb, int C, int KVC,
-                          int HS, float scale, int n, const pw_sample *ps, row_stats *rs) {
-    int64_t kept = 0;
-    for (int i0 = 0; i0 < n; i0 += ATT_RANGE_BLOCK) {
-        int rows = n - i0 < ATT_RANGE_BLOCK ? n - i0 : ATT_RANGE_BLOCK, lo = n, hi = 0;
-        for (int r = 0; r < rows; r++) {
-            int a = ps->key_start[i0 + r], b = ps->key_start[i0 + r + 1];
-            if (ps->keys[a] < lo) lo = ps->keys[a];
-            if (ps->keys[b - 1] + 1 > hi) hi = ps->keys[b - 1] + 1;
-        }
-        int nk = hi - lo; /* keys [lo, hi) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, HS, scale, qb + (size_t)i0 * C, C,
-                    kb + (size_t)lo * KVC, KVC, 0.0f, scratch, nk);
-        for (int r = 0; r < rows; r++) {
-            int    i = i0 + r, a = ps->key_start[i], m = ps->key_start[i + 1] - a, f = ps->keys[a] - lo;
-            float *srow = scratch + (size_t)r * nk, *sv = srow + f, mx = sv[0];
-            for (int j = 1; j < m; j++) mx = sv[j] > mx ? sv[j] : mx;
-            double es  = 0.0;
-            float  sum = exp_row(sv, m, mx, zbuf, rs && rs->att ? &es : NULL);
-            float inv = 1.0f / sum;
-            for (int j = 0; j < f; j++) srow[j] = 0.0f;
-            for (int j = 0; j < m; j++) sv[j] *= inv;
-            for (int j = f + m; j < nk; j++) srow[j] = 0.0f;
-            kept += m;
-            if (rs) row_stats_add(rs, i, ps->keys + a, sv, m, 0.0f, log((double)sum) - es / sum);
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, HS, nk, 1.0f, scratch, nk, vb + (size_t)lo * KVC,
-                    KVC, 0.0f, ob + (size_t)i0 * C, C);
     }
     return kept;
 }
@@ -650,6 +614,313 @@ void kern_expf_lanes(float *y, const float *x, int n) {
     for (int j = 0; j < n; j++) y[j] = kern_expf(x[j]);
 }
 
+/* ---- contiguous per-query ranges (window scheme, plan windows): the band kernel ------------- */
+
+/* Query i keeps the keys [a_i, a_i + m_i) (causal: a_i + m_i = i + 1). Each row's arithmetic is
+ * fixed, so the AVX2 path and the portable C give the same bits, and a row's result does not
+ * depend on the other rows (nor on n, the group it runs in, or the sequence it is batched with):
+ *   s_j = ((((0 + q_0 k_j0) + q_1 k_j1) + ...) + q_{HS-1} k_j,HS-1) * scale   (mul then add, t in order)
+ *   mx  = max_j s_j;  e_j = kern_expf(s_j - mx);
+ *   sum = ((l_0 + l_1) + (l_2 + l_3)) + ((l_4 + l_5) + (l_6 + l_7)),  l_u = e_u + e_{u+8} + ... in order
+ *   p_j = e_j * (1 / sum);  o_t = (((0 + p_0 v_0t) + p_1 v_1t) + ...) in key order.
+ * (Version 2 of the window kernel, 2026-11-30; version 1 ran two sgemms per block of 32 queries
+ * over the union of their ranges, whose bits depended on OpenBLAS's kernel and the block.)
+ * The AVX2 path runs queries in groups of BAND_ROWS over the union [lo, hi) of their ranges:
+ * window + 3 keys per row for a sliding window, instead of window + 31. The scores read K
+ * transposed, kt (HS, ldk), so 16 keys of one dimension are one load; the output adds the union's
+ * keys with p = 0 outside a row's range, which leaves its sum unchanged (0 * v = ±0 for finite v,
+ * and x + ±0 = x for a sum that starts at +0 and never becomes -0). */
+#define BAND_ROWS 4
+
+/* row stride of kt: a multiple of 16 floats plus 16 from n = 32 on, so the HS rows of a tile do
+ * not fall into one L1 set (a stride of 4 KB would); HS * ldk <= 2 T HS floats (the gather) */
+static int band_ldk(int n) { return n >= 32 ? ((n + 15) & ~15) + 16 : n; }
+
+/* kt (HS, ldk) = K^T of the head's rows kb (n, HS) stride KVC */
+static void band_transpose_c(float *kt, int ldk, const float *kb, int KVC, int HS, int n) {
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        int j1 = n - j0 < 16 ? n : j0 + 16;
+        for (int t = 0; t < HS; t++)
+            for (int j = j0; j < j1; j++) kt[(size_t)t * ldk + j] = kb[(size_t)j * KVC + t];
+    }
+}
+
+/* the band kernel's softmax of the scores s (m), in place: p_j; returns sum; with es, also
+ * Σ_j e_j (s_j - mx) in double in key order (z (m) scratch), for the entropy */
+static float band_softmax_c(float *s, int m, float *z, double *es) {
+    float mx = -INFINITY, l[8] = {0};
+    for (int j = 0; j < m; j++) mx = s[j] > mx ? s[j] : mx;
+    if (es) {
+        for (int j = 0; j < m; j++) z[j] = s[j] - mx;
+        for (int j = 0; j < m; j++) s[j] = kern_expf(z[j]);
+    } else {
+        for (int j = 0; j < m; j++) s[j] = kern_expf(s[j] - mx);
+    }
+    for (int j = 0; j < m; j++) l[j & 7] += s[j];
+    float sum = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    if (es) {
+        double e = 0.0;
+        for (int j = 0; j < m; j++) e += (double)s[j] * z[j];
+        *es = e;
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < m; j++) s[j] *= inv;
+    return sum;
+}
+
+/* One query of the band kernel, the definition the AVX2 groups reproduce: o (HS) for query i,
+ * keys L (m) = [L[0], L[0] + m); s (m) scratch */
+static int64_t band_row_c(float *o, float *s, float *zbuf, const float *qi, const float *kt, int ldk, const float *vb,
+                          int KVC, int HS, float scale, int i, const int *L, int m, row_stats *rs) {
+    int a = L[0];
+    for (int j = 0; j < m; j++) s[j] = 0.0f;
+    for (int t = 0; t < HS; t++) { /* lanes j independent: vectorises with each lane's order kept */
+        float        qt = qi[t];
+        const float *kr = kt + (size_t)t * ldk + a;
+        for (int j = 0; j < m; j++) s[j] += qt * kr[j];
+    }
+    for (int j = 0; j < m; j++) s[j] *= scale;
+    double es  = 0.0;
+    float  sum = band_softmax_c(s, m, zbuf, rs && rs->att ? &es : NULL);
+    memset(o, 0, (size_t)HS * sizeof(float));
+    for (int j = 0; j < m; j++) {
+        const float *vr = vb + (size_t)(a + j) * KVC;
+        float        p  = s[j];
+        for (int t = 0; t < HS; t++) o[t] += p * vr[t];
+    }
+    if (rs) row_stats_add(rs, i, L, s, m, 0.0f, log((double)sum) - es / sum);
+    return m;
+}
+
+#ifdef KERN_HAVE_AVX2
+/* band_transpose_c in 8 x 8 blocks of registers (copies: the same floats) */
+__attribute__((target("avx2"))) static void band_transpose_avx2(float *kt, int ldk, const float *kb, int KVC, int HS,
+                                                                int n) {
+    int n8 = n & ~7, HS8 = HS & ~7;
+    for (int j = 0; j < n8; j += 8)
+        for (int t = 0; t < HS8; t += 8) {
+            const float *src = kb + (size_t)j * KVC + t;
+            __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + KVC), r2 = _mm256_loadu_ps(src + 2 * KVC),
+                   r3 = _mm256_loadu_ps(src + 3 * KVC), r4 = _mm256_loadu_ps(src + 4 * KVC),
+                   r5 = _mm256_loadu_ps(src + 5 * KVC), r6 = _mm256_loadu_ps(src + 6 * KVC),
+                   r7 = _mm256_loadu_ps(src + 7 * KVC);
+            __m256 u0 = _mm256_unpacklo_ps(r0, r1), u1 = _mm256_unpackhi_ps(r0, r1), u2 = _mm256_unpacklo_ps(r2, r3),
+                   u3 = _mm256_unpackhi_ps(r2, r3), u4 = _mm256_unpacklo_ps(r4, r5), u5 = _mm256_unpackhi_ps(r4, r5),
+                   u6 = _mm256_unpacklo_ps(r6, r7), u7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 s0 = _mm256_shuffle_ps(u0, u2, 0x44), s1 = _mm256_shuffle_ps(u0, u2, 0xEE),
+                   s2 = _mm256_shuffle_ps(u1, u3, 0x44), s3 = _mm256_shuffle_ps(u1, u3, 0xEE),
+                   s4 = _mm256_shuffle_ps(u4, u6, 0x44), s5 = _mm256_shuffle_ps(u4, u6, 0xEE),
+                   s6 = _mm256_shuffle_ps(u5, u7, 0x44), s7 = _mm256_shuffle_ps(u5, u7, 0xEE);
+            float *dst = kt + (size_t)t * ldk + j;
+            _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+            _mm256_storeu_ps(dst + ldk, _mm256_permute2f128_ps(s1, s5, 0x20));
+            _mm256_storeu_ps(dst + 2 * (size_t)ldk, _mm256_permute2f128_ps(s2, s6, 0x20));
+            _mm256_storeu_ps(dst + 3 * (size_t)ldk, _mm256_permute2f128_ps(s3, s7, 0x20));
+            _mm256_storeu_ps(dst + 4 * (size_t)ldk, _mm256_permute2f128_ps(s0, s4, 0x31));
+            _mm256_storeu_ps(dst + 5 * (size_t)ldk, _mm256_permute2f128_ps(s1, s5, 0x31));
+            _mm256_storeu_ps(dst + 6 * (size_t)ldk, _mm256_permute2f128_ps(s2, s6, 0x31));
+            _mm256_storeu_ps(dst + 7 * (size_t)ldk, _mm256_permute2f128_ps(s3, s7, 0x31));
+        }
+    for (int j = 0; j < n; j++) /* the last n mod 8 keys, and the last HS mod 8 dimensions */
+        for (int t = j < n8 ? HS8 : 0; t < HS; t++) kt[(size_t)t * ldk + j] = kb[(size_t)j * KVC + t];
+}
+
+/* scores of BAND_ROWS queries q[r] (HS) against the W = 16 or 8 keys at kt[., j]: s + r * ws */
+#define BAND_SC_ACC(x, kv, r) x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_broadcast_ss(q[r] + t), kv))
+__attribute__((target("avx2"))) static inline void band_scores16(float *s, int ws, const float *const q[4],
+                                                                 const float *kt, int ldk, int HS, __m256 sc8) {
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+    for (int t = 0; t < HS; t++, kt += ldk) {
+        __m256 k0 = _mm256_loadu_ps(kt), k1 = _mm256_loadu_ps(kt + 8);
+        BAND_SC_ACC(a00, k0, 0); BAND_SC_ACC(a01, k1, 0);
+        BAND_SC_ACC(a10, k0, 1); BAND_SC_ACC(a11, k1, 1);
+        BAND_SC_ACC(a20, k0, 2); BAND_SC_ACC(a21, k1, 2);
+        BAND_SC_ACC(a30, k0, 3); BAND_SC_ACC(a31, k1, 3);
+    }
+    _mm256_storeu_ps(s, _mm256_mul_ps(a00, sc8));
+    _mm256_storeu_ps(s + 8, _mm256_mul_ps(a01, sc8));
+    _mm256_storeu_ps(s + ws, _mm256_mul_ps(a10, sc8));
+    _mm256_storeu_ps(s + ws + 8, _mm256_mul_ps(a11, sc8));
+    _mm256_storeu_ps(s + 2 * ws, _mm256_mul_ps(a20, sc8));
+    _mm256_storeu_ps(s + 2 * ws + 8, _mm256_mul_ps(a21, sc8));
+    _mm256_storeu_ps(s + 3 * ws, _mm256_mul_ps(a30, sc8));
+    _mm256_storeu_ps(s + 3 * ws + 8, _mm256_mul_ps(a31, sc8));
+}
+
+__attribute__((target("avx2"))) static inline void band_scores8(float *s, int ws, const float *const q[4],
+                                                                const float *kt, int ldk, int HS, __m256 sc8) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int t = 0; t < HS; t++, kt += ldk) {
+        __m256 k0 = _mm256_loadu_ps(kt);
+        BAND_SC_ACC(a0, k0, 0); BAND_SC_ACC(a1, k0, 1); BAND_SC_ACC(a2, k0, 2); BAND_SC_ACC(a3, k0, 3);
+    }
+    _mm256_storeu_ps(s, _mm256_mul_ps(a0, sc8));
+    _mm256_storeu_ps(s + ws, _mm256_mul_ps(a1, sc8));
+    _mm256_storeu_ps(s + 2 * ws, _mm256_mul_ps(a2, sc8));
+    _mm256_storeu_ps(s + 3 * ws, _mm256_mul_ps(a3, sc8));
+}
+#undef BAND_SC_ACC
+
+/* s (BAND_ROWS, w) = scores of the queries q[r] against the keys [lo, lo + w): tiles of 16 keys,
+ * the rest as one tile of 16 or 8 ending at the last key (a lane's score depends on its query
+ * and key only, so keys computed twice get the same bits), w < 8 lane by lane */
+__attribute__((target("avx2"))) static void band_scores_avx2(float *s, int w, const float *const q[4], const float *kt,
+                                                             int ldk, int lo, int HS, float scale) {
+    __m256 sc8 = _mm256_set1_ps(scale);
+    kt += lo;
+    int j = 0;
+    for (; j + 16 <= w; j += 16) band_scores16(s + j, w, q, kt + j, ldk, HS, sc8);
+    if (j == w) return;
+    if (w - j > 8 && w >= 16) band_scores16(s + w - 16, w, q, kt + w - 16, ldk, HS, sc8);
+    else if (w >= 8) {
+        if (w - j > 8) band_scores8(s + j, w, q, kt + j, ldk, HS, sc8);
+        band_scores8(s + w - 8, w, q, kt + w - 8, ldk, HS, sc8);
+    } else
+        for (int r = 0; r < BAND_ROWS; r++)
+            for (int c = 0; c < w; c++) {
+                float acc = 0.0f;
+                for (int t = 0; t < HS; t++) acc += q[r][t] * kt[(size_t)t * ldk + c];
+                s[(size_t)r * w + c] = acc * scale;
+            }
+}
+
+/* o[r] (HS) = Σ_{c < w} p[r][c] v_c for BAND_ROWS rows (o[r] = ob + r * C), v_c = vb + c * KVC, in
+ * key order from 0: 16, then 8 columns in registers, then the last HS mod 8 columns one by one */
+#define BAND_OUT_ACC(x, vv, r) x = _mm256_add_ps(x, _mm256_mul_ps(_mm256_broadcast_ss(p + (size_t)(r) * w + c), vv))
+__attribute__((target("avx2"))) static void band_out_avx2(float *ob, int C, const float *p, int w, const float *vb,
+                                                          int KVC, int HS) {
+    int t = 0;
+    for (; t + 16 <= HS; t += 16) {
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        const float *vr = vb + t;
+        for (int c = 0; c < w; c++, vr += KVC) {
+            __m256 v0 = _mm256_loadu_ps(vr), v1 = _mm256_loadu_ps(vr + 8);
+            BAND_OUT_ACC(a00, v0, 0); BAND_OUT_ACC(a01, v1, 0);
+            BAND_OUT_ACC(a10, v0, 1); BAND_OUT_ACC(a11, v1, 1);
+            BAND_OUT_ACC(a20, v0, 2); BAND_OUT_ACC(a21, v1, 2);
+            BAND_OUT_ACC(a30, v0, 3); BAND_OUT_ACC(a31, v1, 3);
+        }
+        _mm256_storeu_ps(ob + t, a00), _mm256_storeu_ps(ob + t + 8, a01);
+        _mm256_storeu_ps(ob + C + t, a10), _mm256_storeu_ps(ob + C + t + 8, a11);
+        _mm256_storeu_ps(ob + 2 * (size_t)C + t, a20), _mm256_storeu_ps(ob + 2 * (size_t)C + t + 8, a21);
+        _mm256_storeu_ps(ob + 3 * (size_t)C + t, a30), _mm256_storeu_ps(ob + 3 * (size_t)C + t + 8, a31);
+    }
+    if (t + 8 <= HS) {
+        __m256       a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *vr = vb + t;
+        for (int c = 0; c < w; c++, vr += KVC) {
+            __m256 v0 = _mm256_loadu_ps(vr);
+            BAND_OUT_ACC(a0, v0, 0); BAND_OUT_ACC(a1, v0, 1); BAND_OUT_ACC(a2, v0, 2); BAND_OUT_ACC(a3, v0, 3);
+        }
+        _mm256_storeu_ps(ob + t, a0), _mm256_storeu_ps(ob + C + t, a1);
+        _mm256_storeu_ps(ob + 2 * (size_t)C + t, a2), _mm256_storeu_ps(ob + 3 * (size_t)C + t, a3);
+        t += 8;
+    }
+    for (; t < HS; t++)
+        for (int r = 0; r < BAND_ROWS; r++) {
+            float acc = 0.0f;
+            for (int c = 0; c < w; c++) acc += p[(size_t)r * w + c] * vb[(size_t)c * KVC + t];
+            ob[(size_t)r * C + t] = acc;
+        }
+}
+#undef BAND_OUT_ACC
+
+/* band_softmax_c with the max, the exponentials, the 8 lane sums and the scaling in registers */
+__attribute__((target("avx2"))) static float band_softmax_avx2(float *s, int m, float *z, double *es) {
+    pq_exp_sub(s, es ? z : NULL, m, pq_max_avx2(s, m));
+    __m256 acc = _mm256_setzero_ps();
+    int    j = 0;
+    for (; j + 8 <= m; j += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(s + j));
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    for (int u = 0; j < m; j++, u++) l[u] += s[j];
+    float sum = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    if (es) {
+        double e = 0.0;
+        for (j = 0; j < m; j++) e += (double)s[j] * z[j];
+        *es = e;
+    }
+    float  inv = 1.0f / sum;
+    __m256 i8  = _mm256_set1_ps(inv);
+    for (j = 0; j + 8 <= m; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), i8));
+    for (; j < m; j++) s[j] *= inv;
+    return sum;
+}
+
+/* the AVX2 path of att_ranges: groups of BAND_ROWS queries over the union of their ranges; a
+ * group whose union is much wider than its ranges (ranges far apart), and the last n mod 4
+ * queries, run row by row (band_row_c: the same bits) */
+__attribute__((target("avx2"))) static int64_t att_ranges_avx2(float *ob, float *scratch, float *zbuf, const float *qb,
+                                                               const float *kt, int ldk, const float *vb, int C,
+                                                               int KVC, int HS, float scale, int n, const pw_sample *ps,
+                                                               row_stats *rs) {
+    int64_t kept = 0;
+    int     i0 = 0;
+    for (; i0 + BAND_ROWS <= n; i0 += BAND_ROWS) {
+        int a[BAND_ROWS], m[BAND_ROWS], lo = n, hi = 0, mmax = 0;
+        for (int r = 0; r < BAND_ROWS; r++) {
+            int ks = ps->key_start[i0 + r];
+            a[r] = ps->keys[ks];
+            m[r] = ps->key_start[i0 + r + 1] - ks;
+            lo = a[r] < lo ? a[r] : lo;
+            hi = a[r] + m[r] > hi ? a[r] + m[r] : hi;
+            mmax = m[r] > mmax ? m[r] : mmax;
+        }
+        int w = hi - lo; /* the group's keys [lo, hi) */
+        if (w > 2 * mmax + 16) {
+            for (int r = 0; r < BAND_ROWS; r++) {
+                int i = i0 + r;
+                kept += band_row_c(ob + (size_t)i * C, scratch, zbuf, qb + (size_t)i * C, kt, ldk, vb, KVC, HS, scale, i,
+                                   ps->keys + ps->key_start[i], m[r], rs);
+            }
+            continue;
+        }
+        const float *q[BAND_ROWS];
+        for (int r = 0; r < BAND_ROWS; r++) q[r] = qb + (size_t)(i0 + r) * C;
+        band_scores_avx2(scratch, w, q, kt, ldk, lo, HS, scale); /* scratch (BAND_ROWS, w) */
+        for (int r = 0; r < BAND_ROWS; r++) {
+            float *srow = scratch + (size_t)r * w, *sv = srow + (a[r] - lo);
+            double es  = 0.0;
+            float  sum = band_softmax_avx2(sv, m[r], zbuf, rs && rs->att ? &es : NULL);
+            for (float *x = srow; x < sv; x++) *x = 0.0f;
+            for (float *x = sv + m[r]; x < srow + w; x++) *x = 0.0f;
+            kept += m[r];
+            if (rs)
+                row_stats_add(rs, i0 + r, ps->keys + ps->key_start[i0 + r], sv, m[r], 0.0f,
+                              log((double)sum) - es / sum);
+        }
+        band_out_avx2(ob + (size_t)i0 * C, C, scratch, w, vb + (size_t)lo * KVC, KVC, HS);
+    }
+    for (; i0 < n; i0++)
+        kept += band_row_c(ob + (size_t)i0 * C, scratch, zbuf, qb + (size_t)i0 * C, kt, ldk, vb, KVC, HS, scale, i0,
+                           ps->keys + ps->key_start[i0], ps->key_start[i0 + 1] - ps->key_start[i0], rs);
+    return kept;
+}
+#endif
+
+/* Per-query key lists that are contiguous ranges (lists_are_ranges): the band kernel above.
+ * kt: the gather buffer, (HS, band_ldk(n)) <= (2, T, HS) floats; *kv_in_gather = -2 - kvh marks
+ * it as holding K^T of KV head kvh (GQA query heads of one KV head transpose once). */
+static int64_t att_ranges(float *ob, float *scratch, float *zbuf, float *kt, int *kv_in_gather, int kvh, const float *qb,
+                          const float *kb, const float *vb, int C, int KVC, int HS, float scale, int n,
+                          const pw_sample *ps, row_stats *rs) {
+    int ldk = band_ldk(n);
+#ifdef KERN_HAVE_AVX2
+    if (kern_simd_active()) {
+        if (*kv_in_gather != -2 - kvh) band_transpose_avx2(kt, ldk, kb, KVC, HS, n);
+        *kv_in_gather = -2 - kvh;
+        return att_ranges_avx2(ob, scratch, zbuf, qb, kt, ldk, vb, C, KVC, HS, scale, n, ps, rs);
+    }
+#endif
+    if (*kv_in_gather != -2 - kvh) band_transpose_c(kt, ldk, kb, KVC, HS, n);
+    *kv_in_gather = -2 - kvh;
+    int64_t kept = 0;
+    for (int i = 0; i < n; i++)
+        kept += band_row_c(ob + (size_t)i * C, scratch, zbuf, qb + (size_t)i * C, kt, ldk, vb, KVC, HS, scale, i,
+                           ps->keys + ps->key_start[i], ps->key_start[i + 1] - ps->key_start[i], rs);
+    return kept;
+}
+
 /* *kv_in_gather: the KV head whose rows kg, vg hold (-1: none); GQA query heads of one KV head
  * gather once */
 static int64_t att_per_query(float *ob, float *scores, float *zbuf, float *kg, float *vg, int *kv_in_gather, int kvh,
@@ -734,7 +1005,7 @@ void kern_attention(float *out, float *scratch, float *gather, int *iscratch, co
             if (kind == PW_SAMPLE_NONE) {
                 for (int i = 0; i < n; i++) memset(ob + (size_t)i * C, 0, (size_t)HS * sizeof(float));
             } else if (kind == PW_SAMPLE_PER_QUERY && lists_are_ranges(ps, n, causal)) {
-                kept = att_ranges(ob, scratch, zbuf, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
+                kept = att_ranges(ob, scratch, zbuf, kg, &kv_in_gather, h / group, qb, kb, vb, C, KVC, HS, scale, n, ps, rs);
             } else if (kind == PW_SAMPLE_PER_QUERY) {
                 kept = att_per_query(ob, scratch, zbuf, kg, vg, &kv_in_gather, h / group, qb, kb, vb, C, KVC, HS, scale,
                                      n, ps, causal, rs);

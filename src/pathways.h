@@ -84,7 +84,7 @@ struct pw_sample {
     int  *keys;       /* (n * n) worst case; sorted ascending within each list */
     /* scratch for the samplers */
     int    cap;       /* max n this sample was allocated for */
-    double *work;     /* (3 cap + 2) sampler scratch */
+    double *work;     /* (4 cap + 3) sampler scratch */
     int    *perm;     /* (n) */
     uint64_t *bits;   /* (2, cap/64 + 1) random-k pick bitmaps, all zero between draws */
     /* random-k, finite λ: the Walker/Vose alias table of the geometric law P(o) ∝ e^{-o/λ}

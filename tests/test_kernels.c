@@ -487,6 +487,196 @@ static void test_attention_per_query_simd_bitwise(void **state) {
 }
 
 
+/* ---- contiguous ranges (window, plan windows): the band kernel ---------------------------- */
+
+/* pw_config.drop that draws per-query ranges itself: mode 0 "wild" (causal: [i - m + 1, i] with
+ * m uniform in 1..i+1; bidirectional: any [a, a + m)), so the 4-query groups' unions are often
+ * far wider than their ranges (the row-by-row fallback); mode 1 "jitter" (width 5..12, start
+ * near i), unions a little wider than each range */
+typedef struct {
+    int      mode;
+    uint64_t seed;
+} ranges_ctx;
+
+static uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static int draw_test_ranges(const void *ctx, pw_sample *s, int member, int layer, int head, int64_t seq_id, int n,
+                            int causal) {
+    const ranges_ctx *c = ctx;
+    uint64_t x = c->seed ^ mix64((uint64_t)seq_id * 1000003u + (uint64_t)head * 101u + (uint64_t)layer * 7u + (uint64_t)member);
+    int off = 0;
+    s->kind = PW_SAMPLE_PER_QUERY;
+    for (int i = 0; i < n; i++) {
+        x = mix64(x);
+        int m, a;
+        if (c->mode == 0) {
+            m = 1 + (int)(x % (uint64_t)(causal ? i + 1 : n));
+            a = causal ? i - m + 1 : (int)((x >> 32) % (uint64_t)(n - m + 1));
+        } else {
+            m = 5 + (int)(x % 8u);
+            m = m < (causal ? i + 1 : n) ? m : (causal ? i + 1 : n);
+            a = causal ? i - m + 1 : i - m / 2 + (int)((x >> 32) % 3u) - 1;
+            a = a < 0 ? 0 : (a > n - m ? n - m : a);
+        }
+        s->key_start[i] = off;
+        for (int j = 0; j < m; j++) s->keys[off++] = a + j;
+    }
+    s->key_start[n] = off;
+    return 1;
+}
+
+/* The band kernel (per-query lists that are contiguous ranges: window, plan windows): the AVX2
+ * path and the portable C give the same bits (outputs, kept counts, band counts, attention
+ * statistics), for head sizes with and without tails of HS mod 16 and mod 8, sequences shorter
+ * than a group of 4 queries and than a tile of 8 keys, lengths not a multiple of 4, GQA (K^T
+ * shared by the query heads of a KV head), and ranges whose groups take the union path and the
+ * row-by-row fallback; both agree with the masked double twin. On a CPU without AVX2 both runs
+ * take the portable path (the test then checks only the twin). */
+static void test_attention_ranges_simd_bitwise(void **state) {
+    (void)state;
+    static const int hss[] = {1, 5, 8, 16, 24, 64, 67};
+    int B = 4, T = 97, NH = 2, NKV = 1, NB = 8;
+    int lens[4] = {97, 41, 6, 3};
+    int64_t ids[4] = {11, 12, 13, 14};
+    int hw[3 * 2]; /* plan: head_window[layer * NH + head] (layer 2 used) */
+    uint8_t keep[3 * 2] = {1, 1, 1, 1, 1, 1};
+    pw_sample ps;
+    pe_err err = {0};
+    assert_int_equal(pw_sample_init(&ps, T, &err), PE_OK);
+    printf("  AVX2 path %s\n", kern_simd_active() ? "active" : "not available: portable C only");
+    uint64_t seed = 2300;
+    int      checked_groups = 0;
+    for (size_t hi = 0; hi < sizeof hss / sizeof hss[0]; hi++)
+        for (int sch = 0; sch < 8; sch++) /* window rho 1.5, 3, 8; plan w 1, 5 / 40; wild; jitter; window rho 40 */
+            for (int causal = 0; causal <= 1; causal++)
+                for (int with_att = 0; with_att <= 1; with_att++) {
+                    int HS = hss[hi], C = NH * HS;
+                    att_inputs a;
+                    att_inputs_init(&a, B, T, NH, NKV, HS, lens, seed++);
+                    pw_config  c = {0};
+                    ranges_ctx rc = {sch == 5 ? 0 : 1, seed};
+                    c.members = 1, c.seed = 77, c.ratio = 1.0, c.lambda = INFINITY;
+                    if (sch < 3 || sch == 7) c.scheme = PW_SCHEME_WINDOW, c.ratio = (double[]){1.5, 3.0, 8.0, 0, 0, 0, 0, 40.0}[sch];
+                    else if (sch < 5) {
+                        c.scheme = PW_SCHEME_PLAN, c.n_heads = NH, c.head_keep = keep, c.head_window = hw;
+                        for (int u = 0; u < 6; u++) hw[u] = sch == 3 ? 1 : (u % 2 ? 40 : 5);
+                    } else c.scheme = PW_SCHEME_DENSE, c.drop = draw_test_ranges, c.drop_ctx = &rc;
+                    size_t n = (size_t)B * T * C;
+                    float *o[3];
+                    int64_t kept[3][2], allowed[3][2], kbh[3][4 * 2], band[3][4 * 2 * 8];
+                    double  st[3][4 * 2 * (3 + 8)] = {{0}};
+                    float  *scratch = alloc_floats((size_t)T * T + T + 1), *gather = alloc_floats(2 * (size_t)T * HS);
+                    int    *iscr = malloc((size_t)T * sizeof(int));
+                    for (int r = 0; r < 3; r++) { /* 0: SIMD if available, 1: portable C, 2: masked twin */
+                        memset(kept[r], 0, sizeof kept[r]);
+                        memset(allowed[r], 0, sizeof allowed[r]);
+                        kern_pathways kp = {.cfg = &c, .sample = &ps, .member = 1, .layer = 2, .seq_ids = ids,
+                                            .kept = kept[r], .allowed = allowed[r], .n_bands = NB,
+                                            .kept_bh = r < 2 ? kbh[r] : NULL, .band_kept = r < 2 ? band[r] : NULL,
+                                            .att_stats = r < 2 && with_att ? st[r] : NULL};
+                        o[r] = alloc_out(n, -777.0f);
+                        kern_set_simd(r == 0);
+                        (r == 2 ? kern_attention_ref : kern_attention)(o[r], scratch, gather, iscr, a.q, a.k, a.v,
+                                                                      lens, B, T, NH, NKV, HS, causal, &kp);
+                        check_canaries(o[r], n, "kern_attention");
+                    }
+                    kern_set_simd(1);
+                    /* the lists were ranges (the band kernel ran), and how many 4-query groups
+                     * had a union wider than 2 max m + 16 (the fallback) */
+                    pw_draw(&ps, &c, 1, 2, 0, ids[0], lens[0], causal);
+                    assert_int_equal(ps.kind, PW_SAMPLE_PER_QUERY);
+                    for (int i0 = 0; i0 + 4 <= lens[0]; i0 += 4) {
+                        int lo = T, hi2 = 0, mm = 0;
+                        for (int r = 0; r < 4; r++) {
+                            int s0 = ps.key_start[i0 + r], m = ps.key_start[i0 + r + 1] - s0;
+                            assert_int_equal(ps.keys[s0 + m - 1] - ps.keys[s0], m - 1); /* a range */
+                            lo = ps.keys[s0] < lo ? ps.keys[s0] : lo;
+                            hi2 = ps.keys[s0] + m > hi2 ? ps.keys[s0] + m : hi2;
+                            mm = m > mm ? m : mm;
+                        }
+                        checked_groups += (hi2 - lo > 2 * mm + 16) ? 1000 : 1; /* thousands: fallback groups */
+                    }
+                    char what[120];
+                    snprintf(what, sizeof what, "ranges case %d HS=%d %s%s", sch, HS, causal ? "causal" : "bidirectional",
+                             with_att ? " with statistics" : "");
+                    if (memcmp(o[0], o[1], n * sizeof(float)) || memcmp(kbh[0], kbh[1], sizeof kbh[0]) ||
+                        memcmp(band[0], band[1], sizeof band[0]) || memcmp(st[0], st[1], sizeof st[0]))
+                        fail_msg("%s: the AVX2 path and the portable C differ (max |diff| %g)", what,
+                                 (double)tu_max_abs_diff(o[0], o[1], n));
+                    assert_memory_equal(kept[0], kept[2], sizeof kept[0]);
+                    assert_memory_equal(allowed[0], allowed[2], sizeof allowed[0]);
+                    float d = tu_max_abs_diff(o[0], o[2], n), tol = 1e-5f * sqrtf((float)(HS + T));
+                    if (!(d <= tol)) fail_msg("%s: fast vs masked twin max diff %g > %g", what, (double)d, (double)tol);
+                    for (int r = 0; r < 3; r++) free(o[r]);
+                    free(scratch);
+                    free(gather);
+                    free(iscr);
+                    att_inputs_free(&a);
+                }
+    /* both kinds of groups were exercised */
+    assert_true(checked_groups % 1000 > 0);
+    assert_true(checked_groups / 1000 > 0);
+    pw_sample_free(&ps);
+}
+
+/* A band-kernel row depends on its own query and range only: the causal window's (and a causal
+ * plan window's) first 50 rows of a 97-token sequence equal, bit for bit, the rows of its
+ * 50-token prefix run alone (rows 48, 49 run in a 4-query group in one, row by row in the other),
+ * on the AVX2 path and the portable C; and a window that keeps everything (rho = 1, a plan
+ * window >= n) takes the dense kernel's bits. */
+static void test_attention_ranges_row_independent(void **state) {
+    (void)state;
+    int T = 97, NH = 2, NKV = 1, HS = 64, C = NH * HS, lens_short[1] = {50};
+    int64_t ids[1] = {5};
+    int hw[3 * 2] = {9, 9, 9, 9, 9, 9};
+    uint8_t keep[3 * 2] = {1, 1, 1, 1, 1, 1};
+    pw_sample ps;
+    pe_err err = {0};
+    assert_int_equal(pw_sample_init(&ps, T, &err), PE_OK);
+    att_inputs a;
+    att_inputs_init(&a, 1, T, NH, NKV, HS, NULL, 2900);
+    float *scratch = alloc_floats((size_t)T * T + T + 1), *gather = alloc_floats(2 * (size_t)T * HS);
+    int   *iscr = malloc((size_t)T * sizeof(int));
+    for (int simd = 0; simd <= 1; simd++)
+        for (int sch = 0; sch < 4; sch++) {
+            pw_config c = {0};
+            c.members = 1, c.seed = 3, c.lambda = INFINITY, c.ratio = sch == 0 ? 3.0 : 1.0;
+            c.scheme = sch == 0 || sch == 2 ? PW_SCHEME_WINDOW : PW_SCHEME_PLAN;
+            if (c.scheme == PW_SCHEME_PLAN) {
+                c.n_heads = NH, c.head_keep = keep, c.head_window = hw;
+                for (int u = 0; u < 6; u++) hw[u] = sch == 1 ? 9 : T;
+            }
+            kern_set_simd(simd);
+            kern_pathways kp = {.cfg = &c, .sample = &ps, .member = 1, .layer = 2, .seq_ids = ids};
+            float *full = alloc_out((size_t)T * C, -777.0f), *part = alloc_out((size_t)T * C, -777.0f);
+            kern_attention(full, scratch, gather, iscr, a.q, a.k, a.v, NULL, 1, T, NH, NKV, HS, 1, &kp);
+            if (sch < 2) {
+                kern_attention(part, scratch, gather, iscr, a.q, a.k, a.v, lens_short, 1, T, NH, NKV, HS, 1, &kp);
+                if (memcmp(full, part, (size_t)50 * C * sizeof(float)))
+                    fail_msg("%s %s: rows of the 50-token prefix differ from the 97-token sequence's (max |diff| %g)",
+                             sch == 0 ? "window rho 3" : "plan w 9", simd ? "AVX2" : "portable C",
+                             (double)tu_max_abs_diff(full, part, (size_t)50 * C));
+            } else {
+                kern_attention(part, scratch, gather, iscr, a.q, a.k, a.v, NULL, 1, T, NH, NKV, HS, 1, NULL);
+                if (memcmp(full, part, (size_t)T * C * sizeof(float)))
+                    fail_msg("%s: keep-all differs from dense", sch == 2 ? "window rho 1" : "plan w = n");
+            }
+            free(full);
+            free(part);
+        }
+    kern_set_simd(1);
+    free(scratch);
+    free(gather);
+    free(iscr);
+    att_inputs_free(&a);
+    pw_sample_free(&ps);
+}
+
 /* kern_expf through the AVX2 lanes (used by the per-query attention path) gives kern_expf's bits
  * on every input class: a dense sweep of [-100, 100], the clamps, zeros, infinities and NaN */
 static void test_expf_lanes_bitwise(void **state) {
@@ -606,6 +796,8 @@ int main(void) {
         cmocka_unit_test(test_attention_padding_equals_alone),
         cmocka_unit_test(test_attention_causal_no_future),
         cmocka_unit_test(test_attention_per_query_simd_bitwise),
+        cmocka_unit_test(test_attention_ranges_simd_bitwise),
+        cmocka_unit_test(test_attention_ranges_row_independent),
         cmocka_unit_test(test_expf_lanes_bitwise),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_gelu_tanh_lanes),

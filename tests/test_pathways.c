@@ -603,30 +603,40 @@ static void test_random_k_locality(void **state) {
 
 /* exact inclusion probabilities of successive sampling (t picks without replacement, each ∝ w
  * among the rest), by enumerating the ordered pick sequences */
-static void incl_rec(const double *w, int m, int t, int *used, double p, double *incl) {
-    if (t == 0) {
+/* exact inclusion probabilities of successive sampling (t picks, each ∝ w among the keys not yet
+ * picked) over m <= 22 keys: a DP over the sets picked so far (a set's probability flows to each
+ * one-larger set; ascending order visits a set after every set it comes from) */
+static void incl_exact(const double *w, int m, int t, double *incl) {
+    size_t  N = (size_t)1 << m;
+    double *P = calloc(N, sizeof(double)); /* (2^m) probability of having picked exactly the set */
+    assert_non_null(P);
+    P[0] = 1.0;
+    for (size_t S = 0; S < N; S++) {
+        if (P[S] == 0.0) continue;
+        if (__builtin_popcountll(S) == t) {
+            for (int j = 0; j < m; j++)
+                if (S >> j & 1) incl[j] += P[S];
+            continue;
+        }
+        double rest = 0.0;
         for (int j = 0; j < m; j++)
-            if (used[j]) incl[j] += p;
-        return;
+            if (!(S >> j & 1)) rest += w[j];
+        for (int j = 0; j < m; j++)
+            if (!(S >> j & 1)) P[S | (size_t)1 << j] += P[S] * w[j] / rest;
     }
-    double tot = 0;
-    for (int j = 0; j < m; j++)
-        if (!used[j]) tot += w[j];
-    for (int j = 0; j < m; j++) {
-        if (used[j]) continue;
-        used[j] = 1;
-        incl_rec(w, m, t - 1, used, p * w[j] / tot, incl);
-        used[j] = 0;
-    }
+    free(P);
 }
 
 static void test_random_k_exact_law(void **state) {
     pw_sample s;
     pe_err    err = {0};
-    assert_int_equal(pw_sample_init(&s, 16, &err), PE_OK);
-    /* {n, ρ, λ, causal, query}; t = picks besides the forced self key (causal), m = candidates:
-     * t > 3m/4 (causal) or t > 2m/5 (bidirectional) uses exponential keys, else the rejection sampler (offsets from the alias table, or
-     * by inversion when λ > 512 or a tail keeps < 1/4 of the geometric mass) (or Floyd for λ = inf) */
+    assert_int_equal(pw_sample_init(&s, 22, &err), PE_OK);
+    /* {n, ρ, λ, causal, query}; t = picks besides the forced self key (causal), m = candidates.
+     * Queries with t >= 3 ceil(2.5 λ) (causal: and λ >= 2) take the near zone of
+     * K = min(m, t + min(ceil(2.5 λ), t + 32)) keys and exponential jumps beyond it (when K < m);
+     * the others: t > 3m/4 causal or t > 2m/5 bidirectional exponential keys over all candidates,
+     * else the rejection sampler (offsets from the alias table, or by inversion when λ > 512 or a
+     * tail keeps < 1/4 of the geometric mass) (or Floyd for λ = inf) */
     const struct { int n; double rho, lambda; int causal, i; } cases[] = {
         {8, 4, 2.0, 0, 2},      /* t = 2, m = 8: rejection, alias */
         {8, 2.5, 2.0, 0, 2},    /* t = 4, m = 8: exponential keys */
@@ -641,6 +651,12 @@ static void test_random_k_exact_law(void **state) {
         {12, 3, 40.0, 0, 3},    /* t = 4, m = 12: short tails (G[len] < 1/4): inversion */
         {14, 4, 2000.0, 1, 13}, /* t = 3, m = 13: λ > 512: inversion, nearly uniform */
         {16, 3, 6.0, 0, 12},    /* t = 6, m = 16: alias with the overshoot rejections of a short right tail */
+        {14, 2, 0.3, 1, 13},    /* t = 6, m = 13, causal, λ < 2: rejection, concentrated */
+        {16, 2.5, 0.7, 0, 8},   /* t = 7, m = 16: near zone K = 9, jumps on both sides */
+        {18, 2, 1.0, 0, 3},     /* t = 9, m = 18: near zone K = 12 (3 left, 8 right), jumps rightwards */
+        {22, 1.4, 2.0, 1, 21},  /* t = 15, m = 21, causal: near zone K = 20, jumps over 1 */
+        {16, 2, 0.006, 0, 7},   /* t = 8, m = 16: zone radius 4 > 600 λ = 3.6: keys scaled (dref = 1);
+                                 * the 8th pick is key 3 or 11 (weights e^-667 each), half each */
     };
     const int D = 20000;
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
@@ -648,11 +664,10 @@ static void test_random_k_exact_law(void **state) {
         pw_config c = cfg(PW_SCHEME_RANDOM_K, cases[t].rho);
         c.lambda = cases[t].lambda;
         int    m = causal ? i : n, picks = k_of(causal ? i + 1 : n, cases[t].rho) - causal;
-        double w[16], incl[16] = {0};
-        int    used[16] = {0};
+        double w[22], incl[22] = {0};
         for (int j = 0; j < m; j++) w[j] = isinf(c.lambda) ? 1.0 : exp(-fabs((double)(i - j)) / c.lambda);
-        incl_rec(w, m, picks, used, 1.0, incl);
-        double cnt[16] = {0};
+        incl_exact(w, m, picks, incl);
+        double cnt[22] = {0};
         for (int d = 0; d < D; d++) {
             pw_draw(&s, &c, 0, 0, 0, d, n, causal);
             for (int p = s.key_start[i]; p < s.key_start[i + 1]; p++) cnt[s.keys[p]] += 1;
@@ -669,33 +684,68 @@ static void test_random_k_exact_law(void **state) {
     pw_sample_free(&s);
 }
 
-/* The alias table's last slot stands for every offset >= 1023 (then a fresh draw is added): one
- * pick (ρ = n) of query 0 over n = 2048 keys with λ = 400 puts P(j) ∝ e^{-j/λ} on j in [0, n),
- * a fifth of it past offset 1023; the frequencies of four ranges of j against the exact law. */
+/* Long tails, one pick over n = 2048 keys with λ = 400 (P(d) ∝ e^{-d/λ}, a fifth of it past
+ * distance 1023), the frequencies of four ranges of the distance d against the exact law:
+ * bidirectional query 0 (the near zone of 34 keys, then exponential jumps over the other 2014;
+ * fails when a jump's distance or an entrant's key is off), and causal query 2047 (the rejection
+ * sampler: the alias table's last slot stands for every offset >= 1023, then a fresh draw is
+ * added; fails when the slot is read as the single offset 1023). */
 static void test_random_k_long_tail_law(void **state) {
     (void)state;
     pw_sample s;
     pe_err    err = {0};
     const int n = 2048, D = 6000;
     assert_int_equal(pw_sample_init(&s, n, &err), PE_OK);
-    pw_config c = cfg(PW_SCHEME_RANDOM_K, n);
-    c.lambda = 400.0;
     const int edges[5] = {0, 300, 1023, 1500, n};
-    double    cnt[4] = {0}, tot = 0.0, ex[4] = {0};
-    for (int j = 0; j < n; j++) tot += exp(-j / c.lambda);
-    for (int b = 0; b < 4; b++)
-        for (int j = edges[b]; j < edges[b + 1]; j++) ex[b] += exp(-j / c.lambda) / tot;
-    for (int d = 0; d < D; d++) {
-        pw_draw(&s, &c, 0, 0, 0, d, n, 0);
-        assert_int_equal(s.key_start[1] - s.key_start[0], 1);
-        int j = s.keys[s.key_start[0]];
-        for (int b = 0; b < 4; b++) cnt[b] += j >= edges[b] && j < edges[b + 1];
+    for (int causal = 0; causal <= 1; causal++) {
+        pw_config c = cfg(PW_SCHEME_RANDOM_K, causal ? n / 2 : n); /* causal query n - 1: k = 2, one pick */
+        c.lambda = 400.0;
+        int    q = causal ? n - 1 : 0;
+        double cnt[4] = {0}, tot = 0.0, ex[4] = {0};
+        for (int d = causal; d < n; d++) tot += exp(-d / c.lambda);
+        for (int b = 0; b < 4; b++)
+            for (int d = edges[b] > causal ? edges[b] : causal; d < edges[b + 1]; d++) ex[b] += exp(-d / c.lambda) / tot;
+        for (int r = 0; r < D; r++) {
+            pw_draw(&s, &c, 0, 0, 0, r, n, causal);
+            assert_int_equal(s.key_start[q + 1] - s.key_start[q], 1 + causal);
+            int d = abs(q - s.keys[s.key_start[q]]); /* causal: the pick, then the self key */
+            for (int b = 0; b < 4; b++) cnt[b] += d >= edges[b] && d < edges[b + 1];
+        }
+        for (int b = 0; b < 4; b++) {
+            double f = cnt[b] / D, sd = sqrt(ex[b] * (1 - ex[b]) / D);
+            printf("  %s: distances [%d, %d): frequency %.4f, exact %.4f (sd %.4f)\n", causal ? "causal" : "bidirectional",
+                   edges[b], edges[b + 1], f, ex[b], sd);
+            assert_true(fabs(f - ex[b]) <= 4.5 * sd);
+        }
     }
-    for (int b = 0; b < 4; b++) {
-        double f = cnt[b] / D, sd = sqrt(ex[b] * (1 - ex[b]) / D);
-        printf("  keys [%d, %d): frequency %.4f, exact %.4f (sd %.4f)\n", edges[b], edges[b + 1], f, ex[b], sd);
-        assert_true(fabs(f - ex[b]) <= 4.5 * sd);
-    }
+    pw_sample_free(&s);
+}
+
+/* λ at its smallest (config minimum 1e-9) and small enough that the near zone's keys are scaled
+ * against overflow (0.0004): the law puts all but e^{-huge} of its mass on the t nearest keys, so
+ * every list holds every candidate nearer than its farthest key (ties at that distance either
+ * side), causal and bidirectional, n = 300 */
+static void test_random_k_tiny_lambda_nearest(void **state) {
+    (void)state;
+    pw_sample s;
+    pe_err    err = {0};
+    assert_int_equal(pw_sample_init(&s, 300, &err), PE_OK);
+    const double lambdas[2] = {1e-9, 0.0004};
+    for (int a = 0; a < 2; a++)
+        for (int causal = 0; causal <= 1; causal++) {
+            pw_config c = cfg(PW_SCHEME_RANDOM_K, 3.0);
+            c.lambda = lambdas[a];
+            pw_draw(&s, &c, 0, 0, 0, 1, 300, causal);
+            for (int i = 0; i < 300; i++) {
+                int b0 = s.key_start[i], b1 = s.key_start[i + 1], dmax = 0, in = 0, want = 0;
+                for (int p = b0; p < b1; p++) dmax = abs(s.keys[p] - i) > dmax ? abs(s.keys[p] - i) : dmax;
+                for (int p = b0; p < b1; p++) in += abs(s.keys[p] - i) < dmax;
+                for (int j = 0; j < (causal ? i + 1 : 300); j++) want += abs(j - i) < dmax;
+                if (in != want)
+                    fail_msg("lambda %g %s query %d: %d of the %d keys nearer than %d in its list", c.lambda,
+                             causal ? "causal" : "bidirectional", i, in, want, dmax);
+            }
+        }
     pw_sample_free(&s);
 }
 
@@ -763,12 +813,12 @@ static uint64_t sample_hash(const pw_sample *s, uint64_t h) {
 
 /* Random-k draws are part of the results (docs/pathways.md fixes what is drawn): a faster sampler
  * must give the same key lists, or change them as a documented change of results. Hashes over
- * every branch: Floyd (lambda = inf), Efraimidis-Spirakis (t > 3m/4 causal, t > 2m/5
- * bidirectional: rho = 1.5, and 2 bidirectional) and the rejection sampler (the rest; alias-table
- * offsets and inversion), causal and
- * bidirectional, n = 1 .. 300 mixed. lambda = inf: recorded with the sampler of 2026-11-30
- * (before the bitmap Floyd), unchanged since; finite lambda: recorded with the alias-table sampler
- * of 2026-11-30 (h-kern; docs/pathways.md "Sampler versions"), which changed those lists. */
+ * every branch: Floyd (lambda = inf); finite lambda: the near zone with exponential jumps
+ * (queries with t >= 3 ceil(2.5 lambda); causal ones only for lambda >= 2), and for the others
+ * Efraimidis-Spirakis (t > 3m/4 causal, t > 2m/5 bidirectional) and the rejection sampler
+ * (alias-table offsets and inversion), causal and bidirectional, n = 1 .. 300 mixed. lambda = inf: recorded with the sampler of 2026-11-30 (before
+ * the bitmap Floyd), unchanged since; finite lambda: recorded with the near-zone sampler of
+ * 2026-11-30 (h-kern4; docs/pathways.md "Sampler versions"), which changed those lists again. */
 static void test_random_k_pinned(void **state) {
     (void)state;
     pe_err    err = {0};
@@ -777,8 +827,8 @@ static void test_random_k_pinned(void **state) {
     const double lambdas[] = {INFINITY, 16.0, 2.5, 0.7};
     const double rhos[] = {1.5, 2.0, 3.0, 4.0, 8.0};
     const int    ns[] = {1, 2, 7, 64, 65, 199, 300};
-    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0xe0eeb408cf3df896ULL, 0x1bb55015218b51ecULL,
-                                     0xf5ce015c4c9e7cd8ULL};
+    static const uint64_t want[4] = {0xae637210a2194a3cULL, 0x25decaff8e8835e6ULL, 0xcc845e9abf7c3689ULL,
+                                     0x53abc9e2312053aeULL};
     uint64_t got[4];
     for (int a = 0; a < 4; a++) {
         uint64_t h = 0xcbf29ce484222325ULL;
@@ -854,6 +904,7 @@ int main(void) {
         cmocka_unit_test(test_random_k_locality),
         cmocka_unit_test(test_random_k_exact_law),
         cmocka_unit_test(test_random_k_long_tail_law),
+        cmocka_unit_test(test_random_k_tiny_lambda_nearest),
         cmocka_unit_test(test_random_k_pinned),
         cmocka_unit_test(test_window_exact),
         cmocka_unit_test(test_config),
