@@ -37,6 +37,8 @@ typedef struct {
     double      dmin, dmax; /* CFG_DOUBLE range */
     int         required; /* cfg_validate fails while the value is "" */
     const char *help;     /* one line for --help and docs/config.md */
+    int         late;     /* added after run folders and checkpoints were keyed by the config: left out of
+                           * cfg_to_json_identity while at its default, so older runs keep their keys */
 } cfg_key;
 
 #define CFG_AT(field) .offset = offsetof(pe_config, field), .size = sizeof(((pe_config *)0)->field)
@@ -155,7 +157,8 @@ static const cfg_key cfg_keys[] = {
     {"train", "augment_flip", CFG_INT, CFG_AT(tr_augment_flip), .def = "0", .min = 0, .max = 1,
      .help = "images: 1 = mirror each training image left-right with probability 1/2"},
     {"train", "dropout", CFG_DOUBLE, CFG_AT(tr_dropout), .def = "0", .dmin = 0.0, .dmax = 0.9,
-     .help = "dropout on the embeddings and on each block's attention and MLP outputs (training only; 0 = off)"},
+     .help = "dropout on the embeddings and on each block's attention and MLP outputs (training only; 0 = off)",
+     .late = 1},
 };
 #define CFG_N_KEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -499,12 +502,24 @@ pe_status cfg_validate_train(const pe_config *c, pe_err *err) {
     return st;
 }
 
-void *cfg_to_json(const pe_config *c) {
+/* is the key at its default value (numbers compared as parsed, strings as text) */
+static int cfg_at_default(const cfg_key *k, const void *p) {
+    const char *d = k->def ? k->def : "";
+    switch (k->type) {
+    case CFG_INT: return *(const int *)p == (int)strtol(d, NULL, 10);
+    case CFG_LONG: return *(const long *)p == strtol(d, NULL, 10);
+    case CFG_DOUBLE: return *(const double *)p == strtod(d, NULL);
+    default: return !strcmp((const char *)p, d);
+    }
+}
+
+static void *cfg_json(const pe_config *c, int identity) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
     for (size_t i = 0; i < CFG_N_KEYS; i++) {
         const cfg_key *k = &cfg_keys[i];
         const void *p = cfg_field_cptr(c, k);
+        if (identity && k->late && cfg_at_default(k, p)) continue;
         cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, k->section);
         if (!sec) sec = cJSON_AddObjectToObject(root, k->section);
         cJSON *item = NULL;
@@ -520,6 +535,25 @@ void *cfg_to_json(const pe_config *c) {
         }
     }
     return root;
+}
+
+void *cfg_to_json(const pe_config *c) { return cfg_json(c, 0); }
+void *cfg_to_json_identity(const pe_config *c) { return cfg_json(c, 1); }
+
+void cfg_identity_trim(void *json) {
+    cJSON *root = json;
+    for (size_t i = 0; root && i < CFG_N_KEYS; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        if (!k->late) continue;
+        cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, k->section);
+        cJSON *it  = cJSON_GetObjectItemCaseSensitive(sec, k->key);
+        if (!it) continue;
+        const char *d = k->def ? k->def : "";
+        int at_def = k->type == CFG_INT || k->type == CFG_LONG || k->type == CFG_DOUBLE
+                         ? cJSON_IsNumber(it) && it->valuedouble == strtod(d, NULL)
+                         : cJSON_IsString(it) && !strcmp(it->valuestring, d);
+        if (at_def) cJSON_DeleteItemFromObjectCaseSensitive(sec, k->key);
+    }
 }
 
 /* does the key match the filter: space-separated "section" or "section.key" words; NULL = every key */

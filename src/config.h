@@ -97,6 +97,12 @@ pe_status cfg_parse_span(const char *span, double *begin, double *end, pe_err *e
 /* The resolved config as a cJSON object { "model": {...}, "data": {...}, "run": {...} }.
  * Returned as void* (a cJSON*) so this header does not need cJSON.h. */
 void *cfg_to_json(const pe_config *c);
+/* The same, as run identities hash it (sweep point folders, training checkpoints, a run's
+ * config.json check): keys added later are left out while at their default, so a new key does not
+ * move the folders or refuse the checkpoints of runs made before it existed. */
+void *cfg_to_json_identity(const pe_config *c);
+/* The same trimming on a config object read back (a results.json's "config", a cJSON*). */
+void cfg_identity_trim(void *json);
 /* Print the key table (section, key, default, help) for --help: only the keys named in `only`
  * (space-separated "section" or "section.key" words), every key when it is NULL. */
 void cfg_print_keys(FILE *f, const char *only);

@@ -288,7 +288,7 @@ static pe_status load_checkpoint(train_params *p, float *m, float *v, int64_t *s
 
 /* the config's identity for resuming: everything but where output goes and how often it is logged */
 static uint64_t train_fingerprint(const pe_config *cfg) {
-    cJSON *j = cfg_to_json(cfg);
+    cJSON *j = cfg_to_json_identity(cfg);
     cJSON *tr = cJSON_GetObjectItemCaseSensitive(j, "train");
     cJSON_DeleteItemFromObjectCaseSensitive(j, "run");
     cJSON_DeleteItemFromObjectCaseSensitive(j, "importance");

@@ -297,6 +297,7 @@ static void canon_paths(cJSON *j) {
 /* what identifies a finished run: its resolved config without run.out and run.batch (the batch
  * changes no number), with canonical paths, and the pathens version. Takes ownership of config. */
 static cJSON *run_identity(cJSON *config, const char *version) {
+    cfg_identity_trim(config); /* keys added later, at their default: as if absent (older runs) */
     cJSON *run = cJSON_GetObjectItemCaseSensitive(config, "run");
     cJSON_DeleteItemFromObjectCaseSensitive(run, "out");
     cJSON_DeleteItemFromObjectCaseSensitive(run, "batch");

@@ -320,7 +320,7 @@ static char *sweep_canon_text(const pe_config *c) {
         if (rp) snprintf(paths[i], CFG_PATH_MAX, "%s", rp);
     }
     canon.run_out[0] = '\0';
-    cJSON *j = cfg_to_json(&canon);
+    cJSON *j = cfg_to_json_identity(&canon);
     char  *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return t;
