@@ -809,8 +809,6 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     int    *rn = calloc((size_t)g_size, sizeof(int));        /* per rank: tasks */
     dist_opts dopt = {cfg.run_out, 0, cfg.run_shard, cfg.run_member_block, quiet, rt, rt + g_size, rt + 2 * g_size, rn, 0,
                       0};
-#endif
-#ifdef PATHENS_WITH_MPI
     /* rank 0 creates run.out and every rank learns whether it could: workers that entered the task
      * loop without it would wait for a task forever (the error is rank 0's to print) */
     int mk = g_rank == 0 ? (int)pe_mkdir_p(cfg.run_out, &err) : 0;
