@@ -502,24 +502,12 @@ pe_status cfg_validate_train(const pe_config *c, pe_err *err) {
     return st;
 }
 
-/* is the key at its default value (numbers compared as parsed, strings as text) */
-static int cfg_at_default(const cfg_key *k, const void *p) {
-    const char *d = k->def ? k->def : "";
-    switch (k->type) {
-    case CFG_INT: return *(const int *)p == (int)strtol(d, NULL, 10);
-    case CFG_LONG: return *(const long *)p == strtol(d, NULL, 10);
-    case CFG_DOUBLE: return *(const double *)p == strtod(d, NULL);
-    default: return !strcmp((const char *)p, d);
-    }
-}
-
-static void *cfg_json(const pe_config *c, int identity) {
+void *cfg_to_json(const pe_config *c) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
     for (size_t i = 0; i < CFG_N_KEYS; i++) {
         const cfg_key *k = &cfg_keys[i];
         const void *p = cfg_field_cptr(c, k);
-        if (identity && k->late && cfg_at_default(k, p)) continue;
         cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, k->section);
         if (!sec) sec = cJSON_AddObjectToObject(root, k->section);
         cJSON *item = NULL;
@@ -537,9 +525,6 @@ static void *cfg_json(const pe_config *c, int identity) {
     return root;
 }
 
-void *cfg_to_json(const pe_config *c) { return cfg_json(c, 0); }
-void *cfg_to_json_identity(const pe_config *c) { return cfg_json(c, 1); }
-
 void cfg_identity_trim(void *json) {
     cJSON *root = json;
     for (size_t i = 0; root && i < CFG_N_KEYS; i++) {
@@ -554,6 +539,12 @@ void cfg_identity_trim(void *json) {
                          : cJSON_IsString(it) && !strcmp(it->valuestring, d);
         if (at_def) cJSON_DeleteItemFromObjectCaseSensitive(sec, k->key);
     }
+}
+
+void *cfg_to_json_identity(const pe_config *c) {
+    cJSON *j = cfg_to_json(c);
+    cfg_identity_trim(j);
+    return j;
 }
 
 /* does the key match the filter: space-separated "section" or "section.key" words; NULL = every key */

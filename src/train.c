@@ -278,6 +278,11 @@ void train_dropout_apply(float *x, float p, uint64_t seed, int site, const int64
     }
 }
 
+/* x (B, n) through the chunk's dropout mask of `site`, when dropout is on */
+static void acts_dropout(const train_acts *a, float *x, int site, const int64_t *seq_ids, int B, size_t n) {
+    if (a->dropout > 0) train_dropout_apply(x, a->dropout, a->dropout_seed, site, seq_ids, B, n);
+}
+
 static void linear_fwd(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
     model_linear lin = {w, C, 0, b};
     kern_matmul(out, inp, &lin, N, C, OC); /* one sgemm over the chunk's N rows */
@@ -308,14 +313,14 @@ static int64_t blocks_forward(train_acts *a, const train_params *p, int B, int T
         if (kl < 0) return -1;
         kept += kl;
         linear_fwd(a->dbuf, att, w.wo, w.bo, (int)N, C, C);
-        if (a->dropout > 0) train_dropout_apply(a->dbuf, a->dropout, a->dropout_seed, 1 + 2 * l, seq_ids, B, (size_t)T * C);
+        acts_dropout(a, a->dbuf, 1 + 2 * l, seq_ids, B, (size_t)T * C);
         for (size_t i = 0; i < NC; i++) xmid[i] = xin[i] + a->dbuf[i];
         fwd_layernorm(ln2, a->ln2_mean + l * N, a->ln2_rstd + l * N, xmid, w.ln2w, w.ln2b, (int)N, C, c->norm_eps);
         linear_fwd(hpre, ln2, w.w1, w.b1, (int)N, C, HID);
         memcpy(hact, hpre, NHID * sizeof(float));
         kern_gelu(hact, NHID, 0);
         linear_fwd(a->dbuf, hact, w.w2, w.b2, (int)N, HID, C);
-        if (a->dropout > 0) train_dropout_apply(a->dbuf, a->dropout, a->dropout_seed, 2 + 2 * l, seq_ids, B, (size_t)T * C);
+        acts_dropout(a, a->dbuf, 2 + 2 * l, seq_ids, B, (size_t)T * C);
         for (size_t i = 0; i < NC; i++) xnext[i] = xmid[i] + a->dbuf[i];
     }
     fwd_layernorm(a->lnf, a->lnf_mean, a->lnf_rstd, a->x_out, tptr(p, params, "final_norm.weight", 0),
@@ -342,7 +347,7 @@ static void blocks_backward(float *grad, train_acts *a, const train_params *p, i
         const float *dmlp = a->dx; /* d(MLP output) */
         if (a->dropout > 0) {
             memcpy(a->dbuf, a->dx, NC * sizeof(float));
-            train_dropout_apply(a->dbuf, a->dropout, a->dropout_seed, 2 + 2 * l, seq_ids, B, (size_t)T * C);
+            acts_dropout(a, a->dbuf, 2 + 2 * l, seq_ids, B, (size_t)T * C);
             dmlp = a->dbuf;
         }
         memset(a->dh, 0, NHID * sizeof(float));
@@ -356,7 +361,7 @@ static void blocks_backward(float *grad, train_acts *a, const train_params *p, i
         const float *datt = a->dx; /* d(attention output after wo) */
         if (a->dropout > 0) {
             memcpy(a->dq, a->dx, NC * sizeof(float)); /* dq is free until the attention backward */
-            train_dropout_apply(a->dq, a->dropout, a->dropout_seed, 1 + 2 * l, seq_ids, B, (size_t)T * C);
+            acts_dropout(a, a->dq, 1 + 2 * l, seq_ids, B, (size_t)T * C);
             datt = a->dq;
         }
         memset(a->dbuf, 0, NC * sizeof(float));
@@ -398,7 +403,7 @@ pe_status train_grad_tokens(float *grad, train_stats *st, train_acts *a, const t
             for (int i = 0; i < C; i++) x[i] = tok_emb[(size_t)tok * C + i] + pos_emb[(size_t)t * C + i];
             a->targets[(size_t)b * T + t] = tgt;
         }
-    if (a->dropout > 0) train_dropout_apply(a->x_in, a->dropout, a->dropout_seed, 0, seq_ids, B, (size_t)T * C);
+    acts_dropout(a, a->x_in, 0, seq_ids, B, (size_t)T * C);
     att_tape_reset(&a->tape);
     int64_t kept = blocks_forward(a, p, B, T, pw, seq_ids);
     if (kept < 0) return pe_fail(err, PE_ERR_INTERNAL, "out of memory growing the attention tape");
@@ -413,7 +418,7 @@ pe_status train_grad_tokens(float *grad, train_stats *st, train_acts *a, const t
     memset(a->dbuf, 0, N * C * sizeof(float));
     bwd_matmul(a->dbuf, gwh, NULL, a->logits, a->lnf, wh, (int)N, C, V);
     blocks_backward(grad, a, p, B, T, seq_ids);
-    if (a->dropout > 0) train_dropout_apply(a->dx, a->dropout, a->dropout_seed, 0, seq_ids, B, (size_t)T * C);
+    acts_dropout(a, a->dx, 0, seq_ids, B, (size_t)T * C);
     float *gtok = tptr(p, grad, "tok_emb.weight", 0), *gpos = tptr(p, grad, "pos_emb.weight", 0);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -451,7 +456,7 @@ pe_status train_grad_images(float *grad, train_stats *st, train_acts *a, const t
             const float *src = t < off ? cls : a->dbuf + ((size_t)b * NP + t - off) * C;
             for (int i = 0; i < C; i++) x[i] = src[i] + pos[(size_t)t * C + i];
         }
-    if (a->dropout > 0) train_dropout_apply(a->x_in, a->dropout, a->dropout_seed, 0, seq_ids, B, (size_t)T * C);
+    acts_dropout(a, a->x_in, 0, seq_ids, B, (size_t)T * C);
     att_tape_reset(&a->tape);
     int64_t kept = blocks_forward(a, p, B, T, pw, seq_ids);
     if (kept < 0) return pe_fail(err, PE_ERR_INTERNAL, "out of memory growing the attention tape");
@@ -491,7 +496,7 @@ pe_status train_grad_images(float *grad, train_stats *st, train_acts *a, const t
         }
     }
     blocks_backward(grad, a, p, B, T, seq_ids);
-    if (a->dropout > 0) train_dropout_apply(a->dx, a->dropout, a->dropout_seed, 0, seq_ids, B, (size_t)T * C);
+    acts_dropout(a, a->dx, 0, seq_ids, B, (size_t)T * C);
     float *gpos = tptr(p, grad, "pos_emb.weight", 0), *gcls = tptr(p, grad, "cls_token", 0);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
