@@ -5,7 +5,9 @@ A Llama model from a llama2.c legacy (v0) checkpoint, batched over documents pad
 maximum with a key-padding mask, evaluated dense plus K members whose attention is subsampled by
 the "unbiased" scheme written as masked attention: per (member, layer, head, document) a uniformly
 random subset of ceil(n / rho) key positions (n = the document's length), shared by all queries,
-then the causal mask, and every query always keeps its own position; -inf outside. The full
+then the causal mask, and every query always keeps its own position; -inf outside. With
+--scheme random-k (lambda = inf) each query i keeps its own uniform subset of ceil((i+1)/rho) - 1
+of its earlier positions, plus its own. The full
 (T, T) scores are computed and masked (that is what "masked attention" costs). Per-token NLL of
 the dense model, of each member and of the probability-mixture ensemble.
 
@@ -13,7 +15,7 @@ Token ids come from a file with one document per line (bench/dump_tokens prints 
 documents `pathens eval` scores), so no tokenizer is needed here.
 
     /usr/bin/python3 bench/ensemble_peer.py --tokens TOKENS.txt [--model stories260K.bin]
-        [--members 4] [--ratio 4] [--batch 16] [--seed 1234] [--reps 1] [--ref-nll X] [--threads 1]
+        [--members 4] [--ratio 4] [--scheme unbiased|random-k] [--batch 16] [--seed 1234] [--reps 1] [--ref-nll X] [--threads 1]
 
 tokens/s = scored tokens x (1 + K) / wall seconds of the evaluation (model loading and reading
 the token file excluded), the same definition as pathens' timing.json.
@@ -135,6 +137,21 @@ def unbiased_masks(gen, L, H, lens, T, ratio):
     return (keep[..., None, :] & causal) | eye
 
 
+def random_k_masks(gen, L, H, lens, T, ratio):
+    """(L, B, H, T, T) bool: per (layer, doc, head, query i) a uniform subset of
+    ceil((i + 1) / ratio) - 1 of the keys j < i, plus the query's own position (pathens'
+    causal random-k, lambda = inf): random scores over the causal prefix, ranked per row."""
+    B = len(lens)
+    causal_strict = torch.tril(torch.ones(T, T, dtype=torch.bool), diagonal=-1)  # j < i
+    r = torch.rand((L, B, H, T, T), generator=gen)
+    r = r.masked_fill(~causal_strict, 2.0)  # never chosen
+    order = r.argsort(dim=-1)  # row i's keys by score: its first picks[i] are kept
+    picks = torch.tensor([max(1, math.ceil((i + 1) / ratio - 1e-9)) - 1 for i in range(T)])  # (T)
+    first = (torch.arange(T)[None, :] < picks[:, None]).expand(L, B, H, T, T)  # (T, T) rank < picks[i]
+    keep = torch.zeros((L, B, H, T, T), dtype=torch.bool).scatter_(-1, order, first)
+    return keep | torch.eye(T, dtype=torch.bool)
+
+
 def evaluate(cfg, w, docs, args):
     """The timed part: dense + K members over every batch. Returns (tokens, sum NLL dense,
     [sum NLL member k], sum NLL ensemble)."""
@@ -164,7 +181,8 @@ def evaluate(cfg, w, docs, args):
             n_tok += int(scored.sum())
             lp_members = []
             for m in range(K):
-                masks = unbiased_masks(gen, L, H, lens, T, args.ratio) & valid[None, :, None, None, :]
+                draw = random_k_masks if args.scheme == "random-k" else unbiased_masks
+                masks = draw(gen, L, H, lens, T, args.ratio) & valid[None, :, None, None, :]
                 masks = masks | torch.eye(T, dtype=torch.bool)
                 logp = F.log_softmax(forward(cfg, w, tok, masks), dim=-1)
                 lp = logp.gather(-1, tgt[..., None])[..., 0]
@@ -182,6 +200,7 @@ def main():
     ap.add_argument("--tokens", required=True, help="one document per line, token ids (bench/dump_tokens)")
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--ratio", type=float, default=4.0)
+    ap.add_argument("--scheme", choices=["unbiased", "random-k"], default="unbiased")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=1)
@@ -204,7 +223,7 @@ def main():
 
     nll_dense = sum_dense / n_tok
     print(f"ensemble_peer: PyTorch {torch.__version__}, {torch.get_num_threads()} thread(s), {len(docs)} documents, "
-          f"{n_tok} scored tokens, K={K} members, unbiased rho={args.ratio:g}, batch {args.batch}")
+          f"{n_tok} scored tokens, K={K} members, {args.scheme} rho={args.ratio:g}, batch {args.batch}")
     print("wall per repetition: " + ", ".join(f"{x:.3f} s" for x in walls))
     print(f"dense NLL (PyTorch)  {nll_dense:.7f}")
     if args.ref_nll is not None:
