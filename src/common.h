@@ -55,6 +55,7 @@ uint64_t pe_hash_str(const char *s);
 
 /* wall clock in seconds (monotonic) */
 double pe_time_now(void);
+double pe_time_cpu(void); /* CPU seconds of this process, all its threads (CLOCK_PROCESS_CPUTIME_ID) */
 
 /* `path` with "." and "dir/.." collapsed lexically, for messages only (a symlinked dir/.. can name
  * another folder, so never open the result): "configs/../runs/x" -> "runs/x"; into buf, returned */

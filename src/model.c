@@ -496,6 +496,24 @@ static int ptr_aligned(const void *p) { return ((uintptr_t)p & 3u) == 0; }
 
 pe_status model_init(model *m, ckpt_file *ck, pe_err *err) { return model_init_with(m, ck, NULL, err); }
 
+/* index of the first NaN or Inf in x (n), n if none: blocks of 4096 floats are screened by an
+ * exponent test that vectorises (every exponent bit set), and only a flagged block is searched */
+size_t model_find_nonfinite(const float *x, size_t n) {
+    for (size_t k0 = 0; k0 < n; k0 += 4096) {
+        size_t   nb  = n - k0 < 4096 ? n - k0 : 4096;
+        uint32_t bad = 0;
+        for (size_t k = 0; k < nb; k++) {
+            uint32_t u;
+            memcpy(&u, x + k0 + k, sizeof u);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad)
+            for (size_t k = 0; k < nb; k++)
+                if (!isfinite(x[k0 + k])) return k0 + k;
+    }
+    return n;
+}
+
 pe_status model_init_with(model *m, ckpt_file *ck, const model_block_alloc *al, pe_err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = ck->cfg;
@@ -590,14 +608,13 @@ pe_status model_init_with(model *m, ckpt_file *ck, const model_block_alloc *al, 
         const ckpt_tensor *t = &ck->tensors[i];
         if (t->used != 1) continue;
         const float *base = conv[i] == (size_t)-1 ? (const float *)t->data : m->owned + conv[i];
-        size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2);
-        for (size_t k = 0; k < numel; k++)
-            if (!isfinite(base[k])) {
+        size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2), k = model_find_nonfinite(base, numel);
+        if (k < numel) {
                 st = pe_fail(err, PE_ERR_INPUT,
                              "%s: tensor \"%s\" element %zu is %s; the checkpoint is corrupt or training diverged",
                              ckpt_tensor_file(ck, t, file, sizeof file), t->name, k, isnan(base[k]) ? "NaN" : "Inf");
-                break;
-            }
+            break;
+        }
         m->n_params += (int64_t)numel;
     }
     free(conv);

@@ -182,6 +182,8 @@ pe_status model_init(model *m, struct ckpt_file *ck, pe_err *err);
  * byte-identical whichever allocator and however many parts. */
 pe_status model_init_with(model *m, struct ckpt_file *ck, const model_block_alloc *al, pe_err *err);
 void model_free(model *m);
+/* index of the first NaN or Inf among x[0..n), n if every value is finite (the loader's check) */
+size_t model_find_nonfinite(const float *x, size_t n);
 /* human-readable one-line summary */
 void model_describe(const model *m, char *buf, size_t n);
 /* inv_freq (R/2) of the RoPE pairs: theta^(-2i/R) in float (the bits llama2.c and HF's float32

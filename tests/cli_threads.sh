@@ -65,6 +65,11 @@ if have_data stories260K.bin tok512.bin tinystories_val.txt; then
     same_all "(a) stories260K, 3 members, importance" s "$FILES importance.csv"
     grep -q "1 rank x 3 threads" "$T/s3.err" && ok "start-up line: 1 rank x 3 threads" || bad "start-up line: $(head -1 "$T/s3.err")"
     grep -q '"threads":[[:space:]]*3' "$T/s3/timing.json" && ok "timing.json: threads 3" || bad "timing.json has no threads 3"
+    # the CPU seconds of the two phases: positive, and at most wall x threads (+ clock slack)
+    cpu=$(/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+ok = 0 < d["eval_cpu_seconds"] <= d["eval_seconds"] * d["threads"] + 0.05 and 0 < d["load_cpu_seconds"] <= d["load_seconds"] + 0.05
+print("ok" if ok else "eval %.3f s CPU / %.3f s wall, load %.3f / %.3f" % (d["eval_cpu_seconds"], d["eval_seconds"], d["load_cpu_seconds"], d["load_seconds"]))' "$T/s3/timing.json" 2>&1)
+    [ "$cpu" = ok ] && ok "timing.json: eval_cpu_seconds and load_cpu_seconds within wall x threads" || bad "timing.json CPU seconds: $cpu"
     # prune --evaluate --threads: the plans' evaluations are the same for 1 and 3 threads
     for t in 1 3; do
         cp -r "$T/s$t" "$T/prune$t"

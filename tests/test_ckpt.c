@@ -14,6 +14,7 @@
  *     query_key_value re-laid out. */
 #include "testutil.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2265,6 +2266,34 @@ static void test_hf_neox_fused(void **state) {
     }
 }
 
+/* the loader's finiteness screen (blocks of 4096 with an exponent test): the first NaN or Inf
+ * at block edges, in a later block, with two bad values, and none among the largest, smallest
+ * and subnormal finite floats */
+static void test_find_nonfinite(void **state) {
+    (void)state;
+    size_t n = 3 * 4096 + 17;
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    for (size_t k = 0; k < n; k++) x[k] = (k % 3 == 0) ? FLT_MAX : (k % 3 == 1 ? -FLT_MIN : 1e-45f);
+    assert_int_equal(model_find_nonfinite(x, n), n);
+    assert_int_equal(model_find_nonfinite(x, 0), 0);
+    const size_t at[] = {0, 1, 4095, 4096, 4097, 8191, 8192, 12287, 12288, n - 1};
+    const float  bad[] = {NAN, INFINITY, -INFINITY, -NAN};
+    for (size_t a = 0; a < sizeof at / sizeof at[0]; a++)
+        for (size_t b = 0; b < 4; b++) {
+            float keep = x[at[a]];
+            x[at[a]] = bad[b];
+            assert_int_equal(model_find_nonfinite(x, n), at[a]);
+            assert_int_equal(model_find_nonfinite(x, at[a]), at[a]); /* not in the first at[a] values */
+            assert_int_equal(model_find_nonfinite(x, at[a] + 1), at[a]);
+            x[at[a]] = keep;
+        }
+    x[9000] = NAN, x[5000] = INFINITY;
+    assert_int_equal(model_find_nonfinite(x, n), 5000);
+    assert_int_equal(model_find_nonfinite(x + 5001, n - 5001), 9000 - 5001); /* unaligned start */
+    free(x);
+}
+
 int main(void) {
     int stories = tu_have_data("stories260K.bin", "stories260K_v1.bin", NULL);
     const struct CMUnitTest tests[] = {
@@ -2293,6 +2322,7 @@ int main(void) {
         cmocka_unit_test(test_hf_rope),
         cmocka_unit_test(test_hf_neox_fused),
         cmocka_unit_test(test_hf_pixels_per_channel),
+        cmocka_unit_test(test_find_nonfinite),
     };
     return tu_finish(cmocka_run_group_tests(tests, NULL, NULL)); /* 77 if a test skipped in tu_data_path */
 }

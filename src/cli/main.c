@@ -629,7 +629,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     threads = pe_threads_get();
 
     /* model */
-    double    t0 = pe_time_now();
+    double    t0 = pe_time_now(), c0 = pe_time_cpu();
     ckpt_file ck;
     model     m;
     if (ckpt_open(&ck, cfg.model_path, cfg.model_format, cfg.model_config, &err)) return die(&err);
@@ -803,7 +803,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
 #ifdef PATHENS_WITH_MPI
     if (g_size > 1) dist_barrier(); /* every rank has its model and data: start the clock together */
 #endif
-    double t1 = pe_time_now();
+    double t1 = pe_time_now(), c1 = pe_time_cpu();
 #ifdef PATHENS_WITH_MPI
     double *rt = calloc((size_t)g_size * 3, sizeof(double)); /* per rank: compute, wait, comm */
     int    *rn = calloc((size_t)g_size, sizeof(int));        /* per rank: tasks */
@@ -923,7 +923,7 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
             }
         }
     }
-    double t2 = pe_time_now();
+    double t2 = pe_time_now(), c2 = pe_time_cpu();
     /* outputs */
     if (pe_mkdir_p(cfg.run_out, &err)) {
         cJSON_Delete(root);
@@ -984,6 +984,8 @@ static int eval_run(const pe_config *cfg_in, int threads, int quiet, int overwri
     cJSON_AddStringToObject(tj, "openblas_core", openblas_get_corename());
     cJSON_AddNumberToObject(tj, "load_seconds", t1 - t0);
     cJSON_AddNumberToObject(tj, "eval_seconds", t2 - t1);
+    cJSON_AddNumberToObject(tj, "load_cpu_seconds", c1 - c0); /* rank 0's process, all its threads */
+    cJSON_AddNumberToObject(tj, "eval_cpu_seconds", c2 - c1);
     if (is_lm) cJSON_AddNumberToObject(tj, "scored_tokens_per_second", (double)td.n_scored * (1 + pc.members) / (t2 - t1));
     else cJSON_AddNumberToObject(tj, "images_per_second", (double)id.n * (1 + pc.members) / (t2 - t1));
     char *tt = cJSON_Print(tj);
