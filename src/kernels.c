@@ -79,13 +79,30 @@ void kern_norm_ref(float *out, const float *inp, const float *w, const float *b,
 
 /* ---- RoPE -------------------------------------------------------------------------------- */
 
+void kern_rope_table(float *cs, const float *inv_freq, int T, int rot) {
+    int np = rot / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < np; i++) {
+            float val = (float)t * inv_freq[i];
+            cs[((size_t)t * np + i) * 2]     = cosf(val);
+            cs[((size_t)t * np + i) * 2 + 1] = sinf(val);
+        }
+}
+
 void kern_rope_freq(float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot, int half) {
     /* the angle table is shared by every sequence and head: one (T, R/2) pass of cos/sin */
+    float *cs = malloc(((size_t)T * (rot / 2) * 2 + 1) * sizeof(float)); /* (T, R/2, 2) */
+    if (!cs) abort();
+    kern_rope_table(cs, inv_freq, T, rot);
+    kern_rope_cs(x, cs, B, T, nh, hs, rot, half);
+    free(cs);
+}
+
+void kern_rope_cs(float *x, const float *cs, int B, int T, int nh, int hs, int rot, int half) {
     int np = rot / 2;
     for (int t = 0; t < T; t++) {
         for (int i = 0; i < np; i++) {
-            float val = (float)t * inv_freq[i];
-            float fcr = cosf(val), fci = sinf(val);
+            float fcr = cs[((size_t)t * np + i) * 2], fci = cs[((size_t)t * np + i) * 2 + 1];
             int   i0 = half ? i : 2 * i, i1 = half ? i + np : 2 * i + 1; /* the pair's two dims */
             for (int b = 0; b < B; b++) {
                 float *xt = x + ((size_t)b * T + t) * (size_t)nh * hs;
@@ -1143,11 +1160,36 @@ void kern_gelu_ref(float *x, size_t n, int tanh_approx) {
     }
 }
 
-void kern_swiglu(float *h1, const float *h3, size_t n) {
+static void swiglu_c(float *h1, const float *h3, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float g = h1[i];
         h1[i] = g * (1.0f / (1.0f + kern_expf(-g))) * h3[i];
     }
+}
+
+#ifdef KERN_HAVE_AVX2
+/* swiglu_c on 8 lanes, operation for operation (pq_expf8 is kern_expf's bits; -g is a sign flip) */
+__attribute__((target("avx2"))) static void swiglu_avx2(float *h1, const float *h3, size_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(h1 + i);
+        __m256 e = pq_expf8(_mm256_xor_ps(g, sign));
+        __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(h1 + i, _mm256_mul_ps(_mm256_mul_ps(g, s), _mm256_loadu_ps(h3 + i)));
+    }
+    swiglu_c(h1 + i, h3 + i, n - i);
+}
+#endif
+
+void kern_swiglu(float *h1, const float *h3, size_t n) {
+#ifdef KERN_HAVE_AVX2
+    if (kern_simd_active()) {
+        swiglu_avx2(h1, h3, n);
+        return;
+    }
+#endif
+    swiglu_c(h1, h3, n);
 }
 
 void kern_add(float *x, const float *y, size_t n) {

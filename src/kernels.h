@@ -27,6 +27,11 @@ void kern_rope_ref(float *x, int B, int T, int nh, int hs, float theta);
  * rotated by the angle t * inv_freq[i] (inv_freq (R/2), model_rope_init_freq); dims >= R untouched.
  * The _ref twin takes the angle's cosine and sine in double. */
 void kern_rope_freq(float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot, int half);
+/* kern_rope_freq in two steps, the same bits: the angles' table cs (T, R/2, 2) = (cosf, sinf) of
+ * t * inv_freq[i] for t < T, then the rotation with it (a forward pass builds the table once for
+ * every layer and sequence) */
+void kern_rope_table(float *cs, const float *inv_freq, int T, int rot);
+void kern_rope_cs(float *x, const float *cs, int B, int T, int nh, int hs, int rot, int half);
 void kern_rope_freq_ref(float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot, int half);
 
 /* Which pathways an attention call uses: cfg NULL = dense. Per (sequence, head) the kernel draws

@@ -668,17 +668,18 @@ pe_status model_acts_init(model_acts *a, const model *m, int B, int T, pe_err *e
            HID = (size_t)c->hidden_dim, PP = (size_t)c->channels * c->patch_size * c->patch_size;
     size_t NT = (size_t)pe_threads_get(); /* attention scratch per thread */
     /* the size table: one allocation carved into the named buffers */
-    size_t sizes[12] = {BT * C, BT * C, BT * QC, BT * KVC, BT * KVC, BT * QC, BT * HID,
+    size_t sizes[13] = {BT * C, BT * C, BT * QC, BT * KVC, BT * KVC, BT * QC, BT * HID,
                         c->mlp == MODEL_MLP_SWIGLU ? BT * HID : 0, NT * ((size_t)T * T + T + 1),
-                        c->input == MODEL_INPUT_PATCHES ? BT * PP : 0, (size_t)B * C, NT * 2 * (size_t)T * HS};
-    float **ptrs[12] = {&a->x, &a->xn, &a->q, &a->k, &a->v, &a->att, &a->h1, &a->h3, &a->scores, &a->patches,
-                        &a->pooled, &a->gather};
+                        c->input == MODEL_INPUT_PATCHES ? BT * PP : 0, (size_t)B * C, NT * 2 * (size_t)T * HS,
+                        c->pos == MODEL_POS_ROPE ? (size_t)T * (model_rotary_dims(c) / 2) * 2 : 0};
+    float **ptrs[13] = {&a->x, &a->xn, &a->q, &a->k, &a->v, &a->att, &a->h1, &a->h3, &a->scores, &a->patches,
+                        &a->pooled, &a->gather, &a->rope_cs};
     size_t total = 0;
-    for (int i = 0; i < 12; i++) total += sizes[i];
+    for (int i = 0; i < 13; i++) total += sizes[i];
     a->block = pe_calloc(total, sizeof(float), err, "activations");
     if (!a->block) return PE_ERR_INTERNAL;
     float *p = a->block;
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 13; i++) {
         *ptrs[i] = sizes[i] ? p : NULL;
         p += sizes[i];
     }
@@ -751,11 +752,15 @@ static void par_norm(const kernel_set *K, float *out, const float *inp, const fl
         K->norm(out + (size_t)r0 * C, inp + (size_t)r0 * C, w, bias, N - r0 < 64 ? N - r0 : 64, C, kind, eps);
 }
 
-/* RoPE of x (B, T, nh*hs), one task per sequence (the positions are t within the sequence) */
-static void par_rope(const kernel_set *K, float *x, const float *inv_freq, int B, int T, int nh, int hs, int rot,
-                     int half) {
+/* RoPE of x (B, T, nh*hs), one task per sequence (the positions are t within the sequence): with
+ * the forward pass's table cs (T, R/2, 2) when given (fast kernels), else K->rope from inv_freq */
+static void par_rope(const kernel_set *K, float *x, const float *inv_freq, const float *cs, int B, int T, int nh,
+                     int hs, int rot, int half) {
     PE_PARALLEL_FOR
-    for (int b = 0; b < B; b++) K->rope(x + (size_t)b * T * nh * hs, inv_freq, 1, T, nh, hs, rot, half);
+    for (int b = 0; b < B; b++) {
+        if (cs) kern_rope_cs(x + (size_t)b * T * nh * hs, cs, 1, T, nh, hs, rot, half);
+        else K->rope(x + (size_t)b * T * nh * hs, inv_freq, 1, T, nh, hs, rot, half);
+    }
 }
 
 /* Element-wise kernels over n floats in tasks of PAR_ELEMS: every task starts at a multiple of
@@ -815,6 +820,11 @@ static void model_forward_blocks(float *hidden, model_acts *a, const model *m, c
     int    C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = model_head_size(c), QC = NH * HS, KVC = NKV * HS;
     int    HID = c->hidden_dim, R = model_rotary_dims(c), half = c->rope_style == MODEL_ROPE_HALF;
     int    N = B * T;
+    const float *cs = NULL; /* (T, R/2, 2): the angles of every layer's RoPE, once per pass */
+    if (c->pos == MODEL_POS_ROPE && K == &KERNELS_FAST && a->rope_cs) {
+        kern_rope_table(a->rope_cs, m->w.rope_freq, T, R);
+        cs = a->rope_cs;
+    }
     for (int l = 0; l < c->n_layers; l++) {
         const model_layer_weights *lw = &m->w.layers[l];
         /* attention sub-layer: x += wo(attn(norm(x))) */
@@ -827,8 +837,8 @@ static void model_forward_blocks(float *hidden, model_acts *a, const model *m, c
             par_norm(K, a->k, a->k, lw->k_norm_w, NULL, N * NKV, HS, MODEL_NORM_RMSNORM, c->norm_eps);
         }
         if (c->pos == MODEL_POS_ROPE) {
-            par_rope(K, a->q, m->w.rope_freq, B, T, NH, HS, R, half);
-            par_rope(K, a->k, m->w.rope_freq, B, T, NKV, HS, R, half);
+            par_rope(K, a->q, m->w.rope_freq, cs, B, T, NH, HS, R, half);
+            par_rope(K, a->k, m->w.rope_freq, cs, B, T, NKV, HS, R, half);
         }
         kern_pathways kp = {.cfg = NULL, .layer = l};
         if (pw && pw->cfg && (pw->cfg->scheme != PW_SCHEME_DENSE || pw->cfg->head_keep)) {

@@ -204,6 +204,7 @@ typedef struct {
     float *h3;     /* (B, T, HID) */
     float *patches;/* (B, T, channels*patch*patch) image input only */
     float *pooled; /* (B, C) classifier input */
+    float *rope_cs;/* (T, R/2, 2) RoPE cos/sin of positions 0..T-1 (kern_rope_table), RoPE models only */
     /* attention scratch, one set per thread (pe_threads_get() when allocated), thread i's at i */
     int        n_thr;    /* threads the scratch is sized for */
     float     *scores;   /* (n_thr, T * T + T + 1) scores of one (sequence, head) */

@@ -736,6 +736,43 @@ static void test_activations(void **state) {
 }
 
 
+/* SwiGLU: the AVX2 lanes give the portable loop's bits (kern_set_simd(0)) over a wide range of
+ * gates and values, NaN, infinities and signed zeros, at lengths around multiples of 8 */
+static void test_swiglu_lanes(void **state) {
+    (void)state;
+    size_t cap = 20000;
+    float *g = alloc_floats(cap), *h3 = alloc_floats(cap), *ya = alloc_floats(cap), *yc = alloc_floats(cap);
+    size_t n = 0;
+    for (int e = -30; e <= 7; e++)
+        for (int k = 0; k < 200 && n + 2 <= cap - 16; k++) {
+            float m = ldexpf(1.0f + (float)k / 200.0f, e);
+            g[n++] = m;
+            g[n++] = -m;
+        }
+    const float special[10] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 90.0f, -90.0f, 87.5f, -88.5f, 3e38f};
+    for (int i = 0; i < 10; i++) g[n++] = special[i];
+    tu_fill_random(h3, n, 901, 3.0f);
+    h3[0] = INFINITY, h3[1] = -0.0f, h3[2] = NAN;
+    const size_t lens[] = {n, n - 1, 7, 8, 9, 15, 16, 17, 1, 0};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        size_t m = lens[li];
+        memcpy(ya, g, n * sizeof(float));
+        memcpy(yc, g, n * sizeof(float));
+        kern_swiglu(ya, h3, m);
+        kern_set_simd(0);
+        kern_swiglu(yc, h3, m);
+        kern_set_simd(1);
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(ya + i, yc + i, sizeof(float)))
+                fail_msg("swiglu lanes (n %zu) at %zu: g %a h3 %a: %a vs portable %a", m, i, (double)g[i], (double)h3[i],
+                         (double)ya[i], (double)yc[i]);
+    }
+    free(g);
+    free(h3);
+    free(ya);
+    free(yc);
+}
+
 /* GELU-tanh (u / (1 + exp(-2z)) through kern_expf) against the double formula:
  * |y - ref| <= (4e-7 + 3e-7 |2z|) |ref| + 1e-37 + |u| e^-88 (a few ulp, plus the float roundings of the
  * exponent's argument, which the exponential scales by |2z|: the far negative tail, where
@@ -797,6 +834,7 @@ int main(void) {
         cmocka_unit_test(test_attention_causal_no_future),
         cmocka_unit_test(test_attention_per_query_simd_bitwise),
         cmocka_unit_test(test_attention_ranges_simd_bitwise),
+        cmocka_unit_test(test_swiglu_lanes),
         cmocka_unit_test(test_attention_ranges_row_independent),
         cmocka_unit_test(test_expf_lanes_bitwise),
         cmocka_unit_test(test_activations),
