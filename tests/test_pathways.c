@@ -851,7 +851,9 @@ static void test_random_k_pinned(void **state) {
 /* Floyd's draws (lambda = inf) at the lengths the bench and the models use, and at the edges of
  * the sampler's 32- and 64-key blocks (m = 31 ... 65, 1023 ... 1025): hashes recorded with the
  * 64-bit-word bitmap sampler (main at 2e84f77), before the byte-mark sampler; a faster Floyd must
- * give the same lists. One sample of cap 2049 serves every n (the marks past n stay unused). */
+ * give the same lists. One sample of cap 2049 serves every n (the marks past n stay unused). The
+ * draws here take rng_below's rare rejection loop (probability < m / 2^32 a pick) 8 times, the
+ * short pinned test never: a Floyd step that skips it fails here. */
 static void test_random_k_floyd_pinned_long(void **state) {
     (void)state;
     pe_err    err = {0};
