@@ -9,12 +9,15 @@
  */
 #include "pathways.h"
 
+#include "kernels.h" /* kern_simd_active: the AVX2 switch the tests flip */
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define PW_HAVE_AVX2 1
 #endif
 
 /* ---- counter-based randomness ----------------------------------------------------------- */
@@ -373,14 +376,38 @@ static const uint64_t PW_POS8[256] = {
     0x706050403ULL, 0x70605040300ULL, 0x70605040301ULL, 0x7060504030100ULL, 0x70605040302ULL, 0x7060504030200ULL, 0x7060504030201ULL, 0x706050403020100ULL,
 };
 
-/* The same for a byte per key (0 or 1; mk must be zero from m up to m rounded up to 16): the
+#ifdef PW_HAVE_AVX2
+/* marks_collect, 32 marks a step: vpmovzxbd widens a PW_POS8 entry to 8 ints in one go */
+__attribute__((target("avx2,popcnt"))) static int marks_collect_avx2(int *out, unsigned char *mk, int m) {
+    int           c = 0;
+    const __m256i z = _mm256_setzero_si256();
+    for (int w = 0; w < m; w += 32) {
+        __m256i  b = _mm256_loadu_si256((const __m256i *)(mk + w));
+        unsigned f = ~(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, z)); /* bit e: mark w + e set */
+        _mm256_storeu_si256((__m256i *)(mk + w), z);
+        for (int q = 0; q < 4; q++) {
+            unsigned g = (f >> (8 * q)) & 0xffu;
+            __m256i  p = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)&PW_POS8[g]));
+            _mm256_storeu_si256((__m256i *)(out + c), _mm256_add_epi32(p, _mm256_set1_epi32(w + 8 * q)));
+            c += _mm_popcnt_u32(g);
+        }
+    }
+    return c;
+}
+#endif
+
+/* The same for a byte per key (0 or 1; mk must be zero from m up to m rounded up to 32): the
  * ascending indices of the set marks into out, the marks cleared; returns how many. Branch-free
  * per 8 marks (a ctz loop per block mispredicts its exit once per block): the 8 marks' positions
  * from PW_POS8 are written as 8 ints at out + c, and c advances by the marks' sum, so out must
- * have room for 7 ints past the last index written. */
+ * have room for 7 ints past the last index written. The AVX2 path (kern_simd_active) writes the
+ * same ints. */
 static int marks_collect(int *out, unsigned char *mk, int m) {
+#ifdef PW_HAVE_AVX2
+    if (kern_simd_active()) return marks_collect_avx2(out, mk, m);
+#endif
     int c = 0;
-#if defined(__SSE2__)
+#if defined(PW_HAVE_AVX2) && defined(__SSE2__) /* x86-64: SSE2 is the baseline */
     const __m128i z = _mm_setzero_si128();
     for (int w = 0; w < m; w += 16) {
         __m128i  b = _mm_loadu_si128((const __m128i *)(mk + w));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "pathways.h"
 
 #define MAXN 300
@@ -861,17 +862,22 @@ static void test_random_k_floyd_pinned_long(void **state) {
     assert_int_equal(pw_sample_init(&s, 2049, &err), PE_OK);
     const double rhos[] = {1.01, 1.5, 2.0, 3.0, 4.0, 8.0, 16.0, 100.0};
     const int    ns[] = {31, 32, 33, 63, 64, 65, 1023, 1024, 1025, 2048, 2049};
-    uint64_t     h = 0xcbf29ce484222325ULL;
-    for (int b = 0; b < 8; b++)
-        for (int c = 0; c < 11; c++)
-            for (int causal = 0; causal < 2; causal++)
-                for (int head = 0; head < 2; head++) {
-                    pw_config cf = cfg(PW_SCHEME_RANDOM_K, rhos[b]);
-                    pw_draw(&s, &cf, 3, 2, head, 7 + c, ns[c], causal);
-                    h = sample_hash(&s, h);
-                }
-    printf("  random-k lambda=inf, long: hash 0x%016llxULL\n", (unsigned long long)h);
-    assert_true(h == 0xfa7601672666b231ULL);
+    for (int simd = 1; simd >= 0; simd--) { /* the marks' AVX2 collect, then the portable one */
+        kern_set_simd(simd);
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (int b = 0; b < 8; b++)
+            for (int c = 0; c < 11; c++)
+                for (int causal = 0; causal < 2; causal++)
+                    for (int head = 0; head < 2; head++) {
+                        pw_config cf = cfg(PW_SCHEME_RANDOM_K, rhos[b]);
+                        pw_draw(&s, &cf, 3, 2, head, 7 + c, ns[c], causal);
+                        h = sample_hash(&s, h);
+                    }
+        printf("  random-k lambda=inf, long, simd %d (active %d): hash 0x%016llxULL\n", simd, kern_simd_active(),
+               (unsigned long long)h);
+        assert_true(h == 0xfa7601672666b231ULL);
+    }
+    kern_set_simd(1);
     pw_sample_free(&s);
 }
 
