@@ -571,8 +571,10 @@ static int random_k_finite(int *out, unsigned char *mk, double *key, const doubl
     select_smallest(out + t, c - t, t - below, key);
     memmove(out + below, out + t, (size_t)(t - below) * sizeof(int)); /* out[0, t): the t smallest */
     if (K < m) {
-        int    heap = 0; /* out[0, t) a max-heap by key_less from the first entrant on */
+        int    heap = 0; /* out[0, t) a max-heap by key_less from the 9th entrant on (before: a scan per entrant,
+                          * cheaper than building the heap for the one or two entrants of most queries) */
         int    top = 0;  /* out[top] holds τ */
+        int    nent = 0;
         double q1 = -expm1(-1.0 / lambda); /* 1 - e^{-1/λ} */
         for (int u = 1; u < t; u++) top = key_less(key, out[top], out[u]) ? u : top;
         for (int side = 0; side < 2; side++) {
@@ -590,12 +592,18 @@ static int random_k_finite(int *out, unsigned char *mk, double *key, const doubl
                 if (!(wt > 0.0)) break; /* underflow: probability 0 here and beyond */
                 double e  = -log1p(-pw_rng_uniform(r) * -expm1(-wt)); /* Exp(1) given E < w_d τ */
                 key[j] = e / wt * tau;                                /* E / w_d, scaled */
-                if (!heap) {
+                if (!heap && ++nent > 8) {
                     for (int u = t / 2 - 1; u >= 0; u--) sift_down(out, u, t, key);
                     heap = 1, top = 0;
                 }
-                out[0] = j; /* replaces the largest pick */
-                sift_down(out, 0, t, key);
+                if (heap) {
+                    out[0] = j; /* replaces the largest pick */
+                    sift_down(out, 0, t, key);
+                } else { /* the same: the largest by key_less is unique */
+                    out[top] = j;
+                    top = 0;
+                    for (int u = 1; u < t; u++) top = key_less(key, out[top], out[u]) ? u : top;
+                }
                 cur = d;
             }
         }
