@@ -572,13 +572,17 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
             if (lim[r] > 0 && Ls[r][lim[r] - 1] + 1 > kmax) kmax = Ls[r][lim[r] - 1] + 1;
         }
         int nch = (kmax + (1 << sh) - 1) >> sh, nit = 0;
-        int64_t nkeys = 0;
-        for (int r = 0; r < R; r++) nkeys += lim[r];
-        /* short segments (under 16 keys per query and chunk on average, i.e. ρ > 4 at chunks of 64
-         * keys) by blocks of 8 list positions: one block-of-8 dot each, where segments cost a
+        /* short segments (under 16 keys per segment on average: uniform lists at ρ > 4 with chunks
+         * of 64 keys) by blocks of 8 list positions: one block-of-8 dot each, where segments cost a
          * mispredicted branch or two each (their lengths vary) and partial blocks; longer ones by
-         * segments (several blocks per call: measured faster at ρ = 2) */
-        int *its = items && nkeys < (int64_t)16 * R * nch ? items : NULL;
+         * segments (several blocks per call: measured faster for uniform lists at ρ = 2 and for
+         * λ = 16's local lists). The segments are counted at the blocks' first keys. */
+        int64_t nkeys = 0, nseg = 0;
+        for (int r = 0; r < R; r++) {
+            nkeys += lim[r];
+            for (int c = 0; c < lim[r]; c += 8) nseg += c == 0 || (Ls[r][c] >> sh) != (Ls[r][c - 8] >> sh);
+        }
+        int *its = items && nkeys < 16 * nseg ? items : NULL;
         if (its) {
             /* the blocks of 8 list positions of every query of the block (the last one of a list
              * shorter), ordered by the chunk of their first key (a counting sort, stable: for each
