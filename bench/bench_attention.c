@@ -15,8 +15,10 @@
  * counters (so "ratio = work" can be read off); draw ms = the median time of the 8 pw_draw
  * calls of one repetition alone (the part of ms that is sampling).
  *
- *   bench_attention [--quick] [--cpu] [--portable] [--T N] [--scheme PREFIX] [--reps R] [--min-time S]
- * --quick: T in {512, 1024}, 3 repetitions, 0.05 s per point. --T: that T only. --scheme: only the
+ *   bench_attention [--quick] [--cpu] [--portable] [--T N] [--scheme PREFIX] [--rho R] [--causal 0|1]
+ *                   [--reps R] [--min-time S]
+ * --rho, --causal: only that rho and that causal flag (for profiling one point; the dense
+ * baseline still runs). --quick: T in {512, 1024}, 3 repetitions, 0.05 s per point. --T: that T only. --scheme: only the
  * schemes whose label starts with PREFIX (e.g. random-k, window; for profiling). --cpu: times are
  * this thread's CPU time (steadier on a shared machine). --portable: the portable C attention
  * path instead of the AVX2 one (kern_set_simd(0); the same results, for before/after ratios).
@@ -172,6 +174,8 @@ int main(int argc, char **argv) {
     double min_time = 0.3;
     int    quick = 0, oneT = 0, set_reps = 0, set_time = 0;
     const char *only = NULL; /* --scheme: run only the schemes whose label starts with this */
+    double      only_rho = 0; /* --rho: only this rho (0: all) */
+    int         only_causal = -1; /* --causal: only this causal flag (-1: both) */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--cpu")) use_cpu_time = 1;
@@ -179,9 +183,12 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--T")) oneT = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) min_reps = atoi(argv[++i]), set_reps = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--scheme")) only = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--rho")) only_rho = atof(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--causal")) only_causal = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--min-time")) min_time = atof(argv[++i]), set_time = 1;
         else {
-            fprintf(stderr, "usage: bench_attention [--quick] [--cpu] [--portable] [--T N] [--scheme PREFIX] [--reps R] [--min-time S]\n");
+            fprintf(stderr, "usage: bench_attention [--quick] [--cpu] [--portable] [--T N] [--scheme PREFIX] [--rho R] "
+                            "[--causal 0|1] [--reps R] [--min-time S]\n");
             return 1;
         }
     }
@@ -237,6 +244,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     for (int ci = 0; ci < 2; ci++) {
         int causal = ci == 0 ? 1 : 0;
+        if (only_causal >= 0 && causal != only_causal) continue;
         for (int ti = 0; ti < nT; ti++) {
             b.T = Ts[ti];
             /* the dense baseline is timed before and after the group's schemes; its time is the
@@ -247,6 +255,7 @@ int main(int argc, char **argv) {
             for (int sc = 0; sc < N_CASES; sc++) {
                 if (only && strncmp(CASES[sc].label, only, strlen(only))) continue;
                 for (int ri = 0; ri < N_RHOS; ri++) {
+                    if (only_rho > 0 && RHOS[ri] != only_rho) continue;
                     pw_config cfg = {0};
                     cfg.scheme = CASES[sc].scheme;
                     cfg.ratio = RHOS[ri];
@@ -269,6 +278,7 @@ int main(int argc, char **argv) {
             for (int sc = 0; sc < N_CASES; sc++)
                 for (int ri = 0; ri < N_RHOS; ri++) {
                     if (only && strncmp(CASES[sc].label, only, strlen(only))) continue;
+                    if (only_rho > 0 && RHOS[ri] != only_rho) continue;
                     const point *q = &rows[sc][ri];
                     double ratio = q->ms / dense_ms, goal = 1.25 / RHOS[ri];
                     summary[ci][ti][sc][ri] = ratio;
@@ -287,6 +297,7 @@ int main(int argc, char **argv) {
         for (int sc = 0; sc < N_CASES; sc++)
             for (int ti = 0; ti < nT; ti++) {
                 if (only && strncmp(CASES[sc].label, only, strlen(only))) continue;
+                if (only_causal >= 0 && (ci == 0) != (only_causal == 1)) continue;
                 printf("| %s | %d | %d |", CASES[sc].label, ci == 0 ? 1 : 0, Ts[ti]);
                 for (int ri = 0; ri < N_RHOS; ri++) {
                     double r = summary[ci][ti][sc][ri];

@@ -401,6 +401,22 @@ __attribute__((target("avx2"))) static void pq_dots_avx2(float *sc, const float 
     }
 }
 
+/* res[u] = kern_dot8(qi, k_{L[u]}) * scale for u < len (1 <= len <= 8) as one block of 8 (the last
+ * row repeated past len; lanes are independent): written straight to res when all 8 fit (wide),
+ * else through a copy of the len */
+__attribute__((target("avx2"))) static inline void pq_dots8_avx2(float *res, int wide, const float *qi, const float *kb,
+                                                                 int KVC, const int *L, int len, int HS, float scale) {
+    const float *r[8];
+    for (int u = 0; u < 8; u++) r[u] = kb + (size_t)L[u < len ? u : len - 1] * KVC;
+    if (wide) {
+        pq_dot8rows(res, qi, r, HS, scale);
+        return;
+    }
+    float tmp[8];
+    pq_dot8rows(tmp, qi, r, HS, scale);
+    memcpy(res, tmp, (size_t)len * sizeof(float));
+}
+
 /* o (HS) += Σ_{c in [a, b)} p[c] v_{L[c]} in list order, W registers of 8 columns kept across the keys */
 #define PQ_OUT_CHUNK(W)                                                                                            \
     for (; t + 8 * (W) <= HS8; t += 8 * (W)) {                                                                     \
@@ -540,7 +556,10 @@ __attribute__((target("avx2"))) static void pq_softmax_avx2(int G, float *const 
  * of K or V, a power of 2, at most PQ_MAXCH chunks); for each chunk, every query of the block computes its keys inside the chunk (a
  * segment of its sorted list), so a K or V row is read from L2 once per block and reused from L1
  * by every query of the block that kept it. Scores land at their list positions and the output
- * accumulates the segments in list order, so each row's arithmetic is the portable C's. */
+ * accumulates the segments in list order, so each row's arithmetic is the portable C's. Where the
+ * segments are short (ρ > 4 or so), the chunk's work is a flat list of blocks of 8 list
+ * positions instead (one 8-key dot each, no branch on a segment's length), taken in chunk order
+ * and, per query, in list order. */
 __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, float *scores, float *zbuf,
                                                                   const float *qb, const float *kb, const float *vb,
                                                                   int C, int KVC, int HS, float scale, int n,
@@ -550,6 +569,9 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
     while ((1 << (sh + 1)) * HS <= 4096) sh++;
     while (((n + (1 << sh) - 1) >> sh) > PQ_MAXCH) sh++;
     int QB = n < PQ_QBLOCK ? n : PQ_QBLOCK; /* QB * n <= n * n <= T * T scores */
+    /* the block's list blocks (items) after its QB rows of scores, where the n * n floats hold them
+     * (n >= 72); else (short sequences) segments per query and chunk */
+    int *items = (size_t)QB * (size_t)(n + (n + 7) / 8) <= (size_t)n * (size_t)n ? (int *)(scores + (size_t)QB * n) : NULL;
     for (int i0 = 0; i0 < n; i0 += QB) {
         int        R = n - i0 < QB ? n - i0 : QB, kmax = 0;
         const int *Ls[PQ_QBLOCK];
@@ -566,19 +588,55 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
             sc[r]   = scores + (size_t)r * n;
             if (lim[r] > 0 && Ls[r][lim[r] - 1] + 1 > kmax) kmax = Ls[r][lim[r] - 1] + 1;
         }
-        int nch = (kmax + (1 << sh) - 1) >> sh;
-        for (int r = 0; r < R; r++) { /* segment ends: the last key of a chunk writes it; empty chunks take the
-                                          * previous end (no branch on the data, no chain of increments) */
-            int *sg = seg[r];
-            memset(sg, 0, (size_t)(nch + 1) * sizeof(int));
-            for (int e = 0; e < lim[r]; e++) sg[(Ls[r][e] >> sh) + 1] = e + 1;
-            for (int ch = 0; ch < nch; ch++) sg[ch + 1] = sg[ch + 1] > sg[ch] ? sg[ch + 1] : sg[ch];
+        int nch = (kmax + (1 << sh) - 1) >> sh, nit = 0;
+        /* short segments (under 16 keys per segment on average: uniform lists at ρ > 4 with chunks
+         * of 64 keys) by blocks of 8 list positions: one block-of-8 dot each, where segments cost a
+         * mispredicted branch or two each (their lengths vary) and partial blocks; longer ones by
+         * segments (several blocks per call: measured faster for uniform lists at ρ = 2 and for
+         * λ = 16's local lists). The segments are counted at the blocks' first keys. */
+        int64_t nkeys = 0, nseg = 0;
+        for (int r = 0; r < R; r++) {
+            nkeys += lim[r];
+            for (int c = 0; c < lim[r]; c += 8) nseg += c == 0 || (Ls[r][c] >> sh) != (Ls[r][c - 8] >> sh);
         }
-        /* scores, chunk by chunk */
-        for (int ch = 0; ch < nch; ch++)
+        int *its = items && nkeys < 16 * nseg ? items : NULL;
+        if (its) {
+            /* the blocks of 8 list positions of every query of the block (the last one of a list
+             * shorter), ordered by the chunk of their first key (a counting sort, stable: for each
+             * query its blocks stay in list order); an item is (block start << 6) | r */
+            int bst[PQ_MAXCH + 2];
+            memset(bst, 0, (size_t)(nch + 2) * sizeof(int));
             for (int r = 0; r < R; r++)
-                if (seg[r][ch + 1] > seg[r][ch])
-                    pq_dots_avx2(sc[r], qb + (size_t)(i0 + r) * C, kb, KVC, Ls[r], seg[r][ch], seg[r][ch + 1], HS, scale);
+                for (int c = 0; c < lim[r]; c += 8) bst[(Ls[r][c] >> sh) + 2]++;
+            for (int ch = 1; ch <= nch; ch++) bst[ch + 1] += bst[ch]; /* bst[ch + 1]: start of chunk ch */
+            for (int r = 0; r < R; r++)
+                for (int c = 0; c < lim[r]; c += 8) {
+                    int it = (c << 6) | r;
+                    memcpy(its + bst[(Ls[r][c] >> sh) + 1]++, &it, sizeof it);
+                }
+            nit = bst[nch];
+        } else
+            for (int r = 0; r < R; r++) { /* segment ends: the last key of a chunk writes it; empty chunks take the
+                                              * previous end (no branch on the data, no chain of increments) */
+                int *sg = seg[r];
+                memset(sg, 0, (size_t)(nch + 1) * sizeof(int));
+                for (int e = 0; e < lim[r]; e++) sg[(Ls[r][e] >> sh) + 1] = e + 1;
+                for (int ch = 0; ch < nch; ch++) sg[ch + 1] = sg[ch + 1] > sg[ch] ? sg[ch + 1] : sg[ch];
+            }
+        /* scores, chunk by chunk */
+        if (its)
+            for (int e = 0; e < nit; e++) {
+                int it;
+                memcpy(&it, its + e, sizeof it);
+                int r = it & 63, c = it >> 6, len = lim[r] - c < 8 ? lim[r] - c : 8;
+                pq_dots8_avx2(sc[r] + c, c + 8 <= n, qb + (size_t)(i0 + r) * C, kb, KVC, Ls[r] + c, len, HS, scale);
+            }
+        else
+            for (int ch = 0; ch < nch; ch++)
+                for (int r = 0; r < R; r++)
+                    if (seg[r][ch + 1] > seg[r][ch])
+                        pq_dots_avx2(sc[r], qb + (size_t)(i0 + r) * C, kb, KVC, Ls[r], seg[r][ch], seg[r][ch + 1], HS,
+                                     scale);
         for (int r = 0; r < R; r++)
             if (self[r]) sc[r][lim[r]] = kern_dot8(qb + (size_t)(i0 + r) * C, kb + (size_t)(i0 + r) * KVC, HS) * scale;
         /* softmax rows */
@@ -589,10 +647,18 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
         if (r < R) pq_softmax_avx2(R - r, sc + r, cnt + r, sum + r, NULL, NULL);
         /* outputs, chunk by chunk, then the self key last */
         for (r = 0; r < R; r++) memset(ob + (size_t)(i0 + r) * C, 0, (size_t)HS * sizeof(float));
-        for (int ch = 0; ch < nch; ch++)
-            for (r = 0; r < R; r++)
-                if (seg[r][ch + 1] > seg[r][ch])
-                    pq_out_avx2(ob + (size_t)(i0 + r) * C, sc[r], vb, KVC, Ls[r], seg[r][ch], seg[r][ch + 1], HS);
+        if (its)
+            for (int e = 0; e < nit; e++) {
+                int it;
+                memcpy(&it, its + e, sizeof it);
+                int q = it & 63, c = it >> 6, len = lim[q] - c < 8 ? lim[q] - c : 8;
+                pq_out_avx2(ob + (size_t)(i0 + q) * C, sc[q], vb, KVC, Ls[q], c, c + len, HS);
+            }
+        else
+            for (int ch = 0; ch < nch; ch++)
+                for (r = 0; r < R; r++)
+                    if (seg[r][ch + 1] > seg[r][ch])
+                        pq_out_avx2(ob + (size_t)(i0 + r) * C, sc[r], vb, KVC, Ls[r], seg[r][ch], seg[r][ch + 1], HS);
         for (r = 0; r < R; r++) {
             if (self[r]) {
                 float       *o  = ob + (size_t)(i0 + r) * C, p = sc[r][lim[r]];

@@ -86,7 +86,8 @@ struct pw_sample {
     int    cap;       /* max n this sample was allocated for */
     double *work;     /* (4 cap + 3) sampler scratch */
     int    *perm;     /* (n) */
-    uint64_t *bits;   /* (2, cap/64 + 1) random-k pick bitmaps, all zero between draws */
+    unsigned char *marks; /* (2, cap rounded up to 32) random-k pick marks (0/1; the second half: Floyd's
+                           * pairs), all zero between draws */
     /* random-k, finite λ: the Walker/Vose alias table of the geometric law P(o) ∝ e^{-o/λ}
      * (pathways.c geo_build), rebuilt when λ changes */
     double    geo_lambda; /* NaN: not built */

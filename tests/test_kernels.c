@@ -487,6 +487,58 @@ static void test_attention_per_query_simd_bitwise(void **state) {
 }
 
 
+/* The AVX2 path's blocks of 8 list positions (short segments: under 16 keys per query and key
+ * chunk on average) at their edges: lists that end within 8 of the row's end (n = 100, ρ = 1.02:
+ * the last block is copied, not stored 8 wide, where 8 floats would run into the next row), many
+ * chunks (HS = 256: chunks of 16 keys), the blocks' order across chunks and queries (n = 300,
+ * ρ = 8 and 12, 5 blocks of 64 queries), and GQA. AVX2 = portable C bit for bit (outputs and
+ * kept counts), both = the masked double twin. */
+static void test_attention_per_query_blocks(void **state) {
+    (void)state;
+    static const struct { int T, HS, NH, NKV; double rho; } cases[] = {
+        {100, 256, 1, 1, 1.02}, {100, 256, 2, 1, 1.3}, {300, 64, 2, 2, 8.0}, {300, 64, 4, 2, 12.0}, {300, 8, 1, 1, 5.0}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int causal = 0; causal <= 1; causal++) {
+            int T = cases[ci].T, HS = cases[ci].HS, NH = cases[ci].NH, NKV = cases[ci].NKV, B = 1;
+            pw_sample ps;
+            pe_err    err = {0};
+            assert_int_equal(pw_sample_init(&ps, T, &err), PE_OK);
+            att_inputs a;
+            att_inputs_init(&a, B, T, NH, NKV, HS, NULL, 4100 + ci * 2 + causal);
+            pw_config c = {0};
+            c.scheme = PW_SCHEME_RANDOM_K, c.ratio = cases[ci].rho, c.lambda = INFINITY, c.members = 1, c.seed = 5;
+            size_t  n = (size_t)B * T * NH * HS;
+            int64_t ids[1] = {3}, kept[3][8], allowed[3][8];
+            float  *o[3], *scratch = alloc_floats((size_t)T * T + T + 1), *gather = alloc_floats(2 * (size_t)T * HS);
+            int    *iscr = malloc((size_t)T * sizeof(int));
+            for (int r = 0; r < 3; r++) { /* 0: SIMD if available, 1: portable C, 2: masked twin */
+                memset(kept[r], 0, sizeof kept[r]);
+                memset(allowed[r], 0, sizeof allowed[r]);
+                kern_pathways kp = {.cfg = &c, .sample = &ps, .member = 1, .layer = 0, .seq_ids = ids, .kept = kept[r],
+                                    .allowed = allowed[r]};
+                o[r] = alloc_out(n, -777.0f);
+                kern_set_simd(r == 0);
+                (r == 2 ? kern_attention_ref : kern_attention)(o[r], scratch, gather, iscr, a.q, a.k, a.v, NULL, B, T,
+                                                              NH, NKV, HS, causal, &kp);
+                check_canaries(o[r], n, "kern_attention");
+            }
+            kern_set_simd(1);
+            if (memcmp(o[0], o[1], n * sizeof(float)))
+                fail_msg("T=%d HS=%d rho=%g causal=%d: the AVX2 path and the portable C differ (max |diff| %g)", T, HS,
+                         cases[ci].rho, causal, (double)tu_max_abs_diff(o[0], o[1], n));
+            assert_memory_equal(kept[0], kept[1], sizeof kept[0]);
+            assert_memory_equal(kept[0], kept[2], sizeof kept[0]);
+            float d = tu_max_abs_diff(o[0], o[2], n), tol = 1e-5f * sqrtf((float)(HS + T));
+            if (!(d <= tol))
+                fail_msg("T=%d HS=%d rho=%g causal=%d: fast vs masked twin max diff %g > %g", T, HS, cases[ci].rho, causal,
+                         (double)d, (double)tol);
+            for (int r = 0; r < 3; r++) free(o[r]);
+            free(scratch), free(gather), free(iscr);
+            att_inputs_free(&a);
+            pw_sample_free(&ps);
+        }
+}
+
 /* ---- contiguous ranges (window, plan windows): the band kernel ---------------------------- */
 
 /* pw_config.drop that draws per-query ranges itself: mode 0 "wild" (causal: [i - m + 1, i] with
@@ -833,6 +885,7 @@ int main(void) {
         cmocka_unit_test(test_attention_padding_equals_alone),
         cmocka_unit_test(test_attention_causal_no_future),
         cmocka_unit_test(test_attention_per_query_simd_bitwise),
+        cmocka_unit_test(test_attention_per_query_blocks),
         cmocka_unit_test(test_attention_ranges_simd_bitwise),
         cmocka_unit_test(test_swiglu_lanes),
         cmocka_unit_test(test_attention_ranges_row_independent),

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "pathways.h"
 
 #define MAXN 300
@@ -848,6 +849,38 @@ static void test_random_k_pinned(void **state) {
     pw_sample_free(&s);
 }
 
+/* Floyd's draws (lambda = inf) at the lengths the bench and the models use, and at the edges of
+ * the sampler's 32- and 64-key blocks (m = 31 ... 65, 1023 ... 1025): hashes recorded with the
+ * 64-bit-word bitmap sampler (main at 2e84f77), before the byte-mark sampler; a faster Floyd must
+ * give the same lists. One sample of cap 2049 serves every n (the marks past n stay unused). The
+ * draws here take rng_below's rare rejection loop (probability < m / 2^32 a pick) 8 times, the
+ * short pinned test never: a Floyd step that skips it fails here. */
+static void test_random_k_floyd_pinned_long(void **state) {
+    (void)state;
+    pe_err    err = {0};
+    pw_sample s;
+    assert_int_equal(pw_sample_init(&s, 2049, &err), PE_OK);
+    const double rhos[] = {1.01, 1.5, 2.0, 3.0, 4.0, 8.0, 16.0, 100.0};
+    const int    ns[] = {31, 32, 33, 63, 64, 65, 1023, 1024, 1025, 2048, 2049};
+    for (int simd = 1; simd >= 0; simd--) { /* the marks' AVX2 collect, then the portable one */
+        kern_set_simd(simd);
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (int b = 0; b < 8; b++)
+            for (int c = 0; c < 11; c++)
+                for (int causal = 0; causal < 2; causal++)
+                    for (int head = 0; head < 2; head++) {
+                        pw_config cf = cfg(PW_SCHEME_RANDOM_K, rhos[b]);
+                        pw_draw(&s, &cf, 3, 2, head, 7 + c, ns[c], causal);
+                        h = sample_hash(&s, h);
+                    }
+        printf("  random-k lambda=inf, long, simd %d (active %d): hash 0x%016llxULL\n", simd, kern_simd_active(),
+               (unsigned long long)h);
+        assert_true(h == 0xfa7601672666b231ULL);
+    }
+    kern_set_simd(1);
+    pw_sample_free(&s);
+}
+
 /* ---- config -------------------------------------------------------------------------------- */
 
 static void expect_config_error(const pw_config *c, const char *key) {
@@ -906,6 +939,7 @@ int main(void) {
         cmocka_unit_test(test_random_k_long_tail_law),
         cmocka_unit_test(test_random_k_tiny_lambda_nearest),
         cmocka_unit_test(test_random_k_pinned),
+        cmocka_unit_test(test_random_k_floyd_pinned_long),
         cmocka_unit_test(test_window_exact),
         cmocka_unit_test(test_config),
     };
