@@ -610,9 +610,9 @@ pe_status model_init_with(model *m, ckpt_file *ck, const model_block_alloc *al, 
         const float *base = conv[i] == (size_t)-1 ? (const float *)t->data : m->owned + conv[i];
         size_t numel = t->nbytes / (t->dtype == CKPT_DTYPE_F32 ? 4 : 2), k = model_find_nonfinite(base, numel);
         if (k < numel) {
-                st = pe_fail(err, PE_ERR_INPUT,
-                             "%s: tensor \"%s\" element %zu is %s; the checkpoint is corrupt or training diverged",
-                             ckpt_tensor_file(ck, t, file, sizeof file), t->name, k, isnan(base[k]) ? "NaN" : "Inf");
+            st = pe_fail(err, PE_ERR_INPUT,
+                         "%s: tensor \"%s\" element %zu is %s; the checkpoint is corrupt or training diverged",
+                         ckpt_tensor_file(ck, t, file, sizeof file), t->name, k, isnan(base[k]) ? "NaN" : "Inf");
             break;
         }
         m->n_params += (int64_t)numel;
