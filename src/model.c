@@ -714,13 +714,24 @@ void model_acts_free(model_acts *a) {
 typedef struct {
     void (*matmul)(float *, const float *, const model_linear *, int, int, int);
     void (*norm)(float *, const float *, const float *, const float *, int, int, model_norm_kind, float);
-    void (*rope)(float *, const float *, int, int, int, int, int, int);
+    void (*rope)(float *, const float *, const float *, int, int, int, int, int, int); /* x, inv_freq, cs table */
     void (*attention)(float *, float *, float *, int *, const float *, const float *, const float *, const int *, int,
                       int, int, int, int, int, const kern_pathways *);
 } kernel_set;
 
-static const kernel_set KERNELS_FAST = {kern_matmul, kern_norm, kern_rope_freq, kern_attention};
-static const kernel_set KERNELS_REF  = {kern_matmul_ref, kern_norm_ref, kern_rope_freq_ref, kern_attention_ref};
+/* RoPE: the fast kernel rotates by the pass's table of cos/sin (kern_rope_table), the reference
+ * twin by its own double cos/sin of inv_freq */
+static void rope_fast(float *x, const float *inv_freq, const float *cs, int B, int T, int nh, int hs, int rot, int half) {
+    (void)inv_freq;
+    kern_rope_cs(x, cs, B, T, nh, hs, rot, half);
+}
+static void rope_ref(float *x, const float *inv_freq, const float *cs, int B, int T, int nh, int hs, int rot, int half) {
+    (void)cs;
+    kern_rope_freq_ref(x, inv_freq, B, T, nh, hs, rot, half);
+}
+
+static const kernel_set KERNELS_FAST = {kern_matmul, kern_norm, rope_fast, kern_attention};
+static const kernel_set KERNELS_REF  = {kern_matmul_ref, kern_norm_ref, rope_ref, kern_attention_ref};
 
 /* Projections run as sgemm calls per sequence over its [len, C] rows (B sequences per forward
  * call, never token by token). Not one [B*T, C] call: measured on OpenBLAS 0.3.21, the bits of a
@@ -752,15 +763,12 @@ static void par_norm(const kernel_set *K, float *out, const float *inp, const fl
         K->norm(out + (size_t)r0 * C, inp + (size_t)r0 * C, w, bias, N - r0 < 64 ? N - r0 : 64, C, kind, eps);
 }
 
-/* RoPE of x (B, T, nh*hs), one task per sequence (the positions are t within the sequence): with
- * the forward pass's table cs (T, R/2, 2) when given (fast kernels), else K->rope from inv_freq */
+/* RoPE of x (B, T, nh*hs), one task per sequence (the positions are t within the sequence), with
+ * the forward pass's table cs (T, R/2, 2) */
 static void par_rope(const kernel_set *K, float *x, const float *inv_freq, const float *cs, int B, int T, int nh,
                      int hs, int rot, int half) {
     PE_PARALLEL_FOR
-    for (int b = 0; b < B; b++) {
-        if (cs) kern_rope_cs(x + (size_t)b * T * nh * hs, cs, 1, T, nh, hs, rot, half);
-        else K->rope(x + (size_t)b * T * nh * hs, inv_freq, 1, T, nh, hs, rot, half);
-    }
+    for (int b = 0; b < B; b++) K->rope(x + (size_t)b * T * nh * hs, inv_freq, cs, 1, T, nh, hs, rot, half);
 }
 
 /* Element-wise kernels over n floats in tasks of PAR_ELEMS: every task starts at a multiple of
@@ -820,11 +828,7 @@ static void model_forward_blocks(float *hidden, model_acts *a, const model *m, c
     int    C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = model_head_size(c), QC = NH * HS, KVC = NKV * HS;
     int    HID = c->hidden_dim, R = model_rotary_dims(c), half = c->rope_style == MODEL_ROPE_HALF;
     int    N = B * T;
-    const float *cs = NULL; /* (T, R/2, 2): the angles of every layer's RoPE, once per pass */
-    if (c->pos == MODEL_POS_ROPE && K == &KERNELS_FAST && a->rope_cs) {
-        kern_rope_table(a->rope_cs, m->w.rope_freq, T, R);
-        cs = a->rope_cs;
-    }
+    if (c->pos == MODEL_POS_ROPE) kern_rope_table(a->rope_cs, m->w.rope_freq, T, R); /* every layer's angles, once */
     for (int l = 0; l < c->n_layers; l++) {
         const model_layer_weights *lw = &m->w.layers[l];
         /* attention sub-layer: x += wo(attn(norm(x))) */
@@ -837,8 +841,8 @@ static void model_forward_blocks(float *hidden, model_acts *a, const model *m, c
             par_norm(K, a->k, a->k, lw->k_norm_w, NULL, N * NKV, HS, MODEL_NORM_RMSNORM, c->norm_eps);
         }
         if (c->pos == MODEL_POS_ROPE) {
-            par_rope(K, a->q, m->w.rope_freq, cs, B, T, NH, HS, R, half);
-            par_rope(K, a->k, m->w.rope_freq, cs, B, T, NKV, HS, R, half);
+            par_rope(K, a->q, m->w.rope_freq, a->rope_cs, B, T, NH, HS, R, half);
+            par_rope(K, a->k, m->w.rope_freq, a->rope_cs, B, T, NKV, HS, R, half);
         }
         kern_pathways kp = {.cfg = NULL, .layer = l};
         if (pw && pw->cfg && (pw->cfg->scheme != PW_SCHEME_DENSE || pw->cfg->head_keep)) {
