@@ -148,10 +148,39 @@ def random_k_masks(gen, L, H, lens, T, ratio):
     r = r.masked_fill(~causal_strict, 2.0)  # never chosen
     picks = torch.tensor([max(1, math.ceil((i + 1) / ratio - 1e-9)) - 1 for i in range(T)])  # (T)
     kmax = max(1, int(picks.max()))
-    order = r.topk(kmax, dim=-1, largest=False).indices  # row i's kmax lowest scores (topk: 1.5x faster than argsort here)
+    order = r.topk(kmax, dim=-1, largest=False).indices  # row i's kmax lowest scores (topk: cheaper than argsort, --check)
     first = (torch.arange(kmax)[None, :] < picks[:, None]).expand(L, B, H, T, kmax)  # rank < picks[i]
     keep = torch.zeros((L, B, H, T, T), dtype=torch.bool).scatter_(-1, order, first)
     return keep | torch.eye(T, dtype=torch.bool)
+
+
+def check_random_k(ratio=4.0, T=40, draws=200):
+    """--check: the law of random_k_masks (every row keeps ceil((i+1)/ratio) keys, none after i, its
+    own always; row 20's earlier keys each kept ~ picks/20 of the time), then topk against a full
+    argsort for the selection on one batch's shape (L 5, B 16, H 8, T 200). Exits 1 on a law failure."""
+    gen = torch.Generator().manual_seed(1)
+    m = random_k_masks(gen, 2, 3, [T, T - 10], T, ratio)
+    for i in range(T):
+        want = max(1, math.ceil((i + 1) / ratio - 1e-9))
+        if not ((m[:, :, :, i, :].sum(-1) == want).all() and not m[:, :, :, i, i + 1:].any() and m[:, :, :, i, i].all()):
+            print(f"FAIL: random-k row {i}: counts {m[:, :, :, i, :].sum(-1).unique().tolist()}, want {want}")
+            sys.exit(1)
+    acc = torch.zeros(T)
+    for _ in range(draws):
+        acc += random_k_masks(gen, 1, 4, [T] * 4, T, ratio)[:, :, :, 20, :].float().sum((0, 1, 2))
+    freq = acc[:20] / (draws * 16)
+    expect = (max(1, math.ceil(21 / ratio - 1e-9)) - 1) / 20
+    print(f"random-k law: counts, causality and the diagonal ok for T = {T}; row 20's earlier keys kept "
+          f"{freq.min().item():.3f}-{freq.max().item():.3f} of {draws * 16} draws (expected {expect:.3f})")
+    L, B, H, Tb = 5, 16, 8, 200
+    r = torch.rand((L, B, H, Tb, Tb), generator=gen)
+    kmax = math.ceil(Tb / ratio)
+    t0 = time.perf_counter(); r.argsort(dim=-1); t1 = time.perf_counter()
+    r.topk(kmax, dim=-1, largest=False); t2 = time.perf_counter()
+    print(f"selection on ({L}, {B}, {H}, {Tb}, {Tb}): argsort {t1 - t0:.3f} s, topk({kmax}) {t2 - t1:.3f} s")
+    if (freq - expect).abs().max().item() > 0.05:
+        print("FAIL: inclusion frequencies off by more than 0.05")
+        sys.exit(1)
 
 
 def evaluate(cfg, w, docs, args):
@@ -199,7 +228,8 @@ def evaluate(cfg, w, docs, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(DATA, "stories260K.bin"))
-    ap.add_argument("--tokens", required=True, help="one document per line, token ids (bench/dump_tokens)")
+    ap.add_argument("--tokens", help="one document per line, token ids (bench/dump_tokens)")
+    ap.add_argument("--check", action="store_true", help="check random-k masks' law and time topk vs argsort, then exit")
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--ratio", type=float, default=4.0)
     ap.add_argument("--scheme", choices=["unbiased", "random-k"], default="unbiased")
@@ -210,6 +240,11 @@ def main():
     ap.add_argument("--ref-nll", type=float, default=None, help="pathens' dense NLL on the same documents")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.check:
+        check_random_k(args.ratio)
+        return
+    if not args.tokens:
+        ap.error("--tokens is required (bench/dump_tokens writes it)")
 
     cfg, w = load_llama2c_v0(args.model)
     with open(args.tokens) as f:
