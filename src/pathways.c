@@ -561,22 +561,33 @@ static int random_k_finite(int *out, unsigned char *mk, double *key, const doubl
     /* the exponent B of the t-th smallest key: keys below it are picks, keys in it are ordered exactly */
     int B = elo, below = 0;
     while (B < ehi && below + hist[B] < t) below += hist[B++]; /* the count reaches t by ehi */
-    int nb = 0, c = t; /* out[0, below): the picks below B; out[t, c): the keys of exponent B */
+    /* out[0, below): the picks below B, by exponent (a counting sort: exponent e's picks end at
+     * pos[e] after the loop); out[t, c): the keys of exponent B */
+    int pos[2048], c = t;
+    for (int e = elo, a = 0; e < B; e++) pos[e] = a, a += hist[e];
     for (int j = j0; j <= j1; j++) {
         if (causal && j == i) continue;
         int e = (int)(key_bits(key[j]) >> 52);
-        if (e < B) out[nb++] = j;
+        if (e < B) out[pos[e]++] = j;
         else if (e == B) out[c++] = j;
     }
     select_smallest(out + t, c - t, t - below, key);
     memmove(out + below, out + t, (size_t)(t - below) * sizeof(int)); /* out[0, t): the t smallest */
     if (K < m) {
-        int    heap = 0; /* out[0, t) a max-heap by key_less from the 9th entrant on (before: a scan per entrant,
-                          * cheaper than building the heap for the one or two entrants of most queries) */
-        int    top = 0;  /* out[top] holds τ */
-        int    nent = 0;
-        double q1 = -expm1(-1.0 / lambda); /* 1 - e^{-1/λ} */
-        for (int u = 1; u < t; u++) top = key_less(key, out[top], out[u]) ? u : top;
+        /* τ is the largest pick, and an entrant replaces it. Only out[h, t) is searched for it:
+         * the picks out[0, h) have exponents under L (initially B: h = below), each smaller than
+         * any key of exponent L, so while the largest of out[h, t) has exponent >= L it is the
+         * largest of all. When it falls below (entrants' keys are smaller than the τ they
+         * replace), L drops to the next exponent that holds picks and h to that exponent's first
+         * pick in out[0, below) (ordered by exponent). The replaced pick is the one a search of
+         * every pick finds (key_less is a total order), so the lists are the same. */
+        int      h = below, L = B;
+        int      heap = 0; /* out[h, t) a max-heap by key_less from the 9th entrant on (before: a scan per entrant,
+                            * cheaper than building the heap for the one or two entrants of most queries) */
+        int      top = h;  /* out[top] holds τ */
+        int      nent = 0;
+        double   q1 = -expm1(-1.0 / lambda); /* 1 - e^{-1/λ} */
+        for (int u = h + 1; u < t; u++) top = key_less(key, out[top], out[u]) ? u : top;
         for (int side = 0; side < 2; side++) {
             int cur = side ? RR : RL, dmax = side ? DR : DL;
             while (cur < dmax) {
@@ -593,16 +604,27 @@ static int random_k_finite(int *out, unsigned char *mk, double *key, const doubl
                 double e  = -log1p(-pw_rng_uniform(r) * -expm1(-wt)); /* Exp(1) given E < w_d τ */
                 key[j] = e / wt * tau;                                /* E / w_d, scaled */
                 if (!heap && ++nent > 8) {
-                    for (int u = t / 2 - 1; u >= 0; u--) sift_down(out, u, t, key);
-                    heap = 1, top = 0;
+                    for (int u = (t - h) / 2 - 1; u >= 0; u--) sift_down(out + h, u, t - h, key);
+                    heap = 1, top = h;
                 }
                 if (heap) {
-                    out[0] = j; /* replaces the largest pick */
-                    sift_down(out, 0, t, key);
+                    out[h] = j; /* replaces the largest pick */
+                    sift_down(out + h, 0, t - h, key);
                 } else { /* the same: the largest by key_less is unique */
                     out[top] = j;
-                    top = 0;
-                    for (int u = 1; u < t; u++) top = key_less(key, out[top], out[u]) ? u : top;
+                    top = h;
+                    for (int u = h + 1; u < t; u++) top = key_less(key, out[top], out[u]) ? u : top;
+                }
+                if (h > 0 && key_bits(key[out[top]]) < (uint64_t)L << 52) { /* out[h, t) fell below exponent L */
+                    int e = L - 1; /* the next exponent below L that holds picks: out[pos[e] - hist[e], pos[e]) */
+                    while (e >= elo && hist[e] == 0) e--;
+                    if (e >= elo) L = e, h = pos[e] - hist[e];
+                    else h = 0;
+                    if (heap)
+                        for (int u = (t - h) / 2 - 1; u >= 0; u--) sift_down(out + h, u, t - h, key);
+                    top = h;
+                    if (!heap)
+                        for (int u = h + 1; u < t; u++) top = key_less(key, out[top], out[u]) ? u : top;
                 }
                 cur = d;
             }
