@@ -109,6 +109,14 @@ int dist_size(void) {
     return s;
 }
 void dist_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+void dist_fail(int rank, int code, const char *msg) {
+    if (rank != 0) {
+        struct timespec ts = {DIST_FAIL_GRACE_S, 0};
+        while (nanosleep(&ts, &ts) == -1) {} /* EINTR: the rest of the wait */
+        fprintf(stderr, "pathens: error on rank %d: %s\n", rank, msg);
+    }
+    MPI_Abort(MPI_COMM_WORLD, code);
+}
 void dist_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 void dist_bcast_int(int *v) { MPI_Bcast(v, 1, MPI_INT, 0, MPI_COMM_WORLD); }
 

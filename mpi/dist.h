@@ -18,6 +18,14 @@ void dist_sum_floats(float *buf, size_t n, void *ctx);
 void dist_sum_doubles(double *buf, size_t n, void *ctx);
 /* abort every rank (fatal error on one of them) */
 void dist_abort(int code);
+/* A fatal error of a collective command (train, sweep training) on this rank, whose message rank 0
+ * has already printed if it is rank 0: take every rank down. Another rank waits DIST_FAIL_GRACE_S
+ * first, then prints its own message with its rank: when every rank hit the error (a config
+ * refused everywhere), rank 0's abort ends the job during that wait with one message and no
+ * race (an immediate abort could kill rank 0 before it printed); when only this rank did (rank 0
+ * waits in a collective), its message still reaches the user. */
+#define DIST_FAIL_GRACE_S 3
+void dist_fail(int rank, int code, const char *msg);
 
 typedef struct {
     const char *out_dir;     /* journal.msgpack lives here (coordinator only) */

@@ -494,7 +494,7 @@ static int sweep_train_point(const pe_config *tc, const pe_config *ec, const cha
             else if (st) fprintf(stderr, "pathens: error: %s\n", err.msg);
         }
 #ifdef PATHENS_WITH_MPI
-        if (st && st != PE_ERR_CHECKPOINT && size > 1) dist_abort((int)st); /* one rank's error: none left waiting */
+        if (st && st != PE_ERR_CHECKPOINT && size > 1) dist_fail(rank, (int)st, err.msg); /* none left waiting */
         int s0 = (int)st; /* every rank waits for rank 0's model files */
         if (size > 1) dist_bcast_int(&s0);
         st = (pe_status)s0;

@@ -191,7 +191,7 @@ int cmd_train(int argc, char **argv) {
     if (st && rank == 0) fprintf(stderr, "pathens: %s: %s\n", st == PE_ERR_CHECKPOINT ? "stopped" : "error", err.msg);
 #ifdef PATHENS_WITH_MPI
     /* an error on one rank only (e.g. rank 0 cannot write) must not leave the others in a collective */
-    if (st && st != PE_ERR_CHECKPOINT && size > 1) dist_abort((int)st);
+    if (st && st != PE_ERR_CHECKPOINT && size > 1) dist_fail(rank, (int)st, err.msg);
 #endif
     return (int)st;
 }
