@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,6 +171,47 @@ pe_status pe_mkdir_p(const char *path, pe_err *err) {
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return pe_fail(err, PE_ERR_INPUT, "%s: exists but is not a folder; choose another run.out", path);
     return PE_OK;
+}
+
+pe_status pe_run_lock(const char *dir, int *fd, int *warned, pe_err *err) {
+    *fd = -1, *warned = 0;
+    pe_status st = pe_mkdir_p(dir, err);
+    if (st) return st;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.pathens.lock", dir);
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0) return pe_fail(err, PE_ERR_INPUT, "%s: cannot open the run folder's lock file (%s); check permissions", path,
+                              strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EWOULDBLOCK || e == EINTR) {
+            char    who[256] = "";
+            ssize_t n = pread(f, who, sizeof who - 1, 0);
+            who[n > 0 ? n : 0] = '\0';
+            who[strcspn(who, "\n")] = '\0';
+            close(f);
+            return pe_fail(err, PE_ERR_INPUT, "%s is in use by another pathens run (%s, per %s); wait for it to end, or "
+                           "write this run to another folder (--set run.out=DIR)", dir, who[0] ? who : "holder unknown",
+                           path);
+        }
+        close(f); /* ENOLCK, EOPNOTSUPP, ENOSYS, EINVAL: this file system has no flock */
+        *warned = 1;
+        return PE_OK;
+    }
+    char host[128] = "?", when[64] = "?", line[320];
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    time_t    now = time(NULL);
+    struct tm tmv;
+    if (gmtime_r(&now, &tmv)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    int len = snprintf(line, sizeof line, "pid %ld on %s since %s\n", (long)getpid(), host, when);
+    if (ftruncate(f, 0) != 0 || pwrite(f, line, (size_t)len, 0) != len) { /* the lock holds without the note */ }
+    *fd = f;
+    return PE_OK;
+}
+
+void pe_run_lock_free(int fd) {
+    if (fd >= 0) close(fd); /* closing the only descriptor releases the flock */
 }
 
 double pe_time_now(void) {

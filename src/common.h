@@ -50,6 +50,14 @@ pe_status pe_read_file_for(const char *path, char **out, size_t *len, const char
 /* mkdir -p */
 pe_status pe_mkdir_p(const char *path, pe_err *err);
 
+/* One process per run folder: create dir (mkdir -p) and take an exclusive flock(2) on
+ * dir/.pathens.lock, held until pe_run_lock_free or the process ends (the kernel releases it on
+ * any exit, kill -9 included); the file then says "pid P on HOST since TIME". Another holder:
+ * PE_ERR_INPUT, the message naming it. A file system without flock (some Lustre mounts): *fd = -1,
+ * PE_OK, and warned set to 1 (the caller says so). Otherwise *fd >= 0. */
+pe_status pe_run_lock(const char *dir, int *fd, int *warned, pe_err *err);
+void      pe_run_lock_free(int fd);
+
 /* FNV-1a 64-bit hash of a NUL-terminated string (run fingerprints, sweep point folders) */
 uint64_t pe_hash_str(const char *s);
 

@@ -10,6 +10,8 @@
 #   results.json and no pid file, and the rerun computes everything.
 #   train: SIGINT -> exit 75 with a checkpoint and a message; a used run.out is refused (exit 2)
 #   with its three ways forward; --overwrite starts over; --resume and --overwrite together: usage.
+#   One run per run.out: eval or train into a folder that a running pathens holds is refused
+#   (exit 2, naming its pid); the lock is gone when the holder is (kill -9).
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}"
 T="$PATHENS_TEST_TMP/cli_rerun"; rm -rf "$T"; mkdir -p "$T"
@@ -162,6 +164,31 @@ grep -q "stopped by a signal after step [0-9]* (checkpoint in $tr/checkpoint); r
 "$PATHENS" train "$T/lm.ini" --set run.out="$tr" --set train.steps=10 --overwrite --quiet 2>"$T/err8"; rc=$?
 [ $rc = 0 ] && [ -f "$tr/model.safetensors" ] && [ "$(tail -1 "$tr/train_log.csv" | cut -d, -f1)" = 10 ] \
     && ok "train --overwrite: a fresh 10-step run" || bad "train --overwrite: exit $rc: $(cat "$T/err8")"
+
+# 5. one run per run.out: a second pathens into a folder that a running one holds (.pathens.lock,
+#    flock) is refused at once (exit 2), naming the holder, whatever the configs; the holder's run
+#    is untouched; the lock goes with the holder (kill -9 included)
+held="$T/held"
+"$PATHENS" "${base[@]}" --set run.out="$held" 2>"$T/err9" & job=$!
+for i in $(seq 1 600); do grep -q "^pid $job " "$held/.pathens.lock" 2>/dev/null && break; sleep 0.02; done
+"$PATHENS" "${base[@]}" --set run.out="$held" --set pathways.members=2 2>"$T/err10"; rc=$?
+wait $job; rc1=$?
+[ $rc = 2 ] && grep -q "$held is in use by another pathens run (pid $job on .* since 20" "$T/err10" \
+    && ok "eval into a folder another eval holds: refused (exit 2), the holder named" \
+    || bad "eval into a held folder: exit $rc: $(cat "$T/err10")"
+[ $rc1 = 0 ] && same_results "$held/results.json" "$T/ref.json" && ok "the holder's run: exit 0, the reference results" \
+    || bad "the holder's run: exit $rc1: $(tail -2 "$T/err9")"
+th="$T/train_held"
+"$PATHENS" train "$T/lm.ini" --set run.out="$th" --quiet 2>/dev/null & job=$!
+for i in $(seq 1 600); do grep -q "^pid $job " "$th/.pathens.lock" 2>/dev/null && break; sleep 0.02; done
+"$PATHENS" train "$T/lm.ini" --set run.out="$th" --resume --quiet 2>"$T/err11"; rc=$?
+kill -9 $job; wait $job 2>/dev/null
+[ $rc = 2 ] && grep -q "$th is in use by another pathens run (pid $job on " "$T/err11" \
+    && ok "train --resume into a folder a running training holds: refused (exit 2)" \
+    || bad "train into a held folder: exit $rc: $(cat "$T/err11")"
+"$PATHENS" train "$T/lm.ini" --set run.out="$th" --set train.steps=10 --overwrite --quiet 2>"$T/err12"; rc=$?
+[ $rc = 0 ] && ok "after kill -9 of the holder the folder is free (--overwrite runs, exit 0)" \
+    || bad "after kill -9 of the holder: exit $rc: $(cat "$T/err12")"
 
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

@@ -163,12 +163,28 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "pathens %s (%.12s) train: %d rank%s x %d BLAS thread%s (OpenBLAS %s)\n", PATHENS_VERSION,
                 PATHENS_GIT_COMMIT, size, size == 1 ? "" : "s", threads, threads == 1 ? "" : "s",
                 openblas_get_corename());
-    /* run.out: continue, replace or refuse; rank 0 decides for every rank */
-    int pre = rank == 0 ? train_run_out(&cfg, resume, overwrite, quiet) : 0;
+    /* run.out: held by rank 0 until the end (pe_run_lock: a second run into it is refused), then
+     * continue, replace or refuse; rank 0 decides for every rank */
+    int lock_fd = -1, pre = 0;
+    if (rank == 0) {
+        int warned = 0;
+        if (pe_run_lock(cfg.run_out, &lock_fd, &warned, &err)) {
+            fprintf(stderr, "pathens: error: %s\n", err.msg);
+            pre = (int)err.code;
+        } else {
+            if (warned && !quiet)
+                fprintf(stderr, "pathens: warning: %s: this file system has no flock(2); nothing keeps a second run "
+                        "from writing into this folder at the same time\n", cfg.run_out);
+            pre = train_run_out(&cfg, resume, overwrite, quiet);
+        }
+    }
 #ifdef PATHENS_WITH_MPI
     if (size > 1) dist_bcast_int(&pre);
 #endif
-    if (pre) return pre;
+    if (pre) {
+        pe_run_lock_free(lock_fd);
+        return pre;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = train_on_signal;
@@ -193,5 +209,6 @@ int cmd_train(int argc, char **argv) {
     /* an error on one rank only (e.g. rank 0 cannot write) must not leave the others in a collective */
     if (st && st != PE_ERR_CHECKPOINT && size > 1) dist_fail(rank, (int)st, err.msg);
 #endif
+    pe_run_lock_free(lock_fd);
     return (int)st;
 }
