@@ -6,13 +6,16 @@
 #   name  want_exit  stderr_regex  needs  command
 # needs: '-' or comma-separated files under data/ (skipped without them, like need_data); the word
 # 'mpi' skips the row in a build without MPI (the journal exists only in MPI builds);
-# command: pathens arguments as shell words; $R = tests/fuzz/regress/files, $T = a scratch folder,
+# command: pathens arguments as shell words; $R = a copy of tests/fuzz/regress/files, $T = a scratch folder,
 # $D = the data folder, $SRC = the source tree.
 set -u
 : "${PATHENS:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${PATHENS_DATA_DIR:?}"
 source "$PATHENS_SRC/tests/lib.sh"
 T="$PATHENS_TEST_TMP/cli_fuzz_regress"; rm -rf "$T"; mkdir -p "$T"
-R="$PATHENS_SRC/tests/fuzz/regress/files"; D="$PATHENS_DATA_DIR"; SRC="$PATHENS_SRC"
+# the files are copied: a row may name one of them as run.out, and pathens writes there (its
+# .pathens.lock), which must not touch the source tree
+cp -a "$PATHENS_SRC/tests/fuzz/regress/files" "$T/files"
+R="$T/files"; D="$PATHENS_DATA_DIR"; SRC="$PATHENS_SRC"
 fails=0 rows=0 skipped=0
 shopt -s nullglob
 for tsv in "$PATHENS_SRC"/tests/fuzz/regress/*.tsv; do

@@ -11,7 +11,7 @@ R=$(cd "$(dirname "$0")" && pwd)
 D=${PATHENS_DATA_DIR:?}
 mkdir -p "$run" && cp "$R/$name.msgpack" "$run/journal.msgpack" && chmod u+w "$run/journal.msgpack" || exit 0
 # a header of another config is refused with both fingerprints named: take this config's
-fp=$("${PATHENS:?}" eval "$R/../../../../configs/stories260k.ini" --set model.path="$D/stories260K.bin" \
+fp=$("${PATHENS:?}" eval "${PATHENS_SRC:?}/configs/stories260k.ini" --set model.path="$D/stories260K.bin" \
      --set model.tokenizer="$D/tok512.bin" --set data.path="$D/tinystories_val.txt" --set data.limit=4 \
      --set pathways.members=2 --set run.shard=2 --set importance.statistics=0 --set run.out="$run" --quiet 2>&1 |
      grep -o -E 'this config:? [0-9a-f]{16}' | grep -o -E '[0-9a-f]{16}$')
