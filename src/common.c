@@ -182,9 +182,11 @@ pe_status pe_run_lock(const char *dir, int *fd, int *warned, pe_err *err) {
     int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f < 0) return pe_fail(err, PE_ERR_INPUT, "%s: cannot open the run folder's lock file (%s); check permissions", path,
                               strerror(errno));
-    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+    int r;
+    while ((r = flock(f, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {}
+    if (r != 0) {
         int e = errno;
-        if (e == EWOULDBLOCK || e == EINTR) {
+        if (e == EWOULDBLOCK) {
             char    who[256] = "";
             ssize_t n = pread(f, who, sizeof who - 1, 0);
             who[n > 0 ? n : 0] = '\0';
