@@ -608,18 +608,24 @@ static pe_status eval_check_finite(double dense_loss, const pe_config *cfg, pe_e
 /* eval_run with run.out held by rank 0 for the whole run: a second pathens into the same folder
  * (the same job submitted twice, a requeued job while the old one still runs) is refused before it
  * reads or writes anything there, whatever the two configs (every rank follows rank 0's verdict) */
+pe_status cli_run_lock(const char *dir, int quiet, int *fd, pe_err *err) {
+    int       warned = 0;
+    pe_status st = pe_run_lock(dir, fd, &warned, err);
+    if (!st && warned && !quiet)
+        fprintf(stderr, "pathens: warning: %s: this file system has no flock(2); nothing keeps a second run from "
+                "writing into this folder at the same time\n", dir);
+    return st;
+}
+
 static int eval_run_held(const pe_config *cfg_in, int threads, int quiet, int overwrite);
 static int eval_run(const pe_config *cfg, int threads, int quiet, int overwrite) {
     pe_err err = {0};
-    int    fd = -1, warned = 0;
-    int    lk = g_rank == 0 ? (int)pe_run_lock(cfg->run_out, &fd, &warned, &err) : 0;
+    int    fd = -1;
+    int    lk = g_rank == 0 ? (int)cli_run_lock(cfg->run_out, quiet, &fd, &err) : 0;
 #ifdef PATHENS_WITH_MPI
     if (g_size > 1) dist_bcast_int(&lk);
 #endif
     if (lk) return g_rank == 0 ? die(&err) : lk;
-    if (warned && !quiet)
-        fprintf(stderr, "pathens: warning: %s: this file system has no flock(2); nothing keeps a second run from "
-                "writing into this folder at the same time\n", cfg->run_out);
     int rc = eval_run_held(cfg, threads, quiet, overwrite);
     pe_run_lock_free(fd);
     return rc;

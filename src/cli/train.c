@@ -167,16 +167,11 @@ int cmd_train(int argc, char **argv) {
      * continue, replace or refuse; rank 0 decides for every rank */
     int lock_fd = -1, pre = 0;
     if (rank == 0) {
-        int warned = 0;
-        if (pe_run_lock(cfg.run_out, &lock_fd, &warned, &err)) {
+        if (cli_run_lock(cfg.run_out, quiet, &lock_fd, &err)) {
             fprintf(stderr, "pathens: error: %s\n", err.msg);
             pre = (int)err.code;
-        } else {
-            if (warned && !quiet)
-                fprintf(stderr, "pathens: warning: %s: this file system has no flock(2); nothing keeps a second run "
-                        "from writing into this folder at the same time\n", cfg.run_out);
+        } else
             pre = train_run_out(&cfg, resume, overwrite, quiet);
-        }
     }
 #ifdef PATHENS_WITH_MPI
     if (size > 1) dist_bcast_int(&pre);
