@@ -16,9 +16,9 @@
  * calls of one repetition alone (the part of ms that is sampling).
  *
  *   bench_attention [--quick] [--cpu] [--portable] [--T N] [--scheme PREFIX] [--rho R] [--causal 0|1]
- *                   [--reps R] [--min-time S]
+ *                   [--reps R] [--min-time S] [--no-dense]
  * --rho, --causal: only that rho and that causal flag (for profiling one point; the dense
- * baseline still runs). --quick: T in {512, 1024}, 3 repetitions, 0.05 s per point. --T: that T only. --scheme: only the
+ * baseline still runs, unless --no-dense: then no ratio, for a profile of the sampled point alone). --quick: T in {512, 1024}, 3 repetitions, 0.05 s per point. --T: that T only. --scheme: only the
  * schemes whose label starts with PREFIX (e.g. random-k, window; for profiling). --cpu: times are
  * this thread's CPU time (steadier on a shared machine). --portable: the portable C attention
  * path instead of the AVX2 one (kern_set_simd(0); the same results, for before/after ratios).
@@ -172,7 +172,7 @@ int main(int argc, char **argv) {
     int    Ts[3] = {512, 1024, 2048}, nT = 3;
     int    min_reps = 5;
     double min_time = 0.3;
-    int    quick = 0, oneT = 0, set_reps = 0, set_time = 0;
+    int    quick = 0, oneT = 0, set_reps = 0, set_time = 0, no_dense = 0;
     const char *only = NULL; /* --scheme: run only the schemes whose label starts with this */
     double      only_rho = 0; /* --rho: only this rho (0: all) */
     int         only_causal = -1; /* --causal: only this causal flag (-1: both) */
@@ -180,6 +180,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--cpu")) use_cpu_time = 1;
         else if (!strcmp(argv[i], "--portable")) kern_set_simd(0);
+        else if (!strcmp(argv[i], "--no-dense")) no_dense = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--T")) oneT = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) min_reps = atoi(argv[++i]), set_reps = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--scheme")) only = argv[++i];
@@ -188,7 +189,7 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--min-time")) min_time = atof(argv[++i]), set_time = 1;
         else {
             fprintf(stderr, "usage: bench_attention [--quick] [--cpu] [--portable] [--T N] [--scheme PREFIX] [--rho R] "
-                            "[--causal 0|1] [--reps R] [--min-time S]\n");
+                            "[--causal 0|1] [--reps R] [--min-time S] [--no-dense]\n");
             return 1;
         }
     }
@@ -251,7 +252,7 @@ int main(int argc, char **argv) {
              * median of both sets of repetitions (the VM's speed drifts over a group) */
             static point d, d2, p;
             static double pool[2 * MAX_REPS];
-            run_point(&d, &b, NULL, causal, min_reps, min_time);
+            if (!no_dense) run_point(&d, &b, NULL, causal, min_reps, min_time);
             for (int sc = 0; sc < N_CASES; sc++) {
                 if (only && strncmp(CASES[sc].label, only, strlen(only))) continue;
                 for (int ri = 0; ri < N_RHOS; ri++) {
@@ -269,12 +270,15 @@ int main(int argc, char **argv) {
                     rows[sc][ri] = p;
                 }
             }
-            run_point(&d2, &b, NULL, causal, min_reps, min_time);
-            memcpy(pool, d.t, (size_t)d.reps * sizeof(double));
-            memcpy(pool + d.reps, d2.t, (size_t)d2.reps * sizeof(double));
-            double dense_ms = 1e3 * median(pool, d.reps + d2.reps);
-            printf("| dense | %d | %d | 1 | %.3f | - | 1.000 | 1.250 | - | %.1f | %.1f |\n", causal, b.T, dense_ms,
-                   d.keys_per_q, 100.0 * d.kept_frac);
+            double dense_ms = NAN; /* --no-dense: every ratio NaN, "met?" NO */
+            if (!no_dense) {
+                run_point(&d2, &b, NULL, causal, min_reps, min_time);
+                memcpy(pool, d.t, (size_t)d.reps * sizeof(double));
+                memcpy(pool + d.reps, d2.t, (size_t)d2.reps * sizeof(double));
+                dense_ms = 1e3 * median(pool, d.reps + d2.reps);
+                printf("| dense | %d | %d | 1 | %.3f | - | 1.000 | 1.250 | - | %.1f | %.1f |\n", causal, b.T, dense_ms,
+                       d.keys_per_q, 100.0 * d.kept_frac);
+            }
             for (int sc = 0; sc < N_CASES; sc++)
                 for (int ri = 0; ri < N_RHOS; ri++) {
                     if (only && strncmp(CASES[sc].label, only, strlen(only))) continue;
