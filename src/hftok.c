@@ -471,6 +471,8 @@ static pe_status hf_set_vocab(hftok *h, const cJSON *vocab, const char *path, pe
     for (int i = 0; i < h->n_ids; i++) h->str_off[i] = -1;
     for (uint64_t i = 0; i < cap; i++) h->vhash[i] = -1;
     hf_buf arena = {0};
+    /* never NULL, even when every token string is empty (arena + 0 on NULL is undefined) */
+    if (hf_buf_reserve(&arena, 0)) return pe_fail(err, PE_ERR_INTERNAL, "out of memory reading the vocab");
     cJSON_ArrayForEach(it, vocab) {
         int    id = it->valueint;
         size_t off = arena.n;
