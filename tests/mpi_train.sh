@@ -12,7 +12,9 @@
 #   found (train.json resumed_at_step, > 0) and ran only the remaining steps (a resume that
 #   retrained from scratch gives the same bytes, so the counts are what prove it). A checkpoint
 #   of another config is refused, and a run.out that holds a run is not overwritten without
-#   --resume. MPI_TRAIN_PARTS=resume skips section 1 (the mutation check's resume mutants).
+#   --resume. An error on one rank only (MPMD: rank 1 cannot read its data) is reported by that rank
+#   with its rank number before the abort (dist_fail). MPI_TRAIN_PARTS=resume skips section 1 (the
+#   mutation check's resume mutants); MPI_TRAIN_PARTS=fail runs only section 1's failure checks.
 set -u
 : "${PATHENS:?}" "${PATHENS_DATA_DIR:?}" "${PATHENS_SRC:?}" "${PATHENS_TEST_TMP:?}" "${MPIEXEC:?}"
 export PATHENS_FASHION_DIR=${PATHENS_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
@@ -85,7 +87,9 @@ PY
 ck_step() { sed 's/^step-0*//' "$1/checkpoint/LATEST" 2>/dev/null; } # the step of the newest checkpoint
 
 # 1. the same weights for the serial binary and 1..4 ranks
-if [ "${MPI_TRAIN_PARTS:-all}" = resume ]; then echo "MPI_TRAIN_PARTS=resume: section 1 skipped"; else
+parts=${MPI_TRAIN_PARTS:-all}
+if [ "$parts" = resume ]; then echo "MPI_TRAIN_PARTS=resume: section 1 skipped"; else
+[ "$parts" = fail ] && { echo "MPI_TRAIN_PARTS=fail: the failure checks of section 1 only"; models=; }
 for m in $models; do
     "$PATHENS" train "$T/$m.ini" --set run.out="$T/$m-serial" --quiet || bad "$m serial run failed"
     for n in 1 2 3 4; do
@@ -108,6 +112,18 @@ done
 "$MPIEXEC" -n 5 "$PATHENS" train "$T/vit.ini" --set run.out="$T/vit-5" --quiet 2>"$T/err5"; rc=$?
 [ $rc != 0 ] && grep -q "grad_chunks" "$T/err5" && ok "5 ranks for 4 chunks refused (exit $rc)" \
     || bad "5 ranks for 4 chunks: exit $rc: $(head -2 "$T/err5")"
+# an error on one rank only (its node cannot read the data; MPMD: rank 1 gets another data.path):
+# rank 0 is in a collective, so rank 1 reports its own error with its rank (dist_fail) and aborts
+"$MPIEXEC" -n 1 "$PATHENS" train "$T/vit.ini" --set run.out="$T/vit-r1" --quiet : \
+    -n 1 "$PATHENS" train "$T/vit.ini" --set run.out="$T/vit-r1" --quiet --set data.path="$T/absent-images-idx3-ubyte.gz" \
+    2>"$T/err_r1"; rc=$?
+[ $rc != 0 ] && grep -q "error on rank 1: .*absent-images-idx3-ubyte.gz: cannot open" "$T/err_r1" \
+    && ok "an error on rank 1 only: reported with its rank and path (exit $rc)" \
+    || bad "an error on rank 1 only: exit $rc, no 'error on rank 1' with the path: $(head -3 "$T/err_r1")"
+fi
+if [ "$parts" = fail ]; then
+    [ $fails = 0 ] && echo "mpi_train: all passed" || echo "mpi_train: $fails failure(s)"
+    finish $fails
 fi
 
 # 2. kill -9 mid-run, then --resume (longer run, checkpoint every 5 steps)
