@@ -1731,7 +1731,10 @@ static void sec_frontier(rep *r, const cJSON *fr) {
     sb_put(&r->b, "<figure>\n");
     plot p;
     plot_open(&p, r, 780, 400, 78, 16, 220, 52, "frontier", "Quality vs attention FLOPs");
-    p.x0 = 0, p.x1 = xmax > 1 ? ceil(xmax * 10) / 10 : 1, p.xs = 0.1;
+    /* ticks every 0.1 up to 1; past 1 (members costing more than dense) about 10 nice ticks, so a
+     * huge flops_fraction cannot ask for billions of tick lines (a fuzz finding) */
+    p.x0 = 0, p.x1 = xmax > 1 && xmax < 1e300 ? ceil(xmax * 10) / 10 : 1;
+    p.xs = p.x1 <= 1 ? 0.1 : nice_num(p.x1 / 10, 1);
     plot_yrange(&p, ylo, yhi, 6);
     plot_axes(&p, "attention FLOPs (fraction of dense)", yl, 40);
     for (int i = 0; i < ns; i++) plot_marker(&p, sx[i], sy[i], MK_TRIANGLE, "#8c8c8c", 0, 4.5);
