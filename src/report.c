@@ -1112,7 +1112,8 @@ static void uniform_reference(imp_data *d, int T, int causal) {
             }
             m /= T;
         } else {
-            for (int dd = (int)lo; dd < T && dd <= hi; dd++) m += dd ? 2.0 * (T - dd) : T;
+            /* lo comes from the file: only a value in [0, T) starts the loop (no out-of-range int cast) */
+            for (int dd = lo > 0 ? (lo < T ? (int)lo : T) : 0; dd < T && dd <= hi; dd++) m += dd ? 2.0 * (T - dd) : T;
             m /= (double)T * T;
         }
         d->uni[b] = m;
@@ -1610,7 +1611,8 @@ static void sec_importance(rep *r, const cJSON *root) {
                 T = per * per + (cJSON_IsString(hk) && !strcmp(hk->valuestring, "cls_token") ? 1 : 0);
             }
         }
-        if (isfinite(T)) uniform_reference(&d, (int)T, cJSON_IsBool(cz) ? cJSON_IsTrue(cz) : r->is_lm);
+        /* T from the file's numbers: a real run has 1 <= T <= 2^24 (the reference is O(T) per band) */
+        if (T >= 1 && T <= 16777216.0) uniform_reference(&d, (int)T, cJSON_IsBool(cz) ? cJSON_IsTrue(cz) : r->is_lm);
     }
     section(r, "importance", "3. Head importance (layer " TIMES " head)");
     if (ok) sec_heatmap(r, &d);
@@ -1716,7 +1718,10 @@ static void sec_frontier(rep *r, const cJSON *fr) {
         cx[i] = jnum(r, f, o, path, "flops_fraction", 1);
         cy[i] = jnum(r, f, o, path, "value", 1);
         jci(r, f, o, path, "ci95", 0, &clo[i], &chi[i]);
-        if (!cscheme) cscheme = jstr(o, "scheme"), ck = (int)jnum(r, f, o, path, "members", 0);
+        if (!cscheme) {
+            double mk = jnum(r, f, o, path, "members", 0);
+            cscheme = jstr(o, "scheme"), ck = mk >= 0 && mk < 1e9 ? (int)mk : 0; /* any JSON number: no int overflow */
+        }
         mm_add(&ylo, &yhi, cy[i]), mm_add(&ylo, &yhi, clo[i]), mm_add(&ylo, &yhi, chi[i]);
         if (cx[i] > xmax) xmax = cx[i];
     }
@@ -2515,8 +2520,9 @@ static pe_status sw_render(const char *sweep_dir, char **html, pe_err *err) {
     if (!nk) sb_put(&r->b, "&#8212;");
     sb_put(&r->b, "</p>\n</header>\n");
     if (isfinite(points) && nr < points)
-        note(r, "%d of %.0f points are not finished: the table and the plots show the finished ones only ('pathens "
-                "sweep SWEEP.ini --status' lists the others).", (int)(points - nr), points);
+        note(r, "%.0f of %.0f points are not finished: the table and the plots show the finished ones only ('pathens "
+                "sweep SWEEP.ini --status' lists the others).", points - nr, points); /* no int cast: points is any
+                                                                                           * JSON number (fuzzed) */
     if (other)
         note(r, "%d point(s) report a different metric than the first (%s): they are in the table, not in the plots.",
              other, metric);
