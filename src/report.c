@@ -1611,7 +1611,7 @@ static void sec_importance(rep *r, const cJSON *root) {
                 T = per * per + (cJSON_IsString(hk) && !strcmp(hk->valuestring, "cls_token") ? 1 : 0);
             }
         }
-        /* T from the file's numbers: a real run has 1 <= T <= 2^24 (the reference is O(T) per band) */
+        /* T from the file's numbers: bounded before the int cast (uniform_reference skips T > 2^20) */
         if (T >= 1 && T <= 16777216.0) uniform_reference(&d, (int)T, cJSON_IsBool(cz) ? cJSON_IsTrue(cz) : r->is_lm);
     }
     section(r, "importance", "3. Head importance (layer " TIMES " head)");
