@@ -633,6 +633,7 @@ static pe_status coordinator(ens_lm_result *lr, ens_cls_result *cr, const dist_j
     dist_pid_path[0] = '\0';
     int stopped_by = dist_stop_signal;
     signals_restore(&old_sig);
+    if (stopped_by) pe_signals_ignore_repeats(); /* a repeat of the signal must not kill the exit 75 */
     if (stopped_by && n_done == cs.n_tasks) { /* finished anyway (the last tasks were in flight): a caller */
         struct sigaction cur;                  /* with its own handler (pathens sweep: stop before the next */
         sigaction(stopped_by, NULL, &cur);     /* point) still gets the signal */
@@ -729,6 +730,9 @@ static pe_status worker(const dist_job *jb, pe_err *err) {
     }
     msgpack_sbuffer_destroy(&sb);
     signals_restore(&old_sig);
+    /* the worker ignored stop signals (the coordinator decides); it cannot tell whether one came, and
+     * it is about to finalise: a TERM meant for the stop that is still on its way must not kill it */
+    pe_signals_ignore_repeats();
     return PE_OK;
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,15 @@ pe_status pe_run_lock(const char *dir, int *fd, int *warned, pe_err *err) {
     if (ftruncate(f, 0) != 0 || pwrite(f, line, (size_t)len, 0) != len) { /* the lock holds without the note */ }
     *fd = f;
     return PE_OK;
+}
+
+void pe_signals_ignore_repeats(void) {
+    const int sigs[3] = {SIGTERM, SIGUSR1, SIGUSR2};
+    for (int k = 0; k < 3; k++) {
+        struct sigaction cur;
+        if (sigaction(sigs[k], NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL)
+            signal(sigs[k], SIG_IGN);
+    }
 }
 
 void pe_run_lock_free(int fd) {

@@ -57,6 +57,11 @@ pe_status pe_mkdir_p(const char *path, pe_err *err);
  * PE_OK, and warned set to 1 (the caller says so). Otherwise *fd >= 0. */
 pe_status pe_run_lock(const char *dir, int *fd, int *warned, pe_err *err);
 void      pe_run_lock_free(int fd);
+/* After a stop signal (the run checkpoints and exits 75): SIGTERM, SIGUSR1 and SIGUSR2 whose
+ * handler is the default become ignored, so the same signal sent again (SLURM's TERM to every
+ * process of the job plus a batch script's forwarded one, mpirun's repeats) cannot turn exit 75
+ * into a death by signal while the process winds down. Custom handlers are left alone. */
+void      pe_signals_ignore_repeats(void);
 
 /* FNV-1a 64-bit hash of a NUL-terminated string (run fingerprints, sweep point folders) */
 uint64_t pe_hash_str(const char *s);

@@ -6,7 +6,7 @@
 #   recomputes; an unfinished run of another config is refused the same way.
 #   SIGINT (Ctrl-C) = SIGTERM: MPI build: exit 75, a message naming the journal and how to resume,
 #   no coordinator.pid, and the rerun replays the journal (fewer tasks computed) and gives
-#   byte-identical results. MPI-less build (no journal): SIGINT ends the run (130) with no
+#   byte-identical results; a TERM repeated while it stops still gives exit 75. MPI-less build (no journal): SIGINT ends the run (130) with no
 #   results.json and no pid file, and the rerun computes everything.
 #   train: SIGINT -> exit 75 with a checkpoint and a message; a used run.out is refused (exit 2)
 #   with its three ways forward; --overwrite starts over; --resume and --overwrite together: usage.
@@ -107,7 +107,13 @@ if [ $mpi = 1 ]; then
     # an unfinished run of another config is refused with the ways forward (and not replayed)
     "$PATHENS" "${base[@]}" --set run.out="$T/int2" 2>/dev/null & job=$!
     for i in $(seq 1 600); do [ "$(journal_records "$T/int2")" -ge 1 ] && break; sleep 0.05; done
-    kill -TERM $job; wait $job
+    # TERM, then TERM again and again while it winds down (SLURM signals every process of a job and
+    # a batch script forwards its own TERM): still exit 75, never a death by the repeated signal
+    kill -TERM $job
+    while kill -TERM $job 2>/dev/null; do sleep 0.002; done
+    wait $job; rc=$?
+    [ $rc = 75 ] && ok "TERM repeated every 2 ms while it stops: still exit 75" \
+        || bad "TERM repeated while it stops: exit $rc (wanted 75; 143 is a death by the repeated TERM)"
     "$PATHENS" "${base[@]}" --set run.out="$T/int2" --set pathways.seed=7 2>"$T/err5c"; rc=$?
     [ $rc = 2 ] && grep -q "unfinished run of another config" "$T/err5c" && grep -q -- "--overwrite" "$T/err5c" \
         && grep -q -- "--set run.out=" "$T/err5c" && ok "unfinished run of another config refused (exit 2, ways forward)" \

@@ -999,6 +999,7 @@ int cmd_sweep(int argc, char **argv) {
             }
         }
         for (int k = 0; k < 4; k++) sigaction(sigs[k], &old_sig[k], NULL);
+        if (sweep_stop || rc == PE_ERR_CHECKPOINT) pe_signals_ignore_repeats(); /* exit 75 stays 75 */
         if (stopped_after >= 0 && cli_rank() == 0)
             fprintf(stderr, "pathens sweep: stopped by a signal after point %ld (done); points %ld to %ld are left: "
                     "rerun the same command to do them; exit 75\n", stopped_after, stopped_after + 1, last);
