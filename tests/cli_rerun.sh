@@ -6,8 +6,9 @@
 #   recomputes; an unfinished run of another config is refused the same way.
 #   SIGINT (Ctrl-C) = SIGTERM: MPI build: exit 75, a message naming the journal and how to resume,
 #   no coordinator.pid, and the rerun replays the journal (fewer tasks computed) and gives
-#   byte-identical results; a TERM repeated while it stops still gives exit 75. MPI-less build (no journal): SIGINT ends the run (130) with no
-#   results.json and no pid file, and the rerun computes everything.
+#   byte-identical results; a TERM repeated while it stops still gives exit 75. MPI-less build
+#   (no journal): SIGINT ends the run (130) with no results.json and no pid file, and the rerun
+#   computes everything.
 #   train: SIGINT -> exit 75 with a checkpoint and a message; a used run.out is refused (exit 2)
 #   with its three ways forward; --overwrite starts over; --resume and --overwrite together: usage.
 #   One run per run.out: eval or train into a folder that a running pathens holds is refused
