@@ -213,6 +213,10 @@ pe_status pe_run_lock(const char *dir, int *fd, int *warned, pe_err *err) {
     return PE_OK;
 }
 
+void pe_run_lock_free(int fd) {
+    if (fd >= 0) close(fd); /* closing the only descriptor releases the flock */
+}
+
 void pe_signals_ignore_repeats(void) {
     const int sigs[3] = {SIGTERM, SIGUSR1, SIGUSR2};
     for (int k = 0; k < 3; k++) {
@@ -220,10 +224,6 @@ void pe_signals_ignore_repeats(void) {
         if (sigaction(sigs[k], NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL)
             signal(sigs[k], SIG_IGN);
     }
-}
-
-void pe_run_lock_free(int fd) {
-    if (fd >= 0) close(fd); /* closing the only descriptor releases the flock */
 }
 
 double pe_time_now(void) {

@@ -323,7 +323,12 @@ static int lists_are_ranges(const pw_sample *ps, int n, int causal) {
 #include <immintrin.h>
 #define KERN_HAVE_AVX2 1
 
+#ifndef PQ_QBLOCK /* -D overrides: bench/pq_block_grid.sh times other shapes; 1..64 (items keep r in 6 bits) */
 #define PQ_QBLOCK 64 /* queries per block of the AVX2 path */
+#endif
+#ifndef PQ_CHUNK_FLOATS
+#define PQ_CHUNK_FLOATS 4096 /* a key chunk's rows: at most this many floats (16 KB), at least 8 rows */
+#endif
 #define PQ_MAXCH 64  /* key chunks per block at most */
 
 /* res[u] = kern_dot8(qi, r[u]) * scale for U = 8 or 4 rows: each key's 8 partial sums are one
@@ -566,7 +571,7 @@ __attribute__((target("avx2"))) static int64_t att_per_query_avx2(float *ob, flo
                                                                   const pw_sample *ps, int causal, row_stats *rs) {
     int64_t kept = 0;
     int     sh = 3; /* chunks of KC = 2^sh keys: 16 KB of rows, at least 8 keys and at most PQ_MAXCH chunks */
-    while ((1 << (sh + 1)) * HS <= 4096) sh++;
+    while ((1 << (sh + 1)) * HS <= PQ_CHUNK_FLOATS) sh++;
     while (((n + (1 << sh) - 1) >> sh) > PQ_MAXCH) sh++;
     int QB = n < PQ_QBLOCK ? n : PQ_QBLOCK; /* QB * n <= n * n <= T * T scores */
     /* the block's list blocks (items) after its QB rows of scores, where the n * n floats hold them

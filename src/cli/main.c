@@ -605,9 +605,6 @@ static pe_status eval_check_finite(double dense_loss, const pe_config *cfg, pe_e
                    isnan(dense_loss) ? "NaN" : "infinite");
 }
 
-/* eval_run with run.out held by rank 0 for the whole run: a second pathens into the same folder
- * (the same job submitted twice, a requeued job while the old one still runs) is refused before it
- * reads or writes anything there, whatever the two configs (every rank follows rank 0's verdict) */
 pe_status cli_run_lock(const char *dir, int quiet, int *fd, pe_err *err) {
     int       warned = 0;
     pe_status st = pe_run_lock(dir, fd, &warned, err);
@@ -618,6 +615,9 @@ pe_status cli_run_lock(const char *dir, int quiet, int *fd, pe_err *err) {
 }
 
 static int eval_run_held(const pe_config *cfg_in, int threads, int quiet, int overwrite);
+/* eval_run with run.out held by rank 0 for the whole run: a second pathens into the same folder
+ * (the same job submitted twice, a requeued job while the old one still runs) is refused before it
+ * reads or writes anything there, whatever the two configs (every rank follows rank 0's verdict) */
 static int eval_run(const pe_config *cfg, int threads, int quiet, int overwrite) {
     pe_err err = {0};
     int    fd = -1;
